@@ -1,0 +1,28 @@
+/* cp_keys.h -- the Redis key scheme. Every key carries a {hash tag} on the
+ * entity it belongs to, so the same scheme works on Redis Cluster.
+ *
+ *  cp:ev:{<provider>:<event>}     HASH  state of one provider event:
+ *        state   accepted | rejected | committed
+ *        digest  hex SHA-256 of the event's canonical content (idempotency check)
+ *        reason  reason code (rejected)       msg  sentence (rejected)
+ *        index   register index (committed)   pending  PendingEvent bytes (until final)
+ *        t       unix ms accepted
+ *  cp:pending                     ZSET  "<provider>:<event>" scored by the unix ms at
+ *                                       which to re-send it to verify if still not final
+ *  cp:w:{<pseudonym hex>}:entries LIST  register indexes of the worker's entries (signer)
+ *  cp:w:{<pseudonym hex>}:cc      SET   Care Certificate standard codes verified (verify)
+ *  cp:w:{<pseudonym hex>}:awards  SET   derived award codes already issued (verify)
+ *  cp:reg:{<shard>}:indexed       STRING register size up to which Redis is indexed (signer)
+ *  cp:nt:jobs:{<n>}               webhook delivery state (notify; see services/notify)
+ */
+#ifndef CP_KEYS_H
+#define CP_KEYS_H
+
+#define CP_KEY_EVENT_FMT    "cp:ev:{%s:%s}"
+#define CP_KEY_PENDING      "cp:pending"
+#define CP_KEY_W_ENTRIES_FMT "cp:w:{%s}:entries"
+#define CP_KEY_W_CC_FMT     "cp:w:{%s}:cc"
+#define CP_KEY_W_AWARDS_FMT "cp:w:{%s}:awards"
+#define CP_KEY_REG_INDEXED_FMT "cp:reg:{%d}:indexed"
+
+#endif
