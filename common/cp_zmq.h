@@ -9,7 +9,11 @@
 
 /* Create a socket of `type`, set LINGER (ms), SNDHWM/RCVHWM (hwm) and, when
  * maxmsg > 0, ZMQ_MAXMSGSIZE; then bind (bind = true) or connect to each
- * comma-separated endpoint. Returns NULL with err set on failure. */
+ * comma-separated endpoint. Returns NULL with err set on failure.
+ * LINGER is 0: zmq_ctx_term never blocks at shutdown; unsent messages are
+ * dropped (work in flight is held in Redis and re-driven, not in socket queues).
+ * endpoints NULL or "" creates the socket without binding/connecting, so the
+ * caller can set more options (e.g. CURVE) first. */
 void *cp_zmq_socket(void *ctx, int type, const char *endpoints, bool bind,
                     int hwm, int64_t maxmsg, char *err, size_t errlen);
 
@@ -32,6 +36,19 @@ void cp_zmq_free_multipart(zmq_msg_t **frames, int nframes);
  * admits a CURVE client when `admit(public_key_z85, arg)` returns true and sets
  * the connection's user id to the value written by `admit` into user_id
  * (<= 64 bytes; e.g. the provider id). Stop it with cp_zap_stop(). */
+/*
+ * Using it on a CurveZMQ server socket (e.g. intake's ROUTER):
+ *   cp_zap_t *zap = cp_zap_start(ctx, admit, arg, err, sizeof err);   // before bind
+ *   int one = 1;
+ *   zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one);
+ *   zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, sec_z85, 40);           // Z85 text: length 40
+ *   zmq_bind(sock, endpoint);
+ * (cp_zmq_socket binds at once, so for a CURVE server pass endpoints = NULL and
+ * bind after setting the CURVE options.) Each received message carries the id the
+ * admit callback wrote: zmq_msg_gets(&msg, "User-Id") (NULL if none). Clients set
+ * ZMQ_CURVE_SERVERKEY, ZMQ_CURVE_PUBLICKEY and ZMQ_CURVE_SECRETKEY before connect.
+ * Refused clients simply never complete the handshake.
+ */
 typedef bool (*cp_zap_admit_fn)(const char *client_key_z85, char *user_id, size_t user_id_len, void *arg);
 typedef struct cp_zap cp_zap_t;
 cp_zap_t *cp_zap_start(void *ctx, cp_zap_admit_fn admit, void *arg, char *err, size_t errlen);

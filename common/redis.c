@@ -1,0 +1,190 @@
+/* redis.c -- a hiredis connection that reconnects once on I/O errors, with pipelining. */
+#include "cp_redis.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+struct cp_redis {
+  redisContext *c;     // live connection, NULL after a failure until reconnected
+  char *host;          // server host
+  int port;            // server port
+  int timeout_ms;      // connect and command timeout
+  int queued;          // commands appended since cp_redis_pipeline_begin
+  bool pipe_failed;    // an append failed: cp_redis_pipeline_exec returns -1
+  char errstr[256];    // last error (connection or Redis error reply)
+};
+
+static struct timeval ms_tv(int ms) {
+  struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+  return tv;
+}
+
+/* Record the context's error and drop the connection (it is unusable after any error). */
+static void drop(cp_redis_t *r, const char *what) {
+  if (r->c != NULL) {
+    snprintf(r->errstr, sizeof r->errstr, "redis %s:%d %s: %s", r->host, r->port, what,
+             r->c->errstr[0] ? r->c->errstr : "connection error");
+    redisFree(r->c);
+    r->c = NULL;
+  }
+}
+
+int cp_redis_reconnect(cp_redis_t *r) {
+  if (r->c != NULL) {
+    redisFree(r->c);
+    r->c = NULL;
+  }
+  redisContext *c = redisConnectWithTimeout(r->host, r->port, ms_tv(r->timeout_ms));
+  if (c == NULL) {
+    snprintf(r->errstr, sizeof r->errstr, "redis %s:%d connect: out of memory", r->host, r->port);
+    return -1;
+  }
+  if (c->err) {
+    snprintf(r->errstr, sizeof r->errstr, "redis %s:%d connect: %s", r->host, r->port, c->errstr);
+    redisFree(c);
+    return -1;
+  }
+  if (redisSetTimeout(c, ms_tv(r->timeout_ms)) != REDIS_OK) {
+    snprintf(r->errstr, sizeof r->errstr, "redis %s:%d set timeout: %s", r->host, r->port,
+             c->errstr);
+    redisFree(c);
+    return -1;
+  }
+  (void)redisEnableKeepAlive(c); /* best effort: detects dead peers on idle connections */
+  r->c = c;
+  return 0;
+}
+
+cp_redis_t *cp_redis_new(const char *host, int port, int timeout_ms, char *err, size_t errlen) {
+  cp_redis_t *r = cp_xcalloc(1, sizeof *r);
+  r->host = cp_strdup(host);
+  r->port = port;
+  r->timeout_ms = timeout_ms > 0 ? timeout_ms : 2000;
+  if (cp_redis_reconnect(r) != 0) {
+    cp_err(err, errlen, "%s", r->errstr);
+    cp_redis_destroy(&r);
+    return NULL;
+  }
+  return r;
+}
+
+void cp_redis_destroy(cp_redis_t **rp) {
+  if (rp == NULL || *rp == NULL) return;
+  cp_redis_t *r = *rp;
+  if (r->c != NULL) redisFree(r->c);
+  free(r->host);
+  free(r);
+  *rp = NULL;
+}
+
+const char *cp_redis_errstr(const cp_redis_t *r) { return r->errstr; }
+
+/* Turn an error reply into NULL + errstr. */
+static redisReply *check_reply(cp_redis_t *r, redisReply *rep) {
+  if (rep != NULL && rep->type == REDIS_REPLY_ERROR) {
+    snprintf(r->errstr, sizeof r->errstr, "%s", rep->str ? rep->str : "ERR");
+    freeReplyObject(rep);
+    return NULL;
+  }
+  return rep;
+}
+
+/* Is the failure worth one reconnect and retry? */
+static bool retryable(const redisContext *c) {
+  return c == NULL || c->err == REDIS_ERR_IO || c->err == REDIS_ERR_EOF;
+}
+
+redisReply *cp_redis_cmd(cp_redis_t *r, const char *fmt, ...) {
+  for (int attempt = 0; attempt < 2; attempt++) {
+    if (r->c == NULL && cp_redis_reconnect(r) != 0) return NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *rep = redisvCommand(r->c, fmt, ap);
+    va_end(ap);
+    if (rep != NULL) return check_reply(r, rep);
+    bool again = retryable(r->c);
+    drop(r, "command");
+    if (!again) return NULL;
+  }
+  return NULL;
+}
+
+redisReply *cp_redis_cmd_argv(cp_redis_t *r, int argc, const char **argv, const size_t *argvlen) {
+  for (int attempt = 0; attempt < 2; attempt++) {
+    if (r->c == NULL && cp_redis_reconnect(r) != 0) return NULL;
+    redisReply *rep = redisCommandArgv(r->c, argc, argv, argvlen);
+    if (rep != NULL) return check_reply(r, rep);
+    bool again = retryable(r->c);
+    drop(r, "command");
+    if (!again) return NULL;
+  }
+  return NULL;
+}
+
+void cp_redis_pipeline_begin(cp_redis_t *r) {
+  r->queued = 0;
+  r->pipe_failed = false;
+  /* A connection with replies still pending from an abandoned pipeline would
+   * hand them to the next reader; start from a fresh one. */
+  if (r->c != NULL && r->c->obuf != NULL && r->c->obuf[0] != '\0') drop(r, "stale pipeline");
+  if (r->c == NULL && cp_redis_reconnect(r) != 0) r->pipe_failed = true;
+}
+
+void cp_redis_append(cp_redis_t *r, const char *fmt, ...) {
+  r->queued++;
+  if (r->pipe_failed || r->c == NULL) {
+    r->pipe_failed = true;
+    return;
+  }
+  va_list ap;
+  va_start(ap, fmt);
+  int rc = redisvAppendCommand(r->c, fmt, ap);
+  va_end(ap);
+  if (rc != REDIS_OK) {
+    snprintf(r->errstr, sizeof r->errstr, "redis append: %s", r->c->errstr);
+    r->pipe_failed = true;
+  }
+}
+
+void cp_redis_append_argv(cp_redis_t *r, int argc, const char **argv, const size_t *argvlen) {
+  r->queued++;
+  if (r->pipe_failed || r->c == NULL) {
+    r->pipe_failed = true;
+    return;
+  }
+  if (redisAppendCommandArgv(r->c, argc, argv, argvlen) != REDIS_OK) {
+    snprintf(r->errstr, sizeof r->errstr, "redis append: %s", r->c->errstr);
+    r->pipe_failed = true;
+  }
+}
+
+int cp_redis_pipeline_exec(cp_redis_t *r, redisReply ***replies, int *n) {
+  int queued = r->queued;
+  r->queued = 0;
+  *replies = NULL;
+  *n = 0;
+  if (r->pipe_failed || r->c == NULL) {
+    r->pipe_failed = false;
+    if (r->c != NULL) drop(r, "pipeline");
+    else if (r->errstr[0] == '\0') snprintf(r->errstr, sizeof r->errstr, "redis: not connected");
+    return -1;
+  }
+  redisReply **out = cp_xcalloc((size_t)(queued > 0 ? queued : 1), sizeof *out);
+  for (int i = 0; i < queued; i++) {
+    void *rep = NULL;
+    if (redisGetReply(r->c, &rep) != REDIS_OK || rep == NULL) {
+      for (int j = 0; j < i; j++) freeReplyObject(out[j]);
+      free(out);
+      drop(r, "pipeline");
+      return -1;
+    }
+    out[i] = rep;
+  }
+  *replies = out;
+  *n = queued;
+  return 0;
+}

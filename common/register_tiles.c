@@ -1,0 +1,285 @@
+/* register_tiles.c -- tlog-tiles paths, tile widths, entry bundles and crash-safe tile files. */
+#include "register_internal.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Append the 3-digit path elements of n ("x001/x234/067") at out+off. */
+static int put_index(char *out, size_t outlen, size_t off, uint64_t n) {
+  unsigned groups[8];   /* 2^64 has 20 digits: at most 7 groups of 3 */
+  int g = 0;
+  do {
+    groups[g++] = (unsigned)(n % 1000);
+    n /= 1000;
+  } while (n > 0);
+  for (int i = g - 1; i >= 0; i--) {
+    int w = snprintf(out + off, outlen - off, "%s%03u%s", i > 0 ? "x" : "", groups[i],
+                     i > 0 ? "/" : "");
+    if (w < 0 || (size_t)w >= outlen - off) return -1;
+    off += (size_t)w;
+  }
+  return (int)off;
+}
+
+int reg_tile_path(char *out, size_t outlen, int level, uint64_t index, unsigned width) {
+  assert(level >= REG_LEVEL_ENTRIES && level < 64);
+  assert(width >= 1 && width <= REG_TILE_WIDTH);
+  int w = level == REG_LEVEL_ENTRIES ? snprintf(out, outlen, "tile/entries/")
+                                     : snprintf(out, outlen, "tile/%d/", level);
+  if (w < 0 || (size_t)w >= outlen) return -1;
+  int off = put_index(out, outlen, (size_t)w, index);
+  if (off < 0) return -1;
+  if (width < REG_TILE_WIDTH) {
+    w = snprintf(out + off, outlen - (size_t)off, ".p/%u", width);
+    if (w < 0 || (size_t)w >= outlen - (size_t)off) return -1;
+  }
+  return 0;
+}
+
+int reg_tile_parse_path(const char *path, int *level, uint64_t *index, unsigned *width) {
+  const char *p = path;
+  if (strncmp(p, "tile/", 5) != 0) return -1;
+  p += 5;
+  int lv;
+  if (strncmp(p, "entries/", 8) == 0) {
+    lv = REG_LEVEL_ENTRIES;
+    p += 8;
+  } else {
+    if (p[0] < '0' || p[0] > '9') return -1;
+    lv = p[0] - '0';
+    p++;
+    if (p[0] >= '0' && p[0] <= '9') {
+      if (lv == 0) return -1;   /* no leading zero */
+      lv = lv * 10 + (p[0] - '0');
+      p++;
+    }
+    if (lv > 63 || *p != '/') return -1;
+    p++;
+  }
+  uint64_t n = 0;
+  for (;;) {
+    bool more = false;
+    if (*p == 'x') {
+      more = true;
+      p++;
+    }
+    for (int i = 0; i < 3; i++) {
+      if (p[i] < '0' || p[i] > '9') return -1;
+    }
+    unsigned g = (unsigned)((p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0'));
+    if (n > (UINT64_MAX - g) / 1000) return -1;
+    n = n * 1000 + g;
+    p += 3;
+    if (!more) break;
+    if (*p != '/') return -1;
+    p++;
+  }
+  unsigned w = REG_TILE_WIDTH;
+  if (*p != '\0') {
+    if (strncmp(p, ".p/", 3) != 0) return -1;
+    p += 3;
+    if (p[0] < '1' || p[0] > '9') return -1;
+    w = 0;
+    for (int i = 0; p[i] != '\0'; i++) {
+      if (p[i] < '0' || p[i] > '9' || i >= 3) return -1;
+      w = w * 10 + (unsigned)(p[i] - '0');
+    }
+    if (w >= REG_TILE_WIDTH) return -1;
+  }
+  /* canonical form only: re-encode and compare (rejects e.g. "x000/005") */
+  char canon[REG_PATH_MAX];
+  if (reg_tile_path(canon, sizeof canon, lv, n, w) != 0 || strcmp(canon, path) != 0) return -1;
+  *level = lv;
+  *index = n;
+  *width = w;
+  return 0;
+}
+
+unsigned reg_tile_width(uint64_t size, int level, uint64_t index) {
+  if (level == REG_LEVEL_ENTRIES) level = 0;
+  assert(level >= 0);
+  if (level >= REG_LEVELS) return 0;
+  uint64_t n = size >> (REG_TILE_HEIGHT * level);   /* hashes stored at this level */
+  uint64_t full = n / REG_TILE_WIDTH;
+  if (index < full) return REG_TILE_WIDTH;
+  if (index == full) return (unsigned)(n % REG_TILE_WIDTH);
+  return 0;
+}
+
+int reg_bundle_next(const uint8_t *buf, size_t buflen, size_t *pos, const uint8_t **entry,
+                    size_t *len) {
+  if (*pos == buflen) return 0;
+  if (buflen - *pos < 2) return -1;
+  size_t l = ((size_t)buf[*pos] << 8) | buf[*pos + 1];
+  if (buflen - *pos - 2 < l) return -1;
+  *entry = buf + *pos + 2;
+  *len = l;
+  *pos += 2 + l;
+  return 1;
+}
+
+/* ---- crash-safe files -------------------------------------------------- */
+
+static int dirset_add(reg_dirset_t *ds, const char *dir, size_t dirlen) {
+  for (size_t i = 0; i < ds->n; i++) {
+    if (strlen(ds->dirs[i]) == dirlen && memcmp(ds->dirs[i], dir, dirlen) == 0) return 0;
+  }
+  if (ds->n == ds->cap) {
+    size_t cap = ds->cap ? ds->cap * 2 : 16;
+    char **d = realloc(ds->dirs, cap * sizeof *d);
+    if (d == NULL) return -1;
+    ds->dirs = d;
+    ds->cap = cap;
+  }
+  char *s = cp_xmalloc(dirlen + 1);
+  memcpy(s, dir, dirlen);
+  s[dirlen] = '\0';
+  ds->dirs[ds->n++] = s;
+  return 0;
+}
+
+/* Record the directory holding `path` (everything before the last '/'). */
+static int dirset_add_parent(reg_dirset_t *ds, const char *path) {
+  const char *slash = strrchr(path, '/');
+  if (slash == NULL) return dirset_add(ds, ".", 1);
+  return dirset_add(ds, path, (size_t)(slash - path));
+}
+
+/* mkdir every missing directory on the way to the file `path`. */
+static int make_parents(char *path, reg_dirset_t *ds, char *err, size_t errlen) {
+  for (char *p = strchr(path + 1, '/'); p != NULL; p = strchr(p + 1, '/')) {
+    *p = '\0';
+    if (mkdir(path, 0755) == 0) {
+      if (dirset_add_parent(ds, path) != 0) {
+        *p = '/';
+        return cp_err(err, errlen, "out of memory");
+      }
+    } else if (errno != EEXIST) {
+      int e = errno;
+      cp_err(err, errlen, "mkdir %s: %s", path, strerror(e));
+      *p = '/';
+      return -1;
+    }
+    *p = '/';
+  }
+  return 0;
+}
+
+int reg_file_write(const char *root, const char *rel, const void *buf, size_t len,
+                   reg_dirset_t *ds, char *err, size_t errlen) {
+  char path[4096 + REG_PATH_MAX + 8], tmp[sizeof path + 8];
+  int w = snprintf(path, sizeof path, "%s/%s", root, rel);
+  if (w < 0 || (size_t)w >= sizeof path) return cp_err(err, errlen, "path too long: %s/%s", root, rel);
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0 && errno == ENOENT) {
+    if (make_parents(tmp, ds, err, errlen) != 0) return -1;
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  }
+  if (fd < 0) return cp_err(err, errlen, "open %s: %s", tmp, strerror(errno));
+  const uint8_t *p = buf;
+  size_t left = len;
+  while (left > 0) {
+    ssize_t n = write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      close(fd);
+      unlink(tmp);
+      return cp_err(err, errlen, "write %s: %s", tmp, strerror(e));
+    }
+    p += n;
+    left -= (size_t)n;
+  }
+  if (fsync(fd) != 0) {
+    int e = errno;
+    close(fd);
+    unlink(tmp);
+    return cp_err(err, errlen, "fsync %s: %s", tmp, strerror(e));
+  }
+  if (close(fd) != 0) {
+    int e = errno;
+    unlink(tmp);
+    return cp_err(err, errlen, "close %s: %s", tmp, strerror(e));
+  }
+  if (rename(tmp, path) != 0) {
+    int e = errno;
+    unlink(tmp);
+    return cp_err(err, errlen, "rename %s: %s", tmp, strerror(e));
+  }
+  if (dirset_add_parent(ds, path) != 0) return cp_err(err, errlen, "out of memory");
+  return 0;
+}
+
+int reg_dirset_sync(reg_dirset_t *ds, char *err, size_t errlen) {
+  int rc = 0;
+  for (size_t i = 0; i < ds->n; i++) {
+    int fd = open(ds->dirs[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) != 0) {
+      if (rc == 0) cp_err(err, errlen, "fsync directory %s: %s", ds->dirs[i], strerror(errno));
+      rc = -1;
+    }
+    if (fd >= 0) close(fd);
+    free(ds->dirs[i]);
+  }
+  ds->n = 0;
+  return rc;
+}
+
+void reg_dirset_free(reg_dirset_t *ds) {
+  for (size_t i = 0; i < ds->n; i++) free(ds->dirs[i]);
+  free(ds->dirs);
+  memset(ds, 0, sizeof *ds);
+}
+
+int reg_file_read(const char *root, const char *rel, size_t max, uint8_t **buf, size_t *len,
+                  char *err, size_t errlen) {
+  char path[4096 + REG_PATH_MAX + 8];
+  int w = snprintf(path, sizeof path, "%s/%s", root, rel);
+  if (w < 0 || (size_t)w >= sizeof path) {
+    errno = ENAMETOOLONG;
+    return cp_err(err, errlen, "path too long: %s/%s", root, rel);
+  }
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int e = errno;
+    cp_err(err, errlen, "open %s: %s", path, strerror(e));
+    errno = e;
+    return -1;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int e = errno;
+    close(fd);
+    cp_err(err, errlen, "stat %s: %s", path, strerror(e));
+    errno = e;
+    return -1;
+  }
+  if ((uint64_t)st.st_size > max) {
+    close(fd);
+    cp_err(err, errlen, "%s is %lld bytes; at most %zu expected", path, (long long)st.st_size, max);
+    errno = EFBIG;
+    return -1;
+  }
+  size_t sz = (size_t)st.st_size;
+  uint8_t *b = cp_xmalloc(sz + 1);
+  size_t got = 0;
+  while (got < sz) {
+    ssize_t n = read(fd, b + got, sz - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += (size_t)n;
+  }
+  close(fd);
+  b[got] = '\0';
+  *buf = b;
+  *len = got;
+  return 0;
+}

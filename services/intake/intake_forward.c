@@ -1,0 +1,32 @@
+/* intake_forward.c -- queue accepted events to the verify queue and their notifications to notify. */
+#include "intake.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "cp_log.h"
+
+int intake_forward_verify(intake_t *in, const uint8_t *pending, size_t len) {
+  /* Never block the ROUTER loop: when the queue is full the event stays in
+   * cp:pending and the redrive scan sends it later. */
+  if (zmq_send(in->verify_push, pending, len, ZMQ_DONTWAIT) < 0) {
+    in->pushes_failed++;
+    return -1;
+  }
+  return 0;
+}
+
+void intake_forward_accepted(intake_t *in, const Carepass__V1__PendingEvent *pe) {
+  Carepass__V1__NotifyJob job = CAREPASS__V1__NOTIFY_JOB__INIT;
+  job.type = (char *)"event.accepted";
+  job.provider_id = pe->provider_id;
+  job.provider_event_id = pe->provider_event_id;
+  job.qualification_code = pe->qualification_code;
+  job.worker_pseudonym = pe->worker_pseudonym;
+  job.occurred_at = pe->received_at;
+  /* best effort: an accepted notice that cannot be queued is logged, not retried */
+  if (cp_zmq_send_pb(in->notify_push, &job.base, ZMQ_DONTWAIT) != 0)
+    cp_log_warn("notify queue full or unreachable; event.accepted dropped",
+                CP_KV_STR("provider", pe->provider_id), CP_KV_STR("error", zmq_strerror(errno)),
+                CP_KV_END);
+}

@@ -1,0 +1,166 @@
+/* notify.h -- the notify service: NotifyJobs from the bus become Standard Webhooks
+ * deliveries (Ed25519 "v1a" signatures) kept in Redis, delivered with libcurl,
+ * retried with exponential backoff and jitter, dead-lettered after too many tries.
+ *
+ * Redis keys (all state lives here, so any notify replica can die at any time):
+ *
+ *  cp:nt:d:{<id>}  HASH   one webhook delivery, <id> = webhook-id ("msg_" + 32 hex):
+ *        state     pending | dead | delivered
+ *        url       target URL (per delivery: provider webhook today, subscribers later)
+ *        body      the exact JSON body sent (signed anew at every attempt)
+ *        type      event type, e.g. record.committed
+ *        provider  provider id the job came from
+ *        attempts  attempts started so far (incremented when a replica claims it)
+ *        created   unix ms the delivery was created
+ *        last_status  HTTP status of the last attempt (0 = no HTTP answer)
+ *        dead_at   unix ms it was moved to the dead-letter list
+ *      A delivered hash keeps only state=delivered and expires after
+ *      NT_TOMBSTONE_TTL_S, so an upstream duplicate sent later does not deliver again.
+ *  cp:nt:due       ZSET   ids of pending deliveries scored by the unix ms of their
+ *                         next attempt. A claim re-scores the id to now + lease
+ *                         (visibility timeout), so a crashed replica's in-flight
+ *                         deliveries come back by themselves.
+ *  cp:nt:dead      LIST   ids of dead-lettered deliveries, newest first.
+ *
+ * The Lua scripts touch cp:nt:d:{id} together with cp:nt:due / cp:nt:dead, which is
+ * atomic on a single Redis; on Redis Cluster these keys would need one shared tag. */
+#ifndef NOTIFY_H
+#define NOTIFY_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include "cp_util.h"
+#include "cp_crypto.h"
+#include "cp_redis.h"
+#include "carepass/v1/internal.pb-c.h"
+
+#define NT_KEY_DELIVERY_PREFIX "cp:nt:d:"
+#define NT_KEY_DELIVERY_FMT    "cp:nt:d:{%s}"
+#define NT_KEY_DUE             "cp:nt:due"
+#define NT_KEY_DEAD            "cp:nt:dead"
+#define NT_TOMBSTONE_TTL_S     86400        /* how long a delivered id is remembered */
+
+#define NT_ID_LEN        36                 /* "msg_" + 32 hex */
+#define NT_ID_SIZE       (NT_ID_LEN + 1)
+#define NT_SIG_HDR_SIZE  128                /* "v1a," + base64(64 bytes) + NUL fits */
+#define NT_PUBKEY_SIZE   64                 /* "whpk_" + base64(32 bytes) + NUL fits */
+#define NT_TYPE_MAX      64                 /* longest event type accepted */
+#define NT_MAX_JOB_BYTES 65536              /* largest NotifyJob accepted from the bus */
+
+/* ---- notify_sign.c: ids, Standard Webhooks signatures, backoff ---------- */
+
+/* Deterministic webhook-id of a job: "msg_" + hex of the first 16 bytes of
+ * BLAKE2b(type 0x00 provider 0x00 provider_event_id 0x00 entry_index as 8 bytes BE),
+ * so upstream duplicates of one job collapse into one delivery. */
+void nt_delivery_id(const char *type, const char *provider, const char *event_id,
+                    uint64_t entry_index, char out[NT_ID_SIZE]);
+
+/* The webhook-signature header value "v1a,<base64 Ed25519 signature of
+ * '<id>.<timestamp>.<body>'>" into out (NT_SIG_HDR_SIZE bytes). */
+int nt_sign(const cp_signkey_t *key, const char *id, int64_t timestamp,
+            const char *body, size_t bodylen, char *out, size_t outlen) CP_WUR;
+
+/* Verify a "v1a,..." header (space-separated list; any valid one passes). For tests
+ * and tools. */
+bool nt_verify(const unsigned char pk[32], const char *id, int64_t timestamp,
+               const char *body, size_t bodylen, const char *sig_header);
+
+/* The public key as Standard Webhooks writes Ed25519 public keys: "whpk_" + base64. */
+int nt_pubkey_format(const unsigned char pk[32], char *out, size_t outlen) CP_WUR;
+
+/* Delay before the attempt after `attempts` failed ones (attempts >= 1):
+ * min(base * 2^(attempts-1), max), without jitter. */
+int64_t nt_backoff_base_ms(int attempts, int64_t base_ms, int64_t max_ms);
+/* The same with +-20% jitter (randombytes_uniform); never below 1 ms. */
+int64_t nt_backoff_ms(int attempts, int64_t base_ms, int64_t max_ms);
+
+/* ---- notify_jobs.c: NotifyJob -> delivery in Redis ---------------------- */
+
+/* Check a job's shape (type charset and lengths); 0 or -1 with err. */
+int nt_job_check(const Carepass__V1__NotifyJob *job, char *err, size_t errlen) CP_WUR;
+
+/* The webhook body: {"type", "timestamp" (ISO-8601 UTC of occurred_at, or now),
+ * "data": {provider_id, provider_event_id, reason_code, message, entry_index,
+ * qualification_code}} -- never the worker pseudonym. malloc'd, NUL-terminated. */
+char *nt_job_body(const Carepass__V1__NotifyJob *job, int64_t now_ms);
+
+/* Store a delivery if its id is new (one Lua script: create hash + ZADD due now).
+ * *created = true when new, false when the id already existed. -1 on Redis error. */
+int nt_delivery_create(cp_redis_t *r, const char *id, const char *url, const char *body,
+                       const char *type, const char *provider, int64_t now_ms,
+                       bool *created, char *err, size_t errlen) CP_WUR;
+
+/* ---- notify_retry.c: claim, delivered, retry, dead letter --------------- */
+
+/* One claimed delivery (owned by the caller; free with nt_claimed_free). */
+typedef struct {
+  char id[NT_ID_SIZE];   // webhook-id
+  int attempts;          // this attempt's number (1 = first)
+  char *url;             // target URL
+  char *body;            // JSON body
+  char type[NT_TYPE_MAX + 1]; // event type (for the log line)
+  char provider[64];     // provider id (for the log line)
+} nt_claimed_t;
+
+void nt_claimed_free(nt_claimed_t *c);
+
+/* Atomically take up to max due deliveries (score <= now), re-score them to
+ * now + lease_ms and count the attempt. Fills out[0..*n-1]. -1 on Redis error. */
+int nt_claim(cp_redis_t *r, int64_t now_ms, int64_t lease_ms, size_t max,
+             nt_claimed_t *out, size_t *n, char *err, size_t errlen) CP_WUR;
+
+/* 2xx: forget the delivery (tombstone) and drop it from the schedule. */
+int nt_mark_delivered(cp_redis_t *r, const char *id, int status, char *err, size_t errlen) CP_WUR;
+
+/* Failure: reschedule at due_ms. */
+int nt_mark_retry(cp_redis_t *r, const char *id, int status, int64_t due_ms,
+                  char *err, size_t errlen) CP_WUR;
+
+/* Too many failures: move to cp:nt:dead. */
+int nt_mark_dead(cp_redis_t *r, const char *id, int status, int64_t now_ms,
+                 char *err, size_t errlen) CP_WUR;
+
+/* Hand an unfinished claim back (shutdown): attempts--, due now. */
+int nt_release(cp_redis_t *r, const char *id, int64_t now_ms, char *err, size_t errlen) CP_WUR;
+
+/* ---- notify_deliver.c: libcurl multi delivery ---------------------------- */
+
+typedef struct nt_deliverer nt_deliverer_t;
+
+/* Result of one finished HTTP attempt. */
+typedef struct {
+  const nt_claimed_t *d;  // the delivery (valid during the callback only)
+  long status;            // HTTP status; 0 = no HTTP answer
+  int curl_code;          // CURLcode of the transfer
+  const char *error;      // curl's error text ("" when none)
+  int64_t elapsed_ms;     // time the attempt took
+} nt_result_t;
+
+typedef void (*nt_result_fn)(const nt_result_t *res, void *arg);
+
+nt_deliverer_t *nt_deliverer_new(const cp_signkey_t *key, int concurrency, long timeout_ms,
+                                 char *err, size_t errlen);
+void nt_deliverer_destroy(nt_deliverer_t **d);
+/* Free slots for new transfers. */
+size_t nt_deliverer_room(const nt_deliverer_t *d);
+size_t nt_deliverer_inflight(const nt_deliverer_t *d);
+/* Start one attempt; takes ownership of *c (sets it to an empty struct). */
+int nt_deliverer_start(nt_deliverer_t *d, nt_claimed_t *c, char *err, size_t errlen) CP_WUR;
+/* Wait up to timeout_ms for curl activity or for extra_fd (e.g. ZMQ_FD) to be
+ * readable, drive transfers and call fn for each finished one. */
+int nt_deliverer_run(nt_deliverer_t *d, int extra_fd, int timeout_ms, nt_result_fn fn, void *arg) CP_WUR;
+/* Abort every transfer in flight, calling fn(claimed, arg) so it can be handed back. */
+void nt_deliverer_abort_all(nt_deliverer_t *d, void (*fn)(const nt_claimed_t *c, void *arg), void *arg);
+
+/* ---- notify_service.c: the service loop ---------------------------------- */
+
+typedef struct nt_service nt_service_t;
+
+/* Read the config (cp_service_init must have run), load keys and the provider
+ * registry, connect Redis and the bus. */
+nt_service_t *nt_service_new(char *err, size_t errlen);
+/* Run until cp_stop_requested, then drain in-flight deliveries (bounded). */
+int nt_service_run(nt_service_t *s) CP_WUR;
+void nt_service_destroy(nt_service_t **s);
+
+#endif

@@ -1,0 +1,100 @@
+/* notify_jobs.c -- a NotifyJob from the bus becomes one webhook delivery in Redis. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <jansson.h>
+#include "notify.h"
+#include "cp_catalogue.h"
+
+/* Field length limits of a job (bytes, without NUL). */
+#define JOB_EVENT_ID_MAX 256
+#define JOB_REASON_MAX 64
+#define JOB_MESSAGE_MAX 1024
+
+static int check_len(const char *what, const char *s, size_t max, char *err, size_t errlen) {
+  size_t n = s ? strlen(s) : 0;
+  if (n > max) return cp_err(err, errlen, "%s is %zu bytes; the limit is %zu", what, n, max);
+  return 0;
+}
+
+int nt_job_check(const Carepass__V1__NotifyJob *job, char *err, size_t errlen) {
+  const char *t = job->type ? job->type : "";
+  size_t n = strlen(t);
+  if (n == 0) return cp_err(err, errlen, "job has no type");
+  if (n > NT_TYPE_MAX) return cp_err(err, errlen, "type is %zu bytes; the limit is %d", n, NT_TYPE_MAX);
+  for (size_t i = 0; i < n; i++) {
+    char c = t[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_'))
+      return cp_err(err, errlen, "type has a character outside [a-z0-9._]");
+  }
+  if (!job->provider_id || !*job->provider_id) return cp_err(err, errlen, "job has no provider_id");
+  if (check_len("provider_id", job->provider_id, PROV_ID_MAX - 1, err, errlen) < 0 ||
+      check_len("provider_event_id", job->provider_event_id, JOB_EVENT_ID_MAX, err, errlen) < 0 ||
+      check_len("reason_code", job->reason_code, JOB_REASON_MAX, err, errlen) < 0 ||
+      check_len("message", job->message, JOB_MESSAGE_MAX, err, errlen) < 0 ||
+      check_len("qualification_code", job->qualification_code, CAT_CODE_MAX - 1, err, errlen) < 0)
+    return -1;
+  return 0;
+}
+
+/* ISO-8601 UTC with milliseconds, e.g. 2026-11-22T21:05:12.123Z. */
+static void iso8601(int64_t ms, char out[32]) {
+  time_t secs = (time_t)(ms / 1000);
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
+}
+
+static const char *nz(const char *s) { return s ? s : ""; }
+
+char *nt_job_body(const Carepass__V1__NotifyJob *job, int64_t now_ms) {
+  char ts[32];
+  int64_t at = job->occurred_at > 0 ? job->occurred_at : now_ms;
+  iso8601(at, ts);
+  /* The pseudonym is deliberately left out: provider webhooks carry no worker data. */
+  json_t *data = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s}",
+                           "provider_id", nz(job->provider_id),
+                           "provider_event_id", nz(job->provider_event_id),
+                           "reason_code", nz(job->reason_code),
+                           "message", nz(job->message),
+                           "entry_index", (json_int_t)job->entry_index,
+                           "qualification_code", nz(job->qualification_code));
+  json_t *root = data ? json_pack("{s:s, s:s, s:o}", "type", nz(job->type), "timestamp", ts, "data", data)
+                      : NULL;
+  if (!root) {               /* only on OOM or invalid UTF-8 in a string */
+    json_decref(data);
+    return NULL;
+  }
+  char *out = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  json_decref(root);
+  return out;
+}
+
+/* KEYS[1] delivery hash, KEYS[2] due zset.
+ * ARGV: id, url, body, type, provider, created ms, due ms. */
+static const char CREATE_LUA[] =
+  "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
+  "redis.call('HSET', KEYS[1], 'state', 'pending', 'url', ARGV[2], 'body', ARGV[3],"
+  " 'type', ARGV[4], 'provider', ARGV[5], 'attempts', 0, 'created', ARGV[6], 'last_status', 0)\n"
+  "redis.call('ZADD', KEYS[2], ARGV[7], ARGV[1])\n"
+  "return 1\n";
+
+int nt_delivery_create(cp_redis_t *r, const char *id, const char *url, const char *body,
+                       const char *type, const char *provider, int64_t now_ms,
+                       bool *created, char *err, size_t errlen) {
+  char key[64], ms[24];
+  snprintf(key, sizeof key, NT_KEY_DELIVERY_FMT, id);
+  snprintf(ms, sizeof ms, "%lld", (long long)now_ms);
+  const char *argv[] = {"EVAL", CREATE_LUA, "2", key, NT_KEY_DUE, id, url, body, type, provider, ms, ms};
+  size_t lens[CP_ARRAY_LEN(argv)];
+  for (size_t i = 0; i < CP_ARRAY_LEN(argv); i++) lens[i] = strlen(argv[i]);
+  redisReply *rep = cp_redis_cmd_argv(r, (int)CP_ARRAY_LEN(argv), argv, lens);
+  if (!rep) return cp_err(err, errlen, "storing delivery %s: %s", id, cp_redis_errstr(r));
+  int rc = 0;
+  if (rep->type == REDIS_REPLY_INTEGER) *created = rep->integer == 1;
+  else rc = cp_err(err, errlen, "storing delivery %s: unexpected reply type %d", id, rep->type);
+  freeReplyObject(rep);
+  return rc;
+}

@@ -1,0 +1,102 @@
+/* notify_sign.c -- webhook ids, Standard Webhooks Ed25519 ("v1a") signatures and retry backoff. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sodium.h>
+#include "notify.h"
+
+void nt_delivery_id(const char *type, const char *provider, const char *event_id,
+                    uint64_t entry_index, char out[NT_ID_SIZE]) {
+  const unsigned char zero = 0;
+  unsigned char idx[8], h[crypto_generichash_BYTES];
+  crypto_generichash_state st;
+
+  for (int i = 0; i < 8; i++)
+    idx[i] = (unsigned char)(entry_index >> (56 - 8 * i));
+  crypto_generichash_init(&st, NULL, 0, sizeof h);
+  /* NUL separators keep ("ab","c") and ("a","bc") apart. */
+  crypto_generichash_update(&st, (const unsigned char *)type, strlen(type));
+  crypto_generichash_update(&st, &zero, 1);
+  crypto_generichash_update(&st, (const unsigned char *)provider, strlen(provider));
+  crypto_generichash_update(&st, &zero, 1);
+  crypto_generichash_update(&st, (const unsigned char *)event_id, strlen(event_id));
+  crypto_generichash_update(&st, &zero, 1);
+  crypto_generichash_update(&st, idx, sizeof idx);
+  crypto_generichash_final(&st, h, sizeof h);
+  memcpy(out, "msg_", 4);
+  cp_hex(h, 16, out + 4);
+}
+
+/* Build "<id>.<timestamp>.<body>" into a malloc'd buffer. */
+static unsigned char *signed_content(const char *id, int64_t timestamp, const char *body,
+                                     size_t bodylen, size_t *len) {
+  char prefix[NT_ID_SIZE + 32];
+  int n = snprintf(prefix, sizeof prefix, "%s.%lld.", id, (long long)timestamp);
+  if (n < 0 || (size_t)n >= sizeof prefix) return NULL;
+  unsigned char *m = cp_xmalloc((size_t)n + bodylen + 1);
+  memcpy(m, prefix, (size_t)n);
+  if (bodylen) memcpy(m + n, body, bodylen);
+  *len = (size_t)n + bodylen;
+  return m;
+}
+
+int nt_sign(const cp_signkey_t *key, const char *id, int64_t timestamp,
+            const char *body, size_t bodylen, char *out, size_t outlen) {
+  unsigned char sig[crypto_sign_BYTES];
+  size_t mlen;
+  unsigned char *m = signed_content(id, timestamp, body, bodylen, &mlen);
+  if (!m) return -1;
+  crypto_sign_detached(sig, NULL, m, mlen, key->sk);
+  free(m);
+  if (outlen < 4 + sodium_base64_ENCODED_LEN(sizeof sig, sodium_base64_VARIANT_ORIGINAL))
+    return -1;
+  memcpy(out, "v1a,", 4);
+  sodium_bin2base64(out + 4, outlen - 4, sig, sizeof sig, sodium_base64_VARIANT_ORIGINAL);
+  return 0;
+}
+
+bool nt_verify(const unsigned char pk[32], const char *id, int64_t timestamp,
+               const char *body, size_t bodylen, const char *sig_header) {
+  size_t mlen;
+  unsigned char *m = signed_content(id, timestamp, body, bodylen, &mlen);
+  bool ok = false;
+  if (!m) return false;
+  for (const char *p = sig_header; p && *p && !ok;) {
+    while (*p == ' ') p++;
+    const char *end = strchr(p, ' ');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    if (len > 4 && strncmp(p, "v1a,", 4) == 0) {
+      unsigned char sig[crypto_sign_BYTES];
+      size_t siglen = 0;
+      if (sodium_base642bin(sig, sizeof sig, p + 4, len - 4, NULL, &siglen, NULL,
+                            sodium_base64_VARIANT_ORIGINAL) == 0 &&
+          siglen == sizeof sig &&
+          crypto_sign_verify_detached(sig, m, mlen, pk) == 0)
+        ok = true;
+    }
+    p = end;
+  }
+  free(m);
+  return ok;
+}
+
+int nt_pubkey_format(const unsigned char pk[32], char *out, size_t outlen) {
+  if (outlen < 5 + sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)) return -1;
+  memcpy(out, "whpk_", 5);
+  sodium_bin2base64(out + 5, outlen - 5, pk, 32, sodium_base64_VARIANT_ORIGINAL);
+  return 0;
+}
+
+int64_t nt_backoff_base_ms(int attempts, int64_t base_ms, int64_t max_ms) {
+  int64_t d = base_ms < 1 ? 1 : base_ms;
+  for (int i = 1; i < attempts && d < max_ms; i++) d *= 2;   /* bounded: stops at max */
+  return d < max_ms ? d : max_ms;
+}
+
+int64_t nt_backoff_ms(int attempts, int64_t base_ms, int64_t max_ms) {
+  int64_t d = nt_backoff_base_ms(attempts, base_ms, max_ms);
+  int64_t j = d / 5;                       /* +-20% */
+  if (j > 0 && j < (int64_t)UINT32_MAX / 2)
+    d += (int64_t)randombytes_uniform((uint32_t)(2 * j + 1)) - j;
+  return d < 1 ? 1 : d;
+}

@@ -1,0 +1,91 @@
+/* verify.h -- the verify service: its state, and the stages a batch of events goes through. */
+#ifndef VERIFY_H
+#define VERIFY_H
+
+#include "carepass/v1/internal.pb-c.h"
+#include "cp_catalogue.h"
+#include "cp_crypto.h"
+#include "cp_keys.h"
+#include "cp_redis.h"
+#include "verify_rules.h"
+
+#define VERIFY_BATCH_MAX 256              /* events taken off the queue per round */
+#define VERIFY_MAX_EVENT_BYTES (64 * 1024) /* largest PendingEvent accepted from the bus */
+#define VERIFY_KEY_MAX 192                /* room for cp:ev:{<provider>:<event id>} */
+#define VERIFY_AWARD_PROVIDER "carepass"  /* provider id of derived awards */
+
+/* Counters, logged periodically (and for /metrics via the log). */
+typedef struct {
+  uint64_t received;     // PendingEvents taken off the bus
+  uint64_t malformed;    // frames that were not a usable PendingEvent (dropped)
+  uint64_t passed;       // records and revocations sent to a signer
+  uint64_t rejected;     // events rejected with a reason code
+  uint64_t replayed;     // already-final events whose stored result was re-published
+  uint64_t awards;       // derived awards issued
+  uint64_t redis_errors; // batches retried because Redis failed
+} verify_counts_t;
+
+/* The running service. */
+typedef struct {
+  const cat_catalogue_t *cat;   // qualification catalogue (not owned)
+  const prov_registry_t *reg;   // provider registry (not owned)
+  cp_redis_t *redis;            // Redis connection (owned)
+  void *zctx;                   // ZeroMQ context (owned)
+  void *pull;                   // PULL from the bus verify queue
+  void **shards;                // PUSH to each signer shard, in shard order
+  size_t nshards;               // number of signer shards
+  void *notify;                 // PUSH to the bus notify queue
+  void *results;                // PUB to the bus results topic
+  verify_counts_t counts;       // counters
+} verify_t;
+
+/* State of one event in a batch as it moves through the stages. */
+typedef enum {
+  VITEM_DROP = 0,     // unusable (malformed); nothing to do
+  VITEM_REPLAY,       // already final in Redis: re-publish the stored result
+  VITEM_REJECT,       // failed a rule: store, publish, notify
+  VITEM_PASS,         // passed: send a VerifiedRecord to the worker's signer shard
+} verify_state_t;
+
+/* One event of a batch. */
+typedef struct {
+  Carepass__V1__PendingEvent *ev;   // unpacked event (owned)
+  bool usable;                      // decoded with a provider and event id (else dropped)
+  verify_state_t state;             // what happens to it
+  char key[VERIFY_KEY_MAX];         // cp:ev:{provider:event}
+  verify_result_t res;              // the rules' verdict
+  Carepass__V1__EntryType entry_type; // RECORD or REVOCATION when passing
+  uint64_t revokes_index;           // revocation: index of the revoked record
+  char stored_state[16];            // REPLAY: "rejected" or "committed"
+  char stored_reason[48];           // REPLAY: stored reason code
+  char stored_msg[VERIFY_MSG_MAX];  // REPLAY: stored sentence
+  uint64_t stored_index;            // REPLAY: stored register index
+  const cat_qual_t *award;          // derived award this event completes (NULL if none)
+} verify_item_t;
+
+/* verify_loop.c: sockets and the receive loop. */
+int verify_open(verify_t *v, const cat_catalogue_t *cat, const prov_registry_t *reg,
+                char *err, size_t errlen) CP_WUR;
+void verify_close(verify_t *v);
+/* Run until cp_stop_requested; returns the process exit code. */
+int verify_run(verify_t *v);
+
+/* verify_batch.c: the stages over a batch of items. Returns 0, or -1 when Redis
+ * failed before anything was sent (the caller reconnects and retries the batch). */
+int verify_batch(verify_t *v, verify_item_t *items, size_t n, int32_t today) CP_WUR;
+
+/* verify_awards.c: after the batch's rules, record passing Care Certificate standards and
+ * mark the items that complete a derived award (item->award). -1 on Redis failure. */
+int verify_awards_record(verify_t *v, verify_item_t *items, size_t n) CP_WUR;
+/* Build the derived award's PendingEvent for the worker of `src` (award provider "carepass",
+ * event id "award:<code>:<first 16 hex of pseudonym>"). Strings point into `idbuf`. */
+void verify_award_event(const Carepass__V1__PendingEvent *src, const cat_qual_t *award,
+                        char idbuf[64], Carepass__V1__PendingEvent *out);
+
+/* verify_send.c: messages out. All return 0, or -1 when stopping before the send completed. */
+size_t verify_shard_of(const ProtobufCBinaryData *pseudonym, size_t nshards);
+int verify_send_record(verify_t *v, const Carepass__V1__VerifiedRecord *rec) CP_WUR;
+int verify_publish_result(verify_t *v, const char *reply_to, const Carepass__V1__EventResult *res) CP_WUR;
+int verify_send_notify(verify_t *v, const Carepass__V1__NotifyJob *job) CP_WUR;
+
+#endif

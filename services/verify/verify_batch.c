@@ -1,0 +1,301 @@
+/* verify_batch.c -- one batch of events: read their state from Redis, apply the rules,
+ * store rejections, then send records, results and notifications. */
+#include "verify.h"
+#include "cp_dates.h"
+#include "cp_log.h"
+#include "cp_service.h"
+#include "cp_util.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Copy a Redis string (or nil -> "") into dst. */
+static void reply_str(const redisReply *r, char *dst, size_t max) {
+  if (r != NULL && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS))
+    snprintf(dst, max, "%.*s", (int)r->len, r->str);
+  else
+    dst[0] = '\0';
+}
+
+/* An HMGET reply with `n` fields, or NULL when it is something else. */
+static const redisReply *hmget_ok(const redisReply *r, size_t n) {
+  return (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == n) ? r : NULL;
+}
+
+static bool parse_index(const char *s, uint64_t *out) {
+  if (s[0] == '\0')
+    return false;
+  char *end = NULL;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (end == NULL || *end != '\0')
+    return false;
+  *out = (uint64_t)v;
+  return true;
+}
+
+static void set_reject(verify_item_t *it, cp_reason_t r, const char *fmt, ...) CP_PRINTF(3, 4);
+static void set_reject(verify_item_t *it, cp_reason_t r, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(it->res.message, sizeof it->res.message, fmt, ap);
+  va_end(ap);
+  it->state = VITEM_REJECT;
+  it->res.reason = r;
+}
+
+/* Decide what happens to a revocation, given the stored state of the event it revokes. */
+static void decide_revocation(verify_item_t *it, const redisReply *target) {
+  const Carepass__V1__PendingEvent *ev = it->ev;
+  if (verify_check_revocation(ev->revocation_reason, &it->res) != CP_OK) {
+    it->state = VITEM_REJECT;
+    return;
+  }
+  char st[16], idx[24], by[80];
+  const redisReply *t = hmget_ok(target, 3);
+  reply_str(t ? t->element[0] : NULL, st, sizeof st);
+  reply_str(t ? t->element[1] : NULL, idx, sizeof idx);
+  reply_str(t ? t->element[2] : NULL, by, sizeof by);
+  uint64_t index = 0;
+  if (strcmp(st, "committed") != 0 || !parse_index(idx, &index)) {
+    set_reject(it, CP_R_REVOKED_EVENT_UNKNOWN,
+               "Event \"%.64s\" of provider %.32s is not committed on the register, so it cannot be revoked.",
+               ev->revokes_event_id, ev->provider_id);
+    return;
+  }
+  if (by[0] != '\0' && strcmp(by, ev->provider_event_id) != 0) {
+    set_reject(it, CP_R_ALREADY_REVOKED, "Event \"%.64s\" was already revoked by event \"%.64s\".",
+               ev->revokes_event_id, by);
+    return;
+  }
+  it->state = VITEM_PASS;
+  it->entry_type = CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_REVOCATION;
+  it->revokes_index = index;
+}
+
+/* Stage 1: one pipeline reading every event's state (and each revoked event's state). */
+static int stage_read(verify_t *v, verify_item_t *items, size_t n, int32_t today) {
+  char tkey[VERIFY_KEY_MAX];
+  cp_redis_pipeline_begin(v->redis);
+  for (size_t i = 0; i < n; i++) {
+    verify_item_t *it = &items[i];
+    if (it->state == VITEM_DROP)
+      continue;
+    cp_redis_append(v->redis, "HMGET %s state reason msg index", it->key);
+    if (it->ev->kind == CAREPASS__V1__EVENT_KIND__EVENT_KIND_REVOCATION) {
+      snprintf(tkey, sizeof tkey, CP_KEY_EVENT_FMT, it->ev->provider_id, it->ev->revokes_event_id);
+      cp_redis_append(v->redis, "HMGET %s state index revoked_by", tkey);
+    }
+  }
+  redisReply **rep = NULL;
+  int nrep = 0;
+  if (cp_redis_pipeline_exec(v->redis, &rep, &nrep) != 0)
+    return -1;
+  int k = 0;
+  for (size_t i = 0; i < n; i++) {
+    verify_item_t *it = &items[i];
+    if (it->state == VITEM_DROP)
+      continue;
+    assert(k < nrep);
+    const redisReply *own = hmget_ok(rep[k++], 4);
+    const redisReply *target = NULL;
+    if (it->ev->kind == CAREPASS__V1__EVENT_KIND__EVENT_KIND_REVOCATION) {
+      assert(k < nrep);
+      target = rep[k++];
+    }
+    reply_str(own ? own->element[0] : NULL, it->stored_state, sizeof it->stored_state);
+    if (strcmp(it->stored_state, "rejected") == 0 || strcmp(it->stored_state, "committed") == 0) {
+      /* Redrive of an event that already has its final answer: say it again, do not redo it. */
+      it->state = VITEM_REPLAY;
+      reply_str(own->element[1], it->stored_reason, sizeof it->stored_reason);
+      reply_str(own->element[2], it->stored_msg, sizeof it->stored_msg);
+      char idx[24];
+      reply_str(own->element[3], idx, sizeof idx);
+      if (!parse_index(idx, &it->stored_index))
+        it->stored_index = 0;
+      continue;
+    }
+    if (it->ev->kind == CAREPASS__V1__EVENT_KIND__EVENT_KIND_REVOCATION) {
+      decide_revocation(it, target);
+    } else if (it->ev->kind == CAREPASS__V1__EVENT_KIND__EVENT_KIND_COMPLETION ||
+               it->ev->kind == CAREPASS__V1__EVENT_KIND__EVENT_KIND_UNSPECIFIED) {
+      verify_input_t in = {
+        .provider_id = it->ev->provider_id,
+        .qualification_code = it->ev->qualification_code,
+        .completion_date = it->ev->completion_date,
+        .assessor_id = it->ev->assessor_id,
+      };
+      it->state = verify_check(v->cat, v->reg, &in, today, &it->res) == CP_OK ? VITEM_PASS : VITEM_REJECT;
+      it->entry_type = CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_RECORD;
+    } else {
+      set_reject(it, CP_R_INVALID_KIND, "%s", cp_reason_text(CP_R_INVALID_KIND));
+    }
+  }
+  for (int i = 0; i < nrep; i++)
+    freeReplyObject(rep[i]);
+  free(rep);
+  return 0;
+}
+
+/* Stage 2: one pipeline storing rejections (final state, out of the pending set) and marking
+ * revoked events, so that a second revocation of the same record is refused. */
+static int stage_write(verify_t *v, verify_item_t *items, size_t n) {
+  char member[VERIFY_KEY_MAX], tkey[VERIFY_KEY_MAX];
+  int queued = 0;
+  cp_redis_pipeline_begin(v->redis);
+  for (size_t i = 0; i < n; i++) {
+    verify_item_t *it = &items[i];
+    const Carepass__V1__PendingEvent *ev = it->ev;
+    if (it->state == VITEM_DROP || it->state == VITEM_PASS) {
+      if (it->state == VITEM_PASS && it->entry_type == CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_REVOCATION) {
+        snprintf(tkey, sizeof tkey, CP_KEY_EVENT_FMT, ev->provider_id, ev->revokes_event_id);
+        cp_redis_append(v->redis, "HSETNX %s revoked_by %s", tkey, ev->provider_event_id);
+        queued++;
+      }
+      continue;
+    }
+    snprintf(member, sizeof member, "%s:%s", ev->provider_id, ev->provider_event_id);
+    if (it->state == VITEM_REJECT) {
+      cp_redis_append(v->redis, "HSET %s state rejected reason %s msg %s", it->key,
+                      cp_reason_code(it->res.reason), it->res.message);
+      cp_redis_append(v->redis, "HDEL %s pending", it->key);
+      queued += 2;
+    }
+    cp_redis_append(v->redis, "ZREM %s %s", CP_KEY_PENDING, member);
+    queued++;
+  }
+  if (queued == 0)
+    return 0;
+  redisReply **rep = NULL;
+  int nrep = 0;
+  if (cp_redis_pipeline_exec(v->redis, &rep, &nrep) != 0)
+    return -1;
+  for (int i = 0; i < nrep; i++)
+    freeReplyObject(rep[i]);
+  free(rep);
+  return 0;
+}
+
+static int send_result(verify_t *v, const verify_item_t *it, Carepass__V1__Outcome outcome,
+                       const char *reason, const char *msg, uint64_t index) {
+  Carepass__V1__EventResult r = CAREPASS__V1__EVENT_RESULT__INIT;
+  r.provider_id = it->ev->provider_id;
+  r.provider_event_id = it->ev->provider_event_id;
+  r.outcome = outcome;
+  r.reason_code = (char *)reason;
+  r.message = (char *)msg;
+  r.entry_index = index;
+  return verify_publish_result(v, it->ev->reply_to, &r);
+}
+
+static int send_rejection(verify_t *v, const verify_item_t *it) {
+  const char *code = cp_reason_code(it->res.reason);
+  cp_log_info("event rejected", CP_KV_STR("provider", it->ev->provider_id),
+              CP_KV_STR("event", it->ev->provider_event_id), CP_KV_STR("reason", code), CP_KV_END);
+  if (send_result(v, it, CAREPASS__V1__OUTCOME__OUTCOME_REJECTED, code, it->res.message, 0) != 0)
+    return -1;
+  Carepass__V1__NotifyJob job = CAREPASS__V1__NOTIFY_JOB__INIT;
+  job.type = "event.rejected";
+  job.provider_id = it->ev->provider_id;
+  job.provider_event_id = it->ev->provider_event_id;
+  job.reason_code = (char *)code;
+  job.message = (char *)it->res.message;
+  job.qualification_code = it->ev->qualification_code;
+  job.worker_pseudonym = it->ev->worker_pseudonym;
+  job.occurred_at = cp_now_ms();
+  return verify_send_notify(v, &job);
+}
+
+static int send_pass(verify_t *v, verify_item_t *it) {
+  Carepass__V1__VerifiedRecord rec = CAREPASS__V1__VERIFIED_RECORD__INIT;
+  rec.event = it->ev;
+  rec.entry_type = it->entry_type;
+  rec.valid_until = it->res.valid_until;
+  rec.revokes_index = it->revokes_index;
+  rec.reason_code = it->entry_type == CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_REVOCATION
+                        ? it->ev->revocation_reason : (char *)"";
+  if (verify_send_record(v, &rec) != 0)
+    return -1;
+  if (it->award == NULL)
+    return 0;
+  /* The standard's record went first on the same shard socket, so the award follows it. */
+  Carepass__V1__PendingEvent aev;
+  char idbuf[64];
+  verify_award_event(it->ev, it->award, idbuf, &aev);
+  Carepass__V1__VerifiedRecord arec = CAREPASS__V1__VERIFIED_RECORD__INIT;
+  char vu[11] = "";
+  int32_t day;
+  if (it->award->refresh_months > 0 && cp_date_parse(aev.completion_date, &day) == 0)
+    verify_valid_until(it->award, day, vu);
+  arec.event = &aev;
+  arec.entry_type = CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_DERIVED_AWARD;
+  arec.valid_until = vu;
+  if (verify_send_record(v, &arec) != 0)
+    return -1;
+  v->counts.awards++;
+  cp_log_info("derived award issued", CP_KV_STR("award", it->award->code),
+              CP_KV_STR("event", idbuf), CP_KV_END);
+  return 0;
+}
+
+/* Mark later copies of an event already in this batch (a redrive racing the original). */
+static void drop_duplicates(verify_t *v, verify_item_t *items, size_t n) {
+  for (size_t i = 1; i < n; i++) {
+    if (items[i].state == VITEM_DROP)
+      continue;
+    for (size_t j = 0; j < i; j++) {
+      if (items[j].state != VITEM_DROP && strcmp(items[i].key, items[j].key) == 0) {
+        items[i].state = VITEM_DROP;
+        v->counts.malformed++;
+        break;
+      }
+    }
+  }
+}
+
+int verify_batch(verify_t *v, verify_item_t *items, size_t n, int32_t today) {
+  for (size_t i = 0; i < n; i++) {   /* fresh verdicts (this may be a retry after a Redis failure) */
+    items[i].state = items[i].usable ? VITEM_PASS : VITEM_DROP;
+    items[i].award = NULL;
+    items[i].revokes_index = 0;
+    memset(&items[i].res, 0, sizeof items[i].res);
+  }
+  drop_duplicates(v, items, n);
+  if (stage_read(v, items, n, today) != 0)
+    return -1;
+  if (stage_write(v, items, n) != 0)
+    return -1;
+  if (verify_awards_record(v, items, n) != 0)
+    return -1;
+  /* Nothing has been sent yet: up to here a Redis failure retries the whole batch safely. */
+  for (size_t i = 0; i < n && !cp_stop_requested; i++) {
+    verify_item_t *it = &items[i];
+    int rc = 0;
+    switch (it->state) {
+    case VITEM_DROP:
+      break;
+    case VITEM_REPLAY:
+      v->counts.replayed++;
+      if (strcmp(it->stored_state, "rejected") == 0)
+        rc = send_result(v, it, CAREPASS__V1__OUTCOME__OUTCOME_REJECTED, it->stored_reason,
+                         it->stored_msg, 0);
+      else
+        rc = send_result(v, it, CAREPASS__V1__OUTCOME__OUTCOME_COMMITTED, "", "", it->stored_index);
+      break;
+    case VITEM_REJECT:
+      v->counts.rejected++;
+      rc = send_rejection(v, it);
+      break;
+    case VITEM_PASS:
+      v->counts.passed++;
+      rc = send_pass(v, it);
+      break;
+    }
+    if (rc != 0)
+      break;   /* stopping: what was not sent stays pending in Redis and is redriven */
+  }
+  return 0;
+}

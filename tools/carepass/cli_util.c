@@ -1,0 +1,72 @@
+/* cli_util.c -- small helpers shared by the carepass commands: errors, numbers, config, key files. */
+#include "cli.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cp_config.h"
+#include <sodium.h>
+
+void cli_error(const char *cmd, const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "carepass %s: %s\n", cmd, msg);
+}
+
+bool cli_is_help(const char *arg) { return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0; }
+
+int cli_config(const char *cmd) {
+  char err[CP_ERRLEN];
+  if (cp_config_load(CP_SVC_CLI, err, sizeof err) != 0) {
+    cli_error(cmd, "configuration: %s", err);
+    return -1;
+  }
+  return 0;
+}
+
+int cli_parse_long(const char *s, long min, long max, long *out) {
+  if (s == NULL || !isdigit((unsigned char)s[0])) return -1;
+  char *end = NULL;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno != 0 || *end != '\0' || v < min || v > max) return -1;
+  *out = v;
+  return 0;
+}
+
+static bool z85_char(char c) {
+  return isalnum((unsigned char)c) || (c != '\0' && strchr(".-:+=^!/*?&<>()[]{}@%$#", c) != NULL);
+}
+
+int cli_read_z85_key(const char *path, char out[41], char *err, size_t errlen) {
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  if (cp_read_file(path, 64 * 1024, &buf, &len, err, errlen) != 0) return -1;
+  int rc = -1;
+  char *save = NULL;
+  for (char *ln = strtok_r((char *)buf, "\n", &save); ln != NULL; ln = strtok_r(NULL, "\n", &save)) {
+    size_t n = strlen(ln);
+    while (n > 0 && isspace((unsigned char)ln[n - 1])) ln[--n] = '\0';
+    while (isspace((unsigned char)*ln)) ln++, n--;
+    if (strncmp(ln, "secret=", 7) == 0) continue; /* never take the secret half */
+    if (strncmp(ln, "public=", 7) == 0) ln += 7, n -= 7;
+    if (n != 40) continue;
+    bool ok = true;
+    for (size_t i = 0; i < 40 && ok; i++) ok = z85_char(ln[i]);
+    if (!ok) continue;
+    memcpy(out, ln, 40);
+    out[40] = '\0';
+    rc = 0;
+    break;
+  }
+  if (rc != 0) cp_err(err, errlen, "%s holds no CurveZMQ public key (40 Z85 characters)", path);
+  sodium_memzero(buf, len);
+  free(buf);
+  return rc;
+}
