@@ -186,8 +186,9 @@ static void md_cell(FILE *out, const char *s) {
 }
 
 void cp_config_markdown(FILE *out, unsigned service) {
-  fputs("| variable | default | allowed | meaning |\n", out);
-  fputs("| --- | --- | --- | --- |\n", out);
+  static const char *const svc_names[] = {"bus", "intake", "verify", "signer", "notify", "cli", "gateway"};
+  fputs("| variable | default | allowed | read by | meaning |\n", out);
+  fputs("| --- | --- | --- | --- | --- |\n", out);
   for (size_t i = 0; i < cp_config_table_len; i++) {
     const cp_config_def_t *d = &cp_config_table[i];
     if ((d->services & service) == 0) continue;
@@ -203,6 +204,18 @@ void cp_config_markdown(FILE *out, unsigned service) {
     }
     fputs(" | ", out);
     md_cell(out, b);
+    fputs(" | ", out);
+    if ((d->services & CP_SVC_ALL) == CP_SVC_ALL) {
+      fputs("all", out);
+    } else {
+      const char *sep = "";
+      for (size_t s = 0; s < CP_ARRAY_LEN(svc_names); s++) {
+        if (d->services & (1u << s)) {
+          fprintf(out, "%s%s", sep, svc_names[s]);
+          sep = ", ";
+        }
+      }
+    }
     fputs(" | ", out);
     md_cell(out, d->help);
     fputs(" |\n", out);

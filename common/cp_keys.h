@@ -7,6 +7,7 @@
  *        reason  reason code (rejected)       msg  sentence (rejected)
  *        index   register index (committed)   pending  PendingEvent bytes (until final)
  *        t       unix ms accepted
+ *        revoked_by  provider event id of the revocation that withdrew this record (verify, HSETNX)
  *  cp:pending                     ZSET  "<provider>:<event>" scored by the unix ms at
  *                                       which to re-send it to verify if still not final
  *  cp:w:{<pseudonym hex>}:entries LIST  register indexes of the worker's entries (signer)

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +15,7 @@
 #define LOG_LINE_MAX 8192  /* longer lines are cut (and closed as valid JSON) */
 
 static char log_service[64] = "carepass";        // "service" field of every line
-static volatile int log_min = CP_LOG_INFO;       // lines below this level are dropped
+static atomic_int log_min = CP_LOG_INFO;         // lines below this level are dropped
 
 static const char *level_names[] = {"debug", "info", "warn", "error"};
 

@@ -428,7 +428,7 @@ int reg_append(reg_log_t *log, const uint8_t *const *entries, const size_t *lens
   reg_hash_t *snap_edge = cp_xmalloc(edge_bytes);
   memcpy(snap_edge, log->edge, edge_bytes);
   uint8_t *snap_bundle = cp_xmalloc(log->bundle_len + 1);
-  memcpy(snap_bundle, log->bundle, log->bundle_len);
+  if (log->bundle_len > 0) memcpy(snap_bundle, log->bundle, log->bundle_len);
   size_t snap_bundle_len = log->bundle_len;
   reg_dirset_t ds = {0};
   char *note = cp_xmalloc(REG_CHECKPOINT_MAX + 1);
@@ -486,7 +486,7 @@ int reg_append(reg_log_t *log, const uint8_t *const *entries, const size_t *lens
   return 0;
 err:
   memcpy(log->edge, snap_edge, edge_bytes);
-  memcpy(log->bundle, snap_bundle, snap_bundle_len);
+  if (snap_bundle_len > 0) memcpy(log->bundle, snap_bundle, snap_bundle_len);
   log->bundle_len = snap_bundle_len;
   cache_clear(log);
   free(snap_edge);

@@ -76,6 +76,7 @@ typedef struct {
   int64_t next_redrive_ms;    // monotonic ms of the next redrive scan
   int64_t next_heartbeat_ms;  // monotonic ms of the next heartbeat
   uint64_t pushes_failed;     // events that could not be queued to verify (redrive resends them)
+  uint64_t notices_dropped;   // event.accepted jobs the notify queue would not take
 } intake_t;
 
 /* intake_server.c: lifecycle and the ROUTER loop. */

@@ -24,9 +24,10 @@ void intake_forward_accepted(intake_t *in, const Carepass__V1__PendingEvent *pe)
   job.qualification_code = pe->qualification_code;
   job.worker_pseudonym = pe->worker_pseudonym;
   job.occurred_at = pe->received_at;
-  /* best effort: an accepted notice that cannot be queued is logged, not retried */
-  if (cp_zmq_send_pb(in->notify_push, &job.base, ZMQ_DONTWAIT) != 0)
+  /* best effort: an accepted notice that cannot be queued is counted and logged
+   * (first and every 1000th), not retried; committed records are announced by the signer */
+  if (cp_zmq_send_pb(in->notify_push, &job.base, ZMQ_DONTWAIT) != 0 && in->notices_dropped++ % 1000 == 0)
     cp_log_warn("notify queue full or unreachable; event.accepted dropped",
-                CP_KV_STR("provider", pe->provider_id), CP_KV_STR("error", zmq_strerror(errno)),
+                CP_KV_STR("error", zmq_strerror(errno)), CP_KV_INT("dropped", in->notices_dropped),
                 CP_KV_END);
 }

@@ -427,7 +427,12 @@ static void handle_request(intake_t *in, zmq_msg_t *frames, int nframes) {
   }
   intake_reply(in, req);
 out:
-  if (sr != NULL) protobuf_c_message_free_unpacked(&sr->base, NULL);
+  if (sr != NULL) {
+    /* the decoded NI numbers are personal data: do not leave them in freed memory */
+    for (size_t i = 0; i < sr->n_events; i++)
+      sodium_memzero(sr->events[i]->ni_number, strlen(sr->events[i]->ni_number));
+    protobuf_c_message_free_unpacked(&sr->base, NULL);
+  }
   intake_req_destroy(&req);
 }
 

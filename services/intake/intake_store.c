@@ -93,8 +93,8 @@ static int claim_once(intake_t *in, const char *provider, const intake_claim_req
     const char *argv[] = {"EVALSHA", in->script_sha, "2", key, CP_KEY_PENDING, reqs[i].digest,
                           (const char *)reqs[i].pending, now_s, due_s, member};
     size_t len[CP_ARRAY_LEN(argv)];
-    for (size_t k = 0; k < CP_ARRAY_LEN(argv); k++) len[k] = strlen(argv[k]);
-    len[6] = reqs[i].pending_len; /* binary */
+    for (size_t k = 0; k < CP_ARRAY_LEN(argv); k++)
+      len[k] = k == 6 ? reqs[i].pending_len : strlen(argv[k]); /* argv[6] is binary */
     cp_redis_append_argv(in->redis, (int)CP_ARRAY_LEN(argv), argv, len);
   }
   return cp_redis_pipeline_exec(in->redis, rep, nrep);

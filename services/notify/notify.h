@@ -29,6 +29,7 @@
 
 #include <stdint.h>
 #include <stddef.h>
+#include <stdio.h>
 #include "cp_util.h"
 #include "cp_crypto.h"
 #include "cp_redis.h"
@@ -151,6 +152,14 @@ int nt_deliverer_start(nt_deliverer_t *d, nt_claimed_t *c, char *err, size_t err
 int nt_deliverer_run(nt_deliverer_t *d, int extra_fd, int timeout_ms, nt_result_fn fn, void *arg) CP_WUR;
 /* Abort every transfer in flight, calling fn(claimed, arg) so it can be handed back. */
 void nt_deliverer_abort_all(nt_deliverer_t *d, void (*fn)(const nt_claimed_t *c, void *arg), void *arg);
+
+/* ---- notify_admin.c: operator subcommands (notify dead-list / dead-replay) -- */
+
+/* Is arg one of the operator subcommands? */
+bool nt_admin_is_command(const char *arg);
+/* Run one: argv[0] = "dead-list" [COUNT] | "dead-replay" ID|--all. Config must be
+ * loaded. Prints JSON lines on out; returns the process exit code. */
+int nt_admin_main(int argc, char **argv, FILE *out, FILE *errout);
 
 /* ---- notify_service.c: the service loop ---------------------------------- */
 

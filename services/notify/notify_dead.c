@@ -62,7 +62,9 @@ int nt_dead_list(cp_redis_t *r, size_t start, size_t max, nt_dead_t **out, size_
   *out = NULL;
   *n = 0;
   if (max == 0) return 0;
-  ids = cp_redis_cmd(r, "LRANGE %s %zu %zu", NT_KEY_DEAD, start, start + max - 1);
+  /* hiredis's format knows %lld but not %zu */
+  ids = cp_redis_cmd(r, "LRANGE %s %lld %lld", NT_KEY_DEAD, (long long)start,
+                     (long long)(start + max - 1));
   if (!ids) return cp_err(err, errlen, "LRANGE %s: %s", NT_KEY_DEAD, cp_redis_errstr(r));
   if (ids->type != REDIS_REPLY_ARRAY) {
     cp_err(err, errlen, "LRANGE %s: unexpected reply type %d", NT_KEY_DEAD, ids->type);

@@ -94,7 +94,9 @@ size_t nt_deliverer_inflight(const nt_deliverer_t *d) { return d->busy; }
 static struct curl_slist *add_header(struct curl_slist *list, const char *name, const char *value,
                                      bool *ok) {
   char line[256];
-  int n = snprintf(line, sizeof line, "%s: %s", name, value);
+  /* "Name:" with no value removes a header curl would add on its own. */
+  int n = value[0] ? snprintf(line, sizeof line, "%s: %s", name, value)
+                   : snprintf(line, sizeof line, "%s:", name);
   if (n < 0 || (size_t)n >= sizeof line) {
     *ok = false;
     return list;

@@ -67,9 +67,9 @@ static int write_pubkey(const char *key_path, const unsigned char pk[32], char *
   snprintf(path, sizeof path, "%s/notify.pub", dirname(copy));
   free(copy);
   if (nt_pubkey_format(pk, text, sizeof text - 1) < 0) return cp_err(err, errlen, "formatting public key");
+  cp_log_info("webhook public key", CP_KV_STR("path", path), CP_KV_STR("key", text), CP_KV_END);
   strcat(text, "\n");
   if (cp_write_file_atomic(path, text, strlen(text), 0644, err, errlen) < 0) return -1;
-  cp_log_info("webhook public key written", CP_KV_STR("path", path), CP_KV_STR("key", text), CP_KV_END);
   return 0;
 }
 
@@ -315,6 +315,13 @@ int nt_service_run(nt_service_t *s) {
   while (nt_deliverer_inflight(s->dlv) > 0 && cp_mono_ms() < until)
     if (nt_deliverer_run(s->dlv, -1, WAIT_MS, on_result, s) < 0) break;
   nt_deliverer_abort_all(s->dlv, release_one, s);
+  if (s->held) {   /* pulled while Redis was down: one last try to store it */
+    s->redis_pause_until = 0;
+    if (store_job(s, s->held) < 0)
+      cp_log_error("job lost at shutdown: Redis unavailable", CP_KV_STR("type", s->held->type),
+                   CP_KV_STR("provider", s->held->provider_id),
+                   CP_KV_STR("event", s->held->provider_event_id), CP_KV_END);
+  }
   log_stats(s, "notify stopped");
   return 0;
 }

@@ -5,6 +5,7 @@ the test binds the PUSH socket notify connects to); webhooks come out at
 WebhookReceiver, whose signatures are checked with the key notify writes to notify.pub.
 """
 
+import base64
 import hashlib
 import json
 import os
@@ -50,9 +51,13 @@ class Redis:
 
     def __init__(self, tmp):
         self.port = free_port()
+        self.tmp = tmp
+        self.start()
+
+    def start(self):
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", tmp],
+             "--save", "", "--appendonly", "no", "--dir", self.tmp],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         assert wait_until(lambda: self.cli("PING") == "PONG", 10), "redis-server did not start"
 
@@ -176,6 +181,13 @@ class Env:
         assert p.poll() is None, "notify exited at start: " + self.log_text()
         return p
 
+    def admin(self, *args):
+        """Run "notify dead-list ..." / "notify dead-replay ..." against this Redis."""
+        env = dict(os.environ)
+        env.update({"CAREPASS_REDIS_PORT": str(self.redis.port), "CAREPASS_HEALTH_DIR": ""})
+        return subprocess.run([NOTIFY_BIN] + list(args), env=env, capture_output=True,
+                              text=True, timeout=30)
+
     def send(self, j):
         self.push.send(j.SerializeToString())
 
@@ -221,7 +233,7 @@ def requests_for(rx, wid):
 
 def test_public_key_file(env):
     assert env.pubkey.startswith("whpk_")
-    assert len(__import__("base64").b64decode(env.pubkey[5:])) == 32
+    assert len(base64.b64decode(env.pubkey[5:])) == 32
     assert oct(os.stat(env.key).st_mode & 0o777) == "0o600"
 
 
@@ -296,6 +308,48 @@ def test_dead_letter_after_max_attempts(env):
     assert len(requests_for(env.rx, wid)) == MAX_ATTEMPTS   # no more tries once dead
 
 
+def test_dead_letters_list_and_replay(env):
+    wid = delivery_id("record.revoked", "PRV-0001", "EV-DEAD", 3)   # from the test above
+    out = env.admin("dead-list")
+    assert out.returncode == 0, out.stderr
+    dead = [json.loads(l) for l in out.stdout.splitlines()]
+    mine = [d for d in dead if d["id"] == wid]
+    assert len(mine) == 1
+    assert mine[0]["type"] == "record.revoked" and mine[0]["provider"] == "PRV-0001"
+    assert mine[0]["attempts"] == MAX_ATTEMPTS and mine[0]["last_status"] == 500
+    assert mine[0]["url"] == env.rx.url and mine[0]["dead_at_ms"] >= mine[0]["created_ms"] > 0
+
+    bad = env.admin("dead-replay", "msg_00000000000000000000000000000000")
+    assert bad.returncode == 1 and "not in the dead-letter list" in bad.stderr
+    assert env.admin("dead-list", "zero").returncode == 2
+
+    out = env.admin("dead-replay", wid)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"replayed": 1}
+    assert env.rx.wait_for(lambda reqs: requests_for(env.rx, wid), 10), env.log_text()
+    r = requests_for(env.rx, wid)[0]
+    assert r.answered == 200 and env.rx.verify(r)
+    assert wait_until(lambda: env.redis.hgetall("cp:nt:d:{%s}" % wid).get("state") == "delivered", 5)
+    assert wid not in env.redis.lines("LRANGE", "cp:nt:dead", "0", "-1")
+
+
+def test_replay_all_dead_letters(env):
+    env.rx.set_status(503)
+    ids = []
+    for i in range(3):
+        env.send(job(type_="record.committed", event_id="EV-DEAD-ALL-%d" % i, index=100 + i))
+        ids.append(delivery_id("record.committed", "PRV-0001", "EV-DEAD-ALL-%d" % i, 100 + i))
+    assert wait_until(lambda: set(ids) <= set(env.redis.lines("LRANGE", "cp:nt:dead", "0", "-1")), 10), \
+        env.log_text()
+    env.rx.set_status(200)
+    env.rx.clear()
+    out = env.admin("dead-replay", "--all")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["replayed"] >= 3
+    assert env.rx.wait_for(lambda reqs: set(ids) <= {r.webhook_id for r in reqs}, 10)
+    assert env.redis.cli("LLEN", "cp:nt:dead") == "0"
+
+
 def test_provider_without_url_is_not_delivered(env):
     env.send(job(provider="PRV-NOURL", event_id="EV-NOURL"))
     env.send(job(provider="PRV-UNKNOWN", event_id="EV-UNKNOWN"))
@@ -326,6 +380,22 @@ def test_slow_receiver_does_not_block_others(env):
     assert env.slow.verify(env.slow.requests[0])
 
 
+def test_two_replicas_deliver_each_once(env):
+    second = env.start_notify()
+    try:
+        ids = []
+        for i in range(40):
+            env.send(job(type_="event.accepted", event_id="EV-PAIR-%d" % i, index=0))
+            ids.append(delivery_id("event.accepted", "PRV-0001", "EV-PAIR-%d" % i, 0))
+        assert env.rx.wait_for(lambda reqs: set(ids) <= {r.webhook_id for r in reqs}, 15)
+        time.sleep(0.5)
+        got = [r.webhook_id for r in env.rx.requests]
+        assert sorted(got) == sorted(ids)            # each exactly once
+        assert all(env.rx.verify(r) for r in env.rx.requests)
+    finally:
+        assert stop_process(second) == 0
+
+
 def test_killed_replica_delivery_comes_back(env):
     """A notify killed mid-delivery loses nothing: the lease hands the delivery to another replica."""
     env.slow.clear()
@@ -345,6 +415,20 @@ def test_killed_replica_delivery_comes_back(env):
                                               and r.at > time.time() - 30 for r in reqs)
                              and len([r for r in reqs if r.webhook_id == wid]) >= 2, 20), env.log_text()
     assert wait_until(lambda: env.redis.hgetall("cp:nt:d:{%s}" % wid).get("state") == "delivered", 5)
+
+
+def test_redis_outage_delays_but_does_not_drop(env):
+    """A job pulled while Redis is down is held and stored once Redis is back."""
+    env.redis.stop()
+    time.sleep(0.2)
+    env.send(job(event_id="EV-OUTAGE"))
+    wid = delivery_id("record.committed", "PRV-0001", "EV-OUTAGE", 7)
+    assert wait_until(lambda: "redis error" in env.log_text(), 10)
+    assert env.rx.requests == []
+    env.redis.start()
+    assert env.rx.wait_for(lambda reqs: requests_for(env.rx, wid), 15), env.log_text()
+    assert env.rx.verify(requests_for(env.rx, wid)[0])
+    assert env.notify.poll() is None
 
 
 def test_sigterm_exits_cleanly(env):

@@ -4,6 +4,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -444,9 +445,13 @@ static void *open_dealer(void *ctx, const submit_opts_t *o, const char *pub, con
   return s;
 }
 
-static int usage_error(const char *fmt, const char *arg) {
+static int usage_error(const char *fmt, ...) CP_PRINTF(1, 2);
+static int usage_error(const char *fmt, ...) {
   char msg[512];
-  snprintf(msg, sizeof msg, fmt, arg);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
   cli_error("submit", "%s", msg);
   fprintf(stderr, "(carepass submit --help shows the options)\n");
   return CLI_EXIT_USAGE;
@@ -498,9 +503,7 @@ int cmd_submit(int argc, char **argv) {
   if (cli_config("submit") != 0) return CLI_EXIT_USAGE;
   long max_batch = (long)cp_cfg_int("MAX_BATCH");
   if (o.batch > max_batch) {
-    char msg[64];
-    snprintf(msg, sizeof msg, "%ld", max_batch);
-    return usage_error("--batch is larger than CAREPASS_MAX_BATCH (%s)", msg);
+    return usage_error("--batch %ld is larger than CAREPASS_MAX_BATCH (%ld)", o.batch, max_batch);
   }
   if (o.endpoint == NULL) o.endpoint = cp_cfg_str("INTAKE_ENDPOINT");
   char server_path[4200];

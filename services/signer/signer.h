@@ -1,0 +1,79 @@
+/* signer.h -- the signer service's shared state and the functions its files provide. */
+#ifndef SIGNER_H
+#define SIGNER_H
+
+#include "cp_util.h"
+#include "cp_crypto.h"
+#include "cp_redis.h"
+#include "cp_register.h"
+#include "carepass/v1/internal.pb-c.h"
+#include "carepass/v1/register.pb-c.h"
+
+#define SIGNER_NAME "signer"
+#define SIGNER_MAX_RECORD_BYTES (256 * 1024)   /* largest VerifiedRecord accepted from the bus */
+#define SIGNER_REDIS_RETRY_MS 1000              /* pause between Redis reconnection attempts */
+#define SIGNER_AWARD_PROVIDER "carepass"        /* provider id of derived awards */
+
+/* (provider_id, provider_event_id) -> register index, for idempotency (signer_index.c). */
+typedef struct signer_index signer_index_t;
+signer_index_t *signer_index_new(void);
+void signer_index_destroy(signer_index_t **ix);
+/* Index lookup; returns true and sets *index when present. */
+bool signer_index_get(const signer_index_t *ix, const char *provider_id, const char *event_id,
+                      uint64_t *index);
+void signer_index_put(signer_index_t *ix, const char *provider_id, const char *event_id, uint64_t index);
+size_t signer_index_count(const signer_index_t *ix);
+/* Fill the index from every entry of the register. */
+int signer_index_build(signer_index_t *ix, reg_log_t *log, char *err, size_t errlen) CP_WUR;
+
+/* Decode a register entry (SignedEntry -> PassportEntry); free with
+ * protobuf_c_message_free_unpacked. NULL with err set when malformed (signer_entry.c). */
+Carepass__V1__PassportEntry *signer_entry_decode(const uint8_t *buf, size_t len, char *err, size_t errlen);
+/* Build the canonical PassportEntry for a verified record, sign it and pack the
+ * SignedEntry into a malloc'd buffer. */
+int signer_entry_build(const cp_signkey_t *key, const Carepass__V1__VerifiedRecord *rec, int64_t issued_at,
+                       uint8_t **out, size_t *outlen, char *err, size_t errlen) CP_WUR;
+
+/* The service. */
+typedef struct {
+  cp_signkey_t key;            // register signing key (name = log origin)
+  reg_log_t *log;              // the register shard (writer)
+  signer_index_t *index;       // idempotency index over the register
+  cp_redis_t *redis;           // Redis connection; NULL while Redis is unreachable
+  int64_t redis_retry_at;      // monotonic ms of the next connection attempt
+  bool redis_synced;           // the start-up marker has been read (applied/marked are meaningful)
+  uint64_t applied;            // register size up to which Redis updates are applied
+  uint64_t marked;             // value last written to cp:reg:{shard}:indexed
+  uint64_t notify_hold;        // lowest index whose notification could not be sent (UINT64_MAX = none);
+                               // the marker never moves past it, so the next start replays it
+  uint64_t start_size;         // register size at start: notifications below it are replayed once
+  void *zctx;                  // ZeroMQ context
+  void *pull;                  // PULL: VerifiedRecords from verify (bound, SIGNER_BIND)
+  void *notify;                // PUSH: NotifyJobs (connects to BUS_NOTIFY_IN)
+  void *results;               // PUB: EventResults (connects to BUS_RESULTS_IN)
+  int shard;                   // shard number (Redis marker key)
+  int batch_max;               // SIGNER_BATCH_MAX
+  int batch_wait_ms;           // SIGNER_BATCH_WAIT_MS
+  uint64_t appended;           // counter: entries appended since start
+  uint64_t duplicates;         // counter: records answered from the index
+  uint64_t dropped;            // counter: malformed records dropped
+} signer_t;
+
+/* signer_service.c: start (key, register, index, sockets, vkey file) and stop. */
+int signer_start(signer_t *s, char *err, size_t errlen) CP_WUR;
+void signer_stop(signer_t *s);
+
+/* signer_batch.c: one pass of the loop (waits up to ~200 ms for records). */
+int signer_batch_run(signer_t *s) CP_WUR;
+
+/* signer_redis.c: connect if due, apply the Redis updates of entries in
+ * [applied, size) (replaying their notifications when below start_size). */
+void signer_redis_apply(signer_t *s);
+/* Then move cp:reg:{shard}:indexed to `applied` (after results and notifications went out). */
+void signer_redis_mark_indexed(signer_t *s);
+/* Mark one (duplicate) event as committed at index (best effort). */
+void signer_redis_mark(signer_t *s, const char *provider_id, const char *event_id, uint64_t index);
+/* Push the NotifyJob for a committed entry (signer_redis.c, shared with replay). */
+void signer_notify_entry(signer_t *s, const Carepass__V1__PassportEntry *pe, uint64_t index);
+
+#endif

@@ -1,0 +1,37 @@
+"""conftest.py -- pytest fixtures shared by every integration test (see harness.py)."""
+
+import pytest
+
+from harness import CarepassSystem
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Remember each phase's report on the item so fixtures can tell whether the test failed."""
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)
+
+
+def _failed(request):
+    return any(getattr(getattr(request.node, f"rep_{w}", None), "failed", False)
+               for w in ("setup", "call"))
+
+
+@pytest.fixture
+def system(request, tmp_path):
+    """A whole carepass system (Redis + bus, intake, verify, signer, notify) for one test.
+    Customise with @pytest.mark.carepass(services=..., extra_env=..., providers=...,
+    extra_providers=..., redis_persist=...). Logs are printed when the test fails."""
+    marker = request.node.get_closest_marker("carepass")
+    kwargs = dict(marker.kwargs) if marker else {}
+    s = CarepassSystem(tmp_path, **kwargs)
+    try:
+        yield s
+    finally:
+        s.stop(show_logs=_failed(request))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "carepass(**kwargs): options for the `system` fixture "
+                            "(CarepassSystem keyword arguments)")

@@ -1,0 +1,268 @@
+"""test_compose.py -- the container deployment end to end with podman and podman-compose.
+
+Makes the base image if it is missing (deploy/podman/make-base-image.sh), builds
+the carepass image, starts docker-compose.yml under a unique project name, waits
+until every container is healthy, submits the sample events from inside the
+intake container with the sample provider keys from the keys volume, checks that
+events are committed, that `carepass passport` works inside the signer container
+and that the verify and notify replicas run, then takes everything down again.
+
+Registered by tests/CMakeLists.txt only with -DCAREPASS_PODMAN_TEST=ON. Skips when
+podman or podman-compose is missing or CAREPASS_SKIP_PODMAN=1.
+
+Environment:
+  CAREPASS_SKIP_PODMAN=1        skip
+  CAREPASS_COMPOSE_KEEP_IMAGE=1 keep the built image (faster reruns)
+  CAREPASS_COMPOSE_KEEP=1       leave the project running for debugging
+Step timings are printed on stderr and written to
+$CAREPASS_BUILD_DIR/compose-timings.txt.
+"""
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+SRC = os.environ.get("CAREPASS_SOURCE_DIR") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD_DIR = os.environ.get("CAREPASS_BUILD_DIR", "")
+BASE_IMAGE = "docker.io/library/debian:bookworm-slim"
+
+# Bounds for every wait (seconds).
+BASE_IMAGE_TIMEOUT = 900
+IMAGE_BUILD_TIMEOUT = 1500
+COMPOSE_UP_TIMEOUT = 300
+HEALTHY_TIMEOUT = 180
+SUBMIT_TIMEOUT = 180
+COMMAND_TIMEOUT = 120
+
+# What docker-compose.yml starts: service -> replicas.
+EXPECTED = {"redis": 1, "bus": 1, "signer": 1, "verify": 2, "intake": 1, "notify": 2}
+
+# One NI number of the sample data (fictional) whose events are all valid.
+SAMPLE_WORKER = "AB123456C"
+
+
+def _skip_reason():
+    if os.environ.get("CAREPASS_SKIP_PODMAN") == "1":
+        return "CAREPASS_SKIP_PODMAN=1"
+    for tool in ("podman", "podman-compose"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (deploy/install-deps.sh --podman)"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or "")
+
+
+class Timings:
+    """Step durations, printed at the end whatever happens."""
+
+    def __init__(self):
+        self.steps = []  # (name, seconds)
+
+    def step(self, name):
+        timings = self
+
+        class _Step:
+            def __enter__(self):
+                self.t0 = time.monotonic()
+                return self
+
+            def __exit__(self, *exc):
+                timings.steps.append((name, time.monotonic() - self.t0))
+                return False
+
+        return _Step()
+
+    def report(self):
+        lines = [f"compose-test {name:<28} {secs:7.1f} s" for name, secs in self.steps]
+        text = "\n".join(lines) + "\n"
+        sys.__stderr__.write(text)
+        if BUILD_DIR and os.path.isdir(BUILD_DIR):
+            with open(os.path.join(BUILD_DIR, "compose-timings.txt"), "w") as f:
+                f.write(text)
+
+
+def _env():
+    env = dict(os.environ)
+    env.setdefault("CONTAINERS_CONF", os.path.join(SRC, "deploy", "podman", "containers.conf"))
+    return env
+
+
+def run(args, timeout=COMMAND_TIMEOUT, check=True, env=None, input_text=None):
+    """Run a command with a bound; on failure the assertion shows its output."""
+    try:
+        p = subprocess.run(args, cwd=SRC, env=env or _env(), input=input_text, capture_output=True,
+                           text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError(f"timed out after {timeout}s: {' '.join(args)}\n{e.stdout}\n{e.stderr}")
+    if check and p.returncode != 0:
+        raise AssertionError(f"exit {p.returncode}: {' '.join(args)}\nstdout:\n{p.stdout[-4000:]}\n"
+                             f"stderr:\n{p.stderr[-4000:]}")
+    return p
+
+
+def _free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Project:
+    """One podman-compose project and everything it creates."""
+
+    def __init__(self, image):
+        self.name = "cptest" + uuid.uuid4().hex[:8]
+        self.image = image
+        self.env = _env()
+        self.env["CAREPASS_IMAGE"] = image
+        self.env["CAREPASS_INTAKE_PUBLISH"] = f"127.0.0.1:{_free_port()}"
+        self.env["CAREPASS_SAMPLE_PROVIDER_KEYS"] = "1"
+
+    def compose(self, *args, timeout=COMPOSE_UP_TIMEOUT, check=True):
+        return run(["podman-compose", "-p", self.name, "-f", os.path.join(SRC, "docker-compose.yml"), *args],
+                   timeout=timeout, check=check, env=self.env)
+
+    def containers(self, service=None, all_states=False):
+        """[(name, state)] of this project's containers, optionally of one service."""
+        args = ["podman", "ps", "--format", "json", "--filter", f"label=io.podman.compose.project={self.name}"]
+        if all_states:
+            args.insert(2, "-a")
+        if service:
+            args += ["--filter", f"label=com.docker.compose.service={service}"]
+        out = run(args, env=self.env).stdout.strip() or "[]"
+        return [(c["Names"][0], c["State"]) for c in json.loads(out)]
+
+    def name_of(self, service, num=1):
+        return f"{self.name}_{service}_{num}"
+
+    def exec(self, service, *cmd, user="carepass", timeout=COMMAND_TIMEOUT, check=True):
+        return run(["podman", "exec", "--user", user, self.name_of(service), *cmd], timeout=timeout, check=check,
+                   env=self.env)
+
+    def logs(self):
+        out = []
+        for name, state in self.containers(all_states=True):
+            p = run(["podman", "logs", "--tail", "30", name], check=False, env=self.env)
+            out.append(f"--- {name} ({state})\n{p.stdout}{p.stderr}")
+        return "\n".join(out)
+
+    def down(self):
+        """podman-compose down -v, then whatever it leaves (1.0.3 keeps the network)."""
+        self.compose("down", "-v", timeout=COMPOSE_UP_TIMEOUT, check=False)
+        label = f"label=io.podman.compose.project={self.name}"
+        left = run(["podman", "ps", "-aq", "--filter", label], check=False, env=self.env).stdout.split()
+        if left:
+            run(["podman", "rm", "-f", "-t", "2", *left], check=False, env=self.env)
+        vols = run(["podman", "volume", "ls", "-q", "--filter", label], check=False, env=self.env).stdout.split()
+        if vols:
+            run(["podman", "volume", "rm", "-f", *vols], check=False, env=self.env)
+        run(["podman", "network", "rm", "-f", f"{self.name}_default"], check=False, env=self.env)
+
+
+def _wait_healthy(project, deadline):
+    """Run every container's health check until all pass (podman without systemd has no timer)."""
+    expected_names = {project.name_of(s, n) for s, k in EXPECTED.items() for n in range(1, k + 1)}
+    last = {}
+    while time.monotonic() < deadline:
+        states = dict(project.containers(all_states=True))
+        missing = expected_names - set(states)
+        dead = {n: s for n, s in states.items() if s not in ("running", "created", "configured")}
+        if dead:
+            raise AssertionError(f"containers not running: {dead}\n{project.logs()}")
+        if not missing:
+            for name in sorted(expected_names):
+                p = run(["podman", "healthcheck", "run", name], check=False, env=project.env)
+                last[name] = (p.stdout + p.stderr).strip() or "healthy"
+                if p.returncode != 0:
+                    break
+            else:
+                return
+        time.sleep(2)
+    raise AssertionError(f"not all healthy within {HEALTHY_TIMEOUT}s: {last}\n{project.logs()}")
+
+
+def _sample_providers():
+    with open(os.path.join(SRC, "data", "providers.json")) as f:
+        return [p["id"] for p in json.load(f)["providers"]]
+
+
+def test_compose_deployment():
+    timings = Timings()
+    keep_image = os.environ.get("CAREPASS_COMPOSE_KEEP_IMAGE") == "1"
+    image = "localhost/carepass:compose-test" if keep_image else f"localhost/carepass:test-{uuid.uuid4().hex[:8]}"
+    project = None
+    built = False
+    try:
+        with timings.step("base image (debootstrap)"):
+            if run(["podman", "image", "exists", BASE_IMAGE], check=False).returncode != 0:
+                if os.geteuid() != 0 or shutil.which("debootstrap") is None:
+                    pytest.skip(f"{BASE_IMAGE} is missing and cannot be made here (needs root and debootstrap)")
+                run(["bash", os.path.join(SRC, "deploy", "podman", "make-base-image.sh")], timeout=BASE_IMAGE_TIMEOUT)
+
+        with timings.step("image build"):
+            run(["podman", "build", "--network", "host", "--isolation", "chroot", "--layers=" + str(keep_image).lower(),
+                 "-f", os.path.join(SRC, "deploy", "Dockerfile"), "-t", image, SRC], timeout=IMAGE_BUILD_TIMEOUT)
+            built = True
+
+        project = Project(image)
+        with timings.step("compose up"):
+            project.compose("up", "-d")
+        with timings.step("wait healthy"):
+            _wait_healthy(project, time.monotonic() + HEALTHY_TIMEOUT)
+
+        # The replicas run: verify and notify each have two containers running.
+        for service in ("verify", "notify"):
+            running = [n for n, s in project.containers(service) if s == "running"]
+            assert len(running) == EXPECTED[service], f"{service}: {running}"
+
+        # Submit the sample events, each provider's with its own key (intake admits
+        # a provider only by its key, and rejects events naming another provider).
+        outcomes = {}
+        with timings.step("submit sample events"):
+            for pid in _sample_providers():
+                key = f"/var/lib/carepass/keys/providers/{pid}.curve"
+                script = (f'grep -F \'"provider_id": "{pid}"\' /opt/carepass/data/sample-events.ndjson > /tmp/{pid}.ndjson'
+                          f' || exit 0; exec carepass submit /tmp/{pid}.ndjson --provider-key {key} --ack committed'
+                          f' --timeout 60')
+                p = project.exec("intake", "bash", "-c", script, timeout=SUBMIT_TIMEOUT, check=False)
+                assert p.returncode == 0, f"submit for {pid}: exit {p.returncode}\n{p.stdout}\n{p.stderr}\n" \
+                                          f"{project.logs()}"
+                for line in p.stdout.splitlines():
+                    fields = line.split("\t")
+                    if len(fields) >= 2 and re.match(r"^[A-Za-z0-9._:-]+$", fields[0]):
+                        outcomes[fields[0]] = fields[1]
+        committed = [e for e, o in outcomes.items() if o == "committed"]
+        assert committed, f"no event committed: {outcomes}\n{project.logs()}"
+
+        # The passport, read from the register volume inside the signer container.
+        with timings.step("passport"):
+            p = project.exec("signer", "carepass", "passport", SAMPLE_WORKER, check=False)
+            assert p.returncode == 0, f"passport: exit {p.returncode}\n{p.stdout}\n{p.stderr}"
+            assert "CC-STD-01" in p.stdout, p.stdout
+
+        # No personal data in any service log.
+        with timings.step("log check"):
+            for name, _ in project.containers():
+                p = run(["podman", "logs", name], check=False, env=project.env)
+                assert SAMPLE_WORKER not in p.stdout + p.stderr, f"NI number in the log of {name}"
+
+        if os.environ.get("CAREPASS_COMPOSE_KEEP") != "1":
+            with timings.step("compose down"):
+                project.down()
+            label = f"label=io.podman.compose.project={project.name}"
+            assert not run(["podman", "ps", "-aq", "--filter", label]).stdout.split(), "containers left behind"
+            assert not run(["podman", "volume", "ls", "-q", "--filter", label]).stdout.split(), "volumes left behind"
+            project = None
+    finally:
+        if project is not None and os.environ.get("CAREPASS_COMPOSE_KEEP") != "1":
+            project.down()
+        if built and not keep_image:
+            run(["podman", "rmi", "-f", image], check=False)
+        timings.report()

@@ -1,0 +1,68 @@
+"""test_e2e_smoke.py -- one good event for a fresh worker through the whole system:
+committed with an index, shown by `carepass passport` (signature and inclusion ok)
+and by `carepass status`."""
+
+import hashlib
+
+from harness import event
+
+NI = "JT 12 34 56 B"          # fictional, valid format; written with spaces on purpose
+NI_NORM = "JT123456B"
+
+
+def test_one_event_end_to_end(system):
+    pb = system.pb
+    ev = event("smoke-1", ni_number=NI, qualification_code="RF-FIRE",
+               completion_date="2025-03-03",
+               evidence_hash=hashlib.sha256(b"smoke evidence").hexdigest())
+    rep = system.submit([ev], provider="PRV-0001", ack="committed")
+    assert rep.error_code == "", rep
+    assert len(rep.replies) == 1
+    r = rep.replies[0]
+    assert r.provider_event_id == "smoke-1"
+    assert r.outcome == pb.OUTCOME_COMMITTED, (r.reason_code, r.message)
+    index = r.entry_index
+
+    # resending the same event gives the same answer (idempotent)
+    again = system.submit([ev], provider="PRV-0001", ack="committed").replies[0]
+    assert (again.outcome, again.entry_index) == (pb.OUTCOME_COMMITTED, index)
+
+    st = system.run_cli(["status", "PRV-0001", "smoke-1"])
+    assert st.returncode == 0, st.stderr
+    assert "state:     committed" in st.stdout
+    assert f"index:     {index}" in st.stdout
+
+    pp = system.run_cli(["passport", NI])
+    assert pp.returncode == 0, pp.stdout + pp.stderr
+    assert "Passport for worker " in pp.stdout
+    rows = [l.split() for l in pp.stdout.splitlines() if l.split() and l.split()[0] == str(index)]
+    assert len(rows) == 1, pp.stdout
+    row = rows[0]
+    assert "RF-FIRE" in row and "PRV-0001" in row and "2025-03-03" in row
+    assert row[-2:] == ["ok", "ok"], pp.stdout          # signature ok, inclusion ok
+    assert "valid" in row
+    # the NI number is never echoed back
+    assert NI_NORM not in pp.stdout + pp.stderr
+    for svc in ("intake", "verify", "signer", "notify", "bus"):
+        assert NI_NORM not in system.log_text(svc), f"{svc} logged the NI number"
+
+
+def test_cli_submit_and_unknown_status(system, tmp_path):
+    """The CLI's own submit path: NDJSON with a malformed line, per-event lines, summary."""
+    f = tmp_path / "events.ndjson"
+    f.write_text(
+        '{"provider_event_id": "cli-1", "ni_number": "JT123456B", "qualification_code": "RF-FIRE",'
+        ' "completion_date": "2025-03-04"}\n'
+        "this line is not JSON\n")
+    cp = system.run_cli(["submit", str(f), "--provider-key", system.provider_key_file("PRV-0001"),
+                         "--timeout", "40"])
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    lines = [l.split("\t") for l in cp.stdout.splitlines() if "\t" in l]
+    by_id = {l[0]: l for l in lines}
+    assert by_id["cli-1"][1] == "committed", cp.stdout
+    assert by_id["line:2"][1:3] == ["rejected", "MALFORMED_LINE"], cp.stdout
+    assert "summary: 2 events: 1 committed, 0 accepted, 1 rejected" in cp.stdout
+
+    st = system.run_cli(["status", "PRV-0001", "never-sent"])
+    assert st.returncode == 1
+    assert "unknown" in st.stdout
