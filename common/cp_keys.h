@@ -14,7 +14,11 @@
  *  cp:w:{<pseudonym hex>}:cc      SET   Care Certificate standard codes verified (verify)
  *  cp:w:{<pseudonym hex>}:awards  SET   derived award codes already issued (verify)
  *  cp:reg:{<shard>}:indexed       STRING register size up to which Redis is indexed (signer)
- *  cp:nt:jobs:{<n>}               webhook delivery state (notify; see services/notify)
+ *  cp:nt:d:{<webhook id>}         HASH  one webhook delivery (notify; see services/notify/notify.h)
+ *  cp:nt:due                      ZSET  webhook ids scored by the unix ms of their next attempt
+ *  cp:nt:dead                     LIST  dead-lettered webhook ids, newest first
+ * Not yet Cluster-ready: cp:pending, cp:nt:due and cp:nt:dead are single keys that
+ * Lua scripts touch together with per-entity keys; sharding them is future work.
  */
 #ifndef CP_KEYS_H
 #define CP_KEYS_H

@@ -431,7 +431,17 @@ def test_redis_outage_delays_but_does_not_drop(env):
     assert env.notify.poll() is None
 
 
-def test_sigterm_exits_cleanly(env):
+def test_sigterm_finishes_in_flight_delivery(env):
+    env.slow.clear()
+    env.slow.set_delay(1.0)
+    wid = delivery_id("record.committed", "PRV-SLOW", "EV-TERM", 7)
+    env.send(job(provider="PRV-SLOW", event_id="EV-TERM"))
+    assert wait_until(lambda: env.redis.hgetall("cp:nt:d:{%s}" % wid).get("attempts") == "1", 5)
+    t0 = time.monotonic()
     assert stop_process(env.notify, signal.SIGTERM, timeout=10) == 0
+    assert time.monotonic() - t0 < 6
     assert "notify stopped" in env.log_text()
+    assert env.redis.hgetall("cp:nt:d:{%s}" % wid).get("state") == "delivered"
+    assert [r.webhook_id for r in env.slow.requests] == [wid]
+    env.slow.set_delay(0)
     env.notify = env.start_notify()

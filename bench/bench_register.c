@@ -1,0 +1,443 @@
+/* bench_register.c -- signer hot path benchmark: raw Ed25519 signing rate vs build+sign+append to a register. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "carepass/v1/register.pb-c.h"
+#include "cp_codec.h"
+#include "cp_crypto.h"
+#include "cp_register.h"
+
+#define RAW_MSG_BYTES 200        /* message length for the raw signing baseline */
+#define WORKER_POOL 4096         /* distinct worker pseudonyms the synthetic entries cycle through */
+#define READ_SAMPLE_MAX 20000    /* random reg_read_entry calls in the read-back phase */
+
+/* Command-line options. */
+typedef struct {
+  uint64_t entries;      // entries to append in phase (b)
+  size_t batch;          // entries per reg_append (one fsync'd batch)
+  double sign_seconds;   // wall time for each raw signing measurement
+  const char *base;      // directory in which the temporary register is made
+  bool sign_only;        // only measure (a) and print it
+  bool kv;               // also print machine-readable key=value lines
+  bool keep;             // keep the temporary register (prints its path)
+} opts_t;
+
+/* Timings of one phase. */
+typedef struct {
+  double wall;   // wall-clock seconds
+  double cpu;    // process CPU seconds
+} span_t;
+
+/* Results of the append phase, split by step. */
+typedef struct {
+  span_t total;       // whole phase
+  double build_sign;  // seconds building, packing, signing and wrapping entries
+  double append;      // seconds inside reg_append (writes + fsyncs)
+  size_t bytes;       // total SignedEntry bytes appended
+  uint64_t batches;   // reg_append calls
+} append_res_t;
+
+/* State shared with the verification callback. */
+typedef struct {
+  const cp_signkey_t *key;  // the key that signed every entry
+  uint64_t ok;              // entries whose signature verified
+  uint64_t bad;             // entries that did not decode or verify
+} verify_ctx_t;
+
+static double now_s(clockid_t clk) {
+  struct timespec ts;
+  clock_gettime(clk, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static span_t span_start(void) {
+  span_t s = {now_s(CLOCK_MONOTONIC), now_s(CLOCK_PROCESS_CPUTIME_ID)};
+  return s;
+}
+
+static span_t span_end(span_t start) {
+  span_t s = {now_s(CLOCK_MONOTONIC) - start.wall, now_s(CLOCK_PROCESS_CPUTIME_ID) - start.cpu};
+  return s;
+}
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: bench_register [options]\n"
+          "  --entries N       entries to build, sign and append (default 200000)\n"
+          "  --batch B         entries per reg_append batch, one fsync'd write each (default 1024)\n"
+          "  --sign-seconds S  seconds per raw signing measurement (default 2)\n"
+          "  --dir DIR         where to make the temporary register (default $TMPDIR or /tmp)\n"
+          "  --sign-only       only measure the raw Ed25519 signing rate\n"
+          "  --kv              also print key=value lines (for scripts)\n"
+          "  --keep            keep the temporary register and print its path\n");
+}
+
+static int parse_opts(int argc, char **argv, opts_t *o) {
+  static const struct option longopts[] = {
+      {"entries", required_argument, NULL, 'n'}, {"batch", required_argument, NULL, 'b'},
+      {"sign-seconds", required_argument, NULL, 's'}, {"dir", required_argument, NULL, 'd'},
+      {"sign-only", no_argument, NULL, 'S'},        {"kv", no_argument, NULL, 'k'},
+      {"keep", no_argument, NULL, 'K'},             {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  const char *tmp = getenv("TMPDIR");
+  *o = (opts_t){200000, 1024, 2.0, tmp && tmp[0] ? tmp : "/tmp", false, false, false};
+  int c;
+  char *end;
+  while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    errno = 0;
+    switch (c) {
+      case 'n':
+        o->entries = strtoull(optarg, &end, 10);
+        if (errno || *end || o->entries < 1 || o->entries > 100000000ULL) {
+          fprintf(stderr, "bench_register: --entries must be 1..100000000\n");
+          return -1;
+        }
+        break;
+      case 'b': {
+        unsigned long long b = strtoull(optarg, &end, 10);
+        if (errno || *end || b < 1 || b > 65536) {
+          fprintf(stderr, "bench_register: --batch must be 1..65536\n");
+          return -1;
+        }
+        o->batch = (size_t)b;
+        break;
+      }
+      case 's':
+        o->sign_seconds = strtod(optarg, &end);
+        if (errno || *end || !(o->sign_seconds >= 0.05 && o->sign_seconds <= 60)) {
+          fprintf(stderr, "bench_register: --sign-seconds must be 0.05..60\n");
+          return -1;
+        }
+        break;
+      case 'd': o->base = optarg; break;
+      case 'S': o->sign_only = true; break;
+      case 'k': o->kv = true; break;
+      case 'K': o->keep = true; break;
+      case 'h': usage(stdout); exit(0);
+      default: usage(stderr); return -1;
+    }
+  }
+  if (optind != argc) {
+    usage(stderr);
+    return -1;
+  }
+  return 0;
+}
+
+/* (a) Raw libsodium signing: crypto_sign_detached over RAW_MSG_BYTES-byte
+ * messages for about `seconds`; returns signatures per wall second. */
+static double raw_sign_rate(const cp_signkey_t *key, double seconds, double *cpu_rate) {
+  unsigned char msg[RAW_MSG_BYTES], sig[crypto_sign_BYTES];
+  randombytes_buf(msg, sizeof msg);
+  uint64_t n = 0;
+  span_t t0 = span_start();
+  double deadline = t0.wall + seconds;
+  for (;;) {
+    for (int i = 0; i < 256; i++, n++) {
+      memcpy(msg, &n, sizeof n); /* a different message each time */
+      crypto_sign_detached(sig, NULL, msg, sizeof msg, key->sk);
+    }
+    if (now_s(CLOCK_MONOTONIC) >= deadline) break;
+  }
+  span_t t = span_end(t0);
+  *cpu_rate = (double)n / t.cpu;
+  return (double)n / t.wall;
+}
+
+/* Raw libsodium verification over RAW_MSG_BYTES-byte messages (baseline for (d)). */
+static double raw_verify_rate(const cp_signkey_t *key, double seconds) {
+  unsigned char msg[RAW_MSG_BYTES], sig[crypto_sign_BYTES];
+  randombytes_buf(msg, sizeof msg);
+  crypto_sign_detached(sig, NULL, msg, sizeof msg, key->sk);
+  uint64_t n = 0, bad = 0;
+  span_t t0 = span_start();
+  double deadline = t0.wall + seconds;
+  for (;;) {
+    for (int i = 0; i < 256; i++, n++)
+      if (crypto_sign_verify_detached(sig, msg, sizeof msg, key->pk) != 0) bad++;
+    if (now_s(CLOCK_MONOTONIC) >= deadline) break;
+  }
+  span_t t = span_end(t0);
+  if (bad) fprintf(stderr, "bench_register: %llu raw verifications failed\n", (unsigned long long)bad);
+  return (double)n / t.wall;
+}
+
+/* Synthetic but realistic record i: the fields the signer fills from a
+ * VerifiedRecord (see services/signer/signer_entry.c). No personal data: the
+ * worker is a pseudonym from the pool. */
+static const char *const QUAL_CODES[] = {"RF-FIRE", "RF-MH",   "RF-BLS",  "RF-SAFEG", "RF-IPC",
+                                         "RF-HS",   "CPD-DEM", "CPD-AUT", "L2-ASCC",  "CC-STD-07"};
+
+/* Build, pack, sign and wrap entry i; returns the malloc'd SignedEntry bytes. */
+static int make_signed_entry(const cp_signkey_t *key, const uint8_t (*workers)[CP_PSEUDONYM_BYTES],
+                             uint64_t i, int64_t issued_at, uint8_t **out, size_t *outlen) {
+  char event_id[48], completion[11], valid_until[11], assessor[24];
+  uint8_t evidence[32];
+  unsigned month = (unsigned)(i % 12) + 1, day = (unsigned)(i % 28) + 1;
+  snprintf(event_id, sizeof event_id, "bench-%010llu", (unsigned long long)i);
+  snprintf(completion, sizeof completion, "2025-%02u-%02u", month, day);
+  snprintf(valid_until, sizeof valid_until, "2026-%02u-%02u", month, day);
+  snprintf(assessor, sizeof assessor, "ASR-0001-%03u", (unsigned)(i % 1000));
+  memcpy(evidence, workers[(i * 7 + 3) % WORKER_POOL], sizeof evidence);
+  memcpy(evidence, &i, sizeof i);
+
+  Carepass__V1__PassportEntry pe = CAREPASS__V1__PASSPORT_ENTRY__INIT;
+  pe.version = 1;
+  pe.worker_pseudonym.data = (uint8_t *)workers[i % WORKER_POOL];
+  pe.worker_pseudonym.len = CP_PSEUDONYM_BYTES;
+  pe.qualification_code = (char *)QUAL_CODES[i % CP_ARRAY_LEN(QUAL_CODES)];
+  pe.provider_id = "PRV-0001";
+  pe.assessor_id = assessor;
+  pe.completion_date = completion;
+  pe.valid_until = valid_until;
+  pe.evidence_hash.data = evidence;
+  pe.evidence_hash.len = sizeof evidence;
+  pe.provider_event_id = event_id;
+  pe.issued_at = issued_at;
+  pe.entry_type = CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_RECORD;
+
+  uint8_t *pbuf = NULL;
+  size_t plen = 0;
+  if (cp_pb_pack(&pe.base, &pbuf, &plen) != 0) return -1;
+  unsigned char sig[crypto_sign_BYTES];
+  cp_sign_entry(key, pbuf, plen, sig);
+  Carepass__V1__SignedEntry se = CAREPASS__V1__SIGNED_ENTRY__INIT;
+  se.entry.data = pbuf;
+  se.entry.len = plen;
+  se.key_id.data = (uint8_t *)key->key_id;
+  se.key_id.len = CP_KEYID_BYTES;
+  se.signature.data = sig;
+  se.signature.len = sizeof sig;
+  int rc = cp_pb_pack(&se.base, out, outlen);
+  free(pbuf);
+  return rc;
+}
+
+/* (b) Build + sign + append `o->entries` entries in batches of `o->batch`. */
+static int append_phase(const opts_t *o, const cp_signkey_t *key, reg_log_t *log,
+                        const uint8_t (*workers)[CP_PSEUDONYM_BYTES], append_res_t *res) {
+  char err[CP_ERRLEN];
+  uint8_t **bufs = cp_xcalloc(o->batch, sizeof *bufs);
+  size_t *lens = cp_xcalloc(o->batch, sizeof *lens);
+  int rc = -1;
+  memset(res, 0, sizeof *res);
+  int64_t issued_at = (int64_t)time(NULL);
+  span_t t0 = span_start();
+  for (uint64_t done = 0; done < o->entries;) {
+    size_t n = (size_t)(o->entries - done < o->batch ? o->entries - done : o->batch);
+    double s0 = now_s(CLOCK_MONOTONIC);
+    for (size_t j = 0; j < n; j++) {
+      if (make_signed_entry(key, workers, done + j, issued_at, &bufs[j], &lens[j]) != 0) {
+        fprintf(stderr, "bench_register: packing entry %llu failed\n", (unsigned long long)(done + j));
+        goto err;
+      }
+      res->bytes += lens[j];
+    }
+    double s1 = now_s(CLOCK_MONOTONIC);
+    uint64_t first = 0;
+    if (reg_append(log, (const uint8_t *const *)bufs, lens, n, &first, err, sizeof err) != 0) {
+      fprintf(stderr, "bench_register: reg_append: %s\n", err);
+      goto err;
+    }
+    double s2 = now_s(CLOCK_MONOTONIC);
+    res->build_sign += s1 - s0;
+    res->append += s2 - s1;
+    res->batches++;
+    for (size_t j = 0; j < n; j++) {
+      free(bufs[j]);
+      bufs[j] = NULL;
+    }
+    done += n;
+  }
+  res->total = span_end(t0);
+  rc = 0;
+err:
+  for (size_t j = 0; j < o->batch; j++) free(bufs[j]);
+  free(bufs);
+  free(lens);
+  return rc;
+}
+
+/* Decode a SignedEntry and check its key id and signature. */
+static bool verify_one(const cp_signkey_t *key, const uint8_t *e, size_t len) {
+  char err[CP_ERRLEN];
+  Carepass__V1__SignedEntry *se = (Carepass__V1__SignedEntry *)cp_pb_unpack(
+      &carepass__v1__signed_entry__descriptor, e, len, REG_ENTRY_MAX, err, sizeof err);
+  if (se == NULL) return false;
+  bool ok = se->signature.len == crypto_sign_BYTES && se->key_id.len == CP_KEYID_BYTES &&
+            memcmp(se->key_id.data, key->key_id, CP_KEYID_BYTES) == 0 &&
+            cp_verify_entry(key->pk, se->entry.data, se->entry.len, se->signature.data);
+  protobuf_c_message_free_unpacked(&se->base, NULL);
+  return ok;
+}
+
+static int verify_cb(void *arg, uint64_t index, const uint8_t *entry, size_t len) {
+  verify_ctx_t *v = arg;
+  if (verify_one(v->key, entry, len))
+    v->ok++;
+  else
+    v->bad++;
+  return 0;
+}
+
+/* Remove the temporary directory tree (paths made by mkdtemp: no quoting issues). */
+static void rmtree(const char *dir) {
+  char cmd[4200];
+  snprintf(cmd, sizeof cmd, "rm -rf -- '%s'", dir);
+  if (system(cmd) != 0) fprintf(stderr, "bench_register: could not remove %s\n", dir);
+}
+
+static void row(const char *what, double rate, const char *unit, const char *note) {
+  printf("  %-46s %12.0f %-10s %s\n", what, rate, unit, note ? note : "");
+}
+
+int main(int argc, char **argv) {
+  opts_t o;
+  if (parse_opts(argc, argv, &o) != 0) return 2;
+  if (cp_crypto_init() != 0) {
+    fprintf(stderr, "bench_register: libsodium failed to initialise\n");
+    return 1;
+  }
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  int status = 1;
+  char err[CP_ERRLEN];
+  char tmpl[4096] = "";
+  char regdir[4200];
+  reg_log_t *log = NULL;
+  uint8_t (*workers)[CP_PSEUDONYM_BYTES] = NULL;
+  cp_signkey_t key;
+  memset(&key, 0, sizeof key);
+  snprintf(key.name, sizeof key.name, "bench.carepass.invalid/register");
+  crypto_sign_keypair(key.pk, key.sk);
+  cp_key_id(key.name, key.pk, key.key_id);
+
+  /* (a) before */
+  double cpu_a1 = 0, cpu_a2 = 0;
+  double sign_a1 = raw_sign_rate(&key, o.sign_seconds, &cpu_a1);
+  if (o.sign_only) {
+    printf("bench_register: raw Ed25519 signing, one core, %d-byte messages, %.1f s\n", RAW_MSG_BYTES,
+           o.sign_seconds);
+    row("(a) crypto_sign_detached", sign_a1, "sig/s", "wall");
+    row("    same, per CPU second", cpu_a1, "sig/s", "cpu");
+    if (o.kv) printf("sign_per_s=%.0f\nsign_per_cpu_s=%.0f\n", sign_a1, cpu_a1);
+    status = 0;
+    goto done;
+  }
+
+  /* a pool of worker pseudonyms, as intake would have made them */
+  unsigned char secret[CP_SECRET_BYTES];
+  randombytes_buf(secret, sizeof secret);
+  workers = cp_xmalloc(WORKER_POOL * sizeof *workers);
+  for (unsigned w = 0; w < WORKER_POOL; w++) {
+    char ni[16];
+    snprintf(ni, sizeof ni, "ZZ%06uA", w); /* placeholder id: never a real NI number */
+    cp_pseudonym(secret, ni, workers[w]);
+  }
+  sodium_memzero(secret, sizeof secret);
+
+  snprintf(tmpl, sizeof tmpl, "%s/cp-bench-register-XXXXXX", o.base);
+  if (mkdtemp(tmpl) == NULL) {
+    fprintf(stderr, "bench_register: mkdtemp %s: %s\n", tmpl, strerror(errno));
+    tmpl[0] = '\0';
+    goto done;
+  }
+  snprintf(regdir, sizeof regdir, "%s/register", tmpl);
+  if (reg_open(regdir, &key, &log, err, sizeof err) != 0) {
+    fprintf(stderr, "bench_register: reg_open: %s\n", err);
+    goto done;
+  }
+
+  /* (b) */
+  append_res_t ar;
+  if (append_phase(&o, &key, log, (const uint8_t(*)[CP_PSEUDONYM_BYTES])workers, &ar) != 0) goto done;
+  double append_rate = (double)o.entries / ar.total.wall;
+
+  /* (a) after: the mean of the two brackets is the baseline for the ratio */
+  double sign_a2 = raw_sign_rate(&key, o.sign_seconds, &cpu_a2);
+  double sign_rate = (sign_a1 + sign_a2) / 2;
+  double ratio = append_rate / sign_rate;
+
+  /* (d) read back and verify every entry (sequential), then random single reads */
+  reg_close(&log);
+  if (reg_open(regdir, NULL, &log, err, sizeof err) != 0) {
+    fprintf(stderr, "bench_register: reg_open (read-only): %s\n", err);
+    goto done;
+  }
+  if (reg_size(log) != o.entries) {
+    fprintf(stderr, "bench_register: register has %llu entries, expected %llu\n",
+            (unsigned long long)reg_size(log), (unsigned long long)o.entries);
+    goto done;
+  }
+  verify_ctx_t vc = {&key, 0, 0};
+  span_t t0 = span_start();
+  if (reg_foreach_entry(log, 0, o.entries, verify_cb, &vc, err, sizeof err) != 0) {
+    fprintf(stderr, "bench_register: reg_foreach_entry: %s\n", err);
+    goto done;
+  }
+  span_t tv = span_end(t0);
+  double seq_verify_rate = (double)o.entries / tv.wall;
+
+  uint64_t sample = o.entries < READ_SAMPLE_MAX ? o.entries : READ_SAMPLE_MAX, rbad = 0;
+  t0 = span_start();
+  for (uint64_t k = 0; k < sample; k++) {
+    uint64_t idx = (uint64_t)randombytes_uniform((uint32_t)(o.entries > UINT32_MAX ? UINT32_MAX : o.entries));
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (reg_read_entry(log, idx, &buf, &len, err, sizeof err) != 0) {
+      fprintf(stderr, "bench_register: reg_read_entry %llu: %s\n", (unsigned long long)idx, err);
+      goto done;
+    }
+    if (!verify_one(&key, buf, len)) rbad++;
+    free(buf);
+  }
+  span_t tr = span_end(t0);
+  double rand_verify_rate = (double)sample / tr.wall;
+  double raw_verify = raw_verify_rate(&key, o.sign_seconds / 2);
+
+  printf("bench_register: %llu entries, batches of %zu (%llu fsync'd appends), register in %s\n",
+         (unsigned long long)o.entries, o.batch, (unsigned long long)ar.batches, o.base);
+  printf("  avg SignedEntry %.0f bytes; raw signing over %d-byte messages\n",
+         (double)ar.bytes / (double)o.entries, RAW_MSG_BYTES);
+  printf("  %-46s %12s %-10s %s\n", "measure", "rate", "unit", "note");
+  row("(a) raw crypto_sign_detached, one core", sign_rate, "sig/s", "mean of before/after");
+  printf("  %-46s %12.0f / %.0f\n", "    before / after", sign_a1, sign_a2);
+  row("(b) build+pack+sign+wrap+reg_append", append_rate, "entries/s", "wall, one thread");
+  printf("  %-46s %11.1f%% / %.1f%%\n", "    time in build+sign / in reg_append",
+         100 * ar.build_sign / ar.total.wall, 100 * ar.append / ar.total.wall);
+  row("    build+sign alone (excl. reg_append)", (double)o.entries / ar.build_sign, "entries/s", NULL);
+  row("    per CPU second", (double)o.entries / ar.total.cpu, "entries/s", "cpu");
+  printf("  %-46s %12.3f %-10s %s\n", "(c) ratio (b)/(a)", ratio, "",
+         ratio >= 0.5 ? "target >= 0.5: MET" : "target >= 0.5: NOT MET");
+  row("(d) read back + cp_verify_entry, sequential", seq_verify_rate, "entries/s",
+      vc.bad ? "SOME FAILED" : "all verified");
+  row("    reg_read_entry (random) + verify", rand_verify_rate, "entries/s",
+      rbad ? "SOME FAILED" : "sampled");
+  row("    raw crypto_sign_verify_detached", raw_verify, "verif/s", "baseline");
+  printf("  %-46s %12.3f\n", "    ratio sequential verify / raw verify", seq_verify_rate / raw_verify);
+  if (o.kv)
+    printf("sign_per_s=%.0f\nappend_per_s=%.0f\nratio=%.4f\nverify_seq_per_s=%.0f\n"
+           "verify_random_per_s=%.0f\nraw_verify_per_s=%.0f\n",
+           sign_rate, append_rate, ratio, seq_verify_rate, rand_verify_rate, raw_verify);
+  if (vc.ok != o.entries || vc.bad || rbad) {
+    fprintf(stderr, "bench_register: %llu of %llu entries failed verification\n",
+            (unsigned long long)(vc.bad + rbad), (unsigned long long)o.entries);
+    goto done;
+  }
+  status = 0;
+done:
+  reg_close(&log);
+  if (tmpl[0]) {
+    if (o.keep)
+      printf("register kept in %s\n", regdir);
+    else
+      rmtree(tmpl);
+  }
+  free(workers);
+  cp_signkey_wipe(&key);
+  return status;
+}
