@@ -291,6 +291,14 @@ class CarepassSystem:
         self.log_dir = self.dir / "log"
         self.providers_file = self.dir / "providers.json"
 
+        self._pick_ports()
+        if start:
+            self.start()
+
+    # ---- set-up -------------------------------------------------------------
+
+    def _pick_ports(self):
+        """Choose free loopback ports for Redis, the bus, intake and the signer."""
         self.redis_port = free_port()
         self.intake_port = free_port()
         self.signer_port = free_port()
@@ -298,10 +306,6 @@ class CarepassSystem:
             "VERIFY_IN", "VERIFY_OUT", "NOTIFY_IN", "NOTIFY_OUT", "RESULTS_IN", "RESULTS_OUT")}
         self.intake_endpoint = f"tcp://127.0.0.1:{self.intake_port}"
         self.env = self._make_env()
-        if start:
-            self.start()
-
-    # ---- set-up -------------------------------------------------------------
 
     def _make_env(self):
         env = {k: v for k, v in os.environ.items() if not k.startswith("CAREPASS_")}
@@ -327,24 +331,41 @@ class CarepassSystem:
         env.update({k: str(v) for k, v in self.extra_env.items()})
         return env
 
-    def start(self):
-        """Start Redis, make keys and the registry, start every service and wait until healthy."""
-        try:
-            self.start_redis()
-            self.make_provider_keys()
-            self.write_providers()
-            for svc in START_ORDER:
-                if svc in self.services:
-                    self.start_service(svc)
-                    self.wait_healthy(svc)
-            for svc in self.services:  # services not in START_ORDER (new ones), last
-                if svc not in START_ORDER:
-                    self.start_service(svc)
-                    self.wait_healthy(svc)
-            self.started = True
-        except BaseException:
-            self.stop(show_logs=True)
-            raise
+    def start(self, attempts=3):
+        """Start Redis, make keys and the registry, start every service and wait until
+        healthy. A free port can be taken by another process between picking and
+        binding; when start-up fails with "in use" in a log, ports are picked again
+        (at most `attempts` tries)."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._start_once()
+            except BaseException as exc:
+                in_use = isinstance(exc, (RuntimeError, TimeoutError)) and any(
+                    "in use" in self.log_text(svc).lower() for svc in list(self.procs) + ["redis"])
+                if not in_use or attempt == attempts:
+                    self.stop(show_logs=True)
+                    raise
+                sys.stderr.write(f"harness: a port was taken during start-up; retrying ({attempt})\n")
+                self.stop()
+                for svc in list(self.procs) + ["redis"]:
+                    self.log_path(svc).unlink(missing_ok=True)
+                self.procs.clear()
+                self._pick_ports()
+        return self
+
+    def _start_once(self):
+        self.start_redis()
+        self.make_provider_keys()
+        self.write_providers()
+        for svc in START_ORDER:
+            if svc in self.services:
+                self.start_service(svc)
+                self.wait_healthy(svc)
+        for svc in self.services:  # services not in START_ORDER (added later), last
+            if svc not in START_ORDER:
+                self.start_service(svc)
+                self.wait_healthy(svc)
+        self.started = True
         return self
 
     def start_redis(self):

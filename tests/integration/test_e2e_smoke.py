@@ -70,3 +70,27 @@ def test_cli_submit_and_unknown_status(system, tmp_path):
     st = system.run_cli(["status", "PRV-0001", "never-sent"])
     assert st.returncode == 1
     assert "unknown" in st.stdout
+
+
+def test_passport_detects_a_rewritten_entry(system):
+    """Flip one byte of a stored entry: the passport check fails (exit 1)."""
+    rep = system.submit([event("tamper-1", ni_number=NI, qualification_code="RF-FIRE",
+                               completion_date=RECENT)])
+    r = rep.replies[0]
+    assert r.outcome == system.pb.OUTCOME_COMMITTED, (r.reason_code, r.message)
+    bundles = sorted((system.register_dir / "tile" / "entries").rglob("*"))
+    bundle = [p for p in bundles if p.is_file()][-1]
+    data = bytearray(bundle.read_bytes())
+    data[-1] ^= 0x01                      # last byte of the last entry's signature
+    bundle.chmod(0o644)
+    bundle.write_bytes(bytes(data))
+    pp = system.run_cli(["passport", NI])
+    assert pp.returncode == 1, pp.stdout + pp.stderr
+    # the register refuses to open when the right edge does not match its tiles;
+    # otherwise the row shows both checks failed
+    rows = [l.split() for l in pp.stdout.splitlines() if l.split()[:1] == [str(r.entry_index)]]
+    if rows:
+        assert rows[0][-2:] == ["FAILED", "FAILED"], pp.stdout
+        assert "SOME CHECKS FAILED" in pp.stdout
+    else:
+        assert "does not match" in pp.stderr, pp.stdout + pp.stderr
