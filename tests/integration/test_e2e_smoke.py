@@ -94,3 +94,20 @@ def test_passport_detects_a_rewritten_entry(system):
         assert "SOME CHECKS FAILED" in pp.stdout
     else:
         assert "does not match" in pp.stderr, pp.stdout + pp.stderr
+
+
+def test_passport_shows_revocation(system):
+    """A revoked record is shown as revoked, naming the revocation entry and its reason."""
+    ni = "CE 65 43 21 A"
+    first = system.submit([event("rv-1", ni_number=ni, qualification_code="RF-FIRE",
+                                 completion_date=RECENT)]).replies[0]
+    assert first.outcome == system.pb.OUTCOME_COMMITTED, (first.reason_code, first.message)
+    rev = system.submit([event("rv-1-revoke", ni_number=ni, qualification_code="RF-FIRE",
+                               completion_date=RECENT, kind="revocation",
+                               revokes_event_id="rv-1",
+                               revocation_reason="ISSUED_IN_ERROR")]).replies[0]
+    assert rev.outcome == system.pb.OUTCOME_COMMITTED, (rev.reason_code, rev.message)
+    pp = system.run_cli(["passport", ni])
+    assert pp.returncode == 0, pp.stdout + pp.stderr
+    assert f"revoked (by #{rev.entry_index}, ISSUED_IN_ERROR)" in pp.stdout, pp.stdout
+    assert f"revokes #{first.entry_index} (ISSUED_IN_ERROR)" in pp.stdout, pp.stdout
