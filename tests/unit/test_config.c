@@ -127,17 +127,18 @@ static void test_help(void **state) {
 static void test_markdown(void **state) {
   (void)state;
   char *out = capture(md_signer);
-  assert_memory_equal(out, "| variable | default | allowed | meaning |\n| --- | --- | --- | --- |\n", 64);
-  assert_non_null(strstr(out, "| `CAREPASS_SHARD` | `0` | 0..1023 |"));
+  const char *head = "| variable | default | allowed | read by | meaning |\n| --- | --- | --- | --- | --- |\n";
+  assert_memory_equal(out, head, strlen(head));
+  assert_non_null(strstr(out, "| `CAREPASS_SHARD` | `0` | 0..1023 | signer |"));
   assert_null(strstr(out, "INTAKE_BIND"));
-  /* every row has exactly five pipes (no unescaped | in a cell) */
+  /* every row has exactly six pipes (no unescaped | in a cell) */
   for (char *line = out; *line; ) {
     char *nl = strchr(line, '\n');
     assert_non_null(nl);
     int pipes = 0;
     for (char *p = line; p < nl; p++)
       if (*p == '|' && (p == line || p[-1] != '\\')) pipes++;
-    assert_int_equal(pipes, 5);
+    assert_int_equal(pipes, 6);
     line = nl + 1;
   }
   free(out);
