@@ -187,6 +187,9 @@ void signer_notify_entry(signer_t *s, const Carepass__V1__PassportEntry *pe, uin
   job.qualification_code = pe->qualification_code;
   job.worker_pseudonym = pe->worker_pseudonym;
   job.occurred_at = cp_now_ms();
+  job.completion_date = pe->completion_date;
+  job.valid_until = pe->valid_until;
+  job.revokes_index = pe->revokes_index;
   /* wait while the queue is full (bounded by the stop flag): a job must not be dropped */
   while (cp_zmq_send_pb(s->notify, &job.base, ZMQ_DONTWAIT) != 0) {
     if (errno != EAGAIN || cp_stop_requested) {
