@@ -67,6 +67,13 @@ const reg_keyspan_t *reg_keys_for(const reg_keyspan_t *spans, size_t n,
 /* Note vkey text of a span into out (REG_VKEY_MAX bytes). */
 int reg_keys_vkey(const reg_keyspan_t *span, char *out, size_t outlen) CP_WUR;
 
+/* Build the KEY entry announcing (name, pk), signed by `signer` (the key itself for
+ * the genesis entry, the old key for a rotation), packed as a SignedEntry into a
+ * malloc'd buffer. */
+int reg_key_entry_build(const cp_signkey_t *signer, const char *name, const uint8_t pk[32],
+                        int64_t issued_at, uint8_t **out, size_t *outlen, char *err,
+                        size_t errlen) CP_WUR;
+
 /* ---- checking entries ----------------------------------------------------- */
 
 /* Decode a SignedEntry at `index`, check that its key id names a key valid at

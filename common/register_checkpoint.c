@@ -1,8 +1,10 @@
 /* register_checkpoint.c -- checkpoints as signed notes (c2sp.org/tlog-checkpoint, c2sp.org/signed-note). */
 #include "cp_register.h"
+#include "cp_regkeys.h"
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define EM_DASH_SP "\xE2\x80\x94 "   /* U+2014 then a space: starts every signature line */
@@ -104,23 +106,24 @@ int reg_checkpoint_parse(const char *note, size_t notelen, char *origin, size_t 
   return parse_body(note, textlen, origin, originlen, size, root, err, errlen);
 }
 
-int reg_checkpoint_open(const char *note, size_t notelen, const char *vkey, char *origin,
-                        size_t originlen, uint64_t *size, uint8_t root[REG_HASH_BYTES],
-                        char *err, size_t errlen) {
-  char kname[128];
-  unsigned char pk[32], kid[CP_KEYID_BYTES];
-  char kerr[CP_ERRLEN];
-  if (cp_vkey_parse(vkey, kname, sizeof kname, pk, kid, kerr, sizeof kerr) != 0)
-    return cp_err(err, errlen, "bad verifier key: %s", kerr);
-  size_t textlen;
-  if (split_note(note, notelen, &textlen, err, errlen) != 0) return -1;
-  bool seen = false;
-  bool verified = false;
+/* A verifier key parsed once for checking signature lines. */
+typedef struct {
+  char name[128];                    // key name
+  unsigned char pk[32];              // Ed25519 public key
+  unsigned char kid[CP_KEYID_BYTES]; // note key id
+  bool seen;                         // a signature line names this key
+  bool verified;                     // ...and its signature verifies
+} ckey_t;
+
+/* Check every signature line of the note (text is note[0..textlen)) against keys:
+ * marks seen/verified per key. Lines by unknown keys are ignored (signed-note). */
+static int check_sig_lines(const char *note, size_t notelen, size_t textlen, ckey_t *keys, size_t nkeys,
+                           char *err, size_t errlen) {
   const char *p = note + textlen + 1;
   const char *end = note + notelen;
+  size_t dlen = strlen(EM_DASH_SP);
   while (p < end) {
     const char *nl = memchr(p, '\n', (size_t)(end - p));   /* note ends with '\n' */
-    size_t dlen = strlen(EM_DASH_SP);
     if ((size_t)(nl - p) < dlen || memcmp(p, EM_DASH_SP, dlen) != 0)
       return cp_err(err, errlen, "checkpoint signature line does not start with an em dash");
     const char *name = p + dlen;
@@ -135,24 +138,128 @@ int reg_checkpoint_open(const char *note, size_t notelen, const char *vkey, char
     size_t siglen = 0;
     if (cp_b64_decode(b64, sig, sizeof sig, &siglen) != 0 || siglen < CP_KEYID_BYTES)
       return cp_err(err, errlen, "checkpoint signature is not valid base64");
-    if ((size_t)(sp - name) == strlen(kname) && memcmp(name, kname, strlen(kname)) == 0 &&
-        memcmp(sig, kid, CP_KEYID_BYTES) == 0) {
-      seen = true;
-      if (siglen == CP_KEYID_BYTES + crypto_sign_BYTES &&
-          crypto_sign_verify_detached(sig + CP_KEYID_BYTES, (const uint8_t *)note, textlen, pk) == 0)
-        verified = true;
+    for (size_t k = 0; k < nkeys; k++) {
+      ckey_t *ck = &keys[k];
+      if ((size_t)(sp - name) == strlen(ck->name) && memcmp(name, ck->name, strlen(ck->name)) == 0 &&
+          memcmp(sig, ck->kid, CP_KEYID_BYTES) == 0) {
+        ck->seen = true;
+        if (siglen == CP_KEYID_BYTES + crypto_sign_BYTES &&
+            crypto_sign_verify_detached(sig + CP_KEYID_BYTES, (const uint8_t *)note, textlen, ck->pk) == 0)
+          ck->verified = true;
+      }
     }
     p = nl + 1;
   }
-  if (!seen) return cp_err(err, errlen, "checkpoint has no signature by key %s", kname);
-  if (!verified) return cp_err(err, errlen, "checkpoint signature by key %s does not verify", kname);
+  return 0;
+}
+
+/* Parse n vkeys into a malloc'd ckey_t array. */
+static ckey_t *parse_vkeys(const char *const *vkeys, size_t n, char *err, size_t errlen) {
+  if (n == 0) {
+    cp_err(err, errlen, "no verifier key given");
+    return NULL;
+  }
+  ckey_t *keys = cp_xcalloc(n, sizeof *keys);
+  for (size_t i = 0; i < n; i++) {
+    char kerr[CP_ERRLEN];
+    if (cp_vkey_parse(vkeys[i], keys[i].name, sizeof keys[i].name, keys[i].pk, keys[i].kid, kerr,
+                      sizeof kerr) != 0) {
+      cp_err(err, errlen, "bad verifier key: %s", kerr);
+      free(keys);
+      return NULL;
+    }
+  }
+  return keys;
+}
+
+int reg_checkpoint_open_any(const char *note, size_t notelen, const char *const *vkeys, size_t n,
+                            char *origin, size_t originlen, uint64_t *size, uint8_t root[REG_HASH_BYTES],
+                            size_t *which, char *err, size_t errlen) {
+  ckey_t *keys = parse_vkeys(vkeys, n, err, errlen);
+  if (keys == NULL) return -1;
+  int rc = -1;
+  size_t textlen;
+  if (split_note(note, notelen, &textlen, err, errlen) != 0) goto out;
+  if (check_sig_lines(note, notelen, textlen, keys, n, err, errlen) != 0) goto out;
+  size_t good = n;
+  bool seen = false;
+  for (size_t k = 0; k < n; k++) {
+    seen = seen || keys[k].seen;
+    if (keys[k].verified && good == n) good = k;
+  }
+  if (good == n) {
+    if (n == 1 && !seen)
+      cp_err(err, errlen, "checkpoint has no signature by key %s", keys[0].name);
+    else if (n == 1)
+      cp_err(err, errlen, "checkpoint signature by key %s does not verify", keys[0].name);
+    else
+      cp_err(err, errlen, "checkpoint has no valid signature by any of the %zu known keys%s", n,
+             seen ? " (a signature line names a known key but does not verify)" : "");
+    goto out;
+  }
   char o[256];
-  if (parse_body(note, textlen, o, sizeof o, size, root, err, errlen) != 0) return -1;
-  if (strcmp(o, kname) != 0)
-    return cp_err(err, errlen, "checkpoint origin \"%s\" is not the key name \"%s\"", o, kname);
+  if (parse_body(note, textlen, o, sizeof o, size, root, err, errlen) != 0) goto out;
+  if (strcmp(o, keys[good].name) != 0) {
+    cp_err(err, errlen, "checkpoint origin \"%s\" is not the key name \"%s\"", o, keys[good].name);
+    goto out;
+  }
   if (origin != NULL) {
-    if (strlen(o) >= originlen) return cp_err(err, errlen, "checkpoint origin is too long");
+    if (strlen(o) >= originlen) {
+      cp_err(err, errlen, "checkpoint origin is too long");
+      goto out;
+    }
     strcpy(origin, o);
   }
-  return 0;
+  if (which != NULL) *which = good;
+  rc = 0;
+out:
+  free(keys);
+  return rc;
+}
+
+int reg_checkpoint_open(const char *note, size_t notelen, const char *vkey, char *origin,
+                        size_t originlen, uint64_t *size, uint8_t root[REG_HASH_BYTES],
+                        char *err, size_t errlen) {
+  const char *one[1] = {vkey};
+  return reg_checkpoint_open_any(note, notelen, one, 1, origin, originlen, size, root, NULL, err, errlen);
+}
+
+int reg_checkpoint_count_sigs(const char *note, size_t notelen, const char *const *vkeys, size_t n,
+                              char *err, size_t errlen) {
+  ckey_t *keys = parse_vkeys(vkeys, n, err, errlen);
+  if (keys == NULL) return -1;
+  int count = -1;
+  size_t textlen;
+  if (split_note(note, notelen, &textlen, err, errlen) == 0 &&
+      check_sig_lines(note, notelen, textlen, keys, n, err, errlen) == 0) {
+    count = 0;
+    for (size_t k = 0; k < n; k++) count += keys[k].verified ? 1 : 0;
+  }
+  free(keys);
+  return count;
+}
+
+int reg_checkpoint_sign_multi(const cp_signkey_t *const *keys, size_t nkeys, uint64_t size,
+                              const uint8_t root[REG_HASH_BYTES], char *out, size_t outlen, char *err,
+                              size_t errlen) {
+  if (nkeys == 0) return cp_err(err, errlen, "no signing key given");
+  for (size_t k = 1; k < nkeys; k++)
+    if (strcmp(keys[k]->name, keys[0]->name) != 0)
+      return cp_err(err, errlen, "checkpoint keys have different names (%s, %s)", keys[0]->name, keys[k]->name);
+  int blen = reg_checkpoint_body(keys[0]->name, size, root, out, outlen);
+  if (blen < 0 || (size_t)blen + 1 >= outlen) return cp_err(err, errlen, "checkpoint does not fit in %zu bytes", outlen);
+  size_t used = (size_t)blen;
+  out[used++] = '\n';
+  for (size_t k = 0; k < nkeys; k++) {
+    uint8_t sig[CP_KEYID_BYTES + crypto_sign_BYTES];
+    memcpy(sig, keys[k]->key_id, CP_KEYID_BYTES);
+    crypto_sign_detached(sig + CP_KEYID_BYTES, NULL, (const uint8_t *)out, (size_t)blen, keys[k]->sk);
+    char b64[128];
+    if (cp_b64_encode(sig, sizeof sig, b64, sizeof b64) != 0)
+      return cp_err(err, errlen, "base64 of the checkpoint signature failed");
+    int n = snprintf(out + used, outlen - used, EM_DASH_SP "%s %s\n", keys[k]->name, b64);
+    if (n < 0 || (size_t)n >= outlen - used) return cp_err(err, errlen, "checkpoint does not fit in %zu bytes", outlen);
+    used += (size_t)n;
+  }
+  return (int)used;
 }

@@ -3,12 +3,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "cp_log.h"
 
 #define NSLOTS (REG_LEVELS + 1)   /* tile cache slots: one per hash level, plus entries */
 #define SLOT_ENTRIES REG_LEVELS
@@ -35,9 +38,42 @@ struct reg_log {
   size_t bundle_len;                  // bytes used in bundle
   size_t bundle_cap;                  // bytes allocated for bundle
   tile_slot_t cache[NSLOTS];          // last tile read per level
+  bool broken;                        // writer: a checkpoint was renamed but not confirmed durable
+  char broken_why[CP_ERRLEN];         // why (for the error of every later append)
 };
 
 #define EDGE(log, L) ((log)->edge + (size_t)(L) * REG_TILE_WIDTH)
+
+/* ---- fault injection for tests ------------------------------------------ */
+
+/* CAREPASS_TEST_CRASH_POINT=<name>:<n> (see cp_register.h): SIGKILL this process the
+ * n-th time it reaches point `name`. The variable is read once, on the first call;
+ * unset or empty, this is a string compare away from nothing. */
+static void crash_point(const char *name) {
+  static int armed = -1;   /* -1 not read yet, 0 off, 1 on */
+  static char want[48];    /* point name */
+  static long left;        /* passes until the kill */
+  if (armed < 0) {
+    armed = 0;
+    const char *v = getenv("CAREPASS_TEST_CRASH_POINT");
+    if (v != NULL && *v != '\0') {
+      const char *colon = strrchr(v, ':');
+      char *end = NULL;
+      long n = colon ? strtol(colon + 1, &end, 10) : 0;
+      if (colon == NULL || (size_t)(colon - v) >= sizeof want || n < 1 || *end != '\0') {
+        cp_log_error("CAREPASS_TEST_CRASH_POINT ignored: expected <name>:<n>, n >= 1",
+                     CP_KV_STR("value", v), CP_KV_END);
+      } else {
+        memcpy(want, v, (size_t)(colon - v));
+        want[colon - v] = '\0';
+        left = n;
+        armed = 1;
+        cp_log_warn("test crash point armed", CP_KV_STR("point", want), CP_KV_INT("n", n), CP_KV_END);
+      }
+    }
+  }
+  if (armed == 1 && strcmp(name, want) == 0 && --left == 0) raise(SIGKILL);
+}
 
 /* ---- tile reading -------------------------------------------------------- */
 
@@ -188,24 +224,35 @@ static int read_checkpoint(reg_log_t *log, uint64_t *size, uint8_t root[REG_HASH
   return 0;
 }
 
-/* Unlink dir/rel; true if something was removed. */
+/* Unlink tile (level, index, width) and its temp file (a write a crash interrupted);
+ * true if the tile itself was removed. */
 static bool unlink_rel(reg_log_t *log, int level, uint64_t index, unsigned width) {
   char rel[REG_PATH_MAX], path[4200];
   if (reg_tile_path(rel, sizeof rel, level, index, width) != 0) return false;
-  snprintf(path, sizeof path, "%s/%s", log->dir, rel);
+  snprintf(path, sizeof path, "%s/%s.tmp", log->dir, rel);
+  (void)unlink(path);
+  path[strlen(path) - 4] = '\0';
   return unlink(path) == 0;
 }
 
+#define DISCARD_GAP 4   /* empty tile indexes in a row that end the scan for leftovers */
+
 /* Delete every tile and bundle that lies beyond the checkpointed size: what a
- * batch wrote before a crash stopped it from writing its checkpoint. */
+ * batch wrote before a crash stopped it from writing its checkpoint. Files of
+ * one batch are renamed in index order but only made durable together, so after
+ * a power cut a few may be missing in between: the scan goes on past small gaps. */
 static uint64_t discard_beyond(reg_log_t *log) {
   uint64_t removed = 0;
+  char path[4200];
+  snprintf(path, sizeof path, "%s/checkpoint.tmp", log->dir);
+  (void)unlink(path);
   for (int level = REG_LEVEL_ENTRIES; level < REG_LEVELS; level++) {
     int lv = level < 0 ? 0 : level;
     uint64_t n = log->size >> (REG_TILE_HEIGHT * lv);
     uint64_t t0 = n / REG_TILE_WIDTH;
     unsigned w0 = (unsigned)(n % REG_TILE_WIDTH);
-    for (uint64_t t = t0;; t++) {
+    unsigned empty = 0;
+    for (uint64_t t = t0; empty < DISCARD_GAP && t >= t0; t++) {
       bool any = false;
       for (unsigned w = (t == t0 ? w0 + 1 : 1); w < REG_TILE_WIDTH; w++) {
         if (unlink_rel(log, level, t, w)) {
@@ -217,10 +264,107 @@ static uint64_t discard_beyond(reg_log_t *log) {
         any = true;
         removed++;
       }
-      if (!any) break;
+      empty = any ? 0 : empty + 1;
     }
   }
   return removed;
+}
+
+/* 1 when tile (level, index, width) is on disk (whatever it holds), 0 when it is
+ * missing, -1 (err) when that cannot be told. */
+static int tile_present(reg_log_t *log, int level, uint64_t index, unsigned width, char *rel,
+                        char *err, size_t errlen) {
+  char path[4200];
+  if (reg_tile_path(rel, REG_PATH_MAX, level, index, width) != 0) return cp_err(err, errlen, "tile path too long");
+  snprintf(path, sizeof path, "%s/%s", log->dir, rel);
+  struct stat st;
+  if (lstat(path, &st) == 0) return 1;
+  if (errno == ENOENT) return 0;
+  return cp_err(err, errlen, "stat %s: %s", path, strerror(errno));
+}
+
+static int write_tile(reg_log_t *log, int level, uint64_t index, unsigned width, const void *buf,
+                      size_t len, reg_dirset_t *ds, char *err, size_t errlen);
+
+/* Writer, before discard_beyond: recompute the partial tiles of the checkpointed
+ * size that are missing (a crash of an older writer, a lost file, an operator's
+ * mistake). The partial bundle can only come from a wider copy of the same bundle
+ * (left by a later batch that was never checkpointed); level 0 from the bundle;
+ * level L from the full tiles of level L - 1. What cannot be rebuilt is refused,
+ * naming the file. check_root then checks the result against the signed root. */
+static int rebuild_edge(reg_log_t *log, reg_dirset_t *ds, char *err, size_t errlen) {
+  uint64_t size = log->size;
+  char rel[REG_PATH_MAX], why[CP_ERRLEN];
+  reg_hash_t *hashes = NULL;
+  int rc;
+  if (size == 0) return 0;
+  uint64_t t0 = size / REG_TILE_WIDTH;
+  unsigned w0 = (unsigned)(size % REG_TILE_WIDTH);
+  if (w0 > 0) {
+    if ((rc = tile_present(log, REG_LEVEL_ENTRIES, t0, w0, rel, err, errlen)) < 0) return -1;
+    if (rc == 0) {
+      const uint8_t *buf = NULL;
+      size_t len = 0;
+      for (unsigned w = w0 + 1; w <= REG_TILE_WIDTH && buf == NULL; w++) {
+        char wrel[REG_PATH_MAX];
+        if ((rc = tile_present(log, REG_LEVEL_ENTRIES, t0, w, wrel, err, errlen)) < 0) return -1;
+        if (rc == 1 && read_tile(log, REG_LEVEL_ENTRIES, t0, w, &buf, &len, why, sizeof why) != 0) buf = NULL;
+      }
+      if (buf == NULL)
+        return cp_err(err, errlen, "register %s: entry bundle %s (checkpoint size %llu) is missing and cannot be "
+                      "rebuilt: no wider copy of that bundle exists; restore it from a backup or mirror",
+                      log->dir, rel, (unsigned long long)size);
+      size_t pos = 0, elen;
+      const uint8_t *e;
+      for (unsigned i = 0; i < w0; i++) {
+        if (reg_bundle_next(buf, len, &pos, &e, &elen) != 1) break;   /* cannot happen: read_tile counted them */
+      }
+      if (write_tile(log, REG_LEVEL_ENTRIES, t0, w0, buf, pos, ds, err, errlen) != 0) return -1;
+      cp_log_warn("register: rebuilt a missing entry bundle from a wider copy", CP_KV_STR("tile", rel),
+                  CP_KV_INT("size", size), CP_KV_END);
+    }
+    if ((rc = tile_present(log, 0, t0, w0, rel, err, errlen)) < 0) return -1;
+    if (rc == 0) {
+      const uint8_t *buf;
+      size_t len, pos = 0, elen;
+      const uint8_t *e;
+      if (read_tile(log, REG_LEVEL_ENTRIES, t0, w0, &buf, &len, why, sizeof why) != 0)
+        return cp_err(err, errlen, "register %s: tile %s (checkpoint size %llu) is missing and cannot be rebuilt: %s",
+                      log->dir, rel, (unsigned long long)size, why);
+      hashes = cp_xmalloc(REG_TILE_WIDTH * sizeof *hashes);
+      for (unsigned i = 0; i < w0 && reg_bundle_next(buf, len, &pos, &e, &elen) == 1; i++)
+        reg_leaf_hash(e, elen, hashes[i]);
+      if (write_tile(log, 0, t0, w0, hashes, (size_t)w0 * REG_HASH_BYTES, ds, err, errlen) != 0) goto err;
+      cp_log_warn("register: rebuilt a missing tile", CP_KV_STR("tile", rel), CP_KV_INT("size", size), CP_KV_END);
+    }
+  }
+  for (int L = 1; L < REG_LEVELS; L++) {
+    uint64_t n = size >> (REG_TILE_HEIGHT * L);
+    if (n == 0) break;
+    unsigned w = (unsigned)(n % REG_TILE_WIDTH);
+    uint64_t t = n / REG_TILE_WIDTH;
+    if (w == 0) continue;
+    if ((rc = tile_present(log, L, t, w, rel, err, errlen)) < 0) goto err;
+    if (rc == 1) continue;
+    if (hashes == NULL) hashes = cp_xmalloc(REG_TILE_WIDTH * sizeof *hashes);
+    for (unsigned i = 0; i < w; i++) {
+      const uint8_t *buf;
+      size_t len;
+      if (read_tile(log, L - 1, t * REG_TILE_WIDTH + i, REG_TILE_WIDTH, &buf, &len, why, sizeof why) != 0) {
+        cp_err(err, errlen, "register %s: tile %s (checkpoint size %llu) is missing and cannot be rebuilt: %s",
+               log->dir, rel, (unsigned long long)size, why);
+        goto err;
+      }
+      reg_hashes_root((const reg_hash_t *)buf, REG_TILE_WIDTH, hashes[i]);
+    }
+    if (write_tile(log, L, t, w, hashes, (size_t)w * REG_HASH_BYTES, ds, err, errlen) != 0) goto err;
+    cp_log_warn("register: rebuilt a missing tile", CP_KV_STR("tile", rel), CP_KV_INT("size", size), CP_KV_END);
+  }
+  free(hashes);
+  return reg_dirset_sync(ds, err, errlen);
+err:
+  free(hashes);
+  return -1;
 }
 
 /* Check the tiles at the right edge of a tree of `size` against `root`. */
@@ -333,8 +477,11 @@ int reg_open(const char *dir, const cp_signkey_t *key, reg_log_t **out, char *er
     goto err;
   }
   if (key != NULL) {
+    if (rebuild_edge(log, &ds, err, errlen) != 0) goto err;
     uint64_t removed = discard_beyond(log);
-    (void)removed;
+    if (removed > 0)
+      cp_log_warn("register: discarded the files of a batch that was never checkpointed",
+                  CP_KV_STR("dir", dir), CP_KV_INT("files", removed), CP_KV_INT("size", log->size), CP_KV_END);
   }
   if (check_root(log, log->size, log->root, err, errlen) != 0) goto err;
   if (key != NULL && load_edge(log, err, errlen) != 0) goto err;
@@ -415,6 +562,8 @@ static void bundle_add(reg_log_t *log, const uint8_t *e, size_t len) {
 int reg_append(reg_log_t *log, const uint8_t *const *entries, const size_t *lens, size_t n,
                uint64_t *first_index, char *err, size_t errlen) {
   if (log->key == NULL) return cp_err(err, errlen, "register %s is open read-only", log->dir);
+  if (log->broken)
+    return cp_err(err, errlen, "register %s must be reopened (restart the signer): %s", log->dir, log->broken_why);
   if (n == 0) return cp_err(err, errlen, "empty batch");
   for (size_t i = 0; i < n; i++) {
     if (lens[i] == 0 || lens[i] > REG_ENTRY_MAX)
@@ -441,9 +590,12 @@ int reg_append(reg_log_t *log, const uint8_t *const *entries, const size_t *lens
     if (s % REG_TILE_WIDTH != 0) continue;
     /* a level-0 tile and its bundle are complete: write them, carry the tile hash up */
     uint64_t t = s / REG_TILE_WIDTH - 1;
-    if (write_tile(log, REG_LEVEL_ENTRIES, t, REG_TILE_WIDTH, log->bundle, log->bundle_len, &ds, err, errlen) != 0 ||
-        write_tile(log, 0, t, REG_TILE_WIDTH, EDGE(log, 0), REG_TILE_WIDTH * REG_HASH_BYTES, &ds, err, errlen) != 0)
+    if (write_tile(log, REG_LEVEL_ENTRIES, t, REG_TILE_WIDTH, log->bundle, log->bundle_len, &ds, err, errlen) != 0)
       goto err;
+    crash_point("bundle");
+    if (write_tile(log, 0, t, REG_TILE_WIDTH, EDGE(log, 0), REG_TILE_WIDTH * REG_HASH_BYTES, &ds, err, errlen) != 0)
+      goto err;
+    crash_point("tile0");
     log->bundle_len = 0;
     uint64_t idx = t;
     for (int L = 0; L + 1 < REG_LEVELS; L++) {
@@ -452,10 +604,17 @@ int reg_append(reg_log_t *log, const uint8_t *const *entries, const size_t *lens
       if (write_tile(log, L + 1, idx / REG_TILE_WIDTH, REG_TILE_WIDTH, EDGE(log, L + 1),
                      REG_TILE_WIDTH * REG_HASH_BYTES, &ds, err, errlen) != 0)
         goto err;
+      crash_point("tile-upper");
       idx /= REG_TILE_WIDTH;
     }
   }
-  /* partial tiles that grew in this batch */
+  /* the partial bundle, then the partial tiles that grew in this batch, level by level */
+  if (s % REG_TILE_WIDTH != 0) {
+    if (write_tile(log, REG_LEVEL_ENTRIES, s / REG_TILE_WIDTH, (unsigned)(s % REG_TILE_WIDTH), log->bundle,
+                   log->bundle_len, &ds, err, errlen) != 0)
+      goto err;
+    crash_point("bundle");
+  }
   for (int L = 0; L < REG_LEVELS; L++) {
     uint64_t nl = s >> (REG_TILE_HEIGHT * L);
     if (nl == 0) break;
@@ -463,18 +622,40 @@ int reg_append(reg_log_t *log, const uint8_t *const *entries, const size_t *lens
     if (w == 0 || nl == (old >> (REG_TILE_HEIGHT * L))) continue;
     if (write_tile(log, L, nl / REG_TILE_WIDTH, w, EDGE(log, L), (size_t)w * REG_HASH_BYTES, &ds, err, errlen) != 0)
       goto err;
+    crash_point(L == 0 ? "tile0" : "tile-upper");
   }
-  if (s % REG_TILE_WIDTH != 0 &&
-      write_tile(log, REG_LEVEL_ENTRIES, s / REG_TILE_WIDTH, (unsigned)(s % REG_TILE_WIDTH), log->bundle,
-                 log->bundle_len, &ds, err, errlen) != 0)
-    goto err;
   if (reg_dirset_sync(&ds, err, errlen) != 0) goto err;
+  crash_point("tiles-synced");
 
   /* every tile is durable: now the checkpoint */
   uint8_t root[REG_HASH_BYTES];
   edge_src_t src = {log, s};
   if (reg_proof_root(edge_get, &src, s, root, err, errlen) != 0) goto err;
-  if (write_checkpoint(log, s, root, note, &ds, err, errlen) != 0) goto err;
+  int notelen = reg_checkpoint_sign(log->key, s, root, note, REG_CHECKPOINT_MAX + 1, err, errlen);
+  if (notelen < 0) goto err;
+  /* reg_file_write fails only before its rename: on -1 the old checkpoint stands */
+  if (reg_file_write(log->dir, "checkpoint", note, (size_t)notelen, &ds, err, errlen) != 0) goto err;
+  crash_point("checkpoint-renamed");
+  /* From here the new checkpoint is what readers and a restarted signer see: the
+   * batch is in the log whatever happens next. If its directory cannot be fsynced
+   * the log takes the new state but refuses further appends, so that it never
+   * signs a second, different tree of the same size; a restart re-reads the disk
+   * (and rebuilds the signer's index from it, so redriven events are duplicates). */
+  if (reg_dirset_sync(&ds, err, errlen) != 0) {
+    log->broken = true;
+    snprintf(log->broken_why, sizeof log->broken_why, "checkpoint of size %llu renamed but not confirmed durable: %s",
+             (unsigned long long)s, err);
+    cp_err(err, errlen, "register %s: %s", log->dir, log->broken_why);
+    log->size = s;
+    memcpy(log->root, root, REG_HASH_BYTES);
+    memcpy(log->note, note, REG_CHECKPOINT_MAX + 1);
+    free(snap_edge);
+    free(snap_bundle);
+    free(note);
+    reg_dirset_free(&ds);
+    return -1;
+  }
+  crash_point("appended");
   log->size = s;
   memcpy(log->root, root, REG_HASH_BYTES);
   memcpy(log->note, note, REG_CHECKPOINT_MAX + 1);

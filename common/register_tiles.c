@@ -178,10 +178,13 @@ int reg_file_write(const char *root, const char *rel, const void *buf, size_t le
   int w = snprintf(path, sizeof path, "%s/%s", root, rel);
   if (w < 0 || (size_t)w >= sizeof path) return cp_err(err, errlen, "path too long: %s/%s", root, rel);
   snprintf(tmp, sizeof tmp, "%s.tmp", path);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  /* a temp file left by a crash (or planted as a symlink) is removed, never written through */
+  if (unlink(tmp) != 0 && errno != ENOENT) return cp_err(err, errlen, "unlink %s: %s", tmp, strerror(errno));
+  int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+  int fd = open(tmp, flags, 0644);
   if (fd < 0 && errno == ENOENT) {
     if (make_parents(tmp, ds, err, errlen) != 0) return -1;
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    fd = open(tmp, flags, 0644);
   }
   if (fd < 0) return cp_err(err, errlen, "open %s: %s", tmp, strerror(errno));
   const uint8_t *p = buf;
@@ -209,12 +212,16 @@ int reg_file_write(const char *root, const char *rel, const void *buf, size_t le
     unlink(tmp);
     return cp_err(err, errlen, "close %s: %s", tmp, strerror(e));
   }
+  /* recorded before the rename, so that a -1 always means "path not replaced" */
+  if (dirset_add_parent(ds, path) != 0) {
+    unlink(tmp);
+    return cp_err(err, errlen, "out of memory");
+  }
   if (rename(tmp, path) != 0) {
     int e = errno;
     unlink(tmp);
     return cp_err(err, errlen, "rename %s: %s", tmp, strerror(e));
   }
-  if (dirset_add_parent(ds, path) != 0) return cp_err(err, errlen, "out of memory");
   return 0;
 }
 
@@ -239,6 +246,39 @@ void reg_dirset_free(reg_dirset_t *ds) {
   memset(ds, 0, sizeof *ds);
 }
 
+/* Open root/rel read-only without following a symbolic link anywhere below root
+ * (root itself may be one) and without blocking on a FIFO: files of a register are
+ * written by its signer, never links, so a link can only come from a damaged or
+ * hostile directory. -1 with errno (ELOOP / ENOTDIR for a link on the way). */
+static int open_inside(const char *root, const char *rel) {
+  int dfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return -1;
+  char part[REG_PATH_MAX];
+  const char *p = rel;
+  for (;;) {
+    const char *slash = strchr(p, '/');
+    size_t n = slash ? (size_t)(slash - p) : strlen(p);
+    if (n == 0 || n >= sizeof part || (n <= 2 && p[0] == '.' && (n == 1 || p[1] == '.'))) {
+      close(dfd);
+      errno = EINVAL;   /* empty, "." or ".." components never come from reg_tile_path */
+      return -1;
+    }
+    memcpy(part, p, n);
+    part[n] = '\0';
+    int fl = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (slash ? O_DIRECTORY : O_NONBLOCK);
+    int fd = openat(dfd, part, fl);
+    int e = errno;
+    close(dfd);
+    if (fd < 0) {
+      errno = e;
+      return -1;
+    }
+    if (slash == NULL) return fd;
+    dfd = fd;
+    p = slash + 1;
+  }
+}
+
 int reg_file_read(const char *root, const char *rel, size_t max, uint8_t **buf, size_t *len,
                   char *err, size_t errlen) {
   char path[4096 + REG_PATH_MAX + 8];
@@ -247,10 +287,13 @@ int reg_file_read(const char *root, const char *rel, size_t max, uint8_t **buf, 
     errno = ENAMETOOLONG;
     return cp_err(err, errlen, "path too long: %s/%s", root, rel);
   }
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  int fd = open_inside(root, rel);
   if (fd < 0) {
     int e = errno;
-    cp_err(err, errlen, "open %s: %s", path, strerror(e));
+    if (e == ELOOP || e == ENOTDIR)
+      cp_err(err, errlen, "open %s: a symbolic link or non-directory on the way; refused", path);
+    else
+      cp_err(err, errlen, "open %s: %s", path, strerror(e));
     errno = e;
     return -1;
   }
@@ -260,6 +303,12 @@ int reg_file_read(const char *root, const char *rel, size_t max, uint8_t **buf, 
     close(fd);
     cp_err(err, errlen, "stat %s: %s", path, strerror(e));
     errno = e;
+    return -1;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    close(fd);
+    cp_err(err, errlen, "%s is not a regular file; refused", path);
+    errno = EINVAL;
     return -1;
   }
   if ((uint64_t)st.st_size > max) {

@@ -6,6 +6,7 @@
 #include "cp_crypto.h"
 #include "cp_redis.h"
 #include "cp_register.h"
+#include "cp_regkeys.h"
 #include "carepass/v1/internal.pb-c.h"
 #include "carepass/v1/register.pb-c.h"
 
@@ -23,8 +24,11 @@ bool signer_index_get(const signer_index_t *ix, const char *provider_id, const c
                       uint64_t *index);
 void signer_index_put(signer_index_t *ix, const char *provider_id, const char *event_id, uint64_t index);
 size_t signer_index_count(const signer_index_t *ix);
-/* Fill the index from every entry of the register. */
-int signer_index_build(signer_index_t *ix, reg_log_t *log, char *err, size_t errlen) CP_WUR;
+/* Fill the index from every entry of the register and, in the same pass, build the
+ * key history from its key entries (*keys malloc'd, free(); *nkeys 0 for a register
+ * written before key entries existed). Key entries are not put in the index. */
+int signer_index_build(signer_index_t *ix, reg_log_t *log, reg_keyspan_t **keys, size_t *nkeys,
+                       char *err, size_t errlen) CP_WUR;
 
 /* Decode a register entry (SignedEntry -> PassportEntry); free with
  * protobuf_c_message_free_unpacked. NULL with err set when malformed (signer_entry.c). */
@@ -39,6 +43,8 @@ typedef struct {
   cp_signkey_t key;            // register signing key (name = log origin)
   reg_log_t *log;              // the register shard (writer)
   signer_index_t *index;       // idempotency index over the register
+  reg_keyspan_t *keys;         // key history of the register (from its key entries)
+  size_t nkeys;                // spans in keys (0: register written before key entries)
   cp_redis_t *redis;           // Redis connection; NULL while Redis is unreachable
   int64_t redis_retry_at;      // monotonic ms of the next connection attempt
   bool redis_synced;           // the start-up marker has been read (applied/marked are meaningful)

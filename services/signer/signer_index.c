@@ -93,9 +93,19 @@ void signer_index_put(signer_index_t *ix, const char *provider_id, const char *e
 
 size_t signer_index_count(const signer_index_t *ix) { return ix->count; }
 
+/* Walk state of signer_index_build. */
+typedef struct {
+  signer_index_t *ix;     // index being filled
+  reg_keyspan_t *keys;    // key history being built
+  size_t nkeys;           // spans in keys
+  char *err;              // where a key-history failure is described
+  size_t errlen;          // its size
+} build_t;
+
 /* reg_foreach_entry callback: add one entry. */
 static int add_entry(void *arg, uint64_t index, const uint8_t *entry, size_t len) {
-  signer_index_t *ix = arg;
+  build_t *b = arg;
+  signer_index_t *ix = b->ix;
   char err[CP_ERRLEN];
   Carepass__V1__PassportEntry *pe = signer_entry_decode(entry, len, err, sizeof err);
   if (pe == NULL) {
@@ -103,11 +113,27 @@ static int add_entry(void *arg, uint64_t index, const uint8_t *entry, size_t len
     cp_log_warn("register entry not decodable", CP_KV_INT("index", index), CP_KV_STR("error", err), CP_KV_END);
     return 0;
   }
-  signer_index_put(ix, pe->provider_id, pe->provider_event_id, index);
+  bool key = pe->entry_type == CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_KEY;
+  if (!key) signer_index_put(ix, pe->provider_id, pe->provider_event_id, index);
   protobuf_c_message_free_unpacked(&pe->base, NULL);
+  /* a key entry must be a sound link of the key history, or the signer cannot tell its key is current */
+  if (key && reg_keys_feed(&b->keys, &b->nkeys, index, entry, len, b->err, b->errlen) != 0) return -1;
   return 0;
 }
 
-int signer_index_build(signer_index_t *ix, reg_log_t *log, char *err, size_t errlen) {
-  return reg_foreach_entry(log, 0, reg_size(log), add_entry, ix, err, errlen);
+int signer_index_build(signer_index_t *ix, reg_log_t *log, reg_keyspan_t **keys, size_t *nkeys, char *err,
+                       size_t errlen) {
+  build_t b = {ix, NULL, 0, err, errlen};
+  char rerr[CP_ERRLEN] = "";
+  *keys = NULL;
+  *nkeys = 0;
+  int rc = reg_foreach_entry(log, 0, reg_size(log), add_entry, &b, rerr, sizeof rerr);
+  if (rc != 0) {
+    if (rerr[0] != '\0') cp_err(err, errlen, "%s", rerr);
+    free(b.keys);
+    return -1;
+  }
+  *keys = b.keys;
+  *nkeys = b.nkeys;
+  return 0;
 }

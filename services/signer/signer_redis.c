@@ -80,11 +80,52 @@ static void queue_event(signer_t *s, const char *provider_id, const char *event_
   cp_redis_append_argv(s->redis, 3, zrem, NULL);
 }
 
+/* A revocation seen in a chunk; the record it revokes is read after the walk
+ * (reading another entry inside reg_foreach_entry would replace the bundle being walked). */
+typedef struct {
+  uint64_t index;          // register index of the revocation entry
+  uint64_t revokes;        // index of the record it revokes
+  int64_t issued_at;       // when it takes effect (unix seconds)
+  char *event_id;          // provider_event_id of the revocation (malloc'd)
+} revocation_t;
+
 /* Walk state for one chunk of entries. */
 typedef struct {
-  signer_t *s;       // the service
-  size_t queued;     // entries queued in the pipeline
+  signer_t *s;             // the service
+  size_t queued;           // entries queued in the pipeline
+  revocation_t *revs;      // revocations in this chunk (malloc'd)
+  size_t nrevs;            // how many
 } chunk_t;
+
+/* Derived state of a revocation: the revoked record's event hash says by which
+ * entry, from when. Only a RECORD / DERIVED_AWARD below the revocation is marked. */
+static void queue_revoked(signer_t *s, const revocation_t *r) {
+  char err[CP_ERRLEN];
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  if (r->revokes >= r->index || reg_read_entry(s->log, r->revokes, &buf, &len, err, sizeof err) != 0) {
+    cp_log_warn("revocation names no earlier entry; nothing marked", CP_KV_INT("index", r->index),
+                CP_KV_INT("revokes_index", r->revokes), CP_KV_END);
+    return;
+  }
+  Carepass__V1__PassportEntry *pe = signer_entry_decode(buf, len, err, sizeof err);
+  free(buf);
+  if (pe == NULL) return;
+  if (pe->entry_type == CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_RECORD ||
+      pe->entry_type == CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_DERIVED_AWARD) {
+    char evkey[300], idx[24], at[24];
+    snprintf(evkey, sizeof evkey, CP_KEY_EVENT_FMT, pe->provider_id, pe->provider_event_id);
+    snprintf(idx, sizeof idx, "%" PRIu64, r->index);
+    snprintf(at, sizeof at, "%" PRId64, r->issued_at);
+    /* revoked_by is the revoking event id (verify sets it first, HSETNX keeps that);
+     * revoked_index / revoked_at say where on the register and from when */
+    const char *hsetnx[] = {"HSETNX", evkey, "revoked_by", r->event_id};
+    cp_redis_append_argv(s->redis, 4, hsetnx, NULL);
+    const char *hset[] = {"HSET", evkey, "revoked_index", idx, "revoked_at", at};
+    cp_redis_append_argv(s->redis, 6, hset, NULL);
+  }
+  protobuf_c_message_free_unpacked(&pe->base, NULL);
+}
 
 static int queue_entry(void *arg, uint64_t index, const uint8_t *entry, size_t len) {
   chunk_t *c = arg;
@@ -95,6 +136,15 @@ static int queue_entry(void *arg, uint64_t index, const uint8_t *entry, size_t l
     cp_log_error("register entry not decodable; skipped in redis", CP_KV_INT("index", index),
                  CP_KV_STR("error", err), CP_KV_END);
     return 0;
+  }
+  if (pe->entry_type == CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_KEY) {   /* key history: no event, no worker */
+    protobuf_c_message_free_unpacked(&pe->base, NULL);
+    return 0;
+  }
+  if (pe->entry_type == CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_REVOCATION) {
+    c->revs = realloc(c->revs, (c->nrevs + 1) * sizeof *c->revs);
+    if (c->revs == NULL) abort();
+    c->revs[c->nrevs++] = (revocation_t){index, pe->revokes_index, pe->issued_at, cp_strdup(pe->provider_event_id)};
   }
   queue_event(s, pe->provider_id, pe->provider_event_id, index);
   if (pe->worker_pseudonym.len == CP_PSEUDONYM_BYTES) {
@@ -135,10 +185,16 @@ void signer_redis_apply(signer_t *s) {
   uint64_t size = reg_size(s->log);
   while (s->applied < size) {
     uint64_t to = size - s->applied > CHUNK ? s->applied + CHUNK : size;
-    chunk_t c = {s, 0};
+    chunk_t c = {s, 0, NULL, 0};
     char err[CP_ERRLEN];
     cp_redis_pipeline_begin(s->redis);
-    if (reg_foreach_entry(s->log, s->applied, to, queue_entry, &c, err, sizeof err) != 0) {
+    int rc = reg_foreach_entry(s->log, s->applied, to, queue_entry, &c, err, sizeof err);
+    for (size_t i = 0; i < c.nrevs; i++) {
+      if (rc == 0) queue_revoked(s, &c.revs[i]);
+      free(c.revs[i].event_id);
+    }
+    free(c.revs);
+    if (rc != 0) {
       cp_log_error("cannot read the register for redis updates", CP_KV_STR("error", err), CP_KV_END);
       redisReply **replies = NULL;   /* discard what was queued */
       int n = 0;

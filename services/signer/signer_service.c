@@ -11,15 +11,41 @@
 #include "cp_log.h"
 #include "cp_zmq.h"
 
-/* Publish the verifier key beside the register (0644) so tools and the gateway can find it. */
-static int write_vkey(signer_t *s, const char *dir, char *err, size_t errlen) {
-  char vkey[512], path[4200];
-  if (cp_vkey_format(s->key.name, s->key.pk, vkey, sizeof vkey - 1) != 0)
-    return cp_err(err, errlen, "cannot format the verifier key");
-  size_t len = strlen(vkey);
-  vkey[len++] = '\n';
-  snprintf(path, sizeof path, "%s/vkey", dir);
-  return cp_write_file_atomic(path, vkey, len, 0644, err, errlen);
+/* A new register starts with its genesis key entry (index 0): the signing key
+ * announces itself, so the log records from the first entry which key signs it. */
+static int append_genesis(signer_t *s, char *err, size_t errlen) {
+  uint8_t *e = NULL;
+  size_t len = 0;
+  uint64_t first = 0;
+  if (reg_key_entry_build(&s->key, s->key.name, s->key.pk, cp_now_ms() / 1000, &e, &len, err, errlen) != 0)
+    return -1;
+  const uint8_t *entries[1] = {e};
+  int rc = reg_append(s->log, entries, &len, 1, &first, err, errlen);
+  if (rc == 0) rc = reg_keys_feed(&s->keys, &s->nkeys, first, e, len, err, errlen);
+  free(e);
+  if (rc == 0) cp_log_info("genesis key entry appended", CP_KV_INT("index", first), CP_KV_END);
+  return rc;
+}
+
+/* The signer may only sign with the key the log's key history names as current
+ * (after `carepass rotate-key` the old key file is retired; starting with it is refused). */
+static int check_current_key(signer_t *s, char *err, size_t errlen) {
+  if (s->nkeys == 0) {
+    cp_log_warn("register has no key entries (written before key history); its key cannot be rotated",
+                CP_KV_INT("size", reg_size(s->log)), CP_KV_END);
+    return 0;
+  }
+  const reg_keyspan_t *cur = &s->keys[s->nkeys - 1];
+  if (memcmp(cur->key_id, s->key.key_id, CP_KEYID_BYTES) != 0) {
+    char have[9], want[9];
+    cp_hex(s->key.key_id, CP_KEYID_BYTES, have);
+    cp_hex(cur->key_id, CP_KEYID_BYTES, want);
+    return cp_err(err, errlen,
+                  "signing key %s is not the register's current key %s (announced at index %llu); "
+                  "was the key rotated? point CAREPASS_SIGNING_KEY at the current key file",
+                  have, want, (unsigned long long)cur->key_index);
+  }
+  return 0;
 }
 
 int signer_start(signer_t *s, char *err, size_t errlen) {
@@ -36,10 +62,16 @@ int signer_start(signer_t *s, char *err, size_t errlen) {
   if (rc != 0) return -1;
   if (cp_signkey_load(keypath, cp_cfg_str("LOG_ORIGIN"), true, &s->key, err, errlen) != 0) return -1;
   if (reg_open(dir, &s->key, &s->log, err, errlen) != 0) return -1;
-  if (write_vkey(s, dir, err, errlen) != 0) return -1;
   int64_t t0 = cp_mono_ms();
   s->index = signer_index_new();
-  if (signer_index_build(s->index, s->log, err, errlen) != 0) return -1;
+  if (signer_index_build(s->index, s->log, &s->keys, &s->nkeys, err, errlen) != 0) return -1;
+  if (reg_size(s->log) == 0 && append_genesis(s, err, errlen) != 0) return -1;
+  if (check_current_key(s, err, errlen) != 0) return -1;
+  /* publish the verifier key (vkey) and the list of every key ever used (vkeys) for tools */
+  char vkey[REG_VKEY_MAX];
+  if (cp_vkey_format(s->key.name, s->key.pk, vkey, sizeof vkey) != 0)
+    return cp_err(err, errlen, "cannot format the verifier key");
+  if (reg_vkeys_publish(dir, vkey, err, errlen) != 0) return -1;
   s->start_size = reg_size(s->log);
   cp_log_info("register open", CP_KV_STR("dir", dir), CP_KV_INT("size", s->start_size),
               CP_KV_INT("events_indexed", signer_index_count(s->index)), CP_KV_INT("index_ms", cp_mono_ms() - t0),
@@ -78,6 +110,9 @@ void signer_stop(signer_t *s) {
   }
   cp_redis_destroy(&s->redis);
   signer_index_destroy(&s->index);
+  free(s->keys);
+  s->keys = NULL;
+  s->nkeys = 0;
   reg_close(&s->log);
   cp_signkey_wipe(&s->key);
 }

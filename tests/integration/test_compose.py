@@ -193,6 +193,18 @@ def _sample_providers():
         return [p["id"] for p in json.load(f)["providers"]]
 
 
+def _expected_outcomes():
+    """provider_event_id -> (outcome, reason code) from data/sample-events.expected.tsv."""
+    out = {}
+    with open(os.path.join(SRC, "data", "sample-events.expected.tsv")) as f:
+        for line in f:
+            fields = line.rstrip("\n").split("\t")
+            if line.startswith("#") or len(fields) < 3:
+                continue
+            out[fields[0]] = (fields[1], fields[2])
+    return out
+
+
 def test_compose_deployment():
     timings = Timings()
     keep_image = os.environ.get("CAREPASS_COMPOSE_KEEP_IMAGE") == "1"
@@ -236,10 +248,18 @@ def test_compose_deployment():
                                           f"{project.logs()}"
                 for line in p.stdout.splitlines():
                     fields = line.split("\t")
-                    if len(fields) >= 2 and re.match(r"^[A-Za-z0-9._:-]+$", fields[0]):
-                        outcomes[fields[0]] = fields[1]
-        committed = [e for e, o in outcomes.items() if o == "committed"]
+                    if len(fields) >= 3 and re.match(r"^[A-Za-z0-9._:-]+$", fields[0]):
+                        outcomes[fields[0]] = (fields[1], fields[2])
+        committed = [e for e, (o, _) in outcomes.items() if o == "committed"]
         assert committed, f"no event committed: {outcomes}\n{project.logs()}"
+        # Each sample event ends as data/sample-events.expected.tsv says.
+        wrong = {e: (outcomes.get(e), want) for e, want in _expected_outcomes().items()
+                 if e in outcomes and outcomes[e] != want}
+        assert not wrong, f"outcomes differ from sample-events.expected.tsv (got, expected): {wrong}"
+
+        # Redis keeps its state on the volume with an fsynced append-only file.
+        p = project.exec("redis", "redis-cli", "config", "get", "appendonly", user="redis")
+        assert p.stdout.split() == ["appendonly", "yes"], p.stdout
 
         # The passport, read from the register volume inside the signer container.
         with timings.step("passport"):

@@ -23,6 +23,17 @@ int cmd_registry_keys(int argc, char **argv);
 int cmd_submit(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_passport(int argc, char **argv);
+int cmd_proof(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
+int cmd_reindex(int argc, char **argv);
+
+/* ---- proofs and offline verification (cmd_proof.c, cmd_verify.c) ---- */
+struct reg_log;
+/* Write text to path atomically (mode 0644), or to stdout when path is NULL; prints the error. */
+int cli_write_output(const char *cmd, const char *path, const char *text, size_t len) CP_WUR;
+/* Indexes (ascending, malloc'd) of the key entries of the register: its key history. */
+int cli_key_entries(struct reg_log *log, uint64_t **indexes, size_t *n, char *err, size_t errlen) CP_WUR;
 
 /* ---- shared helpers (cli_util.c) ---- */
 /* Print "carepass <cmd>: <message>" to stderr. */

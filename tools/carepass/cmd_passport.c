@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "carepass/v1/register.pb-c.h"
+#include "cp_bundle.h"
 #include "cp_catalogue.h"
 #include "cp_codec.h"
 #include "cp_config.h"
@@ -40,14 +41,17 @@ typedef struct {
 
 static void help(FILE *out) {
   fprintf(out,
-          "usage: carepass passport NI_NUMBER [--vkey FILE]\n\n"
+          "usage: carepass passport NI_NUMBER [--vkey FILE] [--out FILE]\n\n"
           "Show the worker's passport: every register entry listed for the worker in\n"
           "Redis, read from the register ($CAREPASS_REGISTER_DIR), with its Ed25519\n"
           "signature checked and its inclusion in the current signed checkpoint proved.\n"
           "Status is valid, expired (valid until is past) or revoked (by a later\n"
           "revocation entry). Exit status 1 if any check failed.\n\n"
           "  --vkey FILE   the register's verifier key (note vkey format);\n"
-          "                default <REGISTER_DIR>/vkey\n");
+          "                default <REGISTER_DIR>/vkey\n"
+          "  --out FILE    also write the passport bundle (carepass-passport/v1: the\n"
+          "                checkpoint, the register's key entries and a tlog-proof of\n"
+          "                every entry of the worker) for `carepass verify` offline\n");
 }
 
 /* Read, decode and check entry row->index. */
@@ -180,6 +184,44 @@ out:
   return rc;
 }
 
+/* Write the passport bundle: the checkpoint, the key entries, a proof of each row. */
+static int write_bundle(pp_ctx_t *c, const pp_row_t *rows, size_t nrows, const char *hex, const char *path) {
+  char err[CP_ERRLEN];
+  const char *note = reg_checkpoint_note(c->log);
+  cp_passport_t b;
+  cp_passport_init(&b, hex, note, strlen(note));
+  char *text = NULL;
+  size_t len = 0;
+  int rc = -1;
+  uint64_t *keys = NULL;
+  size_t nkeys = 0;
+  if (cli_key_entries(c->log, &keys, &nkeys, err, sizeof err) != 0) {
+    cli_error("passport", "key history: %s", err);
+    goto out;
+  }
+  for (size_t i = 0; i < nkeys + nrows; i++) {
+    uint64_t index = i < nkeys ? keys[i] : rows[i - nkeys].index;
+    cp_tlog_proof_t p;
+    if (cp_tlog_proof_from_log(c->log, index, &p, err, sizeof err) != 0) {
+      cli_error("passport", "proof of entry %llu: %s", (unsigned long long)index, err);
+      goto out;
+    }
+    cp_passport_add(&b, i < nkeys ? CP_PROOF_KEY : CP_PROOF_ENTRY, &p);
+  }
+  if (cp_passport_format(&b, &text, &len, err, sizeof err) != 0) {
+    cli_error("passport", "%s", err);
+    goto out;
+  }
+  if (cli_write_output("passport", path, text, len) != 0) goto out;
+  printf("passport bundle written to %s (%zu entries, %zu key entries)\n", path, nrows, nkeys);
+  rc = 0;
+out:
+  free(keys);
+  free(text);
+  cp_passport_clear(&b);
+  return rc;
+}
+
 /* The status column of a row. */
 static void status_text(const pp_row_t *row, int32_t today, char *out, size_t outlen) {
   const Carepass__V1__PassportEntry *pe = row->pe;
@@ -201,10 +243,11 @@ static void status_text(const pp_row_t *row, int32_t today, char *out, size_t ou
 }
 
 int cmd_passport(int argc, char **argv) {
-  const char *ni = NULL, *vkey_path = NULL;
+  const char *ni = NULL, *vkey_path = NULL, *out_path = NULL;
   for (int i = 1; i < argc; i++) {
     if (cli_is_help(argv[i])) { help(stdout); return CLI_EXIT_OK; }
     if (strcmp(argv[i], "--vkey") == 0 && i + 1 < argc) vkey_path = argv[++i];
+    else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) out_path = argv[++i];
     else if (argv[i][0] != '-' && ni == NULL) ni = argv[i];
     else {
       /* never echo what might be an NI number */
@@ -246,7 +289,7 @@ int cmd_passport(int argc, char **argv) {
   }
   if (load_indexes(hex, &rows, &nrows) != 0) goto out;
   printf("Passport for worker %.8s\n", hex);
-  if (nrows == 0) {
+  if (nrows == 0 && out_path == NULL) {
     printf("no records\n");
     rc = CLI_EXIT_OK;
     goto out;
@@ -289,6 +332,7 @@ int cmd_passport(int argc, char **argv) {
     if (row->problem[0]) printf("       problem: %s\n", row->problem);
     if (!row->sig_ok || !row->incl_ok || row->problem[0]) all_ok = false;
   }
+  if (out_path != NULL && write_bundle(&c, rows, nrows, hex, out_path) != 0) all_ok = false;
   printf("\n%zu entries; %s\n", nrows, all_ok ? "every signature and inclusion proof checked ok"
                                                : "SOME CHECKS FAILED");
   rc = all_ok ? CLI_EXIT_OK : CLI_EXIT_FAIL;

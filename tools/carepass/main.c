@@ -20,6 +20,10 @@ static const cli_command_t commands[] = {
   {"submit", cmd_submit, "send completion events from a CSV or NDJSON file to intake"},
   {"status", cmd_status, "show the state of one provider event"},
   {"passport", cmd_passport, "show a worker's passport, checking every signature and inclusion proof"},
+  {"proof", cmd_proof, "write the tlog-proof (c2sp.org/tlog-proof@v1) of one register entry"},
+  {"verify", cmd_verify, "check a tlog-proof or passport bundle offline and print a verification statement"},
+  {"audit", cmd_audit, "re-hash a whole register (directory or URL): tiles, signatures, checkpoint, consistency"},
+  {"reindex", cmd_reindex, "rebuild every derived Redis key from the register alone"},
 };
 
 static void usage(FILE *out) {

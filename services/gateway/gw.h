@@ -1,0 +1,247 @@
+/* gw.h -- the gateway's internal interface: server context, route table, request/response
+ * helpers, per-thread Redis, metrics. Shared by every services/gateway/gw_*.c file.
+ *
+ * How a request is served
+ * -----------------------
+ * libmicrohttpd (thread pool, epoll, keep-alive) calls the dispatcher (gw_server.c) on one
+ * of GATEWAY_THREADS threads. The dispatcher:
+ *   1. finds the route: the first row of gw_routes[] whose path matches (GW_EXACT: equal,
+ *      GW_PREFIX: starts with it) AND whose method matches. A path that matches rows of
+ *      other methods only gets 405 METHOD_NOT_ALLOWED with an Allow header; a path that
+ *      matches nothing gets 404 ROUTE_NOT_FOUND;
+ *   2. checks the credential of the row's auth kind (Authorization: Bearer <token>):
+ *      GW_AUTH_PROVIDER "cpp_..." (provider in the registry) or GW_AUTH_WORKER "cpw_...";
+ *      the token's subject goes into req->subject. Failures: 401 UNAUTHENTICATED /
+ *      INVALID_TOKEN / TOKEN_EXPIRED, 403 PROVIDER_UNKNOWN (see gw_auth.c);
+ *   3. reads the body (POST/PUT/PATCH/DELETE) into req->body, NUL-terminated, up to the
+ *      row's max_body (0 = GATEWAY_MAX_BODY); bigger gets 413 BODY_TOO_LARGE;
+ *   4. calls the handler, which MUST answer with exactly one gw_reply_* call (a handler
+ *      that does not gets 500 INTERNAL). It runs on an MHD thread and may block briefly
+ *      (Redis round trips), never for long: the thread serves other connections too;
+ *   5. counts the request in /metrics (route name, status, latency histogram) and logs
+ *      nothing per request (no personal data can leak from here; handlers log with care).
+ *
+ * Adding routes (other features)
+ * ------------------------------
+ * gw_routes.c builds gw_routes[] from one macro per feature. A feature adds a header
+ * named gw_<feature>_routes.h that declares its handlers and defines
+ * GW_<FEATURE>_ROUTES as a list of rows, each followed by a comma, e.g. gw_share_routes.h:
+ *
+ *   void gw_share_create(gw_req_t *req);
+ *   #define GW_SHARE_ROUTES \
+ *     {"POST", "/v1/share-codes", GW_EXACT, GW_AUTH_WORKER, 0, gw_share_create, "share_create"},
+ *
+ * gw_routes.c includes gw_share_routes.h when it exists (__has_include), so a feature
+ * needs no edit of gw_routes.c. Exact rows should come before prefix rows of the same
+ * path family; the first match wins.
+ *
+ * Errors: every error is JSON {"error": {"code": "STABLE_CODE", "message": "a sentence"}}
+ * with the right status (gw_reply_error). Codes used by the core are GW_E_* below; a
+ * feature may use its own stable codes (upper snake case) and should list them in its
+ * file's top comment.
+ */
+#ifndef GW_H
+#define GW_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "cp_catalogue.h"
+#include "cp_crypto.h"
+#include "cp_redis.h"
+#include "cp_register.h"
+#include "cp_token.h"
+#include "cp_util.h"
+
+/* ---- stable error codes of the core ------------------------------------- */
+#define GW_E_ROUTE_NOT_FOUND "ROUTE_NOT_FOUND"       /* 404 no such route */
+#define GW_E_METHOD_NOT_ALLOWED "METHOD_NOT_ALLOWED" /* 405 (+ Allow header) */
+#define GW_E_NOT_FOUND "NOT_FOUND"                   /* 404 route exists, the thing does not (e.g. a tile) */
+#define GW_E_BAD_PATH "BAD_PATH"                     /* 400 non-canonical or unsafe path */
+#define GW_E_BODY_TOO_LARGE "BODY_TOO_LARGE"         /* 413 */
+#define GW_E_MALFORMED_JSON "MALFORMED_JSON"         /* 400 body is not JSON (or not the expected top-level type) */
+#define GW_E_INVALID_FIELD "INVALID_FIELD"           /* 400 a field has the wrong type or value */
+#define GW_E_MISSING_FIELD "MISSING_FIELD"           /* 400 a required field is absent */
+#define GW_E_UNSUPPORTED_MEDIA_TYPE "UNSUPPORTED_MEDIA_TYPE" /* 415 */
+#define GW_E_INVALID_QUERY "INVALID_QUERY"           /* 400 a query parameter has a bad value */
+#define GW_E_UNAUTHENTICATED "UNAUTHENTICATED"       /* 401 no Bearer token (+ WWW-Authenticate) */
+#define GW_E_INVALID_TOKEN "INVALID_TOKEN"           /* 401 malformed, wrong kind or bad MAC */
+#define GW_E_TOKEN_EXPIRED "TOKEN_EXPIRED"           /* 401 */
+#define GW_E_PROVIDER_UNKNOWN "PROVIDER_UNKNOWN"     /* 403 provider token for a provider not in the registry */
+#define GW_E_RATE_LIMITED "RATE_LIMITED"             /* 429 (+ Retry-After) */
+#define GW_E_UNAVAILABLE "UNAVAILABLE"               /* 503 Redis or the bus is down; retry later */
+#define GW_E_INTERNAL "INTERNAL"                     /* 500 */
+
+#define GW_SUBJECT_MAX 128   /* authenticated subject (provider id, worker pseudonym hex) incl. NUL */
+#define GW_IP_MAX 64         /* textual client address incl. NUL */
+
+typedef struct gw gw_t;
+typedef struct gw_req gw_req_t;
+
+/* ---- routes (gw_routes.c builds the table) ------------------------------ */
+
+/* How a route's path is matched against the request path (query string excluded). */
+typedef enum {
+  GW_EXACT = 0,  // path equals the pattern
+  GW_PREFIX,     // path starts with the pattern; req->rest is what follows it
+} gw_match_t;
+
+/* Which credential a route needs (checked before the body is read). */
+typedef enum {
+  GW_AUTH_NONE = 0,   // public (handlers may still rate-limit by client address)
+  GW_AUTH_PROVIDER,   // Bearer cpp_... token of a provider in the registry; subject = provider id
+  GW_AUTH_WORKER,     // Bearer cpw_... token; subject = what the worker token names
+} gw_auth_t;
+
+typedef void (*gw_handler_fn)(gw_req_t *req);
+
+/* One row of the route table. */
+typedef struct {
+  const char *method;      // "GET", "POST", "DELETE", ... (HEAD is served by GET rows)
+  const char *path;        // exact path or prefix, e.g. "/v1/events", "/log/tile/"
+  gw_match_t match;        // GW_EXACT or GW_PREFIX
+  gw_auth_t auth;          // credential required
+  size_t max_body;         // largest body accepted; 0 = GATEWAY_MAX_BODY
+  gw_handler_fn handler;   // answers with one gw_reply_* call
+  const char *name;        // metrics label, e.g. "events_post" ([a-z0-9_])
+} gw_route_t;
+
+extern const gw_route_t gw_routes[];
+extern const size_t gw_routes_len;
+
+/* ---- the server context --------------------------------------------------- */
+
+/* Settings read once from the config table at start. */
+typedef struct {
+  char bind_host[256];      // GATEWAY_BIND host part (IPv4 dotted quad or "0.0.0.0")
+  int port;                 // GATEWAY_BIND port
+  int threads;              // GATEWAY_THREADS: MHD thread pool size
+  size_t max_body;          // GATEWAY_MAX_BODY: default body limit (bytes)
+  int timeout_s;            // GATEWAY_TIMEOUT_S: idle/slow connection timeout
+  int per_ip_limit;         // GATEWAY_PER_IP_LIMIT: concurrent connections per client address (0 = none)
+  int max_connections;      // GATEWAY_MAX_CONNECTIONS: concurrent connections in total
+  size_t conn_memory;       // GATEWAY_CONN_MEMORY: MHD per-connection memory (headers) limit
+  size_t max_batch;         // MAX_BATCH: most events in one POST /v1/events
+  int64_t ack_timeout_ms;   // ACK_TIMEOUT_MS: longest wait of ?ack=committed
+  int64_t redrive_after_ms; // REDRIVE_AFTER_MS: when intake's redrive re-sends an accepted event
+  char redis_host[256];     // REDIS_HOST
+  int redis_port;           // REDIS_PORT
+  int redis_timeout_ms;     // REDIS_TIMEOUT_MS
+  char register_dir[4096];  // REGISTER_DIR: the register served under /log/
+  char log_origin[128];     // LOG_ORIGIN
+} gw_config_t;
+
+/* A Prometheus counter series: name + label set (see gw_metric_add). */
+typedef struct gw_metrics gw_metrics_t;
+
+/* The gateway. Everything here is read-only after gw_new() unless a field says how
+ * it is guarded; handlers get it as req->gw. */
+struct gw {
+  gw_config_t cfg;                         // settings
+  struct MHD_Daemon *mhd;                  // the HTTP daemon
+  prov_registry_t *providers;              // provider registry (read-only)
+  cat_catalogue_t *catalogue;              // qualification catalogue (read-only)
+  unsigned char token_secret[CP_SECRET_BYTES];     // TOKEN_SECRET: MAC key of cpp_/cpw_ tokens (wiped)
+  unsigned char pseudonym_secret[CP_SECRET_BYTES]; // PSEUDONYM_SECRET: worker pseudonyms (wiped)
+  char vkey[256];                          // register verifier key (note vkey), "" if not readable yet
+  char webhook_key[256];                   // notify public key "whpk_...", "" if not readable yet
+  reg_log_t *reg;                          // read-only register (NULL until it exists); guarded by reg_lock
+  pthread_mutex_t reg_lock;                // serialises every use of reg (reg_log_t is not thread-safe)
+  void *zctx;                              // ZeroMQ context
+  void *verify_push;                       // PUSH to BUS_VERIFY_IN; guarded by push_lock
+  void *notify_push;                       // PUSH to BUS_NOTIFY_IN (event.accepted notices); guarded by push_lock
+  pthread_mutex_t push_lock;               // zmq sockets are not thread-safe
+  char claim_sha[41];                      // SHA-1 of the ingest claim script (ing_store)
+  gw_metrics_t *metrics;                   // counters and histograms (internally locked)
+  struct gw_waiter *waiter;                // helper thread answering ?ack=committed requests
+  pthread_mutex_t redis_lock;              // guards redis_all
+  cp_redis_t **redis_all;                  // every per-thread connection (closed at destroy)
+  size_t nredis;                           // entries in redis_all
+  atomic_uint_fast64_t pushes_failed;      // events the verify queue would not take (redrive resends)
+};
+
+/* One HTTP request, from the dispatcher to the handler. */
+struct gw_req {
+  gw_t *gw;                         // the server
+  struct MHD_Connection *conn;      // libmicrohttpd connection (for MHD_* calls if needed)
+  const gw_route_t *route;          // matched route
+  const char *method;               // request method ("HEAD" is passed as is on GET rows)
+  const char *path;                 // request path without the query string (decoded by MHD)
+  const char *rest;                 // GW_PREFIX: the path after the prefix ("" for GW_EXACT)
+  char *body;                       // request body, NUL-terminated (NULL when none); owned by the dispatcher
+  size_t body_len;                  // its length
+  char subject[GW_SUBJECT_MAX];     // authenticated subject ("" for GW_AUTH_NONE)
+  int64_t token_expiry;             // expiry (unix s) of the credential, 0 for GW_AUTH_NONE
+  char client_ip[GW_IP_MAX];        // peer address as text (no port)
+  int64_t started_ms;               // monotonic ms when the request arrived
+  /* set by gw_reply_*; the dispatcher queues it */
+  int status;                       // HTTP status of the response (0 = none yet)
+  struct MHD_Response *resp;        // the response
+  const char *error_code;           // stable code when the reply is an error (for metrics), else NULL
+  bool suspended;                   // internal: the handler handed the request to a helper thread
+  struct gw_conn *conn_state;       // internal: the dispatcher's per-request state
+};
+
+/* gw_server.c: lifecycle. */
+int gw_new(gw_t **out, char *err, size_t errlen) CP_WUR;
+/* Serve until cp_stop_requested (heartbeat, register refresh), then stop MHD. */
+int gw_run(gw_t *gw) CP_WUR;
+void gw_destroy(gw_t **gw);
+
+/* ---- request helpers (gw_http.c) ----------------------------------------- */
+
+/* This thread's Redis connection (made on first use, reconnected by cp_redis_*),
+ * NULL if Redis cannot be reached (then answer gw_reply_unavailable). */
+cp_redis_t *gw_redis(gw_req_t *req);
+/* A request header / query argument by name (case-insensitive header names), NULL if absent. */
+const char *gw_header(gw_req_t *req, const char *name);
+const char *gw_query(gw_req_t *req, const char *name);
+
+/* Parse the body as JSON (duplicates keys refused). On failure (no body, not JSON,
+ * or not of `want_type` when want_type >= 0 e.g. JSON_OBJECT) replies 400 MALFORMED_JSON
+ * and returns NULL. The caller json_decref()s the result. */
+json_t *gw_body_json(gw_req_t *req, int want_type);
+
+/* Typed field getters on a JSON object. `required`: absent -> 400 MISSING_FIELD; present
+ * with the wrong type or out of bounds -> 400 INVALID_FIELD naming the field. They reply
+ * and return -1 on failure; 0 on success (absent optional: *out untouched, returns 0).
+ * gw_json_str: max_len bytes at most (0 = no limit); *out points into obj. */
+int gw_json_str(gw_req_t *req, json_t *obj, const char *field, bool required, size_t max_len,
+                const char **out) CP_WUR;
+int gw_json_int(gw_req_t *req, json_t *obj, const char *field, bool required, long long min,
+                long long max, long long *out) CP_WUR;
+int gw_json_bool(gw_req_t *req, json_t *obj, const char *field, bool required, bool *out) CP_WUR;
+
+/* ---- replies (gw_http.c); exactly one per request -------------------------- */
+
+/* JSON body (takes the reference: json_decref is done here), Content-Type application/json. */
+void gw_reply_json(gw_req_t *req, int status, json_t *body);
+/* {"error": {"code": code, "message": sentence}} with status. code is a stable code (GW_E_* or the
+ * feature's own); the sentence must hold no personal data. */
+void gw_reply_error(gw_req_t *req, int status, const char *code, const char *fmt, ...)
+    CP_PRINTF(4, 5);
+/* 503 UNAVAILABLE "<what> is unavailable; retry later". */
+void gw_reply_unavailable(gw_req_t *req, const char *what);
+/* Bytes copied from buf, with a Content-Type. */
+void gw_reply_bytes(gw_req_t *req, int status, const char *content_type, const void *buf, size_t len);
+/* Bytes taken over (free()d by MHD when sent). */
+void gw_reply_take(gw_req_t *req, int status, const char *content_type, void *buf, size_t len);
+/* Add a header to the reply already made (Cache-Control, Retry-After, Location, ...). */
+void gw_reply_header(gw_req_t *req, const char *name, const char *value);
+
+/* ---- metrics (gw_metrics.c) ---------------------------------------------- */
+
+/* Describe a metric once (HELP and TYPE lines): type "counter", "gauge". Optional;
+ * undescribed metrics are printed as counters without HELP. Call at start (thread-safe). */
+void gw_metric_describe(gw_t *gw, const char *name, const char *type, const char *help);
+/* Add n to the series name{labels}; labels is Prometheus label text without braces,
+ * e.g. "outcome=\"accepted\"" or "" (values must not need escaping). Thread-safe. */
+void gw_metric_add(gw_t *gw, const char *name, const char *labels, uint64_t n);
+/* Set a gauge series to v. Thread-safe. */
+void gw_metric_set(gw_t *gw, const char *name, const char *labels, double v);
+
+#endif
