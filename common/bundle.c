@@ -30,7 +30,7 @@ static void sb_put(sbuf_t *s, const char *p, size_t n) {
 
 static void sb_str(sbuf_t *s, const char *p) { sb_put(s, p, strlen(p)); }
 
-/* Next line of text[*pos..len): sets *line/*linelen (without "\n"), moves *pos past
+/* Next line of text[*pos..len): sets *line, *linelen (without "\n"), moves *pos past
  * the newline. Returns false when there is no complete line. */
 static bool next_line(const char *text, size_t len, size_t *pos, const char **line, size_t *linelen) {
   if (*pos >= len) return false;
@@ -268,7 +268,7 @@ int cp_passport_format(const cp_passport_t *b, char **out, size_t *outlen, char 
   return 0;
 }
 
-/* Read "<word> <N>\n" then N bytes; *blk/*blklen point into text. */
+/* Read the block of "<word> <N>" (N bytes after the line); blk and blklen point into text. */
 static int read_block(const char *text, size_t len, size_t *pos, const char *ln, size_t n, size_t prefix,
                       const char **blk, size_t *blklen, char *err, size_t errlen) {
   uint64_t v;

@@ -141,6 +141,23 @@ const char *reg_checkpoint_note(const reg_log_t *log);
  * unchanged (in memory and in what its checkpoint covers). */
 int reg_append(reg_log_t *log, const uint8_t *const *entries, const size_t *lens, size_t n,
                uint64_t *first_index, char *err, size_t errlen) CP_WUR;
+/* One exception to "unchanged on -1": when the checkpoint was renamed into place but
+ * its directory fsync failed, the log takes the new size (it is what the disk shows)
+ * and refuses every later append until reopened; the caller should restart.
+ *
+ * Crash testing: CAREPASS_TEST_CRASH_POINT=<point>:<n> makes the writer SIGKILL its
+ * own process the n-th time (n >= 1, counted over the process) it reaches <point>.
+ * Read only when set; no effect otherwise. Points, in the order of one batch:
+ *   bundle              an entry bundle (full, or the batch's partial one) renamed into place
+ *   tile0               a level-0 hash tile (full or partial) renamed into place
+ *   tile-upper          a hash tile of level >= 1 renamed into place
+ *   tiles-synced        every file of the batch written and its directories fsynced,
+ *                       checkpoint not yet written (once per batch)
+ *   checkpoint-renamed  the new checkpoint renamed into place, before its directory fsync
+ *   appended            the checkpoint durable, before reg_append returns
+ * On open, a writer rebuilds a missing partial bundle/tile of the checkpointed size
+ * (from a wider copy of the bundle, or from the level below) and refuses, naming the
+ * file, when it cannot. */
 
 /* Copy of entry `index` (< size) into a malloc'd buffer. */
 int reg_read_entry(reg_log_t *log, uint64_t index, uint8_t **buf, size_t *len, char *err,

@@ -103,7 +103,8 @@ static int read_tile(reg_log_t *log, int level, uint64_t index, unsigned width,
   size_t l = 0;
   char rerr[CP_ERRLEN];
   if (reg_file_read(log->dir, rel, max, &b, &l, rerr, sizeof rerr) != 0)
-    return cp_err(err, errlen, "register tile %s/%s is unreadable: %s", log->dir, rel, rerr);
+    return cp_err(err, errlen, "register tile %s/%s is %s: %s", log->dir, rel,
+                  errno == EFBIG ? "truncated or corrupt (too long)" : "unreadable", rerr);
   if (level == REG_LEVEL_ENTRIES) {
     size_t pos = 0, count = 0;
     const uint8_t *e;

@@ -89,11 +89,11 @@ setup() {
   flock -w 60 9 || { log error "setup lock busy for 60s"; return 1; }
   if [ "${CAREPASS_SAMPLE_PROVIDER_KEYS:-0}" = 1 ]; then
     # The sample registry's ids ("id": "PRV-0001"); the CLI checks them again.
-    for id in $(grep -o '"id": *"[A-Za-z0-9._-]*"' "$APP/data/providers.json" | sed 's/.*"\([^"]*\)"$/\1/'); do
+    while read -r id; do
       [ -e "$keydir/$id.curve" ] && continue
       as_user "$RUN_USER" carepass keygen --out "$keydir/$id.curve" >/dev/null
       log info "made sample key pair for provider $id"
-    done
+    done < <(grep -o '"id": *"[A-Za-z0-9._-]*"' "$APP/data/providers.json" | sed 's/.*"\([^"]*\)"$/\1/')
   fi
   if [ ! -s "$providers" ] || [ -n "$(find "$keydir" -newer "$providers" -name '*.pub' 2>/dev/null)" ]; then
     tmp="$providers.tmp.$$"

@@ -44,7 +44,6 @@
 #define GW_H
 
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -147,8 +146,9 @@ struct gw {
   cat_catalogue_t *catalogue;              // qualification catalogue (read-only)
   unsigned char token_secret[CP_SECRET_BYTES];     // TOKEN_SECRET: MAC key of cpp_/cpw_ tokens (wiped)
   unsigned char pseudonym_secret[CP_SECRET_BYTES]; // PSEUDONYM_SECRET: worker pseudonyms (wiped)
-  char vkey[256];                          // register verifier key (note vkey), "" if not readable yet
-  char webhook_key[256];                   // notify public key "whpk_...", "" if not readable yet
+  char vkey[256];                          // register verifier key (note vkey), "" if not readable yet; guarded by keys_lock
+  char webhook_key[256];                   // notify public key "whpk_...", "" if not readable yet; guarded by keys_lock
+  pthread_mutex_t keys_lock;               // the main loop re-reads the two keys above every 2 s
   reg_log_t *reg;                          // read-only register (NULL until it exists); guarded by reg_lock
   pthread_mutex_t reg_lock;                // serialises every use of reg (reg_log_t is not thread-safe)
   void *zctx;                              // ZeroMQ context
@@ -161,7 +161,6 @@ struct gw {
   pthread_mutex_t redis_lock;              // guards redis_all
   cp_redis_t **redis_all;                  // every per-thread connection (closed at destroy)
   size_t nredis;                           // entries in redis_all
-  atomic_uint_fast64_t pushes_failed;      // events the verify queue would not take (redrive resends)
 };
 
 /* One HTTP request, from the dispatcher to the handler. */
@@ -191,6 +190,12 @@ int gw_new(gw_t **out, char *err, size_t errlen) CP_WUR;
 /* Serve until cp_stop_requested (heartbeat, register refresh), then stop MHD. */
 int gw_run(gw_t *gw) CP_WUR;
 void gw_destroy(gw_t **gw);
+
+/* gw_http.c: the shared read-only register, opened on first use and refreshed to the latest
+ * checkpoint. Returns it with gw->reg_lock held (release with gw_register_unlock), or NULL
+ * (lock not held) when the register cannot be opened yet; err says why. */
+reg_log_t *gw_register_lock(gw_t *gw, char *err, size_t errlen);
+void gw_register_unlock(gw_t *gw);
 
 /* ---- request helpers (gw_http.c) ----------------------------------------- */
 
@@ -230,6 +235,8 @@ void gw_reply_unavailable(gw_req_t *req, const char *what);
 void gw_reply_bytes(gw_req_t *req, int status, const char *content_type, const void *buf, size_t len);
 /* Bytes taken over (free()d by MHD when sent). */
 void gw_reply_take(gw_req_t *req, int status, const char *content_type, void *buf, size_t len);
+/* A response made with MHD_create_response_* directly (e.g. from a file descriptor); taken over. */
+void gw_reply_response(gw_req_t *req, int status, struct MHD_Response *resp, const char *content_type);
 /* Add a header to the reply already made (Cache-Control, Retry-After, Location, ...). */
 void gw_reply_header(gw_req_t *req, const char *name, const char *value);
 

@@ -8,6 +8,7 @@
 #include "carepass/v1/internal.pb-c.h"
 #include "cp_catalogue.h"
 #include "cp_crypto.h"
+#include "cp_ingest.h"
 #include "cp_redis.h"
 #include "cp_util.h"
 #include "cp_zmq.h"
@@ -18,18 +19,10 @@
 #define INTAKE_REDRIVE_EVERY_MS 1000 /* how often the redrive scan runs */
 #define INTAKE_REDRIVE_LIMIT 500    /* most pending events looked at per scan */
 
-/* Where an event stands, as far as intake knows. */
-typedef enum {
-  INTAKE_ST_UNKNOWN = 0,  // no state in Redis (expired or never stored)
-  INTAKE_ST_ACCEPTED,     // durable, not yet final
-  INTAKE_ST_REJECTED,     // final: refused by intake or verify
-  INTAKE_ST_COMMITTED,    // final: in the register
-} intake_st_t;
-
 /* The answer for one event of a request. */
 typedef struct {
   char *event_id;       // provider_event_id as sent (owned)
-  intake_st_t st;       // current state (ACCEPTED, REJECTED or COMMITTED)
+  ing_st_t st;       // current state (ACCEPTED, REJECTED or COMMITTED)
   char *reason;         // reason code when rejected (owned, NULL otherwise)
   char *message;        // sentence when rejected (owned, NULL otherwise)
   uint64_t index;       // register index when committed
@@ -88,37 +81,7 @@ int intake_run(intake_t *in) CP_WUR;
 void intake_reply(intake_t *in, intake_req_t *req);
 void intake_req_destroy(intake_req_t **req);
 
-/* intake_pending.c: the PendingEvent of a shape-checked event and its digest. */
-void intake_pending_build(const Carepass__V1__CompletionEvent *ev, const char *provider_id,
-                          const unsigned char pseudonym[CP_PSEUDONYM_BYTES],
-                          Carepass__V1__PendingEvent *pe);
-/* Hex SHA-256 of pe packed with received_at and reply_to cleared (canonical content). */
-int intake_pending_digest(const Carepass__V1__PendingEvent *pe, char hex[65]) CP_WUR;
-
-/* intake_store.c: idempotent claims and state reads in Redis. */
-/* What claiming one event found. */
-typedef struct {
-  bool is_new;          // first time: stored as accepted, must be forwarded
-  bool reused;          // the id was used before for different content
-  intake_st_t st;       // stored state when neither new nor reused
-  char *reason;         // stored reason code (rejected; owned)
-  char *message;        // stored sentence (rejected; owned)
-  uint64_t index;       // stored register index (committed)
-} intake_claim_t;
-
-/* One event to claim. */
-typedef struct {
-  const char *event_id;   // provider_event_id
-  const char *digest;     // hex SHA-256 of the canonical content
-  const uint8_t *pending; // packed PendingEvent to store
-  size_t pending_len;     // its length
-} intake_claim_req_t;
-
-int intake_store_init(intake_t *in, char *err, size_t errlen) CP_WUR;
-/* Claim n events of `provider` in one pipeline; out[i] for reqs[i]. -1 when Redis is unavailable. */
-int intake_store_claim(intake_t *in, const char *provider, const intake_claim_req_t *reqs, size_t n,
-                       intake_claim_t *out) CP_WUR;
-void intake_claim_clear(intake_claim_t *c);
+/* intake_store.c: state reads for waiting requests (claims: ing_store_claim in cp_ingest.h). */
 /* Read the states of the waiting answers of reqs[0..nreq-1] in one pipeline and
  * apply the final ones (clearing waiting). -1 when Redis is unavailable. */
 int intake_store_refresh(intake_t *in, intake_req_t **reqs, size_t nreq) CP_WUR;
@@ -138,7 +101,7 @@ void intake_waits_remove(intake_waits_t *w, intake_req_t *req);
 /* Apply a final result to every waiting request holding that event. */
 void intake_waits_result(intake_waits_t *w, const Carepass__V1__EventResult *res);
 /* Set an answer's final state (from a result or Redis); clears waiting. */
-void intake_answer_final(intake_req_t *req, size_t i, intake_st_t st, const char *reason,
+void intake_answer_final(intake_req_t *req, size_t i, ing_st_t st, const char *reason,
                          const char *message, uint64_t index);
 /* Answer complete requests, re-read due ones from Redis, time out the late ones.
  * With `all`, answer every waiting request now (shutdown). */

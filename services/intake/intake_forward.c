@@ -17,13 +17,8 @@ int intake_forward_verify(intake_t *in, const uint8_t *pending, size_t len) {
 }
 
 void intake_forward_accepted(intake_t *in, const Carepass__V1__PendingEvent *pe) {
-  Carepass__V1__NotifyJob job = CAREPASS__V1__NOTIFY_JOB__INIT;
-  job.type = (char *)"event.accepted";
-  job.provider_id = pe->provider_id;
-  job.provider_event_id = pe->provider_event_id;
-  job.qualification_code = pe->qualification_code;
-  job.worker_pseudonym = pe->worker_pseudonym;
-  job.occurred_at = pe->received_at;
+  Carepass__V1__NotifyJob job;
+  ing_accepted_job(pe, &job);
   /* best effort: an accepted notice that cannot be queued is counted and logged
    * (first and every 1000th), not retried; committed records are announced by the signer */
   if (cp_zmq_send_pb(in->notify_push, &job.base, ZMQ_DONTWAIT) != 0 && in->notices_dropped++ % 1000 == 0)

@@ -59,7 +59,6 @@
 #include "cp_log.h"
 #include "cp_reasons.h"
 #include "cp_service.h"
-#include "intake_shape.h"
 
 #define INTAKE_ZAP_DOMAIN "carepass"
 #define INTAKE_REQUEST_ID_MAX 64   /* longest request_id echoed */
@@ -117,7 +116,7 @@ int intake_new(intake_t **out, char *err, size_t errlen) {
   in->redis = cp_redis_new(cp_cfg_str("REDIS_HOST"), (int)cp_cfg_int("REDIS_PORT"),
                            (int)cp_cfg_int("REDIS_TIMEOUT_MS"), err, errlen);
   if (in->redis == NULL) goto err;
-  if (intake_store_init(in, err, errlen) != 0) goto err;
+  if (ing_store_init(in->redis, in->script_sha, err, errlen) != 0) goto err;
 
   in->ctx = zmq_ctx_new();
   if (in->ctx == NULL) {
@@ -219,13 +218,13 @@ void intake_reply(intake_t *in, intake_req_t *req) {
     carepass__v1__event_reply__init(&er[i]);
     er[i].provider_event_id = a->event_id;
     switch (a->st) {
-    case INTAKE_ST_REJECTED:
+    case ING_ST_REJECTED:
       er[i].outcome = CAREPASS__V1__OUTCOME__OUTCOME_REJECTED;
       er[i].reason_code = a->reason != NULL ? a->reason : (char *)cp_reason_code(CP_R_INTERNAL);
       er[i].message = a->message != NULL ? a->message : (char *)"";
       rejected++;
       break;
-    case INTAKE_ST_COMMITTED:
+    case ING_ST_COMMITTED:
       er[i].outcome = CAREPASS__V1__OUTCOME__OUTCOME_COMMITTED;
       er[i].entry_index = a->index;
       committed++;
@@ -252,7 +251,7 @@ void intake_reply(intake_t *in, intake_req_t *req) {
 }
 
 static void answer_reject(intake_answer_t *a, cp_reason_t r, const char *message) {
-  a->st = INTAKE_ST_REJECTED;
+  a->st = ING_ST_REJECTED;
   a->reason = cp_strdup(cp_reason_code(r));
   a->message = cp_strdup(message != NULL && message[0] ? message : cp_reason_text(r));
 }
@@ -262,19 +261,19 @@ static void answer_reject(intake_answer_t *a, cp_reason_t r, const char *message
 static int process_events(intake_t *in, intake_req_t *req, const Carepass__V1__SubmitRequest *sr) {
   size_t n = sr->n_events;
   int rc = -1;
-  intake_shape_t *shape = cp_xcalloc(n, sizeof *shape);
+  ing_shape_t *shape = cp_xcalloc(n, sizeof *shape);
   Carepass__V1__PendingEvent *pe = cp_xcalloc(n, sizeof *pe);
   unsigned char (*pseudo)[CP_PSEUDONYM_BYTES] = cp_xcalloc(n, sizeof *pseudo);
   char (*digest)[65] = cp_xcalloc(n, sizeof *digest);
   uint8_t **packed = cp_xcalloc(n, sizeof *packed);
   size_t *packed_len = cp_xcalloc(n, sizeof *packed_len);
   size_t *which = cp_xcalloc(n, sizeof *which);       /* claim slot -> event index */
-  intake_claim_req_t *creq = cp_xcalloc(n, sizeof *creq);
-  intake_claim_t *claim = cp_xcalloc(n, sizeof *claim);
+  ing_claim_req_t *creq = cp_xcalloc(n, sizeof *creq);
+  ing_claim_t *claim = cp_xcalloc(n, sizeof *claim);
   size_t nclaim = 0;
   int64_t now = cp_now_ms();
 
-  intake_shape_batch(sr->events, n, req->provider, cp_today(), shape);
+  ing_shape_batch(sr->events, n, req->provider, cp_today(), shape);
   for (size_t i = 0; i < n; i++) {
     intake_answer_t *a = &req->ans[i];
     a->event_id = cp_strdup(sr->events[i]->provider_event_id);
@@ -284,24 +283,24 @@ static int process_events(intake_t *in, intake_req_t *req, const Carepass__V1__S
     }
     cp_pseudonym(in->secret, shape[i].ni_norm, pseudo[i]);
     sodium_memzero(shape[i].ni_norm, sizeof shape[i].ni_norm);
-    intake_pending_build(sr->events[i], req->provider, pseudo[i], &pe[i]);
-    if (intake_pending_digest(&pe[i], digest[i]) != 0) goto internal;
+    ing_pending_build(sr->events[i], req->provider, pseudo[i], &pe[i]);
+    if (ing_pending_digest(&pe[i], digest[i]) != 0) goto internal;
     pe[i].received_at = now;
     pe[i].reply_to = req->committed ? in->id : (char *)"";
     if (cp_pb_pack(&pe[i].base, &packed[i], &packed_len[i]) != 0) goto internal;
-    creq[nclaim] = (intake_claim_req_t){pe[i].provider_event_id, digest[i], packed[i], packed_len[i]};
+    creq[nclaim] = (ing_claim_req_t){pe[i].provider_event_id, digest[i], packed[i], packed_len[i]};
     which[nclaim++] = i;
     continue;
   internal:
     answer_reject(a, CP_R_INTERNAL, NULL);
   }
 
-  if (nclaim > 0 && intake_store_claim(in, req->provider, creq, nclaim, claim) != 0) goto done;
+  if (nclaim > 0 && ing_store_claim(in->redis, in->script_sha, in->redrive_after_ms, req->provider, creq, nclaim, claim) != 0) goto done;
 
   for (size_t k = 0; k < nclaim; k++) {
     size_t i = which[k];
     intake_answer_t *a = &req->ans[i];
-    const intake_claim_t *c = &claim[k];
+    const ing_claim_t *c = &claim[k];
     if (c->reused) {
       answer_reject(a, CP_R_EVENT_ID_REUSED,
                     "provider_event_id was already used for an event with different content; "
@@ -316,20 +315,20 @@ static int process_events(intake_t *in, intake_req_t *req, const Carepass__V1__S
     }
     a->st = c->st;
     a->index = c->index;
-    if (c->st == INTAKE_ST_REJECTED) {
+    if (c->st == ING_ST_REJECTED) {
       a->reason = cp_strdup(c->reason != NULL ? c->reason : cp_reason_code(CP_R_INTERNAL));
       a->message = cp_strdup(c->message != NULL ? c->message : "");
     }
-    if (a->st == INTAKE_ST_ACCEPTED && req->committed) {
+    if (a->st == ING_ST_ACCEPTED && req->committed) {
       a->waiting = true;
       req->nwaiting++;
     }
   }
   rc = 0;
 done:
-  for (size_t k = 0; k < nclaim; k++) intake_claim_clear(&claim[k]);
+  for (size_t k = 0; k < nclaim; k++) ing_claim_clear(&claim[k]);
   for (size_t i = 0; i < n; i++) free(packed[i]);
-  intake_shape_wipe(shape, n);
+  ing_shape_wipe(shape, n);
   sodium_memzero(pseudo, n * sizeof *pseudo);
   free(shape);
   free(pe);

@@ -130,7 +130,7 @@ void intake_waits_remove(intake_waits_t *w, intake_req_t *req) {
   w->nreqs--;
 }
 
-void intake_answer_final(intake_req_t *req, size_t i, intake_st_t st, const char *reason,
+void intake_answer_final(intake_req_t *req, size_t i, ing_st_t st, const char *reason,
                          const char *message, uint64_t index) {
   intake_answer_t *a = &req->ans[i];
   if (!a->waiting) return;
@@ -145,9 +145,9 @@ void intake_answer_final(intake_req_t *req, size_t i, intake_st_t st, const char
 }
 
 void intake_waits_result(intake_waits_t *w, const Carepass__V1__EventResult *res) {
-  intake_st_t st;
-  if (res->outcome == CAREPASS__V1__OUTCOME__OUTCOME_COMMITTED) st = INTAKE_ST_COMMITTED;
-  else if (res->outcome == CAREPASS__V1__OUTCOME__OUTCOME_REJECTED) st = INTAKE_ST_REJECTED;
+  ing_st_t st;
+  if (res->outcome == CAREPASS__V1__OUTCOME__OUTCOME_COMMITTED) st = ING_ST_COMMITTED;
+  else if (res->outcome == CAREPASS__V1__OUTCOME__OUTCOME_REJECTED) st = ING_ST_REJECTED;
   else return; /* not final */
   char *key = make_key(res->provider_id, res->provider_event_id);
   uint64_t h = fnv1a(key);

@@ -1,6 +1,7 @@
 /* notify.h -- the notify service: NotifyJobs from the bus become Standard Webhooks
  * deliveries (Ed25519 "v1a" signatures) kept in Redis, delivered with libcurl,
- * retried with exponential backoff and jitter, dead-lettered after too many tries.
+ * retried with exponential backoff and jitter for up to WEBHOOK_RETRY_WINDOW_S (3 days),
+ * then dead-lettered; record.revoked/expiring/expired also go to subscribed employers.
  *
  * Redis keys (all state lives here, so any notify replica can die at any time):
  *
@@ -11,7 +12,8 @@
  *        type      event type, e.g. record.committed
  *        provider  provider id the job came from
  *        attempts  attempts started so far (incremented when a replica claims it)
- *        created   unix ms the delivery was created
+ *        created   unix ms the delivery was created (or last replayed from the dead letters)
+ *        ep        "host:port" of url (per-endpoint concurrency limit in the claim)
  *        last_status  HTTP status of the last attempt (0 = no HTTP answer)
  *        dead_at   unix ms it was moved to the dead-letter list
  *      A delivered hash keeps only state=delivered and expires after
@@ -21,6 +23,33 @@
  *                         (visibility timeout), so a crashed replica's in-flight
  *                         deliveries come back by themselves.
  *  cp:nt:dead      LIST   ids of dead-lettered deliveries, newest first.
+ *
+ *  A delivery that still fails WEBHOOK_RETRY_WINDOW_S after `created` (or after
+ *  WEBHOOK_MAX_ATTEMPTS attempts, when that is not 0) is dead-lettered.
+ *
+ * Expiry schedule (written when notify handles record.committed with a valid_until):
+ *  cp:exp:due        ZSET  register index -> day number (days since 1970-01-01) of the
+ *                          record's next threshold (stage below)
+ *  cp:exp:lease      ZSET  register index -> unix ms until which a scanner holds it (a
+ *                          crashed replica's claims go back to cp:exp:due after that)
+ *  cp:exp:{<index>}  HASH  state    scheduled | done | revoked
+ *                          stage    next threshold: 0 = 90 days before valid_until,
+ *                                   1 = 30 days, 2 = 7 days, 3 = the day after (expired)
+ *                          provider, qual, worker (pseudonym hex), valid_until,
+ *                          completion_date, event_id (provider event id)
+ *      A "revoked" or "done" hash is kept for NT_EXP_TOMBSTONE_TTL_S so a late or
+ *      replayed record.committed does not schedule the record again.
+ *
+ * Subscriptions (written by the gateway when an employer subscribes; notify reads
+ * them and removes dead ones; see /work/notes/subscriptions.md):
+ *  cp:w:{<pseudonym hex>}:subs     SET   subscription ids of the worker
+ *  cp:sub:{<sub id>}               HASH  url, worker (pseudonym hex), employer (label),
+ *                                        share_code (share code id), expires_at (unix s),
+ *                                        events ("record.revoked,record.expiring,record.expired";
+ *                                        empty = all), entries (comma list of register
+ *                                        indexes the share code covers; empty = all), created
+ *  cp:w:{<pseudonym hex>}:profile  HASH  optional field webhook_url: the worker's own webhook
+ *  <sub id> = "sub_" + 32 lowercase hex. A missing or expired hash = unsubscribed.
  *
  * The Lua scripts touch cp:nt:d:{id} together with cp:nt:due / cp:nt:dead, which is
  * atomic on a single Redis; on Redis Cluster these keys would need one shared tag. */
@@ -40,6 +69,17 @@
 #define NT_KEY_DUE             "cp:nt:due"
 #define NT_KEY_DEAD            "cp:nt:dead"
 #define NT_TOMBSTONE_TTL_S     86400        /* how long a delivered id is remembered */
+
+#define NT_KEY_EXP_DUE         "cp:exp:due"
+#define NT_KEY_EXP_LEASE       "cp:exp:lease"
+#define NT_KEY_EXP_PREFIX      "cp:exp:"
+#define NT_KEY_EXP_FMT         "cp:exp:{%llu}"
+#define NT_EXP_TOMBSTONE_TTL_S (400 * 86400) /* how long a revoked/done schedule is remembered */
+#define NT_KEY_SUBS_FMT        "cp:w:{%s}:subs"     /* %s = pseudonym hex */
+#define NT_KEY_SUB_FMT         "cp:sub:{%s}"        /* %s = subscription id */
+#define NT_KEY_PROFILE_FMT     "cp:w:{%s}:profile"  /* %s = pseudonym hex */
+#define NT_SUB_ID_MAX          64                   /* longest subscription id accepted */
+#define NT_EXP_STAGES          4                    /* 90, 30, 7 days before; the day after */
 
 #define NT_ID_LEN        36                 /* "msg_" + 32 hex */
 #define NT_ID_SIZE       (NT_ID_LEN + 1)
@@ -91,6 +131,58 @@ int nt_delivery_create(cp_redis_t *r, const char *id, const char *url, const cha
                        const char *type, const char *provider, int64_t now_ms,
                        bool *created, char *err, size_t errlen) CP_WUR;
 
+/* ---- notify_fanout.c: recipients of record events ---------------------- */
+
+/* Everything the record.revoked / record.expiring / record.expired webhooks say. */
+typedef struct {
+  const char *type;             // record.revoked | record.expiring | record.expired
+  const char *provider;         // provider id of the record
+  const char *event_id;         // provider event id (of the record, or of the revocation)
+  const char *qual;             // qualification code
+  const char *worker_hex;       // worker pseudonym hex ("" = unknown: provider only)
+  const char *completion_date;  // YYYY-MM-DD or ""
+  const char *valid_until;      // YYYY-MM-DD or ""
+  const char *reason_code;      // record.revoked: the reason ("" otherwise)
+  uint64_t entry_index;         // the record concerned (for a revocation: the revoked one)
+  int stage;                    // expiry stage 0..3 (-1 for record.revoked)
+} nt_record_event_t;
+
+/* Deterministic webhook-id of one fan-out delivery: "msg_" + hex of the first 16 bytes
+ * of BLAKE2b("fanout" 0 type 0 recipient 0 entry_index(8 BE) stage(1)), recipient being
+ * "provider:<id>", "sub:<sub id>" or "worker". */
+void nt_fanout_id(const char *type, const char *recipient, uint64_t entry_index, int stage,
+                  char out[NT_ID_SIZE]);
+
+/* Days before valid_until of an expiry stage (90, 30, 7; -1 for the expired stage). */
+int nt_stage_days_before(int stage);
+
+/* Create the deliveries of one record event: to the provider (registry webhook_url,
+ * unless skip_provider), to every live subscription of the worker that wants the type
+ * and covers the entry (dead ones are removed), and to the worker's own webhook.
+ * *created counts new deliveries. -1 on Redis error (nothing is lost: ids are
+ * deterministic, so the caller simply tries again). */
+struct prov_registry;
+int nt_fanout(cp_redis_t *r, const struct prov_registry *providers, const nt_record_event_t *ev,
+              bool skip_provider, int64_t now_ms, size_t *created, char *err, size_t errlen) CP_WUR;
+
+/* ---- notify_expiry.c: the expiry schedule and its scanner --------------- */
+
+/* Schedule a committed record's expiry webhooks (no-op without valid_until, without
+ * a 32-byte pseudonym, or when already scheduled/revoked). Thresholds already passed
+ * on `today` are skipped. */
+int nt_expiry_schedule(cp_redis_t *r, const Carepass__V1__NotifyJob *job, int32_t today,
+                       char *err, size_t errlen) CP_WUR;
+
+/* A record was revoked: drop its schedule and remember it as revoked. */
+int nt_expiry_revoke(cp_redis_t *r, uint64_t index, char *err, size_t errlen) CP_WUR;
+
+/* One scan: take up to max records whose next threshold is <= today (Lua, with a
+ * lease so several replicas never take the same one), create their deliveries via
+ * nt_fanout, then advance each to its next stage. *emitted = records handled. */
+int nt_expiry_scan(cp_redis_t *r, const struct prov_registry *providers, int32_t today,
+                   int64_t now_ms, int64_t lease_ms, size_t max, size_t *emitted,
+                   size_t *created, char *err, size_t errlen) CP_WUR;
+
 /* ---- notify_retry.c: claim, delivered, retry, dead letter --------------- */
 
 /* One claimed delivery (owned by the caller; free with nt_claimed_free). */
@@ -101,6 +193,7 @@ typedef struct {
   char *body;            // JSON body
   char type[NT_TYPE_MAX + 1]; // event type (for the log line)
   char provider[64];     // provider id (for the log line)
+  int64_t created_ms;    // unix ms the delivery was created (retry window)
 } nt_claimed_t;
 
 void nt_claimed_free(nt_claimed_t *c);
@@ -109,6 +202,23 @@ void nt_claimed_free(nt_claimed_t *c);
  * now + lease_ms and count the attempt. Fills out[0..*n-1]. -1 on Redis error. */
 int nt_claim(cp_redis_t *r, int64_t now_ms, int64_t lease_ms, size_t max,
              nt_claimed_t *out, size_t *n, char *err, size_t errlen) CP_WUR;
+
+/* Endpoint load of this replica for a per-endpoint limited claim. */
+typedef struct {
+  const char *endpoint;  // "host:port" as nt_endpoint() writes it
+  int inflight;          // transfers in flight to it
+} nt_ep_load_t;
+
+/* nt_claim with a per-endpoint limit: deliveries whose endpoint already has
+ * per_endpoint transfers in flight (loads[] plus what this claim takes) are left
+ * due in Redis for a later claim. Scans at most 4 * max + 64 due ids. */
+int nt_claim_limited(cp_redis_t *r, int64_t now_ms, int64_t lease_ms, size_t max,
+                     int per_endpoint, const nt_ep_load_t *loads, size_t nloads,
+                     nt_claimed_t *out, size_t *n, char *err, size_t errlen) CP_WUR;
+
+/* The "host:port" endpoint of a URL into out (lower-cased host, default port from the
+ * scheme); the same rule the claim script applies. */
+void nt_endpoint(const char *url, char *out, size_t outlen);
 
 /* 2xx: forget the delivery (tombstone) and drop it from the schedule. */
 int nt_mark_delivered(cp_redis_t *r, const char *id, int status, char *err, size_t errlen) CP_WUR;
@@ -144,6 +254,9 @@ nt_deliverer_t *nt_deliverer_new(const cp_signkey_t *key, int concurrency, long 
 void nt_deliverer_destroy(nt_deliverer_t **d);
 /* Free slots for new transfers. */
 size_t nt_deliverer_room(const nt_deliverer_t *d);
+/* Transfers in flight per endpoint (*loads points into the deliverer; valid until
+ * the next start/run). Returns the number of endpoints with transfers in flight. */
+size_t nt_deliverer_loads(nt_deliverer_t *d, const nt_ep_load_t **loads);
 size_t nt_deliverer_inflight(const nt_deliverer_t *d);
 /* Start one attempt; takes ownership of *c (sets it to an empty struct). */
 int nt_deliverer_start(nt_deliverer_t *d, nt_claimed_t *c, char *err, size_t errlen) CP_WUR;

@@ -7,12 +7,13 @@
 
 #define REPLAY_BATCH 500
 
-/* Restore one id (helper shared by both scripts): dead -> pending, due now. */
+/* Restore one id (helper shared by both scripts): dead -> pending, due now; its
+ * retry window (counted from 'created') starts again. */
 #define RESTORE_FN \
   "local function restore(id)\n" \
   "  local k = ARGV[3] .. '{' .. id .. '}'\n" \
   "  if redis.call('HGET', k, 'state') ~= 'dead' then return 0 end\n" \
-  "  redis.call('HSET', k, 'state', 'pending', 'attempts', 0)\n" \
+  "  redis.call('HSET', k, 'state', 'pending', 'attempts', 0, 'created', ARGV[2])\n" \
   "  redis.call('HDEL', k, 'dead_at')\n" \
   "  redis.call('ZADD', KEYS[2], ARGV[2], id)\n" \
   "  return 1\n" \

@@ -17,6 +17,7 @@ typedef struct {
   nt_claimed_t c;             // the delivery being attempted
   int64_t started_ms;         // monotonic start time
   char errbuf[CURL_ERROR_SIZE]; // curl's error text
+  char ep[300];               // "host:port" of the transfer (per-endpoint limit)
 } slot_t;
 
 struct nt_deliverer {
@@ -26,6 +27,7 @@ struct nt_deliverer {
   size_t busy;                // slots in use
   long timeout_ms;            // whole-transfer timeout
   const cp_signkey_t *key;    // signing key (owned by the caller)
+  nt_ep_load_t *loads;        // scratch for nt_deliverer_loads (nslots entries)
 };
 
 static bool curl_ready;
@@ -52,6 +54,7 @@ nt_deliverer_t *nt_deliverer_new(const cp_signkey_t *key, int concurrency, long 
   d->timeout_ms = timeout_ms;
   d->nslots = (size_t)concurrency;
   d->slots = cp_xcalloc(d->nslots, sizeof *d->slots);
+  d->loads = cp_xcalloc(d->nslots, sizeof *d->loads);
   d->multi = curl_multi_init();
   if (!d->multi) {
     cp_err(err, errlen, "curl_multi_init failed");
@@ -84,12 +87,27 @@ void nt_deliverer_destroy(nt_deliverer_t **dp) {
   }
   if (d->multi) curl_multi_cleanup(d->multi);
   free(d->slots);
+  free(d->loads);
   free(d);
   *dp = NULL;
 }
 
 size_t nt_deliverer_room(const nt_deliverer_t *d) { return d->nslots - d->busy; }
 size_t nt_deliverer_inflight(const nt_deliverer_t *d) { return d->busy; }
+
+size_t nt_deliverer_loads(nt_deliverer_t *d, const nt_ep_load_t **loads) {
+  size_t n = 0;
+  for (size_t i = 0; i < d->nslots; i++) {
+    const slot_t *s = &d->slots[i];
+    if (!s->busy || !s->ep[0]) continue;
+    size_t j = 0;
+    while (j < n && strcmp(d->loads[j].endpoint, s->ep) != 0) j++;
+    if (j == n) d->loads[n++] = (nt_ep_load_t){.endpoint = s->ep, .inflight = 0};
+    d->loads[j].inflight++;
+  }
+  *loads = d->loads;
+  return n;
+}
 
 static struct curl_slist *add_header(struct curl_slist *list, const char *name, const char *value,
                                      bool *ok) {
@@ -119,6 +137,7 @@ int nt_deliverer_start(nt_deliverer_t *d, nt_claimed_t *c, char *err, size_t err
   curl_easy_reset(s->easy);
   s->c = *c;
   memset(c, 0, sizeof *c);
+  nt_endpoint(s->c.url, s->ep, sizeof s->ep);
 
   char ts[24], sig[NT_SIG_HDR_SIZE];
   int64_t now_s = cp_now_ms() / 1000;

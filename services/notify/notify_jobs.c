@@ -1,7 +1,10 @@
 /* notify_jobs.c -- a NotifyJob from the bus becomes one webhook delivery in Redis. */
+#include <assert.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <jansson.h>
 #include "notify.h"
@@ -73,21 +76,23 @@ char *nt_job_body(const Carepass__V1__NotifyJob *job, int64_t now_ms) {
 }
 
 /* KEYS[1] delivery hash, KEYS[2] due zset.
- * ARGV: id, url, body, type, provider, created ms, due ms. */
+ * ARGV: id, url, body, type, provider, created ms, due ms, endpoint (host:port). */
 static const char CREATE_LUA[] =
   "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
   "redis.call('HSET', KEYS[1], 'state', 'pending', 'url', ARGV[2], 'body', ARGV[3],"
-  " 'type', ARGV[4], 'provider', ARGV[5], 'attempts', 0, 'created', ARGV[6], 'last_status', 0)\n"
+  " 'type', ARGV[4], 'provider', ARGV[5], 'attempts', 0, 'created', ARGV[6], 'last_status', 0,"
+  " 'ep', ARGV[8])\n"
   "redis.call('ZADD', KEYS[2], ARGV[7], ARGV[1])\n"
   "return 1\n";
 
 int nt_delivery_create(cp_redis_t *r, const char *id, const char *url, const char *body,
                        const char *type, const char *provider, int64_t now_ms,
                        bool *created, char *err, size_t errlen) {
-  char key[64], ms[24];
+  char key[64], ms[24], ep[300];
   snprintf(key, sizeof key, NT_KEY_DELIVERY_FMT, id);
   snprintf(ms, sizeof ms, "%lld", (long long)now_ms);
-  const char *argv[] = {"EVAL", CREATE_LUA, "2", key, NT_KEY_DUE, id, url, body, type, provider, ms, ms};
+  nt_endpoint(url, ep, sizeof ep);
+  const char *argv[] = {"EVAL", CREATE_LUA, "2", key, NT_KEY_DUE, id, url, body, type, provider, ms, ms, ep};
   size_t lens[CP_ARRAY_LEN(argv)];
   for (size_t i = 0; i < CP_ARRAY_LEN(argv); i++) lens[i] = strlen(argv[i]);
   redisReply *rep = cp_redis_cmd_argv(r, (int)CP_ARRAY_LEN(argv), argv, lens);
@@ -97,4 +102,44 @@ int nt_delivery_create(cp_redis_t *r, const char *id, const char *url, const cha
   else rc = cp_err(err, errlen, "storing delivery %s: unexpected reply type %d", id, rep->type);
   freeReplyObject(rep);
   return rc;
+}
+
+void nt_endpoint(const char *url, char *out, size_t outlen) {
+  assert(outlen > 0);
+  out[0] = '\0';
+  const char *p = strstr(url, "://");
+  if (!p) return;
+  bool https = (size_t)(p - url) == 5 && strncasecmp(url, "https", 5) == 0;
+  p += 3;
+  size_t alen = strcspn(p, "/?#");               /* the authority */
+  const char *at = memchr(p, '@', alen);         /* drop user:password@ */
+  if (at) {
+    alen -= (size_t)(at + 1 - p);
+    p = at + 1;
+  }
+  size_t hlen = alen;
+  const char *port = NULL;
+  if (alen && p[0] == '[') {                     /* [v6]:port */
+    const char *close = memchr(p, ']', alen);
+    if (close) {
+      hlen = (size_t)(close + 1 - p);
+      if (hlen < alen && p[hlen] == ':') port = p + hlen + 1;
+    }
+  } else {
+    const char *colon = memchr(p, ':', alen);
+    if (colon) {
+      hlen = (size_t)(colon - p);
+      port = colon + 1;
+    }
+  }
+  size_t plen = port ? alen - (size_t)(port - p) : 0;
+  if (hlen + 8 >= outlen || plen > 5) return;
+  for (size_t i = 0; i < hlen; i++) out[i] = (char)tolower((unsigned char)p[i]);
+  out[hlen] = ':';
+  if (plen) {
+    memcpy(out + hlen + 1, port, plen);
+    out[hlen + 1 + plen] = '\0';
+  } else {
+    snprintf(out + hlen + 1, outlen - hlen - 1, "%s", https ? "443" : "80");
+  }
 }

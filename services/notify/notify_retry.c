@@ -5,27 +5,44 @@
 #include <string.h>
 #include "notify.h"
 
-/* Claim: KEYS[1] due zset. ARGV: now ms, lease ms, max, key prefix.
- * Returns a flat array: id, attempts, url, body, type, provider per claimed delivery.
- * Ids whose hash is gone or no longer pending are dropped from the schedule. */
+/* Claim: KEYS[1] due zset. ARGV: now ms, lease ms, max, key prefix, per-endpoint cap
+ * (0 = none), scan limit, then pairs of endpoint, in-flight count.
+ * Returns a flat array: id, attempts, url, body, type, provider, created per claimed
+ * delivery. Ids whose hash is gone or no longer pending are dropped from the schedule;
+ * ids whose endpoint is full stay due for a later claim. */
 static const char CLAIM_LUA[] =
   "local now = tonumber(ARGV[1])\n"
-  "local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))\n"
+  "local max = tonumber(ARGV[3])\n"
+  "local cap = tonumber(ARGV[5])\n"
+  "local load = {}\n"
+  "for i = 7, #ARGV - 1, 2 do load[ARGV[i]] = tonumber(ARGV[i + 1]) end\n"
+  "local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[6]))\n"
   "local out = {}\n"
+  "local n = 0\n"
   "for _, id in ipairs(ids) do\n"
+  "  if n >= max then break end\n"
   "  local k = ARGV[4] .. '{' .. id .. '}'\n"
-  "  if redis.call('HGET', k, 'state') == 'pending' then\n"
-  "    redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), id)\n"
-  "    local a = redis.call('HINCRBY', k, 'attempts', 1)\n"
-  "    local f = redis.call('HMGET', k, 'url', 'body', 'type', 'provider')\n"
-  "    out[#out + 1] = id\n"
-  "    out[#out + 1] = tostring(a)\n"
-  "    for i = 1, 4 do out[#out + 1] = f[i] or '' end\n"
+  "  local st = redis.call('HMGET', k, 'state', 'ep')\n"
+  "  if st[1] == 'pending' then\n"
+  "    local ep = st[2] or ''\n"
+  "    local l = load[ep] or 0\n"
+  "    if cap <= 0 or ep == '' or l < cap then\n"
+  "      load[ep] = l + 1\n"
+  "      n = n + 1\n"
+  "      redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), id)\n"
+  "      local a = redis.call('HINCRBY', k, 'attempts', 1)\n"
+  "      local f = redis.call('HMGET', k, 'url', 'body', 'type', 'provider', 'created')\n"
+  "      out[#out + 1] = id\n"
+  "      out[#out + 1] = tostring(a)\n"
+  "      for i = 1, 5 do out[#out + 1] = f[i] or '' end\n"
+  "    end\n"
   "  else\n"
   "    redis.call('ZREM', KEYS[1], id)\n"
   "  end\n"
   "end\n"
   "return out\n";
+
+#define CLAIM_FIELDS 7   /* strings per claimed delivery in the claim reply */
 
 /* Delivered: KEYS[1] hash, KEYS[2] due. ARGV: id, status, tombstone ttl. */
 static const char DELIVERED_LUA[] =
@@ -82,28 +99,48 @@ static int eval_int(cp_redis_t *r, const char *what, const char *id, int argc, c
   return rc;
 }
 
-int nt_claim(cp_redis_t *r, int64_t now_ms, int64_t lease_ms, size_t max,
-             nt_claimed_t *out, size_t *n, char *err, size_t errlen) {
-  char now[24], lease[24], smax[24];
+int nt_claim_limited(cp_redis_t *r, int64_t now_ms, int64_t lease_ms, size_t max,
+                     int per_endpoint, const nt_ep_load_t *loads, size_t nloads,
+                     nt_claimed_t *out, size_t *n, char *err, size_t errlen) {
+  char now[24], lease[24], smax[24], cap[24], scan[24];
   *n = 0;
   if (max == 0) return 0;
   snprintf(now, sizeof now, "%lld", (long long)now_ms);
   snprintf(lease, sizeof lease, "%lld", (long long)lease_ms);
   snprintf(smax, sizeof smax, "%zu", max);
-  const char *argv[] = {"EVAL", CLAIM_LUA, "1", NT_KEY_DUE, now, lease, smax, NT_KEY_DELIVERY_PREFIX};
-  size_t lens[CP_ARRAY_LEN(argv)];
-  for (size_t i = 0; i < CP_ARRAY_LEN(argv); i++) lens[i] = strlen(argv[i]);
-  redisReply *rep = cp_redis_cmd_argv(r, (int)CP_ARRAY_LEN(argv), argv, lens);
+  snprintf(cap, sizeof cap, "%d", per_endpoint > 0 ? per_endpoint : 0);
+  /* With a limit, look further than max ids so a full endpoint does not hide others. */
+  size_t nscan = per_endpoint > 0 ? 4 * max + 64 : max;
+  if (nscan > 4096 && nscan > max) nscan = max > 4096 ? max : 4096;
+  snprintf(scan, sizeof scan, "%zu", nscan);
+
+  size_t argc = 10 + 2 * nloads;
+  const char **argv = cp_xcalloc(argc, sizeof *argv);
+  size_t *lens = cp_xcalloc(argc, sizeof *lens);
+  char (*counts)[16] = cp_xcalloc(nloads ? nloads : 1, sizeof *counts);
+  const char *fixed[] = {"EVAL", CLAIM_LUA, "1", NT_KEY_DUE, now, lease, smax, NT_KEY_DELIVERY_PREFIX, cap, scan};
+  memcpy(argv, fixed, sizeof fixed);
+  for (size_t i = 0; i < nloads; i++) {
+    snprintf(counts[i], sizeof counts[i], "%d", loads[i].inflight);
+    argv[10 + 2 * i] = loads[i].endpoint;
+    argv[11 + 2 * i] = counts[i];
+  }
+  for (size_t i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
+  redisReply *rep = cp_redis_cmd_argv(r, (int)argc, argv, lens);
+  free(argv);
+  free(lens);
+  free(counts);
   if (!rep) return cp_err(err, errlen, "claiming due deliveries: %s", cp_redis_errstr(r));
-  if (rep->type != REDIS_REPLY_ARRAY || rep->elements % 6 != 0 || rep->elements / 6 > max) {
+  if (rep->type != REDIS_REPLY_ARRAY || rep->elements % CLAIM_FIELDS != 0 ||
+      rep->elements / CLAIM_FIELDS > max) {
     int t = rep->type;
     freeReplyObject(rep);
     return cp_err(err, errlen, "claiming due deliveries: unexpected reply (type %d)", t);
   }
-  for (size_t i = 0; i < rep->elements; i += 6) {
+  for (size_t i = 0; i < rep->elements; i += CLAIM_FIELDS) {
     redisReply **e = rep->element + i;
     bool ok = true;
-    for (int j = 0; j < 6; j++) ok = ok && e[j]->type == REDIS_REPLY_STRING;
+    for (int j = 0; j < CLAIM_FIELDS; j++) ok = ok && e[j]->type == REDIS_REPLY_STRING;
     if (!ok || e[0]->len != NT_ID_LEN) continue;   /* not ours: skip, the lease brings it back */
     nt_claimed_t *c = &out[*n];
     memset(c, 0, sizeof *c);
@@ -113,10 +150,16 @@ int nt_claim(cp_redis_t *r, int64_t now_ms, int64_t lease_ms, size_t max,
     c->body = cp_strdup(e[3]->str);
     snprintf(c->type, sizeof c->type, "%s", e[4]->str);
     snprintf(c->provider, sizeof c->provider, "%s", e[5]->str);
+    c->created_ms = strtoll(e[6]->str, NULL, 10);
     (*n)++;
   }
   freeReplyObject(rep);
   return 0;
+}
+
+int nt_claim(cp_redis_t *r, int64_t now_ms, int64_t lease_ms, size_t max,
+             nt_claimed_t *out, size_t *n, char *err, size_t errlen) {
+  return nt_claim_limited(r, now_ms, lease_ms, max, 0, NULL, 0, out, n, err, errlen);
 }
 
 int nt_mark_delivered(cp_redis_t *r, const char *id, int status, char *err, size_t errlen) {

@@ -9,6 +9,7 @@
 #include "cp_catalogue.h"
 #include "cp_codec.h"
 #include "cp_config.h"
+#include "cp_dates.h"
 #include "cp_log.h"
 #include "cp_service.h"
 #include "cp_zmq.h"
@@ -19,6 +20,7 @@
 #define REDIS_PAUSE_MS 1000      /* back off this long after a Redis error */
 #define DRAIN_MS 5000            /* at shutdown, wait this long for in-flight deliveries */
 #define STATS_EVERY_MS 60000     /* counters log line period */
+#define EXPIRY_LEASE_MS 30000    /* an expiry scan's hold on a record (a dead replica's comes back) */
 
 /* Counters (exported in the stats log line; /metrics later). */
 typedef struct {
@@ -31,6 +33,8 @@ typedef struct {
   uint64_t failed;             // failed attempts (non-2xx, timeout, connection error)
   uint64_t dead;               // deliveries moved to the dead-letter list
   uint64_t redis_errors;       // Redis failures
+  uint64_t fanout;             // deliveries created for subscribers, workers and expiries
+  uint64_t expiry_records;     // records handled by the expiry scanner
 } nt_stats_t;
 
 struct nt_service {
@@ -41,7 +45,12 @@ struct nt_service {
   void *pull;                  // PULL socket connected to BUS_NOTIFY_OUT
   int zfd;                     // ZMQ_FD of pull, waited on together with curl's sockets
   nt_deliverer_t *dlv;         // libcurl multi deliverer
-  int max_attempts;            // WEBHOOK_MAX_ATTEMPTS
+  int max_attempts;            // WEBHOOK_MAX_ATTEMPTS (0 = no count limit)
+  int64_t retry_window_ms;     // WEBHOOK_RETRY_WINDOW_S in ms: give up after this long
+  int per_endpoint;            // WEBHOOK_PER_ENDPOINT
+  int64_t scan_every_ms;       // EXPIRY_SCAN_MS
+  size_t scan_batch;           // EXPIRY_SCAN_BATCH
+  int64_t next_scan;           // monotonic ms of the next expiry scan
   int64_t backoff_ms;          // WEBHOOK_BACKOFF_MS
   int64_t backoff_max_ms;      // WEBHOOK_BACKOFF_MAX_MS
   int64_t lease_ms;            // visibility timeout of a claim
@@ -85,6 +94,10 @@ nt_service_t *nt_service_new(char *err, size_t errlen) {
   if (prov_load(cp_cfg_str("PROVIDERS"), &s->providers, err, errlen) < 0) goto err;
 
   s->max_attempts = (int)cp_cfg_int("WEBHOOK_MAX_ATTEMPTS");
+  s->retry_window_ms = cp_cfg_int("WEBHOOK_RETRY_WINDOW_S") * 1000;
+  s->per_endpoint = (int)cp_cfg_int("WEBHOOK_PER_ENDPOINT");
+  s->scan_every_ms = cp_cfg_int("EXPIRY_SCAN_MS");
+  s->scan_batch = (size_t)cp_cfg_int("EXPIRY_SCAN_BATCH");
   s->backoff_ms = cp_cfg_int("WEBHOOK_BACKOFF_MS");
   s->backoff_max_ms = cp_cfg_int("WEBHOOK_BACKOFF_MAX_MS");
   long timeout_ms = (long)cp_cfg_int("WEBHOOK_TIMEOUT_MS");
@@ -113,7 +126,8 @@ nt_service_t *nt_service_new(char *err, size_t errlen) {
   cp_log_info("notify started", CP_KV_STR("bus", cp_cfg_str("BUS_NOTIFY_OUT")),
               CP_KV_INT("providers", prov_count(s->providers)),
               CP_KV_INT("concurrency", cp_cfg_int("WEBHOOK_CONCURRENCY")),
-              CP_KV_INT("max_attempts", s->max_attempts), CP_KV_END);
+              CP_KV_INT("per_endpoint", s->per_endpoint), CP_KV_INT("max_attempts", s->max_attempts),
+              CP_KV_INT("retry_window_s", s->retry_window_ms / 1000), CP_KV_END);
   return s;
 err:
   nt_service_destroy(&s);
@@ -134,9 +148,8 @@ void nt_service_destroy(nt_service_t **sp) {
   *sp = NULL;
 }
 
-/* Turn one job into a delivery. 0 = done with the job (stored, duplicate or
- * nothing to deliver); -1 = Redis failed, keep the job and try again later. */
-static int store_job(nt_service_t *s, const Carepass__V1__NotifyJob *job) {
+/* The provider's own delivery of a job (its webhook_url in the registry). */
+static int store_provider_delivery(nt_service_t *s, const Carepass__V1__NotifyJob *job) {
   char err[CP_ERRLEN], id[NT_ID_SIZE];
   const prov_t *p = prov_find(s->providers, job->provider_id);
   if (!p || !p->webhook_url[0]) {
@@ -172,6 +185,46 @@ static int store_job(nt_service_t *s, const Carepass__V1__NotifyJob *job) {
   cp_log_debug(created ? "delivery created" : "duplicate job", CP_KV_STR("id", id),
                CP_KV_STR("type", job->type), CP_KV_STR("provider", job->provider_id), CP_KV_END);
   return 0;
+}
+
+/* What a record job means beyond the provider's webhook: a commit schedules its
+ * expiry webhooks; a revocation drops the schedule and tells subscribers and the worker. */
+static int store_record_effects(nt_service_t *s, const Carepass__V1__NotifyJob *job) {
+  char err[CP_ERRLEN];
+  if (strcmp(job->type, "record.committed") == 0) {
+    if (nt_expiry_schedule(s->redis, job, cp_today(), err, sizeof err) < 0) goto redis_err;
+    cp_log_debug("expiry scheduled", CP_KV_INT("index", job->entry_index),
+                 CP_KV_STR("valid_until", job->valid_until ? job->valid_until : ""),
+                 CP_KV_INT("pseudonym_bytes", job->worker_pseudonym.len), CP_KV_END);
+    return 0;
+  }
+  if (strcmp(job->type, "record.revoked") != 0) return 0;
+  if (nt_expiry_revoke(s->redis, job->revokes_index, err, sizeof err) < 0) goto redis_err;
+  if (job->worker_pseudonym.len != CP_PSEUDONYM_BYTES) return 0;
+  char hex[2 * CP_PSEUDONYM_BYTES + 1];
+  cp_hex(job->worker_pseudonym.data, CP_PSEUDONYM_BYTES, hex);
+  nt_record_event_t ev = {.type = job->type, .provider = job->provider_id,
+                          .event_id = job->provider_event_id, .qual = job->qualification_code,
+                          .worker_hex = hex, .completion_date = job->completion_date,
+                          .valid_until = job->valid_until, .reason_code = job->reason_code,
+                          .entry_index = job->revokes_index, .stage = -1};
+  size_t n = 0;
+  /* the provider already has its record.revoked from store_provider_delivery */
+  if (nt_fanout(s->redis, s->providers, &ev, true, cp_now_ms(), &n, err, sizeof err) < 0) goto redis_err;
+  s->st.fanout += n;
+  if (n) s->next_claim = 0;
+  return 0;
+redis_err:
+  redis_failed(s, err);
+  return -1;
+}
+
+/* Turn one job into its deliveries. 0 = done with the job (stored, duplicate or
+ * nothing to deliver); -1 = Redis failed, keep the job and try again later (every
+ * step is idempotent: deterministic ids, schedule written once). */
+static int store_job(nt_service_t *s, const Carepass__V1__NotifyJob *job) {
+  if (store_provider_delivery(s, job) < 0) return -1;
+  return store_record_effects(s, job);
 }
 
 /* Take jobs from the bus. Returns true when more may be waiting right now. */
@@ -227,7 +280,8 @@ static void on_result(const nt_result_t *res, void *arg) {
     s->st.delivered++;
     outcome = "delivered";
     rc = nt_mark_delivered(s->redis, c->id, status, err, sizeof err);
-  } else if (c->attempts >= s->max_attempts) {
+  } else if ((s->max_attempts > 0 && c->attempts >= s->max_attempts) ||
+             (c->created_ms > 0 && cp_now_ms() - c->created_ms >= s->retry_window_ms)) {
     s->st.failed++;
     s->st.dead++;
     outcome = "dead";
@@ -235,9 +289,11 @@ static void on_result(const nt_result_t *res, void *arg) {
   } else {
     s->st.failed++;
     outcome = "retry";
-    rc = nt_mark_retry(s->redis, c->id, status,
-                       cp_now_ms() + nt_backoff_ms(c->attempts, s->backoff_ms, s->backoff_max_ms),
-                       err, sizeof err);
+    int64_t now = cp_now_ms(), due = now + nt_backoff_ms(c->attempts, s->backoff_ms, s->backoff_max_ms);
+    /* The last try lands at the end of the retry window, not after it. */
+    if (c->created_ms > 0 && due > c->created_ms + s->retry_window_ms)
+      due = c->created_ms + s->retry_window_ms > now ? c->created_ms + s->retry_window_ms : now + 1;
+    rc = nt_mark_retry(s->redis, c->id, status, due, err, sizeof err);
   }
   cp_log(status >= 200 && status < 300 ? CP_LOG_INFO : CP_LOG_WARN, "webhook delivery",
          CP_KV_STR("id", c->id), CP_KV_STR("type", c->type), CP_KV_STR("provider", c->provider),
@@ -245,6 +301,7 @@ static void on_result(const nt_result_t *res, void *arg) {
          CP_KV_STR("outcome", outcome), CP_KV_INT("ms", res->elapsed_ms),
          CP_KV_STR("error", res->curl_code ? res->error : ""), CP_KV_END);
   if (rc < 0) redis_failed(s, err);   /* the lease brings the delivery back */
+  s->next_claim = 0;                  /* a slot (and an endpoint slot) is free again */
 }
 
 static void claim_due(nt_service_t *s) {
@@ -254,12 +311,16 @@ static void claim_due(nt_service_t *s) {
   if (room == 0 || mono < s->next_claim || redis_paused(s)) return;
   nt_claimed_t *batch = cp_xcalloc(room, sizeof *batch);
   size_t n = 0;
-  if (nt_claim(s->redis, cp_now_ms(), s->lease_ms, room, batch, &n, err, sizeof err) < 0) {
+  const nt_ep_load_t *loads = NULL;
+  size_t nloads = nt_deliverer_loads(s->dlv, &loads);
+  if (nt_claim_limited(s->redis, cp_now_ms(), s->lease_ms, room, s->per_endpoint, loads, nloads,
+                       batch, &n, err, sizeof err) < 0) {
     redis_failed(s, err);
     free(batch);
     return;
   }
-  /* A full batch means more may be due: claim again next turn. */
+  /* A full batch means more may be due: claim again next turn. Otherwise wait for a
+   * result (on_result) or the next period. */
   s->next_claim = n == room ? mono : mono + CLAIM_EVERY_MS;
   for (size_t i = 0; i < n; i++) {
     if (nt_deliverer_start(s->dlv, &batch[i], err, sizeof err) < 0) {
@@ -272,12 +333,31 @@ static void claim_due(nt_service_t *s) {
   free(batch);
 }
 
+/* Every EXPIRY_SCAN_MS: webhooks for records passing an expiry threshold today. */
+static void scan_expiry(nt_service_t *s) {
+  char err[CP_ERRLEN];
+  int64_t mono = cp_mono_ms();
+  if (mono < s->next_scan || redis_paused(s)) return;
+  s->next_scan = mono + s->scan_every_ms;
+  size_t emitted = 0, created = 0;
+  int rc = nt_expiry_scan(s->redis, s->providers, cp_today(), cp_now_ms(), EXPIRY_LEASE_MS,
+                          s->scan_batch, &emitted, &created, err, sizeof err);
+  s->st.expiry_records += emitted;
+  s->st.fanout += created;
+  if (rc < 0) redis_failed(s, err);
+  if (created) s->next_claim = 0;
+  if (emitted == s->scan_batch) s->next_scan = mono;   /* more may be waiting */
+  if (emitted)
+    cp_log_info("expiry scan", CP_KV_INT("records", emitted), CP_KV_INT("deliveries", created), CP_KV_END);
+}
+
 static void log_stats(const nt_service_t *s, const char *msg) {
   cp_log_info(msg, CP_KV_INT("jobs", s->st.jobs), CP_KV_INT("jobs_invalid", s->st.jobs_invalid),
               CP_KV_INT("no_target", s->st.no_target), CP_KV_INT("created", s->st.created),
               CP_KV_INT("duplicates", s->st.duplicates), CP_KV_INT("delivered", s->st.delivered),
               CP_KV_INT("failed", s->st.failed), CP_KV_INT("dead", s->st.dead),
-              CP_KV_INT("redis_errors", s->st.redis_errors),
+              CP_KV_INT("redis_errors", s->st.redis_errors), CP_KV_INT("fanout", s->st.fanout),
+              CP_KV_INT("expiry_records", s->st.expiry_records),
               CP_KV_INT("inflight", nt_deliverer_inflight(s->dlv)), CP_KV_END);
 }
 
@@ -298,6 +378,7 @@ int nt_service_run(nt_service_t *s) {
     if (nt_deliverer_run(s->dlv, s->zfd, more ? 0 : WAIT_MS, on_result, s) < 0)
       cp_log_error("curl multi failed", CP_KV_END);
     more = take_jobs(s);
+    scan_expiry(s);
     claim_due(s);
     int64_t mono = cp_mono_ms();
     if (mono >= s->next_beat) {

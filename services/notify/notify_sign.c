@@ -27,6 +27,32 @@ void nt_delivery_id(const char *type, const char *provider, const char *event_id
   cp_hex(h, 16, out + 4);
 }
 
+void nt_fanout_id(const char *type, const char *recipient, uint64_t entry_index, int stage,
+                  char out[NT_ID_SIZE]) {
+  const unsigned char zero = 0, st = (unsigned char)(stage < 0 ? 0xff : stage);
+  unsigned char idx[8], h[crypto_generichash_BYTES];
+  crypto_generichash_state hs;
+  for (int i = 0; i < 8; i++)
+    idx[i] = (unsigned char)(entry_index >> (56 - 8 * i));
+  crypto_generichash_init(&hs, NULL, 0, sizeof h);
+  crypto_generichash_update(&hs, (const unsigned char *)"fanout", 6);
+  crypto_generichash_update(&hs, &zero, 1);
+  crypto_generichash_update(&hs, (const unsigned char *)type, strlen(type));
+  crypto_generichash_update(&hs, &zero, 1);
+  crypto_generichash_update(&hs, (const unsigned char *)recipient, strlen(recipient));
+  crypto_generichash_update(&hs, &zero, 1);
+  crypto_generichash_update(&hs, idx, sizeof idx);
+  crypto_generichash_update(&hs, &st, 1);
+  crypto_generichash_final(&hs, h, sizeof h);
+  memcpy(out, "msg_", 4);
+  cp_hex(h, 16, out + 4);
+}
+
+int nt_stage_days_before(int stage) {
+  static const int days[NT_EXP_STAGES] = {90, 30, 7, -1};
+  return stage >= 0 && stage < NT_EXP_STAGES ? days[stage] : -1;
+}
+
 /* Build "<id>.<timestamp>.<body>" into a malloc'd buffer. */
 static unsigned char *signed_content(const char *id, int64_t timestamp, const char *body,
                                      size_t bodylen, size_t *len) {

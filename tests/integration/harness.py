@@ -302,6 +302,8 @@ class CarepassSystem:
         self.redis_port = free_port()
         self.intake_port = free_port()
         self.signer_port = free_port()
+        self.gateway_port = free_port()
+        self.gateway_url = f"http://127.0.0.1:{self.gateway_port}"
         self.bus = {name: f"tcp://127.0.0.1:{free_port()}" for name in (
             "VERIFY_IN", "VERIFY_OUT", "NOTIFY_IN", "NOTIFY_OUT", "RESULTS_IN", "RESULTS_OUT")}
         self.intake_endpoint = f"tcp://127.0.0.1:{self.intake_port}"
@@ -325,6 +327,8 @@ class CarepassSystem:
             "CAREPASS_REGISTER_DIR": str(self.register_dir),
             "CAREPASS_CATALOGUE": str(self.source_dir / "data" / "catalogue.json"),
             "CAREPASS_PROVIDERS": str(self.providers_file),
+            "CAREPASS_GATEWAY_BIND": f"127.0.0.1:{self.gateway_port}",
+            "CAREPASS_TOKEN_SECRET": str(self.keys_dir / "token.secret"),
         })
         for name, ep in self.bus.items():
             env[f"CAREPASS_BUS_{name}"] = ep
@@ -646,6 +650,10 @@ class CarepassSystem:
             raise RuntimeError(f"carepass {' '.join(map(str, args))} exited {cp.returncode}\n"
                                f"stdout:\n{cp.stdout}\nstderr:\n{cp.stderr}")
         return cp
+
+    def provider_token(self, provider=DEFAULT_PROVIDER, days=30):
+        """A gateway API token (cpp_...) for a provider, made with `carepass provider-token`."""
+        return self.run_cli(["provider-token", provider, "--days", days], check=True).stdout.strip()
 
     def wait_for(self, predicate, timeout=20.0, interval=0.05, what="condition"):
         """Poll predicate() until it is truthy (returned), or raise TimeoutError."""

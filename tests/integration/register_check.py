@@ -9,16 +9,44 @@ tests can check the C writer against a second implementation:
     reg.entries                       # list of SignedEntry bytes, index order
     reg.root() == reg.checkpoint_root # RFC 6962 root over every entry
     reg.verify_entry(i)               # Ed25519 over "carepass/entry/v1\\n" || entry
+
+Key history (key rotation): entry 0 of a new register is a KEY entry (entry_type 4)
+announcing the signing key, signed by itself; each rotation appends a KEY entry
+announcing the new key, signed by the old one. A key announced at index k signs
+indexes k+1 .. (next key entry), inclusive; the genesis key signs from 0.
+
+    spans = reg.key_history(register_pb2)      # [KeySpan], checked link by link
+    reg.verify_entry_history(i, register_pb2)  # with the key valid at index i
+    reg.checkpoint_signers()                   # key ids whose note signatures verify (vkeys)
 """
 
 import base64
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
+import nacl.exceptions
 import nacl.signing
 
 ENTRY_DOMAIN = b"carepass/entry/v1\n"
 TILE_WIDTH = 256
+ENTRY_TYPE_KEY = 4
+NO_END = 2**64 - 1
+
+
+@dataclass
+class KeySpan:
+    """A signing key and the register indexes it may sign."""
+    key_id: bytes      # note key id (4 bytes)
+    public_key: bytes  # Ed25519 public key
+    name: str          # key name (the origin)
+    key_index: int     # index of the key entry announcing it
+    first: int         # first index it may sign
+    last: int          # last index it may sign (NO_END while current)
+
+
+def key_id_of(name, pk):
+    return hashlib.sha256(name.encode() + b"\n" + b"\x01" + pk).digest()[:4]
 
 
 def tile_index_path(n):
@@ -185,3 +213,83 @@ class Register:
             fn >>= 1
             sn >>= 1
         return sn == 0 and h == self.checkpoint_root
+
+    # ---- key history (additive; see the module docstring) ----------------------
+
+    def vkeys(self):
+        """[(name, key id, pk)] from the vkeys file (every key ever used), else vkey."""
+        f = self.path / "vkeys"
+        lines = f.read_text().split() if f.exists() else [(self.path / "vkey").read_text()]
+        return [parse_vkey(line) for line in lines if line.strip()]
+
+    def checkpoint_signers(self):
+        """Key ids (bytes) of the known keys whose signature line on the checkpoint verifies."""
+        good = set()
+        for line in self.signature_lines:
+            if not line.startswith("\u2014 "):
+                continue
+            _, name, b64 = line.split(" ")
+            raw = base64.b64decode(b64)
+            for kname, kid, pk in self.vkeys():
+                if name == kname and raw[:4] == kid:
+                    try:
+                        nacl.signing.VerifyKey(pk).verify(self.body, raw[4:])
+                        good.add(kid)
+                    except nacl.exceptions.BadSignatureError:
+                        pass
+        return good
+
+    def key_history(self, register_pb2, entries=None):
+        """Key spans from the KEY entries, each link checked; raises ValueError if broken."""
+        entries = self.entries if entries is None else entries
+        spans = []
+        for i, raw in enumerate(entries):
+            se = register_pb2.SignedEntry()
+            se.ParseFromString(raw)
+            pe = register_pb2.PassportEntry()
+            pe.ParseFromString(se.entry)
+            if pe.entry_type != ENTRY_TYPE_KEY:
+                if i == 0:
+                    raise ValueError("entry 0 is not a genesis key entry")
+                continue
+            pk, name = bytes(pe.key_public), pe.key_name
+            if len(pk) != 32 or not name:
+                raise ValueError(f"key entry {i} is malformed")
+            if not spans:
+                if i != 0:
+                    raise ValueError("first key entry is not at index 0")
+                signer_pk, signer_id = pk, key_id_of(name, pk)
+            else:
+                cur = spans[-1]
+                if name != cur.name:
+                    raise ValueError(f"key entry {i} changes the key name")
+                signer_pk, signer_id = cur.public_key, cur.key_id
+            if bytes(se.key_id) != signer_id:
+                raise ValueError(f"key entry {i} is not signed by the expected key")
+            nacl.signing.VerifyKey(signer_pk).verify(ENTRY_DOMAIN + se.entry, se.signature)
+            if spans:
+                spans[-1].last = i
+            spans.append(KeySpan(key_id_of(name, pk), pk, name, i, 0 if not spans else i + 1, NO_END))
+        return spans
+
+    @staticmethod
+    def key_for(spans, key_id, index):
+        """The span of key_id valid at index, or None."""
+        for sp in spans:
+            if sp.key_id == bytes(key_id) and sp.first <= index <= sp.last:
+                return sp
+        return None
+
+    def verify_entry_history(self, i, register_pb2, spans=None, raw=None):
+        """True when entry i (or `raw` placed at i) is signed by the key valid at index i."""
+        spans = self.key_history(register_pb2) if spans is None else spans
+        se = register_pb2.SignedEntry()
+        se.ParseFromString(self.entries[i] if raw is None else raw)
+        sp = self.key_for(spans, se.key_id, i)
+        if sp is None:
+            return False
+        try:
+            nacl.signing.VerifyKey(sp.public_key).verify(ENTRY_DOMAIN + se.entry, se.signature)
+        except nacl.exceptions.BadSignatureError:
+            return False
+        return True

@@ -88,8 +88,8 @@ def test_sample_events_get_their_expected_outcomes(system):
     assert reg.verify_checkpoint()
     assert reg.root() == reg.checkpoint_root
     committed = [r for r in answers.values() if r.outcome == system.pb.OUTCOME_COMMITTED]
-    # all committed events plus the derived Care Certificate
-    assert reg.size == len(committed) + 1
+    # the genesis key entry (index 0), all committed events and the derived Care Certificate
+    assert reg.size == 1 + len(committed) + 1
     for r in committed:
         pe = reg.passport_entry(r.entry_index, system.register_pb)
         assert pe.provider_event_id == r.provider_event_id

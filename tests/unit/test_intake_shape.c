@@ -1,4 +1,5 @@
-/* test_intake_shape.c -- intake's per-event shape checks: every reason code, limits, batch duplicates. */
+/* test_intake_shape.c -- the per-event shape checks of provider events (common/ingest_shape.c, used by
+ * intake and the gateway): every reason code, limits, batch duplicates. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,9 +8,10 @@
 
 #include <cmocka.h>
 
-/* The module under test is compiled into this test (as Core Lightning's run-*.c tests do):
- * it is pure and lives in the intake service, not in libcarepass. */
-#include "../../services/intake/intake_shape.c"
+/* The module under test is pure and lives in libcarepass (cp_ingest.h). */
+#include <sodium.h>
+#include "cp_dates.h"
+#include "cp_ingest.h"
 
 #define PROVIDER "PRV-0001"
 #define TODAY "2026-11-22"
@@ -29,15 +31,15 @@ static Carepass__V1__CompletionEvent good(void) {
   return ev;
 }
 
-static intake_shape_t check(const Carepass__V1__CompletionEvent *ev) {
-  intake_shape_t out;
-  intake_shape_event(ev, PROVIDER, today, &out);
+static ing_shape_t check(const Carepass__V1__CompletionEvent *ev) {
+  ing_shape_t out;
+  ing_shape_event(ev, PROVIDER, today, &out);
   return out;
 }
 
 /* Assert the verdict and that the message names `field` (when given). */
 static void expect(const Carepass__V1__CompletionEvent *ev, cp_reason_t r, const char *field) {
-  intake_shape_t out = check(ev);
+  ing_shape_t out = check(ev);
   if (out.reason != r)
     fail_msg("expected %s, got %s (%s)", cp_reason_code(r), cp_reason_code(out.reason), out.message);
   if (r != CP_OK) {
@@ -65,7 +67,7 @@ static int setup(void **state) {
 static void test_good_event_passes(void **state) {
   (void)state;
   Carepass__V1__CompletionEvent ev = good();
-  intake_shape_t out = check(&ev);
+  ing_shape_t out = check(&ev);
   assert_int_equal(out.reason, CP_OK);
   assert_string_equal(out.message, "");
   assert_string_equal(out.ni_norm, "AB123456C");
@@ -77,7 +79,7 @@ static void test_good_event_passes(void **state) {
   out = check(&ev);
   assert_int_equal(out.reason, CP_OK);
   assert_string_equal(out.ni_norm, "AB123456C");
-  intake_shape_wipe(&out, 1);
+  ing_shape_wipe(&out, 1);
   assert_string_equal(out.ni_norm, "");
 }
 
@@ -99,7 +101,7 @@ static void test_every_field_at_its_limit_passes(void **state) {
   ev.evidence_hash.data = hash32;
   ev.evidence_hash.len = 32;
   expect(&ev, CP_OK, NULL);
-  ev.completion_date = INTAKE_OLDEST_DATE;     /* the oldest day accepted */
+  ev.completion_date = ING_OLDEST_DATE;     /* the oldest day accepted */
   expect(&ev, CP_OK, NULL);
   ev.kind = CAREPASS__V1__EVENT_KIND__EVENT_KIND_REVOCATION;
   ev.revokes_event_id = repeat(rid, 'r', 64);
@@ -119,7 +121,7 @@ static void test_event_id(void **state) {
   expect(&ev, CP_R_MISSING_FIELD, "provider_event_id");
   ev.provider_event_id = repeat(buf, 'x', 65);
   expect(&ev, CP_R_FIELD_TOO_LONG, "provider_event_id");
-  intake_shape_t out = check(&ev);
+  ing_shape_t out = check(&ev);
   assert_non_null(strstr(out.message, "65"));
   assert_non_null(strstr(out.message, "64"));
   ev.provider_event_id = "has space";
@@ -149,7 +151,7 @@ static void test_ni_number(void **state) {
   for (size_t i = 0; i < CP_ARRAY_LEN(bad); i++) {
     ev.ni_number = bad[i];
     expect(&ev, CP_R_INVALID_WORKER_ID, "ni_number");
-    intake_shape_t out = check(&ev);
+    ing_shape_t out = check(&ev);
     assert_null(strstr(out.message, bad[i]));   /* never echo the NI number */
     assert_null(strstr(out.message, "123456")); /* not even part of it */
   }
@@ -247,8 +249,8 @@ static void test_batch_duplicates_and_isolation(void **state) {
   ev[6].provider_event_id = "";           /* missing ids are not duplicates of each other */
   Carepass__V1__CompletionEvent *p[7];
   for (size_t i = 0; i < CP_ARRAY_LEN(ev); i++) p[i] = &ev[i];
-  intake_shape_t out[7];
-  intake_shape_batch(p, CP_ARRAY_LEN(p), PROVIDER, today, out);
+  ing_shape_t out[7];
+  ing_shape_batch(p, CP_ARRAY_LEN(p), PROVIDER, today, out);
   assert_int_equal(out[0].reason, CP_OK);
   assert_string_equal(out[0].ni_norm, "AB123456C");
   assert_int_equal(out[1].reason, CP_R_INVALID_WORKER_ID);
@@ -260,13 +262,13 @@ static void test_batch_duplicates_and_isolation(void **state) {
   assert_int_equal(out[5].reason, CP_R_DUPLICATE_IN_BATCH);
   assert_int_equal(out[6].reason, CP_R_MISSING_FIELD);
   assert_string_equal(out[2].ni_norm, "");
-  intake_shape_wipe(out, CP_ARRAY_LEN(out));
+  ing_shape_wipe(out, CP_ARRAY_LEN(out));
   for (size_t i = 0; i < CP_ARRAY_LEN(out); i++) assert_string_equal(out[i].ni_norm, "");
 
   /* a batch of one and an empty batch are fine */
-  intake_shape_batch(p, 1, PROVIDER, today, out);
+  ing_shape_batch(p, 1, PROVIDER, today, out);
   assert_int_equal(out[0].reason, CP_OK);
-  intake_shape_batch(p, 0, PROVIDER, today, out);
+  ing_shape_batch(p, 0, PROVIDER, today, out);
 }
 
 static void test_large_batch_duplicates(void **state) {
@@ -275,7 +277,7 @@ static void test_large_batch_duplicates(void **state) {
   enum { N = 20000 };
   static Carepass__V1__CompletionEvent ev[N];
   static Carepass__V1__CompletionEvent *p[N];
-  static intake_shape_t out[N];
+  static ing_shape_t out[N];
   static char ids[N][16];
   for (size_t i = 0; i < N; i++) {
     ev[i] = good();
@@ -283,10 +285,10 @@ static void test_large_batch_duplicates(void **state) {
     ev[i].provider_event_id = ids[i];
     p[i] = &ev[i];
   }
-  intake_shape_batch(p, N, PROVIDER, today, out);
+  ing_shape_batch(p, N, PROVIDER, today, out);
   for (size_t i = 0; i < N; i++)
     assert_int_equal(out[i].reason, i < N / 2 ? CP_OK : CP_R_DUPLICATE_IN_BATCH);
-  intake_shape_wipe(out, N);
+  ing_shape_wipe(out, N);
 }
 
 int main(void) {

@@ -23,10 +23,14 @@ int cmd_registry_keys(int argc, char **argv);
 int cmd_submit(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_passport(int argc, char **argv);
+int cmd_revoke(int argc, char **argv);
+int cmd_rotate_key(int argc, char **argv);
 int cmd_proof(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_reindex(int argc, char **argv);
+int cmd_webhooks(int argc, char **argv);
+int cmd_provider_token(int argc, char **argv);
 
 /* ---- proofs and offline verification (cmd_proof.c, cmd_verify.c) ---- */
 struct reg_log;

@@ -20,10 +20,14 @@ static const cli_command_t commands[] = {
   {"submit", cmd_submit, "send completion events from a CSV or NDJSON file to intake"},
   {"status", cmd_status, "show the state of one provider event"},
   {"passport", cmd_passport, "show a worker's passport, checking every signature and inclusion proof"},
+  {"revoke", cmd_revoke, "operator revocation: one register index, or a provider's records from a date"},
+  {"rotate-key", cmd_rotate_key, "replace the register signing key (signer stopped); the old key signs the handover"},
   {"proof", cmd_proof, "write the tlog-proof (c2sp.org/tlog-proof@v1) of one register entry"},
   {"verify", cmd_verify, "check a tlog-proof or passport bundle offline and print a verification statement"},
   {"audit", cmd_audit, "re-hash a whole register (directory or URL): tiles, signatures, checkpoint, consistency"},
   {"reindex", cmd_reindex, "rebuild every derived Redis key from the register alone"},
+  {"webhooks", cmd_webhooks, "webhook dead letters: list them (dead) or send them again (replay ID|--all)"},
+  {"provider-token", cmd_provider_token, "print an HTTP API token (cpp_...) for a provider in the registry"},
 };
 
 static void usage(FILE *out) {

@@ -6,28 +6,54 @@
 //
 // Usage:
 //
-//	tlogcheck [-vkey FILE] [-old CHECKPOINT_FILE] REGISTER_DIR
+//	tlogcheck [-vkey FILE] [-old CHECKPOINT_FILE] [-skey SIGNER_KEY_FILE] REGISTER_DIR
 //
 // Checks, in order (each prints "ok" or "FAIL" with the reason):
-//  1. note.Open verifies REGISTER_DIR/checkpoint with the vkey (note.NewVerifier);
-//     the body parses as a c2sp.org/tlog-checkpoint (origin, size, base64 root) and the
-//     origin is the key name.
+//
+//  1. note.Open verifies REGISTER_DIR/checkpoint with the vkey (note.NewVerifier; the
+//     file may hold several vkeys, one a line, e.g. a register's key history: any of
+//     them may sign); the body parses as a c2sp.org/tlog-checkpoint (origin, size,
+//     base64 root) and the origin is the name of the key that signed it.
+//
 //  2. Every entry bundle tile/entries/<N>[.p/<W>] of the tree parses (uint16 length +
 //     bytes, exactly W entries, nothing left over).
+//
 //  3. Go recomputes the tree from the entries alone (tlog.StoredHashes) and its root
 //     equals the checkpoint root; every hash tile the tree needs (all levels, full and
 //     partial) equals, byte for byte, what tlog.ReadTileData computes.
+//
 //  4. Through a tlog.TileReader over the C2SP paths, tlog.TileHashReader +
-//     tlog.TreeHash gives the checkpoint root (TileHashReader authenticates every tile
-//     it reads against the tree).
+//     tlog.TreeHash gives the checkpoint root.
+//
+//     TileHashReader is meant to authenticate every tile it reads against the tree
+//     hash, but in x/mod 0.7.0 (Debian's) it does not always: ReadHashes starts its
+//     "authenticate full tiles against their parents" loop at len(stx), the number of
+//     subtrees of the tree, while the tiles those subtrees need were de-duplicated
+//     into fewer slots; the tiles fetched into the slots in between are used
+//     unchecked. For a tree of 674 leaves (subtrees 512+128+32+2 in two tiles), a
+//     damaged full tile/0/000 comes back from ReadHashes with no error. So this
+//     program does not rely on TileHashReader alone: check 3 compares every tile with
+//     Go's own computation and check 5 ends in CheckRecord against the signed root.
+//
 //  5. For every entry: tlog.RecordHash, tlog.ProveRecord from the tiles, and
 //     tlog.CheckRecord against the checkpoint root.
+//
 //  6. With -old: note.Open on the older checkpoint too, tlog.ProveTree from the tiles
 //     and tlog.CheckTree(proof, new size, new root, old size, old root); the old root
 //     is recomputed from the current tiles (tlog.TreeHash) and from the partial tiles
 //     published for the old size (TileHashReader over the old tree).
 //
+//  7. With -skey (the signer's key file, a note signer key "PRIVATE+KEY+..."):
+//     note.NewSigner accepts it, its verifier key is one of the vkeys, and note.Sign
+//     over the checkpoint body reproduces that key's signature line byte for byte
+//     (Ed25519 signatures are deterministic).
+//
 // Exit status: 0 when every check passed, 1 when any failed, 2 for a usage error.
+//
+// Build offline in GOPATH mode against Debian's sources (no go.mod, no downloads):
+//
+//	GO111MODULE=off GOPATH=/usr/share/gocode GOPROXY=off GOCACHE=$(mktemp -d) \
+//	    go build -o /tmp/tlogcheck .
 package main
 
 import (
@@ -70,7 +96,50 @@ func (c *checker) fail(format string, args ...interface{}) {
 // checkpoint is a verified, parsed c2sp.org/tlog-checkpoint.
 type checkpoint struct {
 	origin string    // first body line; also the signing key's name
+	signer string    // "<name>+<key hash>" of the verified signature
 	tree   tlog.Tree // size and root hash
+}
+
+// keyring is the verifier keys read from the vkey file.
+type keyring struct {
+	list    []note.Verifier // every key, in file order
+	allowed note.Verifiers  // note.VerifierList(list...)
+}
+
+// readKeyring parses a file of vkeys, one a line (blank lines and duplicates ignored).
+func readKeyring(path string) (*keyring, error) {
+	text, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	k := &keyring{}
+	seen := map[string]bool{}
+	for _, line := range strings.Split(string(text), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || seen[line] {
+			continue
+		}
+		seen[line] = true
+		v, err := note.NewVerifier(line)
+		if err != nil {
+			return nil, fmt.Errorf("note.NewVerifier(%q): %v", line, err)
+		}
+		k.list = append(k.list, v)
+	}
+	if len(k.list) == 0 {
+		return nil, fmt.Errorf("%s holds no verifier key", path)
+	}
+	k.allowed = note.VerifierList(k.list...)
+	return k, nil
+}
+
+// names lists the keys as "<name>+<key hash>".
+func (k *keyring) names() string {
+	out := make([]string, len(k.list))
+	for i, v := range k.list {
+		out[i] = fmt.Sprintf("%s+%08x", v.Name(), v.KeyHash())
+	}
+	return strings.Join(out, ", ")
 }
 
 // c2spPath maps a Go tile coordinate to its C2SP tlog-tiles path.
@@ -137,16 +206,16 @@ func (r *dirTileReader) SaveTiles(tiles []tlog.Tile, data [][]byte) {}
 // line is the fixed "go.sum database tree"; carepass's first line is its own origin.
 // So the origin line is checked here and the rest is handed to tlog.ParseTree with
 // Go's header in its place, which keeps Go's own (strict) parsing of size and hash.
-func openCheckpoint(path string, v note.Verifier) (*checkpoint, error) {
+func openCheckpoint(path string, keys *keyring) (*checkpoint, error) {
 	msg, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	n, err := note.Open(msg, note.VerifierList(v))
+	n, err := note.Open(msg, keys.allowed)
 	if err != nil {
 		var unverified *note.UnverifiedNoteError
 		if errors.As(err, &unverified) {
-			return nil, fmt.Errorf("note.Open: no signature by %s+%08x: %v", v.Name(), v.KeyHash(), err)
+			return nil, fmt.Errorf("note.Open: no signature by %s: %v", keys.names(), err)
 		}
 		return nil, fmt.Errorf("note.Open: %v", err)
 	}
@@ -158,19 +227,24 @@ func openCheckpoint(path string, v note.Verifier) (*checkpoint, error) {
 		return nil, fmt.Errorf("checkpoint body has no origin line")
 	}
 	origin := lines[0]
-	if origin != v.Name() {
-		return nil, fmt.Errorf("checkpoint origin %q is not the key name %q", origin, v.Name())
+	sig := n.Sigs[0]
+	if origin != sig.Name {
+		return nil, fmt.Errorf("checkpoint origin %q is not the name of its key %q", origin, sig.Name)
 	}
 	tree, err := tlog.ParseTree([]byte("go.sum database tree\n" + lines[1]))
 	if err != nil {
 		return nil, fmt.Errorf("tlog.ParseTree on the size and root lines %q: %v", lines[1], err)
 	}
-	return &checkpoint{origin: origin, tree: tree}, nil
+	return &checkpoint{origin: origin, signer: fmt.Sprintf("%s+%08x", sig.Name, sig.Hash), tree: tree}, nil
 }
 
 // readEntries reads the entry bundles covering the first size entries.
 func readEntries(dir string, size int64) ([][]byte, error) {
-	entries := make([][]byte, 0, size)
+	capacity := size
+	if capacity > 1<<20 { // the size comes from the checkpoint: do not trust it for memory
+		capacity = 1 << 20
+	}
+	entries := make([][]byte, 0, capacity)
 	for n := int64(0); n*tileWidth < size; n++ {
 		w := size - n*tileWidth
 		if w > tileWidth {
@@ -268,7 +342,8 @@ func compareTiles(c *checker, dir string, tiles []tlog.Tile, hashes *memHashes, 
 					}
 				}
 			}
-			c.fail("%s: %s differs from Go's tlog.ReadTileData: %s", what, rel, detail)
+			c.fail("%s: %s differs from Go's tlog.ReadTileData (computed from the entry bundles): %s",
+				what, rel, detail)
 			bad++
 		}
 	}
@@ -278,8 +353,9 @@ func compareTiles(c *checker, dir string, tiles []tlog.Tile, hashes *memHashes, 
 func main() {
 	vkeyPath := flag.String("vkey", "", "verifier key file (note vkey format); default REGISTER_DIR/vkey")
 	oldPath := flag.String("old", "", "an older checkpoint of the same log, to prove consistency with")
+	skeyPath := flag.String("skey", "", "the signer's note key file, to re-sign the checkpoint with Go")
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: tlogcheck [-vkey FILE] [-old CHECKPOINT] REGISTER_DIR\n")
+		fmt.Fprintf(os.Stderr, "usage: tlogcheck [-vkey FILE] [-old CHECKPOINT] [-skey FILE] REGISTER_DIR\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -291,11 +367,11 @@ func main() {
 	if *vkeyPath == "" {
 		*vkeyPath = filepath.Join(dir, "vkey")
 	}
-	os.Exit(run(dir, *vkeyPath, *oldPath))
+	os.Exit(run(dir, *vkeyPath, *oldPath, *skeyPath))
 }
 
 // run does every check and returns the exit status.
-func run(dir, vkeyPath, oldPath string) int {
+func run(dir, vkeyPath, oldPath, skeyPath string) int {
 	c := &checker{}
 	finish := func() int {
 		fmt.Printf("summary: %d checks passed, %d failed\n", c.passes, c.failures)
@@ -308,24 +384,19 @@ func run(dir, vkeyPath, oldPath string) int {
 	}
 
 	// 1. The verifier key and the checkpoint.
-	vkeyText, err := os.ReadFile(vkeyPath)
+	keys, err := readKeyring(vkeyPath)
 	if err != nil {
-		c.fail("read vkey: %v", err)
+		c.fail("vkey: %v", err)
 		return finish()
 	}
-	v, err := note.NewVerifier(strings.TrimSpace(string(vkeyText)))
-	if err != nil {
-		c.fail("note.NewVerifier(%q): %v", strings.TrimSpace(string(vkeyText)), err)
-		return finish()
-	}
-	c.ok("note.NewVerifier: key %q, key hash %08x", v.Name(), v.KeyHash())
-	cp, err := openCheckpoint(filepath.Join(dir, "checkpoint"), v)
+	c.ok("note.NewVerifier: %s", keys.names())
+	cp, err := openCheckpoint(filepath.Join(dir, "checkpoint"), keys)
 	if err != nil {
 		c.fail("checkpoint: %v", err)
 		return finish()
 	}
 	size, root := cp.tree.N, cp.tree.Hash
-	c.ok("note.Open: checkpoint signed by %s; origin %q, size %d, root %s", v.Name(), cp.origin, size, root)
+	c.ok("note.Open: checkpoint signed by %s; origin %q, size %d, root %s", cp.signer, cp.origin, size, root)
 
 	// 2. The entries.
 	entries, err := readEntries(dir, size)
@@ -407,13 +478,13 @@ func run(dir, vkeyPath, oldPath string) int {
 
 	// 6. Consistency with an older checkpoint.
 	if oldPath != "" {
-		old, err := openCheckpoint(oldPath, v)
+		old, err := openCheckpoint(oldPath, keys)
 		if err != nil {
 			c.fail("old checkpoint %s: %v", oldPath, err)
 			return finish()
 		}
 		size1, root1 := old.tree.N, old.tree.Hash
-		c.ok("note.Open: old checkpoint signed; size %d, root %s", size1, root1)
+		c.ok("note.Open: old checkpoint signed by %s; size %d, root %s", old.signer, size1, root1)
 		switch {
 		case old.origin != cp.origin:
 			c.fail("old checkpoint origin %q != %q", old.origin, cp.origin)
@@ -459,6 +530,11 @@ func run(dir, vkeyPath, oldPath string) int {
 		}
 	}
 
+	// 7. Go re-signs the checkpoint with carepass's own key file.
+	if skeyPath != "" {
+		checkResign(c, filepath.Join(dir, "checkpoint"), skeyPath, keys)
+	}
+
 	levels := make([]string, 0, len(reader.reads))
 	for l := 0; l < 64; l++ {
 		if n, ok := reader.reads[l]; ok {
@@ -467,4 +543,54 @@ func run(dir, vkeyPath, oldPath string) int {
 	}
 	fmt.Printf("tile reads through tlog.TileReader: %s\n", strings.Join(levels, ", "))
 	return finish()
+}
+
+// checkResign re-signs the checkpoint body with Go's note.Sign and the signer's key
+// file, and compares with the checkpoint on disk.
+func checkResign(c *checker, cpPath, skeyPath string, keys *keyring) {
+	skey, err := os.ReadFile(skeyPath)
+	if err != nil {
+		c.fail("read signer key: %v", err)
+		return
+	}
+	s, err := note.NewSigner(strings.TrimSpace(string(skey)))
+	if err != nil {
+		c.fail("note.NewSigner on the signer key file: %v", err)
+		return
+	}
+	var v note.Verifier
+	for _, k := range keys.list {
+		if k.Name() == s.Name() && k.KeyHash() == s.KeyHash() {
+			v = k
+		}
+	}
+	if v == nil {
+		c.fail("signer key %s+%08x is none of the verifier keys %s", s.Name(), s.KeyHash(), keys.names())
+		return
+	}
+	msg, err := os.ReadFile(cpPath)
+	if err != nil {
+		c.fail("read checkpoint: %v", err)
+		return
+	}
+	n, err := note.Open(msg, note.VerifierList(v))
+	if err != nil {
+		c.fail("note.Open: %v", err)
+		return
+	}
+	again, err := note.Sign(&note.Note{Text: n.Text}, s)
+	if err != nil {
+		c.fail("note.Sign: %v", err)
+		return
+	}
+	// Go's note has the one signature line of this key; the checkpoint may carry more
+	// (other keys), so that line must be one of the checkpoint's signature lines.
+	want := strings.TrimSuffix(string(again[len(n.Text)+1:]), "\n")
+	for _, line := range strings.Split(string(msg[len(n.Text)+1:]), "\n") {
+		if line == want {
+			c.ok("note.NewSigner accepts the signer key file; note.Sign reproduces the checkpoint's signature byte for byte")
+			return
+		}
+	}
+	c.fail("note.Sign with the signer key gives the signature line %q, not in the checkpoint %q", want, msg)
 }

@@ -1,11 +1,12 @@
-/* intake_pending.c -- the PendingEvent built from a shape-checked event, and its content digest. */
-#include "intake.h"
+/* ingest_pending.c -- the PendingEvent built from a shape-checked event, its content digest and
+ * the event.accepted notify job (shared by intake and the gateway; see cp_ingest.h). */
+#include "cp_ingest.h"
 
 #include <stdlib.h>
 
 #include "cp_codec.h"
 
-void intake_pending_build(const Carepass__V1__CompletionEvent *ev, const char *provider_id,
+void ing_pending_build(const Carepass__V1__CompletionEvent *ev, const char *provider_id,
                           const unsigned char pseudonym[CP_PSEUDONYM_BYTES],
                           Carepass__V1__PendingEvent *pe) {
   carepass__v1__pending_event__init(pe);
@@ -28,7 +29,7 @@ void intake_pending_build(const Carepass__V1__CompletionEvent *ev, const char *p
   pe->reply_to = (char *)"";
 }
 
-int intake_pending_digest(const Carepass__V1__PendingEvent *pe, char hex[65]) {
+int ing_pending_digest(const Carepass__V1__PendingEvent *pe, char hex[65]) {
   Carepass__V1__PendingEvent canon = *pe;
   canon.received_at = 0;
   canon.reply_to = (char *)"";
@@ -40,4 +41,14 @@ int intake_pending_digest(const Carepass__V1__PendingEvent *pe, char hex[65]) {
   free(buf);
   cp_hex(h, sizeof h, hex);
   return 0;
+}
+
+void ing_accepted_job(const Carepass__V1__PendingEvent *pe, Carepass__V1__NotifyJob *job) {
+  carepass__v1__notify_job__init(job);
+  job->type = (char *)"event.accepted";
+  job->provider_id = pe->provider_id;
+  job->provider_event_id = pe->provider_event_id;
+  job->qualification_code = pe->qualification_code;
+  job->worker_pseudonym = pe->worker_pseudonym;
+  job->occurred_at = pe->received_at;
 }

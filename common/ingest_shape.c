@@ -1,5 +1,6 @@
-/* intake_shape.c -- per-event shape checks: lengths, characters, dates, kinds, duplicates in a batch. */
-#include "intake_shape.h"
+/* ingest_shape.c -- per-event shape checks of provider events: lengths, characters, dates, kinds,
+ * duplicates in a batch (shared by intake and the gateway; see cp_ingest.h). */
+#include "cp_ingest.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,8 +13,8 @@
 #include "cp_dates.h"
 
 /* Record the verdict `r` with a formatted sentence (and forget any NI number). */
-static void reject(intake_shape_t *out, cp_reason_t r, const char *fmt, ...) CP_PRINTF(3, 4);
-static void reject(intake_shape_t *out, cp_reason_t r, const char *fmt, ...) {
+static void reject(ing_shape_t *out, cp_reason_t r, const char *fmt, ...) CP_PRINTF(3, 4);
+static void reject(ing_shape_t *out, cp_reason_t r, const char *fmt, ...) {
   out->reason = r;
   va_list ap;
   va_start(ap, fmt);
@@ -34,22 +35,22 @@ static bool qual_code_char(char c) {
 /* Is s a well-formed event id (1..64 chars of [A-Za-z0-9._:-])? */
 static bool event_id_valid(const char *s) {
   size_t n = strlen(s);
-  if (n == 0 || n > INTAKE_EVENT_ID_MAX) return false;
+  if (n == 0 || n > ING_EVENT_ID_MAX) return false;
   for (size_t i = 0; i < n; i++)
     if (!event_id_char(s[i])) return false;
   return true;
 }
 
 /* Check an event id field named `field`; false (with out filled) when it is bad. */
-static bool check_event_id(const char *field, const char *s, intake_shape_t *out) {
+static bool check_event_id(const char *field, const char *s, ing_shape_t *out) {
   size_t n = strlen(s);
   if (n == 0) {
-    reject(out, CP_R_MISSING_FIELD, "%s is required (1 to %d characters)", field, INTAKE_EVENT_ID_MAX);
+    reject(out, CP_R_MISSING_FIELD, "%s is required (1 to %d characters)", field, ING_EVENT_ID_MAX);
     return false;
   }
-  if (n > INTAKE_EVENT_ID_MAX) {
+  if (n > ING_EVENT_ID_MAX) {
     reject(out, CP_R_FIELD_TOO_LONG, "%s is %zu characters; the limit is %d", field, n,
-           INTAKE_EVENT_ID_MAX);
+           ING_EVENT_ID_MAX);
     return false;
   }
   for (size_t i = 0; i < n; i++) {
@@ -64,7 +65,7 @@ static bool check_event_id(const char *field, const char *s, intake_shape_t *out
 }
 
 /* Check a string no longer than max; false (with out filled) when too long. */
-static bool check_max(const char *field, const char *s, size_t max, intake_shape_t *out) {
+static bool check_max(const char *field, const char *s, size_t max, ing_shape_t *out) {
   size_t n = strlen(s);
   if (n > max) {
     reject(out, CP_R_FIELD_TOO_LONG, "%s is %zu characters; the limit is %zu", field, n, max);
@@ -73,8 +74,8 @@ static bool check_max(const char *field, const char *s, size_t max, intake_shape
   return true;
 }
 
-void intake_shape_event(const Carepass__V1__CompletionEvent *ev, const char *provider_id,
-                        int32_t today, intake_shape_t *out) {
+void ing_shape_event(const Carepass__V1__CompletionEvent *ev, const char *provider_id,
+                        int32_t today, ing_shape_t *out) {
   memset(out, 0, sizeof *out);
   out->reason = CP_OK;
 
@@ -102,10 +103,10 @@ void intake_shape_event(const Carepass__V1__CompletionEvent *ev, const char *pro
   size_t qn = strlen(ev->qualification_code);
   if (qn == 0) {
     reject(out, CP_R_MISSING_FIELD, "qualification_code is required (1 to %d characters)",
-           INTAKE_QUAL_CODE_MAX);
+           ING_QUAL_CODE_MAX);
     return;
   }
-  if (!check_max("qualification_code", ev->qualification_code, INTAKE_QUAL_CODE_MAX, out)) return;
+  if (!check_max("qualification_code", ev->qualification_code, ING_QUAL_CODE_MAX, out)) return;
   for (size_t i = 0; i < qn; i++) {
     if (!qual_code_char(ev->qualification_code[i])) {
       /* no catalogue code has such characters, so this is the verdict verify would give */
@@ -128,18 +129,18 @@ void intake_shape_event(const Carepass__V1__CompletionEvent *ev, const char *pro
     reject(out, CP_R_DATE_IN_FUTURE, "completion_date %s is after today", ev->completion_date);
     return;
   }
-  if (cp_date_parse(INTAKE_OLDEST_DATE, &oldest) == 0 && day < oldest) {
+  if (cp_date_parse(ING_OLDEST_DATE, &oldest) == 0 && day < oldest) {
     reject(out, CP_R_DATE_TOO_OLD, "completion_date %s is before %s, the oldest date accepted",
-           ev->completion_date, INTAKE_OLDEST_DATE);
+           ev->completion_date, ING_OLDEST_DATE);
     return;
   }
 
-  if (!check_max("assessor_id", ev->assessor_id, INTAKE_ASSESSOR_MAX, out)) return;
+  if (!check_max("assessor_id", ev->assessor_id, ING_ASSESSOR_MAX, out)) return;
 
-  if (ev->evidence_hash.len != 0 && ev->evidence_hash.len != INTAKE_EVIDENCE_HASH_BYTES) {
+  if (ev->evidence_hash.len != 0 && ev->evidence_hash.len != ING_EVIDENCE_HASH_BYTES) {
     reject(out, CP_R_INVALID_EVIDENCE_HASH,
            "evidence_hash is %zu bytes; it must be empty or a %d-byte SHA-256", ev->evidence_hash.len,
-           INTAKE_EVIDENCE_HASH_BYTES);
+           ING_EVIDENCE_HASH_BYTES);
     return;
   }
 
@@ -158,7 +159,7 @@ void intake_shape_event(const Carepass__V1__CompletionEvent *ev, const char *pro
       reject(out, CP_R_MISSING_FIELD, "revocation_reason is required when kind is REVOCATION");
       return;
     }
-    if (!check_max("revocation_reason", ev->revocation_reason, INTAKE_REASON_CODE_MAX, out)) return;
+    if (!check_max("revocation_reason", ev->revocation_reason, ING_REASON_CODE_MAX, out)) return;
     break;
   default:
     reject(out, CP_R_INVALID_KIND, "kind %d is unknown; use COMPLETION (1) or REVOCATION (2)",
@@ -180,9 +181,9 @@ static int id_pos_cmp(const void *a, const void *b) {
   return (x->pos > y->pos) - (x->pos < y->pos);
 }
 
-void intake_shape_batch(Carepass__V1__CompletionEvent *const *events, size_t n,
-                        const char *provider_id, int32_t today, intake_shape_t *out) {
-  for (size_t i = 0; i < n; i++) intake_shape_event(events[i], provider_id, today, &out[i]);
+void ing_shape_batch(Carepass__V1__CompletionEvent *const *events, size_t n,
+                        const char *provider_id, int32_t today, ing_shape_t *out) {
+  for (size_t i = 0; i < n; i++) ing_shape_event(events[i], provider_id, today, &out[i]);
   if (n < 2) return;
 
   /* O(n log n): sort (id, position) and flag every later occurrence of an id.
@@ -204,6 +205,6 @@ void intake_shape_batch(Carepass__V1__CompletionEvent *const *events, size_t n,
   free(v);
 }
 
-void intake_shape_wipe(intake_shape_t *out, size_t n) {
+void ing_shape_wipe(ing_shape_t *out, size_t n) {
   for (size_t i = 0; i < n; i++) sodium_memzero(out[i].ni_norm, sizeof out[i].ni_norm);
 }

@@ -1,0 +1,111 @@
+/* cp_ingest.h -- taking in provider events, shared by every provider edge (intake over
+ * CurveZMQ, the gateway over HTTP) so both apply the same rules and give the same answers:
+ *   ingest_shape.c    per-event shape checks (pure: no I/O, no clock)
+ *   ingest_pending.c  the PendingEvent of a shape-checked event, its content digest, and the
+ *                     event.accepted notify job
+ *   ingest_store.c    idempotent claims in Redis (cp:ev:{p:e} + cp:pending, one Lua call per
+ *                     event, one pipeline per batch) and state reads
+ * Key scheme: cp_keys.h. */
+#ifndef CP_INGEST_H
+#define CP_INGEST_H
+
+#include "carepass/v1/event.pb-c.h"
+#include "carepass/v1/internal.pb-c.h"
+#include "cp_crypto.h"
+#include "cp_reasons.h"
+#include "cp_redis.h"
+#include "cp_util.h"
+
+/* ---- shape (ingest_shape.c) ------------------------------------------------- */
+
+#define ING_EVENT_ID_MAX 64        /* provider_event_id / revokes_event_id length limit */
+#define ING_QUAL_CODE_MAX 31       /* qualification_code length limit */
+#define ING_ASSESSOR_MAX 64        /* assessor_id length limit */
+#define ING_REASON_CODE_MAX 64     /* revocation_reason length limit */
+#define ING_EVIDENCE_HASH_BYTES 32 /* evidence_hash is a SHA-256 */
+#define ING_OLDEST_DATE "1990-01-01" /* completion dates before this are refused */
+#define ING_SHAPE_MSG_MAX 160      /* room for one sentence */
+
+/* The shape verdict on one event. */
+typedef struct {
+  cp_reason_t reason;              // CP_OK when the event passed every check
+  char message[ING_SHAPE_MSG_MAX]; // sentence naming the field and the limit ("" when CP_OK)
+  char ni_norm[10];                // normalised NI number when CP_OK (personal data: wipe after use)
+} ing_shape_t;
+
+/* Check one event sent by the authenticated provider `provider_id`, with
+ * `today` as the day number of today. Fills *out; never echoes the NI number. */
+void ing_shape_event(const Carepass__V1__CompletionEvent *ev, const char *provider_id,
+                     int32_t today, ing_shape_t *out);
+
+/* Check a whole batch: ing_shape_event on each event, then the later occurrences of a
+ * provider_event_id already used earlier in the batch get DUPLICATE_IN_BATCH. out has
+ * n entries, in the order of events. */
+void ing_shape_batch(Carepass__V1__CompletionEvent *const *events, size_t n,
+                     const char *provider_id, int32_t today, ing_shape_t *out);
+
+/* Wipe the NI numbers held in out[0..n-1]. */
+void ing_shape_wipe(ing_shape_t *out, size_t n);
+
+/* ---- pending events (ingest_pending.c) --------------------------------------- */
+
+/* The PendingEvent of a shape-checked event. Strings point into ev and provider_id
+ * (pe must not outlive them); no NI number, only the pseudonym. received_at = 0 and
+ * reply_to = "" (the caller sets them after the digest). */
+void ing_pending_build(const Carepass__V1__CompletionEvent *ev, const char *provider_id,
+                       const unsigned char pseudonym[CP_PSEUDONYM_BYTES],
+                       Carepass__V1__PendingEvent *pe);
+/* Hex SHA-256 of pe packed with received_at and reply_to cleared (canonical content). */
+int ing_pending_digest(const Carepass__V1__PendingEvent *pe, char hex[65]) CP_WUR;
+/* The event.accepted NotifyJob of a newly accepted event (strings point into pe). */
+void ing_accepted_job(const Carepass__V1__PendingEvent *pe, Carepass__V1__NotifyJob *job);
+
+/* ---- the idempotent store (ingest_store.c) ----------------------------------- */
+
+/* Where an event stands, as far as the store knows. */
+typedef enum {
+  ING_ST_UNKNOWN = 0,  // no state in Redis (expired or never stored)
+  ING_ST_ACCEPTED,     // durable, not yet final
+  ING_ST_REJECTED,     // final: refused by the edge or verify
+  ING_ST_COMMITTED,    // final: in the register
+} ing_st_t;
+
+/* What claiming (or reading) one event found. */
+typedef struct {
+  bool is_new;          // first time: stored as accepted, must be forwarded to verify
+  bool reused;          // the id was used before for different content
+  ing_st_t st;          // stored state when neither new nor reused
+  char *reason;         // stored reason code (rejected; owned)
+  char *message;        // stored sentence (rejected; owned)
+  uint64_t index;       // stored register index (committed)
+} ing_claim_t;
+
+/* One event to claim. */
+typedef struct {
+  const char *event_id;   // provider_event_id
+  const char *digest;     // hex SHA-256 of the canonical content
+  const uint8_t *pending; // packed PendingEvent to store
+  size_t pending_len;     // its length
+} ing_claim_req_t;
+
+/* SCRIPT LOAD the claim script; sha receives its SHA-1 (hex). The SHA-1 only depends
+ * on the script, so one value may be shared by every connection and thread. */
+int ing_store_init(cp_redis_t *r, char sha[41], char *err, size_t errlen) CP_WUR;
+/* Claim n events of `provider` in one pipeline; out[i] for reqs[i]. A new event is
+ * scheduled in cp:pending for redrive after redrive_after_ms. Idempotent: after a
+ * connection failure it reconnects and reruns once; after NOSCRIPT (Redis restarted)
+ * it loads the script and reruns. -1 when Redis is unavailable (nothing to clear). */
+int ing_store_claim(cp_redis_t *r, const char *sha, int64_t redrive_after_ms, const char *provider,
+                    const ing_claim_req_t *reqs, size_t n, ing_claim_t *out) CP_WUR;
+/* Read the states of n events of `provider` in one pipeline (out[i].st ING_ST_UNKNOWN
+ * when absent). -1 when Redis is unavailable. */
+int ing_store_read(cp_redis_t *r, const char *provider, const char *const *event_ids, size_t n,
+                   ing_claim_t *out) CP_WUR;
+void ing_claim_clear(ing_claim_t *c);
+/* State name in Redis ("accepted", ...) -> ing_st_t (ING_ST_UNKNOWN otherwise). */
+ing_st_t ing_state_of(const char *s, size_t len);
+/* Copy a string reply element, NULL when it is nil or empty / parse a decimal reply (0 if not). */
+char *ing_reply_str(const redisReply *r);
+uint64_t ing_reply_u64(const redisReply *r);
+
+#endif

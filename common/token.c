@@ -1,0 +1,115 @@
+/* token.c -- stateless MAC'd bearer tokens (cpp_ provider, cpw_ worker); see cp_token.h. */
+#include "cp_token.h"
+
+#include <string.h>
+
+#define TOKEN_VERSION 1
+#define TOKEN_DOMAIN "carepass/token/v1"
+#define TOKEN_PREFIX_LEN 4
+#define TOKEN_PAYLOAD_MAX (1 + 8 + 1 + CP_TOKEN_SUBJECT_MAX)
+#define TOKEN_RAW_MAX (TOKEN_PAYLOAD_MAX + crypto_auth_BYTES)
+
+static const char *prefix_of(cp_token_kind_t kind) {
+  return kind == CP_TOKEN_WORKER ? "cpw_" : "cpp_";
+}
+
+/* The MAC key: BLAKE2b keyed with the secret over the domain string. */
+static void mac_key(const unsigned char secret[CP_SECRET_BYTES], unsigned char key[crypto_auth_KEYBYTES]) {
+  crypto_generichash(key, crypto_auth_KEYBYTES, (const unsigned char *)TOKEN_DOMAIN,
+                     strlen(TOKEN_DOMAIN), secret, CP_SECRET_BYTES);
+}
+
+/* Tag over prefix || payload. */
+static void token_tag(const unsigned char secret[CP_SECRET_BYTES], const char *prefix,
+                      const uint8_t *payload, size_t len, unsigned char tag[crypto_auth_BYTES]) {
+  unsigned char key[crypto_auth_KEYBYTES];
+  uint8_t msg[TOKEN_PREFIX_LEN + TOKEN_PAYLOAD_MAX];
+  mac_key(secret, key);
+  memcpy(msg, prefix, TOKEN_PREFIX_LEN);
+  memcpy(msg + TOKEN_PREFIX_LEN, payload, len);
+  crypto_auth(tag, msg, TOKEN_PREFIX_LEN + len, key);
+  sodium_memzero(key, sizeof key);
+}
+
+static bool subject_ok(const char *s, size_t n) {
+  if (n == 0 || n > CP_TOKEN_SUBJECT_MAX) return false;
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e) return false;
+  return true;
+}
+
+int cp_token_make(const unsigned char secret[CP_SECRET_BYTES], cp_token_kind_t kind,
+                  const char *subject, int64_t expiry_unix, char *out, size_t outlen) {
+  size_t n = strlen(subject);
+  if (!subject_ok(subject, n) || expiry_unix < 0) return -1;
+  uint8_t raw[TOKEN_RAW_MAX];
+  size_t len = 0;
+  raw[len++] = TOKEN_VERSION;
+  for (int i = 7; i >= 0; i--) raw[len++] = (uint8_t)((uint64_t)expiry_unix >> (8 * i));
+  raw[len++] = (uint8_t)n;
+  memcpy(raw + len, subject, n);
+  len += n;
+  const char *prefix = prefix_of(kind);
+  token_tag(secret, prefix, raw, len, raw + len);
+  len += crypto_auth_BYTES;
+  size_t need = TOKEN_PREFIX_LEN + sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+  if (outlen < need || need > CP_TOKEN_MAX) return -1;
+  memcpy(out, prefix, TOKEN_PREFIX_LEN);
+  sodium_bin2base64(out + TOKEN_PREFIX_LEN, outlen - TOKEN_PREFIX_LEN, raw, len,
+                    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+  return 0;
+}
+
+cp_token_status_t cp_token_check(const unsigned char secret[CP_SECRET_BYTES], cp_token_kind_t kind,
+                                 const char *token, char *subject_out, size_t subject_len,
+                                 int64_t *expiry_out, int64_t now_unix) {
+  if (token == NULL) return CP_TOKEN_MALFORMED;
+  size_t tlen = strnlen(token, CP_TOKEN_MAX);
+  if (tlen >= CP_TOKEN_MAX || tlen <= TOKEN_PREFIX_LEN) return CP_TOKEN_MALFORMED;
+  const char *prefix = prefix_of(kind);
+  const char *other = prefix_of(kind == CP_TOKEN_WORKER ? CP_TOKEN_PROVIDER : CP_TOKEN_WORKER);
+  if (memcmp(token, prefix, TOKEN_PREFIX_LEN) != 0)
+    return memcmp(token, other, TOKEN_PREFIX_LEN) == 0 ? CP_TOKEN_WRONG_KIND : CP_TOKEN_MALFORMED;
+  uint8_t raw[TOKEN_RAW_MAX + 4];
+  size_t len = 0;
+  const char *end = NULL;
+  if (sodium_base642bin(raw, sizeof raw, token + TOKEN_PREFIX_LEN, tlen - TOKEN_PREFIX_LEN, NULL,
+                        &len, &end, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+      end != token + tlen)
+    return CP_TOKEN_MALFORMED;
+  if (len < 1 + 8 + 1 + 1 + crypto_auth_BYTES || raw[0] != TOKEN_VERSION) return CP_TOKEN_MALFORMED;
+  size_t n = raw[9];
+  if (len != 1 + 8 + 1 + n + crypto_auth_BYTES) return CP_TOKEN_MALFORMED;
+  size_t plen = len - crypto_auth_BYTES;
+  unsigned char key[crypto_auth_KEYBYTES];
+  uint8_t msg[TOKEN_PREFIX_LEN + TOKEN_PAYLOAD_MAX];
+  if (plen > TOKEN_PAYLOAD_MAX) return CP_TOKEN_MALFORMED;
+  mac_key(secret, key);
+  memcpy(msg, prefix, TOKEN_PREFIX_LEN);
+  memcpy(msg + TOKEN_PREFIX_LEN, raw, plen);
+  int bad = crypto_auth_verify(raw + plen, msg, TOKEN_PREFIX_LEN + plen, key); /* constant time */
+  sodium_memzero(key, sizeof key);
+  if (bad != 0) return CP_TOKEN_BAD_MAC;
+  if (!subject_ok((const char *)raw + 10, n)) return CP_TOKEN_MALFORMED;
+  uint64_t expiry = 0;
+  for (int i = 1; i <= 8; i++) expiry = (expiry << 8) | raw[i];
+  if (expiry > INT64_MAX || (int64_t)expiry <= now_unix) return CP_TOKEN_EXPIRED;
+  if (subject_out != NULL) {
+    if (subject_len < n + 1) return CP_TOKEN_MALFORMED;
+    memcpy(subject_out, raw + 10, n);
+    subject_out[n] = '\0';
+  }
+  if (expiry_out != NULL) *expiry_out = (int64_t)expiry;
+  return CP_TOKEN_OK;
+}
+
+const char *cp_token_status_text(cp_token_status_t st) {
+  switch (st) {
+  case CP_TOKEN_OK: return "the token is valid";
+  case CP_TOKEN_MALFORMED: return "the token is not a carepass token";
+  case CP_TOKEN_WRONG_KIND: return "the token is of the wrong kind for this route";
+  case CP_TOKEN_BAD_MAC: return "the token is not genuine (bad signature)";
+  case CP_TOKEN_EXPIRED: return "the token has expired; ask for a new one";
+  }
+  return "the token is invalid";
+}

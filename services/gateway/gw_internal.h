@@ -1,0 +1,26 @@
+/* gw_internal.h -- the gateway core's private functions (not for feature files). */
+#ifndef GW_INTERNAL_H
+#define GW_INTERNAL_H
+
+#include "gw.h"
+
+/* gw_auth.c: check the route's credential; 0 = go on, -1 = an error reply was made. */
+int gw_auth_check(gw_req_t *req) CP_WUR;
+
+/* gw_metrics.c */
+gw_metrics_t *gw_metrics_new(void);
+void gw_metrics_destroy(gw_metrics_t **m);
+void gw_metrics_describe_core(gw_t *gw);
+/* Count one finished request (status 0 = the client went away before the answer). */
+void gw_metrics_request(gw_t *gw, const char *route, int status, int64_t ms);
+
+/* gw_keys.c: (re)read the register verifier key and the notify public key. */
+void gw_keys_refresh(gw_t *gw);
+
+/* gw_wait.c: the helper thread that answers ?ack=committed requests. */
+int gw_waiter_start(gw_t *gw, char *err, size_t errlen) CP_WUR;
+/* Answer every waiting request now and stop the thread (before MHD_stop_daemon). */
+void gw_waiter_stop(gw_t *gw);
+void gw_waiter_destroy(gw_t *gw);
+
+#endif

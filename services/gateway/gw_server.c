@@ -1,0 +1,375 @@
+/* gw_server.c -- the gateway's lifecycle and request dispatcher: libmicrohttpd (thread pool,
+ * epoll, keep-alive, limits), routing with 404/405, credentials, body limits, metrics.
+ *
+ * Limits against hostile clients:
+ *   GATEWAY_CONN_MEMORY     request line + headers per connection (MHD answers 431/413 itself)
+ *   GATEWAY_TIMEOUT_S       a connection silent this long is closed (slowloris, idle keep-alive)
+ *   GATEWAY_PER_IP_LIMIT    concurrent connections per client address
+ *   GATEWAY_MAX_CONNECTIONS concurrent connections in total
+ *   GATEWAY_MAX_BODY        body size (Content-Length checked first, then the bytes received)
+ */
+#include "gw.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cp_config.h"
+#include "cp_ingest.h"
+#include "cp_log.h"
+#include "cp_service.h"
+#include "cp_zmq.h"
+#include "gw_internal.h"
+
+#define GW_TICK_MS 200          /* main loop period (stop flag, heartbeat, key refresh) */
+
+/* The dispatcher's state of one request (MHD's con_cls). */
+struct gw_conn {
+  gw_req_t req;          // what the handler sees
+  bool started;          // the handler has been called
+  bool body_too_large;   // the body passed the limit: 413 at the end
+  size_t max_body;       // limit for this request
+  size_t body_cap;       // allocated bytes of req.body
+  bool answered;         // a response was queued
+};
+
+/* Is `path` matched by row r? */
+static bool path_matches(const gw_route_t *r, const char *path) {
+  if (r->match == GW_EXACT) return strcmp(path, r->path) == 0;
+  return strncmp(path, r->path, strlen(r->path)) == 0;
+}
+
+static bool method_matches(const gw_route_t *r, const char *method) {
+  if (strcmp(r->method, method) == 0) return true;
+  return strcmp(method, "HEAD") == 0 && strcmp(r->method, "GET") == 0;
+}
+
+/* Find the route; on no method match, fill allow (comma-separated methods of the path). */
+static const gw_route_t *route_find(const char *path, const char *method, char *allow, size_t allowlen,
+                                    bool *path_known) {
+  *path_known = false;
+  allow[0] = '\0';
+  for (size_t i = 0; i < gw_routes_len; i++) {
+    const gw_route_t *r = &gw_routes[i];
+    if (!path_matches(r, path)) continue;
+    if (method_matches(r, method)) return r;
+    *path_known = true;
+    if (strstr(allow, r->method) == NULL) {
+      size_t n = strlen(allow);
+      snprintf(allow + n, allowlen - n, "%s%s", n ? ", " : "", r->method);
+      if (strcmp(r->method, "GET") == 0 && strstr(allow, "HEAD") == NULL) {
+        n = strlen(allow);
+        snprintf(allow + n, allowlen - n, ", HEAD");
+      }
+    }
+  }
+  return NULL;
+}
+
+static void client_address(struct MHD_Connection *conn, char *out, size_t outlen) {
+  snprintf(out, outlen, "-");
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  if (ci == NULL || ci->client_addr == NULL) return;
+  const struct sockaddr *sa = ci->client_addr;
+  if (sa->sa_family == AF_INET)
+    inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)outlen);
+  else if (sa->sa_family == AF_INET6)
+    inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)outlen);
+}
+
+/* Queue the response held in req (or a 500 if the handler made none). */
+static enum MHD_Result queue_reply(struct gw_conn *c) {
+  gw_req_t *req = &c->req;
+  if (req->resp == NULL)
+    gw_reply_error(req, 500, GW_E_INTERNAL, "the server failed to answer; retry later");
+  c->answered = true;
+  enum MHD_Result rc = MHD_queue_response(req->conn, (unsigned)req->status, req->resp);
+  return rc;
+}
+
+static bool has_body_method(const char *method) {
+  return strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0 ||
+         strcmp(method, "DELETE") == 0;
+}
+
+/* First call for a request: route, credential, Content-Length. Returns true when a
+ * response was already made (an error). */
+static bool request_start(gw_t *gw, struct gw_conn *c, const char *url, const char *method) {
+  gw_req_t *req = &c->req;
+  char allow[128];
+  bool path_known = false;
+  req->route = route_find(url, method, allow, sizeof allow, &path_known);
+  if (req->route == NULL) {
+    if (path_known) {
+      gw_reply_error(req, 405, GW_E_METHOD_NOT_ALLOWED, "%s is not allowed on this path; use %s",
+                     strlen(method) <= 16 ? method : "this method", allow);
+      gw_reply_header(req, "Allow", allow);
+    } else {
+      gw_reply_error(req, 404, GW_E_ROUTE_NOT_FOUND, "there is no such route; see the API documentation");
+    }
+    return true;
+  }
+  req->rest = req->route->match == GW_PREFIX ? url + strlen(req->route->path) : "";
+  if (gw_auth_check(req) != 0) return true; /* replied */
+  c->max_body = req->route->max_body ? req->route->max_body : gw->cfg.max_body;
+  const char *cl = gw_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  if (cl != NULL) {
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(cl, &end, 10);
+    if (errno == 0 && end != cl && *end == '\0' && v > c->max_body) {
+      gw_reply_error(req, 413, GW_E_BODY_TOO_LARGE, "the body is %llu bytes; the limit is %zu", v,
+                     c->max_body);
+      return true;
+    }
+  }
+  return false;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls) {
+  gw_t *gw = cls;
+  struct gw_conn *c = *con_cls;
+  if (c == NULL) {
+    c = cp_xcalloc(1, sizeof *c);
+    *con_cls = c;
+    c->req.gw = gw;
+    c->req.conn = conn;
+    c->req.conn_state = c;
+    c->req.method = method;
+    c->req.path = url;
+    c->req.rest = "";
+    c->req.started_ms = cp_mono_ms();
+    client_address(conn, c->req.client_ip, sizeof c->req.client_ip);
+    if (request_start(gw, c, url, method)) return queue_reply(c);
+    if (!has_body_method(method)) {
+      /* GET/HEAD: a body, if any, is read and ignored by MHD; answer on the next call */
+    }
+    return MHD_YES;
+  }
+  if (c->answered) {
+    *upload_data_size = 0; /* discard what is left of the body */
+    return MHD_YES;
+  }
+  gw_req_t *req = &c->req;
+  if (*upload_data_size > 0) {
+    size_t n = *upload_data_size;
+    *upload_data_size = 0;
+    if (c->body_too_large) return MHD_YES;
+    if (!has_body_method(method)) return MHD_YES; /* ignored */
+    if (req->body_len + n > c->max_body) {
+      c->body_too_large = true;
+      if (req->body != NULL) sodium_memzero(req->body, req->body_len);
+      free(req->body);
+      req->body = NULL;
+      req->body_len = 0;
+      /* answer now: MHD closes the connection after the reply instead of reading the rest */
+      gw_reply_error(req, 413, GW_E_BODY_TOO_LARGE, "the body is larger than the limit of %zu bytes",
+                     c->max_body);
+      return queue_reply(c);
+    }
+    if (req->body_len + n + 1 > c->body_cap) {
+      size_t cap = c->body_cap ? c->body_cap : 4096;
+      while (cap < req->body_len + n + 1) cap *= 2;
+      if (cap > c->max_body + 1) cap = c->max_body + 1;
+      char *nb = cp_xmalloc(cap);
+      if (req->body_len) memcpy(nb, req->body, req->body_len);
+      if (req->body != NULL) sodium_memzero(req->body, req->body_len);
+      free(req->body);
+      req->body = nb;
+      c->body_cap = cap;
+    }
+    memcpy(req->body + req->body_len, upload_data, n);
+    req->body_len += n;
+    req->body[req->body_len] = '\0';
+    return MHD_YES;
+  }
+  /* the whole request is in */
+  if (!c->started) {
+    c->started = true;
+    req->route->handler(req);
+    if (req->suspended) return MHD_YES; /* a helper thread answers and resumes the connection */
+    return queue_reply(c);
+  }
+  /* resumed after a suspension: the helper made the response */
+  if (req->suspended) {
+    req->suspended = false;
+    return queue_reply(c);
+  }
+  return queue_reply(c);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+  gw_t *gw = cls;
+  struct gw_conn *c = *con_cls;
+  if (c == NULL) return;
+  gw_req_t *req = &c->req;
+  int status = c->answered ? req->status : 0; /* 0: the client went away first */
+  gw_metrics_request(gw, req->route != NULL ? req->route->name : "unmatched", status,
+                     cp_mono_ms() - req->started_ms);
+  if (req->resp != NULL) MHD_destroy_response(req->resp);
+  if (req->body != NULL) sodium_memzero(req->body, req->body_len); /* may hold NI numbers */
+  free(req->body);
+  free(c);
+  *con_cls = NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+  char buf[512];
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  size_t n = strlen(buf);
+  while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = '\0';
+  cp_log_debug("libmicrohttpd", CP_KV_STR("detail", buf), CP_KV_END);
+}
+
+static int parse_bind(const char *bind, gw_config_t *cfg, char *err, size_t errlen) {
+  const char *colon = strrchr(bind, ':');
+  if (colon == NULL || colon == bind || (size_t)(colon - bind) >= sizeof cfg->bind_host)
+    return cp_err(err, errlen, "CAREPASS_GATEWAY_BIND=%s: expected host:port", bind);
+  memcpy(cfg->bind_host, bind, (size_t)(colon - bind));
+  cfg->bind_host[colon - bind] = '\0';
+  char *end = NULL;
+  long port = strtol(colon + 1, &end, 10);
+  if (end == colon + 1 || *end != '\0' || port < 0 || port > 65535)
+    return cp_err(err, errlen, "CAREPASS_GATEWAY_BIND=%s: bad port", bind);
+  cfg->port = (int)port;
+  return 0;
+}
+
+static int load_config(gw_config_t *cfg, char *err, size_t errlen) {
+  if (parse_bind(cp_cfg_str("GATEWAY_BIND"), cfg, err, errlen) != 0) return -1;
+  cfg->threads = (int)cp_cfg_int("GATEWAY_THREADS");
+  cfg->max_body = (size_t)cp_cfg_int("GATEWAY_MAX_BODY");
+  cfg->timeout_s = (int)cp_cfg_int("GATEWAY_TIMEOUT_S");
+  cfg->per_ip_limit = (int)cp_cfg_int("GATEWAY_PER_IP_LIMIT");
+  cfg->max_connections = (int)cp_cfg_int("GATEWAY_MAX_CONNECTIONS");
+  cfg->conn_memory = (size_t)cp_cfg_int("GATEWAY_CONN_MEMORY");
+  cfg->max_batch = (size_t)cp_cfg_int("MAX_BATCH");
+  cfg->ack_timeout_ms = cp_cfg_int("ACK_TIMEOUT_MS");
+  cfg->redrive_after_ms = cp_cfg_int("REDRIVE_AFTER_MS");
+  snprintf(cfg->redis_host, sizeof cfg->redis_host, "%s", cp_cfg_str("REDIS_HOST"));
+  cfg->redis_port = (int)cp_cfg_int("REDIS_PORT");
+  cfg->redis_timeout_ms = (int)cp_cfg_int("REDIS_TIMEOUT_MS");
+  snprintf(cfg->register_dir, sizeof cfg->register_dir, "%s", cp_cfg_str("REGISTER_DIR"));
+  snprintf(cfg->log_origin, sizeof cfg->log_origin, "%s", cp_cfg_str("LOG_ORIGIN"));
+  return 0;
+}
+
+static int start_mhd(gw_t *gw, char *err, size_t errlen) {
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)gw->cfg.port);
+  if (inet_pton(AF_INET, gw->cfg.bind_host, &sa.sin_addr) != 1)
+    return cp_err(err, errlen, "CAREPASS_GATEWAY_BIND host %s is not an IPv4 address", gw->cfg.bind_host);
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                   MHD_USE_ERROR_LOG;
+  gw->mhd = MHD_start_daemon(
+      flags, (uint16_t)gw->cfg.port, NULL, NULL, on_request, gw,
+      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+      MHD_OPTION_THREAD_POOL_SIZE, (unsigned)gw->cfg.threads,
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, gw->cfg.conn_memory,
+      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)gw->cfg.timeout_s,
+      MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)gw->cfg.per_ip_limit,
+      MHD_OPTION_CONNECTION_LIMIT, (unsigned)gw->cfg.max_connections,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, gw,
+      MHD_OPTION_EXTERNAL_LOGGER, mhd_log, gw,
+      MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+      MHD_OPTION_END);
+  if (gw->mhd == NULL)
+    return cp_err(err, errlen, "cannot listen on %s:%d (MHD_start_daemon failed: %s)", gw->cfg.bind_host,
+                  gw->cfg.port, strerror(errno));
+  return 0;
+}
+
+int gw_new(gw_t **out, char *err, size_t errlen) {
+  gw_t *gw = cp_xcalloc(1, sizeof *gw);
+  pthread_mutex_init(&gw->reg_lock, NULL);
+  pthread_mutex_init(&gw->push_lock, NULL);
+  pthread_mutex_init(&gw->redis_lock, NULL);
+  pthread_mutex_init(&gw->keys_lock, NULL);
+  int hwm = (int)cp_cfg_int("BUS_HWM");
+  gw->metrics = gw_metrics_new();
+  if (load_config(&gw->cfg, err, errlen) != 0) goto err;
+  if (prov_load(cp_cfg_str("PROVIDERS"), &gw->providers, err, errlen) != 0) goto err;
+  if (cat_load(cp_cfg_str("CATALOGUE"), &gw->catalogue, err, errlen) != 0) goto err;
+  if (cp_secret_load(cp_cfg_str("TOKEN_SECRET"), true, gw->token_secret, err, errlen) != 0) goto err;
+  if (cp_secret_load(cp_cfg_str("PSEUDONYM_SECRET"), true, gw->pseudonym_secret, err, errlen) != 0) goto err;
+
+  /* Redis must be reachable at start (to load the claim script); later outages give 503s */
+  cp_redis_t *r = cp_redis_new(gw->cfg.redis_host, gw->cfg.redis_port, gw->cfg.redis_timeout_ms, err, errlen);
+  if (r == NULL) goto err;
+  int rc = ing_store_init(r, gw->claim_sha, err, errlen);
+  cp_redis_destroy(&r);
+  if (rc != 0) goto err;
+
+  gw->zctx = zmq_ctx_new();
+  if (gw->zctx == NULL) {
+    cp_err(err, errlen, "zmq_ctx_new: %s", zmq_strerror(errno));
+    goto err;
+  }
+  gw->verify_push = cp_zmq_socket(gw->zctx, ZMQ_PUSH, cp_cfg_str("BUS_VERIFY_IN"), false, hwm, 0, err, errlen);
+  if (gw->verify_push == NULL) goto err;
+  gw->notify_push = cp_zmq_socket(gw->zctx, ZMQ_PUSH, cp_cfg_str("BUS_NOTIFY_IN"), false, hwm, 0, err, errlen);
+  if (gw->notify_push == NULL) goto err;
+  gw_keys_refresh(gw);
+  gw_metrics_describe_core(gw);
+  if (gw_waiter_start(gw, err, errlen) != 0) goto err;
+  if (start_mhd(gw, err, errlen) != 0) goto err;
+  cp_log_info("gateway listening", CP_KV_STR("host", gw->cfg.bind_host), CP_KV_INT("port", gw->cfg.port),
+              CP_KV_INT("threads", gw->cfg.threads), CP_KV_INT("routes", gw_routes_len),
+              CP_KV_INT("providers", prov_count(gw->providers)), CP_KV_END);
+  *out = gw;
+  return 0;
+err:
+  gw_destroy(&gw);
+  return -1;
+}
+
+int gw_run(gw_t *gw) {
+  int64_t next_keys = 0;
+  while (!cp_stop_requested) {
+    int64_t now = cp_mono_ms();
+    cp_service_heartbeat("gateway");
+    if (now >= next_keys) {
+      gw_keys_refresh(gw); /* the signer and notify may create their keys after we start */
+      next_keys = now + 2000;
+    }
+    usleep(GW_TICK_MS * 1000);
+  }
+  cp_log_info("gateway stopping", CP_KV_END);
+  return 0;
+}
+
+void gw_destroy(gw_t **gwp) {
+  if (gwp == NULL || *gwp == NULL) return;
+  gw_t *gw = *gwp;
+  /* answer the requests waiting for committed acks (they are suspended: MHD cannot stop
+   * while a connection is suspended), then stop the daemon */
+  gw_waiter_stop(gw);
+  if (gw->mhd != NULL) MHD_stop_daemon(gw->mhd);
+  gw_waiter_destroy(gw);
+  cp_zmq_close(&gw->verify_push);
+  cp_zmq_close(&gw->notify_push);
+  if (gw->zctx != NULL) zmq_ctx_term(gw->zctx);
+  for (size_t i = 0; i < gw->nredis; i++) cp_redis_destroy(&gw->redis_all[i]);
+  free(gw->redis_all);
+  reg_close(&gw->reg);
+  prov_destroy(&gw->providers);
+  cat_destroy(&gw->catalogue);
+  gw_metrics_destroy(&gw->metrics);
+  sodium_memzero(gw->token_secret, sizeof gw->token_secret);
+  sodium_memzero(gw->pseudonym_secret, sizeof gw->pseudonym_secret);
+  pthread_mutex_destroy(&gw->reg_lock);
+  pthread_mutex_destroy(&gw->push_lock);
+  pthread_mutex_destroy(&gw->redis_lock);
+  pthread_mutex_destroy(&gw->keys_lock);
+  free(gw);
+  *gwp = NULL;
+}

@@ -1,0 +1,81 @@
+/* cmd_provider_token.c -- `carepass provider-token`: a provider's HTTP API bearer token (cpp_...). */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cp_catalogue.h"
+#include "cp_config.h"
+#include "cp_crypto.h"
+#include "cp_token.h"
+
+#define DEFAULT_DAYS 365
+
+static void help(FILE *out) {
+  fprintf(out,
+          "usage: carepass provider-token PROVIDER_ID [--days N]\n\n"
+          "Print a bearer token for the gateway's provider routes (POST /v1/events):\n"
+          "  Authorization: Bearer cpp_...\n"
+          "The token names the provider and its expiry (default %d days, at most 3650) and is\n"
+          "MAC'd with the deployment secret $CAREPASS_TOKEN_SECRET (created if missing, 0600),\n"
+          "so it must be made on a host that shares the gateway's secret. The provider must be in\n"
+          "the registry ($CAREPASS_PROVIDERS). Tokens cannot be revoked one by one: rotating the\n"
+          "secret invalidates them all.\n",
+          DEFAULT_DAYS);
+}
+
+int cmd_provider_token(int argc, char **argv) {
+  const char *provider = NULL;
+  long days = DEFAULT_DAYS;
+  for (int i = 1; i < argc; i++) {
+    if (cli_is_help(argv[i])) { help(stdout); return CLI_EXIT_OK; }
+    if (strcmp(argv[i], "--days") == 0 && i + 1 < argc) {
+      if (cli_parse_long(argv[++i], 1, 3650, &days) != 0) {
+        cli_error("provider-token", "--days must be a whole number from 1 to 3650");
+        return CLI_EXIT_USAGE;
+      }
+      continue;
+    }
+    if (argv[i][0] == '-' || provider != NULL) {
+      cli_error("provider-token", "unexpected argument \"%s\"", argv[i]);
+      help(stderr);
+      return CLI_EXIT_USAGE;
+    }
+    provider = argv[i];
+  }
+  if (provider == NULL) {
+    cli_error("provider-token", "PROVIDER_ID is required");
+    help(stderr);
+    return CLI_EXIT_USAGE;
+  }
+  if (cli_config("provider-token") != 0) return CLI_EXIT_USAGE;
+  char err[CP_ERRLEN];
+  prov_registry_t *reg = NULL;
+  if (prov_load(cp_cfg_str("PROVIDERS"), &reg, err, sizeof err) != 0) {
+    cli_error("provider-token", "%s", err);
+    return CLI_EXIT_FAIL;
+  }
+  bool known = prov_find(reg, provider) != NULL;
+  prov_destroy(&reg);
+  if (!known) {
+    cli_error("provider-token", "provider %s is not in the registry %s", provider, cp_cfg_str("PROVIDERS"));
+    return CLI_EXIT_FAIL;
+  }
+  unsigned char secret[CP_SECRET_BYTES];
+  if (cp_secret_load(cp_cfg_str("TOKEN_SECRET"), true, secret, err, sizeof err) != 0) {
+    cli_error("provider-token", "%s", err);
+    return CLI_EXIT_FAIL;
+  }
+  char token[CP_TOKEN_MAX];
+  int64_t expiry = (int64_t)time(NULL) + (int64_t)days * 86400;
+  int rc = cp_token_make(secret, CP_TOKEN_PROVIDER, provider, expiry, token, sizeof token);
+  sodium_memzero(secret, sizeof secret);
+  if (rc != 0) {
+    cli_error("provider-token", "provider id %s cannot be put in a token (1 to %d printable characters)",
+              provider, CP_TOKEN_SUBJECT_MAX);
+    return CLI_EXIT_FAIL;
+  }
+  printf("%s\n", token);
+  return CLI_EXIT_OK;
+}
