@@ -211,9 +211,29 @@ def register_size(system):
         return 0
 
 
+def cpu_seconds(system):
+    """{process: user+system CPU seconds so far} for every service and redis-server
+    (from /proc/<pid>/stat; where the pipeline's CPU goes)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    procs = dict(system.procs)
+    if system.redis_proc is not None:
+        procs["redis"] = system.redis_proc
+    out = {}
+    for name, proc in procs.items():
+        try:
+            with open(f"/proc/{proc.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out[name] = (int(fields[11]) + int(fields[12])) / tick   # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass
+    out["bench (this script)"] = sum(os.times()[:2])
+    return out
+
+
 def run_phase(system, ack, requests, connections, inflight, batch_timeout, max_seconds):
     """Submit every request over `connections` DEALERs; returns a dict of figures."""
     n_events = sum(r[2] for r in requests)
+    cpu0 = cpu_seconds(system)
     shares = [requests[i::connections] for i in range(connections)]
     tally = Tally()
     size0 = register_size(system)
@@ -232,6 +252,8 @@ def run_phase(system, ack, requests, connections, inflight, batch_timeout, max_s
         time.sleep(0.01)
     t_register = time.monotonic() - t0
     in_register = register_size(system) - size0
+    cpu1 = cpu_seconds(system)
+    cpu = {k: round(cpu1[k] - cpu0.get(k, 0.0), 2) for k in cpu1}
     lat = sorted(tally.latencies)
     return {
         "ack": ack,
@@ -248,6 +270,7 @@ def run_phase(system, ack, requests, connections, inflight, batch_timeout, max_s
         "n_errors": len(tally.errors),
         "latency_p50_s": lat[len(lat) // 2] if lat else None,
         "latency_max_s": lat[-1] if lat else None,
+        "cpu_s": cpu,
     }
 
 
@@ -337,6 +360,9 @@ def main():
                   f"{r['acked_per_s']:>10,.0f} {r['acked_per_s'] / sign:>10.3f}")
         print(f"    request latency p50 {r['latency_p50_s'] or 0:.3f} s, "
               f"max {r['latency_max_s'] or 0:.3f} s ({r['requests']} requests)")
+        print("    CPU seconds per 10k events: " + ", ".join(
+            f"{k} {v * 10000 / max(r['events'], 1):.2f}"
+            for k, v in sorted(r["cpu_s"].items(), key=lambda kv: -kv[1])))
     if a.json:
         print(json.dumps({"sign_per_s": sign, "sign_before": sign_before,
                           "sign_after": sign_after, "phases": results,

@@ -42,7 +42,7 @@ const cp_config_def_t cp_config_table[] = {
   {"PROVIDERS", CP_CFG_STR, "data/providers.json", 1, 4096, CP_SVC_INTAKE | CP_SVC_VERIFY | CP_SVC_NOTIFY | CP_SVC_CLI | CP_SVC_GATEWAY, "provider registry file"},
 
   /* signer */
-  {"SIGNER_ENDPOINTS", CP_CFG_STR, "tcp://127.0.0.1:5610", 1, 4096, CP_SVC_VERIFY, "comma-separated signer shard endpoints, in shard order (verify routes by worker pseudonym)"},
+  {"SIGNER_ENDPOINTS", CP_CFG_STR, "tcp://127.0.0.1:5610", 1, 4096, CP_SVC_VERIFY | CP_SVC_CLI, "comma-separated signer shard endpoints, in shard order (verify routes by worker pseudonym)"},
   {"SIGNER_BIND", CP_CFG_STR, "tcp://127.0.0.1:5610", 1, 255, CP_SVC_SIGNER, "this signer shard's PULL endpoint"},
   {"SHARD", CP_CFG_INT, "0", 0, 1023, CP_SVC_SIGNER, "register shard number this signer owns"},
   {"REGISTER_DIR", CP_CFG_STR, "var/register", 1, 4096, CP_SVC_SIGNER | CP_SVC_CLI | CP_SVC_GATEWAY, "register (tlog-tiles) directory of the shard"},

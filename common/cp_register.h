@@ -129,6 +129,9 @@ void reg_close(reg_log_t **log);
 int reg_refresh(reg_log_t *log, char *err, size_t errlen) CP_WUR;
 
 uint64_t reg_size(const reg_log_t *log);
+/* Writer: true once an append failed after its checkpoint rename (see reg_append);
+ * every later append fails until the log is reopened. */
+bool reg_broken(const reg_log_t *log);
 void reg_root(const reg_log_t *log, uint8_t root[REG_HASH_BYTES]);
 const char *reg_dir(const reg_log_t *log);
 /* The current signed checkpoint note (as on disk), NUL-terminated. */

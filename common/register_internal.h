@@ -15,6 +15,8 @@ typedef struct {
  * The parent (and any directory created) is recorded in ds for reg_dirset_sync. */
 int reg_file_write(const char *root, const char *rel, const void *buf, size_t len,
                    reg_dirset_t *ds, char *err, size_t errlen) CP_WUR;
+/* Record a directory to fsync (0, or -1 when out of memory). */
+int reg_dirset_add(reg_dirset_t *ds, const char *dir) CP_WUR;
 /* fsync every recorded directory, then forget them. */
 int reg_dirset_sync(reg_dirset_t *ds, char *err, size_t errlen) CP_WUR;
 void reg_dirset_free(reg_dirset_t *ds);

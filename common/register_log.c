@@ -111,7 +111,12 @@ static int read_tile(reg_log_t *log, int level, uint64_t index, unsigned width,
     size_t elen;
     int rc;
     while ((rc = reg_bundle_next(b, l, &pos, &e, &elen)) == 1) count++;
-    if (rc < 0 || count != width) {
+    if (rc < 0) {
+      free(b);
+      return cp_err(err, errlen, "register entry bundle %s/%s is truncated or corrupt (the length prefix of "
+                    "entry %zu, at byte %zu of %zu, runs past the end)", log->dir, rel, count, pos, l);
+    }
+    if (count != width) {
       free(b);
       return cp_err(err, errlen, "register entry bundle %s/%s is truncated or corrupt (%zu entries, expected %u)",
                     log->dir, rel, count, width);
@@ -227,13 +232,16 @@ static int read_checkpoint(reg_log_t *log, uint64_t *size, uint8_t root[REG_HASH
 
 /* Unlink tile (level, index, width) and its temp file (a write a crash interrupted);
  * true if the tile itself was removed. */
-static bool unlink_rel(reg_log_t *log, int level, uint64_t index, unsigned width) {
+static bool unlink_rel(reg_log_t *log, int level, uint64_t index, unsigned width, reg_dirset_t *ds) {
   char rel[REG_PATH_MAX], path[4200];
   if (reg_tile_path(rel, sizeof rel, level, index, width) != 0) return false;
   snprintf(path, sizeof path, "%s/%s.tmp", log->dir, rel);
   (void)unlink(path);
   path[strlen(path) - 4] = '\0';
-  return unlink(path) == 0;
+  if (unlink(path) != 0) return false;
+  *strrchr(path, '/') = '\0';
+  if (reg_dirset_add(ds, path) != 0) abort();   /* OOM is fatal in carepass */
+  return true;
 }
 
 #define DISCARD_GAP 4   /* empty tile indexes in a row that end the scan for leftovers */
@@ -242,7 +250,7 @@ static bool unlink_rel(reg_log_t *log, int level, uint64_t index, unsigned width
  * batch wrote before a crash stopped it from writing its checkpoint. Files of
  * one batch are renamed in index order but only made durable together, so after
  * a power cut a few may be missing in between: the scan goes on past small gaps. */
-static uint64_t discard_beyond(reg_log_t *log) {
+static uint64_t discard_beyond(reg_log_t *log, reg_dirset_t *ds) {
   uint64_t removed = 0;
   char path[4200];
   snprintf(path, sizeof path, "%s/checkpoint.tmp", log->dir);
@@ -256,12 +264,12 @@ static uint64_t discard_beyond(reg_log_t *log) {
     for (uint64_t t = t0; empty < DISCARD_GAP && t >= t0; t++) {
       bool any = false;
       for (unsigned w = (t == t0 ? w0 + 1 : 1); w < REG_TILE_WIDTH; w++) {
-        if (unlink_rel(log, level, t, w)) {
+        if (unlink_rel(log, level, t, w, ds)) {
           any = true;
           removed++;
         }
       }
-      if (unlink_rel(log, level, t, REG_TILE_WIDTH)) {
+      if (unlink_rel(log, level, t, REG_TILE_WIDTH, ds)) {
         any = true;
         removed++;
       }
@@ -352,8 +360,10 @@ static int rebuild_edge(reg_log_t *log, reg_dirset_t *ds, char *err, size_t errl
       const uint8_t *buf;
       size_t len;
       if (read_tile(log, L - 1, t * REG_TILE_WIDTH + i, REG_TILE_WIDTH, &buf, &len, why, sizeof why) != 0) {
-        cp_err(err, errlen, "register %s: tile %s (checkpoint size %llu) is missing and cannot be rebuilt: %s",
-               log->dir, rel, (unsigned long long)size, why);
+        char lrel[REG_PATH_MAX];
+        if (reg_tile_path(lrel, sizeof lrel, L - 1, t * REG_TILE_WIDTH + i, REG_TILE_WIDTH) != 0) lrel[0] = '\0';
+        cp_err(err, errlen, "register %s: tile %s (checkpoint size %llu) is missing and cannot be rebuilt: "
+               "the tile below it, %s, is missing or damaged", log->dir, rel, (unsigned long long)size, lrel);
         goto err;
       }
       reg_hashes_root((const reg_hash_t *)buf, REG_TILE_WIDTH, hashes[i]);
@@ -390,9 +400,14 @@ static int check_root(reg_log_t *log, uint64_t size, const uint8_t root[REG_HASH
     while (reg_bundle_next(bundle, blen, &pos, &e, &elen) == 1) {
       uint8_t h[REG_HASH_BYTES];
       reg_leaf_hash(e, elen, h);
-      if (memcmp(h, tile + i * REG_HASH_BYTES, REG_HASH_BYTES) != 0)
-        return cp_err(err, errlen, "register %s: entry %llu does not match its tile hash", log->dir,
-                      (unsigned long long)(t * REG_TILE_WIDTH + i));
+      if (memcmp(h, tile + i * REG_HASH_BYTES, REG_HASH_BYTES) != 0) {
+        char brel[REG_PATH_MAX], trel[REG_PATH_MAX];
+        if (reg_tile_path(brel, sizeof brel, REG_LEVEL_ENTRIES, t, w0) != 0 ||
+            reg_tile_path(trel, sizeof trel, 0, t, w0) != 0)
+          brel[0] = trel[0] = '\0';
+        return cp_err(err, errlen, "register %s: entry %llu (in %s) does not match its tile hash (in %s)", log->dir,
+                      (unsigned long long)(t * REG_TILE_WIDTH + i), brel, trel);
+      }
       i++;
     }
   }
@@ -479,7 +494,9 @@ int reg_open(const char *dir, const cp_signkey_t *key, reg_log_t **out, char *er
   }
   if (key != NULL) {
     if (rebuild_edge(log, &ds, err, errlen) != 0) goto err;
-    uint64_t removed = discard_beyond(log);
+    uint64_t removed = discard_beyond(log, &ds);
+    /* made durable, so that a power cut cannot bring stale files back beside new ones */
+    if (reg_dirset_sync(&ds, err, errlen) != 0) goto err;
     if (removed > 0)
       cp_log_warn("register: discarded the files of a batch that was never checkpointed",
                   CP_KV_STR("dir", dir), CP_KV_INT("files", removed), CP_KV_INT("size", log->size), CP_KV_END);
@@ -532,6 +549,7 @@ err:
 }
 
 uint64_t reg_size(const reg_log_t *log) { return log->size; }
+bool reg_broken(const reg_log_t *log) { return log->broken; }
 void reg_root(const reg_log_t *log, uint8_t root[REG_HASH_BYTES]) { memcpy(root, log->root, REG_HASH_BYTES); }
 const char *reg_dir(const reg_log_t *log) { return log->dir; }
 const char *reg_checkpoint_note(const reg_log_t *log) { return log->note; }

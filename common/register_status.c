@@ -1,8 +1,6 @@
 /* register_status.c -- the one rule for "was this record valid on date X" (revocation, expiry, completion). */
 #include "cp_regkeys.h"
 
-#include <string.h>
-#include <time.h>
 
 #include "cp_dates.h"
 

@@ -225,6 +225,8 @@ int reg_file_write(const char *root, const char *rel, const void *buf, size_t le
   return 0;
 }
 
+int reg_dirset_add(reg_dirset_t *ds, const char *dir) { return dirset_add(ds, dir, strlen(dir)); }
+
 int reg_dirset_sync(reg_dirset_t *ds, char *err, size_t errlen) {
   int rc = 0;
   for (size_t i = 0; i < ds->n; i++) {

@@ -35,6 +35,8 @@ struct gw_conn {
   size_t max_body;       // limit for this request
   size_t body_cap;       // allocated bytes of req.body
   bool answered;         // a response was queued
+  bool refused;          // an error reply was made before the body: send it when the request is read
+  size_t discarded;      // body bytes of a refused request dropped so far
 };
 
 /* Is `path` matched by row r? */
@@ -146,9 +148,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     c->req.rest = "";
     c->req.started_ms = cp_mono_ms();
     client_address(conn, c->req.client_ip, sizeof c->req.client_ip);
-    if (request_start(gw, c, url, method)) return queue_reply(c);
-    if (!has_body_method(method)) {
-      /* GET/HEAD: a body, if any, is read and ignored by MHD; answer on the next call */
+    if (request_start(gw, c, url, method)) {
+      /* A refusal is sent once the request is read (MHD keeps the connection alive only
+       * then), except 413 which must not wait for the body: it is sent now and MHD closes. */
+      if (c->req.status == 413) return queue_reply(c);
+      c->refused = true;
+      if (c->max_body == 0) c->max_body = gw->cfg.max_body;
     }
     return MHD_YES;
   }
@@ -161,6 +166,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     size_t n = *upload_data_size;
     *upload_data_size = 0;
     if (c->body_too_large) return MHD_YES;
+    if (c->refused) { /* the body of a refused request is counted and dropped */
+      c->discarded += n;
+      if (c->discarded <= c->max_body) return MHD_YES;
+      return queue_reply(c); /* too much to drain: answer now, MHD closes the connection */
+    }
     if (!has_body_method(method)) return MHD_YES; /* ignored */
     if (req->body_len + n > c->max_body) {
       c->body_too_large = true;
@@ -190,6 +200,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return MHD_YES;
   }
   /* the whole request is in */
+  if (c->refused) return queue_reply(c);
   if (!c->started) {
     c->started = true;
     req->route->handler(req);
@@ -218,6 +229,31 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   free(req->body);
   free(c);
   *con_cls = NULL;
+}
+
+static int hexval(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* Percent-decoding of paths and query values, in place. "%00" is left as it is: a NUL
+ * would silently cut the C string (so "/log/tile/0/000.p/1%00junk" would look canonical);
+ * kept encoded it makes the path fail every route's checks instead. */
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s) {
+  char *w = s;
+  for (const char *r = s; *r != '\0'; r++) {
+    int hi, lo;
+    if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0 && (hi | lo) != 0) {
+      *w++ = (char)(hi * 16 + lo);
+      r += 2;
+    } else {
+      *w++ = *r;
+    }
+  }
+  *w = '\0';
+  return (size_t)(w - s);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
@@ -280,6 +316,7 @@ static int start_mhd(gw_t *gw, char *err, size_t errlen) {
       MHD_OPTION_CONNECTION_LIMIT, (unsigned)gw->cfg.max_connections,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, gw,
       MHD_OPTION_EXTERNAL_LOGGER, mhd_log, gw,
+      MHD_OPTION_UNESCAPE_CALLBACK, unescape, gw,
       MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
       MHD_OPTION_END);
   if (gw->mhd == NULL)

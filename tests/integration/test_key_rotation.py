@@ -4,6 +4,7 @@ signed by both keys, entries verified with the key valid for their index (indepe
 import os
 import signal
 import stat
+from pathlib import Path
 
 from harness import event
 from register_check import ENTRY_DOMAIN, ENTRY_TYPE_KEY, NO_END, Register, key_id_of
@@ -110,6 +111,51 @@ def test_rotate_key_end_to_end(system):
     # ...though the same bytes would pass at an index the old key covered
     assert reg.verify_entry_history(1, pb, spans, raw=se.SerializeToString())
 
+    # the C auditor follows the key history too
+    audit = system.run_cli(["audit", system.register_dir, "--vkey", system.register_dir / "vkey"])
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+
+    # a forged copy of the register: the old key signs an entry after the rotation
+    forged_dir = system.dir / "forged"
+    forge_register(system.register_dir, forged_dir, pb, seed, spans[0].key_id, later[0])
+    bad = system.run_cli(["audit", forged_dir, "--vkey", forged_dir / "vkey"])
+    assert bad.returncode != 0, bad.stdout + bad.stderr
+    assert f"entry {later[0]} is signed by a key that is not valid at" in bad.stdout + bad.stderr, bad.stdout
+
+
+def forge_register(src, dst, pb, seed, old_key_id, index):
+    """Copy a register, re-sign entry `index` with the retired key, and rebuild the tiles and a
+    checkpoint signed by the current (new) key, so only the key-validity check can catch it.
+    Uses the C writer's own layout through register_check's helpers (single partial tile)."""
+    import base64
+    import hashlib
+    import shutil
+    from register_check import merkle_root, leaf_hash, tile_index_path
+    shutil.copytree(src, dst)
+    reg = Register(dst)
+    assert reg.size < 256, "test registers stay within one tile"
+    se = pb.SignedEntry()
+    se.ParseFromString(reg.entries[index])
+    se.key_id = old_key_id
+    se.signature = nacl.signing.SigningKey(seed).sign(ENTRY_DOMAIN + se.entry).signature
+    entries = list(reg.entries)
+    entries[index] = se.SerializeToString()
+    n = len(entries)
+    bundle = b"".join(len(e).to_bytes(2, "big") + e for e in entries)
+    (dst / "tile" / "entries" / (tile_index_path(0) + f".p/{n}")).write_bytes(bundle)
+    leaves = [leaf_hash(e) for e in entries]
+    (dst / "tile" / "0" / (tile_index_path(0) + f".p/{n}")).write_bytes(b"".join(leaves))
+    root = merkle_root(leaves)
+    body = f"{reg.origin}\n{n}\n{base64.b64encode(root).decode()}\n".encode()
+    keyfile = Path(src).parent / "keys" / "signer.key"
+    new_seed = old_seed(keyfile)
+    name = reg.origin
+    pk = nacl.signing.SigningKey(new_seed).verify_key.encode()
+    kid = hashlib.sha256(name.encode() + b"\n\x01" + pk).digest()[:4]
+    sig = nacl.signing.SigningKey(new_seed).sign(body).signature
+    note = body + b"\n" + f"\u2014 {name} ".encode() + base64.b64encode(kid + sig) + b"\n"
+    (dst / "checkpoint").write_bytes(note)
+
 
 
 def old_seed(path):
@@ -144,3 +190,15 @@ def test_rotate_key_refusals(system):
     reg = Register(system.register_dir)
     spans = reg.key_history(system.register_pb)
     assert all(reg.verify_entry_history(i, system.register_pb, spans) for i in range(reg.size))
+
+
+def test_passport_after_rotation(system):
+    """carepass passport checks each entry with the key valid at its index."""
+    commit(system, ["pr-1"])
+    stop_signer(system)
+    assert system.run_cli(["rotate-key"]).returncode == 0
+    start_signer(system)
+    commit(system, ["pr-2"])
+    pp = system.run_cli(["passport", "AB123456C"])
+    assert pp.returncode == 0, pp.stdout + pp.stderr
+    assert "FAILED" not in pp.stdout, pp.stdout

@@ -92,6 +92,7 @@ static void expect_refused(const char *dir, const cp_signkey_t *k, const char *n
     fprintf(stderr, "expected refusal naming [%s] [%s]; rc %d: %s\n", n1 ? n1 : "", n2 ? n2 : "", rc, errbuf);
   assert_int_equal(rc, -1);
   assert_null(log);
+  printf("  refused (%s): %s\n", k ? "writer" : "reader", errbuf);   /* the errors an operator reads */
   if (n1) assert_non_null(strstr(errbuf, n1));
   if (n2) assert_non_null(strstr(errbuf, n2));
 }
@@ -272,13 +273,13 @@ static void test_damaged_bundles(void **state) {
   memcpy(bad, b, len);
   bad[last] = 0xff;
   spit(dir, "tile/entries/002.p/88", bad, len);
-  expect_refused(dir, NULL, "tile/entries/002.p/88", "truncated or corrupt");
-  expect_refused(dir, &k, "tile/entries/002.p/88", "truncated or corrupt");
+  expect_refused(dir, NULL, "tile/entries/002.p/88", "entry 87, at byte");
+  expect_refused(dir, &k, "tile/entries/002.p/88", "runs past the end");
   /* a lone length byte at the end; an extra whole entry; one entry short */
   memcpy(bad, b, len);
   bad[len] = 0;
   spit(dir, "tile/entries/002.p/88", bad, len + 1);
-  expect_refused(dir, NULL, "tile/entries/002.p/88", "truncated or corrupt");
+  expect_refused(dir, NULL, "tile/entries/002.p/88", "runs past the end");
   bad[len] = 0;
   bad[len + 1] = 1;
   bad[len + 2] = 'z';
@@ -290,7 +291,7 @@ static void test_damaged_bundles(void **state) {
   memcpy(bad, b, len);
   bad[last + 3] ^= 1;
   spit(dir, "tile/entries/002.p/88", bad, len);
-  expect_refused(dir, NULL, "entry 599", "does not match");
+  expect_refused(dir, NULL, "entry 599 (in tile/entries/002.p/88) does not match", "tile/0/002.p/88");
 
   /* a full bundle inside the tree with a length running past its end: the reader says which */
   spit(dir, "tile/entries/002.p/88", b, len);
