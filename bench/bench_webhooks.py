@@ -166,7 +166,7 @@ def run_case(args, build, tmp, per_endpoint, rx_port, counts):
             hx = pseud.hex()
             hexes.append(pseud)
             for j in range(args.subs_per_worker):
-                sid = "sub_%016x%016x" % (w, j)
+                sid = "sub_%08x%012x%012x" % (per_endpoint, w, j)
                 cmds.append(["HSET", "cp:sub:{%s}" % sid, "url", url, "worker", hx, "expires_at", expires])
                 cmds.append(["SADD", "cp:w:{%s}:subs" % hx, sid])
             if len(cmds) > 5000:

@@ -93,6 +93,9 @@ static void notify_item(signer_t *s, const item_t *it) {
   pe.worker_pseudonym = ev->worker_pseudonym;
   pe.entry_type = it->rec->entry_type;
   pe.reason_code = it->rec->reason_code;
+  pe.completion_date = ev->completion_date;
+  pe.valid_until = it->rec->valid_until;
+  pe.revokes_index = it->rec->revokes_index;
   signer_notify_entry(s, &pe, it->index);
 }
 
