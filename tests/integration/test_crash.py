@@ -21,11 +21,12 @@ Every loop is bounded; the whole file runs in well under three minutes on two co
 import os
 import random
 import signal
+import subprocess
 import time
 
 import pytest
 
-from harness import event
+from harness import event, find_binary, free_port
 from register_check import Register, tile_index_path
 
 NI = "CE654321A"            # one test worker (a valid NI number format; no real person)
@@ -176,3 +177,16 @@ def test_sigkill_at_random_moments_during_a_stream(system):
     t.wait_all_committed()
     check_register(system, t)
     assert kills == 10
+
+
+@pytest.mark.carepass(services=("bus", "signer"))
+def test_second_signer_for_the_same_shard_is_refused(system, tmp_path):
+    """Only one signer writes a shard: a second one on the same register exits at once."""
+    env = dict(system.env)
+    env["CAREPASS_SIGNER_BIND"] = f"tcp://127.0.0.1:{free_port()}"
+    env["CAREPASS_HEALTH_DIR"] = str(tmp_path / "health2")
+    cp = subprocess.run([str(find_binary("signer", system.build_dir))], env=env, cwd=str(tmp_path),
+                        capture_output=True, text=True, timeout=20)
+    assert cp.returncode != 0
+    assert "locked by another process" in cp.stderr + cp.stdout
+    assert system.running("signer")

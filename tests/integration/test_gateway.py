@@ -336,9 +336,8 @@ def test_slowloris_is_cut_off(gw):
         assert time.monotonic() - t0 >= TIMEOUT_S - 0.5
     finally:
         s.close()
-    # one header line every second, each within the timeout, still ends by the timeout
-    # of the whole request? MHD's timeout is an idle timeout: a dribbling client is cut off
-    # by the per-connection memory limit instead; the service stays healthy either way.
+    # (MHD's timeout is an idle timeout: a client dribbling a byte per second is bounded by
+    # GATEWAY_CONN_MEMORY and GATEWAY_PER_IP_LIMIT instead.) The service stays healthy.
     assert request(gw, "GET", "/healthz")[0] == 200
 
 

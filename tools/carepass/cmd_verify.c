@@ -302,7 +302,7 @@ static void check_validity(v_run_t *r, v_row_t *rows, size_t nrows, size_t i, bo
   const cat_qual_t *q = cat != NULL ? cat_find(cat, pe->qualification_code) : NULL;
   fprintf(st, "%s %" PRIu64 " (%s%s%s, %s, completed %s) ",
           pe->entry_type == CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_DERIVED_AWARD ? "Award" : "Record", idx,
-          q != NULL ? q->title : pe->qualification_code, q != NULL ? " " : "",
+          q != NULL ? q->title : pe->qualification_code, q != NULL ? ", " : "",
           q != NULL ? pe->qualification_code : "", pe->provider_id, pe->completion_date);
   bool authentic = row->sig_ok && row->incl_ok && r->cp_trusted;
   if (all == REG_STATUS_VALID && authentic) {

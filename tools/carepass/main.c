@@ -28,6 +28,7 @@ static const cli_command_t commands[] = {
   {"reindex", cmd_reindex, "rebuild every derived Redis key from the register alone"},
   {"webhooks", cmd_webhooks, "webhook dead letters: list them (dead) or send them again (replay ID|--all)"},
   {"provider-token", cmd_provider_token, "print an HTTP API token (cpp_...) for a provider in the registry"},
+  {"worker-token", cmd_worker_token, "print a worker's HTTP token (cpw_...) for share codes and views"},
 };
 
 static void usage(FILE *out) {

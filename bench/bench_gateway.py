@@ -1,0 +1,147 @@
+#!/usr/bin/python3
+"""bench_gateway.py -- GET /log/tile/... requests per second through the gateway with keep-alive,
+beside redis-benchmark's unpipelined GET rate on the same Redis, in the same run.
+
+    CAREPASS_BUILD_DIR=build /usr/bin/python3 bench/bench_gateway.py [--seconds 5] [--clients 8]
+
+Starts its own system (Redis + bus, verify, signer, notify, intake, gateway) on free loopback
+ports in a temporary directory, commits a few hundred events so the register has full tiles,
+then runs the load generator: --clients processes, each one persistent HTTP/1.1 connection
+sending requests back to back (no pipelining) and reading each full response before the next.
+wrk is not in Debian's default install here, so the generator is this file (processes, not
+threads: the GIL would otherwise be the bottleneck). It prints requests/s, latency
+percentiles, and redis-benchmark's GET requests/s, and the ratio of the two.
+The machine has 2 cores shared by the gateway, Redis and the generator: compare the ratio,
+not absolute numbers.
+"""
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests" / "integration"))
+os.environ.setdefault("CAREPASS_SOURCE_DIR", str(HERE.parent))
+
+from harness import CarepassSystem, event  # noqa: E402
+
+
+def worker(port, paths, seconds, out_q):
+    """One keep-alive connection; returns (count, errors, latencies in µs)."""
+    s = socket.create_connection(("127.0.0.1", port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    reqs = [f"GET {p} HTTP/1.1\r\nHost: bench\r\n\r\n".encode() for p in paths]
+    lat = []
+    count = errors = 0
+    buf = b""
+    end = time.perf_counter() + seconds
+    i = 0
+    while True:
+        t0 = time.perf_counter()
+        if t0 >= end:
+            break
+        s.sendall(reqs[i % len(reqs)])
+        i += 1
+        # read one response: headers, then Content-Length bytes
+        while b"\r\n\r\n" not in buf:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise ConnectionError("gateway closed the connection")
+            buf += chunk
+        head, buf = buf.split(b"\r\n\r\n", 1)
+        m = re.search(rb"(?i)content-length:\s*(\d+)", head)
+        n = int(m.group(1)) if m else 0
+        while len(buf) < n:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise ConnectionError("gateway closed the connection")
+            buf += chunk
+        buf = buf[n:]
+        if not head.startswith(b"HTTP/1.1 200"):
+            errors += 1
+        count += 1
+        lat.append(int((time.perf_counter() - t0) * 1e6))
+    s.close()
+    out_q.put((count, errors, lat))
+
+
+def pct(sorted_vals, p):
+    if not sorted_vals:
+        return 0
+    return sorted_vals[min(len(sorted_vals) - 1, int(len(sorted_vals) * p / 100))]
+
+
+def redis_get_rate(port, n):
+    out = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", "get",
+                          "-n", str(n), "-P", "1", "-q"], capture_output=True, text=True,
+                         timeout=300).stdout
+    m = re.search(r"GET: ([\d.]+) requests per second", out.replace("\r", "\n"))
+    return float(m.group(1)) if m else 0.0, out.strip().splitlines()[-1] if out.strip() else ""
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--events", type=int, default=600)
+    ap.add_argument("--redis-n", type=int, default=100000)
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench-gateway-") as d:
+        s = CarepassSystem(d, services=("bus", "verify", "signer", "notify", "gateway", "intake"),
+                           extra_env={"CAREPASS_LOG_LEVEL": "warn", "CAREPASS_GATEWAY_THREADS": 2,
+                                      "CAREPASS_GATEWAY_PER_IP_LIMIT": 0})
+        try:
+            tok = s.provider_token()
+            for b in range(0, args.events, 200):
+                evs = [event(f"bench-{i}", ni_number=f"AB{100000 + i:06d}C") for i in range(b, min(b + 200, args.events))]
+                rq = urllib.request.Request(f"{s.gateway_url}/v1/events?ack=committed", data=json.dumps(evs).encode(),
+                                            headers={"Authorization": f"Bearer {tok}",
+                                                     "Content-Type": "application/json"})
+                urllib.request.urlopen(rq, timeout=60).read()
+            note = urllib.request.urlopen(f"{s.gateway_url}/log/checkpoint").read().decode()
+            size = int(note.split("\n")[1])
+            paths = []
+            for n in range(size // 256):
+                paths += [f"/log/tile/0/{n:03d}", f"/log/tile/entries/{n:03d}"]
+            if size % 256:
+                paths += [f"/log/tile/0/{size // 256:03d}.p/{size % 256}"]
+            print(f"register size {size}; {len(paths)} tile paths; {args.clients} keep-alive clients, "
+                  f"{args.seconds:.0f} s; gateway threads 2")
+
+            q = mp.Queue()
+            procs = [mp.Process(target=worker, args=(s.gateway_port, paths, args.seconds, q))
+                     for _ in range(args.clients)]
+            t0 = time.perf_counter()
+            for p in procs:
+                p.start()
+            results = [q.get(timeout=args.seconds + 60) for _ in procs]
+            for p in procs:
+                p.join(timeout=10)
+            elapsed = time.perf_counter() - t0
+            total = sum(r[0] for r in results)
+            errors = sum(r[1] for r in results)
+            lat = sorted(x for r in results for x in r[2])
+            rps = total / args.seconds
+            print(f"gateway GET /log/tile/...: {rps:,.0f} requests/s ({total} in {elapsed:.1f} s, "
+                  f"{errors} non-200); latency p50 {pct(lat, 50) / 1000:.2f} ms, "
+                  f"p99 {pct(lat, 99) / 1000:.2f} ms, max {lat[-1] / 1000 if lat else 0:.2f} ms")
+            rget, line = redis_get_rate(s.redis_port, args.redis_n)
+            print(f"redis-benchmark GET -P 1 (same Redis, same run): {rget:,.0f} requests/s  [{line}]")
+            if rget:
+                print(f"ratio gateway tile GET / redis GET: {rps / rget:.2f}")
+        finally:
+            s.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+/* gw_share.h -- share codes: the Redis key scheme, code making and hashing, and opening a code
+ * for an employer (rate limits, constant-time compare). Shared by gw_share*.c, gw_check*.c,
+ * gw_subscribe*.c and gw_worker*.c.
+ *
+ * Redis keys (every key carries a {hash tag} on the entity it belongs to; see common/cp_keys.h)
+ * ------------------------------------------------------------------------------------------
+ *  cp:sc:{<code hash hex>}     HASH   one live share code, looked up by the code an employer types.
+ *                                     TTL = the code's validity (EXPIREAT expires).
+ *        worker    pseudonym hex (64)          id        share-code id "sc_<16 hex>"
+ *        dob       keyed hash hex of the worker's date of birth (never the date)
+ *        scope     "" = every record of the worker, else a comma list of register indexes
+ *        subs      "1" when employers may subscribe to changes, else "0"
+ *        created   unix s                       expires   unix s
+ *  cp:scid:{<id>}              HASH   the same code seen by its id (worker list / withdraw), same TTL:
+ *        code (code hash hex), worker, scope, subs, created, expires, views (count of views)
+ *  cp:scid:{<id>}:subs         SET    subscription ids made with this code (TTL = validity + 1 day);
+ *                                     withdrawing the code deletes them
+ *  cp:w:{<pseudonym hex>}:sc   SET    the worker's share-code ids (ids whose cp:scid is gone are
+ *                                     pruned when the list is read)
+ *  cp:w:{<pseudonym hex>}:views LIST  one JSON object per view, newest first, trimmed to
+ *                                     GW_VIEWS_KEEP, TTL GW_VIEWS_TTL_S after the last view:
+ *                                     {"at": unix s, "code_id": "sc_...", "employer": "label",
+ *                                      "client": {"ip": "...", "user_agent": "..."}, "records": n}
+ *  cp:rl:ip:{<client address>}      STRING failed share-code checks from that address (INCR, EXPIRE NX)
+ *  cp:rl:code:{<code hash hex>}     STRING failed checks naming that code (whether or not it exists)
+ *  cp:sub:{<sub id>}, cp:w:{<pseudonym hex>}:subs   employer subscriptions, in the format notify
+ *                                     reads (services/notify/notify.h NT_KEY_SUB_*)
+ *
+ * Hashes: code hash = BLAKE2b-256 keyed with TOKEN_SECRET over "carepass/share-code/v1\n" || the
+ * 9 normalised characters; dob hash = BLAKE2b-256 keyed with PSEUDONYM_SECRET over
+ * "carepass/share-dob/v1\n" || code hash || YYYY-MM-DD (bound to the code, so two codes of one
+ * worker do not carry the same value). Neither the code nor the date of birth is ever stored,
+ * logged or put in an error message. Names are not stored at all.
+ */
+#ifndef GW_SHARE_H
+#define GW_SHARE_H
+
+#include "gw.h"
+
+/* Share code alphabet: A-Z and 2-9 without the look-alikes 0/O, 1/I, 2/Z and 5/S: 28 symbols.
+ * 9 symbols drawn uniformly (randombytes_uniform): 9 * log2(28) = 43.27 bits of entropy. */
+#define GW_SC_ALPHABET "ABCDEFGHJKLMNPQRTUVWXY346789"
+#define GW_SC_LEN 9                 /* symbols in a code (shown as ABC-DEF-GHJ) */
+#define GW_SC_ID_MAX 24             /* "sc_" + 16 hex + NUL (rounded up) */
+#define GW_SC_DAYS_MAX 90           /* longest validity */
+#define GW_SC_DAYS_DEFAULT 30       /* validity when not given */
+#define GW_SC_SCOPE_MAX 2048        /* longest scope list text */
+#define GW_SC_PER_WORKER_MAX 100    /* live codes per worker */
+#define GW_VIEWS_KEEP 1000          /* views kept per worker */
+#define GW_VIEWS_TTL_S (180 * 86400) /* views list lives this long after the last view */
+
+/* Failed-check limits (Redis counters): per client address and per code, in a fixed window. */
+#define GW_RL_WINDOW_S 900          /* 15 minutes */
+#define GW_RL_PER_IP 10             /* failed checks per client address per window */
+#define GW_RL_PER_CODE 5            /* failed checks per code per window */
+
+/* Stable error codes of the share-code features. */
+#define GW_E_SHARE_CODE_NOT_FOUND "SHARE_CODE_NOT_FOUND" /* 404 wrong code, wrong date of birth, withdrawn or expired: one answer */
+#define GW_E_NOT_YOUR_RECORD "NOT_YOUR_RECORD"           /* 400 entries names an index that is not the worker's record */
+#define GW_E_TOO_MANY_CODES "TOO_MANY_SHARE_CODES"       /* 409 the worker has GW_SC_PER_WORKER_MAX live codes */
+#define GW_E_SUBS_NOT_ALLOWED "SUBSCRIPTIONS_NOT_ALLOWED" /* 403 the share code does not allow subscriptions */
+
+/* A share code opened by an employer (code and date of birth matched). */
+typedef struct {
+  char worker[2 * CP_PSEUDONYM_BYTES + 1]; // worker pseudonym hex
+  char id[GW_SC_ID_MAX];                   // share-code id
+  char code_hash[2 * 32 + 1];              // code hash hex (the cp:sc key's tag)
+  char scope[GW_SC_SCOPE_MAX];             // "" = all records, else comma list of indexes
+  bool subs;                               // subscriptions allowed
+  int64_t created;                         // unix s
+  int64_t expires;                         // unix s
+} gw_sc_t;
+
+/* gw_share_code.c: a fresh random code (9 symbols + NUL). */
+void gw_sc_generate(char code[GW_SC_LEN + 1]);
+/* Normalise what a person typed: drop spaces and hyphens, upper-case; 0 when 9 symbols of the
+ * alphabet remain, -1 otherwise. */
+int gw_sc_normalise(const char *in, char code[GW_SC_LEN + 1]) CP_WUR;
+/* "ABCDEFGHJ" -> "ABC-DEF-GHJ" (12 bytes). */
+void gw_sc_format(const char code[GW_SC_LEN + 1], char out[12]);
+/* Keyed hashes (see the top comment). */
+void gw_sc_hash(const gw_t *gw, const char code[GW_SC_LEN + 1], uint8_t out[32]);
+void gw_sc_dob_hash(const gw_t *gw, const uint8_t code_hash[32], const char *dob, uint8_t out[32]);
+/* A random id: prefix + 2*nbytes lowercase hex. */
+void gw_random_id(const char *prefix, size_t nbytes, char *out, size_t outlen);
+/* Parse a scope list ("1,5,9") into a malloc'd sorted array; 0 / -1 (malformed). "" gives n = 0. */
+int gw_scope_parse(const char *scope, uint64_t **out, size_t *n) CP_WUR;
+/* Is index in the sorted scope (n == 0 means every record)? */
+bool gw_scope_has(const uint64_t *scope, size_t n, uint64_t index);
+
+/* gw_share_open.c: read share_code and date_of_birth from an employer's JSON body, apply the
+ * failed-check limits and open the code. 0: *sc filled. -1: a reply was made (400 for a
+ * malformed field, 404 SHARE_CODE_NOT_FOUND for a wrong code or date of birth -- the same answer
+ * either way, after a constant-time compare --, 429 RATE_LIMITED, 503). */
+int gw_sc_open(gw_req_t *req, json_t *body, gw_sc_t *sc) CP_WUR;
+
+/* gw_share.c: delete the code with this id of this worker and every subscription made with it.
+ * 0 deleted, 1 no such code, -1 Redis failed. */
+int gw_sc_withdraw(cp_redis_t *r, const char *worker, const char *id) CP_WUR;
+
+#endif

@@ -1,0 +1,81 @@
+/* cmd_worker_token.c -- `carepass worker-token`: a worker's HTTP bearer token (cpw_...) naming their pseudonym. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cp_config.h"
+#include "cp_crypto.h"
+#include "cp_token.h"
+
+#define DEFAULT_DAYS 30
+
+static void help(FILE *out) {
+  fprintf(out,
+          "usage: carepass worker-token NI_NUMBER [--days N]\n\n"
+          "Print a bearer token for the gateway's worker routes (share codes, views):\n"
+          "  Authorization: Bearer cpw_...\n"
+          "The token's subject is the worker's keyed pseudonym (hex; computed from the NI number\n"
+          "with $CAREPASS_PSEUDONYM_SECRET, the NI number itself is not in the token). It expires\n"
+          "after N days (default %d, at most 365) and is MAC'd with $CAREPASS_TOKEN_SECRET, so it\n"
+          "must be made on a host that shares the gateway's secrets. In production an identity\n"
+          "provider issues these tokens after signing the worker in.\n",
+          DEFAULT_DAYS);
+}
+
+int cmd_worker_token(int argc, char **argv) {
+  const char *ni = NULL;
+  long days = DEFAULT_DAYS;
+  for (int i = 1; i < argc; i++) {
+    if (cli_is_help(argv[i])) { help(stdout); return CLI_EXIT_OK; }
+    if (strcmp(argv[i], "--days") == 0 && i + 1 < argc) {
+      if (cli_parse_long(argv[++i], 1, 365, &days) != 0) {
+        cli_error("worker-token", "--days must be a whole number from 1 to 365");
+        return CLI_EXIT_USAGE;
+      }
+      continue;
+    }
+    if (argv[i][0] == '-' || ni != NULL) {
+      /* never echo what might be an NI number */
+      cli_error("worker-token", "unexpected argument %d", i);
+      help(stderr);
+      return CLI_EXIT_USAGE;
+    }
+    ni = argv[i];
+  }
+  if (ni == NULL) {
+    cli_error("worker-token", "NI_NUMBER is required");
+    help(stderr);
+    return CLI_EXIT_USAGE;
+  }
+  if (cli_config("worker-token") != 0) return CLI_EXIT_USAGE;
+  char err[CP_ERRLEN], norm[10], hex[2 * CP_PSEUDONYM_BYTES + 1], token[CP_TOKEN_MAX];
+  unsigned char secret[CP_SECRET_BYTES], pseudonym[CP_PSEUDONYM_BYTES];
+  if (cp_ni_normalise(ni, norm) != 0) {
+    cli_error("worker-token", "that is not a valid National Insurance number (two letters, six digits, A-D)");
+    return CLI_EXIT_USAGE;
+  }
+  if (cp_secret_load(cp_cfg_str("PSEUDONYM_SECRET"), false, secret, err, sizeof err) != 0) {
+    cli_error("worker-token", "pseudonym secret: %s", err);
+    sodium_memzero(norm, sizeof norm);
+    return CLI_EXIT_FAIL;
+  }
+  cp_pseudonym(secret, norm, pseudonym);
+  sodium_memzero(secret, sizeof secret);
+  sodium_memzero(norm, sizeof norm);
+  cp_hex(pseudonym, CP_PSEUDONYM_BYTES, hex);
+  if (cp_secret_load(cp_cfg_str("TOKEN_SECRET"), true, secret, err, sizeof err) != 0) {
+    cli_error("worker-token", "token secret: %s", err);
+    return CLI_EXIT_FAIL;
+  }
+  int64_t expiry = (int64_t)time(NULL) + (int64_t)days * 86400;
+  int rc = cp_token_make(secret, CP_TOKEN_WORKER, hex, expiry, token, sizeof token);
+  sodium_memzero(secret, sizeof secret);
+  if (rc != 0) {
+    cli_error("worker-token", "the token could not be made");
+    return CLI_EXIT_FAIL;
+  }
+  printf("%s\n", token);
+  return CLI_EXIT_OK;
+}
