@@ -1,6 +1,7 @@
 /* gw_share_code.c -- share codes as values: random codes, normalising what people type, keyed hashes, scopes. */
 #include "gw_share.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>

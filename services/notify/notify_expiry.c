@@ -141,7 +141,7 @@ static int handle_one(cp_redis_t *r, const struct prov_registry *providers, redi
     *created += n;
   }
   int next = stage >= NT_EXP_STAGES ? NT_EXP_STAGES : (emit >= 0 ? emit + 1 : stage);
-  char key[64], st[8], nx[8], score[24], ttl[24];
+  char key[64], st[16], nx[16], score[24], ttl[24];
   snprintf(key, sizeof key, NT_KEY_EXP_PREFIX "{%s}", idx);
   snprintf(st, sizeof st, "%d", atoi(f[1]->str));
   snprintf(nx, sizeof nx, "%d", next);

@@ -1,0 +1,350 @@
+/* gw_share.c -- the worker's share codes: POST /v1/share-codes (create), GET /v1/share-codes (list),
+ * DELETE /v1/share-codes/<id> (withdraw at once). Authenticated with a worker token (cpw_...):
+ * the worker is the token's subject (pseudonym hex), never the body.
+ *
+ * POST body {"date_of_birth": "YYYY-MM-DD" (required), "valid_days": 1..90 (default 30),
+ *            "entries": [register indexes of the worker's own entries] (default: every record),
+ *            "allow_subscriptions": bool (default false)}
+ *   -> 201 {"code": "ABC-DEF-GHJ", "id": "sc_...", "created_at", "expires_at" (ISO 8601 UTC),
+ *           "expires" (unix s), "scope": "all" | [indexes], "allow_subscriptions": bool}
+ *   The code is shown this once: only its keyed hash is stored (key scheme in gw_share.h).
+ * GET -> 200 {"share_codes": [{"id", "created_at", "expires_at", "expires", "scope",
+ *                              "allow_subscriptions", "views"}]}   (never the code or its hash)
+ * DELETE /v1/share-codes/<id> -> 200 {"withdrawn": id, "subscriptions_removed": n}; 404 NOT_FOUND
+ *   when the worker has no such live code.
+ * Errors: 400 MALFORMED_JSON / MISSING_FIELD / INVALID_FIELD, 400 NOT_YOUR_RECORD,
+ * 409 TOO_MANY_SHARE_CODES, 401 (token), 503 UNAVAILABLE. */
+#include "gw_share.h"
+#include "gw_share_routes.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cp_dates.h"
+#include "cp_keys.h"
+#include "cp_log.h"
+
+#define ENTRIES_MAX 100000 /* most register indexes read for one worker */
+
+static void free_replies(redisReply **rep, int n) {
+  for (int i = 0; i < n; i++)
+    if (rep[i] != NULL) freeReplyObject(rep[i]);
+  free(rep);
+}
+
+static const char *hfield(const redisReply *r, const char *name) {
+  if (r == NULL || r->type != REDIS_REPLY_ARRAY) return NULL;
+  for (size_t i = 0; i + 1 < r->elements; i += 2)
+    if (r->element[i]->type == REDIS_REPLY_STRING && strcmp(r->element[i]->str, name) == 0 &&
+        r->element[i + 1]->type == REDIS_REPLY_STRING)
+      return r->element[i + 1]->str;
+  return NULL;
+}
+
+/* Unix seconds as ISO 8601 UTC. */
+static void iso_time(int64_t t, char out[32]) {
+  time_t tt = (time_t)t;
+  struct tm tm;
+  gmtime_r(&tt, &tm);
+  strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* The scope as JSON: "all" or an array of indexes. */
+static json_t *scope_json(const char *scope) {
+  uint64_t *v = NULL;
+  size_t n = 0;
+  if (scope == NULL || scope[0] == '\0' || gw_scope_parse(scope, &v, &n) != 0 || n == 0) {
+    free(v);
+    return json_string("all");
+  }
+  json_t *a = json_array();
+  for (size_t i = 0; i < n; i++) json_array_append_new(a, json_integer((json_int_t)v[i]));
+  free(v);
+  return a;
+}
+
+/* Is index one of the worker's register entries (cp:w:{hex}:entries)? entries is an LRANGE reply. */
+static bool worker_has(const redisReply *entries, uint64_t index) {
+  char s[32];
+  snprintf(s, sizeof s, "%llu", (unsigned long long)index);
+  for (size_t i = 0; i < entries->elements; i++)
+    if (entries->element[i]->type == REDIS_REPLY_STRING && strcmp(entries->element[i]->str, s) == 0) return true;
+  return false;
+}
+
+/* Build the scope text from the optional "entries" array; -1 = replied. */
+static int read_scope(gw_req_t *req, cp_redis_t *r, json_t *body, char *scope, size_t scopelen) {
+  scope[0] = '\0';
+  json_t *ent = json_object_get(body, "entries");
+  if (ent == NULL || json_is_null(ent)) return 0;
+  if (!json_is_array(ent) || json_array_size(ent) == 0 || json_array_size(ent) > 256) {
+    gw_reply_error(req, 400, GW_E_INVALID_FIELD, "entries must be a list of 1 to 256 register indexes");
+    return -1;
+  }
+  char key[128];
+  snprintf(key, sizeof key, CP_KEY_W_ENTRIES_FMT, req->subject);
+  redisReply *list = cp_redis_cmd(r, "LRANGE %s 0 %d", key, ENTRIES_MAX - 1);
+  if (list == NULL || list->type != REDIS_REPLY_ARRAY) {
+    if (list != NULL) freeReplyObject(list);
+    gw_reply_unavailable(req, "the passport index");
+    return -1;
+  }
+  size_t used = 0, i;
+  json_t *v;
+  uint64_t *idx = cp_xcalloc(json_array_size(ent), sizeof *idx);
+  json_array_foreach(ent, i, v) {
+    if (!json_is_integer(v) || json_integer_value(v) < 0) {
+      gw_reply_error(req, 400, GW_E_INVALID_FIELD, "entries[%zu] must be a register index (an integer >= 0)", i);
+      goto err;
+    }
+    idx[i] = (uint64_t)json_integer_value(v);
+    if (!worker_has(list, idx[i])) {
+      gw_reply_error(req, 400, GW_E_NOT_YOUR_RECORD, "entries[%zu]: register entry %llu is not one of your records",
+                     i, (unsigned long long)idx[i]);
+      goto err;
+    }
+    int k = snprintf(scope + used, scopelen - used, "%s%llu", used ? "," : "", (unsigned long long)idx[i]);
+    if (k < 0 || (size_t)k >= scopelen - used) {
+      gw_reply_error(req, 400, GW_E_INVALID_FIELD, "entries is too long");
+      goto err;
+    }
+    used += (size_t)k;
+  }
+  free(idx);
+  freeReplyObject(list);
+  return 0;
+err:
+  free(idx);
+  freeReplyObject(list);
+  return -1;
+}
+
+void gw_share_create(gw_req_t *req) {
+  json_t *body = gw_body_json(req, JSON_OBJECT);
+  if (body == NULL) return;
+  const char *dob = NULL;
+  long long days = GW_SC_DAYS_DEFAULT;
+  bool subs = false;
+  char scope[GW_SC_SCOPE_MAX];
+  int32_t dob_day;
+  if (gw_json_str(req, body, "date_of_birth", true, 32, &dob) != 0 ||
+      gw_json_int(req, body, "valid_days", false, 1, GW_SC_DAYS_MAX, &days) != 0 ||
+      gw_json_bool(req, body, "allow_subscriptions", false, &subs) != 0)
+    goto out;
+  if (cp_date_parse(dob, &dob_day) != 0 || dob_day > cp_today()) {
+    gw_reply_error(req, 400, GW_E_INVALID_FIELD, "date_of_birth must be a real past date YYYY-MM-DD");
+    goto out;
+  }
+  cp_redis_t *r = gw_redis(req);
+  if (r == NULL) {
+    gw_reply_unavailable(req, "the share-code store");
+    goto out;
+  }
+  if (read_scope(req, r, body, scope, sizeof scope) != 0) goto out;
+  char wkey[128];
+  snprintf(wkey, sizeof wkey, "cp:w:{%s}:sc", req->subject);
+  redisReply *card = cp_redis_cmd(r, "SCARD %s", wkey);
+  if (card == NULL) {
+    gw_reply_unavailable(req, "the share-code store");
+    goto out;
+  }
+  long long live = card->type == REDIS_REPLY_INTEGER ? card->integer : 0;
+  freeReplyObject(card);
+  if (live >= GW_SC_PER_WORKER_MAX) {
+    gw_reply_error(req, 409, GW_E_TOO_MANY_CODES,
+                   "you have %d share codes; withdraw some before making more", GW_SC_PER_WORKER_MAX);
+    goto out;
+  }
+
+  int64_t now = (int64_t)time(NULL), expires = now + days * 86400;
+  char code[GW_SC_LEN + 1], hex[65], id[GW_SC_ID_MAX], sckey[128], idkey[128];
+  uint8_t h[32], dh[32];
+  bool made = false;
+  for (int attempt = 0; attempt < 5 && !made; attempt++) {
+    gw_sc_generate(code);
+    gw_sc_hash(req->gw, code, h);
+    cp_hex(h, 32, hex);
+    snprintf(sckey, sizeof sckey, "cp:sc:{%s}", hex);
+    redisReply *nx = cp_redis_cmd(r, "HSETNX %s worker %s", sckey, req->subject);
+    if (nx == NULL) break;
+    made = nx->type == REDIS_REPLY_INTEGER && nx->integer == 1;
+    freeReplyObject(nx);
+  }
+  if (!made) {
+    sodium_memzero(code, sizeof code);
+    gw_reply_unavailable(req, "the share-code store");
+    goto out;
+  }
+  gw_random_id("sc_", 8, id, sizeof id);
+  gw_sc_dob_hash(req->gw, h, dob, dh);
+  char dhex[65], sexp[24], snow[24];
+  cp_hex(dh, 32, dhex);
+  sodium_memzero(dh, sizeof dh);
+  snprintf(sexp, sizeof sexp, "%lld", (long long)expires);
+  snprintf(snow, sizeof snow, "%lld", (long long)now);
+  snprintf(idkey, sizeof idkey, "cp:scid:{%s}", id);
+  const char *sv = subs ? "1" : "0";
+  redisReply **rep = NULL;
+  int n = 0;
+  cp_redis_pipeline_begin(r);
+  cp_redis_append(r, "HSET %s worker %s dob %s id %s scope %s subs %s created %s expires %s", sckey, req->subject,
+                  dhex, id, scope, sv, snow, sexp);
+  cp_redis_append(r, "EXPIREAT %s %s", sckey, sexp);
+  cp_redis_append(r, "HSET %s code %s worker %s scope %s subs %s created %s expires %s views 0", idkey, hex,
+                  req->subject, scope, sv, snow, sexp);
+  cp_redis_append(r, "EXPIREAT %s %s", idkey, sexp);
+  cp_redis_append(r, "SADD %s %s", wkey, id);
+  cp_redis_append(r, "EXPIRE %s %d NX", wkey, (GW_SC_DAYS_MAX + 1) * 86400);
+  cp_redis_append(r, "EXPIRE %s %d GT", wkey, (GW_SC_DAYS_MAX + 1) * 86400);
+  int rc = cp_redis_pipeline_exec(r, &rep, &n);
+  bool ok = rc == 0 && n == 7 && rep[0] != NULL && rep[0]->type == REDIS_REPLY_INTEGER;
+  if (rep != NULL) free_replies(rep, n);
+  sodium_memzero(dhex, sizeof dhex);
+  if (!ok) {
+    sodium_memzero(code, sizeof code);
+    redisReply *d = cp_redis_cmd(r, "DEL %s %s", sckey, idkey);
+    if (d != NULL) freeReplyObject(d);
+    gw_reply_unavailable(req, "the share-code store");
+    goto out;
+  }
+  char shown[12], created_at[32], expires_at[32];
+  gw_sc_format(code, shown);
+  sodium_memzero(code, sizeof code);
+  iso_time(now, created_at);
+  iso_time(expires, expires_at);
+  json_t *res = json_pack("{s:s,s:s,s:s,s:s,s:I,s:o,s:b}", "code", shown, "id", id, "created_at", created_at,
+                          "expires_at", expires_at, "expires", (json_int_t)expires, "scope", scope_json(scope),
+                          "allow_subscriptions", subs);
+  sodium_memzero(shown, sizeof shown);
+  gw_reply_json(req, 201, res);
+  cp_log_info("share code created", CP_KV_STR("id", id), CP_KV_INT("days", days), CP_KV_END);
+out:
+  json_decref(body);
+}
+
+void gw_share_list(gw_req_t *req) {
+  cp_redis_t *r = gw_redis(req);
+  if (r == NULL) {
+    gw_reply_unavailable(req, "the share-code store");
+    return;
+  }
+  char wkey[128];
+  snprintf(wkey, sizeof wkey, "cp:w:{%s}:sc", req->subject);
+  redisReply *ids = cp_redis_cmd(r, "SMEMBERS %s", wkey);
+  if (ids == NULL || ids->type != REDIS_REPLY_ARRAY) {
+    if (ids != NULL) freeReplyObject(ids);
+    gw_reply_unavailable(req, "the share-code store");
+    return;
+  }
+  redisReply **rep = NULL;
+  int n = 0;
+  json_t *list = json_array();
+  if (ids->elements > 0) {
+    cp_redis_pipeline_begin(r);
+    for (size_t i = 0; i < ids->elements; i++) cp_redis_append(r, "HGETALL cp:scid:{%s}", ids->element[i]->str);
+    if (cp_redis_pipeline_exec(r, &rep, &n) != 0 || (size_t)n != ids->elements) {
+      if (rep != NULL) free_replies(rep, n);
+      freeReplyObject(ids);
+      json_decref(list);
+      gw_reply_unavailable(req, "the share-code store");
+      return;
+    }
+    for (size_t i = 0; i < ids->elements; i++) {
+      const char *w = hfield(rep[i], "worker"), *exp = hfield(rep[i], "expires");
+      if (w == NULL || strcmp(w, req->subject) != 0 || exp == NULL) {
+        /* gone (expired or withdrawn): prune the id */
+        redisReply *d = cp_redis_cmd(r, "SREM %s %s", wkey, ids->element[i]->str);
+        if (d != NULL) freeReplyObject(d);
+        continue;
+      }
+      const char *cr = hfield(rep[i], "created"), *views = hfield(rep[i], "views"), *s = hfield(rep[i], "subs");
+      int64_t e = strtoll(exp, NULL, 10), c = cr ? strtoll(cr, NULL, 10) : 0;
+      char ea[32], ca[32];
+      iso_time(e, ea);
+      iso_time(c, ca);
+      json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:I,s:o,s:b,s:I}", "id", ids->element[i]->str,
+                                            "created_at", ca, "expires_at", ea, "expires", (json_int_t)e,
+                                            "scope", scope_json(hfield(rep[i], "scope")), "allow_subscriptions",
+                                            s != NULL && strcmp(s, "1") == 0, "views",
+                                            (json_int_t)(views ? strtoll(views, NULL, 10) : 0)));
+    }
+    free_replies(rep, n);
+  }
+  freeReplyObject(ids);
+  gw_reply_json(req, 200, json_pack("{s:o}", "share_codes", list));
+}
+
+int gw_sc_withdraw(cp_redis_t *r, const char *worker, const char *id) {
+  char idkey[128], subskey[128];
+  snprintf(idkey, sizeof idkey, "cp:scid:{%s}", id);
+  snprintf(subskey, sizeof subskey, "cp:scid:{%s}:subs", id);
+  redisReply **rep = NULL;
+  int n = 0;
+  cp_redis_pipeline_begin(r);
+  cp_redis_append(r, "HGETALL %s", idkey);
+  cp_redis_append(r, "SMEMBERS %s", subskey);
+  if (cp_redis_pipeline_exec(r, &rep, &n) != 0 || n != 2) {
+    if (rep != NULL) free_replies(rep, n);
+    return -1;
+  }
+  const char *w = hfield(rep[0], "worker"), *code = hfield(rep[0], "code");
+  int rc = 1;
+  if (w == NULL || strcmp(w, worker) != 0 || code == NULL) goto out;
+  redisReply **rep2 = NULL;
+  int n2 = 0;
+  cp_redis_pipeline_begin(r);
+  /* the code first: from this reply on, no employer can open it */
+  cp_redis_append(r, "DEL cp:sc:{%s}", code);
+  cp_redis_append(r, "DEL %s", idkey);
+  for (size_t i = 0; rep[1]->type == REDIS_REPLY_ARRAY && i < rep[1]->elements; i++) {
+    cp_redis_append(r, "DEL cp:sub:{%s}", rep[1]->element[i]->str);
+    cp_redis_append(r, "SREM cp:w:{%s}:subs %s", worker, rep[1]->element[i]->str);
+  }
+  cp_redis_append(r, "DEL %s", subskey);
+  cp_redis_append(r, "SREM cp:w:{%s}:sc %s", worker, id);
+  rc = cp_redis_pipeline_exec(r, &rep2, &n2) == 0 ? 0 : -1;
+  if (rep2 != NULL) free_replies(rep2, n2);
+out:
+  free_replies(rep, n);
+  return rc;
+}
+
+/* Share-code and subscription ids are [a-z0-9_], short. */
+static bool id_ok(const char *s, size_t max) {
+  size_t n = strlen(s);
+  if (n == 0 || n >= max) return false;
+  for (size_t i = 0; i < n; i++)
+    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_')) return false;
+  return true;
+}
+
+void gw_share_delete(gw_req_t *req) {
+  const char *id = req->rest;
+  if (!id_ok(id, GW_SC_ID_MAX)) {
+    gw_reply_error(req, 404, GW_E_NOT_FOUND, "no share code has that id");
+    return;
+  }
+  cp_redis_t *r = gw_redis(req);
+  if (r == NULL) {
+    gw_reply_unavailable(req, "the share-code store");
+    return;
+  }
+  char subskey[128];
+  snprintf(subskey, sizeof subskey, "cp:scid:{%s}:subs", id);
+  redisReply *cnt = cp_redis_cmd(r, "SCARD %s", subskey);
+  long long nsubs = cnt != NULL && cnt->type == REDIS_REPLY_INTEGER ? cnt->integer : 0;
+  if (cnt != NULL) freeReplyObject(cnt);
+  int rc = gw_sc_withdraw(r, req->subject, id);
+  if (rc < 0) {
+    gw_reply_unavailable(req, "the share-code store");
+    return;
+  }
+  if (rc == 1) {
+    gw_reply_error(req, 404, GW_E_NOT_FOUND, "you have no live share code with that id");
+    return;
+  }
+  cp_log_info("share code withdrawn", CP_KV_STR("id", id), CP_KV_INT("subscriptions", nsubs), CP_KV_END);
+  gw_reply_json(req, 200, json_pack("{s:s,s:I}", "withdrawn", id, "subscriptions_removed", (json_int_t)nsubs));
+}

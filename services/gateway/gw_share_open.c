@@ -1,0 +1,144 @@
+/* gw_share_open.c -- an employer opens a share code with the worker's date of birth: failed-check
+ * limits per client address and per code (Redis counters), one constant-time compare, one answer
+ * for every kind of mismatch. Errors: 400 MISSING_FIELD / INVALID_FIELD, 404 SHARE_CODE_NOT_FOUND,
+ * 429 RATE_LIMITED (+ Retry-After), 503 UNAVAILABLE. */
+#include "gw_share.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cp_dates.h"
+
+/* Integer value of a GET reply (nil = 0). */
+static long long reply_ll(const redisReply *r) {
+  if (r == NULL || r->type != REDIS_REPLY_STRING) return 0;
+  return strtoll(r->str, NULL, 10);
+}
+
+/* Field of an HGETALL reply, or NULL. */
+static const char *hfield(const redisReply *r, const char *name) {
+  if (r == NULL || r->type != REDIS_REPLY_ARRAY) return NULL;
+  for (size_t i = 0; i + 1 < r->elements; i += 2)
+    if (r->element[i]->type == REDIS_REPLY_STRING && strcmp(r->element[i]->str, name) == 0 &&
+        r->element[i + 1]->type == REDIS_REPLY_STRING)
+      return r->element[i + 1]->str;
+  return NULL;
+}
+
+static void free_replies(redisReply **rep, int n) {
+  for (int i = 0; i < n; i++)
+    if (rep[i] != NULL) freeReplyObject(rep[i]);
+  free(rep);
+}
+
+/* 429 with Retry-After = the remaining life of the counter that hit its limit. */
+static void reply_limited(gw_req_t *req, cp_redis_t *r, const char *key, const char *what) {
+  long long ttl = GW_RL_WINDOW_S;
+  redisReply *t = cp_redis_cmd(r, "TTL %s", key);
+  if (t != NULL && t->type == REDIS_REPLY_INTEGER && t->integer > 0) ttl = t->integer;
+  if (t != NULL) freeReplyObject(t);
+  gw_reply_error(req, 429, GW_E_RATE_LIMITED,
+                 "too many failed share-code checks %s; try again in %lld seconds", what, ttl);
+  char v[32];
+  snprintf(v, sizeof v, "%lld", ttl);
+  gw_reply_header(req, MHD_HTTP_HEADER_RETRY_AFTER, v);
+}
+
+/* Count one failed check against the address and the code. */
+static void count_failure(cp_redis_t *r, const char *ipkey, const char *codekey) {
+  redisReply **rep = NULL;
+  int n = 0;
+  cp_redis_pipeline_begin(r);
+  cp_redis_append(r, "INCR %s", ipkey);
+  cp_redis_append(r, "EXPIRE %s %d NX", ipkey, GW_RL_WINDOW_S);
+  cp_redis_append(r, "INCR %s", codekey);
+  cp_redis_append(r, "EXPIRE %s %d NX", codekey, GW_RL_WINDOW_S);
+  if (cp_redis_pipeline_exec(r, &rep, &n) == 0) free_replies(rep, n);
+}
+
+int gw_sc_open(gw_req_t *req, json_t *body, gw_sc_t *sc) {
+  const char *code_in = NULL, *dob = NULL;
+  if (gw_json_str(req, body, "share_code", true, 64, &code_in) != 0) return -1;
+  if (gw_json_str(req, body, "date_of_birth", true, 32, &dob) != 0) return -1;
+  char code[GW_SC_LEN + 1];
+  int32_t dob_day;
+  if (gw_sc_normalise(code_in, code) != 0) {
+    gw_reply_error(req, 400, GW_E_INVALID_FIELD,
+                   "share_code must be 9 letters and digits, shown as three groups of three (e.g. ABC-DEF-GHJ)");
+    return -1;
+  }
+  if (cp_date_parse(dob, &dob_day) != 0 || dob_day > cp_today()) {
+    sodium_memzero(code, sizeof code);
+    gw_reply_error(req, 400, GW_E_INVALID_FIELD, "date_of_birth must be a real past date YYYY-MM-DD");
+    return -1;
+  }
+  uint8_t h[32], dh[32], want[32];
+  gw_sc_hash(req->gw, code, h);
+  sodium_memzero(code, sizeof code);
+  memset(sc, 0, sizeof *sc);
+  cp_hex(h, 32, sc->code_hash);
+
+  cp_redis_t *r = gw_redis(req);
+  if (r == NULL) {
+    gw_reply_unavailable(req, "the share-code store");
+    return -1;
+  }
+  char ipkey[GW_IP_MAX + 32], codekey[128], sckey[128];
+  snprintf(ipkey, sizeof ipkey, "cp:rl:ip:{%s}", req->client_ip);
+  snprintf(codekey, sizeof codekey, "cp:rl:code:{%s}", sc->code_hash);
+  snprintf(sckey, sizeof sckey, "cp:sc:{%s}", sc->code_hash);
+  redisReply **rep = NULL;
+  int n = 0;
+  cp_redis_pipeline_begin(r);
+  cp_redis_append(r, "GET %s", ipkey);
+  cp_redis_append(r, "GET %s", codekey);
+  cp_redis_append(r, "HGETALL %s", sckey);
+  if (cp_redis_pipeline_exec(r, &rep, &n) != 0 || n != 3) {
+    if (rep != NULL) free_replies(rep, n);
+    gw_reply_unavailable(req, "the share-code store");
+    return -1;
+  }
+  if (reply_ll(rep[0]) >= GW_RL_PER_IP) {
+    free_replies(rep, n);
+    reply_limited(req, r, ipkey, "from your address");
+    return -1;
+  }
+  if (reply_ll(rep[1]) >= GW_RL_PER_CODE) {
+    free_replies(rep, n);
+    reply_limited(req, r, codekey, "for this share code");
+    return -1;
+  }
+  /* the same work whether or not the code exists: hash the date, compare 32 bytes in constant time */
+  const char *worker = hfield(rep[2], "worker"), *dobhex = hfield(rep[2], "dob"), *id = hfield(rep[2], "id");
+  const char *exp = hfield(rep[2], "expires");
+  bool found = worker != NULL && dobhex != NULL && id != NULL && exp != NULL;
+  size_t wl = 0;
+  if (!found || sodium_hex2bin(want, sizeof want, dobhex, strlen(dobhex), NULL, &wl, NULL) != 0 || wl != 32) {
+    found = false;
+    randombytes_buf(want, sizeof want);
+  }
+  gw_sc_dob_hash(req->gw, h, dob, dh);
+  bool match = sodium_memcmp(dh, want, 32) == 0;
+  sodium_memzero(dh, sizeof dh);
+  int64_t expires = exp != NULL ? strtoll(exp, NULL, 10) : 0;
+  if (!found || !match || expires <= (int64_t)time(NULL) || strlen(worker) != 2 * CP_PSEUDONYM_BYTES ||
+      strlen(id) >= sizeof sc->id) {
+    free_replies(rep, n);
+    count_failure(r, ipkey, codekey);
+    gw_reply_error(req, 404, GW_E_SHARE_CODE_NOT_FOUND,
+                   "no passport matches that share code and date of birth (the code may also have been "
+                   "withdrawn or have expired)");
+    return -1;
+  }
+  snprintf(sc->worker, sizeof sc->worker, "%s", worker);
+  snprintf(sc->id, sizeof sc->id, "%s", id);
+  const char *scope = hfield(rep[2], "scope"), *subs = hfield(rep[2], "subs"), *created = hfield(rep[2], "created");
+  snprintf(sc->scope, sizeof sc->scope, "%s", scope != NULL ? scope : "");
+  sc->subs = subs != NULL && strcmp(subs, "1") == 0;
+  sc->created = created != NULL ? strtoll(created, NULL, 10) : 0;
+  sc->expires = expires;
+  free_replies(rep, n);
+  return 0;
+}
