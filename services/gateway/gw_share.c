@@ -83,7 +83,7 @@ static int read_scope(gw_req_t *req, cp_redis_t *r, json_t *body, char *scope, s
     gw_reply_error(req, 400, GW_E_INVALID_FIELD, "entries must be a list of 1 to 256 register indexes");
     return -1;
   }
-  char key[128];
+  char key[192];
   snprintf(key, sizeof key, CP_KEY_W_ENTRIES_FMT, req->subject);
   redisReply *list = cp_redis_cmd(r, "LRANGE %s 0 %d", key, ENTRIES_MAX - 1);
   if (list == NULL || list->type != REDIS_REPLY_ARRAY) {
@@ -143,7 +143,7 @@ void gw_share_create(gw_req_t *req) {
     goto out;
   }
   if (read_scope(req, r, body, scope, sizeof scope) != 0) goto out;
-  char wkey[128];
+  char wkey[192];
   snprintf(wkey, sizeof wkey, "cp:w:{%s}:sc", req->subject);
   redisReply *card = cp_redis_cmd(r, "SCARD %s", wkey);
   if (card == NULL) {
@@ -230,7 +230,7 @@ void gw_share_list(gw_req_t *req) {
     gw_reply_unavailable(req, "the share-code store");
     return;
   }
-  char wkey[128];
+  char wkey[192];
   snprintf(wkey, sizeof wkey, "cp:w:{%s}:sc", req->subject);
   redisReply *ids = cp_redis_cmd(r, "SMEMBERS %s", wkey);
   if (ids == NULL || ids->type != REDIS_REPLY_ARRAY) {

@@ -14,6 +14,7 @@
 #include "cp_keys.h"
 #include "cp_redis.h"
 #include "cp_register.h"
+#include "cp_regkeys.h"
 
 #define PASSPORT_MAX_ENTRIES 100000 /* most index entries read for one worker */
 
@@ -37,6 +38,8 @@ typedef struct {
   uint64_t size;                    // checkpoint tree size
   uint8_t root[REG_HASH_BYTES];     // checkpoint root hash
   unsigned char pseudonym[CP_PSEUDONYM_BYTES]; // the worker
+  reg_keyspan_t *spans;             // key history: which key may sign which indexes
+  size_t nspans;                    // number of spans
 } pp_ctx_t;
 
 static void help(FILE *out) {
@@ -84,9 +87,12 @@ static void check_entry(pp_ctx_t *c, pp_row_t *row) {
     snprintf(row->problem, sizeof row->problem, "not a SignedEntry: %s", err);
     goto out;
   }
-  row->sig_ok = se->signature.len == 64 && se->key_id.len == CP_KEYID_BYTES &&
-                memcmp(se->key_id.data, c->key_id, CP_KEYID_BYTES) == 0 &&
-                cp_verify_entry(c->pk, se->entry.data, se->entry.len, se->signature.data);
+  /* the signing key must be the one the key history says was valid at this index */
+  const reg_keyspan_t *span = se->key_id.len == CP_KEYID_BYTES
+                                  ? reg_keys_for(c->spans, c->nspans, se->key_id.data, row->index)
+                                  : NULL;
+  row->sig_ok = span != NULL && se->signature.len == 64 &&
+                cp_verify_entry(span->pk, se->entry.data, se->entry.len, se->signature.data);
   row->pe = (Carepass__V1__PassportEntry *)cp_pb_unpack(&carepass__v1__passport_entry__descriptor,
                                                         se->entry.data, se->entry.len, REG_ENTRY_MAX,
                                                         err, sizeof err);
@@ -176,6 +182,20 @@ static int open_register(pp_ctx_t *c, const char *vkey_path) {
   if (reg_checkpoint_open(note, strlen(note), (char *)vk, origin, sizeof origin, &c->size, c->root, err,
                           sizeof err) != 0) {
     cli_error("passport", "the register's checkpoint does not verify with %s: %s", vkey_path, err);
+    goto out;
+  }
+  /* key history from the register's key entries; a register written before key
+   * entries existed has one key, the vkey's, for every index */
+  if (reg_keys_load(c->log, &c->spans, &c->nspans, err, sizeof err) != 0 &&
+      reg_keys_from_vkey((char *)vk, &c->spans, &c->nspans, err, sizeof err) != 0) {
+    cli_error("passport", "key history: %s", err);
+    goto out;
+  }
+  bool anchored = false;
+  for (size_t i = 0; i < c->nspans; i++)
+    if (memcmp(c->spans[i].key_id, c->key_id, CP_KEYID_BYTES) == 0) anchored = true;
+  if (!anchored) {
+    cli_error("passport", "the verifier key %s is not in the register's key history", vkey_path);
     goto out;
   }
   rc = 0;
@@ -341,6 +361,7 @@ out:
     if (rows[i].pe != NULL) protobuf_c_message_free_unpacked(&rows[i].pe->base, NULL);
   free(rows);
   reg_close(&c.log);
+  free(c.spans);
   cat_destroy(&cat);
   return rc;
 }

@@ -1,0 +1,380 @@
+/* gw_check.c -- employers: POST /v1/check (the passport behind a share code, with a verification
+ * statement) and POST /v1/check/bundle (the same passport as a carepass-passport/v1 bundle that
+ * `carepass verify` checks offline). No credential; failed checks are rate limited (gw_share_open.c).
+ *
+ * Request {"share_code": "ABC-DEF-GHJ", "date_of_birth": "YYYY-MM-DD", "employer": "label" (optional,
+ *          <= 200 bytes, shown to the worker), "format": "json" | "bundle" (POST /v1/check only)}
+ * Reply 200 {"checked_on": "YYYY-MM-DD", "share_code": {"id", "expires_at", "allow_subscriptions"},
+ *   "checkpoint": {"origin", "size", "root"},
+ *   "records": [{"index", "type": "record" | "award", "qualification_code", "title",
+ *                "provider": {"id", "name"}, "completion_date", "valid_until" (or null),
+ *                "status": "valid" | "expired" | "revoked" | "not yet valid",
+ *                "revocation": {"index", "reason_code", "reason", "date"} (when revoked),
+ *                "checks": {"signature", "inclusion", "revocation", "expiry"}: "passed" | "failed" |
+ *                          "not established",
+ *                "statement": "a sentence in plain words"}],
+ *   "verification": {"signature", "inclusion", "revocation", "expiry", "authentic": bool,
+ *                    "statement": "..."}}
+ * Status on today's date (cp_today) by reg_record_status, the one validity rule. The worker's
+ * entries come from the Redis index (cp:w:{hex}:entries); each is read from the register, its
+ * signature checked with the key valid at its index and its inclusion proved against the current
+ * signed checkpoint (gw_check_cache.c). Every successful check is recorded for the worker.
+ * Errors: see gw_share_open.c; 503 UNAVAILABLE when Redis or the register cannot be read. */
+#include "gw_check.h"
+#include "gw_check_routes.h"
+#include "gw_share.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cp_dates.h"
+#include "cp_keys.h"
+#include "cp_log.h"
+#include "cp_regkeys.h"
+
+#define ENTRIES_MAX 100000     /* most register indexes read for one worker */
+#define EMPLOYER_MAX 200       /* longest employer label */
+
+#define ET_RECORD CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_RECORD
+#define ET_REVOCATION CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_REVOCATION
+#define ET_AWARD CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_DERIVED_AWARD
+
+static const char *PASSED = "passed", *FAILED = "failed", *NOT_EST = "not established";
+
+/* One request's passport. */
+typedef struct {
+  json_t *body;            // request body
+  gw_sc_t sc;              // the opened share code
+  const char *employer;    // employer label ("" when not given); points into body
+  uint64_t *idx;           // the worker's register indexes, ascending
+  size_t n;                // how many
+  gw_centry_t *ent;        // idx[i] checked
+  long *rev;               // ent[i] revoked by ent[rev[i]] (-1 = not revoked)
+  gw_ccp_t cp;             // checkpoint used
+  uint64_t *scope;         // share-code scope (sorted), n_scope == 0 = everything
+  size_t nscope;           // entries in scope
+} pp_t;
+
+static void pp_clear(pp_t *p) {
+  json_decref(p->body);
+  free(p->idx);
+  free(p->ent);
+  free(p->rev);
+  free(p->scope);
+  memset(p, 0, sizeof *p);
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Is ent[i] a record (or award) the share code shows? */
+static bool in_scope(const pp_t *p, size_t i) {
+  const Carepass__V1__PassportEntry *pe = p->ent[i].pe;
+  if (pe == NULL || (pe->entry_type != ET_RECORD && pe->entry_type != ET_AWARD)) return false;
+  return gw_scope_has(p->scope, p->nscope, p->idx[i]);
+}
+
+/* Does the entry name this worker? (the Redis index is derived state: trust the register) */
+static bool is_workers(const pp_t *p, size_t i) {
+  const Carepass__V1__PassportEntry *pe = p->ent[i].pe;
+  char hex[2 * CP_PSEUDONYM_BYTES + 1];
+  if (pe == NULL || pe->worker_pseudonym.len != CP_PSEUDONYM_BYTES) return false;
+  cp_hex(pe->worker_pseudonym.data, CP_PSEUDONYM_BYTES, hex);
+  return strcmp(hex, p->sc.worker) == 0;
+}
+
+/* Open the code, read the worker's index, check every entry. 0, or -1 replied. */
+static int pp_load(gw_req_t *req, pp_t *p) {
+  memset(p, 0, sizeof *p);
+  p->body = gw_body_json(req, JSON_OBJECT);
+  if (p->body == NULL) return -1;
+  p->employer = "";
+  if (gw_json_str(req, p->body, "employer", false, EMPLOYER_MAX, &p->employer) != 0) return -1;
+  if (gw_sc_open(req, p->body, &p->sc) != 0) return -1;
+  if (gw_scope_parse(p->sc.scope, &p->scope, &p->nscope) != 0) {
+    p->scope = NULL;
+    p->nscope = 0;
+  }
+  cp_redis_t *r = gw_redis(req);
+  if (r == NULL) {
+    gw_reply_unavailable(req, "the passport index");
+    return -1;
+  }
+  char key[192];
+  snprintf(key, sizeof key, CP_KEY_W_ENTRIES_FMT, p->sc.worker);
+  redisReply *l = cp_redis_cmd(r, "LRANGE %s 0 %d", key, ENTRIES_MAX - 1);
+  if (l == NULL || l->type != REDIS_REPLY_ARRAY) {
+    if (l != NULL) freeReplyObject(l);
+    gw_reply_unavailable(req, "the passport index");
+    return -1;
+  }
+  p->idx = cp_xcalloc(l->elements + 1, sizeof *p->idx);
+  for (size_t i = 0; i < l->elements; i++) {
+    char *end = NULL;
+    if (l->element[i]->type != REDIS_REPLY_STRING) continue;
+    unsigned long long v = strtoull(l->element[i]->str, &end, 10);
+    if (end != l->element[i]->str && *end == '\0') p->idx[p->n++] = v;
+  }
+  freeReplyObject(l);
+  qsort(p->idx, p->n, sizeof *p->idx, cmp_u64);
+  size_t k = 0;
+  for (size_t i = 0; i < p->n; i++)
+    if (k == 0 || p->idx[k - 1] != p->idx[i]) p->idx[k++] = p->idx[i];
+  p->n = k;
+  p->ent = cp_xcalloc(p->n + 1, sizeof *p->ent);
+  p->rev = cp_xcalloc(p->n + 1, sizeof *p->rev);
+  char err[CP_ERRLEN];
+  if (gw_check_entries(req->gw, p->idx, p->n, p->ent, &p->cp, err, sizeof err) != 0) {
+    cp_log_warn("check: register unavailable", CP_KV_STR("error", err), CP_KV_END);
+    gw_reply_unavailable(req, "the register");
+    return -1;
+  }
+  /* revocations (authentic ones only) point back at the worker's earlier entries; the earliest wins */
+  for (size_t i = 0; i < p->n; i++) p->rev[i] = -1;
+  for (size_t i = 0; i < p->n; i++) {
+    const Carepass__V1__PassportEntry *pe = p->ent[i].pe;
+    if (pe == NULL || pe->entry_type != ET_REVOCATION || !p->ent[i].sig_ok || !p->ent[i].incl_ok ||
+        !is_workers(p, i))
+      continue;
+    for (size_t j = 0; j < i; j++)
+      if (p->idx[j] == pe->revokes_index &&
+          (p->rev[j] < 0 || p->ent[p->rev[j]].pe->issued_at > pe->issued_at))
+        p->rev[j] = (long)i;
+  }
+  return 0;
+}
+
+static const char *reason_text(const char *code) {
+  static const struct { const char *code, *text; } t[] = {
+    {"ISSUED_IN_ERROR", "issued in error"}, {"FRAUD", "fraud"},
+    {"PROVIDER_DEACCREDITED", "the provider lost its accreditation"},
+    {"ASSESSMENT_INVALID", "the assessment was found invalid"}, {"DUPLICATE", "a duplicate record"},
+    {"WORKER_REQUEST", "withdrawn at the worker's request"}, {"OTHER", "another reason"},
+  };
+  for (size_t i = 0; i < CP_ARRAY_LEN(t); i++)
+    if (strcmp(code, t[i].code) == 0) return t[i].text;
+  return "a reason not listed";
+}
+
+/* Worst of two check results: failed > not established > passed. */
+static const char *worst(const char *a, const char *b) {
+  if (a == FAILED || b == FAILED) return FAILED;
+  if (a == NOT_EST || b == NOT_EST) return NOT_EST;
+  return PASSED;
+}
+
+/* Append one record's JSON; updates the overall results. */
+static void record_json(gw_req_t *req, const pp_t *p, size_t i, const char *today, json_t *records,
+                        const char *ov[4], int counts[5]) {
+  gw_t *gw = req->gw;
+  const gw_centry_t *e = &p->ent[i];
+  const Carepass__V1__PassportEntry *pe = e->pe;
+  const Carepass__V1__PassportEntry *rev = p->rev[i] >= 0 ? p->ent[p->rev[i]].pe : NULL;
+  reg_status_t st = reg_record_status(pe, rev, today);
+  const cat_qual_t *q = gw->catalogue != NULL ? cat_find(gw->catalogue, pe->qualification_code) : NULL;
+  const prov_t *pv = gw->providers != NULL ? prov_find(gw->providers, pe->provider_id) : NULL;
+  const char *title = q != NULL ? q->title : pe->qualification_code;
+
+  const char *c_sig = e->sig_ok ? PASSED : FAILED;
+  const char *c_incl = e->incl_ok ? PASSED : (e->beyond ? NOT_EST : FAILED);
+  const char *c_rev = st == REG_STATUS_REVOKED ? FAILED : PASSED;
+  const char *c_exp = (st == REG_STATUS_EXPIRED || st == REG_STATUS_NOT_YET || st == REG_STATUS_BAD_DATE)
+                          ? FAILED : PASSED;
+  const char *status = st == REG_STATUS_VALID ? "valid" : st == REG_STATUS_EXPIRED ? "expired"
+                       : st == REG_STATUS_REVOKED ? "revoked" : st == REG_STATUS_NOT_YET ? "not yet valid"
+                       : "invalid dates";
+  ov[0] = worst(ov[0], c_sig);
+  ov[1] = worst(ov[1], c_incl);
+  ov[2] = worst(ov[2], c_rev);
+  ov[3] = worst(ov[3], c_exp);
+  counts[st == REG_STATUS_VALID ? 0 : st == REG_STATUS_EXPIRED ? 1 : st == REG_STATUS_REVOKED ? 2
+         : st == REG_STATUS_NOT_YET ? 3 : 4]++;
+
+  char rday[11] = "";
+  if (rev != NULL) cp_date_format((int32_t)((rev->issued_at < 0 ? 0 : rev->issued_at) / 86400), rday);
+  bool authentic = e->sig_ok && e->incl_ok;
+  char stmt[768];
+  int k;
+  if (authentic)
+    k = snprintf(stmt, sizeof stmt, "This record is genuine: it is signed by the register's key and included in the "
+                 "register's signed checkpoint of %llu entries. ", (unsigned long long)p->cp.size);
+  else
+    k = snprintf(stmt, sizeof stmt, "This record could NOT be shown to be genuine (%s). ", e->problem);
+  if (k < 0) k = 0;
+  size_t used = (size_t)k < sizeof stmt ? (size_t)k : sizeof stmt - 1;
+  switch (st) {
+  case REG_STATUS_VALID:
+    snprintf(stmt + used, sizeof stmt - used, "It is valid today (%s): completed on %s, %s%s, and not revoked.", today,
+             pe->completion_date, pe->valid_until[0] ? "valid until " : "it does not expire",
+             pe->valid_until);
+    break;
+  case REG_STATUS_EXPIRED:
+    snprintf(stmt + used, sizeof stmt - used, "It is NOT valid today (%s): it expired after %s.", today, pe->valid_until);
+    break;
+  case REG_STATUS_REVOKED:
+    snprintf(stmt + used, sizeof stmt - used, "It is NOT valid today (%s): it was revoked on %s (%s).", today, rday,
+             reason_text(rev->reason_code));
+    break;
+  case REG_STATUS_NOT_YET:
+    snprintf(stmt + used, sizeof stmt - used, "It is NOT valid yet: it was completed on %s, after today (%s).",
+             pe->completion_date, today);
+    break;
+  default:
+    snprintf(stmt + used, sizeof stmt - used, "Its dates are malformed.");
+    break;
+  }
+
+  json_t *rec = json_pack("{s:I,s:s,s:s,s:s,s:{s:s,s:s},s:s,s:o,s:s,s:{s:s,s:s,s:s,s:s},s:s}",
+                          "index", (json_int_t)p->idx[i], "type", pe->entry_type == ET_AWARD ? "award" : "record",
+                          "qualification_code", pe->qualification_code, "title", title,
+                          "provider", "id", pe->provider_id, "name", pv != NULL ? pv->name : pe->provider_id,
+                          "completion_date", pe->completion_date,
+                          "valid_until", pe->valid_until[0] ? json_string(pe->valid_until) : json_null(),
+                          "status", status,
+                          "checks", "signature", c_sig, "inclusion", c_incl, "revocation", c_rev, "expiry", c_exp,
+                          "statement", stmt);
+  if (rec == NULL) abort(); /* non-UTF-8 in a signed entry would be a signer bug; fail loudly */
+  if (rev != NULL)
+    json_object_set_new(rec, "revocation",
+                        json_pack("{s:I,s:s,s:s,s:s}", "index", (json_int_t)p->idx[p->rev[i]], "reason_code",
+                                  rev->reason_code, "reason", reason_text(rev->reason_code), "date", rday));
+  json_array_append_new(records, rec);
+}
+
+/* Remember the view for the worker (best effort: a failure is logged, the employer still gets the answer). */
+static void record_view(gw_req_t *req, const pp_t *p, size_t nrec, const char *kind) {
+  cp_redis_t *r = gw_redis(req);
+  if (r == NULL) return;
+  const char *ua = gw_header(req, MHD_HTTP_HEADER_USER_AGENT);
+  char uab[201];
+  snprintf(uab, sizeof uab, "%s", ua != NULL ? ua : "");
+  json_t *v = json_pack("{s:I,s:s,s:s,s:s,s:{s:s,s:s},s:I}", "at", (json_int_t)time(NULL), "code_id", p->sc.id,
+                        "kind", kind, "employer", p->employer, "client", "ip", req->client_ip, "user_agent", uab,
+                        "records", (json_int_t)nrec);
+  if (v == NULL) { /* a User-Agent that is not UTF-8 */
+    v = json_pack("{s:I,s:s,s:s,s:s,s:{s:s},s:I}", "at", (json_int_t)time(NULL), "code_id", p->sc.id, "kind", kind,
+                  "employer", p->employer, "client", "ip", req->client_ip, "records", (json_int_t)nrec);
+    if (v == NULL) return;
+  }
+  char *s = json_dumps(v, JSON_COMPACT);
+  json_decref(v);
+  if (s == NULL) return;
+  char key[192];
+  snprintf(key, sizeof key, "cp:w:{%s}:views", p->sc.worker);
+  redisReply **rep = NULL;
+  int n = 0;
+  cp_redis_pipeline_begin(r);
+  cp_redis_append(r, "LPUSH %s %s", key, s);
+  cp_redis_append(r, "LTRIM %s 0 %d", key, GW_VIEWS_KEEP - 1);
+  cp_redis_append(r, "EXPIRE %s %d", key, GW_VIEWS_TTL_S);
+  cp_redis_append(r, "HINCRBY cp:scid:{%s} views 1", p->sc.id);
+  if (cp_redis_pipeline_exec(r, &rep, &n) != 0) cp_log_warn("check: view not recorded", CP_KV_STR("id", p->sc.id), CP_KV_END);
+  for (int i = 0; i < n; i++)
+    if (rep[i] != NULL) freeReplyObject(rep[i]);
+  free(rep);
+  free(s);
+}
+
+static void reply_bundle(gw_req_t *req, pp_t *p) {
+  /* records in scope, and the revocations of those records */
+  uint64_t *sel = cp_xcalloc(p->n + 1, sizeof *sel);
+  size_t ns = 0, nrec = 0;
+  for (size_t i = 0; i < p->n; i++) {
+    const Carepass__V1__PassportEntry *pe = p->ent[i].pe;
+    if (pe == NULL || !is_workers(p, i)) continue;
+    if (in_scope(p, i)) {
+      sel[ns++] = p->idx[i];
+      nrec++;
+    } else if (pe->entry_type == ET_REVOCATION) {
+      for (size_t j = 0; j < i; j++)
+        if (p->idx[j] == pe->revokes_index && in_scope(p, j)) {
+          sel[ns++] = p->idx[i];
+          break;
+        }
+    }
+  }
+  char *text = NULL, err[CP_ERRLEN];
+  size_t len = 0;
+  if (gw_check_bundle(req->gw, p->sc.worker, sel, ns, &text, &len, err, sizeof err) != 0) {
+    free(sel);
+    cp_log_warn("check: bundle failed", CP_KV_STR("error", err), CP_KV_END);
+    gw_reply_unavailable(req, "the register");
+    return;
+  }
+  free(sel);
+  record_view(req, p, nrec, "bundle");
+  gw_reply_take(req, 200, "application/vnd.carepass.passport", text, len);
+  char cd[96];
+  snprintf(cd, sizeof cd, "attachment; filename=\"passport-%s.carepass\"", p->sc.id);
+  gw_reply_header(req, "Content-Disposition", cd);
+  gw_reply_header(req, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+}
+
+static void reply_passport(gw_req_t *req, pp_t *p) {
+  char today[11], root[64] = "", exp_at[32];
+  cp_date_format(cp_today(), today);
+  if (cp_b64_encode(p->cp.root, 32, root, sizeof root) != 0) root[0] = '\0';
+  json_t *records = json_array();
+  const char *ov[4] = {PASSED, PASSED, PASSED, PASSED};
+  int counts[5] = {0};
+  size_t nrec = 0;
+  for (size_t i = 0; i < p->n; i++) {
+    if (!in_scope(p, i) || !is_workers(p, i)) continue;
+    record_json(req, p, i, today, records, ov, counts);
+    nrec++;
+  }
+  bool authentic = ov[0] == PASSED && ov[1] == PASSED;
+  char stmt[640];
+  if (nrec == 0)
+    snprintf(stmt, sizeof stmt, "This share code shows no records.");
+  else
+    snprintf(stmt, sizeof stmt,
+             "%s On %s, %d %s valid, %d expired, %d revoked%s%s. Checked against the register's signed checkpoint "
+             "of %llu entries%s%s.",
+             authentic ? (nrec == 1 ? "The record is genuine." : "Every record is genuine.")
+                       : "Some records could NOT be shown to be genuine; do not rely on them.",
+             today, counts[0], counts[0] == 1 ? "is" : "are", counts[1], counts[2],
+             counts[3] ? ", and some are not valid yet" : "", counts[4] ? ", and some have malformed dates" : "",
+             (unsigned long long)p->cp.size, p->cp.origin[0] ? " of " : "", p->cp.origin);
+  time_t t = (time_t)p->sc.expires;
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(exp_at, sizeof exp_at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  json_t *res = json_pack("{s:s,s:{s:s,s:s,s:b},s:{s:s,s:I,s:s},s:o,s:{s:s,s:s,s:s,s:s,s:b,s:s}}",
+                          "checked_on", today,
+                          "share_code", "id", p->sc.id, "expires_at", exp_at, "allow_subscriptions", p->sc.subs,
+                          "checkpoint", "origin", p->cp.origin, "size", (json_int_t)p->cp.size, "root", root,
+                          "records", records,
+                          "verification", "signature", ov[0], "inclusion", ov[1], "revocation", ov[2], "expiry",
+                          ov[3], "authentic", authentic, "statement", stmt);
+  record_view(req, p, nrec, "check");
+  gw_reply_json(req, 200, res);
+  gw_reply_header(req, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+}
+
+void gw_check_post(gw_req_t *req) {
+  pp_t p;
+  if (pp_load(req, &p) != 0) {
+    pp_clear(&p);
+    return;
+  }
+  const char *fmt = NULL;
+  if (gw_json_str(req, p.body, "format", false, 16, &fmt) != 0) {
+    pp_clear(&p);
+    return;
+  }
+  if (fmt != NULL && strcmp(fmt, "bundle") == 0) reply_bundle(req, &p);
+  else if (fmt == NULL || strcmp(fmt, "json") == 0) reply_passport(req, &p);
+  else gw_reply_error(req, 400, GW_E_INVALID_FIELD, "format must be \"json\" or \"bundle\"");
+  pp_clear(&p);
+}
+
+void gw_check_bundle_post(gw_req_t *req) {
+  pp_t p;
+  if (pp_load(req, &p) == 0) reply_bundle(req, &p);
+  pp_clear(&p);
+}

@@ -1,0 +1,14 @@
+/* gw_subscribe_routes.h -- employer webhook subscription routes (gw_subscribe.c). */
+#ifndef GW_SUBSCRIBE_ROUTES_H
+#define GW_SUBSCRIBE_ROUTES_H
+
+#include "gw.h"
+
+void gw_subscribe_post(gw_req_t *req);
+void gw_subscribe_delete(gw_req_t *req);
+
+#define GW_SUBSCRIBE_ROUTES \
+  {"POST", "/v1/subscriptions", GW_EXACT, GW_AUTH_NONE, 8192, gw_subscribe_post, "subscribe"}, \
+  {"DELETE", "/v1/subscriptions/", GW_PREFIX, GW_AUTH_NONE, 1024, gw_subscribe_delete, "unsubscribe"},
+
+#endif
