@@ -169,6 +169,9 @@ int signer_batch_run(signer_t *s) {
     if (reg_append(s->log, ents, lens, nnew, &first, err, sizeof err) != 0) {
       /* nothing was committed: the events stay pending in Redis and come back by redrive */
       cp_log_error("register append failed", CP_KV_STR("error", err), CP_KV_INT("count", nnew), CP_KV_END);
+      /* a checkpoint that may or may not be durable: only a reopen (restart) can
+       * tell, so stop rather than loop on a log that refuses every append */
+      if (reg_broken(s->log)) rc = -1;
       goto out;
     }
   }

@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -525,9 +527,127 @@ static void test_proof_for_the_wrong_tree(void **state) {
   rmtree(dir);
 }
 
-int main(void) {
+/* ---- a directory left by a crash: every crash point of cp_register.h ------- */
+
+/* Batch sizes of the crash child: cross tile boundaries, complete a level-0 tile in
+ * one batch and several in another, end exactly on a boundary once. */
+static const size_t CRASH_BATCHES[] = {37, 219, 1, 300, 64, 255, 11, 600, 3, 200};
+#define NCRASH_BATCHES (sizeof CRASH_BATCHES / sizeof CRASH_BATCHES[0])
+static const char *self_exe;   /* this test binary, re-executed as the crash child */
+
+static void crash_key(cp_signkey_t *k) {
+  uint8_t seed[crypto_sign_SEEDBYTES];
+  memset(seed, 7, sizeof seed);
+  memset(k, 0, sizeof *k);
+  snprintf(k->name, sizeof k->name, "%s", ORIGIN);
+  crypto_sign_seed_keypair(k->pk, k->sk, seed);
+  cp_key_id(k->name, k->pk, k->key_id);
+}
+
+static size_t crash_entry(uint64_t i, uint8_t *buf) {
+  return (size_t)snprintf((char *)buf, 40, "crash-%llu-%.*s", (unsigned long long)i, (int)(i % 13), "zzzzzzzzzzzzz");
+}
+
+/* The child: append CRASH_BATCHES from where the register is; the crash point kills it. */
+static int crash_child(const char *dir) {
+  cp_signkey_t k;
+  crash_key(&k);
+  reg_log_t *log = NULL;
+  if (reg_open(dir, &k, &log, errbuf, sizeof errbuf) != 0) {
+    fprintf(stderr, "child reg_open: %s\n", errbuf);
+    return 2;
+  }
+  static uint8_t bufs[600][40];
+  const uint8_t *ents[600];
+  size_t lens[600];
+  for (size_t b = 0; b < NCRASH_BATCHES; b++) {
+    uint64_t base = reg_size(log), first;
+    for (size_t i = 0; i < CRASH_BATCHES[b]; i++) {
+      lens[i] = crash_entry(base + i, bufs[i]);
+      ents[i] = bufs[i];
+    }
+    if (reg_append(log, ents, lens, CRASH_BATCHES[b], &first, errbuf, sizeof errbuf) != 0) {
+      fprintf(stderr, "child reg_append: %s\n", errbuf);
+      return 3;
+    }
+  }
+  reg_close(&log);
+  return 0;   /* the crash point was never reached */
+}
+
+static void test_recovery_after_each_crash_point(void **state) {
+  (void)state;
+  static const char *points[] = {"bundle", "tile0", "tile-upper", "tiles-synced", "checkpoint-renamed", "appended"};
+  static const int ns[] = {1, 2, 5};
+  cp_signkey_t k;
+  crash_key(&k);
+  for (size_t p = 0; p < sizeof points / sizeof points[0]; p++) {
+    for (size_t j = 0; j < sizeof ns / sizeof ns[0]; j++) {
+      char tmpl[] = "/tmp/cp-crash-test-XXXXXX", dir[64], env[64];
+      assert_non_null(mkdtemp(tmpl));
+      snprintf(dir, sizeof dir, "%s/reg", tmpl);
+      snprintf(env, sizeof env, "%s:%d", points[p], ns[j]);
+      fflush(NULL);
+      pid_t pid = fork();
+      assert_true(pid >= 0);
+      if (pid == 0) {
+        setenv("CAREPASS_TEST_CRASH_POINT", env, 1);
+        execl(self_exe, self_exe, "--crash-child", dir, (char *)NULL);
+        _exit(127);
+      }
+      int st;
+      assert_int_equal(waitpid(pid, &st, 0), pid);
+      if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL) fprintf(stderr, "%s: child status %d\n", env, st);
+      assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+
+      /* the restarted writer: a checkpoint at a batch boundary, tiles that back it */
+      reg_log_t *log = NULL;
+      int rc = reg_open(dir, &k, &log, errbuf, sizeof errbuf);
+      if (rc != 0) fprintf(stderr, "%s: reopen: %s\n", env, errbuf);
+      assert_int_equal(rc, 0);
+      uint64_t size = reg_size(log), cum = 0;
+      size_t done = 0;
+      while (done < NCRASH_BATCHES && cum < size) cum += CRASH_BATCHES[done++];
+      assert_int_equal(cum, size);   /* whole batches only */
+      if (strcmp(points[p], "tiles-synced") == 0) assert_int_equal(done, (size_t)ns[j] - 1);
+      if (strcmp(points[p], "checkpoint-renamed") == 0 || strcmp(points[p], "appended") == 0)
+        assert_int_equal(done, (size_t)ns[j]);
+      reg_hash_t *lv = cp_xmalloc((size_t)(size + 1) * sizeof *lv);
+      uint8_t e[40], want[REG_HASH_BYTES], got[REG_HASH_BYTES];
+      for (uint64_t i = 0; i < size; i++) reg_leaf_hash(e, crash_entry(i, e), lv[i]);
+      if (size == 0)
+        reg_empty_root(want);
+      else
+        reg_hashes_root((const reg_hash_t *)lv, (size_t)size, want);
+      reg_root(log, got);
+      assert_memory_equal(got, want, REG_HASH_BYTES);
+      assert_int_equal(reg_audit(log, errbuf, sizeof errbuf), 0);
+      /* it carries on: one more batch, then a reader agrees */
+      const uint8_t *one[1] = {e};
+      size_t len1[1] = {crash_entry(size, e)};
+      uint64_t first;
+      assert_int_equal(reg_append(log, one, len1, 1, &first, errbuf, sizeof errbuf), 0);
+      assert_int_equal(first, size);
+      reg_close(&log);
+      assert_int_equal(reg_open(dir, NULL, &log, errbuf, sizeof errbuf), 0);
+      assert_int_equal(reg_size(log), size + 1);
+      assert_int_equal(reg_audit(log, errbuf, sizeof errbuf), 0);
+      reg_close(&log);
+      free(lv);
+      printf("  crash at %-22s -> restarted at size %llu (%zu whole batches)\n", env, (unsigned long long)size, done);
+      char cmd[128];
+      snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpl);
+      assert_int_equal(system(cmd), 0);
+    }
+  }
+}
+
+int main(int argc, char **argv) {
   if (sodium_init() < 0) return 1;
+  if (argc == 3 && strcmp(argv[1], "--crash-child") == 0) return crash_child(argv[2]);
+  self_exe = "/proc/self/exe";
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_recovery_after_each_crash_point),
       cmocka_unit_test(test_forged_checkpoints),
       cmocka_unit_test(test_checkpoint_beyond_the_tiles),
       cmocka_unit_test(test_damaged_tiles),

@@ -1,0 +1,18 @@
+/* gw_page.h -- the employer web page's files, embedded at build time (web/embed.cmake writes
+ * gw_page_assets.c in the build directory from services/gateway/web/). */
+#ifndef GW_PAGE_H
+#define GW_PAGE_H
+
+#include <stddef.h>
+
+/* One embedded file. */
+typedef struct {
+  const char *name;            // file name in services/gateway/web, e.g. "app.js"
+  const unsigned char *data;   // its bytes (NUL-terminated for convenience)
+  size_t len;                  // length without the NUL
+} gw_asset_t;
+
+extern const gw_asset_t gw_page_assets[];
+extern const size_t gw_page_assets_len;
+
+#endif
