@@ -1,8 +1,8 @@
 /* catalogue.c -- loads data/catalogue.json strictly and looks qualifications up by code. */
 #include "cp_catalogue.h"
+#include "cp_json.h"
 
 #include <assert.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,19 +81,10 @@ void cat_destroy(cat_catalogue_t **cat) {
 
 /* Parse one entry of "qualifications" into q. `where` names the entry in errors. */
 static int qual_parse(json_t *e, cat_qual_t *q, const char *where, char *err, size_t errlen) {
-  if (!json_is_object(e))
-    return cp_err(err, errlen, "%s: must be a JSON object", where);
-  const char *key;
-  json_t *v;
-  json_object_foreach(e, key, v) {
-    bool known = false;
-    for (size_t i = 0; i < CP_ARRAY_LEN(cat_fields); i++)
-      known = known || strcmp(key, cat_fields[i]) == 0;
-    if (!known)
-      return cp_err(err, errlen, "%s: unknown field \"%s\"", where, key);
-  }
+  if (cp_json_check_fields(e, cat_fields, CP_ARRAY_LEN(cat_fields), where, err, errlen) != 0)
+    return -1;
 
-  v = json_object_get(e, "code");
+  json_t *v = json_object_get(e, "code");
   if (!json_is_string(v))
     return cp_err(err, errlen, "%s: field \"code\" is missing or not a string", where);
   if (!code_valid(json_string_value(v)))
@@ -169,23 +160,11 @@ int cat_load(const char *path, cat_catalogue_t **out, char *err, size_t errlen) 
   *out = NULL;
   char where[96];
   char sub[CP_ERRLEN];
-  json_error_t jerr;
   cat_catalogue_t *cat = NULL;
-  json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-  if (root == NULL) {
-    cp_err(err, errlen, "%s: line %d column %d: %s", path, jerr.line, jerr.column, jerr.text);
+  json_t *arr;
+  json_t *root = cp_json_load_list(path, "qualifications", true, &arr, err, errlen);
+  if (root == NULL)
     goto err;
-  }
-  json_t *ver = json_object_get(root, "version");
-  if (!json_is_object(root) || !json_is_integer(ver) || json_integer_value(ver) != 1) {
-    cp_err(err, errlen, "%s: must be an object with \"version\": 1", path);
-    goto err;
-  }
-  json_t *arr = json_object_get(root, "qualifications");
-  if (!json_is_array(arr) || json_array_size(arr) == 0) {
-    cp_err(err, errlen, "%s: \"qualifications\" must be a non-empty array", path);
-    goto err;
-  }
   cat = cp_xcalloc(1, sizeof *cat);
   size_t n = json_array_size(arr);
   cat->quals = cp_xcalloc(n, sizeof *cat->quals);

@@ -5,6 +5,9 @@
  *                     event.accepted notify job
  *   ingest_store.c    idempotent claims in Redis (cp:ev:{p:e} + cp:pending, one Lua call per
  *                     event, one pipeline per batch) and state reads
+ *   ingest_fields.c   CompletionEvent fields by proto name (for edges that read events as text)
+ *   ingest_batch.c    one batch end to end (shape -> pseudonyms -> claims -> forward -> per-event
+ *                     answers); each edge passes how it forwards (ing_edge_t)
  * Key scheme: cp_keys.h. */
 #ifndef CP_INGEST_H
 #define CP_INGEST_H
@@ -46,6 +49,23 @@ void ing_shape_batch(Carepass__V1__CompletionEvent *const *events, size_t n,
 
 /* Wipe the NI numbers held in out[0..n-1]. */
 void ing_shape_wipe(ing_shape_t *out, size_t n);
+
+/* ---- fields by name (ingest_fields.c) ---------------------------------------- */
+
+#define ING_NSTR_FIELDS 8          /* string fields of CompletionEvent */
+
+/* One string field of CompletionEvent. */
+typedef struct {
+  const char *name;  // proto field name (JSON key, CSV header)
+  size_t offset;     // offsetof the char * in Carepass__V1__CompletionEvent
+} ing_str_field_t;
+
+/* Every string field of CompletionEvent (all but evidence_hash and kind). */
+extern const ing_str_field_t ing_str_fields[ING_NSTR_FIELDS];
+/* Where field f of ev is stored. */
+char **ing_str_slot(Carepass__V1__CompletionEvent *ev, const ing_str_field_t *f);
+/* "completion" / "revocation" or the enum names, any case ("" = completion) -> *out; -1 otherwise. */
+int ing_kind_parse(const char *s, Carepass__V1__EventKind *out) CP_WUR;
 
 /* ---- pending events (ingest_pending.c) --------------------------------------- */
 
@@ -107,5 +127,42 @@ ing_st_t ing_state_of(const char *s, size_t len);
 /* Copy a string reply element, NULL when it is nil or empty / parse a decimal reply (0 if not). */
 char *ing_reply_str(const redisReply *r);
 uint64_t ing_reply_u64(const redisReply *r);
+
+/* ---- one batch end to end (ingest_batch.c) ----------------------------------- */
+
+/* The answer for one event of a batch, the same on every edge. */
+typedef struct {
+  char *event_id;    // provider_event_id as sent (owned)
+  ing_st_t st;       // ACCEPTED, REJECTED or COMMITTED
+  char *reason;      // reason code when rejected (owned, NULL otherwise)
+  char *message;     // sentence when rejected (owned, NULL otherwise)
+  uint64_t index;    // register index when committed
+  bool waiting;      // committed ack: still waiting for a final state
+} ing_answer_t;
+
+/* What differs between edges when a batch is taken in. */
+typedef struct {
+  cp_redis_t *redis;                // Redis connection for the claims
+  const char *script_sha;           // SHA-1 of the claim script (ing_store_init)
+  int64_t redrive_after_ms;         // REDRIVE_AFTER_MS (ing_store_claim)
+  const unsigned char *secret;      // pseudonym key, CP_SECRET_BYTES
+  const char *reply_to;             // PendingEvent.reply_to: results topic of the edge, or ""
+  /* Queue one newly claimed event: its packed PendingEvent to verify and the event.accepted
+   * notice (ing_accepted_job) to notify, never blocking. A failed push is the edge's to
+   * count: the event is durable in cp:pending and the redrive scan resends it. */
+  void (*forward)(void *arg, const Carepass__V1__PendingEvent *pe, const uint8_t *packed, size_t len);
+  void *arg;                        // passed to forward
+} ing_edge_t;
+
+/* Take in the n events of the authenticated `provider`: shape checks, pseudonyms,
+ * PendingEvents and digests, claims in Redis (one pipeline), forward the new events, and
+ * fill ans[i] for events[i] (ans zeroed by the caller; free with ing_answers_free). With
+ * `committed`, accepted answers are marked waiting and counted in *nwaiting. -1 when Redis
+ * is unavailable: nothing was stored, the caller answers UNAVAILABLE. */
+int ing_batch_take(const ing_edge_t *edge, const char *provider, bool committed,
+                   Carepass__V1__CompletionEvent *const *events, size_t n, ing_answer_t *ans,
+                   size_t *nwaiting) CP_WUR;
+/* Free the strings of ans[0..n-1] and ans itself (safe on NULL). */
+void ing_answers_free(ing_answer_t *ans, size_t n);
 
 #endif

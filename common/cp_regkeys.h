@@ -67,6 +67,12 @@ const reg_keyspan_t *reg_keys_for(const reg_keyspan_t *spans, size_t n,
 /* Note vkey text of a span into out (REG_VKEY_MAX bytes). */
 int reg_keys_vkey(const reg_keyspan_t *span, char *out, size_t outlen) CP_WUR;
 
+/* Sign the PassportEntry pe with key and pack it as a SignedEntry (entry bytes, key id,
+ * Ed25519 signature) into a malloc'd buffer: the one way every entry of the register is
+ * made. -1 with err when packing fails or the result exceeds REG_ENTRY_MAX. */
+int reg_entry_sign(const cp_signkey_t *key, const Carepass__V1__PassportEntry *pe, uint8_t **out,
+                   size_t *outlen, char *err, size_t errlen) CP_WUR;
+
 /* Build the KEY entry announcing (name, pk), signed by `signer` (the key itself for
  * the genesis entry, the old key for a rotation), packed as a SignedEntry into a
  * malloc'd buffer. */

@@ -1,9 +1,9 @@
 /* providers.c -- loads the provider registry (data/providers.json) strictly; lookups and approvals. */
 #include "cp_catalogue.h"
 #include "cp_dates.h"
+#include "cp_json.h"
 
 #include <assert.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +23,8 @@ struct prov_registry {
 static const char *const prov_fields[] = {
   "id", "name", "curve_public_key", "webhook_url", "approvals",
 };
+
+static const char *const approval_fields[] = {"code", "from", "to"};
 
 /* A provider id: 1..PROV_ID_MAX-1 characters of [A-Za-z0-9._-]. */
 static bool id_valid(const char *s) {
@@ -120,15 +122,9 @@ static int opt_string(json_t *e, const char *name, char *dst, size_t max, const 
 }
 
 static int approval_parse(json_t *a, prov_approval_t *ap, const char *where, char *err, size_t errlen) {
-  if (!json_is_object(a))
-    return cp_err(err, errlen, "%s: must be a JSON object", where);
-  const char *key;
-  json_t *v;
-  json_object_foreach(a, key, v) {
-    if (strcmp(key, "code") != 0 && strcmp(key, "from") != 0 && strcmp(key, "to") != 0)
-      return cp_err(err, errlen, "%s: unknown field \"%s\"", where, key);
-  }
-  v = json_object_get(a, "code");
+  if (cp_json_check_fields(a, approval_fields, CP_ARRAY_LEN(approval_fields), where, err, errlen) != 0)
+    return -1;
+  json_t *v = json_object_get(a, "code");
   if (!json_is_string(v) || !pattern_valid(json_string_value(v)))
     return cp_err(err, errlen, "%s: field \"code\" must be a qualification code or a prefix ending in '*'",
                   where);
@@ -151,18 +147,9 @@ static int approval_parse(json_t *a, prov_approval_t *ap, const char *where, cha
 static int prov_parse(json_t *e, prov_t *p, const char *where, char *err, size_t errlen) {
   char w[160];
   char why[96];
-  if (!json_is_object(e))
-    return cp_err(err, errlen, "%s: must be a JSON object", where);
-  const char *key;
-  json_t *v;
-  json_object_foreach(e, key, v) {
-    bool known = false;
-    for (size_t i = 0; i < CP_ARRAY_LEN(prov_fields); i++)
-      known = known || strcmp(key, prov_fields[i]) == 0;
-    if (!known)
-      return cp_err(err, errlen, "%s: unknown field \"%s\"", where, key);
-  }
-  v = json_object_get(e, "id");
+  if (cp_json_check_fields(e, prov_fields, CP_ARRAY_LEN(prov_fields), where, err, errlen) != 0)
+    return -1;
+  json_t *v = json_object_get(e, "id");
   if (!json_is_string(v) || !id_valid(json_string_value(v)))
     return cp_err(err, errlen, "%s: field \"id\" must be 1..%d characters of A-Z a-z 0-9 . _ -",
                   where, PROV_ID_MAX - 1);
@@ -210,23 +197,11 @@ int prov_load(const char *path, prov_registry_t **out, char *err, size_t errlen)
   *out = NULL;
   char where[64];
   char sub[CP_ERRLEN];
-  json_error_t jerr;
   prov_registry_t *reg = NULL;
-  json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-  if (root == NULL) {
-    cp_err(err, errlen, "%s: line %d column %d: %s", path, jerr.line, jerr.column, jerr.text);
+  json_t *arr;
+  json_t *root = cp_json_load_list(path, "providers", false, &arr, err, errlen);
+  if (root == NULL)
     goto err;
-  }
-  json_t *ver = json_object_get(root, "version");
-  if (!json_is_object(root) || !json_is_integer(ver) || json_integer_value(ver) != 1) {
-    cp_err(err, errlen, "%s: must be an object with \"version\": 1", path);
-    goto err;
-  }
-  json_t *arr = json_object_get(root, "providers");
-  if (!json_is_array(arr)) {
-    cp_err(err, errlen, "%s: \"providers\" must be an array", path);
-    goto err;
-  }
   size_t n = json_array_size(arr);
   reg = cp_xcalloc(1, sizeof *reg);
   reg->provs = cp_xcalloc(n > 0 ? n : 1, sizeof *reg->provs);

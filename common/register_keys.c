@@ -340,6 +340,32 @@ out:
   return rc;
 }
 
+int reg_entry_sign(const cp_signkey_t *key, const Carepass__V1__PassportEntry *pe, uint8_t **out,
+                   size_t *outlen, char *err, size_t errlen) {
+  uint8_t *pbuf = NULL, *sbuf = NULL;
+  size_t plen = 0, slen = 0;
+  if (cp_pb_pack(&pe->base, &pbuf, &plen) != 0) return cp_err(err, errlen, "packing PassportEntry failed");
+  unsigned char sig[crypto_sign_BYTES];
+  cp_sign_entry(key, pbuf, plen, sig);
+  Carepass__V1__SignedEntry se = CAREPASS__V1__SIGNED_ENTRY__INIT;
+  se.entry.data = pbuf;
+  se.entry.len = plen;
+  se.key_id.data = (uint8_t *)key->key_id;
+  se.key_id.len = CP_KEYID_BYTES;
+  se.signature.data = sig;
+  se.signature.len = sizeof sig;
+  int rc = cp_pb_pack(&se.base, &sbuf, &slen);
+  free(pbuf);
+  if (rc != 0) return cp_err(err, errlen, "packing SignedEntry failed");
+  if (slen > REG_ENTRY_MAX) {
+    free(sbuf);
+    return cp_err(err, errlen, "signed entry is %zu bytes; the register limit is %d", slen, REG_ENTRY_MAX);
+  }
+  *out = sbuf;
+  *outlen = slen;
+  return 0;
+}
+
 int reg_key_entry_build(const cp_signkey_t *signer, const char *name, const uint8_t pk[32], int64_t issued_at,
                         uint8_t **out, size_t *outlen, char *err, size_t errlen) {
   Carepass__V1__PassportEntry pe = CAREPASS__V1__PASSPORT_ENTRY__INIT;
@@ -349,20 +375,5 @@ int reg_key_entry_build(const cp_signkey_t *signer, const char *name, const uint
   pe.key_public.data = (uint8_t *)pk;
   pe.key_public.len = 32;
   pe.key_name = (char *)name;
-  uint8_t *pbuf = NULL;
-  size_t plen = 0;
-  if (cp_pb_pack(&pe.base, &pbuf, &plen) != 0) return cp_err(err, errlen, "packing the key entry failed");
-  unsigned char sig[crypto_sign_BYTES];
-  cp_sign_entry(signer, pbuf, plen, sig);
-  Carepass__V1__SignedEntry se = CAREPASS__V1__SIGNED_ENTRY__INIT;
-  se.entry.data = pbuf;
-  se.entry.len = plen;
-  se.key_id.data = (uint8_t *)signer->key_id;
-  se.key_id.len = CP_KEYID_BYTES;
-  se.signature.data = sig;
-  se.signature.len = sizeof sig;
-  int rc = cp_pb_pack(&se.base, out, outlen);
-  free(pbuf);
-  if (rc != 0) return cp_err(err, errlen, "packing the key SignedEntry failed");
-  return 0;
+  return reg_entry_sign(signer, &pe, out, outlen, err, errlen);
 }

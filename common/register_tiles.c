@@ -1,4 +1,5 @@
 /* register_tiles.c -- tlog-tiles paths, tile widths, entry bundles and crash-safe tile files. */
+#define _GNU_SOURCE   /* sync_file_range */
 #include "register_internal.h"
 
 #include <assert.h>
@@ -172,18 +173,19 @@ static int make_parents(char *path, reg_dirset_t *ds, char *err, size_t errlen) 
   return 0;
 }
 
-int reg_file_write(const char *root, const char *rel, const void *buf, size_t len,
-                   reg_dirset_t *ds, char *err, size_t errlen) {
-  char path[4096 + REG_PATH_MAX + 8], tmp[sizeof path + 8];
-  int w = snprintf(path, sizeof path, "%s/%s", root, rel);
-  if (w < 0 || (size_t)w >= sizeof path) return cp_err(err, errlen, "path too long: %s/%s", root, rel);
-  snprintf(tmp, sizeof tmp, "%s.tmp", path);
-  /* a temp file left by a crash (or planted as a symlink) is removed, never written through */
+/* Create path.tmp (removing a stale one: a temp file left by a crash, or planted as
+ * a symlink, is never written through), creating missing parents, and write buf.
+ * Returns the open fd, or -1 (err) with the temp file removed. */
+static int tmp_write(const char *path, const char *tmp, const void *buf, size_t len, reg_dirset_t *ds,
+                     char *err, size_t errlen) {
+  (void)path;
   if (unlink(tmp) != 0 && errno != ENOENT) return cp_err(err, errlen, "unlink %s: %s", tmp, strerror(errno));
   int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
   int fd = open(tmp, flags, 0644);
   if (fd < 0 && errno == ENOENT) {
-    if (make_parents(tmp, ds, err, errlen) != 0) return -1;
+    char mk[4096 + REG_PATH_MAX + 16];
+    snprintf(mk, sizeof mk, "%s", tmp);
+    if (make_parents(mk, ds, err, errlen) != 0) return -1;
     fd = open(tmp, flags, 0644);
   }
   if (fd < 0) return cp_err(err, errlen, "open %s: %s", tmp, strerror(errno));
@@ -201,6 +203,17 @@ int reg_file_write(const char *root, const char *rel, const void *buf, size_t le
     p += n;
     left -= (size_t)n;
   }
+  return fd;
+}
+
+int reg_file_write(const char *root, const char *rel, const void *buf, size_t len,
+                   reg_dirset_t *ds, char *err, size_t errlen) {
+  char path[4096 + REG_PATH_MAX + 8], tmp[sizeof path + 8];
+  int w = snprintf(path, sizeof path, "%s/%s", root, rel);
+  if (w < 0 || (size_t)w >= sizeof path) return cp_err(err, errlen, "path too long: %s/%s", root, rel);
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  int fd = tmp_write(path, tmp, buf, len, ds, err, errlen);
+  if (fd < 0) return -1;
   if (fsync(fd) != 0) {
     int e = errno;
     close(fd);
@@ -223,6 +236,81 @@ int reg_file_write(const char *root, const char *rel, const void *buf, size_t le
     return cp_err(err, errlen, "rename %s: %s", tmp, strerror(e));
   }
   return 0;
+}
+
+/* ---- a batch of files made durable together (see register_internal.h) ---- */
+
+/* fsync and close every file of the batch whose fd is still open. Sequentially:
+ * the writeback of each was started by sync_file_range when it was written, so
+ * the first fsync commits the journal for all of them and the rest mostly find
+ * their data and metadata already on disk. */
+static int wbatch_sync_open(reg_wbatch_t *wb, char *err, size_t errlen) {
+  int rc = 0;
+  for (size_t i = 0; i < wb->n; i++) {
+    reg_wfile_t *f = &wb->f[i];
+    if (f->fd < 0) continue;
+    if (fsync(f->fd) != 0 && rc == 0) rc = cp_err(err, errlen, "fsync %s: %s", f->path, strerror(errno));
+    if (close(f->fd) != 0 && rc == 0) rc = cp_err(err, errlen, "close %s: %s", f->path, strerror(errno));
+    f->fd = -1;
+    f->synced = rc == 0;
+  }
+  wb->open = 0;
+  return rc;
+}
+
+int reg_wbatch_write(reg_wbatch_t *wb, const char *root, const char *rel, const void *buf, size_t len,
+                     bool rename_now, reg_dirset_t *ds, char *err, size_t errlen) {
+  char path[4096 + REG_PATH_MAX + 8], tmp[sizeof path + 8];
+  int w = snprintf(path, sizeof path, "%s/%s", root, rel);
+  if (w < 0 || (size_t)w >= sizeof path) return cp_err(err, errlen, "path too long: %s/%s", root, rel);
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  /* bound the open descriptors of a huge batch: sync what is written so far */
+  if (wb->open >= REG_WBATCH_OPEN_MAX && wbatch_sync_open(wb, err, errlen) != 0) return -1;
+  if (wb->n == wb->cap) {
+    size_t cap = wb->cap ? wb->cap * 2 : 32;
+    reg_wfile_t *f = realloc(wb->f, cap * sizeof *f);
+    if (f == NULL) return cp_err(err, errlen, "out of memory");
+    wb->f = f;
+    wb->cap = cap;
+  }
+  if (dirset_add_parent(ds, path) != 0) return cp_err(err, errlen, "out of memory");
+  int fd = tmp_write(path, tmp, buf, len, ds, err, errlen);
+  if (fd < 0) return -1;
+#ifdef SYNC_FILE_RANGE_WRITE
+  /* start the writeback now, so that it runs while the rest of the batch is written */
+  (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+#endif
+  wb->f[wb->n] = (reg_wfile_t){fd, cp_strdup(path), false, false};
+  wb->n++;
+  wb->open++;
+  if (rename_now) return reg_wbatch_rename(wb, wb->n - 1, err, errlen);
+  return 0;
+}
+
+int reg_wbatch_rename(reg_wbatch_t *wb, size_t i, char *err, size_t errlen) {
+  assert(i < wb->n && !wb->f[i].renamed);
+  char tmp[4096 + REG_PATH_MAX + 16];
+  snprintf(tmp, sizeof tmp, "%s.tmp", wb->f[i].path);
+  if (rename(tmp, wb->f[i].path) != 0) return cp_err(err, errlen, "rename %s: %s", tmp, strerror(errno));
+  wb->f[i].renamed = true;
+  return 0;
+}
+
+int reg_wbatch_sync(reg_wbatch_t *wb, char *err, size_t errlen) { return wbatch_sync_open(wb, err, errlen); }
+
+void reg_wbatch_free(reg_wbatch_t *wb) {
+  for (size_t i = 0; i < wb->n; i++) {
+    reg_wfile_t *f = &wb->f[i];
+    if (f->fd >= 0) close(f->fd);
+    if (!f->renamed) {
+      char tmp[4096 + REG_PATH_MAX + 16];
+      snprintf(tmp, sizeof tmp, "%s.tmp", f->path);
+      (void)unlink(tmp);
+    }
+    free(f->path);
+  }
+  free(wb->f);
+  memset(wb, 0, sizeof *wb);
 }
 
 int reg_dirset_add(reg_dirset_t *ds, const char *dir) { return dirset_add(ds, dir, strlen(dir)); }

@@ -39,22 +39,8 @@
 #include <strings.h>
 
 #include "cp_codec.h"
-#include "cp_dates.h"
 #include "cp_log.h"
 #include "cp_zmq.h"
-
-/* The string fields of CompletionEvent by proto name. */
-typedef struct {
-  const char *name;  // JSON key = proto field name
-  size_t offset;     // offsetof the char * in Carepass__V1__CompletionEvent
-} str_field_t;
-
-#define STR_FIELD(f) {#f, offsetof(Carepass__V1__CompletionEvent, f)}
-static const str_field_t str_fields[] = {
-  STR_FIELD(provider_event_id), STR_FIELD(provider_id),      STR_FIELD(ni_number),
-  STR_FIELD(qualification_code), STR_FIELD(completion_date), STR_FIELD(assessor_id),
-  STR_FIELD(revokes_event_id),  STR_FIELD(revocation_reason),
-};
 
 static const char *outcome_name(ing_st_t st) {
   switch (st) {
@@ -67,12 +53,7 @@ static const char *outcome_name(ing_st_t st) {
 void gw_batch_destroy(gw_batch_t **bp) {
   if (bp == NULL || *bp == NULL) return;
   gw_batch_t *b = *bp;
-  for (size_t i = 0; i < b->n; i++) {
-    free(b->ans[i].event_id);
-    free(b->ans[i].reason);
-    free(b->ans[i].message);
-  }
-  free(b->ans);
+  ing_answers_free(b->ans, b->n);
   free(b);
   *bp = NULL;
 }
@@ -81,7 +62,7 @@ void gw_events_reply(gw_t *gw, gw_batch_t *b) {
   json_t *arr = json_array();
   size_t count[4] = {0};
   for (size_t i = 0; i < b->n; i++) {
-    const gw_answer_t *a = &b->ans[i];
+    const ing_answer_t *a = &b->ans[i];
     ing_st_t st = a->st == ING_ST_REJECTED || a->st == ING_ST_COMMITTED ? a->st : ING_ST_ACCEPTED;
     json_t *o = json_pack("{s:s,s:s}", "provider_event_id", a->event_id, "outcome", outcome_name(st));
     if (st == ING_ST_REJECTED) {
@@ -138,14 +119,14 @@ static int event_from_json(gw_req_t *req, json_t *o, size_t k, Carepass__V1__Com
     gw_reply_error(req, 400, GW_E_INVALID_FIELD, "event %zu must be a JSON object", k);
     return -1;
   }
-  for (size_t i = 0; i < CP_ARRAY_LEN(str_fields); i++) {
-    json_t *v = json_object_get(o, str_fields[i].name);
+  for (size_t i = 0; i < ING_NSTR_FIELDS; i++) {
+    json_t *v = json_object_get(o, ing_str_fields[i].name);
     if (v == NULL || json_is_null(v)) continue;
     if (!json_is_string(v)) {
-      gw_reply_error(req, 400, GW_E_INVALID_FIELD, "event %zu: %s must be a string", k, str_fields[i].name);
+      gw_reply_error(req, 400, GW_E_INVALID_FIELD, "event %zu: %s must be a string", k, ing_str_fields[i].name);
       return -1;
     }
-    *(const char **)((char *)ev + str_fields[i].offset) = json_string_value(v);
+    *ing_str_slot(ev, &ing_str_fields[i]) = (char *)json_string_value(v);
   }
   json_t *h = json_object_get(o, "evidence_hash");
   if (h != NULL && !json_is_null(h)) {
@@ -161,12 +142,7 @@ static int event_from_json(gw_req_t *req, json_t *o, size_t k, Carepass__V1__Com
       /* out-of-range numbers get the shape check's INVALID_KIND, as over ZeroMQ */
       ev->kind = x >= 0 && x <= 1000 ? (Carepass__V1__EventKind)x : (Carepass__V1__EventKind)1001;
     } else if (json_is_string(kd)) {
-      const char *s = json_string_value(kd);
-      if (s[0] == '\0' || strcasecmp(s, "completion") == 0 || strcasecmp(s, "EVENT_KIND_COMPLETION") == 0)
-        ev->kind = CAREPASS__V1__EVENT_KIND__EVENT_KIND_COMPLETION;
-      else if (strcasecmp(s, "revocation") == 0 || strcasecmp(s, "EVENT_KIND_REVOCATION") == 0)
-        ev->kind = CAREPASS__V1__EVENT_KIND__EVENT_KIND_REVOCATION;
-      else {
+      if (ing_kind_parse(json_string_value(kd), &ev->kind) != 0) {
         gw_reply_error(req, 400, GW_E_INVALID_FIELD, "event %zu: kind must be \"completion\" or \"revocation\"", k);
         return -1;
       }
@@ -235,104 +211,34 @@ static json_t *parse_events(gw_req_t *req, bool ndjson) {
   return arr;
 }
 
-/* Shape, pseudonymise, claim, forward: the same steps as intake's process_events.
- * -1 when Redis is unavailable (nothing answered yet). */
+/* ing_edge_t.forward for HTTP threads: the sockets are shared, so one lock around both pushes;
+ * never block (a full queue leaves the event in cp:pending for redrive), count what failed. */
+static void forward_new(void *arg, const Carepass__V1__PendingEvent *pe, const uint8_t *packed, size_t len) {
+  gw_t *gw = arg;
+  Carepass__V1__NotifyJob job;
+  ing_accepted_job(pe, &job);
+  pthread_mutex_lock(&gw->push_lock);
+  bool pushed = zmq_send(gw->verify_push, packed, len, ZMQ_DONTWAIT) >= 0;
+  bool noticed = cp_zmq_send_pb(gw->notify_push, &job.base, ZMQ_DONTWAIT) == 0;
+  pthread_mutex_unlock(&gw->push_lock);
+  if (!pushed) gw_metric_add(gw, "carepass_gateway_verify_push_failed_total", "", 1);
+  if (!noticed) gw_metric_add(gw, "carepass_gateway_notices_dropped_total", "", 1);
+}
+
+/* Take the batch in with the pipeline every edge shares (ing_batch_take). -1 when Redis is unavailable. */
 static int process(gw_req_t *req, gw_batch_t *b, Carepass__V1__CompletionEvent **evp, size_t n) {
   gw_t *gw = req->gw;
-  int rc = -1;
-  cp_redis_t *redis = gw_redis(req);
-  if (redis == NULL) return -1;
-  ing_shape_t *shape = cp_xcalloc(n, sizeof *shape);
-  Carepass__V1__PendingEvent *pe = cp_xcalloc(n, sizeof *pe);
-  unsigned char (*pseudo)[CP_PSEUDONYM_BYTES] = cp_xcalloc(n, sizeof *pseudo);
-  char (*digest)[65] = cp_xcalloc(n, sizeof *digest);
-  uint8_t **packed = cp_xcalloc(n, sizeof *packed);
-  size_t *packed_len = cp_xcalloc(n, sizeof *packed_len);
-  size_t *which = cp_xcalloc(n, sizeof *which);
-  ing_claim_req_t *creq = cp_xcalloc(n, sizeof *creq);
-  ing_claim_t *claim = cp_xcalloc(n, sizeof *claim);
-  size_t nclaim = 0;
-  int64_t now = cp_now_ms();
-
-  ing_shape_batch(evp, n, b->provider, cp_today(), shape);
-  for (size_t i = 0; i < n; i++) {
-    gw_answer_t *a = &b->ans[i];
-    a->event_id = cp_strdup(evp[i]->provider_event_id);
-    if (shape[i].reason != CP_OK) {
-      a->st = ING_ST_REJECTED;
-      a->reason = cp_strdup(cp_reason_code(shape[i].reason));
-      a->message = cp_strdup(shape[i].message[0] ? shape[i].message : cp_reason_text(shape[i].reason));
-      continue;
-    }
-    cp_pseudonym(gw->pseudonym_secret, shape[i].ni_norm, pseudo[i]);
-    sodium_memzero(shape[i].ni_norm, sizeof shape[i].ni_norm);
-    ing_pending_build(evp[i], b->provider, pseudo[i], &pe[i]);
-    if (ing_pending_digest(&pe[i], digest[i]) != 0) goto internal;
-    pe[i].received_at = now;
-    pe[i].reply_to = (char *)""; /* the gateway reads final states from Redis, not a results topic */
-    if (cp_pb_pack(&pe[i].base, &packed[i], &packed_len[i]) != 0) goto internal;
-    creq[nclaim] = (ing_claim_req_t){pe[i].provider_event_id, digest[i], packed[i], packed_len[i]};
-    which[nclaim++] = i;
-    continue;
-  internal:
-    a->st = ING_ST_REJECTED;
-    a->reason = cp_strdup(cp_reason_code(CP_R_INTERNAL));
-    a->message = cp_strdup(cp_reason_text(CP_R_INTERNAL));
-  }
-
-  if (nclaim > 0 &&
-      ing_store_claim(redis, gw->claim_sha, gw->cfg.redrive_after_ms, b->provider, creq, nclaim, claim) != 0)
-    goto done;
-
-  for (size_t k = 0; k < nclaim; k++) {
-    size_t i = which[k];
-    gw_answer_t *a = &b->ans[i];
-    const ing_claim_t *c = &claim[k];
-    if (c->reused) {
-      a->st = ING_ST_REJECTED;
-      a->reason = cp_strdup(cp_reason_code(CP_R_EVENT_ID_REUSED));
-      a->message = cp_strdup("provider_event_id was already used for an event with different content; "
-                             "use a new id, or send a REVOCATION of the old event");
-      continue;
-    }
-    if (c->is_new) {
-      Carepass__V1__NotifyJob job;
-      ing_accepted_job(&pe[i], &job);
-      pthread_mutex_lock(&gw->push_lock);
-      /* never block an HTTP thread: a full queue leaves the event in cp:pending (redrive) */
-      bool pushed = zmq_send(gw->verify_push, packed[i], packed_len[i], ZMQ_DONTWAIT) >= 0;
-      bool noticed = cp_zmq_send_pb(gw->notify_push, &job.base, ZMQ_DONTWAIT) == 0;
-      pthread_mutex_unlock(&gw->push_lock);
-      if (!pushed) gw_metric_add(gw, "carepass_gateway_verify_push_failed_total", "", 1);
-      if (!noticed) gw_metric_add(gw, "carepass_gateway_notices_dropped_total", "", 1);
-    }
-    a->st = c->st;
-    a->index = c->index;
-    if (c->st == ING_ST_REJECTED) {
-      a->reason = cp_strdup(c->reason != NULL ? c->reason : cp_reason_code(CP_R_INTERNAL));
-      a->message = cp_strdup(c->message != NULL ? c->message : "");
-    }
-    if (a->st == ING_ST_ACCEPTED && b->committed) {
-      a->waiting = true;
-      b->nwaiting++;
-    }
-  }
-  rc = 0;
-done:
-  for (size_t k = 0; k < nclaim; k++) ing_claim_clear(&claim[k]);
-  for (size_t i = 0; i < n; i++) free(packed[i]);
-  ing_shape_wipe(shape, n);
-  sodium_memzero(pseudo, n * sizeof *pseudo);
-  free(shape);
-  free(pe);
-  free(pseudo);
-  free(digest);
-  free(packed);
-  free(packed_len);
-  free(which);
-  free(creq);
-  free(claim);
-  return rc;
+  ing_edge_t edge = {
+    .redis = gw_redis(req),
+    .script_sha = gw->claim_sha,
+    .redrive_after_ms = gw->cfg.redrive_after_ms,
+    .secret = gw->pseudonym_secret,
+    .reply_to = "", /* the gateway reads final states from Redis, not a results topic */
+    .forward = forward_new,
+    .arg = gw,
+  };
+  if (edge.redis == NULL) return -1;
+  return ing_batch_take(&edge, b->provider, b->committed, evp, n, b->ans, &b->nwaiting);
 }
 
 /* Overwrite the NI numbers held by the parsed JSON (personal data) before it is freed. */

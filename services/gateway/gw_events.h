@@ -7,22 +7,12 @@
 
 #define GW_WAIT_POLL_MS 100   /* how often waiting batches re-read their states from Redis */
 
-/* The answer for one event of a batch. */
-typedef struct {
-  char *event_id;    // provider_event_id as sent (owned)
-  ing_st_t st;       // ACCEPTED, REJECTED or COMMITTED
-  char *reason;      // reason code when rejected (owned, NULL otherwise)
-  char *message;     // sentence when rejected (owned, NULL otherwise)
-  uint64_t index;    // register index when committed
-  bool waiting;      // ?ack=committed: not final yet
-} gw_answer_t;
-
 /* One POST /v1/events being answered (at once, or by the waiter for ?ack=committed). */
 typedef struct gw_batch {
   gw_req_t *req;               // the request (suspended while the waiter holds the batch)
   char provider[PROV_ID_MAX];  // authenticated provider id
   bool committed;              // ack level committed
-  gw_answer_t *ans;            // one answer per event, in request order
+  ing_answer_t *ans;           // one answer per event, in request order
   size_t n;                    // number of events
   size_t nwaiting;             // answers with waiting set
   int64_t deadline_ms;         // monotonic ms when the wait gives up (answers the states reached)

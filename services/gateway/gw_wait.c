@@ -63,7 +63,7 @@ static int refresh(struct gw_waiter *w, gw_batch_t *b) {
   int rc = ing_store_read(w->redis, b->provider, ids, k, st);
   if (rc == 0) {
     for (size_t j = 0; j < k; j++) {
-      gw_answer_t *a = &b->ans[pos[j]];
+      ing_answer_t *a = &b->ans[pos[j]];
       if (st[j].st == ING_ST_REJECTED || st[j].st == ING_ST_COMMITTED) {
         a->st = st[j].st;
         a->index = st[j].index;

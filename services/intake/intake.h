@@ -19,16 +19,6 @@
 #define INTAKE_REDRIVE_EVERY_MS 1000 /* how often the redrive scan runs */
 #define INTAKE_REDRIVE_LIMIT 500    /* most pending events looked at per scan */
 
-/* The answer for one event of a request. */
-typedef struct {
-  char *event_id;       // provider_event_id as sent (owned)
-  ing_st_t st;       // current state (ACCEPTED, REJECTED or COMMITTED)
-  char *reason;         // reason code when rejected (owned, NULL otherwise)
-  char *message;        // sentence when rejected (owned, NULL otherwise)
-  uint64_t index;       // register index when committed
-  bool waiting;         // committed ack: still waiting for a final state
-} intake_answer_t;
-
 /* One request being answered (at once, or later for committed acks). */
 typedef struct intake_req {
   zmq_msg_t env[INTAKE_MAX_ENVELOPE]; // envelope frames to send back before the reply body
@@ -36,7 +26,7 @@ typedef struct intake_req {
   char provider[PROV_ID_MAX]; // authenticated provider id
   char *request_id;         // echoed request id (owned)
   bool committed;           // ack level COMMITTED
-  intake_answer_t *ans;     // one answer per event, in request order
+  ing_answer_t *ans;        // one answer per event, in request order
   size_t n;                 // number of events
   size_t nwaiting;          // answers with waiting set
   int64_t started_ms;       // monotonic ms when the request arrived

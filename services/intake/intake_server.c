@@ -55,7 +55,6 @@
 
 #include "cp_codec.h"
 #include "cp_config.h"
-#include "cp_dates.h"
 #include "cp_log.h"
 #include "cp_reasons.h"
 #include "cp_service.h"
@@ -171,12 +170,7 @@ void intake_req_destroy(intake_req_t **reqp) {
   if (reqp == NULL || *reqp == NULL) return;
   intake_req_t *req = *reqp;
   for (int i = 0; i < req->nenv; i++) zmq_msg_close(&req->env[i]);
-  for (size_t i = 0; i < req->n; i++) {
-    free(req->ans[i].event_id);
-    free(req->ans[i].reason);
-    free(req->ans[i].message);
-  }
-  free(req->ans);
+  ing_answers_free(req->ans, req->n);
   free(req->request_id);
   free(req);
   *reqp = NULL;
@@ -214,7 +208,7 @@ void intake_reply(intake_t *in, intake_req_t *req) {
   Carepass__V1__EventReply **erp = cp_xcalloc(req->n, sizeof *erp);
   size_t accepted = 0, rejected = 0, committed = 0;
   for (size_t i = 0; i < req->n; i++) {
-    const intake_answer_t *a = &req->ans[i];
+    const ing_answer_t *a = &req->ans[i];
     carepass__v1__event_reply__init(&er[i]);
     er[i].provider_event_id = a->event_id;
     switch (a->st) {
@@ -250,96 +244,28 @@ void intake_reply(intake_t *in, intake_req_t *req) {
   free(er);
 }
 
-static void answer_reject(intake_answer_t *a, cp_reason_t r, const char *message) {
-  a->st = ING_ST_REJECTED;
-  a->reason = cp_strdup(cp_reason_code(r));
-  a->message = cp_strdup(message != NULL && message[0] ? message : cp_reason_text(r));
+/* ing_edge_t.forward: both pushes are best effort (intake_forward.c counts the failures). */
+static void forward_new(void *arg, const Carepass__V1__PendingEvent *pe, const uint8_t *packed, size_t len) {
+  intake_t *in = arg;
+  if (intake_forward_verify(in, packed, len) != 0) {
+    /* queue full or bus down: the event is durable; the redrive scan sends it */
+  }
+  intake_forward_accepted(in, pe);
 }
 
-/* Per-event work for a decoded, authenticated request: shape, pseudonymise,
- * claim in Redis, forward the new ones. Returns -1 when Redis is unavailable. */
+/* Per-event work for a decoded, authenticated request (ing_batch_take: shape, pseudonymise,
+ * claim in Redis, forward the new ones). Returns -1 when Redis is unavailable. */
 static int process_events(intake_t *in, intake_req_t *req, const Carepass__V1__SubmitRequest *sr) {
-  size_t n = sr->n_events;
-  int rc = -1;
-  ing_shape_t *shape = cp_xcalloc(n, sizeof *shape);
-  Carepass__V1__PendingEvent *pe = cp_xcalloc(n, sizeof *pe);
-  unsigned char (*pseudo)[CP_PSEUDONYM_BYTES] = cp_xcalloc(n, sizeof *pseudo);
-  char (*digest)[65] = cp_xcalloc(n, sizeof *digest);
-  uint8_t **packed = cp_xcalloc(n, sizeof *packed);
-  size_t *packed_len = cp_xcalloc(n, sizeof *packed_len);
-  size_t *which = cp_xcalloc(n, sizeof *which);       /* claim slot -> event index */
-  ing_claim_req_t *creq = cp_xcalloc(n, sizeof *creq);
-  ing_claim_t *claim = cp_xcalloc(n, sizeof *claim);
-  size_t nclaim = 0;
-  int64_t now = cp_now_ms();
-
-  ing_shape_batch(sr->events, n, req->provider, cp_today(), shape);
-  for (size_t i = 0; i < n; i++) {
-    intake_answer_t *a = &req->ans[i];
-    a->event_id = cp_strdup(sr->events[i]->provider_event_id);
-    if (shape[i].reason != CP_OK) {
-      answer_reject(a, shape[i].reason, shape[i].message);
-      continue;
-    }
-    cp_pseudonym(in->secret, shape[i].ni_norm, pseudo[i]);
-    sodium_memzero(shape[i].ni_norm, sizeof shape[i].ni_norm);
-    ing_pending_build(sr->events[i], req->provider, pseudo[i], &pe[i]);
-    if (ing_pending_digest(&pe[i], digest[i]) != 0) goto internal;
-    pe[i].received_at = now;
-    pe[i].reply_to = req->committed ? in->id : (char *)"";
-    if (cp_pb_pack(&pe[i].base, &packed[i], &packed_len[i]) != 0) goto internal;
-    creq[nclaim] = (ing_claim_req_t){pe[i].provider_event_id, digest[i], packed[i], packed_len[i]};
-    which[nclaim++] = i;
-    continue;
-  internal:
-    answer_reject(a, CP_R_INTERNAL, NULL);
-  }
-
-  if (nclaim > 0 && ing_store_claim(in->redis, in->script_sha, in->redrive_after_ms, req->provider, creq, nclaim, claim) != 0) goto done;
-
-  for (size_t k = 0; k < nclaim; k++) {
-    size_t i = which[k];
-    intake_answer_t *a = &req->ans[i];
-    const ing_claim_t *c = &claim[k];
-    if (c->reused) {
-      answer_reject(a, CP_R_EVENT_ID_REUSED,
-                    "provider_event_id was already used for an event with different content; "
-                    "use a new id, or send a REVOCATION of the old event");
-      continue;
-    }
-    if (c->is_new) {
-      if (intake_forward_verify(in, packed[i], packed_len[i]) != 0) {
-        /* queue full or bus down: the event is durable; the redrive scan sends it */
-      }
-      intake_forward_accepted(in, &pe[i]);
-    }
-    a->st = c->st;
-    a->index = c->index;
-    if (c->st == ING_ST_REJECTED) {
-      a->reason = cp_strdup(c->reason != NULL ? c->reason : cp_reason_code(CP_R_INTERNAL));
-      a->message = cp_strdup(c->message != NULL ? c->message : "");
-    }
-    if (a->st == ING_ST_ACCEPTED && req->committed) {
-      a->waiting = true;
-      req->nwaiting++;
-    }
-  }
-  rc = 0;
-done:
-  for (size_t k = 0; k < nclaim; k++) ing_claim_clear(&claim[k]);
-  for (size_t i = 0; i < n; i++) free(packed[i]);
-  ing_shape_wipe(shape, n);
-  sodium_memzero(pseudo, n * sizeof *pseudo);
-  free(shape);
-  free(pe);
-  free(pseudo);
-  free(digest);
-  free(packed);
-  free(packed_len);
-  free(which);
-  free(creq);
-  free(claim);
-  return rc;
+  ing_edge_t edge = {
+    .redis = in->redis,
+    .script_sha = in->script_sha,
+    .redrive_after_ms = in->redrive_after_ms,
+    .secret = in->secret,
+    .reply_to = req->committed ? in->id : "", /* results come back on our topic while we wait */
+    .forward = forward_new,
+    .arg = in,
+  };
+  return ing_batch_take(&edge, req->provider, req->committed, sr->events, sr->n_events, req->ans, &req->nwaiting);
 }
 
 /* Handle one received multipart request; takes ownership of nothing (frames are moved). */

@@ -132,7 +132,7 @@ void intake_waits_remove(intake_waits_t *w, intake_req_t *req) {
 
 void intake_answer_final(intake_req_t *req, size_t i, ing_st_t st, const char *reason,
                          const char *message, uint64_t index) {
-  intake_answer_t *a = &req->ans[i];
+  ing_answer_t *a = &req->ans[i];
   if (!a->waiting) return;
   a->st = st;
   free(a->reason);

@@ -120,6 +120,10 @@ int64_t nt_backoff_ms(int attempts, int64_t base_ms, int64_t max_ms);
 /* Check a job's shape (type charset and lengths); 0 or -1 with err. */
 int nt_job_check(const Carepass__V1__NotifyJob *job, char *err, size_t errlen) CP_WUR;
 
+/* ms since the epoch as ISO-8601 UTC with milliseconds (2026-11-22T21:05:12.123Z): the
+ * "timestamp" of every webhook body. */
+void nt_iso8601(int64_t ms, char out[32]);
+
 /* The webhook body: {"type", "timestamp" (ISO-8601 UTC of occurred_at, or now),
  * "data": {provider_id, provider_event_id, reason_code, message, entry_index,
  * qualification_code}} -- never the worker pseudonym. malloc'd, NUL-terminated. */

@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <jansson.h>
 #include "notify.h"
 #include "cp_catalogue.h"
@@ -12,19 +11,11 @@
 
 static const char *nz(const char *s) { return s ? s : ""; }
 
-static void iso8601(int64_t ms, char out[32]) {
-  time_t secs = (time_t)(ms / 1000);
-  struct tm tm;
-  gmtime_r(&secs, &tm);
-  size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
-}
-
 /* The webhook body for one recipient. sub_id is NULL for the provider and the worker:
  * no body ever carries the worker pseudonym. malloc'd, or NULL (invalid UTF-8). */
 static char *fanout_body(const nt_record_event_t *ev, const char *sub_id, int64_t now_ms) {
   char ts[32];
-  iso8601(now_ms, ts);
+  nt_iso8601(now_ms, ts);
   json_t *data = json_object();
   if (!data) return NULL;
   int bad = 0;

@@ -41,8 +41,7 @@ int nt_job_check(const Carepass__V1__NotifyJob *job, char *err, size_t errlen) {
   return 0;
 }
 
-/* ISO-8601 UTC with milliseconds, e.g. 2026-11-22T21:05:12.123Z. */
-static void iso8601(int64_t ms, char out[32]) {
+void nt_iso8601(int64_t ms, char out[32]) {
   time_t secs = (time_t)(ms / 1000);
   struct tm tm;
   gmtime_r(&secs, &tm);
@@ -55,7 +54,7 @@ static const char *nz(const char *s) { return s ? s : ""; }
 char *nt_job_body(const Carepass__V1__NotifyJob *job, int64_t now_ms) {
   char ts[32];
   int64_t at = job->occurred_at > 0 ? job->occurred_at : now_ms;
-  iso8601(at, ts);
+  nt_iso8601(at, ts);
   /* The pseudonym is deliberately left out: provider webhooks carry no worker data. */
   json_t *data = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s}",
                            "provider_id", nz(job->provider_id),

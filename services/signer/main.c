@@ -28,6 +28,11 @@ int main(int argc, char **argv) {
       break;
     }
   }
+  /* SIGTERM: the signed batch still held is appended and announced before exit */
+  if (rc == 0 && signer_batch_drain(&s) != 0) {
+    cp_log_error("signer could not append its last batch", CP_KV_END);
+    rc = 1;
+  }
   cp_log_info("signer stopping", CP_KV_INT("size", reg_size(s.log)), CP_KV_INT("appended", s.appended),
               CP_KV_INT("duplicates", s.duplicates), CP_KV_INT("dropped", s.dropped), CP_KV_END);
 out:

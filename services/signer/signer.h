@@ -38,6 +38,9 @@ Carepass__V1__PassportEntry *signer_entry_decode(const uint8_t *buf, size_t len,
 int signer_entry_build(const cp_signkey_t *key, const Carepass__V1__VerifiedRecord *rec, int64_t issued_at,
                        uint8_t **out, size_t *outlen, char *err, size_t errlen) CP_WUR;
 
+/* A batch in the signing pipeline (signer_batch.c). */
+typedef struct signer_batch signer_batch_t;
+
 /* The service. */
 typedef struct {
   cp_signkey_t key;            // register signing key (name = log origin)
@@ -63,14 +66,21 @@ typedef struct {
   uint64_t appended;           // counter: entries appended since start
   uint64_t duplicates;         // counter: records answered from the index
   uint64_t dropped;            // counter: malformed records dropped
+  signer_batch_t *held;        // a signed batch waiting for its append (pipelining); NULL = none
 } signer_t;
 
 /* signer_service.c: start (key, register, index, sockets, vkey file) and stop. */
 int signer_start(signer_t *s, char *err, size_t errlen) CP_WUR;
 void signer_stop(signer_t *s);
 
-/* signer_batch.c: one pass of the loop (waits up to ~200 ms for records). */
+/* signer_batch.c: one pass of the loop (waits up to ~200 ms for records when no
+ * batch is held): signs the next batch on a worker thread while the held one is
+ * appended and announced. -1 when the register must be reopened (restart). */
 int signer_batch_run(signer_t *s) CP_WUR;
+/* On stop: append and announce the held batch, if any. */
+int signer_batch_drain(signer_t *s) CP_WUR;
+/* Free the held batch without appending it (after a failure; its events are redriven). */
+void signer_batch_discard(signer_t *s);
 
 /* signer_redis.c: connect if due, apply the Redis updates of entries in
  * [applied, size) (replaying their notifications when below start_size). */

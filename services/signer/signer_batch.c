@@ -1,8 +1,9 @@
-/* signer_batch.c -- one batch: receive verified records, drop duplicates, sign, append (one fsync),
- * then Redis, results and notification jobs. */
+/* signer_batch.c -- the signer loop, pipelined: receive verified records, drop duplicates, sign on a
+ * worker thread while the batch before is appended (fsync) and announced (Redis, results, NotifyJobs). */
 #include "signer.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
@@ -14,16 +15,47 @@
 #define POLL_MS 200          /* longest wait for the first record, so the stop flag is seen */
 #define ID_MAX 128           /* longest provider id / event id accepted */
 
+/* The pipeline, one batch deep. Each pass of signer_batch_run:
+ *   1. collects batch k+1 from the PULL socket (without waiting when batch k is
+ *      held, so that k is not delayed), drops duplicates and starts a worker thread
+ *      that builds and signs its entries (CPU only: records, key, the batch's own
+ *      items; no socket, no Redis, no register, no logging);
+ *   2. meanwhile, on this thread, appends batch k (reg_append: the fsyncs) and,
+ *      only once that returned 0 -- the checkpoint durable -- updates Redis and
+ *      sends batch k's results and NotifyJobs;
+ *   3. joins the worker: batch k+1 is now held, signed, for the next pass.
+ * Every socket, the Redis connection and the register stay on this thread.
+ * Idempotency: a record that repeats one of the held batch (signed, not yet
+ * appended) is recognised through that batch's own index (it->dup_inflight) and
+ * answered with the index the held batch got, once that is durable. On SIGTERM
+ * the loop ends and signer_batch_drain appends and announces the held batch. */
+
 /* One record of the batch. */
 typedef struct {
   Carepass__V1__VerifiedRecord *rec;   // decoded record (owned)
   uint8_t *entry;                      // packed SignedEntry to append (owned); NULL for duplicates
   size_t len;                          // length of entry
-  bool dup;                            // already in the register, or earlier in this batch
+  bool sign;                           // new: the worker builds and signs its entry
+  char *sign_err;                      // why building/signing failed (malloc'd by the worker); NULL = ok
+  bool dup;                            // already in the register, earlier in this batch or in the held batch
   size_t first_in_batch;               // for an in-batch duplicate: the item it repeats
   bool dup_in_batch;                   // dup of an item of this batch (index known after append)
-  uint64_t index;                      // register index (known after append for new entries)
+  bool dup_inflight;                   // dup of an item of the held batch (index known after its append)
+  uint64_t index;                      // register index (known after append); UINT64_MAX = not answered
 } item_t;
+
+/* A batch on its way through the pipeline. */
+struct signer_batch {
+  item_t *items;                 // the records, in arrival order
+  size_t n;                      // how many
+  signer_index_t *seen;          // (provider, event) -> item position of every item to be signed
+  size_t ndup;                   // duplicates of the register or of an earlier item/batch
+  int64_t issued_at;             // issued_at of every entry of the batch
+  int64_t t0;                    // monotonic ms when the batch started
+  const cp_signkey_t *key;       // signing key (the worker's only shared input; read-only)
+  pthread_t worker;              // the signing thread
+  bool worker_running;           // worker started and not yet joined
+};
 
 /* A shape check of what verify sent; false means drop (and log without personal data). */
 static bool record_ok(const Carepass__V1__VerifiedRecord *rec, const char **why) {
@@ -99,70 +131,132 @@ static void notify_item(signer_t *s, const item_t *it) {
   signer_notify_entry(s, &pe, it->index);
 }
 
-int signer_batch_run(signer_t *s) {
+/* Collect a batch; NULL when nothing arrived. wait: block up to POLL_MS for the
+ * first record (then up to batch_wait_ms for more); otherwise take only what is
+ * already queued. */
+static signer_batch_t *collect(signer_t *s, bool wait, int *prc) {
   zmq_pollitem_t pi = {s->pull, 0, ZMQ_POLLIN, 0};
-  int prc = zmq_poll(&pi, 1, POLL_MS);
-  if (prc <= 0) {
-    /* idle: a good moment to catch Redis up after an outage */
-    signer_redis_apply(s);
-    signer_redis_mark_indexed(s);
-    return (prc < 0 && errno != EINTR) ? -1 : 0;
-  }
-  int64_t t0 = cp_mono_ms();
-  int64_t deadline = t0 + s->batch_wait_ms;
-  item_t *items = cp_xcalloc((size_t)s->batch_max, sizeof *items);
-  size_t n = 0;
-  while (n < (size_t)s->batch_max) {
+  *prc = zmq_poll(&pi, 1, wait ? POLL_MS : 0);
+  if (*prc <= 0) return NULL;
+  signer_batch_t *b = cp_xcalloc(1, sizeof *b);
+  b->t0 = cp_mono_ms();
+  int64_t deadline = b->t0 + (wait ? s->batch_wait_ms : 0);
+  b->items = cp_xcalloc((size_t)s->batch_max, sizeof *b->items);
+  while (b->n < (size_t)s->batch_max) {
     bool got;
     Carepass__V1__VerifiedRecord *rec = recv_record(s, &got);
     if (rec != NULL) {
-      items[n++].rec = rec;
+      b->items[b->n++].rec = rec;
       continue;
     }
     if (got) continue;   /* a dropped record: keep draining */
     int64_t left = deadline - cp_mono_ms();
     if (left <= 0 || zmq_poll(&pi, 1, (long)left) <= 0) break;
   }
-  if (n == 0) {
-    free(items);
-    return 0;
+  if (b->n == 0) {
+    free(b->items);
+    free(b);
+    return NULL;
   }
+  return b;
+}
 
-  /* duplicates: in the register, or earlier in this batch */
-  signer_index_t *seen = signer_index_new();
-  const uint8_t **ents = cp_xcalloc(n, sizeof *ents);
-  size_t *lens = cp_xcalloc(n, sizeof *lens);
-  size_t nnew = 0, ndup = 0;
-  int64_t issued_at = cp_now_ms() / 1000;
-  for (size_t i = 0; i < n; i++) {
-    item_t *it = &items[i];
+static void batch_free(signer_batch_t **bp) {
+  signer_batch_t *b = *bp;
+  if (b == NULL) return;
+  if (b->worker_running) pthread_join(b->worker, NULL);
+  for (size_t i = 0; i < b->n; i++) {
+    protobuf_c_message_free_unpacked(&b->items[i].rec->base, NULL);
+    free(b->items[i].entry);
+    free(b->items[i].sign_err);
+  }
+  signer_index_destroy(&b->seen);
+  free(b->items);
+  free(b);
+  *bp = NULL;
+}
+
+/* Duplicates: in the register, in the held batch (not yet appended), or earlier in this batch. */
+static void dedupe(signer_t *s, signer_batch_t *b, const signer_batch_t *held) {
+  b->seen = signer_index_new();
+  b->issued_at = cp_now_ms() / 1000;
+  for (size_t i = 0; i < b->n; i++) {
+    item_t *it = &b->items[i];
     const Carepass__V1__PendingEvent *ev = it->rec->event;
     uint64_t pos;
     if (signer_index_get(s->index, ev->provider_id, ev->provider_event_id, &it->index)) {
       it->dup = true;
-    } else if (signer_index_get(seen, ev->provider_id, ev->provider_event_id, &pos)) {
+    } else if (held != NULL && signer_index_get(held->seen, ev->provider_id, ev->provider_event_id, &pos)) {
+      it->dup = true;
+      it->dup_inflight = true;
+      it->index = UINT64_MAX;
+    } else if (signer_index_get(b->seen, ev->provider_id, ev->provider_event_id, &pos)) {
       it->dup = true;
       it->dup_in_batch = true;
       it->first_in_batch = (size_t)pos;
     } else {
-      char err[CP_ERRLEN];
-      if (signer_entry_build(&s->key, it->rec, issued_at, &it->entry, &it->len, err, sizeof err) != 0) {
-        cp_log_error("record not signed", CP_KV_STR("provider_id", ev->provider_id), CP_KV_STR("error", err), CP_KV_END);
-        it->dup = true;   /* neither appended nor answered: verify/intake redrive it */
-        it->index = UINT64_MAX;
-        continue;
-      }
-      signer_index_put(seen, ev->provider_id, ev->provider_event_id, i);
-      ents[nnew] = it->entry;
-      lens[nnew] = it->len;
-      nnew++;
+      it->sign = true;
+      signer_index_put(b->seen, ev->provider_id, ev->provider_event_id, i);
       continue;
     }
-    ndup++;
+    b->ndup++;
   }
-  signer_index_destroy(&seen);
+}
 
+/* Worker thread: build and sign the batch's new entries. */
+static void *sign_batch(void *arg) {
+  signer_batch_t *b = arg;
+  for (size_t i = 0; i < b->n; i++) {
+    item_t *it = &b->items[i];
+    if (!it->sign) continue;
+    char err[CP_ERRLEN];
+    if (signer_entry_build(b->key, it->rec, b->issued_at, &it->entry, &it->len, err, sizeof err) != 0) {
+      it->entry = NULL;
+      it->sign_err = cp_strdup(err);
+    }
+  }
+  return NULL;
+}
+
+static void sign_start(signer_t *s, signer_batch_t *b) {
+  b->key = &s->key;
+  if (pthread_create(&b->worker, NULL, sign_batch, b) == 0) {
+    b->worker_running = true;
+  } else {
+    cp_log_warn("signing thread not started; signing inline", CP_KV_STR("error", strerror(errno)), CP_KV_END);
+    (void)sign_batch(b);
+  }
+}
+
+static void sign_join(signer_batch_t *b) {
+  if (b->worker_running) {
+    pthread_join(b->worker, NULL);
+    b->worker_running = false;
+  }
+  for (size_t i = 0; i < b->n; i++) {
+    item_t *it = &b->items[i];
+    if (it->sign_err == NULL) continue;
+    cp_log_error("record not signed", CP_KV_STR("provider_id", it->rec->event->provider_id),
+                 CP_KV_STR("error", it->sign_err), CP_KV_END);
+    it->sign = false;
+    it->dup = true;   /* neither appended nor answered: verify/intake redrive it */
+    it->index = UINT64_MAX;
+  }
+}
+
+/* Append a signed batch; once it is durable, index it and announce it (Redis,
+ * results, NotifyJobs, marker). -1 only when the register must be reopened. */
+static int commit(signer_t *s, signer_batch_t *b) {
+  const uint8_t **ents = cp_xcalloc(b->n, sizeof *ents);
+  size_t *lens = cp_xcalloc(b->n, sizeof *lens);
+  size_t nnew = 0;
   int rc = 0;
+  for (size_t i = 0; i < b->n; i++) {
+    if (b->items[i].entry == NULL) continue;
+    ents[nnew] = b->items[i].entry;
+    lens[nnew] = b->items[i].len;
+    nnew++;
+  }
   uint64_t first = reg_size(s->log);
   if (nnew > 0) {
     char err[CP_ERRLEN];
@@ -175,44 +269,79 @@ int signer_batch_run(signer_t *s) {
       goto out;
     }
   }
-  /* indexes of new entries, then of in-batch duplicates */
+  /* indexes of new entries, then of duplicates whose original was in flight */
   uint64_t next = first;
-  for (size_t i = 0; i < n; i++) {
-    item_t *it = &items[i];
+  for (size_t i = 0; i < b->n; i++) {
+    item_t *it = &b->items[i];
     if (it->entry == NULL) continue;
     it->index = next++;
     signer_index_put(s->index, it->rec->event->provider_id, it->rec->event->provider_event_id, it->index);
   }
-  for (size_t i = 0; i < n; i++) {
-    if (items[i].dup_in_batch) items[i].index = items[items[i].first_in_batch].index;
+  for (size_t i = 0; i < b->n; i++) {
+    item_t *it = &b->items[i];
+    if (it->dup_in_batch) it->index = b->items[it->first_in_batch].index;
+    /* the held batch was appended before this one: its index is there, unless its append failed */
+    if (it->dup_inflight &&
+        !signer_index_get(s->index, it->rec->event->provider_id, it->rec->event->provider_event_id, &it->index))
+      it->index = UINT64_MAX;
   }
   s->appended += nnew;
-  s->duplicates += ndup;
+  s->duplicates += b->ndup;
 
   /* the register is durable: Redis, then results and notifications, then the marker */
   signer_redis_apply(s);
-  for (size_t i = 0; i < n; i++) {
-    item_t *it = &items[i];
+  for (size_t i = 0; i < b->n; i++) {
+    item_t *it = &b->items[i];
     if (it->dup && it->index != UINT64_MAX)
       signer_redis_mark(s, it->rec->event->provider_id, it->rec->event->provider_event_id, it->index);
   }
-  for (size_t i = 0; i < n; i++) {
-    item_t *it = &items[i];
+  for (size_t i = 0; i < b->n; i++) {
+    item_t *it = &b->items[i];
     if (it->index == UINT64_MAX) continue;
     publish_result(s, it);
     if (it->entry != NULL) notify_item(s, it);
   }
   signer_redis_mark_indexed(s);
-  cp_log_info("batch committed", CP_KV_INT("count", nnew), CP_KV_INT("duplicates", ndup),
+  cp_log_info("batch committed", CP_KV_INT("count", nnew), CP_KV_INT("duplicates", b->ndup),
               CP_KV_INT("first_index", first), CP_KV_INT("size", reg_size(s->log)),
-              CP_KV_INT("ms", cp_mono_ms() - t0), CP_KV_INT("redis_ok", s->redis != NULL), CP_KV_END);
+              CP_KV_INT("ms", cp_mono_ms() - b->t0), CP_KV_INT("redis_ok", s->redis != NULL), CP_KV_END);
 out:
-  for (size_t i = 0; i < n; i++) {
-    protobuf_c_message_free_unpacked(&items[i].rec->base, NULL);
-    free(items[i].entry);
-  }
-  free(items);
   free(ents);
   free(lens);
   return rc;
 }
+
+int signer_batch_run(signer_t *s) {
+  int prc = 0;
+  signer_batch_t *cur = collect(s, s->held == NULL, &prc);
+  if (cur == NULL && s->held == NULL) {
+    /* idle: a good moment to catch Redis up after an outage */
+    signer_redis_apply(s);
+    signer_redis_mark_indexed(s);
+    return (prc < 0 && errno != EINTR) ? -1 : 0;
+  }
+  if (cur != NULL) {
+    dedupe(s, cur, s->held);
+    sign_start(s, cur);   /* signs batch k+1 ... */
+  }
+  int rc = 0;
+  if (s->held != NULL) {
+    rc = commit(s, s->held);   /* ... while batch k is appended and announced */
+    batch_free(&s->held);
+  }
+  if (cur != NULL) {
+    sign_join(cur);
+    if (rc != 0) batch_free(&cur);   /* never appended: its events are redriven */
+    s->held = cur;
+  }
+  return rc;
+}
+
+int signer_batch_drain(signer_t *s) {
+  if (s->held == NULL) return 0;
+  int rc = commit(s, s->held);
+  batch_free(&s->held);
+  return rc;
+}
+
+void signer_batch_discard(signer_t *s) { batch_free(&s->held); }

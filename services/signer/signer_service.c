@@ -101,6 +101,7 @@ int signer_start(signer_t *s, char *err, size_t errlen) {
 }
 
 void signer_stop(signer_t *s) {
+  signer_batch_discard(s);
   cp_zmq_close(&s->pull);
   cp_zmq_close(&s->notify);
   cp_zmq_close(&s->results);

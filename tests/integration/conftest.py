@@ -3,6 +3,7 @@
 import pytest
 
 from harness import CarepassSystem
+from webhook_receiver import WebhookReceiver
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -30,6 +31,21 @@ def system(request, tmp_path):
         yield s
     finally:
         s.stop(show_logs=_failed(request))
+
+
+@pytest.fixture
+def receivers():
+    """A factory of started WebhookReceivers (keyword arguments as WebhookReceiver's);
+    every one made is stopped when the test ends."""
+    made = []
+
+    def make(**kw):
+        rx = WebhookReceiver(**kw).start()
+        made.append(rx)
+        return rx
+    yield make
+    for rx in made:
+        rx.stop()
 
 
 def pytest_configure(config):

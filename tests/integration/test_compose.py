@@ -38,6 +38,7 @@ BASE_IMAGE_TIMEOUT = 900
 IMAGE_BUILD_TIMEOUT = 1500
 COMPOSE_UP_TIMEOUT = 300
 HEALTHY_TIMEOUT = 180
+NOT_RUNNING_GRACE = 20
 SUBMIT_TIMEOUT = 180
 COMMAND_TIMEOUT = 120
 
@@ -92,6 +93,10 @@ class Timings:
 def _env():
     env = dict(os.environ)
     env.setdefault("CONTAINERS_CONF", os.path.join(SRC, "deploy", "podman", "containers.conf"))
+    # podman's CNI plugins look up iptables on PATH; without sbin a container
+    # stays "created" and podman-compose does not say so.
+    path = env.get("PATH", "").split(":")
+    env["PATH"] = ":".join(path + [d for d in ("/usr/sbin", "/sbin") if d not in path])
     return env
 
 
@@ -124,6 +129,7 @@ class Project:
         self.env["CAREPASS_IMAGE"] = image
         self.env["CAREPASS_INTAKE_PUBLISH"] = f"127.0.0.1:{_free_port()}"
         self.env["CAREPASS_SAMPLE_PROVIDER_KEYS"] = "1"
+        self.up_errors = ""  # error lines `podman-compose up` printed
 
     def compose(self, *args, timeout=COMPOSE_UP_TIMEOUT, check=True):
         return run(["podman-compose", "-p", self.name, "-f", os.path.join(SRC, "docker-compose.yml"), *args],
@@ -170,12 +176,21 @@ def _wait_healthy(project, deadline):
     """Run every container's health check until all pass (podman without systemd has no timer)."""
     expected_names = {project.name_of(s, n) for s, k in EXPECTED.items() for n in range(1, k + 1)}
     last = {}
+    not_running_since = {}  # container -> when it was first seen not running
     while time.monotonic() < deadline:
         states = dict(project.containers(all_states=True))
         missing = expected_names - set(states)
-        dead = {n: s for n, s in states.items() if s not in ("running", "created", "configured")}
+        now = time.monotonic()
+        for n, s in states.items():
+            if s == "running":
+                not_running_since.pop(n, None)
+            else:
+                not_running_since.setdefault(n, now)
+        # `up -d` has started them all; a restart is short, anything longer is a failure.
+        dead = {n: states[n] for n, t in not_running_since.items() if now - t > NOT_RUNNING_GRACE}
         if dead:
-            raise AssertionError(f"containers not running: {dead}\n{project.logs()}")
+            raise AssertionError(f"containers not running: {dead}\n{project.logs()}\n"
+                                 f"podman-compose up errors:\n{project.up_errors}")
         if not missing:
             for name in sorted(expected_names):
                 p = run(["podman", "healthcheck", "run", name], check=False, env=project.env)
@@ -225,7 +240,11 @@ def test_compose_deployment():
 
         project = Project(image)
         with timings.step("compose up"):
-            project.compose("up", "-d")
+            up = project.compose("up", "-d")
+            # podman-compose 1.0.3 exits 0 even when a `podman run` failed: keep its
+            # errors for the report if a container does not come up.
+            project.up_errors = "\n".join(line for line in (up.stdout + up.stderr).splitlines()
+                                          if "rror" in line)[-4000:]
         with timings.step("wait healthy"):
             _wait_healthy(project, time.monotonic() + HEALTHY_TIMEOUT)
 

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from harness import CarepassSystem, event
-from webhook_receiver import WebhookReceiver
+from notify_subs import subscribe, worker_hex
 
 START = datetime.date(2025, 6, 1)      # the clock when the record is committed
 COMPLETED = "2025-05-01"               # RF-FIRE: valid for 12 months
@@ -21,21 +21,6 @@ def set_today(path, day):
     tmp = path.with_suffix(".tmp")
     tmp.write_text(day.isoformat() + "\n")
     tmp.replace(path)
-
-
-def worker_hex(system):
-    with system.redis() as r:
-        keys = [k if isinstance(k, str) else k.decode() for k in r.keys("cp:w:{*}:entries")]
-    assert len(keys) == 1, keys
-    return keys[0][len("cp:w:{"):-len("}:entries")]
-
-
-def subscribe(system, sub_id, worker, url, expires_in_s=30 * 86400, events="", entries=""):
-    with system.redis() as r:
-        r.cmd("HSET", f"cp:sub:{{{sub_id}}}", "url", url, "worker", worker, "employer", "Test Care Home",
-              "share_code", "sc_test", "expires_at", str(int(time.time()) + expires_in_s),
-              "events", events, "entries", entries, "created", str(int(time.time())))
-        r.cmd("SADD", f"cp:w:{{{worker}}}:subs", sub_id)
 
 
 def bodies(rx):
@@ -49,11 +34,10 @@ def expiry_events(rx):
 
 
 @pytest.fixture
-def env(tmp_path):
+def env(tmp_path, receivers):
     today = tmp_path / "today"
     set_today(today, START)
-    provider_rx = WebhookReceiver().start()
-    employer_rx = WebhookReceiver().start()
+    provider_rx, employer_rx = receivers(), receivers()
     s = CarepassSystem(tmp_path / "sys", providers={"PRV-0001": {"webhook_url": provider_rx.url}},
                        extra_env={"CAREPASS_TODAY_FILE": str(today), "CAREPASS_EXPIRY_SCAN_MS": "100",
                                   "CAREPASS_WEBHOOK_BACKOFF_MS": "100"})
@@ -66,8 +50,6 @@ def env(tmp_path):
         ok = True
     finally:
         s.stop(show_logs=not ok)
-        provider_rx.stop()
-        employer_rx.stop()
 
 
 def settle(rx, n, timeout=10.0):

@@ -8,42 +8,14 @@ import time
 import pytest
 
 from harness import CarepassSystem, event
-from webhook_receiver import WebhookReceiver
+from notify_subs import subscribe, worker_hex
 
 RECENT = "2025-05-01"
 SUB = "sub_" + "1" * 32
 
 
-def worker_hex(system):
-    with system.redis() as r:
-        keys = [k if isinstance(k, str) else k.decode() for k in r.keys("cp:w:{*}:entries")]
-    assert len(keys) == 1, keys
-    return keys[0][len("cp:w:{"):-len("}:entries")]
-
-
-def subscribe(system, sub_id, worker, url, expires_in_s=30 * 86400, events="", entries=""):
-    with system.redis() as r:
-        r.cmd("HSET", f"cp:sub:{{{sub_id}}}", "url", url, "worker", worker, "employer", "Employer",
-              "share_code", "sc_1", "expires_at", str(int(time.time()) + expires_in_s),
-              "events", events, "entries", entries, "created", str(int(time.time())))
-        r.cmd("SADD", f"cp:w:{{{worker}}}:subs", sub_id)
-
-
 def ok(rx, type_=None):
     return [q for q in rx.requests if 200 <= q.answered < 300 and (type_ is None or q.json()["type"] == type_)]
-
-
-@pytest.fixture
-def rxs():
-    made = []
-
-    def make(**kw):
-        rx = WebhookReceiver(**kw).start()
-        made.append(rx)
-        return rx
-    yield make
-    for rx in made:
-        rx.stop()
 
 
 def start_system(tmp_path, provider_rx, **env):
@@ -63,8 +35,8 @@ def commit_and_revoke(system, ni="AB123456C", eid="s-1", subscribe_fn=None):
     return first, rev
 
 
-def test_revocation_reaches_subscribers_and_worker(tmp_path, rxs):
-    provider_rx, employer_rx, worker_rx = rxs(), rxs(), rxs()
+def test_revocation_reaches_subscribers_and_worker(tmp_path, receivers):
+    provider_rx, employer_rx, worker_rx = receivers(), receivers(), receivers()
     system = start_system(tmp_path, provider_rx)
     good = False
     try:
@@ -106,10 +78,10 @@ def test_revocation_reaches_subscribers_and_worker(tmp_path, rxs):
         system.stop(show_logs=not good)
 
 
-def test_failing_receiver_recovers_and_gets_each_once(tmp_path, rxs):
+def test_failing_receiver_recovers_and_gets_each_once(tmp_path, receivers):
     """The employer's receiver answers 503 for a few seconds (many retries, backoff
     with jitter), then recovers: every webhook arrives exactly once with a 2xx."""
-    provider_rx, employer_rx = rxs(), rxs()
+    provider_rx, employer_rx = receivers(), receivers()
     employer_rx.set_status(503)
     system = start_system(tmp_path, provider_rx)
     good = False
@@ -138,10 +110,10 @@ def test_failing_receiver_recovers_and_gets_each_once(tmp_path, rxs):
         system.stop(show_logs=not good)
 
 
-def test_slow_endpoint_limited_and_does_not_block_others(tmp_path, rxs):
+def test_slow_endpoint_limited_and_does_not_block_others(tmp_path, receivers):
     """WEBHOOK_PER_ENDPOINT=2 against a receiver that takes 0.5 s: its 6 deliveries
     take >= 1.5 s, while a fast receiver's deliveries arrive at once."""
-    provider_rx, slow_rx, fast_rx = rxs(), rxs(delay=0.5), rxs()
+    provider_rx, slow_rx, fast_rx = receivers(), receivers(delay=0.5), receivers()
     system = start_system(tmp_path, provider_rx, CAREPASS_WEBHOOK_PER_ENDPOINT="2")
     good = False
     try:

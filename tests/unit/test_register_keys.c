@@ -34,20 +34,7 @@ static void record_entry(const cp_signkey_t *key, const char *event_id, uint8_t 
   pe.provider_id = (char *)"PRV-0001";
   pe.provider_event_id = (char *)event_id;
   pe.completion_date = (char *)"2025-03-03";
-  uint8_t *pbuf = NULL;
-  size_t plen = 0;
-  assert_int_equal(cp_pb_pack(&pe.base, &pbuf, &plen), 0);
-  unsigned char sig[64];
-  cp_sign_entry(key, pbuf, plen, sig);
-  Carepass__V1__SignedEntry se = CAREPASS__V1__SIGNED_ENTRY__INIT;
-  se.entry.data = pbuf;
-  se.entry.len = plen;
-  se.key_id.data = (uint8_t *)key->key_id;
-  se.key_id.len = 4;
-  se.signature.data = sig;
-  se.signature.len = 64;
-  assert_int_equal(cp_pb_pack(&se.base, out, len), 0);
-  free(pbuf);
+  assert_int_equal(reg_entry_sign(key, &pe, out, len, errbuf, sizeof errbuf), 0);
 }
 
 /* Feed a key entry announcing `announced`, signed by `signer`, at index. */

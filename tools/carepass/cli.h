@@ -85,8 +85,6 @@ int cli_event_set(cli_event_t *ev, const char *field, const char *value, char *e
 bool cli_event_field_known(const char *name);
 /* Decode exactly 64 hex digits into 32 bytes; 0 / -1. */
 int cli_hex32(const char *hex, uint8_t out[32]) CP_WUR;
-/* Map "completion" / "revocation" (or the enum names, any case; "" = completion). */
-int cli_kind_parse(const char *s, Carepass__V1__EventKind *out) CP_WUR;
 
 /* Parse one NDJSON line (a JSON object) into ev; -1 with err set if malformed. */
 int cli_ndjson_parse_line(const char *line, cli_event_t *ev, char *err, size_t errlen) CP_WUR;

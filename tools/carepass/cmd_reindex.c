@@ -11,6 +11,7 @@
 #include "cp_catalogue.h"
 #include "cp_codec.h"
 #include "cp_config.h"
+#include "cp_ingest.h"
 #include "cp_keys.h"
 #include "cp_redis.h"
 #include "cp_regkeys.h"
@@ -76,7 +77,7 @@ static void cmd(rx_t *x, int argc, const char **argv) {
   x->queued++;
 }
 
-/* The digest intake stored for an event: SHA-256 of the canonical PendingEvent. */
+/* The digest intake stored for an event: its PendingEvent rebuilt from the entry, hashed as intake does. */
 static int event_digest(const Carepass__V1__PassportEntry *pe, const char *revokes_event_id, char hex[65]) {
   Carepass__V1__PendingEvent ev = CAREPASS__V1__PENDING_EVENT__INIT;
   ev.provider_id = pe->provider_id;
@@ -90,16 +91,7 @@ static int event_digest(const Carepass__V1__PassportEntry *pe, const char *revok
   ev.kind = rev ? CAREPASS__V1__EVENT_KIND__EVENT_KIND_REVOCATION : CAREPASS__V1__EVENT_KIND__EVENT_KIND_COMPLETION;
   ev.revokes_event_id = (char *)(rev ? revokes_event_id : "");
   ev.revocation_reason = rev ? pe->reason_code : (char *)"";
-  ev.received_at = 0;
-  ev.reply_to = (char *)"";
-  uint8_t *buf = NULL;
-  size_t len = 0;
-  if (cp_pb_pack(&ev.base, &buf, &len) != 0) return -1;
-  unsigned char h[crypto_hash_sha256_BYTES];
-  crypto_hash_sha256(h, buf, len);
-  free(buf);
-  cp_hex(h, sizeof h, hex);
-  return 0;
+  return ing_pending_digest(&ev, hex);
 }
 
 static int walk_fn(void *arg, uint64_t index, const uint8_t *entry, size_t len) {

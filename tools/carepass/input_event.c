@@ -3,24 +3,8 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
-/* The string fields of CompletionEvent by proto name, as offsets into the message. */
-typedef struct {
-  const char *name;  // proto field name (CSV header / JSON key)
-  size_t offset;     // offsetof the char * in Carepass__V1__CompletionEvent
-} str_field_t;
-
-#define STR_FIELD(f) {#f, offsetof(Carepass__V1__CompletionEvent, f)}
-static const str_field_t str_fields[] = {
-  STR_FIELD(provider_event_id), STR_FIELD(provider_id),     STR_FIELD(ni_number),
-  STR_FIELD(qualification_code), STR_FIELD(completion_date), STR_FIELD(assessor_id),
-  STR_FIELD(revokes_event_id),  STR_FIELD(revocation_reason),
-};
-
-static char **str_slot(Carepass__V1__CompletionEvent *pb, size_t offset) {
-  return (char **)((char *)pb + offset);
-}
+#include "cp_ingest.h"
 
 void cli_event_init(cli_event_t *ev) {
   memset(ev, 0, sizeof *ev);
@@ -30,8 +14,8 @@ void cli_event_init(cli_event_t *ev) {
 }
 
 void cli_event_clear(cli_event_t *ev) {
-  for (size_t i = 0; i < CP_ARRAY_LEN(str_fields); i++) {
-    char **s = str_slot(&ev->pb, str_fields[i].offset);
+  for (size_t i = 0; i < ING_NSTR_FIELDS; i++) {
+    char **s = ing_str_slot(&ev->pb, &ing_str_fields[i]);
     if (*s != NULL && *s != protobuf_c_empty_string) free(*s);
   }
   free(ev->pb.evidence_hash.data);
@@ -39,8 +23,8 @@ void cli_event_clear(cli_event_t *ev) {
 }
 
 bool cli_event_field_known(const char *name) {
-  for (size_t i = 0; i < CP_ARRAY_LEN(str_fields); i++)
-    if (strcmp(name, str_fields[i].name) == 0) return true;
+  for (size_t i = 0; i < ING_NSTR_FIELDS; i++)
+    if (strcmp(name, ing_str_fields[i].name) == 0) return true;
   return strcmp(name, "evidence_hash") == 0 || strcmp(name, "kind") == 0;
 }
 
@@ -62,22 +46,10 @@ int cli_hex32(const char *hex, uint8_t out[32]) {
   return 0;
 }
 
-int cli_kind_parse(const char *s, Carepass__V1__EventKind *out) {
-  if (s[0] == '\0' || strcasecmp(s, "completion") == 0 || strcasecmp(s, "EVENT_KIND_COMPLETION") == 0) {
-    *out = CAREPASS__V1__EVENT_KIND__EVENT_KIND_COMPLETION;
-    return 0;
-  }
-  if (strcasecmp(s, "revocation") == 0 || strcasecmp(s, "EVENT_KIND_REVOCATION") == 0) {
-    *out = CAREPASS__V1__EVENT_KIND__EVENT_KIND_REVOCATION;
-    return 0;
-  }
-  return -1;
-}
-
 int cli_event_set(cli_event_t *ev, const char *field, const char *value, char *err, size_t errlen) {
-  for (size_t i = 0; i < CP_ARRAY_LEN(str_fields); i++) {
-    if (strcmp(field, str_fields[i].name) != 0) continue;
-    char **s = str_slot(&ev->pb, str_fields[i].offset);
+  for (size_t i = 0; i < ING_NSTR_FIELDS; i++) {
+    if (strcmp(field, ing_str_fields[i].name) != 0) continue;
+    char **s = ing_str_slot(&ev->pb, &ing_str_fields[i]);
     if (*s != NULL && *s != protobuf_c_empty_string) free(*s);
     *s = cp_strdup(value);
     return 0;
@@ -97,7 +69,7 @@ int cli_event_set(cli_event_t *ev, const char *field, const char *value, char *e
   }
   if (strcmp(field, "kind") == 0) {
     Carepass__V1__EventKind k;
-    if (cli_kind_parse(value, &k) != 0)
+    if (ing_kind_parse(value, &k) != 0)
       return cp_err(err, errlen, "kind must be \"completion\" or \"revocation\", got \"%.40s\"", value);
     ev->pb.kind = k;
     return 0;

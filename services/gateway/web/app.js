@@ -104,7 +104,8 @@
     overall.textContent = '';
     records.textContent = '';
     var v = p.verification;
-    overall.className = 'panel ' + (v.authentic ? 'panel-ok' : 'panel-bad');
+    var allValid = p.records.every(function (r) { return r.status === 'valid'; });
+    overall.className = 'panel ' + (v.authentic && allValid ? 'panel-ok' : 'panel-bad');
     overall.appendChild(el('p', null, v.statement));
     overall.appendChild(el('p', 'hint', 'Checked on ' + formatDate(p.checked_on) +
       '. This share code can be used until ' + p.share_code.expires_at.replace('T', ' ').replace('Z', ' UTC') + '.'));

@@ -1,0 +1,171 @@
+#!/usr/bin/python3
+"""bench_check.py -- POST /v1/check (the employer check: share code + date of birth -> passport with
+verification statement) requests per second through the gateway with keep-alive, latency p50/p99,
+beside redis-benchmark's unpipelined GET rate on the same Redis, in the same run.
+
+    CAREPASS_BUILD_DIR=build /usr/bin/python3 bench/bench_check.py [--seconds 5] [--clients 8]
+
+Starts its own system (Redis + every service + gateway) on free loopback ports in a temporary
+directory, commits --records records for each of --workers workers, makes one share code per
+worker (`carepass worker-token` + POST /v1/share-codes), then runs the load generator: --clients
+processes, each one persistent HTTP/1.1 connection sending checks back to back (no pipelining),
+reading each full response before the next, cycling over the workers' codes. Every check is a
+real one: 2 Redis round trips to open the code and read the worker's index, the register entries
+(signatures and inclusion proofs cached after first sight), the JSON passport, and a third round
+trip recording the view for the worker.
+
+Target (issue 4): check rate >= half of Redis's own unpipelined GET rate, p99 < 10 ms.
+The machine has 2 cores shared by the gateway, Redis and the generator: compare the ratio.
+"""
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests" / "integration"))
+os.environ.setdefault("CAREPASS_SOURCE_DIR", str(HERE.parent))
+
+from harness import CarepassSystem, event  # noqa: E402
+
+DOB = "1984-05-17"
+
+
+def worker(port, bodies, seconds, out_q):
+    """One keep-alive connection; returns (count, errors, latencies in µs)."""
+    s = socket.create_connection(("127.0.0.1", port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    reqs = [(f"POST /v1/check HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+             f"Content-Length: {len(b)}\r\n\r\n").encode() + b for b in bodies]
+    lat = []
+    count = errors = 0
+    buf = b""
+    end = time.perf_counter() + seconds
+    i = 0
+    while True:
+        t0 = time.perf_counter()
+        if t0 >= end:
+            break
+        s.sendall(reqs[i % len(reqs)])
+        i += 1
+        while b"\r\n\r\n" not in buf:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise ConnectionError("gateway closed the connection")
+            buf += chunk
+        head, buf = buf.split(b"\r\n\r\n", 1)
+        m = re.search(rb"(?i)content-length:\s*(\d+)", head)
+        n = int(m.group(1)) if m else 0
+        while len(buf) < n:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise ConnectionError("gateway closed the connection")
+            buf += chunk
+        buf = buf[n:]
+        if not head.startswith(b"HTTP/1.1 200"):
+            errors += 1
+        count += 1
+        lat.append(int((time.perf_counter() - t0) * 1e6))
+    s.close()
+    out_q.put((count, errors, lat))
+
+
+def pct(sorted_vals, p):
+    if not sorted_vals:
+        return 0
+    return sorted_vals[min(len(sorted_vals) - 1, int(len(sorted_vals) * p / 100))]
+
+
+def redis_get_rate(port, n):
+    out = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", "get",
+                          "-n", str(n), "-P", "1", "-q"], capture_output=True, text=True,
+                         timeout=300).stdout
+    m = re.search(r"GET: ([\d.]+) requests per second", out.replace("\r", "\n"))
+    return float(m.group(1)) if m else 0.0, out.strip().splitlines()[-1] if out.strip() else ""
+
+
+def post(url, body, token=None):
+    h = {"Content-Type": "application/json"}
+    if token:
+        h["Authorization"] = f"Bearer {token}"
+    rq = urllib.request.Request(url, data=json.dumps(body).encode(), headers=h)
+    return json.loads(urllib.request.urlopen(rq, timeout=60).read())
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=20)
+    ap.add_argument("--records", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=2, help="CAREPASS_GATEWAY_THREADS")
+    ap.add_argument("--redis-n", type=int, default=100000)
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench-check-") as d:
+        s = CarepassSystem(d, services=("bus", "verify", "signer", "notify", "gateway", "intake"),
+                           extra_env={"CAREPASS_LOG_LEVEL": "warn", "CAREPASS_GATEWAY_THREADS": args.threads,
+                                      "CAREPASS_GATEWAY_PER_IP_LIMIT": 0})
+        try:
+            quals = ["RF-FIRE", "RF-SAFEG", "RF-MH", "RF-BLS", "RF-MED"]
+            bodies = []
+            tok_p = s.provider_token()
+            evs = [event(f"bench-{w}-{r}", ni_number=f"AB{200000 + w:06d}C",
+                         qualification_code=quals[r % len(quals)], completion_date="2026-01-0%d" % (1 + r % 9),
+                         assessor_id="ASR-0001")
+                   for w in range(args.workers) for r in range(args.records)]
+            for b in range(0, len(evs), 200):
+                rq = urllib.request.Request(f"{s.gateway_url}/v1/events?ack=committed",
+                                            data=json.dumps(evs[b:b + 200]).encode(),
+                                            headers={"Authorization": f"Bearer {tok_p}",
+                                                     "Content-Type": "application/json"})
+                urllib.request.urlopen(rq, timeout=60).read()
+            for w in range(args.workers):
+                tok = s.run_cli(["worker-token", f"AB{200000 + w:06d}C"], check=True).stdout.strip()
+                code = post(f"{s.gateway_url}/v1/share-codes", {"date_of_birth": DOB}, tok)["code"]
+                bodies.append(json.dumps({"share_code": code, "date_of_birth": DOB, "employer": "bench"}).encode())
+            first = post(f"{s.gateway_url}/v1/check", json.loads(bodies[0]))
+            assert len(first["records"]) == args.records and first["verification"]["authentic"], first
+            print(f"{args.workers} workers x {args.records} records; {args.clients} keep-alive clients, "
+                  f"{args.seconds:.0f} s; gateway threads {args.threads}; response {len(json.dumps(first))} bytes")
+
+            q = mp.Queue()
+            procs = [mp.Process(target=worker, args=(s.gateway_port, bodies[i % len(bodies):] + bodies[:i % len(bodies)],
+                                                     args.seconds, q))
+                     for i in range(args.clients)]
+            t0 = time.perf_counter()
+            for p in procs:
+                p.start()
+            results = [q.get(timeout=args.seconds + 60) for _ in procs]
+            for p in procs:
+                p.join(timeout=10)
+            elapsed = time.perf_counter() - t0
+            total = sum(r[0] for r in results)
+            errors = sum(r[1] for r in results)
+            lat = sorted(x for r in results for x in r[2])
+            rps = total / args.seconds
+            print(f"gateway POST /v1/check: {rps:,.0f} requests/s ({total} in {elapsed:.1f} s, {errors} non-200); "
+                  f"latency p50 {pct(lat, 50) / 1000:.2f} ms, p99 {pct(lat, 99) / 1000:.2f} ms, "
+                  f"max {lat[-1] / 1000 if lat else 0:.2f} ms")
+            rget, line = redis_get_rate(s.redis_port, args.redis_n)
+            print(f"redis-benchmark GET -P 1 (same Redis, same run): {rget:,.0f} requests/s  [{line}]")
+            if rget:
+                ratio = rps / rget
+                p99 = pct(lat, 99) / 1000
+                print(f"ratio check / redis GET: {ratio:.2f} (target >= 0.50: {'met' if ratio >= 0.5 else 'NOT met'}); "
+                      f"p99 {p99:.2f} ms (target < 10 ms: {'met' if p99 < 10 else 'NOT met'})")
+        finally:
+            s.stop()
+
+
+if __name__ == "__main__":
+    main()
