@@ -21,6 +21,7 @@ TEST_PKGS=(
   redis-server protobuf-compiler
   python3 python3-zmq python3-protobuf python3-nacl python3-pytest
   golang-go golang-golang-x-mod-dev
+  chromium chromium-driver python3-selenium
 )
 PODMAN_PKGS=( podman podman-compose runc debootstrap slirp4netns fuse-overlayfs uidmap )
 

@@ -102,6 +102,77 @@ static int src_get(src_t *s, const char *rel, size_t max, uint8_t **buf, size_t 
   return 0;
 }
 
+/* Read a file of a directory source into *buf (grown as needed, reused across
+ * calls: no allocation per tile). Same checks and messages as src_get. */
+static int dir_read_into(const char *path, size_t max, uint8_t **buf, size_t *cap, size_t *len, bool *missing,
+                         char *err, size_t errlen) {
+  *len = 0;
+  *missing = false;
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);   /* a planted FIFO must not block */
+  if (fd < 0) {
+    if (errno == ENOENT) {
+      *missing = true;
+      return cp_err(err, errlen, "%s is missing", path);
+    }
+    return cp_err(err, errlen, "open %s: %s", path, strerror(errno));
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int e = errno;
+    close(fd);
+    return cp_err(err, errlen, "stat %s: %s", path, strerror(e));
+  }
+  if (!S_ISREG(st.st_mode) || st.st_size < 0 || (uint64_t)st.st_size > max) {
+    close(fd);
+    if (!S_ISREG(st.st_mode)) return cp_err(err, errlen, "%s is not a regular file", path);
+    return cp_err(err, errlen, "%s is %lld bytes; the limit is %zu", path, (long long)st.st_size, max);
+  }
+  size_t want = (size_t)st.st_size;
+  if (*cap < want + 1) {
+    uint8_t *nb = realloc(*buf, want + 1);
+    if (nb == NULL) abort();
+    *buf = nb;
+    *cap = want + 1;
+  }
+  size_t got = 0;
+  while (got < want) {
+    ssize_t r = read(fd, *buf + got, want - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      int e = errno;
+      close(fd);
+      return cp_err(err, errlen, "read %s: %s", path, strerror(e));
+    }
+    if (r == 0) break;
+    got += (size_t)r;
+  }
+  close(fd);
+  (*buf)[got] = '\0';
+  *len = got;
+  return 0;
+}
+
+/* src_get into a reused buffer (a directory is read directly; a URL is fetched and copied). */
+static int src_get_into(src_t *s, const char *rel, size_t max, uint8_t **buf, size_t *cap, size_t *len,
+                        bool *missing, char *err, size_t errlen) {
+  if (s->dir != NULL) {
+    char path[4400];
+    snprintf(path, sizeof path, "%s/%s", s->dir, rel);
+    return dir_read_into(path, max, buf, cap, len, missing, err, errlen);
+  }
+  uint8_t *b = NULL;
+  if (src_get(s, rel, max, &b, len, missing, err, errlen) != 0) return -1;
+  if (*cap < *len + 1) {
+    free(*buf);
+    *buf = b;
+    *cap = *len + 1;
+    return 0;
+  }
+  memcpy(*buf, b, *len + 1);
+  free(b);
+  return 0;
+}
+
 /* One signature to verify. */
 typedef struct {
   uint64_t index;          // entry index
@@ -149,6 +220,10 @@ typedef struct {
   uint64_t sig_ok;                    // signatures verified
   uint64_t sig_bad;                   // signatures that failed
   int failed;                         // failed checks
+  uint8_t *tbuf;                      // reused buffer for hash tiles
+  size_t tcap;                        // its size
+  uint8_t *ebuf;                      // reused buffer for entry bundles (tree-only audit)
+  size_t ecap;                        // its size
   double t0;                          // start (monotonic s)
   bool progress;                      // print progress (stderr is a TTY)
   double last_progress;               // when progress was last printed
@@ -201,13 +276,14 @@ static int check_tile(audit_t *a, int level, uint64_t t, unsigned w, const reg_h
     result(a, false, "tiles", "tile path too long");
     return -1;
   }
-  uint8_t *buf = NULL;
   size_t len = 0;
   bool missing;
-  if (src_get(&a->src, rel, (size_t)w * REG_HASH_BYTES, &buf, &len, &missing, err, sizeof err) != 0) {
+  if (src_get_into(&a->src, rel, (size_t)w * REG_HASH_BYTES, &a->tbuf, &a->tcap, &len, &missing, err,
+                   sizeof err) != 0) {
     result(a, false, "tiles", "%s", err);
     return -1;
   }
+  const uint8_t *buf = a->tbuf;
   int rc = 0;
   if (len != (size_t)w * REG_HASH_BYTES) {
     result(a, false, "tiles", "%s is truncated or corrupt: %zu bytes, expected %zu", rel, len,
@@ -222,7 +298,6 @@ static int check_tile(audit_t *a, int level, uint64_t t, unsigned w, const reg_h
         break;
       }
   }
-  free(buf);
   a->tiles_checked++;
   return rc;
 }
@@ -274,11 +349,108 @@ static void run_jobs(audit_t *a) {
   a->nbufs = 0;
 }
 
+/* ---- a strict protobuf wire scan (the audit's per-entry fast path) ----------
+ * Two full unpacks per entry (SignedEntry, then PassportEntry) dominated the tree
+ * audit. These functions read only what the audit needs straight from the bytes,
+ * and say "not sure" (false) on anything unusual -- a group, a known field with
+ * the wrong wire type, a truncated field, field number 0 -- so that the caller
+ * then takes the full protobuf-c path and its verdict. Repeated fields: the last
+ * one wins, as in protobuf-c for scalar and bytes fields. */
+
+static bool wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+  uint64_t x = 0;
+  for (unsigned i = 0; i < 10; i++) {
+    if (*p >= end) return false;
+    uint8_t b = *(*p)++;
+    x |= (uint64_t)(b & 0x7f) << (7 * i);
+    if ((b & 0x80) == 0) {
+      *v = x;
+      return true;
+    }
+  }
+  return false;
+}
+
+/* Next field: number, wire type, and for wire type 2 its bytes; false when unsure. */
+static bool wire_next(const uint8_t **p, const uint8_t *end, uint32_t *field, unsigned *wt, uint64_t *val,
+                      const uint8_t **data, size_t *dlen) {
+  uint64_t tag;
+  if (!wire_varint(p, end, &tag) || (tag >> 3) == 0 || (tag >> 3) > 0x1fffffff) return false;
+  *field = (uint32_t)(tag >> 3);
+  *wt = (unsigned)(tag & 7);
+  switch (*wt) {
+    case 0: return wire_varint(p, end, val);
+    case 1:
+      if (end - *p < 8) return false;
+      *p += 8;
+      return true;
+    case 2:
+      if (!wire_varint(p, end, val) || *val > (uint64_t)(end - *p)) return false;
+      *data = *p;
+      *dlen = (size_t)*val;
+      *p += *val;
+      return true;
+    case 5:
+      if (end - *p < 4) return false;
+      *p += 4;
+      return true;
+    default: return false;
+  }
+}
+
+/* SignedEntry fields (1 entry, 2 key_id, 3 signature) as pointers into e. */
+static bool scan_signed(const uint8_t *e, size_t len, const uint8_t **msg, size_t *mlen, const uint8_t **kid,
+                        size_t *klen, const uint8_t **sig, size_t *slen) {
+  const uint8_t *p = e, *end = e + len;
+  *msg = *kid = *sig = NULL;
+  *mlen = *klen = *slen = 0;
+  while (p < end) {
+    uint32_t f;
+    unsigned wt;
+    uint64_t v;
+    const uint8_t *d = NULL;
+    size_t dl = 0;
+    if (!wire_next(&p, end, &f, &wt, &v, &d, &dl)) return false;
+    if (f <= 3 && wt != 2) return false;
+    if (f == 1) *msg = d, *mlen = dl;
+    else if (f == 2) *kid = d, *klen = dl;
+    else if (f == 3) *sig = d, *slen = dl;
+  }
+  /* protobuf-c gives an absent bytes field as (NULL, 0) */
+  if (*msg == NULL) *msg = e;
+  if (*kid == NULL) *kid = e;
+  if (*sig == NULL) *sig = e;
+  return true;
+}
+
+/* true when entry e is certainly well formed and NOT a key entry (entry_type, field
+ * 11 of PassportEntry, is not ENTRY_TYPE_KEY); false when it is one or unsure. */
+static bool surely_not_key(const uint8_t *e, size_t len) {
+  const uint8_t *m, *k, *s;
+  size_t ml, kl, sl;
+  if (!scan_signed(e, len, &m, &ml, &k, &kl, &s, &sl)) return false;
+  const uint8_t *p = m, *end = m + ml;
+  uint64_t type = 0;
+  while (p < end) {
+    uint32_t f;
+    unsigned wt;
+    uint64_t v = 0;
+    const uint8_t *d = NULL;
+    size_t dl = 0;
+    if (!wire_next(&p, end, &f, &wt, &v, &d, &dl)) return false;
+    bool is_varint = f == 1 || f == 10 || f == 11 || f == 12;
+    if (f <= 15 && wt != (is_varint ? 0u : 2u)) return false;
+    if (f == 11) type = v;
+  }
+  return (uint32_t)type != CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_KEY;
+}
+
 /* Key history and the signature job of one entry (main thread, index order). */
 static void prepare_sig(audit_t *a, uint64_t index, const uint8_t *e, size_t len) {
   char err[CP_ERRLEN];
   Carepass__V1__SignedEntry *se = NULL;
-  if (!a->legacy) {
+  /* index 0 always takes the full path: it decides whether the log has key history */
+  if (!a->legacy && (index == 0 || !surely_not_key(e, len))) {
     size_t before = a->nspans;
     if (reg_keys_feed(&a->spans, &a->nspans, index, e, len, err, sizeof err) != 0) {
       if (index == 0 && a->nspans == 0) goto legacy_check;
@@ -297,6 +469,24 @@ static void prepare_sig(audit_t *a, uint64_t index, const uint8_t *e, size_t len
     }
   }
   if (!a->check_sigs) return;
+  {
+    /* fast path: the three fields straight from the bytes, no unpack, no copy */
+    const uint8_t *m, *k, *sg;
+    size_t ml, kl, sl;
+    if (scan_signed(e, len, &m, &ml, &k, &kl, &sg, &sl) && sl == 64 && kl == CP_KEYID_BYTES) {
+      const reg_keyspan_t *sp = reg_keys_for(a->spans, a->nspans, k, index);
+      if (sp != NULL) {
+        sigjob_t *j = &a->jobs[a->njobs++];
+        j->index = index;
+        j->msg = m;
+        j->len = ml;
+        j->sig = sg;
+        memcpy(j->pk, sp->pk, 32);
+        j->ok = false;
+        return;
+      }
+    }
+  }
   se = (Carepass__V1__SignedEntry *)cp_pb_unpack(&carepass__v1__signed_entry__descriptor, e, len, REG_ENTRY_MAX,
                                                  err, sizeof err);
   const reg_keyspan_t *sp = NULL;
@@ -348,10 +538,15 @@ static int walk(audit_t *a) {
     uint8_t *buf = NULL;
     size_t len = 0;
     bool missing;
-    if (src_get(&a->src, rel, (size_t)w * (2 + REG_ENTRY_MAX), &buf, &len, &missing, err, sizeof err) != 0) {
+    /* with signatures, the chunk's bundles stay alive for the verify threads; without, one buffer is reused */
+    int grc = a->check_sigs ? src_get(&a->src, rel, (size_t)w * (2 + REG_ENTRY_MAX), &buf, &len, &missing, err, sizeof err)
+                            : src_get_into(&a->src, rel, (size_t)w * (2 + REG_ENTRY_MAX), &a->ebuf, &a->ecap, &len,
+                                           &missing, err, sizeof err);
+    if (grc != 0) {
       result(a, false, "entries", "%s", err);
       return -1;
     }
+    if (!a->check_sigs) buf = a->ebuf;
     size_t pos = 0, elen;
     const uint8_t *e;
     unsigned count = 0;
@@ -365,10 +560,10 @@ static int walk(audit_t *a) {
     if (count != w || pos != len) {
       result(a, false, "entries", "entry bundle %s is truncated or corrupt (%u entries read, %u expected%s)", rel, count,
              w, count == w ? ", trailing bytes" : "");
-      free(buf);
+      if (a->check_sigs) free(buf);
       return -1;
     }
-    a->bufs[a->nbufs++] = buf;
+    if (a->check_sigs) a->bufs[a->nbufs++] = buf;
     a->nlvl[0] = w;
     if (w == REG_TILE_WIDTH) {
       if (push_full(a, 0, t) != 0) return -1;
@@ -652,6 +847,8 @@ out:
   free(a.spans);
   free(a.lvl);
   free(a.jobs);
+  free(a.tbuf);
+  free(a.ebuf);
   free(note);
   free(old);
   if (a.src.curl != NULL) {
