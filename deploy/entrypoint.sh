@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # entrypoint.sh -- container start-up for carepass: first-start setup, peer lookup, privilege drop.
-#   entrypoint.sh bus|intake|verify|signer|notify [ARGS]   run that service as user carepass
+#   entrypoint.sh bus|intake|verify|signer|notify|gateway [ARGS]  run that service as user carepass
 #   entrypoint.sh redis                                     run redis-server as user redis
 #   entrypoint.sh setup                                     first-start setup only, then exit
 #   entrypoint.sh health NAME [MAX_AGE_S]                   health check: NAME's heartbeat is fresh
@@ -10,7 +10,11 @@
 # made from the image's data/providers.json with `carepass registry-keys`; with
 # CAREPASS_SAMPLE_PROVIDER_KEYS=1 a key pair is first made for every sample
 # provider with `carepass keygen` (demo and tests only: real providers make their
-# own key pairs and send only the public key). Services make their own keys.
+# own key pairs and send only the public key). The secrets that more than one
+# container reads (the pseudonym secret: intake and gateway; the token secret:
+# every gateway replica and `carepass provider-token`) are made here too, under
+# the setup lock: a service that made a missing one itself could race another
+# container making a different one. Services make their own keys.
 #
 # Peers: services reach bus, redis and signer by name. Where the container
 # network has no DNS (podman with CNI but without the dnsname plugin), each of
@@ -69,6 +73,21 @@ resolve_peer() {
   done
 }
 
+# Make a deployment secret (64 hex digits, 0600, owned by the service user) if
+# it is missing; the format cp_secret_load reads. Called under the setup lock.
+make_secret() {
+  local path="$1" tmp
+  [ -e "$path" ] && return 0
+  tmp="$(dirname "$path")/.$(basename "$path").tmp.$$"
+  ( umask 077
+    printf '%s\n' "$(od -An -v -tx1 -N32 /dev/urandom | tr -d ' \n')" >"$tmp" )
+  [ "$(head -c 64 "$tmp" | tr -d '0-9a-f' | wc -c)" = 0 ] && [ "$(wc -c <"$tmp")" = 65 ] \
+    || { rm -f "$tmp"; log error "could not make secret $path"; return 1; }
+  chown "$RUN_USER:$RUN_USER" "$tmp"
+  mv -f "$tmp" "$path"
+  log info "made secret $path"
+}
+
 # Directories the service writes, owned by the service user (volumes start root-owned).
 prepare_dirs() {
   local d
@@ -87,6 +106,8 @@ setup() {
   prepare_dirs "$keydir"
   exec 9>"$STATE/.setup.lock"
   flock -w 60 9 || { log error "setup lock busy for 60s"; return 1; }
+  make_secret "${CAREPASS_PSEUDONYM_SECRET:-$STATE/keys/pseudonym.secret}"
+  make_secret "${CAREPASS_TOKEN_SECRET:-$STATE/keys/token.secret}"
   if [ "${CAREPASS_SAMPLE_PROVIDER_KEYS:-0}" = 1 ]; then
     # The sample registry's ids ("id": "PRV-0001"); the CLI checks them again.
     while read -r id; do
@@ -105,10 +126,29 @@ setup() {
   exec 9>&-
 }
 
+# GET PATH from the gateway in this container; succeeds on HTTP 200.
+http_ok() {
+  local path="$1" bind="${CAREPASS_GATEWAY_BIND:-127.0.0.1:8080}" host port status
+  host="${bind%:*}"
+  port="${bind##*:}"
+  [ "$host" = 0.0.0.0 ] && host=127.0.0.1
+  status="$(timeout 5 bash -c '
+    exec 3<>"/dev/tcp/$0/$1" || exit 1
+    printf "GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n" "$2" >&3
+    IFS= read -r line <&3 && printf "%s" "${line%$'"'"'\r'"'"'}"' "$host" "$port" "$path" 2>/dev/null)" || true
+  case "$status" in
+    "HTTP/1."?" 200"*) return 0 ;;
+    "") echo "no HTTP answer from $host:$port$path"; return 1 ;;
+    *) echo "$host:$port$path answered: $status"; return 1 ;;
+  esac
+}
+
 health() {
   local name="$1" max="${2:-15}" dir="${CAREPASS_HEALTH_DIR:-/run/carepass}" t
   t="$(cat "$dir/$name.health" 2>/dev/null)" || { echo "no heartbeat file $dir/$name.health"; return 1; }
   [ $(( $(date +%s) - t )) -le "$max" ] || { echo "$name heartbeat is $(( $(date +%s) - t ))s old"; return 1; }
+  # The gateway is healthy when it also answers: Redis reachable, register readable.
+  if [ "$name" = gateway ]; then http_ok /healthz || return 1; fi
 }
 
 cmd="${1:-}"
@@ -128,7 +168,7 @@ case "$cmd" in
     exec setpriv --reuid=redis --regid=redis --init-groups --inh-caps=-all -- \
       redis-server /etc/carepass/redis.conf "$@"
     ;;
-  bus|intake|verify|signer|notify)
+  bus|intake|verify|signer|notify|gateway)
     shift
     case "$cmd" in
       bus) peers="" ;;
@@ -137,14 +177,15 @@ case "$cmd" in
     esac
     prepare_dirs
     [ "$cmd" = signer ] && prepare_dirs "${CAREPASS_REGISTER_DIR:-$STATE/register}"
-    case "$cmd" in intake|verify|notify) setup ;; esac
+    # The gateway mounts the register read-only: it must not chown it.
+    case "$cmd" in intake|verify|notify|gateway) setup ;; esac
     for p in $peers; do resolve_peer "$p"; done
     case "$cmd" in bus|signer) announce "$cmd" ;; esac
     exec setpriv --reuid="$RUN_USER" --regid="$RUN_USER" --init-groups --inh-caps=-all -- \
       "$APP/bin/$cmd" "$@"
     ;;
   "")
-    echo "usage: entrypoint.sh bus|intake|verify|signer|notify|redis|setup|health NAME|COMMAND..." >&2
+    echo "usage: entrypoint.sh bus|intake|verify|signer|notify|gateway|redis|setup|health NAME|COMMAND..." >&2
     exit 2
     ;;
   *)
