@@ -76,13 +76,12 @@ resolve_peer() {
 # Make a deployment secret (64 hex digits, 0600, owned by the service user) if
 # it is missing; the format cp_secret_load reads. Called under the setup lock.
 make_secret() {
-  local path="$1" tmp
+  local path="$1" tmp hex
   [ -e "$path" ] && return 0
+  hex="$(od -An -v -tx1 -N32 /dev/urandom | tr -d ' \n')"
+  [[ "$hex" =~ ^[0-9a-f]{64}$ ]] || { log error "could not make secret $path"; return 1; }
   tmp="$(dirname "$path")/.$(basename "$path").tmp.$$"
-  ( umask 077
-    printf '%s\n' "$(od -An -v -tx1 -N32 /dev/urandom | tr -d ' \n')" >"$tmp" )
-  [ "$(head -c 64 "$tmp" | tr -d '0-9a-f' | wc -c)" = 0 ] && [ "$(wc -c <"$tmp")" = 65 ] \
-    || { rm -f "$tmp"; log error "could not make secret $path"; return 1; }
+  ( umask 077 && printf '%s\n' "$hex" >"$tmp" )
   chown "$RUN_USER:$RUN_USER" "$tmp"
   mv -f "$tmp" "$path"
   log info "made secret $path"
@@ -132,10 +131,10 @@ http_ok() {
   host="${bind%:*}"
   port="${bind##*:}"
   [ "$host" = 0.0.0.0 ] && host=127.0.0.1
-  status="$(timeout 5 bash -c '
-    exec 3<>"/dev/tcp/$0/$1" || exit 1
+  # $0 $1 $2 of the inner script: host, port, path.
+  status="$(timeout 5 bash -c 'exec 3<>"/dev/tcp/$0/$1" || exit 1
     printf "GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n" "$2" >&3
-    IFS= read -r line <&3 && printf "%s" "${line%$'"'"'\r'"'"'}"' "$host" "$port" "$path" 2>/dev/null)" || true
+    IFS= read -r line <&3 && printf "%s" "$line"' "$host" "$port" "$path" 2>/dev/null | tr -d '\r')" || true
   case "$status" in
     "HTTP/1."?" 200"*) return 0 ;;
     "") echo "no HTTP answer from $host:$port$path"; return 1 ;;

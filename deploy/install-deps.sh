@@ -11,7 +11,7 @@ BUILD_PKGS=(
   libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
   libhiredis-dev libsodium-dev libmicrohttpd-dev
   libcurl4-openssl-dev libjansson-dev
-  libcmocka-dev
+  libcmocka-dev curl
 )
 RUNTIME_PKGS=(
   libzmq5 libprotobuf-c1 libhiredis0.14 libsodium23 libmicrohttpd12

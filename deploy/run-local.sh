@@ -21,6 +21,7 @@
 # The demo worker whose passport is shown has all 16 Care Certificate standards in
 # the sample events (fictional sample data; the NI number is not a real person's):
 DEMO_WORKER_NI="AB123456C"
+DEMO_WORKER_DOB="1990-04-12"
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -37,7 +38,7 @@ done
 
 BUILD=${CAREPASS_BUILD_DIR:-$ROOT/build}
 VAR=${CAREPASS_VAR_DIR:-$ROOT/var}
-SERVICES=(bus verify signer notify intake)   # start order; stopped in reverse
+SERVICES=(bus verify signer notify gateway intake)   # start order; stopped in reverse
 HEALTH_TIMEOUT_S=30
 STOP_TIMEOUT_S=15
 
@@ -77,6 +78,8 @@ export CAREPASS_NOTIFY_SIGNING_KEY=${CAREPASS_NOTIFY_SIGNING_KEY:-$VAR/keys/noti
 export CAREPASS_REGISTER_DIR=${CAREPASS_REGISTER_DIR:-$VAR/register}
 export CAREPASS_CATALOGUE=${CAREPASS_CATALOGUE:-$ROOT/data/catalogue.json}
 export CAREPASS_PROVIDERS="$VAR/providers.json"
+export CAREPASS_TOKEN_SECRET=${CAREPASS_TOKEN_SECRET:-$VAR/keys/token.secret}
+export CAREPASS_GATEWAY_BIND=${CAREPASS_GATEWAY_BIND:-127.0.0.1:8080}
 
 # ---- 3. sample provider keys and the registry that lists them ----------------
 PROVIDERS=$(grep -oE '"id"[[:space:]]*:[[:space:]]*"[^"]+"' data/providers.json | sed -E 's/.*"([^"]+)"$/\1/')
@@ -177,6 +180,28 @@ echo
 "$CLI" passport "$DEMO_WORKER_NI" || { say "the passport check reported a problem"; demo_rc=1; }
 echo
 
+# The worker makes a share code (as their app would, with a worker token) for an
+# employer to check on the gateway's page. The date of birth is fictional too.
+GATEWAY_URL="http://$CAREPASS_GATEWAY_BIND"
+worker_token=$("$CLI" worker-token "$DEMO_WORKER_NI" --days 1)
+share=$(curl -sS --max-time 10 -H "Authorization: Bearer $worker_token" -H 'Content-Type: application/json' \
+  -d "{\"date_of_birth\": \"$DEMO_WORKER_DOB\", \"valid_days\": 7}" "$GATEWAY_URL/v1/share-codes") ||
+  { say "could not create a share code on the gateway"; demo_rc=1; }
+code=$(printf '%s' "$share" | sed -n 's/.*"code": *"\([A-Z0-9-]*\)".*/\1/p')
+if [ -n "$code" ]; then
+  say "employers: open $GATEWAY_URL/ and enter share code $code with date of birth $DEMO_WORKER_DOB"
+  check=$(curl -sS --max-time 10 -H 'Content-Type: application/json' \
+    -d "{\"share_code\": \"$code\", \"date_of_birth\": \"$DEMO_WORKER_DOB\", \"employer\": \"run-local demo\"}" \
+    "$GATEWAY_URL/v1/check") || check=""
+  case "$check" in
+    *'"records"'*) say "gateway check of that code: ok" ;;
+    *) say "gateway check of that code failed: $check"; demo_rc=1 ;;
+  esac
+else
+  say "no share code in the gateway's answer: $share"; demo_rc=1
+fi
+echo
+
 # compare provider_event_id, outcome and reason code with the expected outcomes
 if [ -f data/sample-events.expected.tsv ]; then
   got=$(cut -f1-3 "$OUT" | sort)
@@ -194,7 +219,7 @@ if [ "$DEMO_ONLY" = 1 ]; then
   exit "$demo_rc"
 fi
 
-say "carepass is running: intake ${CAREPASS_INTAKE_ENDPOINT:-tcp://127.0.0.1:5555}, Redis 127.0.0.1:$CAREPASS_REDIS_PORT, logs in $VAR/log. Ctrl-C stops everything."
+say "carepass is running: intake ${CAREPASS_INTAKE_ENDPOINT:-tcp://127.0.0.1:5555}, gateway $GATEWAY_URL/, Redis 127.0.0.1:$CAREPASS_REDIS_PORT, logs in $VAR/log. Ctrl-C stops everything."
 while true; do
   for svc in "${SERVICES[@]}"; do
     kill -0 "${PIDS[$svc]}" 2>/dev/null || die "$svc stopped unexpectedly; see $VAR/log/$svc.log"

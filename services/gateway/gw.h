@@ -31,8 +31,7 @@
  *   #define GW_SHARE_ROUTES \
  *     {"POST", "/v1/share-codes", GW_EXACT, GW_AUTH_WORKER, 0, gw_share_create, "share_create"},
  *
- * gw_routes.c includes gw_share_routes.h when it exists (__has_include), so a feature
- * needs no edit of gw_routes.c. Exact rows should come before prefix rows of the same
+ * and gw_routes.c includes that header and puts the macro in the table. Exact rows should come before prefix rows of the same
  * path family; the first match wins.
  *
  * Errors: every error is JSON {"error": {"code": "STABLE_CODE", "message": "a sentence"}}

@@ -5,7 +5,11 @@ the carepass image, starts docker-compose.yml under a unique project name, waits
 until every container is healthy, submits the sample events from inside the
 intake container with the sample provider keys from the keys volume, checks that
 events are committed, that `carepass passport` works inside the signer container
-and that the verify and notify replicas run, then takes everything down again.
+and that the verify and notify replicas run. Then the gateway, over its port
+published on 127.0.0.1 only: /healthz, a signed /log/checkpoint covering the
+committed events, /v1/vkey equal to the register's vkey, and POST /v1/events
+with a provider token made inside the gateway container committing one more
+event. Then it takes everything down again.
 
 Registered by tests/CMakeLists.txt only with -DCAREPASS_PODMAN_TEST=ON. Skips when
 podman or podman-compose is missing or CAREPASS_SKIP_PODMAN=1.
@@ -17,6 +21,7 @@ Environment:
 Step timings are printed on stderr and written to
 $CAREPASS_BUILD_DIR/compose-timings.txt.
 """
+import base64
 import json
 import os
 import re
@@ -25,9 +30,15 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 
+import nacl.signing
 import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from register_check import parse_vkey  # noqa: E402  (an independent note-vkey reader)
 
 SRC = os.environ.get("CAREPASS_SOURCE_DIR") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD_DIR = os.environ.get("CAREPASS_BUILD_DIR", "")
@@ -43,10 +54,19 @@ SUBMIT_TIMEOUT = 180
 COMMAND_TIMEOUT = 120
 
 # What docker-compose.yml starts: service -> replicas.
-EXPECTED = {"redis": 1, "bus": 1, "signer": 1, "verify": 2, "intake": 1, "notify": 2}
+EXPECTED = {"redis": 1, "bus": 1, "signer": 1, "verify": 2, "intake": 1, "gateway": 1, "notify": 2}
 
 # One NI number of the sample data (fictional) whose events are all valid.
 SAMPLE_WORKER = "AB123456C"
+
+# The event the test sends over HTTP: a fictional worker not in the sample data.
+GATEWAY_WORKER = "AB654321C"
+GATEWAY_EVENT = {
+    "provider_event_id": "compose-gw-1", "provider_id": "PRV-0001", "ni_number": GATEWAY_WORKER,
+    "qualification_code": "CC-STD-01", "completion_date": "2025-05-06", "assessor_id": "ASR-0001-017",
+    "evidence_hash": "", "kind": "completion", "revokes_event_id": "", "revocation_reason": "",
+}
+HTTP_TIMEOUT = 60
 
 
 def _skip_reason():
@@ -128,6 +148,8 @@ class Project:
         self.env = _env()
         self.env["CAREPASS_IMAGE"] = image
         self.env["CAREPASS_INTAKE_PUBLISH"] = f"127.0.0.1:{_free_port()}"
+        self.gateway_port = _free_port()
+        self.env["CAREPASS_GATEWAY_PUBLISH"] = f"127.0.0.1:{self.gateway_port}"
         self.env["CAREPASS_SAMPLE_PROVIDER_KEYS"] = "1"
         self.up_errors = ""  # error lines `podman-compose up` printed
 
@@ -201,6 +223,89 @@ def _wait_healthy(project, deadline):
                 return
         time.sleep(2)
     raise AssertionError(f"not all healthy within {HEALTHY_TIMEOUT}s: {last}\n{project.logs()}")
+
+
+# No proxy from the environment: the gateway is on this host's loopback.
+_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def http(port, method, path, body=None, headers=None):
+    """(status, headers, body bytes) of one request to 127.0.0.1:port; HTTP errors are answers too."""
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method=method,
+                                 headers=headers or {})
+    try:
+        with _HTTP.open(req, timeout=HTTP_TIMEOUT) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def parse_checkpoint(note, vkey_text):
+    """(origin, size) of a signed checkpoint note, after checking its signature with vkey_text."""
+    name, key_id, pk = parse_vkey(vkey_text)
+    body, sep, sigs = note.partition(b"\n\n")
+    assert sep, f"checkpoint is not a signed note: {note!r}"
+    lines = body.decode().split("\n")
+    assert len(lines) >= 3, f"checkpoint body: {body!r}"
+    verified = False
+    for line in sigs.decode().splitlines():
+        parts = line.split(" ")
+        if len(parts) != 3 or parts[0] != "\u2014" or parts[1] != name:
+            continue
+        raw = base64.b64decode(parts[2])
+        if raw[:4] == key_id:
+            nacl.signing.VerifyKey(pk).verify(body + b"\n", raw[4:])  # raises if forged
+            verified = True
+    assert verified, f"no signature by {name} on the checkpoint: {note!r}"
+    return lines[0], int(lines[1])
+
+
+def _check_gateway(project, timings, committed):
+    """The gateway over its published loopback port: health, the register, keys, provider events."""
+    port = project.gateway_port
+    with timings.step("gateway read routes"):
+        status, _, body = http(port, "GET", "/healthz")
+        assert status == 200, f"/healthz: {status} {body!r}\n{project.logs()}"
+        assert json.loads(body)["status"] == "ok", body
+
+        status, _, vkey = http(port, "GET", "/v1/vkey")
+        assert status == 200, f"/v1/vkey: {status} {vkey!r}"
+        reg_vkey = project.exec("gateway", "cat", "/var/lib/carepass/register/vkey").stdout
+        assert vkey.decode().strip() == reg_vkey.strip(), (vkey, reg_vkey)
+
+        status, _, note = http(port, "GET", "/log/checkpoint")
+        assert status == 200, f"/log/checkpoint: {status} {note!r}"
+        origin, size = parse_checkpoint(note, vkey.decode())
+        assert origin == parse_vkey(vkey.decode())[0], (origin, vkey)
+        # Entry 0 is the genesis KEY entry; then one entry per committed event.
+        assert size >= len(committed) + 1, f"checkpoint size {size} < {len(committed)} committed + 1"
+
+        # The gateway mounts the register read-only.
+        p = project.exec("gateway", "touch", "/var/lib/carepass/register/x", check=False)
+        assert p.returncode != 0, "the register is writable in the gateway container"
+
+    with timings.step("gateway POST /v1/events"):
+        token = project.exec("gateway", "carepass", "provider-token", "PRV-0001").stdout.strip()
+        assert token.startswith("cpp_"), token
+        batch = json.dumps([GATEWAY_EVENT]).encode()
+        status, _, body = http(port, "POST", "/v1/events?ack=committed", batch,
+                               {"Content-Type": "application/json"})
+        assert status == 401, f"POST without a token: {status} {body!r}"
+        status, _, body = http(port, "POST", "/v1/events?ack=committed", batch,
+                               {"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+        assert status == 200, f"POST /v1/events: {status} {body!r}\n{project.logs()}"
+        answer = json.loads(body)
+        reply = answer["replies"][0]
+        assert reply["provider_event_id"] == GATEWAY_EVENT["provider_event_id"], answer
+        assert reply["outcome"] == "committed", answer
+        assert answer["committed"] == 1, answer
+        assert reply["entry_index"] >= size, (reply, size)
+
+        # The new entry is in the next checkpoint the gateway serves.
+        status, _, note = http(port, "GET", "/log/checkpoint")
+        assert status == 200, note
+        _, new_size = parse_checkpoint(note, vkey.decode())
+        assert new_size > reply["entry_index"], (new_size, reply)
 
 
 def _sample_providers():
@@ -280,6 +385,8 @@ def test_compose_deployment():
         p = project.exec("redis", "redis-cli", "config", "get", "appendonly", user="redis")
         assert p.stdout.split() == ["appendonly", "yes"], p.stdout
 
+        _check_gateway(project, timings, committed)
+
         # The passport, read from the register volume inside the signer container.
         with timings.step("passport"):
             p = project.exec("signer", "carepass", "passport", SAMPLE_WORKER, check=False)
@@ -290,7 +397,8 @@ def test_compose_deployment():
         with timings.step("log check"):
             for name, _ in project.containers():
                 p = run(["podman", "logs", name], check=False, env=project.env)
-                assert SAMPLE_WORKER not in p.stdout + p.stderr, f"NI number in the log of {name}"
+                for ni in (SAMPLE_WORKER, GATEWAY_WORKER):
+                    assert ni not in p.stdout + p.stderr, f"NI number in the log of {name}"
 
         if os.environ.get("CAREPASS_COMPOSE_KEEP") != "1":
             with timings.step("compose down"):
