@@ -8,11 +8,15 @@ beside redis-benchmark's unpipelined GET rate on the same Redis, in the same run
 Starts its own system (Redis + every service + gateway) on free loopback ports in a temporary
 directory, commits --records records for each of --workers workers, makes one share code per
 worker (`carepass worker-token` + POST /v1/share-codes), then runs the load generator: --clients
-processes, each one persistent HTTP/1.1 connection sending checks back to back (no pipelining),
-reading each full response before the next, cycling over the workers' codes. Every check is a
-real one: 2 Redis round trips to open the code and read the worker's index, the register entries
-(signatures and inclusion proofs cached after first sight), the JSON passport, and a third round
-trip recording the view for the worker.
+persistent HTTP/1.1 connections sending checks back to back (no pipelining), reading each full
+response before the next, cycling over the workers' codes. The generator is bench/httpload.c
+(`--generator c`, the default when it is built: epoll, one thread, so the client takes little of the
+2 cores) or the original Python one (`--generator python`: one process per connection).
+--runs N repeats the load and the redis-benchmark measurement N times on the same system;
+--perf FILE records `perf record -g` of the gateway during the first run. Every check is a
+real one: the Redis round trips to open the code, read the worker's index and record the view for
+the worker, the register entries (signatures and inclusion proofs cached after first sight), the
+JSON passport.
 
 Target (issue 4): check rate >= half of Redis's own unpipelined GET rate, p99 < 10 ms.
 The machine has 2 cores shared by the gateway, Redis and the generator: compare the ratio.
@@ -93,6 +97,42 @@ def redis_get_rate(port, n):
     return float(m.group(1)) if m else 0.0, out.strip().splitlines()[-1] if out.strip() else ""
 
 
+def run_python(port, bodies, args):
+    q = mp.Queue()
+    procs = [mp.Process(target=worker, args=(port, bodies[i % len(bodies):] + bodies[:i % len(bodies)],
+                                             args.seconds, q))
+             for i in range(args.clients)]
+    for p in procs:
+        p.start()
+    results = [q.get(timeout=args.seconds + 60) for _ in procs]
+    for p in procs:
+        p.join(timeout=10)
+    total = sum(r[0] for r in results)
+    errors = sum(r[1] for r in results)
+    lat = sorted(x for r in results for x in r[2])
+    return (total / args.seconds, errors, total, pct(lat, 50) / 1000, pct(lat, 99) / 1000,
+            lat[-1] / 1000 if lat else 0)
+
+
+def httpload_binary(build_dir):
+    p = Path(build_dir) / "bench" / "httpload"
+    return p if p.exists() else None
+
+
+def run_c(port, bodies, args, tmpdir):
+    bf = Path(tmpdir) / "bodies.txt"
+    bf.write_bytes(b"\n".join(bodies) + b"\n")
+    cmd = [str(httpload_binary(args.build_dir)), "-p", str(port), "-c", str(args.clients),
+           "-t", str(args.gen_threads), "-d", str(args.seconds), "-w", "0.5", "-m", "POST",
+           "-u", "/v1/check", "-H", "Content-Type: application/json", "-b", str(bf), "--kv"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.seconds + 60)
+    if out.returncode != 0:
+        raise RuntimeError(f"httpload failed: {out.stderr.strip()}")
+    kv = dict(line.split("=", 1) for line in out.stdout.split() if "=" in line)
+    return (float(kv["rps"]), int(kv["errors"]) + int(kv["conn_failures"]), int(kv["requests"]),
+            int(kv["p50_us"]) / 1000, int(kv["p99_us"]) / 1000, int(kv["max_us"]) / 1000)
+
+
 def post(url, body, token=None):
     h = {"Content-Type": "application/json"}
     if token:
@@ -109,10 +149,19 @@ def main():
     ap.add_argument("--records", type=int, default=4)
     ap.add_argument("--threads", type=int, default=2, help="CAREPASS_GATEWAY_THREADS")
     ap.add_argument("--redis-n", type=int, default=100000)
+    ap.add_argument("--generator", choices=("c", "python"), default=None,
+                    help="load generator (default: c when bench/httpload is built, else python)")
+    ap.add_argument("--gen-threads", type=int, default=1, help="httpload threads")
+    ap.add_argument("--runs", type=int, default=1, help="load + redis-benchmark rounds on one system")
+    ap.add_argument("--perf", default=None, help="perf record -g the gateway during run 1 into this file")
+    ap.add_argument("--kv", action="store_true", help="also print one key=value line per run")
+    ap.add_argument("--build-dir", default=os.environ.get("CAREPASS_BUILD_DIR", str(HERE.parent / "build")))
     args = ap.parse_args()
+    os.environ["CAREPASS_BUILD_DIR"] = args.build_dir
+    gen = args.generator or ("c" if httpload_binary(args.build_dir) else "python")
 
     with tempfile.TemporaryDirectory(prefix="bench-check-") as d:
-        s = CarepassSystem(d, services=("bus", "verify", "signer", "notify", "gateway", "intake"),
+        s = CarepassSystem(d, build_dir=args.build_dir, services=("bus", "verify", "signer", "notify", "gateway", "intake"),
                            extra_env={"CAREPASS_LOG_LEVEL": "warn", "CAREPASS_GATEWAY_THREADS": args.threads,
                                       "CAREPASS_GATEWAY_PER_IP_LIMIT": 0})
         try:
@@ -135,34 +184,34 @@ def main():
                 bodies.append(json.dumps({"share_code": code, "date_of_birth": DOB, "employer": "bench"}).encode())
             first = post(f"{s.gateway_url}/v1/check", json.loads(bodies[0]))
             assert len(first["records"]) == args.records and first["verification"]["authentic"], first
-            print(f"{args.workers} workers x {args.records} records; {args.clients} keep-alive clients, "
+            print(f"{args.workers} workers x {args.records} records; {args.clients} keep-alive clients ({gen} generator), "
                   f"{args.seconds:.0f} s; gateway threads {args.threads}; response {len(json.dumps(first))} bytes")
 
-            q = mp.Queue()
-            procs = [mp.Process(target=worker, args=(s.gateway_port, bodies[i % len(bodies):] + bodies[:i % len(bodies)],
-                                                     args.seconds, q))
-                     for i in range(args.clients)]
-            t0 = time.perf_counter()
-            for p in procs:
-                p.start()
-            results = [q.get(timeout=args.seconds + 60) for _ in procs]
-            for p in procs:
-                p.join(timeout=10)
-            elapsed = time.perf_counter() - t0
-            total = sum(r[0] for r in results)
-            errors = sum(r[1] for r in results)
-            lat = sorted(x for r in results for x in r[2])
-            rps = total / args.seconds
-            print(f"gateway POST /v1/check: {rps:,.0f} requests/s ({total} in {elapsed:.1f} s, {errors} non-200); "
-                  f"latency p50 {pct(lat, 50) / 1000:.2f} ms, p99 {pct(lat, 99) / 1000:.2f} ms, "
-                  f"max {lat[-1] / 1000 if lat else 0:.2f} ms")
-            rget, line = redis_get_rate(s.redis_port, args.redis_n)
-            print(f"redis-benchmark GET -P 1 (same Redis, same run): {rget:,.0f} requests/s  [{line}]")
-            if rget:
-                ratio = rps / rget
-                p99 = pct(lat, 99) / 1000
-                print(f"ratio check / redis GET: {ratio:.2f} (target >= 0.50: {'met' if ratio >= 0.5 else 'NOT met'}); "
-                      f"p99 {p99:.2f} ms (target < 10 ms: {'met' if p99 < 10 else 'NOT met'})")
+            for run in range(args.runs):
+                perf = None
+                if args.perf and run == 0:
+                    perf = subprocess.Popen(["perf", "record", "-g", "-o", args.perf, "-p",
+                                             str(s.pid("gateway"))], stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.DEVNULL)
+                    time.sleep(0.5)
+                rps, errors, total, p50, p99, mx = (run_c(s.gateway_port, bodies, args, d) if gen == "c"
+                                                    else run_python(s.gateway_port, bodies, args))
+                if perf is not None:
+                    perf.send_signal(2)
+                    perf.wait(timeout=60)
+                print(f"[run {run + 1}] gateway POST /v1/check ({gen} generator): {rps:,.0f} requests/s "
+                      f"({total} in {args.seconds:.1f} s, {errors} non-200); latency p50 {p50:.2f} ms, "
+                      f"p99 {p99:.2f} ms, max {mx:.2f} ms")
+                rget, line = redis_get_rate(s.redis_port, args.redis_n)
+                print(f"[run {run + 1}] redis-benchmark GET -P 1 (same Redis, same run): {rget:,.0f} requests/s  [{line}]")
+                if rget:
+                    ratio = rps / rget
+                    print(f"[run {run + 1}] ratio check / redis GET: {ratio:.2f} "
+                          f"(target >= 0.50: {'met' if ratio >= 0.5 else 'NOT met'}); "
+                          f"p99 {p99:.2f} ms (target < 10 ms: {'met' if p99 < 10 else 'NOT met'})")
+                    if args.kv:
+                        print(f"kv run={run + 1} check_rps={rps:.0f} p50_ms={p50:.2f} p99_ms={p99:.2f} "
+                              f"redis_get_rps={rget:.0f} ratio={ratio:.3f} errors={errors}")
         finally:
             s.stop()
 

@@ -93,6 +93,10 @@ bool gw_scope_has(const uint64_t *scope, size_t n, uint64_t index);
  * malformed field, 404 SHARE_CODE_NOT_FOUND for a wrong code or date of birth -- the same answer
  * either way, after a constant-time compare --, 429 RATE_LIMITED, 503). */
 int gw_sc_open(gw_req_t *req, json_t *body, gw_sc_t *sc) CP_WUR;
+/* The same, and when entries != NULL the worker's register index (LRANGE cp:w:{worker}:entries 0
+ * max_entries-1) if it could be read in the same Redis round trip (this thread opened the code
+ * before): *entries is then an array reply the caller frees, else NULL (the caller reads it). */
+int gw_sc_open_entries(gw_req_t *req, json_t *body, gw_sc_t *sc, redisReply **entries, long max_entries) CP_WUR;
 
 /* gw_share.c: delete the code with this id of this worker and every subscription made with it.
  * 0 deleted, 1 no such code, -1 Redis failed. */

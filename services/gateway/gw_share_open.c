@@ -1,7 +1,13 @@
 /* gw_share_open.c -- an employer opens a share code with the worker's date of birth: failed-check
  * limits per client address and per code (Redis counters), one constant-time compare, one answer
  * for every kind of mismatch. Errors: 400 MISSING_FIELD / INVALID_FIELD, 404 SHARE_CODE_NOT_FOUND,
- * 429 RATE_LIMITED (+ Retry-After), 503 UNAVAILABLE. */
+ * 429 RATE_LIMITED (+ Retry-After), 503 UNAVAILABLE.
+ *
+ * One round trip: the two counters, the code's hash and -- when this thread has opened the same
+ * code before -- the worker's register index (cp:w:{worker}:entries) are read in one pipeline.
+ * The index is used only when the code's hash, read in the same pipeline, still names the worker
+ * the hint named; otherwise the caller reads it itself. Nothing is cached but which worker a code
+ * hash named last time, so a withdrawn code or a new entry is seen at once. */
 #include "gw_share.h"
 
 #include <stdio.h>
@@ -10,6 +16,7 @@
 #include <time.h>
 
 #include "cp_dates.h"
+#include "cp_keys.h"
 
 /* Integer value of a GET reply (nil = 0). */
 static long long reply_ll(const redisReply *r) {
@@ -46,6 +53,22 @@ static void reply_limited(gw_req_t *req, cp_redis_t *r, const char *key, const c
   gw_reply_header(req, MHD_HTTP_HEADER_RETRY_AFTER, v);
 }
 
+/* Which worker a code hash named when this thread last opened it (direct-mapped, per thread so no
+ * lock; an entry is only a guess that decides whether to read that worker's index speculatively). */
+#define HINT_SLOTS 1024
+typedef struct {
+  char code_hash[2 * 32 + 1];              // code hash hex ("" = empty slot)
+  char worker[2 * CP_PSEUDONYM_BYTES + 1]; // worker pseudonym hex it named
+} hint_t;
+static __thread hint_t *tls_hints;
+
+static hint_t *hint_slot(const char *code_hash) {
+  if (tls_hints == NULL) tls_hints = cp_xcalloc(HINT_SLOTS, sizeof *tls_hints);
+  unsigned v = 0;
+  for (int i = 0; i < 8; i++) v = v * 16 + (unsigned)(code_hash[i] <= '9' ? code_hash[i] - '0' : code_hash[i] - 'a' + 10);
+  return &tls_hints[v % HINT_SLOTS];
+}
+
 /* Count one failed check against the address and the code. */
 static void count_failure(cp_redis_t *r, const char *ipkey, const char *codekey) {
   redisReply **rep = NULL;
@@ -58,7 +81,10 @@ static void count_failure(cp_redis_t *r, const char *ipkey, const char *codekey)
   if (cp_redis_pipeline_exec(r, &rep, &n) == 0) free_replies(rep, n);
 }
 
-int gw_sc_open(gw_req_t *req, json_t *body, gw_sc_t *sc) {
+int gw_sc_open(gw_req_t *req, json_t *body, gw_sc_t *sc) { return gw_sc_open_entries(req, body, sc, NULL, 0); }
+
+int gw_sc_open_entries(gw_req_t *req, json_t *body, gw_sc_t *sc, redisReply **entries, long max_entries) {
+  if (entries != NULL) *entries = NULL;
   const char *code_in = NULL, *dob = NULL;
   if (gw_json_str(req, body, "share_code", true, 64, &code_in) != 0) return -1;
   if (gw_json_str(req, body, "date_of_birth", true, 32, &dob) != 0) return -1;
@@ -95,7 +121,17 @@ int gw_sc_open(gw_req_t *req, json_t *body, gw_sc_t *sc) {
   cp_redis_append(r, "GET %s", ipkey);
   cp_redis_append(r, "GET %s", codekey);
   cp_redis_append(r, "HGETALL %s", sckey);
-  if (cp_redis_pipeline_exec(r, &rep, &n) != 0 || n != 3) {
+  char hinted[2 * CP_PSEUDONYM_BYTES + 1] = "";
+  int want = 3;
+  if (entries != NULL) {
+    hint_t *hs = hint_slot(sc->code_hash);
+    if (strcmp(hs->code_hash, sc->code_hash) == 0) {
+      snprintf(hinted, sizeof hinted, "%s", hs->worker);
+      cp_redis_append(r, "LRANGE " CP_KEY_W_ENTRIES_FMT " 0 %ld", hinted, max_entries - 1);
+      want = 4;
+    }
+  }
+  if (cp_redis_pipeline_exec(r, &rep, &n) != 0 || n != want) {
     if (rep != NULL) free_replies(rep, n);
     gw_reply_unavailable(req, "the share-code store");
     return -1;
@@ -139,6 +175,15 @@ int gw_sc_open(gw_req_t *req, json_t *body, gw_sc_t *sc) {
   sc->subs = subs != NULL && strcmp(subs, "1") == 0;
   sc->created = created != NULL ? strtoll(created, NULL, 10) : 0;
   sc->expires = expires;
+  if (entries != NULL) {
+    if (want == 4 && strcmp(hinted, sc->worker) == 0 && rep[3] != NULL && rep[3]->type == REDIS_REPLY_ARRAY) {
+      *entries = rep[3]; /* read in the same pipeline as the code: as fresh as a separate read */
+      rep[3] = NULL;
+    }
+    hint_t *hs = hint_slot(sc->code_hash);
+    snprintf(hs->code_hash, sizeof hs->code_hash, "%s", sc->code_hash);
+    snprintf(hs->worker, sizeof hs->worker, "%s", sc->worker);
+  }
   free_replies(rep, n);
   return 0;
 }

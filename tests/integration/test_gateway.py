@@ -98,16 +98,24 @@ def test_healthz_and_keys(gw):
 def test_metrics(gw):
     assert post_events(gw, [event("m-1")], ack="committed")[0] == 200
     request(gw, "GET", "/no/such/route")
-    st, h, body = request(gw, "GET", "/metrics")
-    assert st == 200 and h["content-type"].startswith("text/plain; version=0.0.4")
-    text = body.decode()
-    for needle in ('carepass_gateway_requests_total{route="events_post",status="200"}',
-                   'carepass_gateway_requests_total{route="unmatched",status="404"}',
-                   'carepass_gateway_events_total{outcome="committed"}',
-                   'carepass_gateway_request_duration_seconds_bucket{route="events_post",le="+Inf"}',
-                   "carepass_queue_pending ", "carepass_webhook_due ", "carepass_webhook_dead ",
-                   "carepass_gateway_redis_up 1"):
-        assert needle in text, needle
+    needles = ('carepass_gateway_requests_total{route="events_post",status="200"}',
+               'carepass_gateway_requests_total{route="unmatched",status="404"}',
+               'carepass_gateway_events_total{outcome="committed"}',
+               'carepass_gateway_request_duration_seconds_bucket{route="events_post",le="+Inf"}',
+               "carepass_queue_pending ", "carepass_webhook_due ", "carepass_webhook_dead ",
+               "carepass_gateway_redis_up 1")
+    # a request is counted when libmicrohttpd reports it completed (after the client
+    # may already have its answer), so look again for a bounded while
+    deadline = time.monotonic() + 5
+    while True:
+        st, h, body = request(gw, "GET", "/metrics")
+        assert st == 200 and h["content-type"].startswith("text/plain; version=0.0.4")
+        text = body.decode()
+        missing = [n for n in needles if n not in text]
+        if not missing or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert not missing, missing
     for line in text.splitlines():  # every sample line is "name{labels} value"
         if line and not line.startswith("#"):
             float(line.rsplit(" ", 1)[1])
