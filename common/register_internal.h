@@ -25,6 +25,7 @@ typedef struct {
 } reg_wfile_t;
 
 #define REG_WBATCH_OPEN_MAX 64   /* open files before a batch syncs what it has written so far */
+#define REG_FSYNC_THREADS 4      /* threads fsyncing the files of a batch at once */
 
 typedef struct {
   reg_wfile_t *f;  // files, in the order written

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,22 +241,51 @@ int reg_file_write(const char *root, const char *rel, const void *buf, size_t le
 
 /* ---- a batch of files made durable together (see register_internal.h) ---- */
 
-/* fsync and close every file of the batch whose fd is still open. Sequentially:
- * the writeback of each was started by sync_file_range when it was written, so
- * the first fsync commits the journal for all of them and the rest mostly find
- * their data and metadata already on disk. */
-static int wbatch_sync_open(reg_wbatch_t *wb, char *err, size_t errlen) {
-  int rc = 0;
-  for (size_t i = 0; i < wb->n; i++) {
-    reg_wfile_t *f = &wb->f[i];
+/* fsync (and close) files [from, n) step `step` of a batch; the first error in *err. */
+typedef struct {
+  reg_wbatch_t *wb;     // the batch
+  size_t from;          // first file
+  size_t step;          // stride
+  int rc;               // 0, or -1 (err filled)
+  char err[CP_ERRLEN];  // what failed
+} fsync_part_t;
+
+static void *fsync_part(void *arg) {
+  fsync_part_t *p = arg;
+  p->rc = 0;
+  for (size_t i = p->from; i < p->wb->n; i += p->step) {
+    reg_wfile_t *f = &p->wb->f[i];
     if (f->fd < 0) continue;
-    if (fsync(f->fd) != 0 && rc == 0) rc = cp_err(err, errlen, "fsync %s: %s", f->path, strerror(errno));
-    if (close(f->fd) != 0 && rc == 0) rc = cp_err(err, errlen, "close %s: %s", f->path, strerror(errno));
+    int rc = fsync(f->fd);
+    if (rc != 0 && p->rc == 0) p->rc = cp_err(p->err, sizeof p->err, "fsync %s: %s", f->path, strerror(errno));
+    if (close(f->fd) != 0 && p->rc == 0) p->rc = cp_err(p->err, sizeof p->err, "close %s: %s", f->path, strerror(errno));
     f->fd = -1;
     f->synced = rc == 0;
   }
+  return NULL;
+}
+
+/* fsync and close every file of the batch whose fd is still open. The writeback of
+ * each was started by sync_file_range when it was written; the fsyncs run on
+ * REG_FSYNC_THREADS threads at once, so that their waits overlap and the journal
+ * commits they need are shared, instead of waiting for one file after another. */
+static int wbatch_sync_open(reg_wbatch_t *wb, char *err, size_t errlen) {
+  fsync_part_t parts[16];
+  pthread_t th[16];
+  bool started[16] = {false};
+  size_t nt = REG_FSYNC_THREADS;
+  if (nt > wb->open) nt = wb->open ? wb->open : 1;
+  for (size_t t = 0; t < nt; t++) parts[t] = (fsync_part_t){wb, t, nt, 0, ""};
+  for (size_t t = 1; t < nt; t++) started[t] = pthread_create(&th[t], NULL, fsync_part, &parts[t]) == 0;
+  fsync_part(&parts[0]);
+  for (size_t t = 1; t < nt; t++) {
+    if (started[t]) pthread_join(th[t], NULL);
+    else fsync_part(&parts[t]);
+  }
   wb->open = 0;
-  return rc;
+  for (size_t t = 0; t < nt; t++)
+    if (parts[t].rc != 0) return cp_err(err, errlen, "%s", parts[t].err);
+  return 0;
 }
 
 int reg_wbatch_write(reg_wbatch_t *wb, const char *root, const char *rel, const void *buf, size_t len,

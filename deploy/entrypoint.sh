@@ -87,6 +87,25 @@ make_secret() {
   log info "made secret $path"
 }
 
+# notify replicas share one webhook signing key (receivers check every delivery
+# against the one notify.pub the gateway publishes), but each would make its own
+# if it found none. So the first replica to start makes it, and the others wait
+# (bounded) until it is there. Called before the privilege drop.
+notify_key_turn() {
+  local key="${CAREPASS_NOTIFY_SIGNING_KEY:-$STATE/keys/notify.key}" maker deadline
+  maker="$(dirname "$key")/.notify-key.maker"
+  if [ -e "$key" ]; then rmdir "$maker" 2>/dev/null || true; return 0; fi
+  mkdir "$maker" 2>/dev/null && return 0   # this replica makes the key
+  deadline=$(( $(date +%s) + PEER_WAIT_S ))
+  until [ -e "$key" ]; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      log warn "no $key from the first notify replica after ${PEER_WAIT_S}s; making one here"
+      return 0
+    fi
+    sleep 1
+  done
+}
+
 # Directories the service writes, owned by the service user (volumes start root-owned).
 prepare_dirs() {
   local d
@@ -178,6 +197,7 @@ case "$cmd" in
     [ "$cmd" = signer ] && prepare_dirs "${CAREPASS_REGISTER_DIR:-$STATE/register}"
     # The gateway mounts the register read-only: it must not chown it.
     case "$cmd" in intake|verify|notify|gateway) setup ;; esac
+    [ "$cmd" = notify ] && notify_key_turn
     for p in $peers; do resolve_peer "$p"; done
     case "$cmd" in bus|signer) announce "$cmd" ;; esac
     exec setpriv --reuid="$RUN_USER" --regid="$RUN_USER" --init-groups --inh-caps=-all -- \

@@ -94,19 +94,22 @@ static int pp_load(gw_req_t *req, pp_t *p) {
   if (p->body == NULL) return -1;
   p->employer = "";
   if (gw_json_str(req, p->body, "employer", false, EMPLOYER_MAX, &p->employer) != 0) return -1;
-  if (gw_sc_open(req, p->body, &p->sc) != 0) return -1;
+  redisReply *l = NULL;
+  if (gw_sc_open_entries(req, p->body, &p->sc, &l, ENTRIES_MAX) != 0) return -1;
   if (gw_scope_parse(p->sc.scope, &p->scope, &p->nscope) != 0) {
     p->scope = NULL;
     p->nscope = 0;
   }
-  cp_redis_t *r = gw_redis(req);
-  if (r == NULL) {
-    gw_reply_unavailable(req, "the passport index");
-    return -1;
+  if (l == NULL) { /* not read with the code (first open of this code on this thread) */
+    cp_redis_t *r = gw_redis(req);
+    if (r == NULL) {
+      gw_reply_unavailable(req, "the passport index");
+      return -1;
+    }
+    char key[192];
+    snprintf(key, sizeof key, CP_KEY_W_ENTRIES_FMT, p->sc.worker);
+    l = cp_redis_cmd(r, "LRANGE %s 0 %d", key, ENTRIES_MAX - 1);
   }
-  char key[192];
-  snprintf(key, sizeof key, CP_KEY_W_ENTRIES_FMT, p->sc.worker);
-  redisReply *l = cp_redis_cmd(r, "LRANGE %s 0 %d", key, ENTRIES_MAX - 1);
   if (l == NULL || l->type != REDIS_REPLY_ARRAY) {
     if (l != NULL) freeReplyObject(l);
     gw_reply_unavailable(req, "the passport index");
@@ -168,7 +171,7 @@ static const char *worst(const char *a, const char *b) {
 }
 
 /* Append one record's JSON; updates the overall results. */
-static void record_json(gw_req_t *req, const pp_t *p, size_t i, const char *today, json_t *records,
+static void record_json(gw_req_t *req, const pp_t *p, size_t i, const char *today, gw_jw_t *w,
                         const char *ov[4], int counts[5]) {
   gw_t *gw = req->gw;
   const gw_centry_t *e = &p->ent[i];
@@ -228,55 +231,57 @@ static void record_json(gw_req_t *req, const pp_t *p, size_t i, const char *toda
     break;
   }
 
-  json_t *rec = json_pack("{s:I,s:s,s:s,s:s,s:{s:s,s:s},s:s,s:o,s:s,s:{s:s,s:s,s:s,s:s},s:s}",
-                          "index", (json_int_t)p->idx[i], "type", pe->entry_type == ET_AWARD ? "award" : "record",
-                          "qualification_code", pe->qualification_code, "title", title,
-                          "provider", "id", pe->provider_id, "name", pv != NULL ? pv->name : pe->provider_id,
-                          "completion_date", pe->completion_date,
-                          "valid_until", pe->valid_until[0] ? json_string(pe->valid_until) : json_null(),
-                          "status", status,
-                          "checks", "signature", c_sig, "inclusion", c_incl, "revocation", c_rev, "expiry", c_exp,
-                          "statement", stmt);
-  if (rec == NULL) abort(); /* non-UTF-8 in a signed entry would be a signer bug; fail loudly */
-  if (rev != NULL)
-    json_object_set_new(rec, "revocation",
-                        json_pack("{s:I,s:s,s:s,s:s}", "index", (json_int_t)p->idx[p->rev[i]], "reason_code",
-                                  rev->reason_code, "reason", reason_text(rev->reason_code), "date", rday));
-  json_array_append_new(records, rec);
+  /* the keys in the order the reply has always had */
+  gw_jw_raw(w, "{\"index\":");
+  gw_jw_u64(w, p->idx[i]);
+  gw_jw_kstr(w, ",\"type\":", pe->entry_type == ET_AWARD ? "award" : "record");
+  gw_jw_kstr(w, ",\"qualification_code\":", pe->qualification_code);
+  gw_jw_kstr(w, ",\"title\":", title);
+  gw_jw_kstr(w, ",\"provider\":{\"id\":", pe->provider_id);
+  gw_jw_kstr(w, ",\"name\":", pv != NULL ? pv->name : pe->provider_id);
+  gw_jw_kstr(w, "},\"completion_date\":", pe->completion_date);
+  if (pe->valid_until[0]) gw_jw_kstr(w, ",\"valid_until\":", pe->valid_until);
+  else gw_jw_raw(w, ",\"valid_until\":null");
+  gw_jw_kstr(w, ",\"status\":", status);
+  gw_jw_kstr(w, ",\"checks\":{\"signature\":", c_sig);
+  gw_jw_kstr(w, ",\"inclusion\":", c_incl);
+  gw_jw_kstr(w, ",\"revocation\":", c_rev);
+  gw_jw_kstr(w, ",\"expiry\":", c_exp);
+  gw_jw_kstr(w, "},\"statement\":", stmt);
+  if (rev != NULL) {
+    gw_jw_raw(w, ",\"revocation\":{\"index\":");
+    gw_jw_u64(w, p->idx[p->rev[i]]);
+    gw_jw_kstr(w, ",\"reason_code\":", rev->reason_code);
+    gw_jw_kstr(w, ",\"reason\":", reason_text(rev->reason_code));
+    gw_jw_kstr(w, ",\"date\":", rday);
+    gw_jw_raw(w, "}");
+  }
+  gw_jw_raw(w, "}");
 }
 
 /* Remember the view for the worker (best effort: a failure is logged, the employer still gets the answer). */
 static void record_view(gw_req_t *req, const pp_t *p, size_t nrec, const char *kind) {
-  cp_redis_t *r = gw_redis(req);
-  if (r == NULL) return;
   const char *ua = gw_header(req, MHD_HTTP_HEADER_USER_AGENT);
   char uab[201];
   snprintf(uab, sizeof uab, "%s", ua != NULL ? ua : "");
-  json_t *v = json_pack("{s:I,s:s,s:s,s:s,s:{s:s,s:s},s:I}", "at", (json_int_t)time(NULL), "code_id", p->sc.id,
-                        "kind", kind, "employer", p->employer, "client", "ip", req->client_ip, "user_agent", uab,
-                        "records", (json_int_t)nrec);
-  if (v == NULL) { /* a User-Agent that is not UTF-8 */
-    v = json_pack("{s:I,s:s,s:s,s:s,s:{s:s},s:I}", "at", (json_int_t)time(NULL), "code_id", p->sc.id, "kind", kind,
-                  "employer", p->employer, "client", "ip", req->client_ip, "records", (json_int_t)nrec);
-    if (v == NULL) return;
+  gw_jw_t w;
+  gw_jw_init(&w, 512);
+  gw_jw_raw(&w, "{\"at\":");
+  gw_jw_i64(&w, (int64_t)time(NULL));
+  gw_jw_kstr(&w, ",\"code_id\":", p->sc.id);
+  gw_jw_kstr(&w, ",\"kind\":", kind);
+  gw_jw_kstr(&w, ",\"employer\":", p->employer);
+  gw_jw_kstr(&w, ",\"client\":{\"ip\":", req->client_ip);
+  if (gw_utf8_valid(uab, strlen(uab))) gw_jw_kstr(&w, ",\"user_agent\":", uab); /* else left out */
+  gw_jw_raw(&w, "},\"records\":");
+  gw_jw_u64(&w, nrec);
+  gw_jw_raw(&w, "}");
+  if (!w.bad) {
+    char key[192];
+    snprintf(key, sizeof key, "cp:w:{%s}:views", p->sc.worker);
+    gw_check_view_send(req->gw, key, w.s, p->sc.id);
   }
-  char *s = json_dumps(v, JSON_COMPACT);
-  json_decref(v);
-  if (s == NULL) return;
-  char key[192];
-  snprintf(key, sizeof key, "cp:w:{%s}:views", p->sc.worker);
-  redisReply **rep = NULL;
-  int n = 0;
-  cp_redis_pipeline_begin(r);
-  cp_redis_append(r, "LPUSH %s %s", key, s);
-  cp_redis_append(r, "LTRIM %s 0 %d", key, GW_VIEWS_KEEP - 1);
-  cp_redis_append(r, "EXPIRE %s %d", key, GW_VIEWS_TTL_S);
-  cp_redis_append(r, "HINCRBY cp:scid:{%s} views 1", p->sc.id);
-  if (cp_redis_pipeline_exec(r, &rep, &n) != 0) cp_log_warn("check: view not recorded", CP_KV_STR("id", p->sc.id), CP_KV_END);
-  for (int i = 0; i < n; i++)
-    if (rep[i] != NULL) freeReplyObject(rep[i]);
-  free(rep);
-  free(s);
+  gw_jw_free(&w);
 }
 
 static void reply_bundle(gw_req_t *req, pp_t *p) {
@@ -318,15 +323,19 @@ static void reply_passport(gw_req_t *req, pp_t *p) {
   char today[11], root[64] = "", exp_at[32];
   cp_date_format(cp_today(), today);
   if (cp_b64_encode(p->cp.root, 32, root, sizeof root) != 0) root[0] = '\0';
-  json_t *records = json_array();
+  gw_jw_t w;
+  gw_jw_init(&w, 1024 + 1024 * (p->n < 64 ? p->n : 64)); /* grows when needed */
+  gw_jw_raw(&w, ",\"records\":[");
   const char *ov[4] = {PASSED, PASSED, PASSED, PASSED};
   int counts[5] = {0};
   size_t nrec = 0;
   for (size_t i = 0; i < p->n; i++) {
     if (!in_scope(p, i) || !is_workers(p, i)) continue;
-    record_json(req, p, i, today, records, ov, counts);
+    if (nrec > 0) gw_jw_raw(&w, ",");
+    record_json(req, p, i, today, &w, ov, counts);
     nrec++;
   }
+  gw_jw_raw(&w, "]");
   bool authentic = ov[0] == PASSED && ov[1] == PASSED;
   char stmt[640];
   if (nrec == 0)
@@ -344,15 +353,32 @@ static void reply_passport(gw_req_t *req, pp_t *p) {
   struct tm tm;
   gmtime_r(&t, &tm);
   strftime(exp_at, sizeof exp_at, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  json_t *res = json_pack("{s:s,s:{s:s,s:s,s:b},s:{s:s,s:I,s:s},s:o,s:{s:s,s:s,s:s,s:s,s:b,s:s}}",
-                          "checked_on", today,
-                          "share_code", "id", p->sc.id, "expires_at", exp_at, "allow_subscriptions", p->sc.subs,
-                          "checkpoint", "origin", p->cp.origin, "size", (json_int_t)p->cp.size, "root", root,
-                          "records", records,
-                          "verification", "signature", ov[0], "inclusion", ov[1], "revocation", ov[2], "expiry",
-                          ov[3], "authentic", authentic, "statement", stmt);
+  /* the head is written after the records (it needs their totals); both go out as one buffer */
+  gw_jw_t h;
+  gw_jw_init(&h, 1024 + w.len);
+  gw_jw_kstr(&h, "{\"checked_on\":", today);
+  gw_jw_kstr(&h, ",\"share_code\":{\"id\":", p->sc.id);
+  gw_jw_kstr(&h, ",\"expires_at\":", exp_at);
+  gw_jw_raw(&h, p->sc.subs ? ",\"allow_subscriptions\":true}" : ",\"allow_subscriptions\":false}");
+  gw_jw_kstr(&h, ",\"checkpoint\":{\"origin\":", p->cp.origin);
+  gw_jw_raw(&h, ",\"size\":");
+  gw_jw_u64(&h, p->cp.size);
+  gw_jw_kstr(&h, ",\"root\":", root);
+  gw_jw_raw(&h, "}");
+  gw_jw_rawn(&h, w.s, w.len);
+  gw_jw_kstr(&h, ",\"verification\":{\"signature\":", ov[0]);
+  gw_jw_kstr(&h, ",\"inclusion\":", ov[1]);
+  gw_jw_kstr(&h, ",\"revocation\":", ov[2]);
+  gw_jw_kstr(&h, ",\"expiry\":", ov[3]);
+  gw_jw_raw(&h, authentic ? ",\"authentic\":true" : ",\"authentic\":false");
+  gw_jw_kstr(&h, ",\"statement\":", stmt);
+  gw_jw_raw(&h, "}}\n");
+  if (w.bad || h.bad) abort(); /* non-UTF-8 in a signed entry would be a signer bug; fail loudly */
+  gw_jw_free(&w);
   record_view(req, p, nrec, "check");
-  gw_reply_json(req, 200, res);
+  size_t len = 0;
+  char *text = gw_jw_take(&h, &len);
+  gw_reply_take(req, 200, "application/json", text, len);
   gw_reply_header(req, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 }
 

@@ -35,4 +35,31 @@ int gw_check_entries(gw_t *gw, const uint64_t *indexes, size_t n, gw_centry_t *o
 int gw_check_bundle(gw_t *gw, const char *worker_hex, const uint64_t *indexes, size_t n, char **out,
                     size_t *outlen, char *err, size_t errlen) CP_WUR;
 
+/* gw_check_json.c: an append-only JSON text writer (the check's replies are a fixed shape). */
+typedef struct {
+  char *s;     // text, NUL-terminated (malloc'd)
+  size_t len;  // bytes used
+  size_t cap;  // bytes allocated
+  bool bad;    // a string given was not UTF-8 (the text must not be sent)
+} gw_jw_t;
+void gw_jw_init(gw_jw_t *w, size_t cap);
+void gw_jw_free(gw_jw_t *w);
+/* Hand over the text (the writer is emptied); *len gets its length. */
+char *gw_jw_take(gw_jw_t *w, size_t *len);
+/* Raw text (keys, punctuation), escaped string, numbers; kstr = raw key text then a string. */
+void gw_jw_raw(gw_jw_t *w, const char *s);
+void gw_jw_rawn(gw_jw_t *w, const char *s, size_t n);
+void gw_jw_str(gw_jw_t *w, const char *s);
+void gw_jw_kstr(gw_jw_t *w, const char *key, const char *val);
+void gw_jw_u64(gw_jw_t *w, uint64_t v);
+void gw_jw_i64(gw_jw_t *w, int64_t v);
+/* Is s[0..n) well-formed UTF-8 (no overlong forms, no surrogates)? */
+bool gw_utf8_valid(const char *s, size_t n);
+
+/* gw_check_views.c: record one view for the worker (LPUSH the JSON view onto key, LTRIM to
+ * GW_VIEWS_KEEP, EXPIRE GW_VIEWS_TTL_S, HINCRBY the code's view count) on this thread's own Redis
+ * connection, without waiting for the replies: they are read (and any error logged) in batches
+ * by later views of the thread. Best effort: a failure is logged, never shown to the employer. */
+void gw_check_view_send(gw_t *gw, const char *views_key, const char *view_json, const char *code_id);
+
 #endif

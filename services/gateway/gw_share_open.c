@@ -55,15 +55,14 @@ static void reply_limited(gw_req_t *req, cp_redis_t *r, const char *key, const c
 
 /* Which worker a code hash named when this thread last opened it (direct-mapped, per thread so no
  * lock; an entry is only a guess that decides whether to read that worker's index speculatively). */
-#define HINT_SLOTS 1024
+#define HINT_SLOTS 256
 typedef struct {
   char code_hash[2 * 32 + 1];              // code hash hex ("" = empty slot)
   char worker[2 * CP_PSEUDONYM_BYTES + 1]; // worker pseudonym hex it named
 } hint_t;
-static __thread hint_t *tls_hints;
+static __thread hint_t tls_hints[HINT_SLOTS]; /* 33 KB of thread-local storage; no free needed */
 
 static hint_t *hint_slot(const char *code_hash) {
-  if (tls_hints == NULL) tls_hints = cp_xcalloc(HINT_SLOTS, sizeof *tls_hints);
   unsigned v = 0;
   for (int i = 0; i < 8; i++) v = v * 16 + (unsigned)(code_hash[i] <= '9' ? code_hash[i] - '0' : code_hash[i] - 'a' + 10);
   return &tls_hints[v % HINT_SLOTS];
@@ -122,16 +121,16 @@ int gw_sc_open_entries(gw_req_t *req, json_t *body, gw_sc_t *sc, redisReply **en
   cp_redis_append(r, "GET %s", codekey);
   cp_redis_append(r, "HGETALL %s", sckey);
   char hinted[2 * CP_PSEUDONYM_BYTES + 1] = "";
-  int want = 3;
+  int nwant = 3;
   if (entries != NULL) {
     hint_t *hs = hint_slot(sc->code_hash);
     if (strcmp(hs->code_hash, sc->code_hash) == 0) {
       snprintf(hinted, sizeof hinted, "%s", hs->worker);
       cp_redis_append(r, "LRANGE " CP_KEY_W_ENTRIES_FMT " 0 %ld", hinted, max_entries - 1);
-      want = 4;
+      nwant = 4;
     }
   }
-  if (cp_redis_pipeline_exec(r, &rep, &n) != 0 || n != want) {
+  if (cp_redis_pipeline_exec(r, &rep, &n) != 0 || n != nwant) {
     if (rep != NULL) free_replies(rep, n);
     gw_reply_unavailable(req, "the share-code store");
     return -1;
@@ -176,7 +175,7 @@ int gw_sc_open_entries(gw_req_t *req, json_t *body, gw_sc_t *sc, redisReply **en
   sc->created = created != NULL ? strtoll(created, NULL, 10) : 0;
   sc->expires = expires;
   if (entries != NULL) {
-    if (want == 4 && strcmp(hinted, sc->worker) == 0 && rep[3] != NULL && rep[3]->type == REDIS_REPLY_ARRAY) {
+    if (nwant == 4 && strcmp(hinted, sc->worker) == 0 && rep[3] != NULL && rep[3]->type == REDIS_REPLY_ARRAY) {
       *entries = rep[3]; /* read in the same pipeline as the code: as fresh as a separate read */
       rep[3] = NULL;
     }

@@ -180,6 +180,7 @@ static void batch_free(signer_batch_t **bp) {
 static void dedupe(signer_t *s, signer_batch_t *b, const signer_batch_t *held) {
   b->seen = signer_index_new();
   b->issued_at = cp_now_ms() / 1000;
+  b->key = &s->key;
   for (size_t i = 0; i < b->n; i++) {
     item_t *it = &b->items[i];
     const Carepass__V1__PendingEvent *ev = it->rec->event;
@@ -218,12 +219,12 @@ static void *sign_batch(void *arg) {
   return NULL;
 }
 
-static void sign_start(signer_t *s, signer_batch_t *b) {
-  b->key = &s->key;
-  if (pthread_create(&b->worker, NULL, sign_batch, b) == 0) {
+static void sign_start(signer_batch_t *b) {
+  int e = pthread_create(&b->worker, NULL, sign_batch, b);
+  if (e == 0) {
     b->worker_running = true;
   } else {
-    cp_log_warn("signing thread not started; signing inline", CP_KV_STR("error", strerror(errno)), CP_KV_END);
+    cp_log_warn("signing thread not started; signing inline", CP_KV_STR("error", strerror(e)), CP_KV_END);
     (void)sign_batch(b);
   }
 }
@@ -322,7 +323,8 @@ int signer_batch_run(signer_t *s) {
   }
   if (cur != NULL) {
     dedupe(s, cur, s->held);
-    sign_start(s, cur);   /* signs batch k+1 ... */
+    if (s->held != NULL) sign_start(cur);   /* signs batch k+1 ... */
+    else (void)sign_batch(cur);                /* nothing to overlap with: sign here */
   }
   int rc = 0;
   if (s->held != NULL) {

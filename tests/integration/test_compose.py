@@ -7,9 +7,10 @@ intake container with the sample provider keys from the keys volume, checks that
 events are committed, that `carepass passport` works inside the signer container
 and that the verify and notify replicas run. Then the gateway, over its port
 published on 127.0.0.1 only: /healthz, a signed /log/checkpoint covering the
-committed events, /v1/vkey equal to the register's vkey, and POST /v1/events
-with a provider token made inside the gateway container committing one more
-event. Then it takes everything down again.
+committed events, /v1/vkey equal to the register's vkey, /v1/webhook-key equal
+to the key every notify replica signs with, and POST /v1/events with a provider
+token made inside the gateway container committing one more event, which then
+shows in that worker's passport. Then it takes everything down again.
 
 Registered by tests/CMakeLists.txt only with -DCAREPASS_PODMAN_TEST=ON. Skips when
 podman or podman-compose is missing or CAREPASS_SKIP_PODMAN=1.
@@ -280,6 +281,13 @@ def _check_gateway(project, timings, committed):
         # Entry 0 is the genesis KEY entry; then one entry per committed event.
         assert size >= len(committed) + 1, f"checkpoint size {size} < {len(committed)} committed + 1"
 
+        # Every notify replica signs with the one key the gateway publishes.
+        status, _, whpk = http(port, "GET", "/v1/webhook-key")
+        assert status == 200, f"/v1/webhook-key: {status} {whpk!r}"
+        for name, _ in project.containers("notify"):
+            keys = [rec.get("key") for rec in _log_records(project, name) if rec.get("msg") == "webhook public key"]
+            assert keys and keys[-1] == whpk.decode().strip(), f"{name} signs with {keys}, gateway has {whpk!r}"
+
         # The gateway mounts the register read-only.
         p = project.exec("gateway", "touch", "/var/lib/carepass/register/x", check=False)
         assert p.returncode != 0, "the register is writable in the gateway container"
@@ -306,6 +314,26 @@ def _check_gateway(project, timings, committed):
         assert status == 200, note
         _, new_size = parse_checkpoint(note, vkey.decode())
         assert new_size > reply["entry_index"], (new_size, reply)
+
+        # The gateway's pseudonym secret is the one the CLI (and intake) use: the
+        # worker's passport, read from the register, holds the event.
+        p = project.exec("signer", "carepass", "passport", GATEWAY_WORKER, check=False)
+        assert p.returncode == 0 and GATEWAY_EVENT["qualification_code"] in p.stdout, \
+            f"passport of the gateway's worker: exit {p.returncode}\n{p.stdout}\n{p.stderr}"
+
+
+def _log_records(project, name):
+    """The JSON log lines of one container, as dicts."""
+    p = run(["podman", "logs", name], check=False, env=project.env)
+    out = []
+    for line in (p.stdout + p.stderr).splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out
 
 
 def _sample_providers():
