@@ -599,8 +599,9 @@ static int batch_tile(reg_log_t *log, reg_wbatch_t *wb, int level, uint64_t inde
  *     deleted by reg_open (discard_beyond). Readers never see a half-written file
  *     (rename is atomic) and never look beyond the checkpoint they read.
  *  2. the new checkpoint is signed and written to checkpoint.tmp (not renamed).
- *  3. every file is fsynced (the first fsync commits the journal for all of them;
- *     their data is already on its way), then every directory that gained an entry.
+ *  3. every file is fsynced (on REG_FSYNC_THREADS threads at once, so the waits
+ *     overlap and share journal commits; their data is already on its way), then
+ *     every directory that gained an entry.
  *     From here the tiles of the new size, and their names, are durable.
  *  4. checkpoint.tmp is renamed over checkpoint -- the commit point -- and the
  *     register directory fsynced.
