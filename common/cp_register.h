@@ -138,8 +138,11 @@ const char *reg_dir(const reg_log_t *log);
 const char *reg_checkpoint_note(const reg_log_t *log);
 
 /* Append a batch of n >= 1 entries (each 1..REG_ENTRY_MAX bytes): writes every
- * new or grown entry bundle and hash tile once (temp + fsync + rename, then each
- * touched directory fsynced), then the new signed checkpoint last. On return 0
+ * new or grown entry bundle and hash tile once (to a temp name, renamed into
+ * place), writes the new signed checkpoint to checkpoint.tmp, fsyncs all those
+ * files together and then each touched directory, and only then renames the
+ * checkpoint into place and fsyncs its directory (the argument for why this is
+ * crash safe is beside reg_append in register_log.c). On return 0
  * the entries are durable at first_index .. first_index + n - 1. On -1 the log is
  * unchanged (in memory and in what its checkpoint covers). */
 int reg_append(reg_log_t *log, const uint8_t *const *entries, const size_t *lens, size_t n,
@@ -154,8 +157,8 @@ int reg_append(reg_log_t *log, const uint8_t *const *entries, const size_t *lens
  *   bundle              an entry bundle (full, or the batch's partial one) renamed into place
  *   tile0               a level-0 hash tile (full or partial) renamed into place
  *   tile-upper          a hash tile of level >= 1 renamed into place
- *   tiles-synced        every file of the batch written and its directories fsynced,
- *                       checkpoint not yet written (once per batch)
+ *   tiles-synced        every file of the batch (and checkpoint.tmp) written and fsynced
+ *                       and their directories fsynced; checkpoint not yet renamed (once per batch)
  *   checkpoint-renamed  the new checkpoint renamed into place, before its directory fsync
  *   appended            the checkpoint durable, before reg_append returns
  * On open, a writer rebuilds a missing partial bundle/tile of the checkpointed size
