@@ -99,21 +99,8 @@ static int make_entry(const cp_signkey_t *key, uint64_t i, uint8_t **out, size_t
   pe.provider_event_id = event_id;
   pe.issued_at = 1750000000;
   pe.entry_type = CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_RECORD;
-  uint8_t *pbuf = NULL;
-  size_t plen = 0;
-  if (cp_pb_pack(&pe.base, &pbuf, &plen) != 0) return -1;
-  unsigned char sig[64];
-  cp_sign_entry(key, pbuf, plen, sig);
-  Carepass__V1__SignedEntry se = CAREPASS__V1__SIGNED_ENTRY__INIT;
-  se.entry.data = pbuf;
-  se.entry.len = plen;
-  se.key_id.data = (uint8_t *)key->key_id;
-  se.key_id.len = CP_KEYID_BYTES;
-  se.signature.data = sig;
-  se.signature.len = sizeof sig;
-  int rc = cp_pb_pack(&se.base, out, outlen);
-  free(pbuf);
-  return rc;
+  char err[CP_ERRLEN];
+  return reg_entry_sign(key, &pe, out, outlen, err, sizeof err);
 }
 
 /* Build the register: genesis key entry, then o->entries records, in batches. */

@@ -12,6 +12,7 @@
 #include "cp_codec.h"
 #include "cp_crypto.h"
 #include "cp_register.h"
+#include "cp_regkeys.h"
 
 #define RAW_MSG_BYTES 200        /* message length for the raw signing baseline */
 #define WORKER_POOL 4096         /* distinct worker pseudonyms the synthetic entries cycle through */
@@ -205,21 +206,8 @@ static int make_signed_entry(const cp_signkey_t *key, const uint8_t (*workers)[C
   pe.issued_at = issued_at;
   pe.entry_type = CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_RECORD;
 
-  uint8_t *pbuf = NULL;
-  size_t plen = 0;
-  if (cp_pb_pack(&pe.base, &pbuf, &plen) != 0) return -1;
-  unsigned char sig[crypto_sign_BYTES];
-  cp_sign_entry(key, pbuf, plen, sig);
-  Carepass__V1__SignedEntry se = CAREPASS__V1__SIGNED_ENTRY__INIT;
-  se.entry.data = pbuf;
-  se.entry.len = plen;
-  se.key_id.data = (uint8_t *)key->key_id;
-  se.key_id.len = CP_KEYID_BYTES;
-  se.signature.data = sig;
-  se.signature.len = sizeof sig;
-  int rc = cp_pb_pack(&se.base, out, outlen);
-  free(pbuf);
-  return rc;
+  char err[CP_ERRLEN];
+  return reg_entry_sign(key, &pe, out, outlen, err, sizeof err);
 }
 
 /* n raw signatures over RAW_MSG_BYTES-byte messages; returns wall seconds. */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cp_codec.h"
+#include "cp_regkeys.h"
 
 Carepass__V1__PassportEntry *signer_entry_decode(const uint8_t *buf, size_t len, char *err, size_t errlen) {
   Carepass__V1__SignedEntry *se = (Carepass__V1__SignedEntry *)cp_pb_unpack(
@@ -35,26 +36,5 @@ int signer_entry_build(const cp_signkey_t *key, const Carepass__V1__VerifiedReco
   pe.entry_type = rec->entry_type;
   pe.revokes_index = rec->revokes_index;
   pe.reason_code = rec->reason_code;
-  uint8_t *pbuf = NULL, *sbuf = NULL;
-  size_t plen = 0, slen = 0;
-  if (cp_pb_pack(&pe.base, &pbuf, &plen) != 0) return cp_err(err, errlen, "packing PassportEntry failed");
-  unsigned char sig[crypto_sign_BYTES];
-  cp_sign_entry(key, pbuf, plen, sig);
-  Carepass__V1__SignedEntry se = CAREPASS__V1__SIGNED_ENTRY__INIT;
-  se.entry.data = pbuf;
-  se.entry.len = plen;
-  se.key_id.data = (uint8_t *)key->key_id;
-  se.key_id.len = CP_KEYID_BYTES;
-  se.signature.data = sig;
-  se.signature.len = sizeof sig;
-  int rc = cp_pb_pack(&se.base, &sbuf, &slen);
-  free(pbuf);
-  if (rc != 0) return cp_err(err, errlen, "packing SignedEntry failed");
-  if (slen > REG_ENTRY_MAX) {
-    free(sbuf);
-    return cp_err(err, errlen, "signed entry is %zu bytes; the register limit is %d", slen, REG_ENTRY_MAX);
-  }
-  *out = sbuf;
-  *outlen = slen;
-  return 0;
+  return reg_entry_sign(key, &pe, out, outlen, err, errlen);
 }
