@@ -29,7 +29,9 @@ struct reg_log {
   char *dir;                          // register directory
   int lock_fd;                        // flock'd dir/lock; -1 when read-only
   const cp_signkey_t *key;            // signing key (owned by the caller); NULL = read-only
-  char vkey[512];                     // verifier key text used on checkpoints ("" = none known)
+  char vkey[512];                     // writer: verifier key of `key`, checked on open
+  char **vkeys;                       // reader: verifier keys trusted on checkpoints (NULL = none known yet)
+  size_t nvkeys;                      // reader: entries in vkeys
   uint64_t size;                      // checkpointed tree size
   uint8_t root[REG_HASH_BYTES];       // checkpointed root hash
   char note[REG_CHECKPOINT_MAX + 1];  // current signed checkpoint note
@@ -208,6 +210,58 @@ static int write_checkpoint(reg_log_t *log, uint64_t size, const uint8_t root[RE
   return reg_dirset_sync(ds, err, errlen);
 }
 
+/* Reader: (re)load the verifier keys from dir/vkeys, or dir/vkey when there is no
+ * vkeys (reg_vkeys_read). 1 when neither file exists (the keys known so far, if
+ * any, are kept), 0 when loaded, -1 (err) when a file is unreadable or malformed.
+ *
+ * Trust: vkeys is written next to the register by the signer and by the
+ * operator's `carepass rotate-key` (which appends the new key before the signer
+ * signs with it), so a long-running reader follows a rotation without a restart.
+ * Trusting these files means trusting whoever can write the register directory --
+ * who could also write its checkpoint. A reader that must not trust the
+ * directory's own key files (an auditor, a mirror, an employer) brings its own
+ * verifier key to the offline tools instead (carepass audit / verify --vkey). */
+static int reader_load_vkeys(reg_log_t *log, char *err, size_t errlen) {
+  char path[4200];
+  struct stat st;
+  snprintf(path, sizeof path, "%s/vkeys", log->dir);
+  bool have = stat(path, &st) == 0;
+  snprintf(path, sizeof path, "%s/vkey", log->dir);
+  if (!have && stat(path, &st) != 0) return 1;
+  char **v = NULL;
+  size_t n = 0;
+  if (reg_vkeys_read(log->dir, &v, &n, err, errlen) != 0) return -1;
+  reg_vkeys_free(&log->vkeys, log->nvkeys);
+  log->vkeys = v;
+  log->nvkeys = n;
+  return 0;
+}
+
+/* Check a checkpoint note: the writer with its own key; a reader with any key in
+ * dir/vkeys (re-read once when the keys known so far do not verify it: a rotation).
+ * A reader of a register that has no key files yet (a signer that has not published
+ * its key) parses the note unverified, as before; once keys are known it never goes
+ * back to that. */
+static int check_note(reg_log_t *log, const char *note, size_t len, uint64_t *size,
+                      uint8_t root[REG_HASH_BYTES], char *err, size_t errlen) {
+  if (log->key != NULL) return reg_checkpoint_open(note, len, log->vkey, NULL, 0, size, root, err, errlen);
+  if (log->nvkeys > 0 &&
+      reg_checkpoint_open_any(note, len, (const char *const *)log->vkeys, log->nvkeys, NULL, 0, size, root,
+                              NULL, err, errlen) == 0)
+    return 0;
+  char kerr[CP_ERRLEN];
+  int k = reader_load_vkeys(log, kerr, sizeof kerr);
+  if (k < 0) {
+    if (log->nvkeys == 0) return cp_err(err, errlen, "%s", kerr);
+    size_t used = strlen(err);   /* keep the verification error, add why the keys were not re-read */
+    if (used + 1 < errlen) snprintf(err + used, errlen - used, "; re-reading the verifier keys failed: %s", kerr);
+    return -1;
+  }
+  if (log->nvkeys == 0) return reg_checkpoint_parse(note, len, NULL, 0, size, root, err, errlen);
+  return reg_checkpoint_open_any(note, len, (const char *const *)log->vkeys, log->nvkeys, NULL, 0, size, root,
+                                 NULL, err, errlen);
+}
+
 /* Read and check dir/checkpoint into size/root/note. */
 static int read_checkpoint(reg_log_t *log, uint64_t *size, uint8_t root[REG_HASH_BYTES], char *note,
                            char *err, size_t errlen) {
@@ -217,9 +271,8 @@ static int read_checkpoint(reg_log_t *log, uint64_t *size, uint8_t root[REG_HASH
   if (reg_file_read(log->dir, "checkpoint", REG_CHECKPOINT_MAX, &buf, &len, rerr, sizeof rerr) != 0)
     return cp_err(err, errlen, "register checkpoint unreadable: %s", rerr);
   char cerr[CP_ERRLEN];
-  int rc = log->vkey[0] != '\0'
-               ? reg_checkpoint_open((char *)buf, len, log->vkey, NULL, 0, size, root, cerr, sizeof cerr)
-               : reg_checkpoint_parse((char *)buf, len, NULL, 0, size, root, cerr, sizeof cerr);
+  cerr[0] = '\0';
+  int rc = check_note(log, (char *)buf, len, size, root, cerr, sizeof cerr);
   if (rc == 0 && memchr(buf, '\0', len) != NULL) {
     rc = -1;
     snprintf(cerr, sizeof cerr, "checkpoint contains a NUL byte");
@@ -462,15 +515,8 @@ int reg_open(const char *dir, const cp_signkey_t *key, reg_log_t **out, char *er
       goto err;
     }
     log->edge = cp_xcalloc((size_t)REG_LEVELS * REG_TILE_WIDTH, sizeof(reg_hash_t));
-  } else {
-    uint8_t *vk = NULL;
-    size_t vlen = 0;
-    if (reg_file_read(dir, "vkey", sizeof log->vkey - 1, &vk, &vlen, NULL, 0) == 0) {
-      while (vlen > 0 && (vk[vlen - 1] == '\n' || vk[vlen - 1] == '\r' || vk[vlen - 1] == ' ')) vlen--;
-      memcpy(log->vkey, vk, vlen);
-      log->vkey[vlen] = '\0';
-      free(vk);
-    }
+  } else if (reader_load_vkeys(log, err, errlen) < 0) {
+    goto err;   /* the keys are re-read by check_note when a rotation needs it */
   }
 
   char path[4200];
@@ -519,6 +565,7 @@ void reg_close(reg_log_t **logp) {
   cache_clear(log);
   free(log->edge);
   free(log->bundle);
+  reg_vkeys_free(&log->vkeys, log->nvkeys);
   free(log->dir);
   free(log);
   *logp = NULL;
