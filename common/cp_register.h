@@ -119,7 +119,9 @@ typedef struct reg_log reg_log_t;
  * that was never checkpointed) and checks the right edge of the tiles against the
  * checkpoint root. The key must outlive the log.
  * key == NULL: read-only (no lock, nothing changed on disk); the checkpoint is
- * verified with dir/vkey when that file exists. */
+ * verified with any key in dir/vkeys (dir/vkey when vkeys is absent), and the key
+ * files are re-read on refresh when a new checkpoint needs a key not yet known
+ * (after a rotation). */
 int reg_open(const char *dir, const cp_signkey_t *key, reg_log_t **out, char *err,
              size_t errlen) CP_WUR;
 /* Close and free; sets *log to NULL; safe on NULL. Releases the lock. */

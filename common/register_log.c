@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cp_log.h"
+#include "cp_regkeys.h"
 
 #define NSLOTS (REG_LEVELS + 1)   /* tile cache slots: one per hash level, plus entries */
 #define SLOT_ENTRIES REG_LEVELS
@@ -245,17 +246,14 @@ static int reader_load_vkeys(reg_log_t *log, char *err, size_t errlen) {
 static int check_note(reg_log_t *log, const char *note, size_t len, uint64_t *size,
                       uint8_t root[REG_HASH_BYTES], char *err, size_t errlen) {
   if (log->key != NULL) return reg_checkpoint_open(note, len, log->vkey, NULL, 0, size, root, err, errlen);
+  char verr[CP_ERRLEN], kerr[CP_ERRLEN];
   if (log->nvkeys > 0 &&
       reg_checkpoint_open_any(note, len, (const char *const *)log->vkeys, log->nvkeys, NULL, 0, size, root,
-                              NULL, err, errlen) == 0)
+                              NULL, verr, sizeof verr) == 0)
     return 0;
-  char kerr[CP_ERRLEN];
-  int k = reader_load_vkeys(log, kerr, sizeof kerr);
-  if (k < 0) {
+  if (reader_load_vkeys(log, kerr, sizeof kerr) < 0) {
     if (log->nvkeys == 0) return cp_err(err, errlen, "%s", kerr);
-    size_t used = strlen(err);   /* keep the verification error, add why the keys were not re-read */
-    if (used + 1 < errlen) snprintf(err + used, errlen - used, "; re-reading the verifier keys failed: %s", kerr);
-    return -1;
+    return cp_err(err, errlen, "%s; re-reading the verifier keys failed: %s", verr, kerr);
   }
   if (log->nvkeys == 0) return reg_checkpoint_parse(note, len, NULL, 0, size, root, err, errlen);
   return reg_checkpoint_open_any(note, len, (const char *const *)log->vkeys, log->nvkeys, NULL, 0, size, root,

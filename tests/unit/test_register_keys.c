@@ -278,6 +278,132 @@ static void test_keys_load_from_log(void **state) {
   cp_signkey_wipe(&k2);
 }
 
+/* Write dir/checkpoint signed by `keys` for the tree (size, root) -- what rotate-key does. */
+static void write_note(const char *dir, const cp_signkey_t *const *keys, size_t nkeys, uint64_t size,
+                       const uint8_t root[REG_HASH_BYTES]) {
+  char note[REG_CHECKPOINT_MAX + 1], path[200];
+  int len = reg_checkpoint_sign_multi(keys, nkeys, size, root, note, sizeof note, errbuf, sizeof errbuf);
+  assert_true(len > 0);
+  snprintf(path, sizeof path, "%s/checkpoint", dir);
+  assert_int_equal(cp_write_file_atomic(path, note, (size_t)len, 0644, errbuf, sizeof errbuf), 0);
+}
+
+/* Append one record signed by key through a writer opened with key. */
+static void append_record(const char *dir, const cp_signkey_t *key, const char *event_id) {
+  reg_log_t *w = NULL;
+  assert_int_equal(reg_open(dir, key, &w, errbuf, sizeof errbuf), 0);
+  uint8_t *e = NULL;
+  size_t len = 0;
+  record_entry(key, event_id, &e, &len);
+  const uint8_t *one[1] = {e};
+  uint64_t first = 0;
+  assert_int_equal(reg_append(w, one, &len, 1, &first, errbuf, sizeof errbuf), 0);
+  free(e);
+  reg_close(&w);
+}
+
+/* A long-running read-only reader (the gateway) follows the signer across a key
+ * rotation without reopening: reg_refresh verifies checkpoints with any key in
+ * dir/vkeys, re-read when the keys it knows do not verify a new checkpoint. */
+static void test_reader_follows_rotation(void **state) {
+  (void)state;
+  char tmpl[] = "/tmp/cp-regkeys-test-XXXXXX";
+  assert_non_null(mkdtemp(tmpl));
+  char dir[128];
+  snprintf(dir, sizeof dir, "%s/reg", tmpl);
+  cp_signkey_t k1, k2, k3;
+  test_key(&k1, "example.org/log");
+  test_key(&k2, "example.org/log");
+  test_key(&k3, "example.org/log");
+  char v1[REG_VKEY_MAX], v2[REG_VKEY_MAX];
+  assert_int_equal(cp_vkey_format(k1.name, k1.pk, v1, sizeof v1), 0);
+  assert_int_equal(cp_vkey_format(k2.name, k2.pk, v2, sizeof v2), 0);
+
+  /* the signer's start: genesis entry by k1, k1 published */
+  reg_log_t *w = NULL;
+  assert_int_equal(reg_open(dir, &k1, &w, errbuf, sizeof errbuf), 0);
+  uint8_t *e = NULL;
+  size_t len = 0;
+  uint64_t first = 0;
+  assert_int_equal(reg_key_entry_build(&k1, k1.name, k1.pk, 1, &e, &len, errbuf, sizeof errbuf), 0);
+  const uint8_t *one[1] = {e};
+  assert_int_equal(reg_append(w, one, &len, 1, &first, errbuf, sizeof errbuf), 0);
+  free(e);
+  reg_close(&w);
+  assert_int_equal(reg_vkeys_publish(dir, v1, errbuf, sizeof errbuf), 0);
+
+  reg_log_t *ro = NULL;
+  assert_int_equal(reg_open(dir, NULL, &ro, errbuf, sizeof errbuf), 0);
+  assert_int_equal(reg_size(ro), 1);
+  append_record(dir, &k1, "before");
+  assert_int_equal(reg_refresh(ro, errbuf, sizeof errbuf), 0);
+  assert_int_equal(reg_size(ro), 2);
+
+  /* rotate-key: k1 appends the key entry announcing k2, a checkpoint signed by both,
+   * k2 published in vkeys (and vkey) */
+  assert_int_equal(reg_open(dir, &k1, &w, errbuf, sizeof errbuf), 0);
+  assert_int_equal(reg_key_entry_build(&k1, k2.name, k2.pk, 2, &e, &len, errbuf, sizeof errbuf), 0);
+  one[0] = e;
+  assert_int_equal(reg_append(w, one, &len, 1, &first, errbuf, sizeof errbuf), 0);
+  free(e);
+  uint8_t root[REG_HASH_BYTES];
+  reg_root(w, root);
+  const cp_signkey_t *both[2] = {&k1, &k2};
+  write_note(dir, both, 2, reg_size(w), root);
+  reg_close(&w);
+  assert_int_equal(reg_vkeys_publish(dir, v2, errbuf, sizeof errbuf), 0);
+  assert_int_equal(reg_refresh(ro, errbuf, sizeof errbuf), 0);
+  assert_int_equal(reg_size(ro), 3);
+
+  /* the signer restarted with k2: its checkpoints carry k2's signature only */
+  append_record(dir, &k2, "after-1");
+  assert_int_equal(reg_refresh(ro, errbuf, sizeof errbuf), 0);
+  assert_int_equal(reg_size(ro), 4);
+  append_record(dir, &k2, "after-2");
+  assert_int_equal(reg_refresh(ro, errbuf, sizeof errbuf), 0);
+  assert_int_equal(reg_size(ro), 5);
+  assert_non_null(strstr(reg_checkpoint_note(ro), "example.org/log\n5\n"));
+
+  /* a checkpoint signed only by a key that is not in vkeys is refused; the reader
+   * keeps its last good view */
+  assert_int_equal(reg_open(dir, &k2, &w, errbuf, sizeof errbuf), 0);
+  reg_root(w, root);
+  reg_close(&w);
+  const cp_signkey_t *stranger[1] = {&k3};
+  write_note(dir, stranger, 1, 5, root);
+  assert_int_equal(reg_refresh(ro, errbuf, sizeof errbuf), -1);
+  assert_non_null(strstr(errbuf, "no valid signature"));
+  assert_int_equal(reg_size(ro), 5);
+  reg_log_t *ro2 = NULL;
+  assert_int_equal(reg_open(dir, NULL, &ro2, errbuf, sizeof errbuf), -1);   /* nor opened */
+  const cp_signkey_t *current[1] = {&k2};
+  write_note(dir, current, 1, 5, root);
+  assert_int_equal(reg_refresh(ro, errbuf, sizeof errbuf), 0);
+
+  /* a reader opened after the rotation verifies with the list from the start; without
+   * vkeys it falls back to vkey (the current key) */
+  assert_int_equal(reg_open(dir, NULL, &ro2, errbuf, sizeof errbuf), 0);
+  assert_int_equal(reg_size(ro2), 5);
+  reg_close(&ro2);
+  char path[200];
+  snprintf(path, sizeof path, "%s/vkeys", dir);
+  assert_int_equal(unlink(path), 0);
+  assert_int_equal(reg_open(dir, NULL, &ro2, errbuf, sizeof errbuf), 0);
+  reg_close(&ro2);
+  /* ... and a malformed key file is an error, not an unverified open */
+  assert_int_equal(cp_write_file_atomic(path, "not a vkey\n", 11, 0644, errbuf, sizeof errbuf), 0);
+  assert_int_equal(reg_open(dir, NULL, &ro2, errbuf, sizeof errbuf), -1);
+  assert_null(ro2);
+
+  reg_close(&ro);
+  char cmd[200];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpl);
+  assert_int_equal(system(cmd), 0);
+  cp_signkey_wipe(&k1);
+  cp_signkey_wipe(&k2);
+  cp_signkey_wipe(&k3);
+}
+
 /* ---- the status rule ------------------------------------------------------ */
 
 static int64_t at(const char *date) {   /* unix seconds at noon UTC of a date */
@@ -331,6 +457,7 @@ int main(void) {
     cmocka_unit_test(test_from_vkey),
     cmocka_unit_test(test_multi_signature_checkpoint),
     cmocka_unit_test(test_keys_load_from_log),
+    cmocka_unit_test(test_reader_follows_rotation),
     cmocka_unit_test(test_status_rule),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
