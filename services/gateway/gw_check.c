@@ -19,6 +19,9 @@
  * entries come from the Redis index (cp:w:{hex}:entries); each is read from the register, its
  * signature checked with the key valid at its index and its inclusion proved against the current
  * signed checkpoint (gw_check_cache.c). Every successful check is recorded for the worker.
+ * POST /v1/check answering JSON is queued for the batch thread (gw_check_batch.c), which opens
+ * many employers' codes in one Redis pipeline and runs the steps gw_cjob_* below; bundles (and a
+ * bad "format", still checked after the code as it always was) are answered on the MHD thread.
  * Errors: see gw_share_open.c; 503 UNAVAILABLE when Redis or the register cannot be read. */
 #include "gw_check.h"
 #include "gw_check_routes.h"
@@ -48,6 +51,7 @@ typedef struct {
   json_t *body;            // request body
   gw_sc_t sc;              // the opened share code
   const char *employer;    // employer label ("" when not given); points into body
+  const char *ua;          // User-Agent header or NULL (read on the MHD thread; lives as long as req)
   uint64_t *idx;           // the worker's register indexes, ascending
   size_t n;                // how many
   gw_centry_t *ent;        // idx[i] checked
@@ -55,6 +59,8 @@ typedef struct {
   gw_ccp_t cp;             // checkpoint used
   uint64_t *scope;         // share-code scope (sorted), n_scope == 0 = everything
   size_t nscope;           // entries in scope
+  gw_cconn_t *cc;          // batched check: the batch connection the view is written on (else NULL:
+                           // this thread's view connection, gw_check_view_send)
 } pp_t;
 
 static void pp_clear(pp_t *p) {
@@ -87,28 +93,23 @@ static bool is_workers(const pp_t *p, size_t i) {
   return strcmp(hex, p->sc.worker) == 0;
 }
 
-/* Open the code, read the worker's index, check every entry. 0, or -1 replied. */
-static int pp_load(gw_req_t *req, pp_t *p) {
+/* Read the body and the employer label. 0, or -1 replied. */
+static int pp_parse(gw_req_t *req, pp_t *p) {
   memset(p, 0, sizeof *p);
   p->body = gw_body_json(req, JSON_OBJECT);
   if (p->body == NULL) return -1;
   p->employer = "";
+  p->ua = gw_header(req, MHD_HTTP_HEADER_USER_AGENT);
   if (gw_json_str(req, p->body, "employer", false, EMPLOYER_MAX, &p->employer) != 0) return -1;
-  redisReply *l = NULL;
-  if (gw_sc_open_entries(req, p->body, &p->sc, &l, ENTRIES_MAX) != 0) return -1;
+  return 0;
+}
+
+/* With the code opened (p->sc) and the worker's index read (l, taken over; NULL or not an array:
+ * 503): check every entry. 0, or -1 replied. */
+static int pp_index(gw_req_t *req, pp_t *p, redisReply *l) {
   if (gw_scope_parse(p->sc.scope, &p->scope, &p->nscope) != 0) {
     p->scope = NULL;
     p->nscope = 0;
-  }
-  if (l == NULL) { /* not read with the code (first open of this code on this thread) */
-    cp_redis_t *r = gw_redis(req);
-    if (r == NULL) {
-      gw_reply_unavailable(req, "the passport index");
-      return -1;
-    }
-    char key[192];
-    snprintf(key, sizeof key, CP_KEY_W_ENTRIES_FMT, p->sc.worker);
-    l = cp_redis_cmd(r, "LRANGE %s 0 %d", key, ENTRIES_MAX - 1);
   }
   if (l == NULL || l->type != REDIS_REPLY_ARRAY) {
     if (l != NULL) freeReplyObject(l);
@@ -150,6 +151,26 @@ static int pp_load(gw_req_t *req, pp_t *p) {
   }
   return 0;
 }
+
+/* With the body parsed: open the code, read the worker's index, check every entry, on this
+ * thread. 0, or -1 replied. */
+static int pp_open(gw_req_t *req, pp_t *p) {
+  redisReply *l = NULL;
+  if (gw_sc_open_entries(req, p->body, &p->sc, &l, ENTRIES_MAX) != 0) return -1;
+  if (l == NULL) { /* not read with the code (first open of this code on this thread) */
+    cp_redis_t *r = gw_redis(req);
+    if (r == NULL) {
+      gw_reply_unavailable(req, "the passport index");
+      return -1;
+    }
+    char key[192];
+    snprintf(key, sizeof key, CP_KEY_W_ENTRIES_FMT, p->sc.worker);
+    l = cp_redis_cmd(r, "LRANGE %s 0 %d", key, ENTRIES_MAX - 1);
+  }
+  return pp_index(req, p, l);
+}
+
+static int pp_load(gw_req_t *req, pp_t *p) { return pp_parse(req, p) != 0 ? -1 : pp_open(req, p); }
 
 static const char *reason_text(const char *code) {
   static const struct { const char *code, *text; } t[] = {
@@ -261,7 +282,7 @@ static void record_json(gw_req_t *req, const pp_t *p, size_t i, const char *toda
 
 /* Remember the view for the worker (best effort: a failure is logged, the employer still gets the answer). */
 static void record_view(gw_req_t *req, const pp_t *p, size_t nrec, const char *kind) {
-  const char *ua = gw_header(req, MHD_HTTP_HEADER_USER_AGENT);
+  const char *ua = p->ua;
   char uab[201];
   snprintf(uab, sizeof uab, "%s", ua != NULL ? ua : "");
   gw_jw_t w;
@@ -279,7 +300,8 @@ static void record_view(gw_req_t *req, const pp_t *p, size_t nrec, const char *k
   if (!w.bad) {
     char key[192];
     snprintf(key, sizeof key, "cp:w:{%s}:views", p->sc.worker);
-    gw_check_view_send(req->gw, key, w.s, p->sc.id);
+    if (p->cc != NULL) gw_cconn_view(p->cc, key, w.s, p->sc.id);
+    else gw_check_view_send(req->gw, key, w.s, p->sc.id);
   }
   gw_jw_free(&w);
 }
@@ -382,21 +404,116 @@ static void reply_passport(gw_req_t *req, pp_t *p) {
   gw_reply_header(req, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 }
 
+/* One check queued for the batch thread (gw_check_batch.c). */
+struct gw_cjob {
+  gw_req_t *req;            // the request (suspended while the job is queued)
+  pp_t p;                   // its passport (body parsed; filled by the steps)
+  gw_sc_probe_t probe;      // the code and date of birth, hashed
+  char hinted[2 * CP_PSEUDONYM_BYTES + 1]; // worker whose index was read with the code ("" = none)
+  int nlookup;              // commands sent by gw_cjob_lookup (3 or 4)
+  gw_sc_verdict_t verdict;  // what gw_cjob_judge found
+  redisReply *entries;      // the worker's index when read with the code
+};
+
+int gw_cjob_lookup(gw_cjob_t *j, redisContext *c) {
+  redisAppendCommand(c, "GET %s", j->probe.ipkey);
+  redisAppendCommand(c, "GET %s", j->probe.codekey);
+  redisAppendCommand(c, "HGETALL %s", j->probe.sckey);
+  snprintf(j->hinted, sizeof j->hinted, "%s", gw_sc_hint_get(j->probe.code_hash));
+  j->nlookup = 3;
+  if (j->hinted[0] != '\0') {
+    redisAppendCommand(c, "LRANGE " CP_KEY_W_ENTRIES_FMT " 0 %d", j->hinted, ENTRIES_MAX - 1);
+    j->nlookup = 4;
+  }
+  return j->nlookup;
+}
+
+int gw_cjob_judge(gw_cjob_t *j, redisReply **rep, redisContext *c) {
+  j->verdict = gw_sc_probe_judge(&j->probe, rep[0], rep[1], rep[2], &j->p.sc);
+  gw_sc_probe_clear(&j->probe);
+  switch (j->verdict) {
+  case GW_SC_LIMITED_IP:
+    redisAppendCommand(c, "TTL %s", j->probe.ipkey);
+    return 1;
+  case GW_SC_LIMITED_CODE:
+    redisAppendCommand(c, "TTL %s", j->probe.codekey);
+    return 1;
+  case GW_SC_NO_MATCH:
+    return 0;
+  case GW_SC_OPENED:
+    break;
+  }
+  if (j->nlookup == 4 && strcmp(j->hinted, j->p.sc.worker) == 0 && rep[3] != NULL &&
+      rep[3]->type == REDIS_REPLY_ARRAY) {
+    j->entries = rep[3]; /* read in the same pipeline as the code: as fresh as a separate read */
+    rep[3] = NULL;
+  }
+  gw_sc_hint_set(j->p.sc.code_hash, j->p.sc.worker);
+  if (j->entries != NULL) return 0;
+  redisAppendCommand(c, "LRANGE " CP_KEY_W_ENTRIES_FMT " 0 %d", j->p.sc.worker, ENTRIES_MAX - 1);
+  return 1;
+}
+
+void gw_cjob_finish(gw_cjob_t *j, redisReply *extra, gw_cconn_t *cc) {
+  gw_req_t *req = j->req;
+  switch (j->verdict) {
+  case GW_SC_LIMITED_IP:
+    gw_sc_reply_limited(req, extra, "from your address");
+    break;
+  case GW_SC_LIMITED_CODE:
+    gw_sc_reply_limited(req, extra, "for this share code");
+    break;
+  case GW_SC_NO_MATCH:
+    gw_cconn_failure(cc, j->probe.ipkey, j->probe.codekey);
+    gw_sc_reply_no_match(req);
+    break;
+  case GW_SC_OPENED: {
+    redisReply *l = j->entries != NULL ? j->entries : extra;
+    j->entries = NULL;
+    if (l == extra) extra = NULL;
+    j->p.cc = cc;
+    if (pp_index(req, &j->p, l) == 0) reply_passport(req, &j->p);
+    break;
+  }
+  }
+  if (extra != NULL) freeReplyObject(extra);
+}
+
+void gw_cjob_fail(gw_cjob_t *j) { gw_reply_unavailable(j->req, "the share-code store"); }
+
+gw_req_t *gw_cjob_req(const gw_cjob_t *j) { return j->req; }
+
+void gw_cjob_destroy(gw_cjob_t **jp) {
+  gw_cjob_t *j = *jp;
+  if (j == NULL) return;
+  gw_sc_probe_clear(&j->probe);
+  if (j->entries != NULL) freeReplyObject(j->entries);
+  pp_clear(&j->p);
+  free(j);
+  *jp = NULL;
+}
+
 void gw_check_post(gw_req_t *req) {
-  pp_t p;
-  if (pp_load(req, &p) != 0) {
-    pp_clear(&p);
-    return;
+  gw_cjob_t *j = cp_xcalloc(1, sizeof *j);
+  j->req = req;
+  if (pp_parse(req, &j->p) != 0) goto out;
+  json_t *f = json_object_get(j->p.body, "format");
+  if (f == NULL || (json_is_string(f) && strcmp(json_string_value(f), "json") == 0)) {
+    /* the common case: hand it to the batch thread, which opens the code in one pipeline with
+     * the other checks in flight, answers and resumes the connection */
+    if (gw_sc_probe_init(req, j->p.body, &j->probe) != 0) goto out;
+    if (gw_checkq_add(req->gw, j) == 0) return; /* the batch thread owns j */
+    gw_sc_probe_clear(&j->probe); /* not running (shutting down): answer on this thread */
   }
+  /* a bundle or a bad format (checked after the code, as it always was) */
+  pp_t *p = &j->p;
   const char *fmt = NULL;
-  if (gw_json_str(req, p.body, "format", false, 16, &fmt) != 0) {
-    pp_clear(&p);
-    return;
-  }
-  if (fmt != NULL && strcmp(fmt, "bundle") == 0) reply_bundle(req, &p);
-  else if (fmt == NULL || strcmp(fmt, "json") == 0) reply_passport(req, &p);
+  if (pp_open(req, p) != 0 || gw_json_str(req, p->body, "format", false, 16, &fmt) != 0) goto out;
+  if (fmt != NULL && strcmp(fmt, "bundle") == 0) reply_bundle(req, p);
+  else if (fmt == NULL || strcmp(fmt, "json") == 0) reply_passport(req, p);
   else gw_reply_error(req, 400, GW_E_INVALID_FIELD, "format must be \"json\" or \"bundle\"");
-  pp_clear(&p);
+out:
+  gw_cjob_destroy(&j);
 }
 
 void gw_check_bundle_post(gw_req_t *req) {

@@ -98,6 +98,36 @@ int gw_sc_open(gw_req_t *req, json_t *body, gw_sc_t *sc) CP_WUR;
  * before): *entries is then an array reply the caller frees, else NULL (the caller reads it). */
 int gw_sc_open_entries(gw_req_t *req, json_t *body, gw_sc_t *sc, redisReply **entries, long max_entries) CP_WUR;
 
+/* Opening a code in steps, so gw_check_batch.c can put many employers' checks in one Redis
+ * pipeline. gw_sc_probe_init reads and checks the fields and hashes them (-1: a 400 was replied);
+ * the caller then sends, in this order, GET ipkey, GET codekey, HGETALL sckey and gives the three
+ * replies to gw_sc_probe_judge, which makes the constant-time compare. */
+typedef struct {
+  uint8_t h[32];                     // code hash
+  uint8_t dh[32];                    // date-of-birth hash bound to the code (wiped by gw_sc_probe_clear)
+  char code_hash[2 * 32 + 1];        // h as hex
+  char ipkey[GW_IP_MAX + 32];        // cp:rl:ip:{client address}
+  char codekey[128];                 // cp:rl:code:{code hash}
+  char sckey[128];                   // cp:sc:{code hash}
+} gw_sc_probe_t;
+typedef enum {
+  GW_SC_OPENED = 0,      // code and date of birth match, code live: *sc filled
+  GW_SC_LIMITED_IP,      // the client address has too many failed checks (429)
+  GW_SC_LIMITED_CODE,    // the code has too many failed checks (429)
+  GW_SC_NO_MATCH,        // wrong code, wrong date of birth, withdrawn or expired (404; count a failure)
+} gw_sc_verdict_t;
+int gw_sc_probe_init(gw_req_t *req, json_t *body, gw_sc_probe_t *p) CP_WUR;
+gw_sc_verdict_t gw_sc_probe_judge(gw_sc_probe_t *p, const redisReply *ipcount, const redisReply *codecount,
+                                  const redisReply *hash, gw_sc_t *sc);
+void gw_sc_probe_clear(gw_sc_probe_t *p);
+/* The 429 (ttl: reply of TTL on the counter's key, may be NULL) and the 404 of a failed open. */
+void gw_sc_reply_limited(gw_req_t *req, const redisReply *ttl, const char *what);
+void gw_sc_reply_no_match(gw_req_t *req);
+/* Which worker a code hash named when this thread last opened it ("" = no guess): a per-thread
+ * hint that decides whether to read that worker's index in the same pipeline as the code. */
+const char *gw_sc_hint_get(const char *code_hash);
+void gw_sc_hint_set(const char *code_hash, const char *worker);
+
 /* gw_share.c: delete the code with this id of this worker and every subscription made with it.
  * 0 deleted, 1 no such code, -1 Redis failed. */
 int gw_sc_withdraw(cp_redis_t *r, const char *worker, const char *id) CP_WUR;

@@ -4,7 +4,9 @@
  * 429 RATE_LIMITED (+ Retry-After), 503 UNAVAILABLE.
  *
  * One round trip: the two counters, the code's hash and -- when this thread has opened the same
- * code before -- the worker's register index (cp:w:{worker}:entries) are read in one pipeline.
+ * code before -- the worker's register index (cp:w:{worker}:entries) are read in one pipeline
+ * (gw_sc_open_entries here; gw_check_batch.c sends the same commands for many checks at once
+ * through gw_sc_probe_init / gw_sc_probe_judge).
  * The index is used only when the code's hash, read in the same pipeline, still names the worker
  * the hint named; otherwise the caller reads it itself. Nothing is cached but which worker a code
  * hash named last time, so a withdrawn code or a new entry is seen at once. */
@@ -41,16 +43,26 @@ static void free_replies(redisReply **rep, int n) {
 }
 
 /* 429 with Retry-After = the remaining life of the counter that hit its limit. */
-static void reply_limited(gw_req_t *req, cp_redis_t *r, const char *key, const char *what) {
+void gw_sc_reply_limited(gw_req_t *req, const redisReply *t, const char *what) {
   long long ttl = GW_RL_WINDOW_S;
-  redisReply *t = cp_redis_cmd(r, "TTL %s", key);
   if (t != NULL && t->type == REDIS_REPLY_INTEGER && t->integer > 0) ttl = t->integer;
-  if (t != NULL) freeReplyObject(t);
   gw_reply_error(req, 429, GW_E_RATE_LIMITED,
                  "too many failed share-code checks %s; try again in %lld seconds", what, ttl);
   char v[32];
   snprintf(v, sizeof v, "%lld", ttl);
   gw_reply_header(req, MHD_HTTP_HEADER_RETRY_AFTER, v);
+}
+
+void gw_sc_reply_no_match(gw_req_t *req) {
+  gw_reply_error(req, 404, GW_E_SHARE_CODE_NOT_FOUND,
+                 "no passport matches that share code and date of birth (the code may also have been "
+                 "withdrawn or have expired)");
+}
+
+static void reply_limited(gw_req_t *req, cp_redis_t *r, const char *key, const char *what) {
+  redisReply *t = cp_redis_cmd(r, "TTL %s", key);
+  gw_sc_reply_limited(req, t, what);
+  if (t != NULL) freeReplyObject(t);
 }
 
 /* Which worker a code hash named when this thread last opened it (direct-mapped, per thread so no
@@ -68,6 +80,17 @@ static hint_t *hint_slot(const char *code_hash) {
   return &tls_hints[v % HINT_SLOTS];
 }
 
+const char *gw_sc_hint_get(const char *code_hash) {
+  hint_t *hs = hint_slot(code_hash);
+  return strcmp(hs->code_hash, code_hash) == 0 ? hs->worker : "";
+}
+
+void gw_sc_hint_set(const char *code_hash, const char *worker) {
+  hint_t *hs = hint_slot(code_hash);
+  snprintf(hs->code_hash, sizeof hs->code_hash, "%s", code_hash);
+  snprintf(hs->worker, sizeof hs->worker, "%s", worker);
+}
+
 /* Count one failed check against the address and the code. */
 static void count_failure(cp_redis_t *r, const char *ipkey, const char *codekey) {
   redisReply **rep = NULL;
@@ -80,10 +103,8 @@ static void count_failure(cp_redis_t *r, const char *ipkey, const char *codekey)
   if (cp_redis_pipeline_exec(r, &rep, &n) == 0) free_replies(rep, n);
 }
 
-int gw_sc_open(gw_req_t *req, json_t *body, gw_sc_t *sc) { return gw_sc_open_entries(req, body, sc, NULL, 0); }
-
-int gw_sc_open_entries(gw_req_t *req, json_t *body, gw_sc_t *sc, redisReply **entries, long max_entries) {
-  if (entries != NULL) *entries = NULL;
+int gw_sc_probe_init(gw_req_t *req, json_t *body, gw_sc_probe_t *p) {
+  memset(p, 0, sizeof *p);
   const char *code_in = NULL, *dob = NULL;
   if (gw_json_str(req, body, "share_code", true, 64, &code_in) != 0) return -1;
   if (gw_json_str(req, body, "date_of_birth", true, 32, &dob) != 0) return -1;
@@ -99,89 +120,103 @@ int gw_sc_open_entries(gw_req_t *req, json_t *body, gw_sc_t *sc, redisReply **en
     gw_reply_error(req, 400, GW_E_INVALID_FIELD, "date_of_birth must be a real past date YYYY-MM-DD");
     return -1;
   }
-  uint8_t h[32], dh[32], want[32];
-  gw_sc_hash(req->gw, code, h);
+  gw_sc_hash(req->gw, code, p->h);
   sodium_memzero(code, sizeof code);
-  memset(sc, 0, sizeof *sc);
-  cp_hex(h, 32, sc->code_hash);
+  cp_hex(p->h, 32, p->code_hash);
+  /* hashed whether or not the code exists: the same work either way */
+  gw_sc_dob_hash(req->gw, p->h, dob, p->dh);
+  snprintf(p->ipkey, sizeof p->ipkey, "cp:rl:ip:{%s}", req->client_ip);
+  snprintf(p->codekey, sizeof p->codekey, "cp:rl:code:{%s}", p->code_hash);
+  snprintf(p->sckey, sizeof p->sckey, "cp:sc:{%s}", p->code_hash);
+  return 0;
+}
 
-  cp_redis_t *r = gw_redis(req);
-  if (r == NULL) {
-    gw_reply_unavailable(req, "the share-code store");
-    return -1;
-  }
-  char ipkey[GW_IP_MAX + 32], codekey[128], sckey[128];
-  snprintf(ipkey, sizeof ipkey, "cp:rl:ip:{%s}", req->client_ip);
-  snprintf(codekey, sizeof codekey, "cp:rl:code:{%s}", sc->code_hash);
-  snprintf(sckey, sizeof sckey, "cp:sc:{%s}", sc->code_hash);
-  redisReply **rep = NULL;
-  int n = 0;
-  cp_redis_pipeline_begin(r);
-  cp_redis_append(r, "GET %s", ipkey);
-  cp_redis_append(r, "GET %s", codekey);
-  cp_redis_append(r, "HGETALL %s", sckey);
-  char hinted[2 * CP_PSEUDONYM_BYTES + 1] = "";
-  int nwant = 3;
-  if (entries != NULL) {
-    hint_t *hs = hint_slot(sc->code_hash);
-    if (strcmp(hs->code_hash, sc->code_hash) == 0) {
-      snprintf(hinted, sizeof hinted, "%s", hs->worker);
-      cp_redis_append(r, "LRANGE " CP_KEY_W_ENTRIES_FMT " 0 %ld", hinted, max_entries - 1);
-      nwant = 4;
-    }
-  }
-  if (cp_redis_pipeline_exec(r, &rep, &n) != 0 || n != nwant) {
-    if (rep != NULL) free_replies(rep, n);
-    gw_reply_unavailable(req, "the share-code store");
-    return -1;
-  }
-  if (reply_ll(rep[0]) >= GW_RL_PER_IP) {
-    free_replies(rep, n);
-    reply_limited(req, r, ipkey, "from your address");
-    return -1;
-  }
-  if (reply_ll(rep[1]) >= GW_RL_PER_CODE) {
-    free_replies(rep, n);
-    reply_limited(req, r, codekey, "for this share code");
-    return -1;
-  }
-  /* the same work whether or not the code exists: hash the date, compare 32 bytes in constant time */
-  const char *worker = hfield(rep[2], "worker"), *dobhex = hfield(rep[2], "dob"), *id = hfield(rep[2], "id");
-  const char *exp = hfield(rep[2], "expires");
+void gw_sc_probe_clear(gw_sc_probe_t *p) { sodium_memzero(p->dh, sizeof p->dh); }
+
+gw_sc_verdict_t gw_sc_probe_judge(gw_sc_probe_t *p, const redisReply *ipcount, const redisReply *codecount,
+                                  const redisReply *hash, gw_sc_t *sc) {
+  memset(sc, 0, sizeof *sc);
+  snprintf(sc->code_hash, sizeof sc->code_hash, "%s", p->code_hash);
+  if (reply_ll(ipcount) >= GW_RL_PER_IP) return GW_SC_LIMITED_IP;
+  if (reply_ll(codecount) >= GW_RL_PER_CODE) return GW_SC_LIMITED_CODE;
+  /* the same work whether or not the code exists: compare 32 bytes in constant time */
+  uint8_t want[32];
+  const char *worker = hfield(hash, "worker"), *dobhex = hfield(hash, "dob"), *id = hfield(hash, "id");
+  const char *exp = hfield(hash, "expires");
   bool found = worker != NULL && dobhex != NULL && id != NULL && exp != NULL;
   size_t wl = 0;
   if (!found || sodium_hex2bin(want, sizeof want, dobhex, strlen(dobhex), NULL, &wl, NULL) != 0 || wl != 32) {
     found = false;
     randombytes_buf(want, sizeof want);
   }
-  gw_sc_dob_hash(req->gw, h, dob, dh);
-  bool match = sodium_memcmp(dh, want, 32) == 0;
-  sodium_memzero(dh, sizeof dh);
+  bool match = sodium_memcmp(p->dh, want, 32) == 0;
   int64_t expires = exp != NULL ? strtoll(exp, NULL, 10) : 0;
   if (!found || !match || expires <= (int64_t)time(NULL) || strlen(worker) != 2 * CP_PSEUDONYM_BYTES ||
-      strlen(id) >= sizeof sc->id) {
-    free_replies(rep, n);
-    count_failure(r, ipkey, codekey);
-    gw_reply_error(req, 404, GW_E_SHARE_CODE_NOT_FOUND,
-                   "no passport matches that share code and date of birth (the code may also have been "
-                   "withdrawn or have expired)");
-    return -1;
-  }
+      strlen(id) >= sizeof sc->id)
+    return GW_SC_NO_MATCH;
   snprintf(sc->worker, sizeof sc->worker, "%s", worker);
   snprintf(sc->id, sizeof sc->id, "%s", id);
-  const char *scope = hfield(rep[2], "scope"), *subs = hfield(rep[2], "subs"), *created = hfield(rep[2], "created");
+  const char *scope = hfield(hash, "scope"), *subs = hfield(hash, "subs"), *created = hfield(hash, "created");
   snprintf(sc->scope, sizeof sc->scope, "%s", scope != NULL ? scope : "");
   sc->subs = subs != NULL && strcmp(subs, "1") == 0;
   sc->created = created != NULL ? strtoll(created, NULL, 10) : 0;
   sc->expires = expires;
+  return GW_SC_OPENED;
+}
+
+int gw_sc_open(gw_req_t *req, json_t *body, gw_sc_t *sc) { return gw_sc_open_entries(req, body, sc, NULL, 0); }
+
+int gw_sc_open_entries(gw_req_t *req, json_t *body, gw_sc_t *sc, redisReply **entries, long max_entries) {
+  if (entries != NULL) *entries = NULL;
+  gw_sc_probe_t p;
+  if (gw_sc_probe_init(req, body, &p) != 0) return -1;
+  cp_redis_t *r = gw_redis(req);
+  if (r == NULL) {
+    gw_sc_probe_clear(&p);
+    gw_reply_unavailable(req, "the share-code store");
+    return -1;
+  }
+  redisReply **rep = NULL;
+  int n = 0;
+  cp_redis_pipeline_begin(r);
+  cp_redis_append(r, "GET %s", p.ipkey);
+  cp_redis_append(r, "GET %s", p.codekey);
+  cp_redis_append(r, "HGETALL %s", p.sckey);
+  char hinted[2 * CP_PSEUDONYM_BYTES + 1] = "";
+  int nwant = 3;
+  if (entries != NULL) {
+    snprintf(hinted, sizeof hinted, "%s", gw_sc_hint_get(p.code_hash));
+    if (hinted[0] != '\0') {
+      cp_redis_append(r, "LRANGE " CP_KEY_W_ENTRIES_FMT " 0 %ld", hinted, max_entries - 1);
+      nwant = 4;
+    }
+  }
+  if (cp_redis_pipeline_exec(r, &rep, &n) != 0 || n != nwant) {
+    if (rep != NULL) free_replies(rep, n);
+    gw_sc_probe_clear(&p);
+    gw_reply_unavailable(req, "the share-code store");
+    return -1;
+  }
+  gw_sc_verdict_t v = gw_sc_probe_judge(&p, rep[0], rep[1], rep[2], sc);
+  gw_sc_probe_clear(&p);
+  if (v == GW_SC_LIMITED_IP || v == GW_SC_LIMITED_CODE) {
+    free_replies(rep, n);
+    if (v == GW_SC_LIMITED_IP) reply_limited(req, r, p.ipkey, "from your address");
+    else reply_limited(req, r, p.codekey, "for this share code");
+    return -1;
+  }
+  if (v == GW_SC_NO_MATCH) {
+    free_replies(rep, n);
+    count_failure(r, p.ipkey, p.codekey);
+    gw_sc_reply_no_match(req);
+    return -1;
+  }
   if (entries != NULL) {
     if (nwant == 4 && strcmp(hinted, sc->worker) == 0 && rep[3] != NULL && rep[3]->type == REDIS_REPLY_ARRAY) {
       *entries = rep[3]; /* read in the same pipeline as the code: as fresh as a separate read */
       rep[3] = NULL;
     }
-    hint_t *hs = hint_slot(sc->code_hash);
-    snprintf(hs->code_hash, sizeof hs->code_hash, "%s", sc->code_hash);
-    snprintf(hs->worker, sizeof hs->worker, "%s", sc->worker);
+    gw_sc_hint_set(sc->code_hash, sc->worker);
   }
   free_replies(rep, n);
   return 0;
