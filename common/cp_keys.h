@@ -8,11 +8,15 @@
  *        index   register index (committed)   pending  PendingEvent bytes (until final)
  *        t       unix ms accepted
  *        revoked_by  provider event id of the revocation that withdrew this record (verify, HSETNX)
+ *        qcode   qualification code, on records a derived award requires (verify)
  *  cp:pending                     ZSET  "<provider>:<event>" scored by the unix ms at
  *                                       which to re-send it to verify if still not final
  *  cp:w:{<pseudonym hex>}:entries LIST  register indexes of the worker's entries (signer)
  *  cp:w:{<pseudonym hex>}:cc      SET   Care Certificate standard codes verified (verify)
- *  cp:w:{<pseudonym hex>}:awards  SET   derived award codes already issued (verify)
+ *  cp:w:{<pseudonym hex>}:awards  SET   derived award codes currently held (verify; a code leaves
+ *                                       the set when the award is revoked)
+ *  cp:w:{<pseudonym hex>}:award_gen HASH award code -> generation: 0 for the first award, +1 each time
+ *                                       it is revoked; award ids are award:<code>:<hex16>[:g<N>] (verify)
  *  cp:reg:{<shard>}:indexed       STRING register size up to which Redis is indexed (signer)
  *  cp:nt:d:{<webhook id>}         HASH  one webhook delivery (notify; see services/notify/notify.h)
  *  cp:nt:due                      ZSET  webhook ids scored by the unix ms of their next attempt
@@ -28,6 +32,7 @@
 #define CP_KEY_W_ENTRIES_FMT "cp:w:{%s}:entries"
 #define CP_KEY_W_CC_FMT     "cp:w:{%s}:cc"
 #define CP_KEY_W_AWARDS_FMT "cp:w:{%s}:awards"
+#define CP_KEY_W_AWARD_GEN_FMT "cp:w:{%s}:award_gen"
 #define CP_KEY_REG_INDEXED_FMT "cp:reg:{%d}:indexed"
 
 #endif

@@ -38,7 +38,7 @@ static const reason_t reasons[CP_R__COUNT] = {
   R(PROVIDER_NOT_APPROVED, "The provider was not approved to award this qualification on the completion date; check your approvals with carepass."),
   R(ASSESSOR_REQUIRED, "This qualification requires an assessor; fill in assessor_id and send the event again."),
   R(REVOKED_EVENT_UNKNOWN, "The revocation names an event that is not on the register; check the provider_event_id being revoked."),
-  R(INVALID_REVOCATION_REASON, "The revocation reason is not recognised; use ISSUED_IN_ERROR, FRAUD, PROVIDER_DEACCREDITED, ASSESSMENT_INVALID, DUPLICATE, WORKER_REQUEST or OTHER."),
+  R(INVALID_REVOCATION_REASON, "The revocation reason is not recognised; use ISSUED_IN_ERROR, FRAUD, PROVIDER_DEACCREDITED, ASSESSMENT_INVALID, DUPLICATE, WORKER_REQUEST, REQUIREMENT_REVOKED or OTHER."),
   R(ALREADY_REVOKED, "This record has already been revoked; no further action is needed."),
   R(INTERNAL, "carepass hit an internal error processing this event; send it again later, and contact carepass if it persists."),
 };
@@ -64,7 +64,8 @@ cp_reason_t cp_reason_from_code(const char *code) {
 
 bool cp_revocation_reason_valid(const char *code) {
   static const char *valid[] = {"ISSUED_IN_ERROR", "FRAUD", "PROVIDER_DEACCREDITED",
-                                "ASSESSMENT_INVALID", "DUPLICATE", "WORKER_REQUEST", "OTHER"};
+                                "ASSESSMENT_INVALID", "DUPLICATE", "WORKER_REQUEST", "OTHER",
+                                "REQUIREMENT_REVOKED"};
   if (code == NULL) return false;
   for (size_t i = 0; i < CP_ARRAY_LEN(valid); i++)
     if (strcmp(code, valid[i]) == 0) return true;

@@ -178,6 +178,7 @@ static const char *reason_text(const char *code) {
     {"PROVIDER_DEACCREDITED", "the provider lost its accreditation"},
     {"ASSESSMENT_INVALID", "the assessment was found invalid"}, {"DUPLICATE", "a duplicate record"},
     {"WORKER_REQUEST", "withdrawn at the worker's request"}, {"OTHER", "another reason"},
+    {"REQUIREMENT_REVOKED", "a record it was awarded for was revoked"},
   };
   for (size_t i = 0; i < CP_ARRAY_LEN(t); i++)
     if (strcmp(code, t[i].code) == 0) return t[i].text;

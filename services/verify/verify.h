@@ -13,6 +13,9 @@
 #define VERIFY_MAX_EVENT_BYTES (64 * 1024) /* largest PendingEvent accepted from the bus */
 #define VERIFY_KEY_MAX 192                /* room for cp:ev:{<provider>:<event id>} */
 #define VERIFY_AWARD_PROVIDER "carepass"  /* provider id of derived awards */
+#define VERIFY_AWARD_REVOKE_REASON "REQUIREMENT_REVOKED" /* reason of an award revoked with its requirement */
+#define VERIFY_KEY_W_AWARD_GEN_FMT CP_KEY_W_AWARD_GEN_FMT /* HASH award code -> generation */
+#define VERIFY_AWARD_ID_MAX 96            /* room for an award or award-revocation event id */
 
 /* Counters, logged periodically (and for /metrics via the log). */
 typedef struct {
@@ -56,11 +59,16 @@ typedef struct {
   verify_result_t res;              // the rules' verdict
   Carepass__V1__EntryType entry_type; // RECORD or REVOCATION when passing
   uint64_t revokes_index;           // revocation: index of the revoked record
+  char revoked_code[48];            // revocation: qualification code verify stored on the revoked record ("" if none)
   char stored_state[16];            // REPLAY: "rejected" or "committed"
   char stored_reason[48];           // REPLAY: stored reason code
   char stored_msg[VERIFY_MSG_MAX];  // REPLAY: stored sentence
   uint64_t stored_index;            // REPLAY: stored register index
   const cat_qual_t *award;          // derived award this event completes (NULL if none)
+  uint64_t award_gen;               // generation of that award (0 first, +1 per revocation)
+  const cat_qual_t *award_revoke;   // revocation: derived award it withdraws too (NULL if none)
+  uint64_t award_revoke_gen;        // generation of the withdrawn award
+  uint64_t award_revoke_index;      // register index of the withdrawn award
 } verify_item_t;
 
 /* verify_loop.c: sockets and the receive loop. */
@@ -77,10 +85,21 @@ int verify_batch(verify_t *v, verify_item_t *items, size_t n, int32_t today) CP_
 /* verify_awards.c: after the batch's rules, record passing Care Certificate standards and
  * mark the items that complete a derived award (item->award). -1 on Redis failure. */
 int verify_awards_record(verify_t *v, verify_item_t *items, size_t n) CP_WUR;
+/* verify_awards.c: after stage_write, for passing revocations of a code a derived award requires:
+ * take the code out of the worker's set and, when that award was issued and is committed, mark
+ * the item to withdraw it too (item->award_revoke). -1 on Redis failure. */
+int verify_awards_revoke(verify_t *v, verify_item_t *items, size_t n) CP_WUR;
 /* Build the derived award's PendingEvent for the worker of `src` (award provider "carepass",
- * event id "award:<code>:<first 16 hex of pseudonym>"). Strings point into `idbuf`. */
-void verify_award_event(const Carepass__V1__PendingEvent *src, const cat_qual_t *award,
-                        char idbuf[64], Carepass__V1__PendingEvent *out);
+ * event id "award:<code>:<first 16 hex of pseudonym>", then ":g<gen>" for gen > 0).
+ * Strings point into `idbuf`. */
+void verify_award_event(const Carepass__V1__PendingEvent *src, const cat_qual_t *award, uint64_t gen,
+                        char idbuf[VERIFY_AWARD_ID_MAX], Carepass__V1__PendingEvent *out);
+/* Build the PendingEvent withdrawing generation `gen` of `award` for the worker of `src`
+ * (provider "carepass", event id "award-revoke:<code>:<hex16>:<gen>", reason REQUIREMENT_REVOKED).
+ * Strings point into `idbuf` and `revbuf`. */
+void verify_award_revocation_event(const Carepass__V1__PendingEvent *src, const cat_qual_t *award,
+                                   uint64_t gen, char idbuf[VERIFY_AWARD_ID_MAX],
+                                   char revbuf[VERIFY_AWARD_ID_MAX], Carepass__V1__PendingEvent *out);
 
 /* verify_send.c: messages out. All return 0, or -1 when stopping before the send completed. */
 size_t verify_shard_of(const ProtobufCBinaryData *pseudonym, size_t nshards);

@@ -55,10 +55,11 @@ static void decide_revocation(verify_item_t *it, const redisReply *target) {
     return;
   }
   char st[16], idx[24], by[80];
-  const redisReply *t = hmget_ok(target, 3);
+  const redisReply *t = hmget_ok(target, 4);
   reply_str(t ? t->element[0] : NULL, st, sizeof st);
   reply_str(t ? t->element[1] : NULL, idx, sizeof idx);
   reply_str(t ? t->element[2] : NULL, by, sizeof by);
+  reply_str(t ? t->element[3] : NULL, it->revoked_code, sizeof it->revoked_code);
   uint64_t index = 0;
   if (strcmp(st, "committed") != 0 || !parse_index(idx, &index)) {
     set_reject(it, CP_R_REVOKED_EVENT_UNKNOWN,
@@ -87,7 +88,7 @@ static int stage_read(verify_t *v, verify_item_t *items, size_t n, int32_t today
     cp_redis_append(v->redis, "HMGET %s state reason msg index", it->key);
     if (it->ev->kind == CAREPASS__V1__EVENT_KIND__EVENT_KIND_REVOCATION) {
       snprintf(tkey, sizeof tkey, CP_KEY_EVENT_FMT, it->ev->provider_id, it->ev->revokes_event_id);
-      cp_redis_append(v->redis, "HMGET %s state index revoked_by", tkey);
+      cp_redis_append(v->redis, "HMGET %s state index revoked_by qcode", tkey);
     }
   }
   redisReply **rep = NULL;
@@ -209,6 +210,24 @@ static int send_rejection(verify_t *v, const verify_item_t *it) {
   return verify_send_notify(v, &job);
 }
 
+/* The revoked standard's revocation went first on the same shard socket; the award's follows it. */
+static int send_award_revocation(verify_t *v, const verify_item_t *it) {
+  Carepass__V1__PendingEvent rev;
+  char idbuf[VERIFY_AWARD_ID_MAX], revbuf[VERIFY_AWARD_ID_MAX];
+  verify_award_revocation_event(it->ev, it->award_revoke, it->award_revoke_gen, idbuf, revbuf, &rev);
+  Carepass__V1__VerifiedRecord rec = CAREPASS__V1__VERIFIED_RECORD__INIT;
+  rec.event = &rev;
+  rec.entry_type = CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_REVOCATION;
+  rec.valid_until = (char *)"";
+  rec.revokes_index = it->award_revoke_index;
+  rec.reason_code = (char *)VERIFY_AWARD_REVOKE_REASON;
+  if (verify_send_record(v, &rec) != 0)
+    return -1;
+  cp_log_info("derived award revoked", CP_KV_STR("award", it->award_revoke->code),
+              CP_KV_STR("event", idbuf), CP_KV_INT("revokes_index", it->award_revoke_index), CP_KV_END);
+  return 0;
+}
+
 static int send_pass(verify_t *v, verify_item_t *it) {
   Carepass__V1__VerifiedRecord rec = CAREPASS__V1__VERIFIED_RECORD__INIT;
   rec.event = it->ev;
@@ -219,12 +238,14 @@ static int send_pass(verify_t *v, verify_item_t *it) {
                         ? it->ev->revocation_reason : (char *)"";
   if (verify_send_record(v, &rec) != 0)
     return -1;
+  if (it->award_revoke != NULL && send_award_revocation(v, it) != 0)
+    return -1;
   if (it->award == NULL)
     return 0;
   /* The standard's record went first on the same shard socket, so the award follows it. */
   Carepass__V1__PendingEvent aev;
-  char idbuf[64];
-  verify_award_event(it->ev, it->award, idbuf, &aev);
+  char idbuf[VERIFY_AWARD_ID_MAX];
+  verify_award_event(it->ev, it->award, it->award_gen, idbuf, &aev);
   Carepass__V1__VerifiedRecord arec = CAREPASS__V1__VERIFIED_RECORD__INIT;
   char vu[11] = "";
   int32_t day;
@@ -260,7 +281,12 @@ int verify_batch(verify_t *v, verify_item_t *items, size_t n, int32_t today) {
   for (size_t i = 0; i < n; i++) {   /* fresh verdicts (this may be a retry after a Redis failure) */
     items[i].state = items[i].usable ? VITEM_PASS : VITEM_DROP;
     items[i].award = NULL;
+    items[i].award_gen = 0;
+    items[i].award_revoke = NULL;
+    items[i].award_revoke_gen = 0;
+    items[i].award_revoke_index = 0;
     items[i].revokes_index = 0;
+    items[i].revoked_code[0] = '\0';
     memset(&items[i].res, 0, sizeof items[i].res);
   }
   drop_duplicates(v, items, n);
@@ -269,6 +295,8 @@ int verify_batch(verify_t *v, verify_item_t *items, size_t n, int32_t today) {
   if (stage_write(v, items, n) != 0)
     return -1;
   if (verify_awards_record(v, items, n) != 0)
+    return -1;
+  if (verify_awards_revoke(v, items, n) != 0)
     return -1;
   /* Nothing has been sent yet: up to here a Redis failure retries the whole batch safely. */
   for (size_t i = 0; i < n && !cp_stop_requested; i++) {

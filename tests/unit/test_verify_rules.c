@@ -181,6 +181,7 @@ static void test_revocation_reason(void **state) {
   verify_result_t r;
   assert_int_equal(verify_check_revocation("ISSUED_IN_ERROR", &r), CP_OK);
   assert_int_equal(verify_check_revocation("FRAUD", &r), CP_OK);
+  assert_int_equal(verify_check_revocation("REQUIREMENT_REVOKED", &r), CP_OK);
   assert_int_equal(verify_check_revocation("because", &r), CP_R_INVALID_REVOCATION_REASON);
   assert_contains(r.message, "because");
   assert_int_equal(verify_check_revocation("", &r), CP_R_INVALID_REVOCATION_REASON);
@@ -216,8 +217,8 @@ static void test_award_event(void **state) {
   src.assessor_id = "ASR-1";
   src.reply_to = "intake-1";
   Carepass__V1__PendingEvent out;
-  char id[64];
-  verify_award_event(&src, cat_find(cat, "CC"), id, &out);
+  char id[VERIFY_AWARD_ID_MAX];
+  verify_award_event(&src, cat_find(cat, "CC"), 0, id, &out);
   assert_string_equal(out.provider_id, "carepass");
   assert_string_equal(out.provider_event_id, "award:CC:a0a1a2a3a4a5a6a7");
   assert_string_equal(out.qualification_code, "CC");
@@ -234,6 +235,22 @@ static void test_award_event(void **state) {
   rec.entry_type = CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_DERIVED_AWARD;
   rec.valid_until = "";
   assert_true(protobuf_c_message_get_packed_size(&rec.base) > 40);
+
+  /* a re-issued award (after a withdrawal) gets a new event id per generation */
+  verify_award_event(&src, cat_find(cat, "CC"), 2, id, &out);
+  assert_string_equal(out.provider_event_id, "award:CC:a0a1a2a3a4a5a6a7:g2");
+
+  /* withdrawing generation 2: a revocation of that award, routed like the standard */
+  char rid[VERIFY_AWARD_ID_MAX], rev[VERIFY_AWARD_ID_MAX];
+  verify_award_revocation_event(&src, cat_find(cat, "CC"), 2, rid, rev, &out);
+  assert_string_equal(out.provider_id, "carepass");
+  assert_string_equal(out.provider_event_id, "award-revoke:CC:a0a1a2a3a4a5a6a7:2");
+  assert_string_equal(out.revokes_event_id, "award:CC:a0a1a2a3a4a5a6a7:g2");
+  assert_string_equal(out.revocation_reason, "REQUIREMENT_REVOKED");
+  assert_int_equal(out.kind, CAREPASS__V1__EVENT_KIND__EVENT_KIND_REVOCATION);
+  assert_int_equal(verify_shard_of(&out.worker_pseudonym, 5), verify_shard_of(&src.worker_pseudonym, 5));
+  verify_award_revocation_event(&src, cat_find(cat, "CC"), 0, rid, rev, &out);
+  assert_string_equal(out.revokes_event_id, "award:CC:a0a1a2a3a4a5a6a7");
 }
 
 int main(void) {

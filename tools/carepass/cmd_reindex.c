@@ -94,6 +94,36 @@ static int event_digest(const Carepass__V1__PassportEntry *pe, const char *revok
   return ing_pending_digest(&ev, hex);
 }
 
+
+/* A revocation undoes the award progress of what it revokes, as verify does: a
+ * revoked standard leaves the worker's progress set; a revoked derived award
+ * leaves the awards set and its generation moves past the revoked award's
+ * (award ids are award:<code>:<hex16>[:g<N>]), so the next award gets a new id.
+ * Written as absolute values, so running reindex twice gives the same state. */
+static void undo_award_progress(rx_t *x, const Carepass__V1__PassportEntry *target) {
+  if (target->worker_pseudonym.len != CP_PSEUDONYM_BYTES) return;
+  char thex[2 * CP_PSEUDONYM_BYTES + 1], key[100];
+  cp_hex(target->worker_pseudonym.data, CP_PSEUDONYM_BYTES, thex);
+  const cat_qual_t *aw[AWARDS_PER_CODE];
+  if (target->entry_type == CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_RECORD && x->cat != NULL &&
+      cat_awards_requiring(x->cat, target->qualification_code, aw, AWARDS_PER_CODE) > 0) {
+    snprintf(key, sizeof key, CP_KEY_W_CC_FMT, thex);
+    const char *srem[] = {"SREM", key, target->qualification_code};
+    cmd(x, 3, srem);
+  } else if (target->entry_type == CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_DERIVED_AWARD) {
+    snprintf(key, sizeof key, CP_KEY_W_AWARDS_FMT, thex);
+    const char *srem[] = {"SREM", key, target->qualification_code};
+    cmd(x, 3, srem);
+    const char *g = strstr(target->provider_event_id, ":g");
+    unsigned long long gen = g != NULL ? strtoull(g + 2, NULL, 10) : 0;
+    char next[24];
+    snprintf(next, sizeof next, "%llu", gen + 1);
+    snprintf(key, sizeof key, CP_KEY_W_AWARD_GEN_FMT, thex);
+    const char *hset[] = {"HSET", key, target->qualification_code, next};
+    cmd(x, 4, hset);
+  }
+}
+
 static int walk_fn(void *arg, uint64_t index, const uint8_t *entry, size_t len) {
   rx_t *x = arg;
   char err[CP_ERRLEN];
@@ -172,6 +202,8 @@ static int walk_fn(void *arg, uint64_t index, const uint8_t *entry, size_t len) 
         snprintf(key, sizeof key, CP_KEY_W_CC_FMT, hex);
         const char *sadd[] = {"SADD", key, pe->qualification_code};
         cmd(x, 3, sadd);
+        const char *hset[] = {"HSET", evkey, "qcode", pe->qualification_code};
+        cmd(x, 4, hset);
       }
       break;
     }
@@ -191,6 +223,7 @@ static int walk_fn(void *arg, uint64_t index, const uint8_t *entry, size_t len) 
         snprintf(tkey, sizeof tkey, CP_KEY_EVENT_FMT, target->provider_id, target->provider_event_id);
         const char *hsetnx[] = {"HSETNX", tkey, "revoked_by", pe->provider_event_id};
         cmd(x, 4, hsetnx);
+        undo_award_progress(x, target);
       }
       break;
     default:
