@@ -19,9 +19,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import re
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,59 +30,13 @@ sys.path.insert(0, str(HERE.parent / "tests" / "integration"))
 os.environ.setdefault("CAREPASS_SOURCE_DIR", str(HERE.parent))
 
 from harness import CarepassSystem, event  # noqa: E402
+from httpbench import keepalive_worker, pct, redis_get_rate  # noqa: E402
 
 
 def worker(port, paths, seconds, out_q):
     """One keep-alive connection; returns (count, errors, latencies in µs)."""
-    s = socket.create_connection(("127.0.0.1", port))
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     reqs = [f"GET {p} HTTP/1.1\r\nHost: bench\r\n\r\n".encode() for p in paths]
-    lat = []
-    count = errors = 0
-    buf = b""
-    end = time.perf_counter() + seconds
-    i = 0
-    while True:
-        t0 = time.perf_counter()
-        if t0 >= end:
-            break
-        s.sendall(reqs[i % len(reqs)])
-        i += 1
-        # read one response: headers, then Content-Length bytes
-        while b"\r\n\r\n" not in buf:
-            chunk = s.recv(65536)
-            if not chunk:
-                raise ConnectionError("gateway closed the connection")
-            buf += chunk
-        head, buf = buf.split(b"\r\n\r\n", 1)
-        m = re.search(rb"(?i)content-length:\s*(\d+)", head)
-        n = int(m.group(1)) if m else 0
-        while len(buf) < n:
-            chunk = s.recv(65536)
-            if not chunk:
-                raise ConnectionError("gateway closed the connection")
-            buf += chunk
-        buf = buf[n:]
-        if not head.startswith(b"HTTP/1.1 200"):
-            errors += 1
-        count += 1
-        lat.append(int((time.perf_counter() - t0) * 1e6))
-    s.close()
-    out_q.put((count, errors, lat))
-
-
-def pct(sorted_vals, p):
-    if not sorted_vals:
-        return 0
-    return sorted_vals[min(len(sorted_vals) - 1, int(len(sorted_vals) * p / 100))]
-
-
-def redis_get_rate(port, n):
-    out = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", "get",
-                          "-n", str(n), "-P", "1", "-q"], capture_output=True, text=True,
-                         timeout=300).stdout
-    m = re.search(r"GET: ([\d.]+) requests per second", out.replace("\r", "\n"))
-    return float(m.group(1)) if m else 0.0, out.strip().splitlines()[-1] if out.strip() else ""
+    keepalive_worker(port, reqs, seconds, out_q)
 
 
 def main():
