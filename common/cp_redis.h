@@ -30,6 +30,13 @@ void cp_redis_append_argv(cp_redis_t *r, int argc, const char **argv, const size
  * queued, returned in *n). Caller frees each with freeReplyObject and the array with free. */
 int cp_redis_pipeline_exec(cp_redis_t *r, redisReply ***replies, int *n) CP_WUR;
 
+/* Free what cp_redis_pipeline_exec returned (NULL-safe, NULL entries allowed). */
+void cp_redis_replies_free(redisReply **replies, int n);
+
+/* The value of field `name` in an HGETALL reply, or NULL (absent, not a string,
+ * or r is not an array). Points into r. */
+const char *cp_redis_hfield(const redisReply *r, const char *name);
+
 /* Reconnect now (e.g. after a failed pipeline); 0 on success. */
 int cp_redis_reconnect(cp_redis_t *r) CP_WUR;
 const char *cp_redis_errstr(const cp_redis_t *r);

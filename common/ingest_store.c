@@ -48,13 +48,6 @@ uint64_t ing_reply_u64(const redisReply *r) {
   return strtoull(buf, NULL, 10);
 }
 
-static void free_replies(redisReply **rep, int n) {
-  if (rep == NULL) return;
-  for (int i = 0; i < n; i++)
-    if (rep[i] != NULL) freeReplyObject(rep[i]);
-  free(rep);
-}
-
 int ing_store_init(cp_redis_t *r, char sha[41], char *err, size_t errlen) {
   redisReply *rep = cp_redis_cmd(r, "SCRIPT LOAD %s", claim_script);
   if (rep == NULL || rep->type != REDIS_REPLY_STRING || rep->len != 40) {
@@ -113,7 +106,7 @@ int ing_store_claim(cp_redis_t *r, const char *sha, int64_t redrive_after_ms, co
     int rc = claim_once(r, sha, redrive_after_ms, provider, reqs, n, &rep, &nrep);
     if (rc == 0 && (nrep == 0 || !is_noscript(rep[0]))) break;
     if (rc == 0) {
-      free_replies(rep, nrep);
+      cp_redis_replies_free(rep, nrep);
       rep = NULL;
       if (attempt >= 1 || ing_store_init(r, loaded, err, sizeof err) != 0) goto unavailable;
       continue;
@@ -143,7 +136,7 @@ int ing_store_claim(cp_redis_t *r, const char *sha, int64_t redrive_after_ms, co
       out[i].index = ing_reply_u64(x->element[3]);
     }
   }
-  free_replies(rep, nrep);
+  cp_redis_replies_free(rep, nrep);
   return 0;
 bad_reply:
   cp_log_error("redis: unexpected claim reply",
@@ -152,7 +145,7 @@ bad_reply:
                                       : "wrong shape"),
                CP_KV_END);
   for (size_t i = 0; i < n && (size_t)nrep == n; i++) ing_claim_clear(&out[i]);
-  free_replies(rep, nrep);
+  cp_redis_replies_free(rep, nrep);
   return -1;
 unavailable:
   cp_log_warn("redis unavailable", CP_KV_STR("error", cp_redis_errstr(r)), CP_KV_END);
@@ -171,7 +164,7 @@ int ing_store_read(cp_redis_t *r, const char *provider, const char *const *event
   redisReply **rep = NULL;
   int nrep = 0;
   if (cp_redis_pipeline_exec(r, &rep, &nrep) != 0 || (size_t)nrep != n) {
-    free_replies(rep, nrep);
+    cp_redis_replies_free(rep, nrep);
     if (cp_redis_reconnect(r) != 0) { /* the caller retries later */ }
     return -1;
   }
@@ -185,6 +178,6 @@ int ing_store_read(cp_redis_t *r, const char *provider, const char *const *event
     out[i].message = ing_reply_str(x->element[2]);
     out[i].index = ing_reply_u64(x->element[3]);
   }
-  free_replies(rep, nrep);
+  cp_redis_replies_free(rep, nrep);
   return 0;
 }

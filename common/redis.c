@@ -188,3 +188,19 @@ int cp_redis_pipeline_exec(cp_redis_t *r, redisReply ***replies, int *n) {
   *n = queued;
   return 0;
 }
+
+void cp_redis_replies_free(redisReply **replies, int n) {
+  if (replies == NULL) return;
+  for (int i = 0; i < n; i++)
+    if (replies[i] != NULL) freeReplyObject(replies[i]);
+  free(replies);
+}
+
+const char *cp_redis_hfield(const redisReply *r, const char *name) {
+  if (r == NULL || r->type != REDIS_REPLY_ARRAY) return NULL;
+  for (size_t i = 0; i + 1 < r->elements; i += 2)
+    if (r->element[i]->type == REDIS_REPLY_STRING && strcmp(r->element[i]->str, name) == 0 &&
+        r->element[i + 1]->type == REDIS_REPLY_STRING)
+      return r->element[i + 1]->str;
+  return NULL;
+}

@@ -28,21 +28,6 @@
 
 #define ENTRIES_MAX 100000 /* most register indexes read for one worker */
 
-static void free_replies(redisReply **rep, int n) {
-  for (int i = 0; i < n; i++)
-    if (rep[i] != NULL) freeReplyObject(rep[i]);
-  free(rep);
-}
-
-static const char *hfield(const redisReply *r, const char *name) {
-  if (r == NULL || r->type != REDIS_REPLY_ARRAY) return NULL;
-  for (size_t i = 0; i + 1 < r->elements; i += 2)
-    if (r->element[i]->type == REDIS_REPLY_STRING && strcmp(r->element[i]->str, name) == 0 &&
-        r->element[i + 1]->type == REDIS_REPLY_STRING)
-      return r->element[i + 1]->str;
-  return NULL;
-}
-
 /* Unix seconds as ISO 8601 UTC. */
 static void iso_time(int64_t t, char out[32]) {
   time_t tt = (time_t)t;
@@ -200,7 +185,7 @@ void gw_share_create(gw_req_t *req) {
   cp_redis_append(r, "EXPIRE %s %d GT", wkey, (GW_SC_DAYS_MAX + 1) * 86400);
   int rc = cp_redis_pipeline_exec(r, &rep, &n);
   bool ok = rc == 0 && n == 7 && rep[0] != NULL && rep[0]->type == REDIS_REPLY_INTEGER;
-  if (rep != NULL) free_replies(rep, n);
+  if (rep != NULL) cp_redis_replies_free(rep, n);
   sodium_memzero(dhex, sizeof dhex);
   if (!ok) {
     sodium_memzero(code, sizeof code);
@@ -245,32 +230,32 @@ void gw_share_list(gw_req_t *req) {
     cp_redis_pipeline_begin(r);
     for (size_t i = 0; i < ids->elements; i++) cp_redis_append(r, "HGETALL cp:scid:{%s}", ids->element[i]->str);
     if (cp_redis_pipeline_exec(r, &rep, &n) != 0 || (size_t)n != ids->elements) {
-      if (rep != NULL) free_replies(rep, n);
+      if (rep != NULL) cp_redis_replies_free(rep, n);
       freeReplyObject(ids);
       json_decref(list);
       gw_reply_unavailable(req, "the share-code store");
       return;
     }
     for (size_t i = 0; i < ids->elements; i++) {
-      const char *w = hfield(rep[i], "worker"), *exp = hfield(rep[i], "expires");
+      const char *w = cp_redis_hfield(rep[i], "worker"), *exp = cp_redis_hfield(rep[i], "expires");
       if (w == NULL || strcmp(w, req->subject) != 0 || exp == NULL) {
         /* gone (expired or withdrawn): prune the id */
         redisReply *d = cp_redis_cmd(r, "SREM %s %s", wkey, ids->element[i]->str);
         if (d != NULL) freeReplyObject(d);
         continue;
       }
-      const char *cr = hfield(rep[i], "created"), *views = hfield(rep[i], "views"), *s = hfield(rep[i], "subs");
+      const char *cr = cp_redis_hfield(rep[i], "created"), *views = cp_redis_hfield(rep[i], "views"), *s = cp_redis_hfield(rep[i], "subs");
       int64_t e = strtoll(exp, NULL, 10), c = cr ? strtoll(cr, NULL, 10) : 0;
       char ea[32], ca[32];
       iso_time(e, ea);
       iso_time(c, ca);
       json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:I,s:o,s:b,s:I}", "id", ids->element[i]->str,
                                             "created_at", ca, "expires_at", ea, "expires", (json_int_t)e,
-                                            "scope", scope_json(hfield(rep[i], "scope")), "allow_subscriptions",
+                                            "scope", scope_json(cp_redis_hfield(rep[i], "scope")), "allow_subscriptions",
                                             s != NULL && strcmp(s, "1") == 0, "views",
                                             (json_int_t)(views ? strtoll(views, NULL, 10) : 0)));
     }
-    free_replies(rep, n);
+    cp_redis_replies_free(rep, n);
   }
   freeReplyObject(ids);
   gw_reply_json(req, 200, json_pack("{s:o}", "share_codes", list));
@@ -286,10 +271,10 @@ int gw_sc_withdraw(cp_redis_t *r, const char *worker, const char *id) {
   cp_redis_append(r, "HGETALL %s", idkey);
   cp_redis_append(r, "SMEMBERS %s", subskey);
   if (cp_redis_pipeline_exec(r, &rep, &n) != 0 || n != 2) {
-    if (rep != NULL) free_replies(rep, n);
+    if (rep != NULL) cp_redis_replies_free(rep, n);
     return -1;
   }
-  const char *w = hfield(rep[0], "worker"), *code = hfield(rep[0], "code");
+  const char *w = cp_redis_hfield(rep[0], "worker"), *code = cp_redis_hfield(rep[0], "code");
   int rc = 1;
   if (w == NULL || strcmp(w, worker) != 0 || code == NULL) goto out;
   redisReply **rep2 = NULL;
@@ -305,9 +290,9 @@ int gw_sc_withdraw(cp_redis_t *r, const char *worker, const char *id) {
   cp_redis_append(r, "DEL %s", subskey);
   cp_redis_append(r, "SREM cp:w:{%s}:sc %s", worker, id);
   rc = cp_redis_pipeline_exec(r, &rep2, &n2) == 0 ? 0 : -1;
-  if (rep2 != NULL) free_replies(rep2, n2);
+  if (rep2 != NULL) cp_redis_replies_free(rep2, n2);
 out:
-  free_replies(rep, n);
+  cp_redis_replies_free(rep, n);
   return rc;
 }
 

@@ -26,22 +26,6 @@ static long long reply_ll(const redisReply *r) {
   return strtoll(r->str, NULL, 10);
 }
 
-/* Field of an HGETALL reply, or NULL. */
-static const char *hfield(const redisReply *r, const char *name) {
-  if (r == NULL || r->type != REDIS_REPLY_ARRAY) return NULL;
-  for (size_t i = 0; i + 1 < r->elements; i += 2)
-    if (r->element[i]->type == REDIS_REPLY_STRING && strcmp(r->element[i]->str, name) == 0 &&
-        r->element[i + 1]->type == REDIS_REPLY_STRING)
-      return r->element[i + 1]->str;
-  return NULL;
-}
-
-static void free_replies(redisReply **rep, int n) {
-  for (int i = 0; i < n; i++)
-    if (rep[i] != NULL) freeReplyObject(rep[i]);
-  free(rep);
-}
-
 /* 429 with Retry-After = the remaining life of the counter that hit its limit. */
 void gw_sc_reply_limited(gw_req_t *req, const redisReply *t, const char *what) {
   long long ttl = GW_RL_WINDOW_S;
@@ -100,7 +84,7 @@ static void count_failure(cp_redis_t *r, const char *ipkey, const char *codekey)
   cp_redis_append(r, "EXPIRE %s %d NX", ipkey, GW_RL_WINDOW_S);
   cp_redis_append(r, "INCR %s", codekey);
   cp_redis_append(r, "EXPIRE %s %d NX", codekey, GW_RL_WINDOW_S);
-  if (cp_redis_pipeline_exec(r, &rep, &n) == 0) free_replies(rep, n);
+  if (cp_redis_pipeline_exec(r, &rep, &n) == 0) cp_redis_replies_free(rep, n);
 }
 
 int gw_sc_probe_init(gw_req_t *req, json_t *body, gw_sc_probe_t *p) {
@@ -141,8 +125,8 @@ gw_sc_verdict_t gw_sc_probe_judge(gw_sc_probe_t *p, const redisReply *ipcount, c
   if (reply_ll(codecount) >= GW_RL_PER_CODE) return GW_SC_LIMITED_CODE;
   /* the same work whether or not the code exists: compare 32 bytes in constant time */
   uint8_t want[32];
-  const char *worker = hfield(hash, "worker"), *dobhex = hfield(hash, "dob"), *id = hfield(hash, "id");
-  const char *exp = hfield(hash, "expires");
+  const char *worker = cp_redis_hfield(hash, "worker"), *dobhex = cp_redis_hfield(hash, "dob"), *id = cp_redis_hfield(hash, "id");
+  const char *exp = cp_redis_hfield(hash, "expires");
   bool found = worker != NULL && dobhex != NULL && id != NULL && exp != NULL;
   size_t wl = 0;
   if (!found || sodium_hex2bin(want, sizeof want, dobhex, strlen(dobhex), NULL, &wl, NULL) != 0 || wl != 32) {
@@ -156,7 +140,7 @@ gw_sc_verdict_t gw_sc_probe_judge(gw_sc_probe_t *p, const redisReply *ipcount, c
     return GW_SC_NO_MATCH;
   snprintf(sc->worker, sizeof sc->worker, "%s", worker);
   snprintf(sc->id, sizeof sc->id, "%s", id);
-  const char *scope = hfield(hash, "scope"), *subs = hfield(hash, "subs"), *created = hfield(hash, "created");
+  const char *scope = cp_redis_hfield(hash, "scope"), *subs = cp_redis_hfield(hash, "subs"), *created = cp_redis_hfield(hash, "created");
   snprintf(sc->scope, sizeof sc->scope, "%s", scope != NULL ? scope : "");
   sc->subs = subs != NULL && strcmp(subs, "1") == 0;
   sc->created = created != NULL ? strtoll(created, NULL, 10) : 0;
@@ -192,7 +176,7 @@ int gw_sc_open_entries(gw_req_t *req, json_t *body, gw_sc_t *sc, redisReply **en
     }
   }
   if (cp_redis_pipeline_exec(r, &rep, &n) != 0 || n != nwant) {
-    if (rep != NULL) free_replies(rep, n);
+    if (rep != NULL) cp_redis_replies_free(rep, n);
     gw_sc_probe_clear(&p);
     gw_reply_unavailable(req, "the share-code store");
     return -1;
@@ -200,13 +184,13 @@ int gw_sc_open_entries(gw_req_t *req, json_t *body, gw_sc_t *sc, redisReply **en
   gw_sc_verdict_t v = gw_sc_probe_judge(&p, rep[0], rep[1], rep[2], sc);
   gw_sc_probe_clear(&p);
   if (v == GW_SC_LIMITED_IP || v == GW_SC_LIMITED_CODE) {
-    free_replies(rep, n);
+    cp_redis_replies_free(rep, n);
     if (v == GW_SC_LIMITED_IP) reply_limited(req, r, p.ipkey, "from your address");
     else reply_limited(req, r, p.codekey, "for this share code");
     return -1;
   }
   if (v == GW_SC_NO_MATCH) {
-    free_replies(rep, n);
+    cp_redis_replies_free(rep, n);
     count_failure(r, p.ipkey, p.codekey);
     gw_sc_reply_no_match(req);
     return -1;
@@ -218,6 +202,6 @@ int gw_sc_open_entries(gw_req_t *req, json_t *body, gw_sc_t *sc, redisReply **en
     }
     gw_sc_hint_set(sc->code_hash, sc->worker);
   }
-  free_replies(rep, n);
+  cp_redis_replies_free(rep, n);
   return 0;
 }

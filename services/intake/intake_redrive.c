@@ -11,13 +11,6 @@
 #include "cp_keys.h"
 #include "cp_log.h"
 
-static void free_replies(redisReply **rep, int n) {
-  if (rep == NULL) return;
-  for (int i = 0; i < n; i++)
-    if (rep[i] != NULL) freeReplyObject(rep[i]);
-  free(rep);
-}
-
 void intake_redrive(intake_t *in) {
   char now_s[24];
   snprintf(now_s, sizeof now_s, "%" PRId64, cp_now_ms());
@@ -81,11 +74,11 @@ void intake_redrive(intake_t *in) {
   int nrep2 = 0;
   if (cp_redis_pipeline_exec(in->redis, &rep2, &nrep2) != 0)
     cp_log_warn("redrive: redis unavailable", CP_KV_STR("error", cp_redis_errstr(in->redis)), CP_KV_END);
-  free_replies(rep2, nrep2);
+  cp_redis_replies_free(rep2, nrep2);
   if (resent + blocked > 0)
     cp_log_info("redrive", CP_KV_INT("resent", resent), CP_KV_INT("queue_full", blocked),
                 CP_KV_INT("final", dropped), CP_KV_END);
 done:
-  free_replies(rep, nrep);
+  cp_redis_replies_free(rep, nrep);
   freeReplyObject(due);
 }

@@ -9,13 +9,6 @@
 #include "cp_keys.h"
 #include "cp_log.h"
 
-static void free_replies(redisReply **rep, int n) {
-  if (rep == NULL) return;
-  for (int i = 0; i < n; i++)
-    if (rep[i] != NULL) freeReplyObject(rep[i]);
-  free(rep);
-}
-
 int intake_store_refresh(intake_t *in, intake_req_t **reqs, size_t nreq) {
   size_t queued = 0;
   for (size_t k = 0; k < nreq; k++) queued += reqs[k]->nwaiting;
@@ -54,6 +47,6 @@ int intake_store_refresh(intake_t *in, intake_req_t **reqs, size_t nreq) {
       free(msg);
     }
   }
-  free_replies(rep, nrep);
+  cp_redis_replies_free(rep, nrep);
   return 0;
 }

@@ -65,12 +65,6 @@ static int exec_pipeline(verify_t *v, redisReply ***rep, int *nrep) {
   return cp_redis_pipeline_exec(v->redis, rep, nrep);
 }
 
-static void free_replies(redisReply **rep, int nrep) {
-  for (int i = 0; i < nrep; i++)
-    freeReplyObject(rep[i]);
-  free(rep);
-}
-
 int verify_awards_record(verify_t *v, verify_item_t *items, size_t n) {
   char hex[2 * CP_PSEUDONYM_BYTES + 1];
   char key[VERIFY_KEY_MAX];
@@ -125,7 +119,7 @@ int verify_awards_record(verify_t *v, verify_item_t *items, size_t n) {
     complete[i] = all;
     nfull += all;
   }
-  free_replies(rep, nrep);
+  cp_redis_replies_free(rep, nrep);
   if (nfull == 0)
     return 0;
 
@@ -155,7 +149,7 @@ int verify_awards_record(verify_t *v, verify_item_t *items, size_t n) {
       items[i].award_gen = reply_u64(g);
     }
   }
-  free_replies(rep, nrep);
+  cp_redis_replies_free(rep, nrep);
   return 0;
 }
 
@@ -284,7 +278,7 @@ int verify_awards_revoke(verify_t *v, verify_item_t *items, size_t n) {
     member[i] = m != NULL && m->type == REDIS_REPLY_INTEGER && m->integer == 1;
     gen[i] = reply_u64(rep[k++]);
   }
-  free_replies(rep, nrep);
+  cp_redis_replies_free(rep, nrep);
 
   /* Round 2: the award's event, and whether its withdrawal is already on the register. When the
    * award is no longer held but an earlier generation exists, this may be a redrive after the
@@ -336,7 +330,7 @@ int verify_awards_revoke(verify_t *v, verify_item_t *items, size_t n) {
       items[i].award_revoke_index = index;
     }
   }
-  free_replies(rep, nrep);
+  cp_redis_replies_free(rep, nrep);
 
   /* Round 3: the code leaves the worker's set; a held award is marked withdrawn and its generation
    * moves on (once, however many replicas or redrives get here). */
@@ -364,6 +358,6 @@ int verify_awards_revoke(verify_t *v, verify_item_t *items, size_t n) {
   }
   if (exec_pipeline(v, &rep, &nrep) != 0)
     return -1;
-  free_replies(rep, nrep);
+  cp_redis_replies_free(rep, nrep);
   return 0;
 }

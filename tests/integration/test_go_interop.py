@@ -27,6 +27,7 @@ import nacl.signing
 import pytest
 
 from harness import SOURCE_DIR, event
+from register_check import tile_index_path
 
 GO_SRC = SOURCE_DIR / "tests" / "interop" / "tlogcheck"
 XMOD_DIR = Path("/usr/share/gocode/src/golang.org/x/mod")
@@ -102,15 +103,7 @@ def checkpoint_size(path):
 
 def tile_path(level, n, width):
     """C2SP path of a tile, written here independently of the Go program."""
-    parts = []
-    while True:
-        parts.append(n % 1000)
-        n //= 1000
-        if n == 0:
-            break
-    parts.reverse()
-    enc = "/".join([f"x{p:03d}" for p in parts[:-1]] + [f"{parts[-1]:03d}"])
-    return f"tile/{level}/{enc}" + ("" if width == 256 else f".p/{width}")
+    return f"tile/{level}/{tile_index_path(n)}" + ("" if width == 256 else f".p/{width}")
 
 
 def vkey_text(name, pk):
