@@ -3,8 +3,9 @@
  *
  * How a request is served
  * -----------------------
- * libmicrohttpd (thread pool, epoll, keep-alive) calls the dispatcher (gw_server.c) on one
- * of GATEWAY_THREADS threads. The dispatcher:
+ * libmicrohttpd (epoll, keep-alive) calls the dispatcher (gw_server.c) on one of
+ * GATEWAY_THREADS event-loop threads (gw_loop.c: each drives its own daemon on the shared
+ * listening address). The dispatcher:
  *   1. finds the route: the first row of gw_routes[] whose path matches (GW_EXACT: equal,
  *      GW_PREFIX: starts with it) AND whose method matches. A path that matches rows of
  *      other methods only gets 405 METHOD_NOT_ALLOWED with an Allow header; a path that
@@ -16,7 +17,7 @@
  *   3. reads the body (POST/PUT/PATCH/DELETE) into req->body, NUL-terminated, up to the
  *      row's max_body (0 = GATEWAY_MAX_BODY); bigger gets 413 BODY_TOO_LARGE;
  *   4. calls the handler, which MUST answer with exactly one gw_reply_* call (a handler
- *      that does not gets 500 INTERNAL). It runs on an MHD thread and may block briefly
+ *      that does not gets 500 INTERNAL). It runs on a loop thread and may block briefly
  *      (Redis round trips), never for long: the thread serves other connections too;
  *   5. counts the request in /metrics (route name, status, latency histogram) and logs
  *      nothing per request (no personal data can leak from here; handlers log with care).
@@ -117,7 +118,7 @@ extern const size_t gw_routes_len;
 typedef struct {
   char bind_host[256];      // GATEWAY_BIND host part (IPv4 dotted quad or "0.0.0.0")
   int port;                 // GATEWAY_BIND port
-  int threads;              // GATEWAY_THREADS: MHD thread pool size
+  int threads;              // GATEWAY_THREADS: event loops (threads), each with its own MHD daemon
   size_t max_body;          // GATEWAY_MAX_BODY: default body limit (bytes)
   int timeout_s;            // GATEWAY_TIMEOUT_S: idle/slow connection timeout
   int per_ip_limit;         // GATEWAY_PER_IP_LIMIT: concurrent connections per client address (0 = none)
@@ -140,7 +141,7 @@ typedef struct gw_metrics gw_metrics_t;
  * it is guarded; handlers get it as req->gw. */
 struct gw {
   gw_config_t cfg;                         // settings
-  struct MHD_Daemon *mhd;                  // the HTTP daemon
+  struct gw_loops *loops;                  // the event loops, each with its HTTP daemon (gw_loop.c)
   prov_registry_t *providers;              // provider registry (read-only)
   cat_catalogue_t *catalogue;              // qualification catalogue (read-only)
   unsigned char token_secret[CP_SECRET_BYTES];     // TOKEN_SECRET: MAC key of cpp_/cpw_ tokens (wiped)

@@ -63,23 +63,24 @@ bool gw_utf8_valid(const char *s, size_t n);
 void gw_check_view_send(gw_t *gw, const char *views_key, const char *view_json, const char *code_id);
 
 /* ---- batched checks (gw_check_batch.c) -------------------------------------------------------
- * POST /v1/check suspends the connection and queues the check; one thread with its own Redis
- * connection takes every queued check at once, opens all their codes in one pipeline (rate-limit
- * counters, code hash, the worker's index when the code was opened before), reads what some need
- * next (the index of a code seen for the first time, the TTL of a counter at its limit) in a
- * second pipeline, answers each check, writes the views and failure counts without waiting,
- * then resumes the connections: a Redis wake-up serves many checks instead of one. */
+ * POST /v1/check suspends the connection and queues the check on the event loop it arrived on
+ * (gw_loop.c). After each turn of MHD, the loop takes every queued check at once, opens all their
+ * codes in one Redis pipeline (rate-limit counters, code hash, the worker's index when the code
+ * was opened before), reads what some need next (the index of a code seen for the first time, the
+ * TTL of a counter at its limit) in a second pipeline, answers each check, writes the views and
+ * failure counts without waiting, then resumes the connections and lets MHD send the replies: a
+ * Redis wake-up serves many checks instead of one, and no other thread is woken. */
 
-/* The batch thread's Redis connection. */
+/* A loop's Redis connection for checks. */
 typedef struct {
   redisContext *c;   // hiredis connection (NULL = not connected)
   int discard;       // replies of commands written without waiting (views, failure counts) not read yet
 } gw_cconn_t;
-/* Write one view / one failed check (4 commands each) on the batch connection, without waiting. */
+/* Append one view / one failed check (4 commands each) on the loop's connection, without waiting. */
 void gw_cconn_view(gw_cconn_t *cc, const char *views_key, const char *view_json, const char *code_id);
 void gw_cconn_failure(gw_cconn_t *cc, const char *ipkey, const char *codekey);
 
-/* One queued check (gw_check.c). The batch thread calls, for each check of a batch: lookup (append
+/* One queued check (gw_check.c). The loop calls, for each check of a batch: lookup (append
  * the commands that open the code; returns how many), judge (with those replies; appends 0 or 1
  * follow-up command, returns how many), finish (with the follow-up's reply or NULL: makes the
  * reply, writes the view), or fail (503) when Redis failed; then destroy, then resume. */
@@ -91,16 +92,22 @@ void gw_cjob_fail(gw_cjob_t *j);
 gw_req_t *gw_cjob_req(const gw_cjob_t *j);
 void gw_cjob_destroy(gw_cjob_t **j);
 
-/* The queue and its thread. start/stop/destroy are called by gw_wait.c with the waiter's (before
- * MHD starts / before MHD stops); stop answers every queued check first. */
+/* A loop's queue (used only on the loop's thread). */
 typedef struct gw_checkq gw_checkq_t;
-int gw_checkq_start(gw_t *gw, gw_checkq_t **out, char *err, size_t errlen) CP_WUR;
-void gw_checkq_stop(gw_checkq_t *q);
+gw_checkq_t *gw_checkq_new(gw_t *gw);
+/* Everything queued must have been answered (gw_checkq_run after gw_checkq_close). */
 void gw_checkq_destroy(gw_checkq_t **q);
-/* Suspend req's connection and queue j (taken over): 0. -1 when the thread is not running
- * (nothing done: the caller answers on its own thread). */
+/* Make q the calling thread's queue (NULL: none). */
+void gw_checkq_bind(gw_checkq_t *q);
+/* Suspend req's connection and queue j (taken over) on the calling thread's queue: 0. -1 when the
+ * thread has no queue or it is closed (nothing done: the caller answers on its own). */
 int gw_checkq_add(gw_t *gw, gw_cjob_t *j) CP_WUR;
-/* gw_wait.c: the gateway's check queue (NULL before start). */
-gw_checkq_t *gw_waiter_checkq(gw_t *gw);
+/* Is a check waiting? */
+bool gw_checkq_pending(const gw_checkq_t *q);
+/* Answer the queued checks, batch after batch (a bounded number), calling MHD_run(mhd) after each
+ * to send the replies and read new requests (which may queue more). */
+void gw_checkq_run(gw_checkq_t *q, struct MHD_Daemon *mhd);
+/* Stopping: refuse new checks from now on. */
+void gw_checkq_close(gw_checkq_t *q);
 
 #endif

@@ -1,6 +1,7 @@
-/* gw_check_batch.c -- the thread that answers the queued POST /v1/check requests in batches: one
+/* gw_check_batch.c -- one event loop's queue of POST /v1/check requests, answered in batches: one
  * Redis pipeline opens every queued code, the views are written without waiting, then the
- * suspended connections are resumed (see the "batched checks" comment in gw_check.h). */
+ * suspended connections are resumed and MHD sends the replies (see the "batched checks" comment
+ * in gw_check.h and gw_loop.c). Everything here runs on the loop's own thread: no locks. */
 #include "gw_check.h"
 #include "gw_share.h"
 
@@ -13,20 +14,21 @@
 #include "cp_log.h"
 
 #define BATCH_MAX 512  /* most checks sent in one pipeline (the rest wait for the next) */
+#define RUN_ROUNDS 64  /* most batches in one gw_checkq_run (then the loop looks at its stop flag) */
 
 struct gw_checkq {
   gw_t *gw;                 // the gateway
-  pthread_t thread;         // the batch thread
-  bool started;             // thread created and not joined
-  pthread_mutex_t lock;     // guards q, n, cap, stop, running
-  pthread_cond_t cond;      // signalled on add and stop
   gw_cjob_t **q;            // queued checks, oldest first
   size_t n;                 // how many
   size_t cap;               // allocated
-  bool stop;                // answer what is queued, then exit
-  bool running;             // accepting checks
-  gw_cconn_t cc;            // the thread's Redis connection
+  bool closed;              // stopping: gw_checkq_add refuses (the caller answers on its own)
+  gw_cconn_t cc;            // the loop's Redis connection for checks
+  gw_cjob_t **job;          // the batch being answered (BATCH_MAX slots)
+  int *nl;                  // commands each check's lookup appended (BATCH_MAX slots)
 };
+
+/* The queue of the loop running on this thread (NULL on other threads). */
+static __thread gw_checkq_t *tls_q;
 
 static void cc_drop(gw_cconn_t *cc) {
   if (cc->c != NULL) redisFree(cc->c);
@@ -104,39 +106,28 @@ typedef struct {
   bool sent;         // the lookups are appended on the current connection
 } batch_t;
 
-/* Take up to BATCH_MAX queued checks into b (waiting for one when wait); false when stopping
- * with nothing left. */
-static bool take(struct gw_checkq *q, batch_t *b, bool wait) {
-  b->n = 0;
-  b->total = 0;
-  b->sent = false;
-  pthread_mutex_lock(&q->lock);
-  while (wait && q->n == 0 && !q->stop) pthread_cond_wait(&q->cond, &q->lock);
-  if (q->n == 0) {
-    if (wait) q->running = false; /* stopping and nothing left */
-    pthread_mutex_unlock(&q->lock);
-    return false;
-  }
+/* Take up to BATCH_MAX queued checks into b. */
+static void take(gw_checkq_t *q, batch_t *b) {
   size_t k = q->n < BATCH_MAX ? q->n : BATCH_MAX;
   memcpy(b->job, q->q, k * sizeof *b->job);
   memmove(q->q, q->q + k, (q->n - k) * sizeof *q->q);
   q->n -= k;
   b->n = k;
-  pthread_mutex_unlock(&q->lock);
-  return true;
+  b->total = 0;
+  b->sent = false;
 }
 
-/* Append the lookups of b (connecting first if needed); they go out with the next write. */
-static void send_lookups(struct gw_checkq *q, batch_t *b) {
-  if (b->sent || cc_connect(q->gw, &q->cc) != 0) return;
+/* Append the lookups of b (connecting first if needed). */
+static void send_lookups(gw_checkq_t *q, batch_t *b) {
+  if (cc_connect(q->gw, &q->cc) != 0) return;
   b->total = 0;
   for (size_t i = 0; i < b->n; i++) b->total += b->nl[i] = gw_cjob_lookup(b->job[i], q->cc.c);
   b->sent = true;
 }
 
-/* Answer the checks of b (their lookups are appended); write the views. The connections are not
+/* Answer the checks of b (their lookups are appended); append the views. The connections are not
  * resumed yet. */
-static void answer(struct gw_checkq *q, batch_t *b) {
+static void answer(gw_checkq_t *q, batch_t *b) {
   gw_cconn_t *cc = &q->cc;
   size_t n = b->n;
   int *nx = cp_xcalloc(n, sizeof *nx);
@@ -172,15 +163,15 @@ static void answer(struct gw_checkq *q, batch_t *b) {
   free(nx);
 }
 
-/* Send what is appended (the views and failure counts of the batch just answered, and the
- * lookups of the next): they reach Redis before any answer is sent. */
+/* Send what is appended (the lookups of a batch, or the views and failure counts of the batch
+ * just answered: they reach Redis before any answer is sent). */
 static void flush(gw_cconn_t *cc) {
   if (cc->c == NULL) return;
   int done = 0;
   while (!done)
     if (redisBufferWrite(cc->c, &done) != REDIS_OK) break;
   if (!done) {
-    cp_log_warn("check: views not recorded", CP_KV_STR("error", cc->c->errstr), CP_KV_END);
+    cp_log_warn("check: redis write failed", CP_KV_STR("error", cc->c->errstr), CP_KV_END);
     cc_drop(cc);
   }
 }
@@ -189,98 +180,63 @@ static void resume(batch_t *b) {
   for (size_t i = 0; i < b->n; i++) {
     struct MHD_Connection *conn = gw_cjob_req(b->job[i])->conn;
     gw_cjob_destroy(&b->job[i]);
-    MHD_resume_connection(conn); /* MHD calls the dispatcher, which queues the reply */
+    MHD_resume_connection(conn); /* the next MHD_run calls the dispatcher, which queues the reply */
   }
   b->n = 0;
 }
 
-static void *cq_main(void *arg) {
-  struct gw_checkq *q = arg;
-  batch_t bb[2], *cur = &bb[0], *next = &bb[1];
-  for (int i = 0; i < 2; i++) {
-    bb[i].job = cp_xcalloc(BATCH_MAX, sizeof *bb[i].job);
-    bb[i].nl = cp_xcalloc(BATCH_MAX, sizeof *bb[i].nl);
-  }
-  bool have = take(q, cur, true);
-  while (have) {
-    send_lookups(q, cur);
-    answer(q, cur);
-    /* the checks that arrived meanwhile go out in the same write as this batch's views */
-    bool more = take(q, next, false);
-    if (more && q->cc.c != NULL) send_lookups(q, next);
+void gw_checkq_run(gw_checkq_t *q, struct MHD_Daemon *mhd) {
+  batch_t b = {.job = q->job, .nl = q->nl};
+  for (int round = 0; round < RUN_ROUNDS && q->n > 0; round++) {
+    take(q, &b);
+    send_lookups(q, &b);
     flush(&q->cc);
-    if (more && q->cc.c == NULL) next->sent = false; /* the connection broke: send them again */
-    resume(cur);
-    batch_t *t = cur;
-    cur = next;
-    next = t;
-    have = more || take(q, cur, true);
+    answer(q, &b);
+    flush(&q->cc);
+    resume(&b);
+    (void)MHD_run(mhd); /* send the replies; read what arrived meanwhile (it may queue more) */
   }
-  for (int i = 0; i < 2; i++) {
-    free(bb[i].job);
-    free(bb[i].nl);
-  }
-  return NULL;
 }
 
+bool gw_checkq_pending(const gw_checkq_t *q) { return q->n > 0; }
+
+void gw_checkq_bind(gw_checkq_t *q) { tls_q = q; }
+
+void gw_checkq_close(gw_checkq_t *q) { q->closed = true; }
+
 int gw_checkq_add(gw_t *gw, gw_cjob_t *j) {
-  struct gw_checkq *q = gw_waiter_checkq(gw);
-  if (q == NULL) return -1;
+  (void)gw;
+  gw_checkq_t *q = tls_q;
+  if (q == NULL || q->closed) return -1;
   gw_req_t *req = gw_cjob_req(j);
-  pthread_mutex_lock(&q->lock);
-  if (!q->running || q->stop) {
-    pthread_mutex_unlock(&q->lock);
-    return -1;
-  }
   if (q->n == q->cap) {
     q->cap = q->cap ? q->cap * 2 : 64;
     gw_cjob_t **nq = realloc(q->q, q->cap * sizeof *nq);
     if (nq == NULL) abort(); /* OOM is fatal in carepass */
     q->q = nq;
   }
-  MHD_suspend_connection(req->conn); /* before the thread can see it (it may resume at once) */
+  MHD_suspend_connection(req->conn);
   req->suspended = true;
   q->q[q->n++] = j;
-  pthread_cond_signal(&q->cond);
-  pthread_mutex_unlock(&q->lock);
   return 0;
 }
 
-int gw_checkq_start(gw_t *gw, gw_checkq_t **out, char *err, size_t errlen) {
-  struct gw_checkq *q = cp_xcalloc(1, sizeof *q);
-  *out = q;
+gw_checkq_t *gw_checkq_new(gw_t *gw) {
+  gw_checkq_t *q = cp_xcalloc(1, sizeof *q);
   q->gw = gw;
-  pthread_mutex_init(&q->lock, NULL);
-  pthread_cond_init(&q->cond, NULL);
-  q->running = true;
-  int rc = pthread_create(&q->thread, NULL, cq_main, q);
-  if (rc != 0) {
-    q->running = false;
-    return cp_err(err, errlen, "pthread_create: %s", strerror(rc));
-  }
-  q->started = true;
-  return 0;
-}
-
-void gw_checkq_stop(gw_checkq_t *q) {
-  if (q == NULL || !q->started) return;
-  pthread_mutex_lock(&q->lock);
-  q->stop = true;
-  pthread_cond_signal(&q->cond);
-  pthread_mutex_unlock(&q->lock);
-  pthread_join(q->thread, NULL);
-  q->started = false;
+  q->job = cp_xcalloc(BATCH_MAX, sizeof *q->job);
+  q->nl = cp_xcalloc(BATCH_MAX, sizeof *q->nl);
+  return q;
 }
 
 void gw_checkq_destroy(gw_checkq_t **qp) {
   gw_checkq_t *q = *qp;
   if (q == NULL) return;
-  gw_checkq_stop(q);
-  assert(q->n == 0); /* the thread answers everything queued before it exits; add refuses after */
+  assert(q->n == 0); /* the loop answers everything queued before it exits */
   cc_drop(&q->cc);
   free(q->q);
-  pthread_mutex_destroy(&q->lock);
-  pthread_cond_destroy(&q->cond);
+  free(q->job);
+  free(q->nl);
   free(q);
   *qp = NULL;
 }

@@ -1,11 +1,12 @@
-/* gw_server.c -- the gateway's lifecycle and request dispatcher: libmicrohttpd (thread pool,
- * epoll, keep-alive, limits), routing with 404/405, credentials, body limits, metrics.
+/* gw_server.c -- the gateway's lifecycle and request dispatcher: libmicrohttpd (driven by the
+ * event loops of gw_loop.c; epoll, keep-alive, limits), routing with 404/405, credentials, body
+ * limits, metrics.
  *
  * Limits against hostile clients:
  *   GATEWAY_CONN_MEMORY     request line + headers per connection (MHD answers 431/413 itself)
  *   GATEWAY_TIMEOUT_S       a connection silent this long is closed (slowloris, idle keep-alive)
- *   GATEWAY_PER_IP_LIMIT    concurrent connections per client address
- *   GATEWAY_MAX_CONNECTIONS concurrent connections in total
+ *   GATEWAY_PER_IP_LIMIT    concurrent connections per client address (counted over all loops)
+ *   GATEWAY_MAX_CONNECTIONS concurrent connections in total (same)
  *   GATEWAY_MAX_BODY        body size (Content-Length checked first, then the bytes received)
  */
 #include "gw.h"
@@ -132,7 +133,7 @@ static bool request_start(gw_t *gw, struct gw_conn *c, const char *url, const ch
   return false;
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+enum MHD_Result gw_dispatch(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls) {
   gw_t *gw = cls;
@@ -215,7 +216,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
   return queue_reply(c);
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+void gw_dispatch_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
   gw_t *gw = cls;
   struct gw_conn *c = *con_cls;
@@ -241,7 +242,7 @@ static int hexval(char c) {
 /* Percent-decoding of paths and query values, in place. "%00" is left as it is: a NUL
  * would silently cut the C string (so "/log/tile/0/000.p/1%00junk" would look canonical);
  * kept encoded it makes the path fail every route's checks instead. */
-static size_t unescape(void *cls, struct MHD_Connection *conn, char *s) {
+size_t gw_unescape(void *cls, struct MHD_Connection *conn, char *s) {
   char *w = s;
   for (const char *r = s; *r != '\0'; r++) {
     int hi, lo;
@@ -256,7 +257,7 @@ static size_t unescape(void *cls, struct MHD_Connection *conn, char *s) {
   return (size_t)(w - s);
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap) {
+void gw_mhd_log(void *cls, const char *fmt, va_list ap) {
   char buf[512];
   vsnprintf(buf, sizeof buf, fmt, ap);
   size_t n = strlen(buf);
@@ -297,34 +298,6 @@ static int load_config(gw_config_t *cfg, char *err, size_t errlen) {
   return 0;
 }
 
-static int start_mhd(gw_t *gw, char *err, size_t errlen) {
-  struct sockaddr_in sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons((uint16_t)gw->cfg.port);
-  if (inet_pton(AF_INET, gw->cfg.bind_host, &sa.sin_addr) != 1)
-    return cp_err(err, errlen, "CAREPASS_GATEWAY_BIND host %s is not an IPv4 address", gw->cfg.bind_host);
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                   MHD_USE_ERROR_LOG;
-  gw->mhd = MHD_start_daemon(
-      flags, (uint16_t)gw->cfg.port, NULL, NULL, on_request, gw,
-      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-      MHD_OPTION_THREAD_POOL_SIZE, (unsigned)gw->cfg.threads,
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, gw->cfg.conn_memory,
-      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)gw->cfg.timeout_s,
-      MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)gw->cfg.per_ip_limit,
-      MHD_OPTION_CONNECTION_LIMIT, (unsigned)gw->cfg.max_connections,
-      MHD_OPTION_NOTIFY_COMPLETED, on_completed, gw,
-      MHD_OPTION_EXTERNAL_LOGGER, mhd_log, gw,
-      MHD_OPTION_UNESCAPE_CALLBACK, unescape, gw,
-      MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
-      MHD_OPTION_END);
-  if (gw->mhd == NULL)
-    return cp_err(err, errlen, "cannot listen on %s:%d (MHD_start_daemon failed: %s)", gw->cfg.bind_host,
-                  gw->cfg.port, strerror(errno));
-  return 0;
-}
-
 int gw_new(gw_t **out, char *err, size_t errlen) {
   gw_t *gw = cp_xcalloc(1, sizeof *gw);
   pthread_mutex_init(&gw->reg_lock, NULL);
@@ -358,7 +331,7 @@ int gw_new(gw_t **out, char *err, size_t errlen) {
   gw_keys_refresh(gw);
   gw_metrics_describe_core(gw);
   if (gw_waiter_start(gw, err, errlen) != 0) goto err;
-  if (start_mhd(gw, err, errlen) != 0) goto err;
+  if (gw_loops_start(gw, &gw->loops, err, errlen) != 0) goto err;
   cp_log_info("gateway listening", CP_KV_STR("host", gw->cfg.bind_host), CP_KV_INT("port", gw->cfg.port),
               CP_KV_INT("threads", gw->cfg.threads), CP_KV_INT("routes", gw_routes_len),
               CP_KV_INT("providers", prov_count(gw->providers)), CP_KV_END);
@@ -388,9 +361,10 @@ void gw_destroy(gw_t **gwp) {
   if (gwp == NULL || *gwp == NULL) return;
   gw_t *gw = *gwp;
   /* answer the requests waiting for committed acks (they are suspended: MHD cannot stop
-   * while a connection is suspended), then stop the daemon */
+   * while a connection is suspended; the loops send the answers), then stop the loops (each
+   * answers its queued checks first) and their daemons */
   gw_waiter_stop(gw);
-  if (gw->mhd != NULL) MHD_stop_daemon(gw->mhd);
+  gw_loops_destroy(&gw->loops);
   gw_waiter_destroy(gw);
   cp_zmq_close(&gw->verify_push);
   cp_zmq_close(&gw->notify_push);

@@ -2,7 +2,6 @@
  * waiting events' states from Redis every GW_WAIT_POLL_MS (one pipeline per batch), answers a
  * batch when every event is final or its deadline passed, and resumes the suspended connection.
  * (Why polling Redis rather than a SUB on the results topic: see gw_events.c.) */
-#include "gw_check.h"
 #include "gw_events.h"
 #include "gw_internal.h"
 
@@ -24,11 +23,7 @@ struct gw_waiter {
   bool stop;              // answer everything now and exit
   cp_redis_t *redis;      // the thread's own connection
   size_t waiting;         // batches the thread holds (for the shutdown log)
-  gw_checkq_t *checkq;    // the batched employer checks' thread (gw_check_batch.c), started and
-                          // stopped with this one
 };
-
-gw_checkq_t *gw_waiter_checkq(gw_t *gw) { return gw->waiter != NULL ? gw->waiter->checkq : NULL; }
 
 static void finish(gw_t *gw, gw_batch_t *b);
 
@@ -142,14 +137,12 @@ int gw_waiter_start(gw_t *gw, char *err, size_t errlen) {
   int rc = pthread_create(&w->thread, NULL, waiter_main, gw);
   if (rc != 0) return cp_err(err, errlen, "pthread_create: %s", strerror(rc));
   w->started = true;
-  return gw_checkq_start(gw, &w->checkq, err, errlen);
+  return 0;
 }
 
 void gw_waiter_stop(gw_t *gw) {
   struct gw_waiter *w = gw->waiter;
-  if (w == NULL) return;
-  gw_checkq_stop(w->checkq); /* answers the queued checks and resumes their connections */
-  if (!w->started) return;
+  if (w == NULL || !w->started) return;
   pthread_mutex_lock(&w->lock);
   w->stop = true;
   pthread_cond_signal(&w->cond);
@@ -166,7 +159,6 @@ void gw_waiter_destroy(gw_t *gw) {
   struct gw_waiter *w = gw->waiter;
   if (w == NULL) return;
   gw_waiter_stop(gw);
-  gw_checkq_destroy(&w->checkq);
   /* batches added after the thread stopped (a request racing the shutdown) */
   while (w->head != NULL) {
     gw_batch_t *b = w->head;
