@@ -95,6 +95,13 @@ def post(url, body, token=None):
     return json.loads(urllib.request.urlopen(rq, timeout=60).read())
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds a process has used so far (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=5.0)
@@ -149,14 +156,19 @@ def main():
                                              str(s.pid("gateway"))], stdout=subprocess.DEVNULL,
                                             stderr=subprocess.DEVNULL)
                     time.sleep(0.5)
+                cpu0 = {n: cpu_seconds(p) for n, p in (("gateway", s.pid("gateway")), ("redis", s.redis_proc.pid))}
                 rps, errors, total, p50, p99, mx = (run_c(s.gateway_port, bodies, args, d) if gen == "c"
                                                     else run_python(s.gateway_port, bodies, args))
+                cpu = {n: cpu_seconds(p) - cpu0[n] for n, p in (("gateway", s.pid("gateway")), ("redis", s.redis_proc.pid))}
                 if perf is not None:
                     perf.send_signal(2)
                     perf.wait(timeout=60)
                 print(f"[run {run + 1}] gateway POST /v1/check ({gen} generator): {rps:,.0f} requests/s "
                       f"({total} in {args.seconds:.1f} s, {errors} non-200); latency p50 {p50:.2f} ms, "
                       f"p99 {p99:.2f} ms, max {mx:.2f} ms")
+                if total:
+                    print(f"[run {run + 1}] CPU per check: gateway {cpu['gateway'] / total * 1e6:.1f} us, "
+                          f"redis {cpu['redis'] / total * 1e6:.1f} us")
                 rget1, line = redis_get_rate(s.redis_port, args.redis_n)
                 rget = (rget0 + rget1) / 2
                 print(f"[run {run + 1}] redis-benchmark GET -P 1 (same Redis, right before and after): {rget0:,.0f} and "

@@ -23,8 +23,8 @@ struct gw_checkq {
   size_t cap;               // allocated
   bool closed;              // stopping: gw_checkq_add refuses (the caller answers on its own)
   gw_cconn_t cc;            // the loop's Redis connection for checks
-  gw_cjob_t **job;          // the batch being answered (BATCH_MAX slots)
-  int *nl;                  // commands each check's lookup appended (BATCH_MAX slots)
+  gw_cjob_t **job, **job2;  // the batch being answered and the next (BATCH_MAX slots each)
+  int *nl, *nl2;            // commands each check's lookup appended (BATCH_MAX slots each)
 };
 
 /* The queue of the loop running on this thread (NULL on other threads). */
@@ -133,7 +133,7 @@ static void answer(gw_checkq_t *q, batch_t *b) {
   int *nx = cp_xcalloc(n, sizeof *nx);
   int extra = 0;
   redisReply **rep = cp_xcalloc((size_t)b->total + 1, sizeof *rep), **xrep = NULL;
-  bool ok = b->sent && cc_drain(cc) == 0 && read_n(cc, rep, b->total) == 0;
+  bool ok = b->sent && cc->c != NULL && cc_drain(cc) == 0 && read_n(cc, rep, b->total) == 0;
   if (ok) {
     int off = 0;
     for (size_t i = 0; i < n; i++) {
@@ -186,15 +186,32 @@ static void resume(batch_t *b) {
 }
 
 void gw_checkq_run(gw_checkq_t *q, struct MHD_Daemon *mhd) {
-  batch_t b = {.job = q->job, .nl = q->nl};
-  for (int round = 0; round < RUN_ROUNDS && q->n > 0; round++) {
-    take(q, &b);
-    send_lookups(q, &b);
-    flush(&q->cc);
-    answer(q, &b);
-    flush(&q->cc);
-    resume(&b);
-    (void)MHD_run(mhd); /* send the replies; read what arrived meanwhile (it may queue more) */
+  batch_t bb[2] = {{.job = q->job, .nl = q->nl}, {.job = q->job2, .nl = q->nl2}};
+  batch_t *cur = &bb[0], *next = &bb[1];
+  if (q->n == 0) return;
+  take(q, cur);
+  send_lookups(q, cur);
+  flush(&q->cc);
+  for (int round = 0; cur->n > 0; round++) {
+    answer(q, cur); /* waits for Redis; appends the views */
+    /* what arrived meanwhile is read now (cur is still suspended), so that its lookups go out in
+     * the same write as cur's views: one Redis wake-up for both */
+    (void)MHD_run(mhd);
+    next->n = 0;
+    if (q->n > 0 && round + 1 < RUN_ROUNDS) {
+      take(q, next);
+      if (q->cc.c != NULL) send_lookups(q, next);
+    }
+    flush(&q->cc); /* cur's views reach Redis before any of cur's answers is sent */
+    if (next->n > 0 && q->cc.c == NULL) { /* the connection broke: try a new one */
+      send_lookups(q, next);
+      flush(&q->cc); /* if this fails too, answer() answers them 503 */
+    }
+    resume(cur);
+    (void)MHD_run(mhd); /* send cur's replies (new requests read here wait for the next batch) */
+    batch_t *t = cur;
+    cur = next;
+    next = t;
   }
 }
 
@@ -225,7 +242,9 @@ gw_checkq_t *gw_checkq_new(gw_t *gw) {
   gw_checkq_t *q = cp_xcalloc(1, sizeof *q);
   q->gw = gw;
   q->job = cp_xcalloc(BATCH_MAX, sizeof *q->job);
+  q->job2 = cp_xcalloc(BATCH_MAX, sizeof *q->job2);
   q->nl = cp_xcalloc(BATCH_MAX, sizeof *q->nl);
+  q->nl2 = cp_xcalloc(BATCH_MAX, sizeof *q->nl2);
   return q;
 }
 
@@ -236,7 +255,9 @@ void gw_checkq_destroy(gw_checkq_t **qp) {
   cc_drop(&q->cc);
   free(q->q);
   free(q->job);
+  free(q->job2);
   free(q->nl);
+  free(q->nl2);
   free(q);
   *qp = NULL;
 }
