@@ -152,7 +152,7 @@ def main():
                 rget0, _ = redis_get_rate(s.redis_port, args.redis_n)  # before; the ratio uses the mean
                 perf = None
                 if args.perf and run == 0:
-                    perf = subprocess.Popen(["perf", "record", "-g", "-o", args.perf, "-p",
+                    perf = subprocess.Popen(["perf", "record"] + os.environ.get("BENCH_PERF_ARGS", "-g").split() + [ "-o", args.perf, "-p",
                                              str(s.pid("gateway"))], stdout=subprocess.DEVNULL,
                                             stderr=subprocess.DEVNULL)
                     time.sleep(0.5)

@@ -192,9 +192,63 @@ static const char *worst(const char *a, const char *b) {
   return PASSED;
 }
 
-/* Append one record's JSON; updates the overall results. */
-static void record_json(gw_req_t *req, const pp_t *p, size_t i, const char *today, gw_jw_t *w,
-                        const char *ov[4], int counts[5]) {
+/* ---- rendered records, cached per event loop ----------------------------------------------
+ * A record's JSON depends only on the entry, its revocation, the checkpoint it was checked against
+ * and the day: a passport checked again (the common case: an employer's page, a recruiter's batch)
+ * copies its records' text instead of writing it again. Direct-mapped by register index. */
+#define RC_SLOTS 2048
+
+typedef struct {
+  uint64_t index;       // register index of the record
+  uint64_t rev_index;   // index of the revocation it was shown with (UINT64_MAX = none)
+  uint64_t cp_size;     // checkpoint the checks and the statement are against...
+  uint8_t cp_root[32];  // ...and its root hash
+  int32_t today;        // the day its status is for
+  char *json;           // the record's JSON text (NULL = empty slot)
+  size_t len;           // its length
+} rc_slot_t;
+
+struct gw_rcache {
+  rc_slot_t slot[RC_SLOTS];  // by index % RC_SLOTS
+};
+
+gw_rcache_t *gw_rcache_new(void) { return cp_xcalloc(1, sizeof(gw_rcache_t)); }
+
+void gw_rcache_destroy(gw_rcache_t **rcp) {
+  gw_rcache_t *rc = *rcp;
+  if (rc == NULL) return;
+  for (size_t i = 0; i < RC_SLOTS; i++) free(rc->slot[i].json);
+  free(rc);
+  *rcp = NULL;
+}
+
+/* The slot record i of p would be kept in (NULL off the loops), and whether it holds it now. */
+static rc_slot_t *rc_find(const pp_t *p, size_t i, int32_t today, bool *hit) {
+  gw_rcache_t *rc = gw_checkq_rcache();
+  *hit = false;
+  if (rc == NULL) return NULL;
+  rc_slot_t *s = &rc->slot[p->idx[i] % RC_SLOTS];
+  uint64_t rix = p->rev[i] >= 0 ? p->idx[p->rev[i]] : UINT64_MAX;
+  *hit = s->json != NULL && s->index == p->idx[i] && s->rev_index == rix && s->cp_size == p->cp.size &&
+         s->today == today && memcmp(s->cp_root, p->cp.root, 32) == 0;
+  return s;
+}
+
+static void rc_store(rc_slot_t *s, const pp_t *p, size_t i, int32_t today, const char *json, size_t len) {
+  free(s->json);
+  s->json = cp_xmalloc(len);
+  memcpy(s->json, json, len);
+  s->len = len;
+  s->index = p->idx[i];
+  s->rev_index = p->rev[i] >= 0 ? p->idx[p->rev[i]] : UINT64_MAX;
+  s->cp_size = p->cp.size;
+  memcpy(s->cp_root, p->cp.root, 32);
+  s->today = today;
+}
+
+/* Append one record's JSON (from the loop's cache when it holds it); updates the overall results. */
+static void record_json(gw_req_t *req, const pp_t *p, size_t i, const char *today, int32_t today_d,
+                        gw_jw_t *w, const char *ov[4], int counts[5]) {
   gw_t *gw = req->gw;
   const gw_centry_t *e = &p->ent[i];
   const Carepass__V1__PassportEntry *pe = e->pe;
@@ -218,6 +272,13 @@ static void record_json(gw_req_t *req, const pp_t *p, size_t i, const char *toda
   ov[3] = worst(ov[3], c_exp);
   counts[st == REG_STATUS_VALID ? 0 : st == REG_STATUS_EXPIRED ? 1 : st == REG_STATUS_REVOKED ? 2
          : st == REG_STATUS_NOT_YET ? 3 : 4]++;
+  bool hit;
+  rc_slot_t *slot = rc_find(p, i, today_d, &hit);
+  if (hit) {
+    gw_jw_rawn(w, slot->json, slot->len);
+    return;
+  }
+  size_t start = w->len;
 
   char rday[11] = "";
   if (rev != NULL) cp_date_format((int32_t)((rev->issued_at < 0 ? 0 : rev->issued_at) / 86400), rday);
@@ -279,6 +340,7 @@ static void record_json(gw_req_t *req, const pp_t *p, size_t i, const char *toda
     gw_jw_raw(w, "}");
   }
   gw_jw_raw(w, "}");
+  if (slot != NULL && !w->bad) rc_store(slot, p, i, today_d, w->s + start, w->len - start);
 }
 
 /* Remember the view for the worker (best effort: a failure is logged, the employer still gets the answer). */
@@ -344,18 +406,32 @@ static void reply_bundle(gw_req_t *req, pp_t *p) {
 
 static void reply_passport(gw_req_t *req, pp_t *p) {
   char today[11], root[64] = "", exp_at[32];
-  cp_date_format(cp_today(), today);
+  int32_t today_d = cp_today();
+  cp_date_format(today_d, today);
   if (cp_b64_encode(p->cp.root, 32, root, sizeof root) != 0) root[0] = '\0';
+  time_t t = (time_t)p->sc.expires;
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(exp_at, sizeof exp_at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  /* one buffer, in the order of the reply: the totals the end needs are known by then */
   gw_jw_t w;
-  gw_jw_init(&w, 1024 + 1024 * (p->n < 64 ? p->n : 64)); /* grows when needed */
-  gw_jw_raw(&w, ",\"records\":[");
+  gw_jw_init(&w, 2048 + 1024 * (p->n < 64 ? p->n : 64)); /* grows when needed */
+  gw_jw_kstr(&w, "{\"checked_on\":", today);
+  gw_jw_kstr(&w, ",\"share_code\":{\"id\":", p->sc.id);
+  gw_jw_kstr(&w, ",\"expires_at\":", exp_at);
+  gw_jw_raw(&w, p->sc.subs ? ",\"allow_subscriptions\":true}" : ",\"allow_subscriptions\":false}");
+  gw_jw_kstr(&w, ",\"checkpoint\":{\"origin\":", p->cp.origin);
+  gw_jw_raw(&w, ",\"size\":");
+  gw_jw_u64(&w, p->cp.size);
+  gw_jw_kstr(&w, ",\"root\":", root);
+  gw_jw_raw(&w, "},\"records\":[");
   const char *ov[4] = {PASSED, PASSED, PASSED, PASSED};
   int counts[5] = {0};
   size_t nrec = 0;
   for (size_t i = 0; i < p->n; i++) {
     if (!in_scope(p, i) || !is_workers(p, i)) continue;
     if (nrec > 0) gw_jw_raw(&w, ",");
-    record_json(req, p, i, today, &w, ov, counts);
+    record_json(req, p, i, today, today_d, &w, ov, counts);
     nrec++;
   }
   gw_jw_raw(&w, "]");
@@ -372,35 +448,22 @@ static void reply_passport(gw_req_t *req, pp_t *p) {
              today, counts[0], counts[0] == 1 ? "is" : "are", counts[1], counts[2],
              counts[3] ? ", and some are not valid yet" : "", counts[4] ? ", and some have malformed dates" : "",
              (unsigned long long)p->cp.size, p->cp.origin[0] ? " of " : "", p->cp.origin);
-  time_t t = (time_t)p->sc.expires;
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  strftime(exp_at, sizeof exp_at, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  /* the head is written after the records (it needs their totals); both go out as one buffer */
-  gw_jw_t h;
-  gw_jw_init(&h, 1024 + w.len);
-  gw_jw_kstr(&h, "{\"checked_on\":", today);
-  gw_jw_kstr(&h, ",\"share_code\":{\"id\":", p->sc.id);
-  gw_jw_kstr(&h, ",\"expires_at\":", exp_at);
-  gw_jw_raw(&h, p->sc.subs ? ",\"allow_subscriptions\":true}" : ",\"allow_subscriptions\":false}");
-  gw_jw_kstr(&h, ",\"checkpoint\":{\"origin\":", p->cp.origin);
-  gw_jw_raw(&h, ",\"size\":");
-  gw_jw_u64(&h, p->cp.size);
-  gw_jw_kstr(&h, ",\"root\":", root);
-  gw_jw_raw(&h, "}");
-  gw_jw_rawn(&h, w.s, w.len);
-  gw_jw_kstr(&h, ",\"verification\":{\"signature\":", ov[0]);
-  gw_jw_kstr(&h, ",\"inclusion\":", ov[1]);
-  gw_jw_kstr(&h, ",\"revocation\":", ov[2]);
-  gw_jw_kstr(&h, ",\"expiry\":", ov[3]);
-  gw_jw_raw(&h, authentic ? ",\"authentic\":true" : ",\"authentic\":false");
-  gw_jw_kstr(&h, ",\"statement\":", stmt);
-  gw_jw_raw(&h, "}}\n");
-  if (w.bad || h.bad) abort(); /* non-UTF-8 in a signed entry would be a signer bug; fail loudly */
-  gw_jw_free(&w);
+  gw_jw_kstr(&w, ",\"verification\":{\"signature\":", ov[0]);
+  gw_jw_kstr(&w, ",\"inclusion\":", ov[1]);
+  gw_jw_kstr(&w, ",\"revocation\":", ov[2]);
+  gw_jw_kstr(&w, ",\"expiry\":", ov[3]);
+  gw_jw_raw(&w, authentic ? ",\"authentic\":true" : ",\"authentic\":false");
+  gw_jw_kstr(&w, ",\"statement\":", stmt);
+  gw_jw_raw(&w, "}}\n");
+  if (w.bad) { /* a signed entry that is not UTF-8: the signer refuses those, so this is a bug */
+    gw_jw_free(&w);
+    cp_log_error("check: a record is not UTF-8 text", CP_KV_STR("code_id", p->sc.id), CP_KV_END);
+    gw_reply_error(req, 500, GW_E_INTERNAL, "the passport could not be shown; the operators have been told");
+    return;
+  }
   record_view(req, p, nrec, "check");
   size_t len = 0;
-  char *text = gw_jw_take(&h, &len);
+  char *text = gw_jw_take(&w, &len);
   gw_reply_take(req, 200, "application/json", text, len);
   gw_reply_header(req, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 }
@@ -416,14 +479,22 @@ struct gw_cjob {
   redisReply *entries;      // the worker's index when read with the code
 };
 
+/* Append the read of a worker's register indexes. */
+static void append_lrange(redisContext *c, const char *worker) {
+  char key[160], last[24];
+  snprintf(key, sizeof key, CP_KEY_W_ENTRIES_FMT, worker);
+  snprintf(last, sizeof last, "%d", ENTRIES_MAX - 1);
+  gw_redis_cmd(c, 4, (const char *[]){"LRANGE", key, "0", last});
+}
+
 int gw_cjob_lookup(gw_cjob_t *j, redisContext *c) {
-  redisAppendCommand(c, "GET %s", j->probe.ipkey);
-  redisAppendCommand(c, "GET %s", j->probe.codekey);
-  redisAppendCommand(c, "HGETALL %s", j->probe.sckey);
+  gw_redis_cmd(c, 2, (const char *[]){"GET", j->probe.ipkey});
+  gw_redis_cmd(c, 2, (const char *[]){"GET", j->probe.codekey});
+  gw_redis_cmd(c, 2, (const char *[]){"HGETALL", j->probe.sckey});
   snprintf(j->hinted, sizeof j->hinted, "%s", gw_sc_hint_get(j->probe.code_hash));
   j->nlookup = 3;
   if (j->hinted[0] != '\0') {
-    redisAppendCommand(c, "LRANGE " CP_KEY_W_ENTRIES_FMT " 0 %d", j->hinted, ENTRIES_MAX - 1);
+    append_lrange(c, j->hinted);
     j->nlookup = 4;
   }
   return j->nlookup;
@@ -434,10 +505,10 @@ int gw_cjob_judge(gw_cjob_t *j, redisReply **rep, redisContext *c) {
   gw_sc_probe_clear(&j->probe);
   switch (j->verdict) {
   case GW_SC_LIMITED_IP:
-    redisAppendCommand(c, "TTL %s", j->probe.ipkey);
+    gw_redis_cmd(c, 2, (const char *[]){"TTL", j->probe.ipkey});
     return 1;
   case GW_SC_LIMITED_CODE:
-    redisAppendCommand(c, "TTL %s", j->probe.codekey);
+    gw_redis_cmd(c, 2, (const char *[]){"TTL", j->probe.codekey});
     return 1;
   case GW_SC_NO_MATCH:
     return 0;
@@ -451,7 +522,7 @@ int gw_cjob_judge(gw_cjob_t *j, redisReply **rep, redisContext *c) {
   }
   gw_sc_hint_set(j->p.sc.code_hash, j->p.sc.worker);
   if (j->entries != NULL) return 0;
-  redisAppendCommand(c, "LRANGE " CP_KEY_W_ENTRIES_FMT " 0 %d", j->p.sc.worker, ENTRIES_MAX - 1);
+  append_lrange(c, j->p.sc.worker);
   return 1;
 }
 

@@ -76,6 +76,14 @@ typedef struct {
   redisContext *c;   // hiredis connection (NULL = not connected)
   int discard;       // replies of commands written without waiting (views, failure counts) not read yet
 } gw_cconn_t;
+/* Append one command (arguments as NUL-terminated strings, GW_CMD_ARGS_MAX at most) to c's output
+ * buffer, RESP written directly: redisAppendCommand's format parsing cost more than the rest of a
+ * check's Redis work. */
+#define GW_CMD_ARGS_MAX 8
+void gw_redis_cmd(redisContext *c, int argc, const char *const *argv);
+/* Append the commands that record one view (LPUSH the JSON view onto views_key, LTRIM, EXPIRE,
+ * HINCRBY the code's count); returns how many (their replies are the caller's to read). */
+int gw_view_append(redisContext *c, const char *views_key, const char *view_json, const char *code_id);
 /* Append one view / one failed check (4 commands each) on the loop's connection, without waiting. */
 void gw_cconn_view(gw_cconn_t *cc, const char *views_key, const char *view_json, const char *code_id);
 void gw_cconn_failure(gw_cconn_t *cc, const char *ipkey, const char *codekey);
@@ -91,6 +99,13 @@ void gw_cjob_finish(gw_cjob_t *j, redisReply *extra, gw_cconn_t *cc);
 void gw_cjob_fail(gw_cjob_t *j);
 gw_req_t *gw_cjob_req(const gw_cjob_t *j);
 void gw_cjob_destroy(gw_cjob_t **j);
+
+/* gw_check.c: a loop's cache of rendered records (see there). */
+typedef struct gw_rcache gw_rcache_t;
+gw_rcache_t *gw_rcache_new(void);
+void gw_rcache_destroy(gw_rcache_t **rc);
+/* The calling loop's cache (NULL on other threads: nothing is cached). */
+gw_rcache_t *gw_checkq_rcache(void);
 
 /* A loop's queue (used only on the loop's thread). */
 typedef struct gw_checkq gw_checkq_t;

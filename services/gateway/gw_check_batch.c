@@ -25,6 +25,7 @@ struct gw_checkq {
   gw_cconn_t cc;            // the loop's Redis connection for checks
   gw_cjob_t **job, **job2;  // the batch being answered and the next (BATCH_MAX slots each)
   int *nl, *nl2;            // commands each check's lookup appended (BATCH_MAX slots each)
+  gw_rcache_t *rcache;      // the loop's rendered records (gw_check.c)
 };
 
 /* The queue of the loop running on this thread (NULL on other threads). */
@@ -52,19 +53,63 @@ static int cc_connect(gw_t *gw, gw_cconn_t *cc) {
   return 0;
 }
 
+/* Write n as decimal at p; returns the end. */
+static char *put_uint(char *p, size_t n) {
+  char t[24];
+  int k = 0;
+  do t[k++] = (char)('0' + n % 10); while ((n /= 10) != 0);
+  while (k > 0) *p++ = t[--k];
+  return p;
+}
+
+/* v as a decimal string in buf. */
+static const char *u2s(size_t v, char buf[24]) {
+  *put_uint(buf, v) = '\0';
+  return buf;
+}
+
+void gw_redis_cmd(redisContext *c, int argc, const char *const *argv) {
+  assert(argc > 0 && argc <= GW_CMD_ARGS_MAX);
+  size_t len[GW_CMD_ARGS_MAX], total = 16;
+  for (int i = 0; i < argc; i++) total += 24 + (len[i] = strlen(argv[i]));
+  char stack[2048], *buf = total <= sizeof stack ? stack : cp_xmalloc(total);
+  char *p = buf;
+  *p++ = '*';
+  p = put_uint(p, (size_t)argc);
+  *p++ = '\r', *p++ = '\n';
+  for (int i = 0; i < argc; i++) {
+    *p++ = '$';
+    p = put_uint(p, len[i]);
+    *p++ = '\r', *p++ = '\n';
+    memcpy(p, argv[i], len[i]);
+    p += len[i];
+    *p++ = '\r', *p++ = '\n';
+  }
+  (void)redisAppendFormattedCommand(c, buf, (size_t)(p - buf)); /* fails only on OOM (then c->err) */
+  if (buf != stack) free(buf);
+}
+
+int gw_view_append(redisContext *c, const char *views_key, const char *view_json, const char *code_id) {
+  char sckey[128], last[24], ttl[24];
+  snprintf(sckey, sizeof sckey, "cp:scid:{%s}", code_id);
+  gw_redis_cmd(c, 3, (const char *[]){"LPUSH", views_key, view_json});
+  gw_redis_cmd(c, 4, (const char *[]){"LTRIM", views_key, "0", u2s(GW_VIEWS_KEEP - 1, last)});
+  gw_redis_cmd(c, 3, (const char *[]){"EXPIRE", views_key, u2s(GW_VIEWS_TTL_S, ttl)});
+  gw_redis_cmd(c, 4, (const char *[]){"HINCRBY", sckey, "views", "1"});
+  return 4;
+}
+
 void gw_cconn_view(gw_cconn_t *cc, const char *views_key, const char *view_json, const char *code_id) {
-  redisAppendCommand(cc->c, "LPUSH %s %s", views_key, view_json);
-  redisAppendCommand(cc->c, "LTRIM %s 0 %d", views_key, GW_VIEWS_KEEP - 1);
-  redisAppendCommand(cc->c, "EXPIRE %s %d", views_key, GW_VIEWS_TTL_S);
-  redisAppendCommand(cc->c, "HINCRBY cp:scid:{%s} views 1", code_id);
-  cc->discard += 4;
+  cc->discard += gw_view_append(cc->c, views_key, view_json, code_id);
 }
 
 void gw_cconn_failure(gw_cconn_t *cc, const char *ipkey, const char *codekey) {
-  redisAppendCommand(cc->c, "INCR %s", ipkey);
-  redisAppendCommand(cc->c, "EXPIRE %s %d NX", ipkey, GW_RL_WINDOW_S);
-  redisAppendCommand(cc->c, "INCR %s", codekey);
-  redisAppendCommand(cc->c, "EXPIRE %s %d NX", codekey, GW_RL_WINDOW_S);
+  char win[24];
+  u2s(GW_RL_WINDOW_S, win);
+  gw_redis_cmd(cc->c, 2, (const char *[]){"INCR", ipkey});
+  gw_redis_cmd(cc->c, 4, (const char *[]){"EXPIRE", ipkey, win, "NX"});
+  gw_redis_cmd(cc->c, 2, (const char *[]){"INCR", codekey});
+  gw_redis_cmd(cc->c, 4, (const char *[]){"EXPIRE", codekey, win, "NX"});
   cc->discard += 4;
 }
 
@@ -219,6 +264,8 @@ bool gw_checkq_pending(const gw_checkq_t *q) { return q->n > 0; }
 
 void gw_checkq_bind(gw_checkq_t *q) { tls_q = q; }
 
+gw_rcache_t *gw_checkq_rcache(void) { return tls_q != NULL ? tls_q->rcache : NULL; }
+
 void gw_checkq_close(gw_checkq_t *q) { q->closed = true; }
 
 int gw_checkq_add(gw_t *gw, gw_cjob_t *j) {
@@ -245,6 +292,7 @@ gw_checkq_t *gw_checkq_new(gw_t *gw) {
   q->job2 = cp_xcalloc(BATCH_MAX, sizeof *q->job2);
   q->nl = cp_xcalloc(BATCH_MAX, sizeof *q->nl);
   q->nl2 = cp_xcalloc(BATCH_MAX, sizeof *q->nl2);
+  q->rcache = gw_rcache_new();
   return q;
 }
 
@@ -258,6 +306,7 @@ void gw_checkq_destroy(gw_checkq_t **qp) {
   free(q->job2);
   free(q->nl);
   free(q->nl2);
+  gw_rcache_destroy(&q->rcache);
   free(q);
   *qp = NULL;
 }

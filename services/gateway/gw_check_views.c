@@ -84,11 +84,7 @@ void gw_check_view_send(gw_t *gw, const char *views_key, const char *view_json, 
   for (int attempt = 0; attempt < 2; attempt++) { /* a connection Redis closed while idle: reconnect once */
     vconn_t *v = vconn_get(gw);
     if (v == NULL) return;
-    redisAppendCommand(v->c, "LPUSH %s %s", views_key, view_json);
-    redisAppendCommand(v->c, "LTRIM %s 0 %d", views_key, GW_VIEWS_KEEP - 1);
-    redisAppendCommand(v->c, "EXPIRE %s %d", views_key, GW_VIEWS_TTL_S);
-    redisAppendCommand(v->c, "HINCRBY cp:scid:{%s} views 1", code_id);
-    v->pending += 4;
+    v->pending += gw_view_append(v->c, views_key, view_json, code_id);
     int done = 0;
     while (!done)
       if (redisBufferWrite(v->c, &done) != REDIS_OK) break;
