@@ -27,6 +27,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -116,6 +117,8 @@ def main():
     ap.add_argument("--runs", type=int, default=1, help="load + redis-benchmark rounds on one system")
     ap.add_argument("--perf", default=None, help="perf record -g the gateway during run 1 into this file")
     ap.add_argument("--kv", action="store_true", help="also print one key=value line per run")
+    ap.add_argument("--redis-stats", action="store_true",
+                    help="print Redis's commands per check and their time (INFO commandstats) for each run")
     ap.add_argument("--build-dir", default=os.environ.get("CAREPASS_BUILD_DIR", str(HERE.parent / "build")))
     args = ap.parse_args()
     os.environ["CAREPASS_BUILD_DIR"] = args.build_dir
@@ -156,6 +159,9 @@ def main():
                                              str(s.pid("gateway"))], stdout=subprocess.DEVNULL,
                                             stderr=subprocess.DEVNULL)
                     time.sleep(0.5)
+                if args.redis_stats:
+                    with s.redis() as r:
+                        r.cmd("CONFIG", "RESETSTAT")
                 cpu0 = {n: cpu_seconds(p) for n, p in (("gateway", s.pid("gateway")), ("redis", s.redis_proc.pid))}
                 rps, errors, total, p50, p99, mx = (run_c(s.gateway_port, bodies, args, d) if gen == "c"
                                                     else run_python(s.gateway_port, bodies, args))
@@ -166,6 +172,12 @@ def main():
                 print(f"[run {run + 1}] gateway POST /v1/check ({gen} generator): {rps:,.0f} requests/s "
                       f"({total} in {args.seconds:.1f} s, {errors} non-200); latency p50 {p50:.2f} ms, "
                       f"p99 {p99:.2f} ms, max {mx:.2f} ms")
+                if args.redis_stats and total:
+                    with s.redis() as r:
+                        info = r.cmd("INFO", "commandstats").decode()
+                    for m in re.finditer(r"cmdstat_(\w+):calls=(\d+),usec=(\d+)", info):
+                        print(f"[run {run + 1}] redis {m.group(1).upper():8s} {int(m.group(2)) / total:5.2f} per check, "
+                              f"{int(m.group(3)) / total:5.2f} us per check")
                 if total:
                     print(f"[run {run + 1}] CPU per check: gateway {cpu['gateway'] / total * 1e6:.1f} us, "
                           f"redis {cpu['redis'] / total * 1e6:.1f} us")

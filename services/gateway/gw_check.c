@@ -19,9 +19,9 @@
  * entries come from the Redis index (cp:w:{hex}:entries); each is read from the register, its
  * signature checked with the key valid at its index and its inclusion proved against the current
  * signed checkpoint (gw_check_cache.c). Every successful check is recorded for the worker.
- * POST /v1/check answering JSON is queued for the batch thread (gw_check_batch.c), which opens
- * many employers' codes in one Redis pipeline and runs the steps gw_cjob_* below; bundles (and a
- * bad "format", still checked after the code as it always was) are answered on the MHD thread.
+ * POST /v1/check answering JSON is queued on the event loop it arrived on (gw_check_batch.c), which
+ * opens many employers' codes in one Redis pipeline and runs the steps gw_cjob_* below; bundles
+ * (and a bad "format", still checked after the code as it always was) are answered at once.
  * Errors: see gw_share_open.c; 503 UNAVAILABLE when Redis or the register cannot be read. */
 #include "gw_check.h"
 #include "gw_check_routes.h"
@@ -51,7 +51,7 @@ typedef struct {
   json_t *body;            // request body
   gw_sc_t sc;              // the opened share code
   const char *employer;    // employer label ("" when not given); points into body
-  const char *ua;          // User-Agent header or NULL (read on the MHD thread; lives as long as req)
+  const char *ua;          // User-Agent header or NULL (lives as long as req)
   uint64_t *idx;           // the worker's register indexes, ascending
   size_t n;                // how many
   gw_centry_t *ent;        // idx[i] checked
@@ -468,7 +468,7 @@ static void reply_passport(gw_req_t *req, pp_t *p) {
   gw_reply_header(req, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 }
 
-/* One check queued for the batch thread (gw_check_batch.c). */
+/* One check queued on its loop (gw_check_batch.c). */
 struct gw_cjob {
   gw_req_t *req;            // the request (suspended while the job is queued)
   pp_t p;                   // its passport (body parsed; filled by the steps)
@@ -571,11 +571,11 @@ void gw_check_post(gw_req_t *req) {
   if (pp_parse(req, &j->p) != 0) goto out;
   json_t *f = json_object_get(j->p.body, "format");
   if (f == NULL || (json_is_string(f) && strcmp(json_string_value(f), "json") == 0)) {
-    /* the common case: hand it to the batch thread, which opens the code in one pipeline with
-     * the other checks in flight, answers and resumes the connection */
+    /* the common case: queue it on this loop, which opens the code in one pipeline with the other
+     * checks queued, answers and resumes the connection */
     if (gw_sc_probe_init(req, j->p.body, &j->probe) != 0) goto out;
-    if (gw_checkq_add(req->gw, j) == 0) return; /* the batch thread owns j */
-    gw_sc_probe_clear(&j->probe); /* not running (shutting down): answer on this thread */
+    if (gw_checkq_add(req->gw, j) == 0) return; /* the loop's queue owns j */
+    gw_sc_probe_clear(&j->probe); /* the loop is stopping: answer now */
   }
   /* a bundle or a bad format (checked after the code, as it always was) */
   pp_t *p = &j->p;

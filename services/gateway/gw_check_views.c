@@ -1,6 +1,6 @@
-/* gw_check_views.c -- checks answered on an MHD thread (bundles, and checks while the batch
- * thread of gw_check_batch.c is stopping; batched checks write their views on the batch
- * connection) record each view for the worker without waiting for Redis: the commands are written on a per-thread connection and their replies are read later,
+/* gw_check_views.c -- checks answered outside the loops' batches (bundles, and checks while a
+ * loop is stopping; batched checks write their views on the loop's check connection) record each
+ * view for the worker without waiting for Redis: the commands are written on a per-thread connection and their replies are read later,
  * VIEWS_DRAIN_AT commands at a time (by then they have arrived; a few KB wait in the socket), so a
  * check blocks on one Redis round trip less and reads them with one syscall per 64 views. The commands reach Redis before the check's HTTP reply is sent, so a worker who lists
  * their views after the employer has the answer sees this view. */

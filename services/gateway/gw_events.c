@@ -28,7 +28,7 @@
  * the event's reply_to, which names one edge replica; an event first sent over ZeroMQ (or
  * by another gateway replica) would never reach this one, while cp:ev:{p:e} is the truth
  * for every edge. The cost is at most GW_WAIT_POLL_MS of extra latency and one pipelined
- * HMGET per waiting event per tick. MHD threads are never blocked by a wait.
+ * HMGET per waiting event per tick. The event loops are never blocked by a wait.
  */
 #include "gw_events.h"
 #include "gw_core_routes.h"
