@@ -53,9 +53,10 @@ def pct(sorted_vals, p):
     return sorted_vals[min(len(sorted_vals) - 1, int(len(sorted_vals) * p / 100))]
 
 
-def redis_get_rate(port, n):
+def redis_get_rate(port, n, clients=50):
+    """redis-benchmark's unpipelined GET rate with `clients` connections (its default is 50)."""
     out = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", "get",
-                          "-n", str(n), "-P", "1", "-q"], capture_output=True, text=True,
+                          "-n", str(n), "-c", str(clients), "-P", "1", "-q"], capture_output=True, text=True,
                          timeout=300).stdout
     m = re.search(r"GET: ([\d.]+) requests per second", out.replace("\r", "\n"))
     return float(m.group(1)) if m else 0.0, out.strip().splitlines()[-1] if out.strip() else ""

@@ -353,3 +353,35 @@ def test_oversized_headers(gw):
     st, _, _ = request(gw, "GET", "/healthz", headers={"X-Big": "a" * 100000})
     assert st in (413, 431)
     assert request(gw, "GET", "/healthz")[0] == 200
+
+
+def test_per_ip_limit_counts_every_loop(tmp_path):
+    """GATEWAY_PER_IP_LIMIT holds for the gateway as a whole: with 4 event loops (each its own MHD
+    daemon on the shared port) a 4th connection from one address is refused when the limit is 3,
+    wherever the kernel sent the other three; closing one frees its place. (A 404 is a complete
+    answer that needs no other service.)"""
+    s = CarepassSystem(tmp_path, services=("gateway",),
+                       extra_env={"CAREPASS_GATEWAY_THREADS": 4, "CAREPASS_GATEWAY_PER_IP_LIMIT": 3})
+    held = []
+    try:
+        for _ in range(3):
+            c = http.client.HTTPConnection("127.0.0.1", s.gateway_port, timeout=10)
+            assert request(s, "GET", "/no-such-route", conn=c)[0] == 404
+            held.append(c)
+        extra = http.client.HTTPConnection("127.0.0.1", s.gateway_port, timeout=10)
+        with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)):
+            request(s, "GET", "/no-such-route", conn=extra)
+        extra.close()
+        held.pop().close()
+        deadline = time.monotonic() + 10
+        while True:  # the gateway notices the close on its next turn
+            try:
+                assert request(s, "GET", "/no-such-route")[0] == 404
+                break
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                assert time.monotonic() < deadline, "a closed connection's place was never freed"
+                time.sleep(0.05)
+    finally:
+        for c in held:
+            c.close()
+        s.stop(show_logs=True)
