@@ -42,7 +42,7 @@ sys.path.insert(0, str(HERE.parent / "tests" / "integration"))
 os.environ.setdefault("CAREPASS_SOURCE_DIR", str(HERE.parent))
 
 from harness import CarepassSystem, event  # noqa: E402
-from httpbench import keepalive_worker, pct, redis_get_rate  # noqa: E402
+from httpbench import cpu_seconds, httpload_binary, keepalive_worker, pct, redis_get_rate, run_httpload  # noqa: E402
 
 DOB = "1984-05-17"
 
@@ -71,23 +71,11 @@ def run_python(port, bodies, args):
             lat[-1] / 1000 if lat else 0)
 
 
-def httpload_binary(build_dir):
-    p = Path(build_dir) / "bench" / "httpload"
-    return p if p.exists() else None
-
-
 def run_c(port, bodies, args, tmpdir):
     bf = Path(tmpdir) / "bodies.txt"
     bf.write_bytes(b"\n".join(bodies) + b"\n")
-    cmd = [str(httpload_binary(args.build_dir)), "-p", str(port), "-c", str(args.clients),
-           "-t", str(args.gen_threads), "-d", str(args.seconds), "-w", "0.5", "-m", "POST",
-           "-u", "/v1/check", "-H", "Content-Type: application/json", "-b", str(bf), "--kv"]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.seconds + 60)
-    if out.returncode != 0:
-        raise RuntimeError(f"httpload failed: {out.stderr.strip()}")
-    kv = dict(line.split("=", 1) for line in out.stdout.split() if "=" in line)
-    return (float(kv["rps"]), int(kv["errors"]) + int(kv["conn_failures"]), int(kv["requests"]),
-            int(kv["p50_us"]) / 1000, int(kv["p99_us"]) / 1000, int(kv["max_us"]) / 1000)
+    return run_httpload(args.build_dir, port, args.clients, args.gen_threads, args.seconds,
+                        ["-m", "POST", "-u", "/v1/check", "-H", "Content-Type: application/json", "-b", str(bf)])
 
 
 def post(url, body, token=None):
@@ -96,13 +84,6 @@ def post(url, body, token=None):
         h["Authorization"] = f"Bearer {token}"
     rq = urllib.request.Request(url, data=json.dumps(body).encode(), headers=h)
     return json.loads(urllib.request.urlopen(rq, timeout=60).read())
-
-
-def cpu_seconds(pid):
-    """User + system CPU seconds a process has used so far (/proc/PID/stat)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main():

@@ -1,11 +1,14 @@
 """httpbench.py -- the pieces the Python HTTP benchmarks share: one keep-alive client
-connection sending prepared requests back to back, percentiles, and redis-benchmark's
-unpipelined GET rate (the baseline measured in the same run)."""
+connection sending prepared requests back to back, the C load generator (bench/httpload.c),
+percentiles, a process's CPU time, and redis-benchmark's unpipelined GET rate (the baseline
+measured in the same run)."""
 
+import os
 import re
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 
 def keepalive_worker(port, reqs, seconds, out_q):
@@ -60,3 +63,29 @@ def redis_get_rate(port, n, clients=50):
                          timeout=300).stdout
     m = re.search(r"GET: ([\d.]+) requests per second", out.replace("\r", "\n"))
     return float(m.group(1)) if m else 0.0, out.strip().splitlines()[-1] if out.strip() else ""
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds a process has used so far (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def httpload_binary(build_dir):
+    """build_dir/bench/httpload, or None when it is not built."""
+    p = Path(build_dir) / "bench" / "httpload"
+    return p if p.exists() else None
+
+
+def run_httpload(build_dir, port, clients, threads, seconds, extra):
+    """Run httpload (warm-up 0.5 s, then `seconds`) with the request options in `extra` (e.g.
+    ["-m", "GET", "-U", paths_file]); returns (requests/s, errors, requests, p50 ms, p99 ms, max ms)."""
+    cmd = [str(httpload_binary(build_dir)), "-p", str(port), "-c", str(clients), "-t", str(threads),
+           "-d", str(seconds), "-w", "0.5", "--kv"] + list(extra)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+    if out.returncode != 0:
+        raise RuntimeError(f"httpload failed: {out.stderr.strip()}")
+    kv = dict(line.split("=", 1) for line in out.stdout.split() if "=" in line)
+    return (float(kv["rps"]), int(kv["errors"]) + int(kv["conn_failures"]), int(kv["requests"]),
+            int(kv["p50_us"]) / 1000, int(kv["p99_us"]) / 1000, int(kv["max_us"]) / 1000)

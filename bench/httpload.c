@@ -1,10 +1,10 @@
 /* httpload.c -- a small keep-alive HTTP/1.1 load generator for the gateway benchmarks: N persistent
  * connections spread over T threads (epoll each), one request in flight per connection (no
- * pipelining), a fixed request (or a cycle of bodies, one per line of a file), latency of every
+ * pipelining), a fixed request (or a cycle of bodies, or of paths, one per line of a file), latency of every
  * request kept for exact percentiles. Prints key=value lines (--kv) or a sentence.
  *
  *   httpload -p PORT [-h 127.0.0.1] [-c 32] [-t 1] [-d 5] [-w 0.5] [-m GET] [-u /path]
- *            [-H 'Name: value']... [-b bodies.txt] [--kv]
+ *            [-H 'Name: value']... [-b bodies.txt | -U paths.txt] [--kv]
  *
  * Loopback benchmarking only: it talks to the host and port it is given, stops after -d seconds. */
 #define _GNU_SOURCE /* memmem */
@@ -219,8 +219,43 @@ static int cmp_u32(const void *a, const void *b) {
 
 static void usage(void) {
   fprintf(stderr, "usage: httpload -p PORT [-h HOST] [-c CONNS] [-t THREADS] [-d SECONDS] [-w WARMUP_S] "
-                  "[-m METHOD] [-u PATH] [-H 'Name: value']... [-b BODY_LINES_FILE] [--kv]\n");
+                  "[-m METHOD] [-u PATH] [-H 'Name: value']... [-b BODY_LINES_FILE | -U PATHS_FILE] [--kv]\n");
   exit(2);
+}
+
+/* Add one request without a body for path to the cycle. */
+static void add_bodyless(const char *method, const char *path, char **hdrs, int nh) {
+  char head[4096];
+  int k = snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: bench\r\n", method, path);
+  for (int i = 0; i < nh; i++) k += snprintf(head + k, sizeof head - (size_t)k, "%s\r\n", hdrs[i]);
+  if ((size_t)k >= sizeof head - 64) usage();
+  g.reqs = realloc(g.reqs, (g.nreqs + 1) * sizeof *g.reqs);
+  if (g.reqs == NULL) exit(2);
+  hl_req_t *r = &g.reqs[g.nreqs++];
+  r->data = xmalloc((size_t)k + 3);
+  r->len = (size_t)snprintf(r->data, (size_t)k + 3, "%s\r\n", head);
+}
+
+/* The cycle of GETs (or method) of every non-empty line of pathfile. */
+static void build_path_requests(const char *method, char **hdrs, int nh, const char *pathfile) {
+  FILE *f = fopen(pathfile, "r");
+  if (f == NULL) {
+    fprintf(stderr, "httpload: %s: %s\n", pathfile, strerror(errno));
+    exit(2);
+  }
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t n;
+  while ((n = getline(&line, &cap, f)) > 0) {
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
+    if (n > 0) add_bodyless(method, line, hdrs, nh);
+  }
+  free(line);
+  fclose(f);
+  if (g.nreqs == 0) {
+    fprintf(stderr, "httpload: %s has no paths\n", pathfile);
+    exit(2);
+  }
 }
 
 /* Build the request cycle: one request per non-empty body line, or one request without a body. */
@@ -230,10 +265,7 @@ static void build_requests(const char *method, const char *path, char **hdrs, in
   for (int i = 0; i < nh; i++) k += snprintf(head + k, sizeof head - (size_t)k, "%s\r\n", hdrs[i]);
   if ((size_t)k >= sizeof head - 64) usage();
   if (bodyfile == NULL) {
-    g.reqs = xmalloc(sizeof *g.reqs);
-    g.nreqs = 1;
-    g.reqs[0].data = xmalloc((size_t)k + 3);
-    g.reqs[0].len = (size_t)snprintf(g.reqs[0].data, (size_t)k + 3, "%s\r\n", head);
+    add_bodyless(method, path, hdrs, nh);
     return;
   }
   FILE *f = fopen(bodyfile, "r");
@@ -263,7 +295,7 @@ static void build_requests(const char *method, const char *path, char **hdrs, in
 }
 
 int main(int argc, char **argv) {
-  const char *host = "127.0.0.1", *method = "GET", *path = "/", *bodyfile = NULL;
+  const char *host = "127.0.0.1", *method = "GET", *path = "/", *bodyfile = NULL, *pathfile = NULL;
   int port = 0, conns = 32, threads = 1;
   double secs = 5, warm = 0.5;
   bool kv = false;
@@ -283,16 +315,18 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "-m") == 0) method = v;
     else if (strcmp(a, "-u") == 0) path = v;
     else if (strcmp(a, "-b") == 0) bodyfile = v;
+    else if (strcmp(a, "-U") == 0) pathfile = v;
     else if (strcmp(a, "-H") == 0 && nh < HL_MAX_HEADERS) hdrs[nh++] = (char *)v;
     else usage();
   }
   if (port <= 0 || port > 65535 || conns < 1 || conns > HL_MAX_CONNS || threads < 1 || threads > conns ||
-      secs <= 0 || secs > 3600 || warm < 0 || warm > 600)
+      secs <= 0 || secs > 3600 || warm < 0 || warm > 600 || (bodyfile != NULL && pathfile != NULL))
     usage();
   g.addr.sin_family = AF_INET;
   g.addr.sin_port = htons((uint16_t)port);
   if (inet_pton(AF_INET, host, &g.addr.sin_addr) != 1) usage();
-  build_requests(method, path, hdrs, nh, bodyfile);
+  if (pathfile != NULL) build_path_requests(method, hdrs, nh, pathfile);
+  else build_requests(method, path, hdrs, nh, bodyfile);
 
   g.start_ns = now_ns() + (int64_t)(warm * 1e9);
   g.end_ns = g.start_ns + (int64_t)(secs * 1e9);
