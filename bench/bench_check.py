@@ -92,7 +92,7 @@ def main():
     ap.add_argument("--clients", type=int, default=50, help="keep-alive connections (and redis-benchmark -c)")
     ap.add_argument("--workers", type=int, default=20)
     ap.add_argument("--records", type=int, default=4)
-    ap.add_argument("--threads", type=int, default=2, help="CAREPASS_GATEWAY_THREADS")
+    ap.add_argument("--threads", type=int, default=4, help="CAREPASS_GATEWAY_THREADS (the gateway default)")
     ap.add_argument("--redis-n", type=int, default=100000)
     ap.add_argument("--generator", choices=("c", "python"), default=None,
                     help="load generator (default: c when bench/httpload is built, else python)")
