@@ -11,7 +11,7 @@ process; the baseline, measured in the same run, is the receiver's raw rate with
 plain asyncio keep-alive client at the same concurrency.
 
     /usr/bin/python3 bench/bench_webhooks.py [--deliveries 10000] [--subs-per-worker 10]
-        [--per-endpoint 8,64] [--build build]
+        [--per-endpoint 8,64] [--build build] [--stats]
 
 Target (issue 4): 10,000 deliveries in under 5 s. Prints figures; asserts nothing.
 """
@@ -138,6 +138,54 @@ class Resp:
         raise RuntimeError("bad reply %r" % line)
 
 
+def proc_cpu_s(pid):
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def sched_s(pid):
+    """(seconds on a CPU, seconds runnable but waiting for one) of a process (Linux schedstat)."""
+    try:
+        run, wait = Path(f"/proc/{pid}/schedstat").read_text().split()[:2]
+        return int(run) / 1e9, int(wait) / 1e9
+    except (OSError, ValueError):
+        return float("nan"), float("nan")
+
+
+def sched_snapshot(pids):
+    return {name: sched_s(pid) for name, pid in pids.items()}
+
+
+def print_stats(r, notify_pid, per_endpoint, before, pids):
+    """--stats: where the work went during the timed part (CPU and run-queue waits of
+    notify, redis and the receiver; Redis commands)."""
+    info = {}
+    for section in ("stats", "cpu", "commandstats"):
+        for line in r.pipeline([["INFO", section]])[0].decode().splitlines():
+            k, _, v = line.partition(":")
+            if v:
+                info[k] = v
+    cpu = float(info.get("used_cpu_user", "nan")) + float(info.get("used_cpu_sys", "nan"))
+    print(f"  [stats per-endpoint {per_endpoint}] notify CPU {proc_cpu_s(notify_pid):.2f} s, "
+          f"redis CPU {cpu:.2f} s, redis commands {info.get('total_commands_processed')}")
+    after = sched_snapshot(pids)
+    print("      timed part: " + ", ".join(
+        "%s on CPU %.2f s, waiting for a CPU %.2f s" % (name, after[name][0] - before[name][0],
+                                                       after[name][1] - before[name][1])
+        for name in pids))
+    cmds = []
+    for k, v in info.items():
+        if k.startswith("cmdstat_"):
+            kv = dict(x.split("=") for x in v.split(","))
+            cmds.append((float(kv["usec"]), k[8:], int(kv["calls"]), float(kv["usec_per_call"])))
+    for usec, name, calls, per in sorted(cmds, reverse=True)[:6]:
+        print(f"      {name:14s} calls {calls:6d}  {usec / 1e6:6.3f} s  ({per:.1f} us/call)")
+
+
 def run_case(args, build, tmp, per_endpoint, rx_port, counts):
     from carepass.v1 import internal_pb2  # noqa: E402
     import zmq  # noqa: E402
@@ -190,6 +238,8 @@ def run_case(args, build, tmp, per_endpoint, rx_port, counts):
                                   stderr=open(tmp / f"notify-{per_endpoint}.log", "wb"))
         time.sleep(0.5)   # let notify connect
 
+        pids = {"notify": notify.pid, "redis": redis.pid, "receiver": args.rx_pid}
+        before = sched_snapshot(pids)
         base_reqs, base_ids = counts[0], counts[1]
         t0 = time.monotonic()
         for w, pseud in enumerate(hexes):
@@ -205,6 +255,8 @@ def run_case(args, build, tmp, per_endpoint, rx_port, counts):
             time.sleep(0.002)
         elapsed = time.monotonic() - t0
         got = counts[1] - base_ids
+        if args.stats:
+            print_stats(r, notify.pid, per_endpoint, before, pids)
         return got, want, elapsed, counts[0] - base_reqs
     finally:
         push.close(linger=0)
@@ -228,6 +280,8 @@ def main():
     ap.add_argument("--build", default=os.environ.get("CAREPASS_BUILD_DIR", str(SRC / "build")))
     ap.add_argument("--timeout", type=float, default=120.0)
     ap.add_argument("--baseline-seconds", type=float, default=2.0)
+    ap.add_argument("--stats", action="store_true",
+                    help="also print notify and Redis CPU seconds and Redis command counts per case")
     args = ap.parse_args()
     build = Path(args.build)
     sys.path.insert(0, str(build / "gen" / "py"))
@@ -237,6 +291,7 @@ def main():
     counts = mp.Array("l", 2, lock=False)
     rx = mp.Process(target=receiver_main, args=(rx_port, ready, counts, stop), daemon=True)
     rx.start()
+    args.rx_pid = rx.pid
     tmp = Path(tempfile.mkdtemp(prefix="bench-webhooks-"))
     try:
         if not ready.wait(10):

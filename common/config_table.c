@@ -59,7 +59,7 @@ const cp_config_def_t cp_config_table[] = {
   {"WEBHOOK_BACKOFF_MS", CP_CFG_INT, "1000", 1, 3600000, CP_SVC_NOTIFY, "first retry delay; doubles each attempt, with jitter"},
   {"WEBHOOK_BACKOFF_MAX_MS", CP_CFG_INT, "3600000", 1, 86400000, CP_SVC_NOTIFY, "longest retry delay"},
   {"WEBHOOK_CONCURRENCY", CP_CFG_INT, "64", 1, 4096, CP_SVC_NOTIFY, "deliveries in flight at once"},
-  {"WEBHOOK_PER_ENDPOINT", CP_CFG_INT, "8", 1, 4096, CP_SVC_NOTIFY, "deliveries in flight at once to one host:port (per notify replica); more wait in Redis"},
+  {"WEBHOOK_PER_ENDPOINT", CP_CFG_INT, "8", 1, 4096, CP_SVC_NOTIFY, "deliveries in flight at once to one host:port (per notify replica); more wait in Redis (a few, for endpoints that answer fast, in notify)"},
   {"EXPIRY_SCAN_MS", CP_CFG_INT, "1000", 50, 3600000, CP_SVC_NOTIFY, "how often notify looks for records passing an expiry threshold (90/30/7 days before, the day after)"},
   {"EXPIRY_SCAN_BATCH", CP_CFG_INT, "256", 1, 100000, CP_SVC_NOTIFY, "most records one expiry scan takes"},
 

@@ -28,6 +28,7 @@ void cp_hex(const uint8_t *in, size_t len, char *out);
 char *cp_strdup(const char *s);
 void *cp_xmalloc(size_t n);
 void *cp_xcalloc(size_t n, size_t sz);
+void *cp_xrealloc(void *ptr, size_t n);
 
 /* Write a whole file atomically: temp file, fsync, rename, fsync directory.
  * mode is the permission of the new file (e.g. 0600 for keys). */

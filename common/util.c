@@ -66,6 +66,12 @@ void *cp_xcalloc(size_t n, size_t sz) {
   return p;
 }
 
+void *cp_xrealloc(void *ptr, size_t n) {
+  void *p = realloc(ptr, n ? n : 1);
+  if (p == NULL) oom();
+  return p;
+}
+
 /* Directory part of path (a malloc'd copy); "." when there is none. */
 static char *dir_of(const char *path) {
   char *copy = cp_strdup(path);

@@ -52,7 +52,19 @@
  *  <sub id> = "sub_" + 32 lowercase hex. A missing or expired hash = unsubscribed.
  *
  * The Lua scripts touch cp:nt:d:{id} together with cp:nt:due / cp:nt:dead, which is
- * atomic on a single Redis; on Redis Cluster these keys would need one shared tag. */
+ * atomic on a single Redis; on Redis Cluster these keys would need one shared tag.
+ *
+ * Round trips (the service is mostly waiting on Redis otherwise): the jobs taken in one
+ * loop turn (up to 256) are stored as one plan in three pipelined round trips whatever
+ * their fan-out (notify_fanout.c); the scripts run with EVALSHA (notify_pipe.c). The
+ * outcomes of finished attempts are recorded in batches (one script call per 256) and
+ * sent together with the next claim on a second, non-blocking connection that the curl
+ * loop polls (notify_async.c), so no delivery waits on a Redis round trip. For endpoints
+ * that answer 2xx quickly a claim takes up to 16 x the per-endpoint limit (at most 256)
+ * beyond the free slots; those wait in a local queue and start as slots free up (never
+ * more than the per-endpoint limit in flight). A queued delivery that could not start
+ * within WEBHOOK_TIMEOUT_MS + 4 s is handed back, so its lease always outlives its
+ * attempt; at shutdown every queued one is handed back. */
 #ifndef NOTIFY_H
 #define NOTIFY_H
 
@@ -87,6 +99,73 @@
 #define NT_PUBKEY_SIZE   64                 /* "whpk_" + base64(32 bytes) + NUL fits */
 #define NT_TYPE_MAX      64                 /* longest event type accepted */
 #define NT_MAX_JOB_BYTES 65536              /* largest NotifyJob accepted from the bus */
+
+/* ---- notify_pipe.c: many commands in one Redis round trip ---------------- */
+
+/* A Lua script run with EVALSHA: SCRIPT LOAD on first use; a NOSCRIPT answer (Redis
+ * restarted or flushed its script cache) is retried once with EVAL. One static
+ * instance per script (the SHA is cached in it; notify is single-threaded). */
+typedef struct {
+  const char *name;     // what the script does (error messages)
+  const char *src;      // the Lua source
+  char sha[41];         // SHA1 hex once loaded; "" before
+} nt_script_t;
+#define NT_SCRIPT(name, src) {(name), (src), {0}}
+
+/* Commands queued and then sent together: one write, one read of every reply. */
+typedef struct nt_pipe nt_pipe_t;
+
+nt_pipe_t *nt_pipe_new(void);
+void nt_pipe_destroy(nt_pipe_t **p);
+/* Forget queued commands and replies (keeps the buffers for reuse). */
+void nt_pipe_reset(nt_pipe_t *p);
+/* Free the replies only (the commands stay queued and can be sent again). */
+void nt_pipe_reset_replies(nt_pipe_t *p);
+size_t nt_pipe_count(const nt_pipe_t *p);
+/* Start a command; returns its index (= its reply's index). With a script, the
+ * first argument must be numkeys, then the keys, then the arguments. */
+size_t nt_pipe_start(nt_pipe_t *p, nt_script_t *script);
+/* Add an argument to the command being built (copied). */
+void nt_pipe_arg(nt_pipe_t *p, const char *s);
+void nt_pipe_argn(nt_pipe_t *p, const char *s, size_t len);
+void nt_pipe_argf(nt_pipe_t *p, const char *fmt, ...) CP_PRINTF(2, 3);
+/* Send every queued command and read every reply. -1 only when the connection failed
+ * (nothing can be known about what ran: callers queue only idempotent commands or
+ * rely on leases); error replies are kept as replies (nt_pipe_reply_error). */
+int nt_pipe_exec(nt_pipe_t *p, cp_redis_t *r, char *err, size_t errlen) CP_WUR;
+/* The pieces of nt_pipe_exec, for sending a pipe on a non-blocking connection
+ * (notify_async.c): load the scripts it uses (blocking, once per process), append its
+ * commands to a raw context, hand over the replies read (n = nt_pipe_count; the pipe
+ * owns and frees them), then re-run any NOSCRIPT ones with EVAL on r. */
+int nt_pipe_load_scripts(nt_pipe_t *p, cp_redis_t *r, char *err, size_t errlen) CP_WUR;
+int nt_pipe_append_to(nt_pipe_t *p, redisContext *c) CP_WUR;
+void nt_pipe_take_replies(nt_pipe_t *p, redisReply **replies, size_t n);
+int nt_pipe_fix_noscript(nt_pipe_t *p, cp_redis_t *r, char *err, size_t errlen) CP_WUR;
+/* Reply i after nt_pipe_exec (NULL if none). */
+const redisReply *nt_pipe_reply(const nt_pipe_t *p, size_t i);
+/* -1 with err "<what>: <error>" when reply i is missing or an error reply, else 0. */
+int nt_pipe_reply_error(const nt_pipe_t *p, size_t i, const char *what, char *err, size_t errlen) CP_WUR;
+
+/* ---- notify_async.c: one pipe at a time on a non-blocking connection -------- */
+
+/* The service's second Redis connection: the outcomes of a loop turn and the next
+ * claim go out on it while curl keeps delivering; the loop waits on its descriptor
+ * with curl's and collects the replies when they are there. */
+typedef struct nt_aredis nt_aredis_t;
+
+nt_aredis_t *nt_aredis_new(const char *host, int port, int timeout_ms);
+void nt_aredis_destroy(nt_aredis_t **a);
+/* Is a pipe in flight? */
+bool nt_aredis_busy(const nt_aredis_t *a);
+/* The descriptor to wait on and its events (-1 when idle). */
+int nt_aredis_fd(const nt_aredis_t *a, short *events);
+/* Send p (connecting if needed; scripts are loaded on r, blocking, once). p must stay
+ * alive and untouched until nt_aredis_progress returns 1 or -1. */
+int nt_aredis_send(nt_aredis_t *a, nt_pipe_t *p, cp_redis_t *r, char *err, size_t errlen) CP_WUR;
+/* Non-blocking: write/read what can be. 1 = p has every reply (NOSCRIPT replies not yet
+ * re-run: nt_pipe_fix_noscript), 0 = still in flight, -1 = connection failed or timed out
+ * (dropped; what ran is unknown). */
+int nt_aredis_progress(nt_aredis_t *a, char *err, size_t errlen) CP_WUR;
 
 /* ---- notify_sign.c: ids, Standard Webhooks signatures, backoff ---------- */
 
@@ -169,6 +248,34 @@ struct prov_registry;
 int nt_fanout(cp_redis_t *r, const struct prov_registry *providers, const nt_record_event_t *ev,
               bool skip_provider, int64_t now_ms, size_t *created, char *err, size_t errlen) CP_WUR;
 
+/* A plan: the deliveries of many jobs and record events, stored in three pipelined
+ * round trips whatever their number: (1) the caller's own commands (nt_plan_pre) and
+ * every event's subscription set and worker profile, (2) every subscription hash,
+ * (3) clean-up of dead subscriptions and the creates (one script call per 128
+ * deliveries; existing ids are left alone). nt_plan_run once per plan. */
+typedef struct nt_plan nt_plan_t;
+
+nt_plan_t *nt_plan_new(void);
+void nt_plan_destroy(nt_plan_t **p);
+/* The round-1 pipe: queue commands that must run before the creates; read their
+ * replies with nt_pipe_reply after nt_plan_run (valid until nt_plan_destroy). */
+nt_pipe_t *nt_plan_pre(nt_plan_t *p);
+/* A delivery with a known id (strings copied). tag labels it for nt_plan_count_created.
+ * Returns its index for nt_plan_created. */
+size_t nt_plan_delivery(nt_plan_t *p, const char *id, const char *url, const char *body,
+                        const char *type, const char *provider, int tag);
+/* A record event: what nt_fanout does for one (the provider's delivery is planned at
+ * once; subscribers and the worker's webhook are read during the run). */
+void nt_plan_event(nt_plan_t *p, const struct prov_registry *providers, const nt_record_event_t *ev,
+                   bool skip_provider, int64_t now_ms, int tag);
+/* Run the three rounds. -1 when Redis failed or a create failed (nothing is lost:
+ * ids are deterministic and creates idempotent, so the caller runs a new plan later). */
+int nt_plan_run(nt_plan_t *p, cp_redis_t *r, int64_t now_ms, char *err, size_t errlen) CP_WUR;
+size_t nt_plan_size(const nt_plan_t *p);
+/* After the run: was delivery i new? How many new ones carry tag (-1 = any)? */
+bool nt_plan_created(const nt_plan_t *p, size_t i);
+size_t nt_plan_count_created(const nt_plan_t *p, int tag);
+
 /* ---- notify_expiry.c: the expiry schedule and its scanner --------------- */
 
 /* Schedule a committed record's expiry webhooks (no-op without valid_until, without
@@ -177,12 +284,18 @@ int nt_fanout(cp_redis_t *r, const struct prov_registry *providers, const nt_rec
 int nt_expiry_schedule(cp_redis_t *r, const Carepass__V1__NotifyJob *job, int32_t today,
                        char *err, size_t errlen) CP_WUR;
 
+/* The same queued on a pipe; false when there is nothing to schedule. */
+bool nt_expiry_schedule_append(nt_pipe_t *p, const Carepass__V1__NotifyJob *job, int32_t today);
+
 /* A record was revoked: drop its schedule and remember it as revoked. */
 int nt_expiry_revoke(cp_redis_t *r, uint64_t index, char *err, size_t errlen) CP_WUR;
 
+/* The same queued on a pipe (reply: integer). */
+void nt_expiry_revoke_append(nt_pipe_t *p, uint64_t index);
+
 /* One scan: take up to max records whose next threshold is <= today (Lua, with a
- * lease so several replicas never take the same one), create their deliveries via
- * nt_fanout, then advance each to its next stage. *emitted = records handled. */
+ * lease so several replicas never take the same one), create all their deliveries in
+ * one plan, then advance each to its next stage. *emitted = records handled. */
 int nt_expiry_scan(cp_redis_t *r, const struct prov_registry *providers, int32_t today,
                    int64_t now_ms, int64_t lease_ms, size_t max, size_t *emitted,
                    size_t *created, char *err, size_t errlen) CP_WUR;
@@ -210,7 +323,7 @@ int nt_claim(cp_redis_t *r, int64_t now_ms, int64_t lease_ms, size_t max,
 /* Endpoint load of this replica for a per-endpoint limited claim. */
 typedef struct {
   const char *endpoint;  // "host:port" as nt_endpoint() writes it
-  int inflight;          // transfers in flight to it
+  int inflight;          // transfers in flight to it (claims: plus queued, minus allowance)
 } nt_ep_load_t;
 
 /* nt_claim with a per-endpoint limit: deliveries whose endpoint already has
@@ -224,6 +337,33 @@ int nt_claim_limited(cp_redis_t *r, int64_t now_ms, int64_t lease_ms, size_t max
  * scheme); the same rule the claim script applies. */
 void nt_endpoint(const char *url, char *out, size_t outlen);
 
+/* The same claim queued on a pipe (nt_claim_parse reads its reply): the service
+ * sends it together with the outcomes of the last loop turn. Returns its index.
+ * A load may be negative: that endpoint may take more than per_endpoint (the service
+ * queues the extra ones locally). scan = how many due ids to look at (0 = the rule of
+ * nt_claim_limited). *more (may be NULL) = more may be due right now. */
+size_t nt_claim_append(nt_pipe_t *p, int64_t now_ms, int64_t lease_ms, size_t max, size_t scan,
+                       int per_endpoint, const nt_ep_load_t *loads, size_t nloads);
+int nt_claim_parse(const redisReply *rep, size_t max, nt_claimed_t *out, size_t *n, bool *more,
+                   char *err, size_t errlen) CP_WUR;
+
+/* The outcome of one attempt, recorded in batches (one script call per 256). */
+#define NT_MARK_DELIVERED 'd'   /* 2xx: tombstone, off the schedule */
+#define NT_MARK_RETRY     'r'   /* failed: next attempt at t_ms */
+#define NT_MARK_DEAD      'x'   /* failed for good: onto cp:nt:dead (t_ms = now) */
+#define NT_MARK_RELEASE   'b'   /* not attempted after all: attempts - 1, due at t_ms */
+typedef struct {
+  char id[NT_ID_SIZE];  // webhook-id
+  char op;              // NT_MARK_*
+  int status;           // HTTP status of the attempt (0 = no HTTP answer)
+  int64_t t_ms;         // retry: unix ms of the next attempt; dead: now; release: due
+} nt_mark_t;
+
+/* Queue marks on a pipe (replies: integers); or apply them now (one round trip). */
+void nt_marks_append(nt_pipe_t *p, const nt_mark_t *marks, size_t n);
+int nt_marks_apply(cp_redis_t *r, const nt_mark_t *marks, size_t n, char *err, size_t errlen) CP_WUR;
+
+/* Single-delivery forms of the marks (each one round trip). */
 /* 2xx: forget the delivery (tombstone) and drop it from the schedule. */
 int nt_mark_delivered(cp_redis_t *r, const char *id, int status, char *err, size_t errlen) CP_WUR;
 
@@ -262,11 +402,20 @@ size_t nt_deliverer_room(const nt_deliverer_t *d);
  * the next start/run). Returns the number of endpoints with transfers in flight. */
 size_t nt_deliverer_loads(nt_deliverer_t *d, const nt_ep_load_t **loads);
 size_t nt_deliverer_inflight(const nt_deliverer_t *d);
+/* Transfers in flight to one endpoint ("host:port" as nt_endpoint writes it). */
+int nt_deliverer_ep_inflight(const nt_deliverer_t *d, const char *ep);
 /* Start one attempt; takes ownership of *c (sets it to an empty struct). */
 int nt_deliverer_start(nt_deliverer_t *d, nt_claimed_t *c, char *err, size_t errlen) CP_WUR;
-/* Wait up to timeout_ms for curl activity or for extra_fd (e.g. ZMQ_FD) to be
- * readable, drive transfers and call fn for each finished one. */
-int nt_deliverer_run(nt_deliverer_t *d, int extra_fd, int timeout_ms, nt_result_fn fn, void *arg) CP_WUR;
+/* Another descriptor to wait on with curl's (fd < 0 = none). */
+typedef struct {
+  int fd;                 // descriptor, e.g. ZMQ_FD or the async Redis connection
+  short events;           // POLLIN and/or POLLOUT
+} nt_waitfd_t;
+
+/* Wait up to timeout_ms for curl activity or for an extra descriptor (up to 4) to be
+ * ready, drive transfers and call fn for each finished one. */
+int nt_deliverer_run(nt_deliverer_t *d, const nt_waitfd_t *extra, size_t nextra, int timeout_ms,
+                     nt_result_fn fn, void *arg) CP_WUR;
 /* Abort every transfer in flight, calling fn(claimed, arg) so it can be handed back. */
 void nt_deliverer_abort_all(nt_deliverer_t *d, void (*fn)(const nt_claimed_t *c, void *arg), void *arg);
 

@@ -109,6 +109,13 @@ size_t nt_deliverer_loads(nt_deliverer_t *d, const nt_ep_load_t **loads) {
   return n;
 }
 
+int nt_deliverer_ep_inflight(const nt_deliverer_t *d, const char *ep) {
+  int n = 0;
+  for (size_t i = 0; i < d->nslots; i++)
+    if (d->slots[i].busy && strcmp(d->slots[i].ep, ep) == 0) n++;
+  return n;
+}
+
 static struct curl_slist *add_header(struct curl_slist *list, const char *name, const char *value,
                                      bool *ok) {
   char line[256];
@@ -197,11 +204,19 @@ err:
   return -1;
 }
 
-int nt_deliverer_run(nt_deliverer_t *d, int extra_fd, int timeout_ms, nt_result_fn fn, void *arg) {
-  struct curl_waitfd wfd = {.fd = extra_fd, .events = CURL_WAIT_POLLIN, .revents = 0};
+int nt_deliverer_run(nt_deliverer_t *d, const nt_waitfd_t *extra, size_t nextra, int timeout_ms,
+                     nt_result_fn fn, void *arg) {
+  struct curl_waitfd wfd[4];
+  unsigned n = 0;
+  for (size_t i = 0; i < nextra && n < CP_ARRAY_LEN(wfd); i++) {
+    if (extra[i].fd < 0) continue;
+    wfd[n++] = (struct curl_waitfd){
+        .fd = extra[i].fd, .revents = 0,
+        .events = (short)(((extra[i].events & POLLIN) ? CURL_WAIT_POLLIN : 0) |
+                          ((extra[i].events & POLLOUT) ? CURL_WAIT_POLLOUT : 0))};
+  }
   int running = 0, numfds = 0;
-  CURLMcode mc = curl_multi_wait(d->multi, extra_fd >= 0 ? &wfd : NULL, extra_fd >= 0 ? 1 : 0,
-                                 timeout_ms, &numfds);
+  CURLMcode mc = curl_multi_wait(d->multi, n ? wfd : NULL, n, timeout_ms, &numfds);
   if (mc != CURLM_OK) return -1;
   mc = curl_multi_perform(d->multi, &running);
   if (mc != CURLM_OK) return -1;

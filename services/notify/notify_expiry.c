@@ -74,53 +74,74 @@ static int32_t threshold(int32_t vu, int stage) {
   return before > 0 ? vu - before : vu + 1;
 }
 
-static int eval(cp_redis_t *r, const char *what, int argc, const char **argv, redisReply **out,
-                char *err, size_t errlen) {
-  size_t lens[20];
-  assert(argc <= 20);
-  for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
-  redisReply *rep = cp_redis_cmd_argv(r, argc, argv, lens);
-  if (!rep) return cp_err(err, errlen, "%s: %s", what, cp_redis_errstr(r));
-  if (out) *out = rep;
-  else freeReplyObject(rep);
-  return 0;
+static nt_script_t schedule_script = NT_SCRIPT("schedule expiry", SCHEDULE_LUA);
+static nt_script_t revoke_script = NT_SCRIPT("revoke expiry", REVOKE_LUA);
+static nt_script_t claim_script = NT_SCRIPT("claim expiring records", CLAIM_LUA);
+static nt_script_t advance_script = NT_SCRIPT("advance expiry", ADVANCE_LUA);
+
+bool nt_expiry_schedule_append(nt_pipe_t *p, const Carepass__V1__NotifyJob *job, int32_t today) {
+  int32_t vu;
+  if (!job->valid_until || !job->valid_until[0] || cp_date_parse(job->valid_until, &vu) < 0) return false;
+  if (job->worker_pseudonym.len != CP_PSEUDONYM_BYTES) return false;
+  int stage = 0;
+  while (stage < NT_EXP_STAGES && threshold(vu, stage) <= today) stage++;
+  if (stage == NT_EXP_STAGES) return false;   /* every threshold already passed */
+
+  char hex[2 * CP_PSEUDONYM_BYTES + 1];
+  cp_hex(job->worker_pseudonym.data, CP_PSEUDONYM_BYTES, hex);
+  nt_pipe_start(p, &schedule_script);
+  nt_pipe_arg(p, "2");
+  nt_pipe_argf(p, NT_KEY_EXP_FMT, (unsigned long long)job->entry_index);
+  nt_pipe_arg(p, NT_KEY_EXP_DUE);
+  nt_pipe_argf(p, "%d", (int)threshold(vu, stage));
+  nt_pipe_argf(p, "%d", stage);
+  nt_pipe_arg(p, job->provider_id ? job->provider_id : "");
+  nt_pipe_arg(p, job->qualification_code ? job->qualification_code : "");
+  nt_pipe_arg(p, hex);
+  nt_pipe_arg(p, job->valid_until);
+  nt_pipe_arg(p, job->completion_date ? job->completion_date : "");
+  nt_pipe_arg(p, job->provider_event_id ? job->provider_event_id : "");
+  nt_pipe_argf(p, "%llu", (unsigned long long)job->entry_index);
+  return true;
+}
+
+void nt_expiry_revoke_append(nt_pipe_t *p, uint64_t index) {
+  nt_pipe_start(p, &revoke_script);
+  nt_pipe_arg(p, "3");
+  nt_pipe_argf(p, NT_KEY_EXP_FMT, (unsigned long long)index);
+  nt_pipe_arg(p, NT_KEY_EXP_DUE);
+  nt_pipe_arg(p, NT_KEY_EXP_LEASE);
+  nt_pipe_argf(p, "%llu", (unsigned long long)index);
+  nt_pipe_argf(p, "%d", NT_EXP_TOMBSTONE_TTL_S);
+}
+
+/* Run what is queued on p; -1 on a failed connection or any error reply. */
+static int run_pipe(nt_pipe_t *p, cp_redis_t *r, const char *what, char *err, size_t errlen) {
+  int rc = nt_pipe_exec(p, r, err, errlen);
+  for (size_t i = 0; rc == 0 && i < nt_pipe_count(p); i++) rc = nt_pipe_reply_error(p, i, what, err, errlen);
+  return rc;
 }
 
 int nt_expiry_schedule(cp_redis_t *r, const Carepass__V1__NotifyJob *job, int32_t today,
                        char *err, size_t errlen) {
-  int32_t vu;
-  if (!job->valid_until || !job->valid_until[0] || cp_date_parse(job->valid_until, &vu) < 0) return 0;
-  if (job->worker_pseudonym.len != CP_PSEUDONYM_BYTES) return 0;
-  int stage = 0;
-  while (stage < NT_EXP_STAGES && threshold(vu, stage) <= today) stage++;
-  if (stage == NT_EXP_STAGES) return 0;   /* every threshold already passed */
-
-  char key[64], idx[24], score[24], st[8], hex[2 * CP_PSEUDONYM_BYTES + 1];
-  snprintf(key, sizeof key, NT_KEY_EXP_FMT, (unsigned long long)job->entry_index);
-  snprintf(idx, sizeof idx, "%llu", (unsigned long long)job->entry_index);
-  snprintf(score, sizeof score, "%d", (int)threshold(vu, stage));
-  snprintf(st, sizeof st, "%d", stage);
-  cp_hex(job->worker_pseudonym.data, CP_PSEUDONYM_BYTES, hex);
-  const char *argv[] = {"EVAL", SCHEDULE_LUA, "2", key, NT_KEY_EXP_DUE, score, st,
-                        job->provider_id ? job->provider_id : "",
-                        job->qualification_code ? job->qualification_code : "", hex, job->valid_until,
-                        job->completion_date ? job->completion_date : "",
-                        job->provider_event_id ? job->provider_event_id : "", idx};
-  return eval(r, "scheduling expiry", (int)CP_ARRAY_LEN(argv), argv, NULL, err, errlen);
+  nt_pipe_t *p = nt_pipe_new();
+  int rc = nt_expiry_schedule_append(p, job, today) ? run_pipe(p, r, "scheduling expiry", err, errlen) : 0;
+  nt_pipe_destroy(&p);
+  return rc;
 }
 
 int nt_expiry_revoke(cp_redis_t *r, uint64_t index, char *err, size_t errlen) {
-  char key[64], idx[24], ttl[24];
-  snprintf(key, sizeof key, NT_KEY_EXP_FMT, (unsigned long long)index);
-  snprintf(idx, sizeof idx, "%llu", (unsigned long long)index);
-  snprintf(ttl, sizeof ttl, "%d", NT_EXP_TOMBSTONE_TTL_S);
-  const char *argv[] = {"EVAL", REVOKE_LUA, "3", key, NT_KEY_EXP_DUE, NT_KEY_EXP_LEASE, idx, ttl};
-  return eval(r, "revoking expiry schedule", (int)CP_ARRAY_LEN(argv), argv, NULL, err, errlen);
+  nt_pipe_t *p = nt_pipe_new();
+  nt_expiry_revoke_append(p, index);
+  int rc = run_pipe(p, r, "revoking expiry schedule", err, errlen);
+  nt_pipe_destroy(&p);
+  return rc;
 }
 
-/* Emit what one claimed record owes on `today` and advance its stage. */
-static int handle_one(cp_redis_t *r, const struct prov_registry *providers, redisReply **f,
-                      int32_t today, int64_t now_ms, size_t *created, char *err, size_t errlen) {
+/* Plan what one claimed record owes on `today` and queue the advance of its stage
+ * (sent only after its deliveries are stored). */
+static void plan_one(nt_plan_t *plan, nt_pipe_t *adv, const struct prov_registry *providers,
+                     redisReply **f, int32_t today, int64_t now_ms) {
   const char *idx = f[0]->str;
   int stage = atoi(f[1]->str);
   int32_t vu = 0;
@@ -136,51 +157,63 @@ static int handle_one(cp_redis_t *r, const struct prov_registry *providers, redi
         .provider = f[2]->str, .qual = f[3]->str, .worker_hex = f[4]->str,
         .valid_until = f[5]->str, .completion_date = f[6]->str, .event_id = f[7]->str,
         .reason_code = "", .entry_index = index, .stage = emit};
-    size_t n = 0;
-    if (nt_fanout(r, providers, &ev, false, now_ms, &n, err, errlen) < 0) return -1;  /* lease retries */
-    *created += n;
+    nt_plan_event(plan, providers, &ev, false, now_ms, 0);
   }
   int next = stage >= NT_EXP_STAGES ? NT_EXP_STAGES : (emit >= 0 ? emit + 1 : stage);
-  char key[64], st[16], nx[16], score[24], ttl[24];
-  snprintf(key, sizeof key, NT_KEY_EXP_PREFIX "{%s}", idx);
-  snprintf(st, sizeof st, "%d", atoi(f[1]->str));
-  snprintf(nx, sizeof nx, "%d", next);
-  snprintf(score, sizeof score, "%d", next < NT_EXP_STAGES ? (int)threshold(vu, next) : 0);
-  snprintf(ttl, sizeof ttl, "%d", NT_EXP_TOMBSTONE_TTL_S);
-  const char *argv[] = {"EVAL", ADVANCE_LUA, "3", key, NT_KEY_EXP_DUE, NT_KEY_EXP_LEASE, idx, st, nx, score, ttl};
-  return eval(r, "advancing expiry schedule", (int)CP_ARRAY_LEN(argv), argv, NULL, err, errlen);
+  nt_pipe_start(adv, &advance_script);
+  nt_pipe_arg(adv, "3");
+  nt_pipe_argf(adv, NT_KEY_EXP_PREFIX "{%s}", idx);
+  nt_pipe_arg(adv, NT_KEY_EXP_DUE);
+  nt_pipe_arg(adv, NT_KEY_EXP_LEASE);
+  nt_pipe_arg(adv, idx);
+  nt_pipe_argf(adv, "%d", atoi(f[1]->str));
+  nt_pipe_argf(adv, "%d", next);
+  nt_pipe_argf(adv, "%d", next < NT_EXP_STAGES ? (int)threshold(vu, next) : 0);
+  nt_pipe_argf(adv, "%d", NT_EXP_TOMBSTONE_TTL_S);
 }
 
 int nt_expiry_scan(cp_redis_t *r, const struct prov_registry *providers, int32_t today,
                    int64_t now_ms, int64_t lease_ms, size_t max, size_t *emitted,
                    size_t *created, char *err, size_t errlen) {
-  char td[24], now[24], lease[24], smax[24];
   *emitted = *created = 0;
-  snprintf(td, sizeof td, "%d", (int)today);
-  snprintf(now, sizeof now, "%lld", (long long)now_ms);
-  snprintf(lease, sizeof lease, "%lld", (long long)lease_ms);
-  snprintf(smax, sizeof smax, "%zu", max);
-  const char *argv[] = {"EVAL", CLAIM_LUA, "2", NT_KEY_EXP_DUE, NT_KEY_EXP_LEASE, td, now, lease, smax,
-                        NT_KEY_EXP_PREFIX};
-  redisReply *rep = NULL;
-  if (eval(r, "claiming expiring records", (int)CP_ARRAY_LEN(argv), argv, &rep, err, errlen) < 0) return -1;
-  int rc = 0;
+  nt_pipe_t *claim = nt_pipe_new(), *adv = nt_pipe_new();
+  nt_plan_t *plan = nt_plan_new();
+  nt_pipe_start(claim, &claim_script);
+  nt_pipe_arg(claim, "2");
+  nt_pipe_arg(claim, NT_KEY_EXP_DUE);
+  nt_pipe_arg(claim, NT_KEY_EXP_LEASE);
+  nt_pipe_argf(claim, "%d", (int)today);
+  nt_pipe_argf(claim, "%lld", (long long)now_ms);
+  nt_pipe_argf(claim, "%lld", (long long)lease_ms);
+  nt_pipe_argf(claim, "%zu", max);
+  nt_pipe_arg(claim, NT_KEY_EXP_PREFIX);
+  int rc = run_pipe(claim, r, "claiming expiring records", err, errlen);
+  if (rc < 0) goto done;
+  const redisReply *rep = nt_pipe_reply(claim, 0);
   if (rep->type != REDIS_REPLY_ARRAY || rep->elements % CLAIM_FIELDS != 0) {
     rc = cp_err(err, errlen, "claiming expiring records: unexpected reply (type %d)", rep->type);
     goto done;
   }
+  size_t records = 0;
   for (size_t i = 0; i < rep->elements; i += CLAIM_FIELDS) {
     redisReply **f = rep->element + i;
     bool ok = true;
     for (int j = 0; j < CLAIM_FIELDS; j++) ok = ok && f[j]->type == REDIS_REPLY_STRING;
     if (!ok) continue;   /* the lease brings it back */
-    if (handle_one(r, providers, f, today, now_ms, created, err, errlen) < 0) {
-      rc = -1;
-      break;
-    }
-    (*emitted)++;
+    plan_one(plan, adv, providers, f, today, now_ms);
+    records++;
   }
+  if (records == 0) goto done;
+  /* Deliveries first; a record advances only once its deliveries are stored (a
+   * failure leaves it leased, and the lease brings it back). */
+  rc = nt_plan_run(plan, r, now_ms, err, errlen);
+  if (rc < 0) goto done;
+  *created = nt_plan_count_created(plan, -1);
+  rc = run_pipe(adv, r, "advancing expiry schedule", err, errlen);
+  if (rc == 0) *emitted = records;
 done:
-  freeReplyObject(rep);
+  nt_plan_destroy(&plan);
+  nt_pipe_destroy(&adv);
+  nt_pipe_destroy(&claim);
   return rc;
 }

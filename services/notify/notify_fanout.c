@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include "notify.h"
 #include "cp_catalogue.h"
+#include "cp_log.h"
 
 #define SUBS_MAX 1000   /* most subscriptions one worker's fan-out reads */
 
@@ -40,21 +41,6 @@ static char *fanout_body(const nt_record_event_t *ev, const char *sub_id, int64_
   return out;
 }
 
-/* One delivery; counts it in *created when new. */
-static int add_delivery(cp_redis_t *r, const nt_record_event_t *ev, const char *recipient,
-                        const char *sub_id, const char *url, int64_t now_ms, size_t *created,
-                        char *err, size_t errlen) {
-  char id[NT_ID_SIZE];
-  nt_fanout_id(ev->type, recipient, ev->entry_index, ev->stage, id);
-  char *body = fanout_body(ev, sub_id, now_ms);
-  if (!body) return 0;   /* cannot happen with checked strings; nothing sensible to send */
-  bool isnew = false;
-  int rc = nt_delivery_create(r, id, url, body, ev->type, nz(ev->provider), now_ms, &isnew, err, errlen);
-  free(body);
-  if (rc == 0 && isnew) (*created)++;
-  return rc;
-}
-
 /* Is item in the comma-separated list? */
 static bool in_list(const char *list, const char *item) {
   size_t n = strlen(item);
@@ -85,32 +71,236 @@ static const char *str_or(const redisReply *e, const char *dflt) {
   return e && e->type == REDIS_REPLY_STRING ? e->str : dflt;
 }
 
-/* Deliveries to every live subscription of the worker. */
-static int fanout_subs(cp_redis_t *r, const nt_record_event_t *ev, int64_t now_ms, size_t *created,
-                       char *err, size_t errlen) {
-  char key[128], idx[24];
-  snprintf(key, sizeof key, NT_KEY_SUBS_FMT, ev->worker_hex);
-  snprintf(idx, sizeof idx, "%llu", (unsigned long long)ev->entry_index);
-  redisReply *set = cp_redis_cmd(r, "SRANDMEMBER %s %d", key, SUBS_MAX);
-  if (!set) return cp_err(err, errlen, "reading %s: %s", key, cp_redis_errstr(r));
-  int rc = 0;
-  for (size_t i = 0; rc == 0 && set->type == REDIS_REPLY_ARRAY && i < set->elements; i++) {
-    const redisReply *m = set->element[i];
-    if (m->type != REDIS_REPLY_STRING) continue;
-    if (!valid_sub_id(m->str, m->len)) {   /* not a subscription id: drop it */
-      redisReply *x = cp_redis_cmd(r, "SREM %s %b", key, m->str, m->len);
-      if (x) freeReplyObject(x);
+/* Create many deliveries. KEYS[1] due zset, KEYS[1 + i] the hash of delivery i.
+ * ARGV[1] unix ms (created and due), then 6 per delivery: id, url, body, type,
+ * provider, endpoint (host:port). An id that exists already is left alone (that is
+ * the de-duplication). Returns one integer per delivery: 1 = created, 0 = existed. */
+static const char CREATE_MANY_LUA[] =
+  "local now = ARGV[1]\n"
+  "local out = {}\n"
+  "for i = 2, #KEYS do\n"
+  "  local b = 2 + (i - 2) * 6\n"
+  "  if redis.call('EXISTS', KEYS[i]) == 1 then\n"
+  "    out[#out + 1] = 0\n"
+  "  else\n"
+  "    redis.call('HSET', KEYS[i], 'state', 'pending', 'url', ARGV[b + 1], 'body', ARGV[b + 2],"
+  " 'type', ARGV[b + 3], 'provider', ARGV[b + 4], 'attempts', 0, 'created', now,"
+  " 'last_status', 0, 'ep', ARGV[b + 5])\n"
+  "    redis.call('ZADD', KEYS[1], now, ARGV[b])\n"
+  "    out[#out + 1] = 1\n"
+  "  end\n"
+  "end\n"
+  "return out\n";
+
+#define CREATE_PER_CALL 128   /* deliveries per script call (bounds one call's time in Redis) */
+
+static nt_script_t create_script = NT_SCRIPT("create deliveries", CREATE_MANY_LUA);
+
+/* One delivery the plan will create. */
+typedef struct {
+  char id[NT_ID_SIZE];      // webhook-id
+  char *url;                // target URL
+  char *body;               // JSON body
+  char *type;               // event type
+  char *provider;           // provider id
+  int tag;                  // the caller's label (statistics)
+  bool created;             // after the run: new (true) or already known (false)
+} plan_dlv_t;
+
+/* One record event whose subscribers and worker webhook the plan reads. */
+typedef struct {
+  nt_record_event_t ev;     // the event, every string owned by the plan
+  int tag;                  // the caller's label for its deliveries
+  size_t subs_reply;        // round 1: index of the SRANDMEMBER reply
+  size_t profile_reply;     // round 1: index of the HGET webhook_url reply
+} plan_ev_t;
+
+/* A subscription member read in round 2. */
+typedef struct {
+  size_t ev;                // the event it belongs to
+  const char *sub_id;       // points into the round-1 reply
+  size_t reply;             // round 2: index of its HMGET reply
+} plan_sub_t;
+
+struct nt_plan {
+  plan_dlv_t *dlv;          // deliveries to create
+  size_t ndlv, dlvcap;      // used / allocated
+  plan_ev_t *ev;            // events to fan out
+  size_t nev, evcap;        // used / allocated
+  nt_pipe_t *pre;           // round 1: the caller's commands, then subscription reads
+  nt_pipe_t *subs;          // round 2: subscription hashes
+  nt_pipe_t *create;        // round 3: clean-ups and creates
+  int64_t now_ms;           // unix ms of the run (created, expiry test of subscriptions)
+};
+
+nt_plan_t *nt_plan_new(void) {
+  nt_plan_t *p = cp_xcalloc(1, sizeof *p);
+  p->pre = nt_pipe_new();
+  p->subs = nt_pipe_new();
+  p->create = nt_pipe_new();
+  return p;
+}
+
+static void free_event(nt_record_event_t *ev) {
+  free((char *)ev->type);
+  free((char *)ev->provider);
+  free((char *)ev->event_id);
+  free((char *)ev->qual);
+  free((char *)ev->worker_hex);
+  free((char *)ev->completion_date);
+  free((char *)ev->valid_until);
+  free((char *)ev->reason_code);
+}
+
+void nt_plan_destroy(nt_plan_t **pp) {
+  nt_plan_t *p = pp ? *pp : NULL;
+  if (!p) return;
+  for (size_t i = 0; i < p->ndlv; i++) {
+    free(p->dlv[i].url);
+    free(p->dlv[i].body);
+    free(p->dlv[i].type);
+    free(p->dlv[i].provider);
+  }
+  for (size_t i = 0; i < p->nev; i++) free_event(&p->ev[i].ev);
+  free(p->dlv);
+  free(p->ev);
+  nt_pipe_destroy(&p->pre);
+  nt_pipe_destroy(&p->subs);
+  nt_pipe_destroy(&p->create);
+  free(p);
+  *pp = NULL;
+}
+
+nt_pipe_t *nt_plan_pre(nt_plan_t *p) { return p->pre; }
+
+size_t nt_plan_delivery(nt_plan_t *p, const char *id, const char *url, const char *body,
+                        const char *type, const char *provider, int tag) {
+  if (p->ndlv == p->dlvcap) {
+    p->dlvcap = p->dlvcap ? 2 * p->dlvcap : 64;
+    p->dlv = cp_xrealloc(p->dlv, p->dlvcap * sizeof *p->dlv);
+  }
+  plan_dlv_t *d = &p->dlv[p->ndlv];
+  memset(d, 0, sizeof *d);
+  snprintf(d->id, sizeof d->id, "%s", id);
+  d->url = cp_strdup(url);
+  d->body = cp_strdup(body);
+  d->type = cp_strdup(nz(type));
+  d->provider = cp_strdup(nz(provider));
+  d->tag = tag;
+  return p->ndlv++;
+}
+
+/* One fan-out delivery of ev to recipient (body built now). */
+static void plan_fanout_delivery(nt_plan_t *p, const nt_record_event_t *ev, const char *recipient,
+                                 const char *sub_id, const char *url, int64_t now_ms, int tag) {
+  char id[NT_ID_SIZE];
+  nt_fanout_id(ev->type, recipient, ev->entry_index, ev->stage, id);
+  char *body = fanout_body(ev, sub_id, now_ms);
+  if (!body) return;   /* cannot happen with checked strings; nothing sensible to send */
+  nt_plan_delivery(p, id, url, body, ev->type, nz(ev->provider), tag);
+  free(body);
+}
+
+void nt_plan_event(nt_plan_t *p, const struct prov_registry *providers, const nt_record_event_t *ev,
+                   bool skip_provider, int64_t now_ms, int tag) {
+  if (!skip_provider) {
+    const prov_t *pr = prov_find(providers, nz(ev->provider));
+    if (pr && pr->webhook_url[0]) {
+      char recipient[PROV_ID_MAX + 16];
+      snprintf(recipient, sizeof recipient, "provider:%s", pr->id);
+      plan_fanout_delivery(p, ev, recipient, NULL, pr->webhook_url, now_ms, tag);
+    }
+  }
+  if (!ev->worker_hex || strlen(ev->worker_hex) != 2 * CP_PSEUDONYM_BYTES) return;
+  if (p->nev == p->evcap) {
+    p->evcap = p->evcap ? 2 * p->evcap : 16;
+    p->ev = cp_xrealloc(p->ev, p->evcap * sizeof *p->ev);
+  }
+  plan_ev_t *e = &p->ev[p->nev++];
+  memset(e, 0, sizeof *e);
+  e->tag = tag;
+  e->ev = (nt_record_event_t){
+      .type = cp_strdup(nz(ev->type)), .provider = cp_strdup(nz(ev->provider)),
+      .event_id = cp_strdup(nz(ev->event_id)), .qual = cp_strdup(nz(ev->qual)),
+      .worker_hex = cp_strdup(ev->worker_hex), .completion_date = cp_strdup(nz(ev->completion_date)),
+      .valid_until = cp_strdup(nz(ev->valid_until)), .reason_code = cp_strdup(nz(ev->reason_code)),
+      .entry_index = ev->entry_index, .stage = ev->stage};
+}
+
+/* Round 1 (after the caller's commands): every event's subscription set and the
+ * worker's own webhook. */
+static void queue_reads(nt_plan_t *p) {
+  for (size_t i = 0; i < p->nev; i++) {
+    plan_ev_t *e = &p->ev[i];
+    e->subs_reply = nt_pipe_start(p->pre, NULL);
+    nt_pipe_arg(p->pre, "SRANDMEMBER");
+    nt_pipe_argf(p->pre, NT_KEY_SUBS_FMT, e->ev.worker_hex);
+    nt_pipe_argf(p->pre, "%d", SUBS_MAX);
+    e->profile_reply = nt_pipe_start(p->pre, NULL);
+    nt_pipe_arg(p->pre, "HGET");
+    nt_pipe_argf(p->pre, NT_KEY_PROFILE_FMT, e->ev.worker_hex);
+    nt_pipe_arg(p->pre, "webhook_url");
+  }
+}
+
+static void queue_srem(nt_pipe_t *pipe, const char *worker_hex, const char *member, size_t len) {
+  nt_pipe_start(pipe, NULL);
+  nt_pipe_arg(pipe, "SREM");
+  nt_pipe_argf(pipe, NT_KEY_SUBS_FMT, worker_hex);
+  nt_pipe_argn(pipe, member, len);
+}
+
+/* Round 2: the hash of every subscription member (malformed members are removed). */
+static plan_sub_t *queue_subs(nt_plan_t *p, size_t *nsubs) {
+  size_t n = 0, cap = 0;
+  plan_sub_t *subs = NULL;
+  for (size_t i = 0; i < p->nev; i++) {
+    const plan_ev_t *e = &p->ev[i];
+    const redisReply *set = nt_pipe_reply(p->pre, e->subs_reply);
+    if (!set || set->type != REDIS_REPLY_ARRAY) {
+      if (set && set->type == REDIS_REPLY_ERROR)
+        cp_log_warn("subscriptions of a worker unreadable; skipped", CP_KV_STR("error", set->str), CP_KV_END);
       continue;
     }
-    char skey[128];
-    snprintf(skey, sizeof skey, NT_KEY_SUB_FMT, m->str);
-    redisReply *h = cp_redis_cmd(r, "HMGET %s url expires_at events entries worker", skey);
-    if (!h) {
-      rc = cp_err(err, errlen, "reading %s: %s", skey, cp_redis_errstr(r));
-      break;
+    for (size_t j = 0; j < set->elements; j++) {
+      const redisReply *m = set->element[j];
+      if (m->type != REDIS_REPLY_STRING) continue;
+      if (!valid_sub_id(m->str, m->len)) {   /* not a subscription id: drop it */
+        queue_srem(p->subs, e->ev.worker_hex, m->str, m->len);
+        continue;
+      }
+      if (n == cap) {
+        cap = cap ? 2 * cap : 64;
+        subs = cp_xrealloc(subs, cap * sizeof *subs);
+      }
+      subs[n].ev = i;
+      subs[n].sub_id = m->str;
+      subs[n].reply = nt_pipe_start(p->subs, NULL);
+      nt_pipe_arg(p->subs, "HMGET");
+      nt_pipe_argf(p->subs, NT_KEY_SUB_FMT, m->str);
+      nt_pipe_arg(p->subs, "url");
+      nt_pipe_arg(p->subs, "expires_at");
+      nt_pipe_arg(p->subs, "events");
+      nt_pipe_arg(p->subs, "entries");
+      nt_pipe_arg(p->subs, "worker");
+      n++;
     }
-    if (h->type != REDIS_REPLY_ARRAY || h->elements != 5) {
-      freeReplyObject(h);
+  }
+  *nsubs = n;
+  return subs;
+}
+
+/* Round 3 part 1: deliveries to live subscriptions and worker webhooks; clean-up of
+ * dead subscriptions. */
+static void plan_recipients(nt_plan_t *p, const plan_sub_t *subs, size_t nsubs) {
+  for (size_t k = 0; k < nsubs; k++) {
+    const plan_ev_t *e = &p->ev[subs[k].ev];
+    const nt_record_event_t *ev = &e->ev;
+    const redisReply *h = nt_pipe_reply(p->subs, subs[k].reply);
+    if (!h || h->type != REDIS_REPLY_ARRAY || h->elements != 5) {
+      if (h && h->type == REDIS_REPLY_ERROR)
+        cp_log_warn("subscription unreadable; skipped", CP_KV_STR("subscription", subs[k].sub_id),
+                    CP_KV_STR("error", h->str), CP_KV_END);
       continue;
     }
     const char *url = str_or(h->element[0], "");
@@ -118,51 +308,105 @@ static int fanout_subs(cp_redis_t *r, const nt_record_event_t *ev, int64_t now_m
     const char *events = str_or(h->element[2], "");
     const char *entries = str_or(h->element[3], "");
     const char *worker = str_or(h->element[4], "");
-    if (!url[0] || exp <= now_ms / 1000) {
+    char idx[24];
+    snprintf(idx, sizeof idx, "%llu", (unsigned long long)ev->entry_index);
+    if (!url[0] || exp <= p->now_ms / 1000) {
       /* unsubscribed, withdrawn or expired: clean up */
-      redisReply *x = cp_redis_cmd(r, "DEL %s", skey);
-      if (x) freeReplyObject(x);
-      x = cp_redis_cmd(r, "SREM %s %b", key, m->str, m->len);
-      if (x) freeReplyObject(x);
+      nt_pipe_start(p->create, NULL);
+      nt_pipe_arg(p->create, "DEL");
+      nt_pipe_argf(p->create, NT_KEY_SUB_FMT, subs[k].sub_id);
+      queue_srem(p->create, ev->worker_hex, subs[k].sub_id, strlen(subs[k].sub_id));
     } else if ((worker[0] == '\0' || strcmp(worker, ev->worker_hex) == 0) &&
                (events[0] == '\0' || in_list(events, ev->type)) &&
                (entries[0] == '\0' || in_list(entries, idx))) {
       char recipient[NT_SUB_ID_MAX + 8];
-      snprintf(recipient, sizeof recipient, "sub:%s", m->str);
-      rc = add_delivery(r, ev, recipient, m->str, url, now_ms, created, err, errlen);
+      snprintf(recipient, sizeof recipient, "sub:%s", subs[k].sub_id);
+      plan_fanout_delivery(p, ev, recipient, subs[k].sub_id, url, p->now_ms, e->tag);
     }
-    freeReplyObject(h);
   }
-  freeReplyObject(set);
+  for (size_t i = 0; i < p->nev; i++) {
+    const plan_ev_t *e = &p->ev[i];
+    const redisReply *rep = nt_pipe_reply(p->pre, e->profile_reply);
+    if (rep && rep->type == REDIS_REPLY_STRING && rep->len > 0 && strstr(rep->str, "://"))
+      plan_fanout_delivery(p, &e->ev, "worker", NULL, rep->str, p->now_ms, e->tag);
+  }
+}
+
+/* Round 3 part 2: the creates, CREATE_PER_CALL deliveries per script call.
+ * Returns the index of the first create command. */
+static size_t queue_creates(nt_plan_t *p) {
+  size_t first = nt_pipe_count(p->create);
+  for (size_t i = 0; i < p->ndlv; i += CREATE_PER_CALL) {
+    size_t m = p->ndlv - i < CREATE_PER_CALL ? p->ndlv - i : CREATE_PER_CALL;
+    nt_pipe_start(p->create, &create_script);
+    nt_pipe_argf(p->create, "%zu", m + 1);
+    nt_pipe_arg(p->create, NT_KEY_DUE);
+    for (size_t j = 0; j < m; j++) nt_pipe_argf(p->create, NT_KEY_DELIVERY_FMT, p->dlv[i + j].id);
+    nt_pipe_argf(p->create, "%lld", (long long)p->now_ms);
+    for (size_t j = 0; j < m; j++) {
+      const plan_dlv_t *d = &p->dlv[i + j];
+      char ep[300];
+      nt_endpoint(d->url, ep, sizeof ep);
+      nt_pipe_arg(p->create, d->id);
+      nt_pipe_arg(p->create, d->url);
+      nt_pipe_arg(p->create, d->body);
+      nt_pipe_arg(p->create, d->type);
+      nt_pipe_arg(p->create, d->provider);
+      nt_pipe_arg(p->create, ep);
+    }
+  }
+  return first;
+}
+
+int nt_plan_run(nt_plan_t *p, cp_redis_t *r, int64_t now_ms, char *err, size_t errlen) {
+  p->now_ms = now_ms;
+  /* The caller's round-1 commands may already be queued; reads go after them. */
+  queue_reads(p);
+  if (nt_pipe_exec(p->pre, r, err, errlen) < 0) return -1;
+  size_t nsubs = 0;
+  plan_sub_t *subs = queue_subs(p, &nsubs);
+  int rc = nt_pipe_exec(p->subs, r, err, errlen);
+  if (rc == 0) {
+    plan_recipients(p, subs, nsubs);
+    size_t first = queue_creates(p);
+    rc = nt_pipe_exec(p->create, r, err, errlen);
+    for (size_t c = first, i = 0; rc == 0 && c < nt_pipe_count(p->create); c++) {
+      const redisReply *rep = nt_pipe_reply(p->create, c);
+      if (rep && rep->type == REDIS_REPLY_ERROR) {
+        rc = cp_err(err, errlen, "storing deliveries: %s", rep->str);
+        break;
+      }
+      size_t m = p->ndlv - i < CREATE_PER_CALL ? p->ndlv - i : CREATE_PER_CALL;
+      if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != m) {
+        rc = cp_err(err, errlen, "storing deliveries: unexpected reply");
+        break;
+      }
+      for (size_t j = 0; j < m; j++, i++)
+        p->dlv[i].created = rep->element[j]->type == REDIS_REPLY_INTEGER && rep->element[j]->integer == 1;
+    }
+  }
+  free(subs);   /* sub_id pointers went into the pipes as copies */
   return rc;
 }
 
-/* Delivery to the worker's own webhook, if they set one. */
-static int fanout_worker(cp_redis_t *r, const nt_record_event_t *ev, int64_t now_ms, size_t *created,
-                         char *err, size_t errlen) {
-  char key[128];
-  snprintf(key, sizeof key, NT_KEY_PROFILE_FMT, ev->worker_hex);
-  redisReply *rep = cp_redis_cmd(r, "HGET %s webhook_url", key);
-  if (!rep) return cp_err(err, errlen, "reading %s: %s", key, cp_redis_errstr(r));
-  int rc = 0;
-  if (rep->type == REDIS_REPLY_STRING && rep->len > 0 && strstr(rep->str, "://"))
-    rc = add_delivery(r, ev, "worker", NULL, rep->str, now_ms, created, err, errlen);
-  freeReplyObject(rep);
-  return rc;
+size_t nt_plan_size(const nt_plan_t *p) { return p->ndlv; }
+
+bool nt_plan_created(const nt_plan_t *p, size_t i) { return i < p->ndlv && p->dlv[i].created; }
+
+size_t nt_plan_count_created(const nt_plan_t *p, int tag) {
+  size_t n = 0;
+  for (size_t i = 0; i < p->ndlv; i++)
+    if (p->dlv[i].created && (tag < 0 || p->dlv[i].tag == tag)) n++;
+  return n;
 }
 
 int nt_fanout(cp_redis_t *r, const struct prov_registry *providers, const nt_record_event_t *ev,
               bool skip_provider, int64_t now_ms, size_t *created, char *err, size_t errlen) {
   *created = 0;
-  if (!skip_provider) {
-    const prov_t *p = prov_find(providers, nz(ev->provider));
-    if (p && p->webhook_url[0]) {
-      char recipient[PROV_ID_MAX + 16];
-      snprintf(recipient, sizeof recipient, "provider:%s", p->id);
-      if (add_delivery(r, ev, recipient, NULL, p->webhook_url, now_ms, created, err, errlen) < 0) return -1;
-    }
-  }
-  if (!ev->worker_hex || strlen(ev->worker_hex) != 2 * CP_PSEUDONYM_BYTES) return 0;
-  if (fanout_subs(r, ev, now_ms, created, err, errlen) < 0) return -1;
-  return fanout_worker(r, ev, now_ms, created, err, errlen);
+  nt_plan_t *p = nt_plan_new();
+  nt_plan_event(p, providers, ev, skip_provider, now_ms, 0);
+  int rc = nt_plan_run(p, r, now_ms, err, errlen);
+  if (rc == 0) *created = nt_plan_count_created(p, -1);
+  nt_plan_destroy(&p);
+  return rc;
 }

@@ -6,21 +6,26 @@
 #include "notify.h"
 
 /* Claim: KEYS[1] due zset. ARGV: now ms, lease ms, max, key prefix, per-endpoint cap
- * (0 = none), scan limit, then pairs of endpoint, in-flight count.
- * Returns a flat array: id, attempts, url, body, type, provider, created per claimed
- * delivery. Ids whose hash is gone or no longer pending are dropped from the schedule;
- * ids whose endpoint is full stay due for a later claim. */
+ * (0 = none), scan limit, then pairs of endpoint, load. An endpoint takes ids while
+ * its load (plus what this claim took) is below the cap; the caller's load may be
+ * negative to let an endpoint take more (deliveries it will queue locally).
+ * Returns a flat array: first an integer, 1 when more may be due right now (max
+ * reached, scan limit reached, or ids left because their endpoint was full), then
+ * id, attempts, url, body, type, provider, created per claimed delivery. Ids whose
+ * hash is gone or no longer pending are dropped from the schedule. */
 static const char CLAIM_LUA[] =
   "local now = tonumber(ARGV[1])\n"
   "local max = tonumber(ARGV[3])\n"
   "local cap = tonumber(ARGV[5])\n"
+  "local scan = tonumber(ARGV[6])\n"
   "local load = {}\n"
   "for i = 7, #ARGV - 1, 2 do load[ARGV[i]] = tonumber(ARGV[i + 1]) end\n"
-  "local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[6]))\n"
-  "local out = {}\n"
+  "local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, scan)\n"
+  "local more = #ids >= scan and 1 or 0\n"
+  "local out = {0}\n"
   "local n = 0\n"
   "for _, id in ipairs(ids) do\n"
-  "  if n >= max then break end\n"
+  "  if n >= max then more = 1 break end\n"
   "  local k = ARGV[4] .. '{' .. id .. '}'\n"
   "  local st = redis.call('HMGET', k, 'state', 'ep')\n"
   "  if st[1] == 'pending' then\n"
@@ -35,48 +40,70 @@ static const char CLAIM_LUA[] =
   "      out[#out + 1] = id\n"
   "      out[#out + 1] = tostring(a)\n"
   "      for i = 1, 5 do out[#out + 1] = f[i] or '' end\n"
+  "    else\n"
+  "      more = 1\n"
   "    end\n"
   "  else\n"
   "    redis.call('ZREM', KEYS[1], id)\n"
   "  end\n"
   "end\n"
+  "out[1] = more\n"
   "return out\n";
 
 #define CLAIM_FIELDS 7   /* strings per claimed delivery in the claim reply */
 
-/* Delivered: KEYS[1] hash, KEYS[2] due. ARGV: id, status, tombstone ttl. */
-static const char DELIVERED_LUA[] =
-  "redis.call('ZREM', KEYS[2], ARGV[1])\n"
-  "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
-  "redis.call('DEL', KEYS[1])\n"
-  "redis.call('HSET', KEYS[1], 'state', 'delivered', 'last_status', ARGV[2])\n"
-  "redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))\n"
-  "return 1\n";
+/* Outcomes of many attempts at once. KEYS[1] due zset, KEYS[2] dead list, KEYS[2 + i]
+ * the hash of mark i. ARGV[1] tombstone ttl (s), then 4 per mark: op, id, status, t.
+ *  d  delivered: drop from the schedule; the hash becomes a tombstone (state=delivered)
+ *  r  retry: reschedule at t (only while pending; otherwise drop from the schedule)
+ *  x  dead: drop from the schedule, state=dead, dead_at=t, onto the dead list
+ *  b  release (hand back unfinished): attempts - 1, due at t
+ * Each mark is what the single-delivery scripts did before; returns how many applied. */
+static const char MARKS_LUA[] =
+  "local ttl = tonumber(ARGV[1])\n"
+  "local done = 0\n"
+  "for i = 3, #KEYS do\n"
+  "  local b = 2 + (i - 3) * 4\n"
+  "  local op, id, st, t, k = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], KEYS[i]\n"
+  "  if op == 'd' then\n"
+  "    redis.call('ZREM', KEYS[1], id)\n"
+  "    if redis.call('EXISTS', k) == 1 then\n"
+  "      redis.call('DEL', k)\n"
+  "      redis.call('HSET', k, 'state', 'delivered', 'last_status', st)\n"
+  "      redis.call('EXPIRE', k, ttl)\n"
+  "      done = done + 1\n"
+  "    end\n"
+  "  elseif op == 'r' then\n"
+  "    if redis.call('HGET', k, 'state') ~= 'pending' then\n"
+  "      redis.call('ZREM', KEYS[1], id)\n"
+  "    else\n"
+  "      redis.call('HSET', k, 'last_status', st)\n"
+  "      redis.call('ZADD', KEYS[1], t, id)\n"
+  "      done = done + 1\n"
+  "    end\n"
+  "  elseif op == 'x' then\n"
+  "    redis.call('ZREM', KEYS[1], id)\n"
+  "    if redis.call('HGET', k, 'state') == 'pending' then\n"
+  "      redis.call('HSET', k, 'state', 'dead', 'last_status', st, 'dead_at', t)\n"
+  "      redis.call('LREM', KEYS[2], 0, id)\n"
+  "      redis.call('LPUSH', KEYS[2], id)\n"
+  "      done = done + 1\n"
+  "    end\n"
+  "  elseif op == 'b' then\n"
+  "    if redis.call('HGET', k, 'state') == 'pending' then\n"
+  "      if tonumber(redis.call('HGET', k, 'attempts') or '0') > 0 then\n"
+  "        redis.call('HINCRBY', k, 'attempts', -1) end\n"
+  "      redis.call('ZADD', KEYS[1], t, id)\n"
+  "      done = done + 1\n"
+  "    end\n"
+  "  end\n"
+  "end\n"
+  "return done\n";
 
-/* Retry: KEYS[1] hash, KEYS[2] due. ARGV: id, status, due ms. */
-static const char RETRY_LUA[] =
-  "if redis.call('HGET', KEYS[1], 'state') ~= 'pending' then\n"
-  "  redis.call('ZREM', KEYS[2], ARGV[1]) return 0 end\n"
-  "redis.call('HSET', KEYS[1], 'last_status', ARGV[2])\n"
-  "redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])\n"
-  "return 1\n";
+#define MARKS_PER_CALL 256   /* marks per script call (bounds one call's time in Redis) */
 
-/* Dead: KEYS[1] hash, KEYS[2] due, KEYS[3] dead list. ARGV: id, status, now ms. */
-static const char DEAD_LUA[] =
-  "redis.call('ZREM', KEYS[2], ARGV[1])\n"
-  "if redis.call('HGET', KEYS[1], 'state') ~= 'pending' then return 0 end\n"
-  "redis.call('HSET', KEYS[1], 'state', 'dead', 'last_status', ARGV[2], 'dead_at', ARGV[3])\n"
-  "redis.call('LREM', KEYS[3], 0, ARGV[1])\n"
-  "redis.call('LPUSH', KEYS[3], ARGV[1])\n"
-  "return 1\n";
-
-/* Release: KEYS[1] hash, KEYS[2] due. ARGV: id, now ms. */
-static const char RELEASE_LUA[] =
-  "if redis.call('HGET', KEYS[1], 'state') ~= 'pending' then return 0 end\n"
-  "if tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0') > 0 then\n"
-  "  redis.call('HINCRBY', KEYS[1], 'attempts', -1) end\n"
-  "redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])\n"
-  "return 1\n";
+static nt_script_t claim_script = NT_SCRIPT("claim", CLAIM_LUA);
+static nt_script_t marks_script = NT_SCRIPT("marks", MARKS_LUA);
 
 void nt_claimed_free(nt_claimed_t *c) {
   if (!c) return;
@@ -85,59 +112,71 @@ void nt_claimed_free(nt_claimed_t *c) {
   memset(c, 0, sizeof *c);
 }
 
-/* Run a script given as argv (after EVAL script numkeys); expects an integer reply. */
-static int eval_int(cp_redis_t *r, const char *what, const char *id, int argc, const char **argv,
-                    char *err, size_t errlen) {
-  size_t lens[16];
-  assert(argc <= 16);
-  for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
-  redisReply *rep = cp_redis_cmd_argv(r, argc, argv, lens);
-  if (!rep) return cp_err(err, errlen, "%s %s: %s", what, id, cp_redis_errstr(r));
-  int rc = rep->type == REDIS_REPLY_INTEGER ? 0
-           : cp_err(err, errlen, "%s %s: unexpected reply type %d", what, id, rep->type);
-  freeReplyObject(rep);
+void nt_marks_append(nt_pipe_t *p, const nt_mark_t *marks, size_t n) {
+  for (size_t i = 0; i < n; i += MARKS_PER_CALL) {
+    size_t m = n - i < MARKS_PER_CALL ? n - i : MARKS_PER_CALL;
+    nt_pipe_start(p, &marks_script);
+    nt_pipe_argf(p, "%zu", m + 2);
+    nt_pipe_arg(p, NT_KEY_DUE);
+    nt_pipe_arg(p, NT_KEY_DEAD);
+    for (size_t j = 0; j < m; j++) nt_pipe_argf(p, NT_KEY_DELIVERY_FMT, marks[i + j].id);
+    nt_pipe_argf(p, "%d", NT_TOMBSTONE_TTL_S);
+    for (size_t j = 0; j < m; j++) {
+      const nt_mark_t *k = &marks[i + j];
+      assert(k->op == NT_MARK_DELIVERED || k->op == NT_MARK_RETRY || k->op == NT_MARK_DEAD ||
+             k->op == NT_MARK_RELEASE);
+      nt_pipe_argn(p, &k->op, 1);
+      nt_pipe_arg(p, k->id);
+      nt_pipe_argf(p, "%d", k->status);
+      nt_pipe_argf(p, "%lld", (long long)k->t_ms);
+    }
+  }
+}
+
+int nt_marks_apply(cp_redis_t *r, const nt_mark_t *marks, size_t n, char *err, size_t errlen) {
+  if (n == 0) return 0;
+  nt_pipe_t *p = nt_pipe_new();
+  nt_marks_append(p, marks, n);
+  int rc = nt_pipe_exec(p, r, err, errlen);
+  for (size_t i = 0; rc == 0 && i < nt_pipe_count(p); i++)
+    rc = nt_pipe_reply_error(p, i, "recording delivery outcomes", err, errlen);
+  nt_pipe_destroy(&p);
   return rc;
 }
 
-int nt_claim_limited(cp_redis_t *r, int64_t now_ms, int64_t lease_ms, size_t max,
-                     int per_endpoint, const nt_ep_load_t *loads, size_t nloads,
-                     nt_claimed_t *out, size_t *n, char *err, size_t errlen) {
-  char now[24], lease[24], smax[24], cap[24], scan[24];
-  *n = 0;
-  if (max == 0) return 0;
-  snprintf(now, sizeof now, "%lld", (long long)now_ms);
-  snprintf(lease, sizeof lease, "%lld", (long long)lease_ms);
-  snprintf(smax, sizeof smax, "%zu", max);
-  snprintf(cap, sizeof cap, "%d", per_endpoint > 0 ? per_endpoint : 0);
+size_t nt_claim_append(nt_pipe_t *p, int64_t now_ms, int64_t lease_ms, size_t max, size_t scan,
+                       int per_endpoint, const nt_ep_load_t *loads, size_t nloads) {
   /* With a limit, look further than max ids so a full endpoint does not hide others. */
-  size_t nscan = per_endpoint > 0 ? 4 * max + 64 : max;
+  size_t nscan = scan ? scan : per_endpoint > 0 ? 4 * max + 64 : max;
   if (nscan > 4096 && nscan > max) nscan = max > 4096 ? max : 4096;
-  snprintf(scan, sizeof scan, "%zu", nscan);
-
-  size_t argc = 10 + 2 * nloads;
-  const char **argv = cp_xcalloc(argc, sizeof *argv);
-  size_t *lens = cp_xcalloc(argc, sizeof *lens);
-  char (*counts)[16] = cp_xcalloc(nloads ? nloads : 1, sizeof *counts);
-  const char *fixed[] = {"EVAL", CLAIM_LUA, "1", NT_KEY_DUE, now, lease, smax, NT_KEY_DELIVERY_PREFIX, cap, scan};
-  memcpy(argv, fixed, sizeof fixed);
+  size_t idx = nt_pipe_start(p, &claim_script);
+  nt_pipe_arg(p, "1");
+  nt_pipe_arg(p, NT_KEY_DUE);
+  nt_pipe_argf(p, "%lld", (long long)now_ms);
+  nt_pipe_argf(p, "%lld", (long long)lease_ms);
+  nt_pipe_argf(p, "%zu", max);
+  nt_pipe_arg(p, NT_KEY_DELIVERY_PREFIX);
+  nt_pipe_argf(p, "%d", per_endpoint > 0 ? per_endpoint : 0);
+  nt_pipe_argf(p, "%zu", nscan);
   for (size_t i = 0; i < nloads; i++) {
-    snprintf(counts[i], sizeof counts[i], "%d", loads[i].inflight);
-    argv[10 + 2 * i] = loads[i].endpoint;
-    argv[11 + 2 * i] = counts[i];
+    nt_pipe_arg(p, loads[i].endpoint);
+    nt_pipe_argf(p, "%d", loads[i].inflight);
   }
-  for (size_t i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
-  redisReply *rep = cp_redis_cmd_argv(r, (int)argc, argv, lens);
-  free(argv);
-  free(lens);
-  free(counts);
-  if (!rep) return cp_err(err, errlen, "claiming due deliveries: %s", cp_redis_errstr(r));
-  if (rep->type != REDIS_REPLY_ARRAY || rep->elements % CLAIM_FIELDS != 0 ||
-      rep->elements / CLAIM_FIELDS > max) {
-    int t = rep->type;
-    freeReplyObject(rep);
-    return cp_err(err, errlen, "claiming due deliveries: unexpected reply (type %d)", t);
-  }
-  for (size_t i = 0; i < rep->elements; i += CLAIM_FIELDS) {
+  return idx;
+}
+
+int nt_claim_parse(const redisReply *rep, size_t max, nt_claimed_t *out, size_t *n, bool *more,
+                   char *err, size_t errlen) {
+  *n = 0;
+  if (more) *more = false;
+  if (!rep) return cp_err(err, errlen, "claiming due deliveries: no reply");
+  if (rep->type == REDIS_REPLY_ERROR)
+    return cp_err(err, errlen, "claiming due deliveries: %s", rep->str ? rep->str : "ERR");
+  if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 || rep->element[0]->type != REDIS_REPLY_INTEGER ||
+      (rep->elements - 1) % CLAIM_FIELDS != 0 || (rep->elements - 1) / CLAIM_FIELDS > max)
+    return cp_err(err, errlen, "claiming due deliveries: unexpected reply (type %d)", rep->type);
+  if (more) *more = rep->element[0]->integer != 0;
+  for (size_t i = 1; i < rep->elements; i += CLAIM_FIELDS) {
     redisReply **e = rep->element + i;
     bool ok = true;
     for (int j = 0; j < CLAIM_FIELDS; j++) ok = ok && e[j]->type == REDIS_REPLY_STRING;
@@ -153,8 +192,20 @@ int nt_claim_limited(cp_redis_t *r, int64_t now_ms, int64_t lease_ms, size_t max
     c->created_ms = strtoll(e[6]->str, NULL, 10);
     (*n)++;
   }
-  freeReplyObject(rep);
   return 0;
+}
+
+int nt_claim_limited(cp_redis_t *r, int64_t now_ms, int64_t lease_ms, size_t max,
+                     int per_endpoint, const nt_ep_load_t *loads, size_t nloads,
+                     nt_claimed_t *out, size_t *n, char *err, size_t errlen) {
+  *n = 0;
+  if (max == 0) return 0;
+  nt_pipe_t *p = nt_pipe_new();
+  size_t idx = nt_claim_append(p, now_ms, lease_ms, max, 0, per_endpoint, loads, nloads);
+  int rc = nt_pipe_exec(p, r, err, errlen);
+  if (rc == 0) rc = nt_claim_parse(nt_pipe_reply(p, idx), max, out, n, NULL, err, errlen);
+  nt_pipe_destroy(&p);
+  return rc;
 }
 
 int nt_claim(cp_redis_t *r, int64_t now_ms, int64_t lease_ms, size_t max,
@@ -162,39 +213,28 @@ int nt_claim(cp_redis_t *r, int64_t now_ms, int64_t lease_ms, size_t max,
   return nt_claim_limited(r, now_ms, lease_ms, max, 0, NULL, 0, out, n, err, errlen);
 }
 
+/* One mark, applied now. */
+static int mark_one(cp_redis_t *r, char op, const char *id, int status, int64_t t_ms,
+                    char *err, size_t errlen) {
+  nt_mark_t m = {.op = op, .status = status, .t_ms = t_ms};
+  snprintf(m.id, sizeof m.id, "%s", id);
+  return nt_marks_apply(r, &m, 1, err, errlen);
+}
+
 int nt_mark_delivered(cp_redis_t *r, const char *id, int status, char *err, size_t errlen) {
-  char key[64], st[16], ttl[16];
-  snprintf(key, sizeof key, NT_KEY_DELIVERY_FMT, id);
-  snprintf(st, sizeof st, "%d", status);
-  snprintf(ttl, sizeof ttl, "%d", NT_TOMBSTONE_TTL_S);
-  const char *argv[] = {"EVAL", DELIVERED_LUA, "2", key, NT_KEY_DUE, id, st, ttl};
-  return eval_int(r, "marking delivered", id, (int)CP_ARRAY_LEN(argv), argv, err, errlen);
+  return mark_one(r, NT_MARK_DELIVERED, id, status, 0, err, errlen);
 }
 
 int nt_mark_retry(cp_redis_t *r, const char *id, int status, int64_t due_ms,
                   char *err, size_t errlen) {
-  char key[64], st[16], due[24];
-  snprintf(key, sizeof key, NT_KEY_DELIVERY_FMT, id);
-  snprintf(st, sizeof st, "%d", status);
-  snprintf(due, sizeof due, "%lld", (long long)due_ms);
-  const char *argv[] = {"EVAL", RETRY_LUA, "2", key, NT_KEY_DUE, id, st, due};
-  return eval_int(r, "rescheduling", id, (int)CP_ARRAY_LEN(argv), argv, err, errlen);
+  return mark_one(r, NT_MARK_RETRY, id, status, due_ms, err, errlen);
 }
 
 int nt_mark_dead(cp_redis_t *r, const char *id, int status, int64_t now_ms,
                  char *err, size_t errlen) {
-  char key[64], st[16], now[24];
-  snprintf(key, sizeof key, NT_KEY_DELIVERY_FMT, id);
-  snprintf(st, sizeof st, "%d", status);
-  snprintf(now, sizeof now, "%lld", (long long)now_ms);
-  const char *argv[] = {"EVAL", DEAD_LUA, "3", key, NT_KEY_DUE, NT_KEY_DEAD, id, st, now};
-  return eval_int(r, "dead-lettering", id, (int)CP_ARRAY_LEN(argv), argv, err, errlen);
+  return mark_one(r, NT_MARK_DEAD, id, status, now_ms, err, errlen);
 }
 
 int nt_release(cp_redis_t *r, const char *id, int64_t now_ms, char *err, size_t errlen) {
-  char key[64], now[24];
-  snprintf(key, sizeof key, NT_KEY_DELIVERY_FMT, id);
-  snprintf(now, sizeof now, "%lld", (long long)now_ms);
-  const char *argv[] = {"EVAL", RELEASE_LUA, "2", key, NT_KEY_DUE, id, now};
-  return eval_int(r, "releasing", id, (int)CP_ARRAY_LEN(argv), argv, err, errlen);
+  return mark_one(r, NT_MARK_RELEASE, id, 0, now_ms, err, errlen);
 }
