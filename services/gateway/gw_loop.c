@@ -176,6 +176,9 @@ static struct MHD_Daemon *start_daemon(gw_t *gw, struct gw_loops *ls, uint16_t p
       MHD_OPTION_EXTERNAL_LOGGER, gw_mhd_log, gw,
       MHD_OPTION_UNESCAPE_CALLBACK, gw_unescape, gw,
       MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+      /* SIGPIPE is ignored process-wide (cp_service_init), so MHD may use sendfile() for tiles on
+       * our threads (it does so unasked only on threads it started itself) */
+      MHD_OPTION_SIGPIPE_HANDLED_BY_APP, (int)1,
       MHD_OPTION_END);
 }
 
