@@ -18,7 +18,7 @@ const cp_config_def_t cp_config_table[] = {
   {"REDIS_TIMEOUT_MS", CP_CFG_INT, "2000", 10, 60000, REDIS_USERS, "Redis connect and command timeout in milliseconds"},
 
   /* the bus: queues are zmq_proxy pairs; the bus binds both ends, services connect */
-  {"BUS_VERIFY_IN", CP_CFG_STR, "tcp://127.0.0.1:5601", 1, 255, CP_SVC_BUS | CP_SVC_INTAKE | CP_SVC_GATEWAY, "verify queue, producer side (intake PUSHes accepted events here)"},
+  {"BUS_VERIFY_IN", CP_CFG_STR, "tcp://127.0.0.1:5601", 1, 255, CP_SVC_BUS | CP_SVC_INTAKE | CP_SVC_GATEWAY | CP_SVC_CLI, "verify queue, producer side (intake PUSHes accepted events here, `carepass revoke` operator revocations)"},
   {"BUS_VERIFY_OUT", CP_CFG_STR, "tcp://127.0.0.1:5602", 1, 255, CP_SVC_BUS | CP_SVC_VERIFY, "verify queue, consumer side (verify replicas PULL from here)"},
   {"BUS_NOTIFY_IN", CP_CFG_STR, "tcp://127.0.0.1:5603", 1, 255, CP_SVC_BUS | CP_SVC_VERIFY | CP_SVC_SIGNER | CP_SVC_INTAKE | CP_SVC_GATEWAY, "notify queue, producer side (verify and signer PUSH notification jobs)"},
   {"BUS_NOTIFY_OUT", CP_CFG_STR, "tcp://127.0.0.1:5604", 1, 255, CP_SVC_BUS | CP_SVC_NOTIFY, "notify queue, consumer side (notify replicas PULL from here)"},
@@ -34,7 +34,7 @@ const cp_config_def_t cp_config_table[] = {
   {"MAX_MESSAGE_BYTES", CP_CFG_INT, "4194304", 1024, 67108864, CP_SVC_INTAKE | CP_SVC_GATEWAY, "largest SubmitRequest answered with an error reply; twice this drops the connection"},
   {"MAX_BATCH", CP_CFG_INT, "1000", 1, 100000, CP_SVC_INTAKE | CP_SVC_GATEWAY | CP_SVC_CLI, "most events in one batch"},
   {"ACK_TIMEOUT_MS", CP_CFG_INT, "30000", 100, 600000, CP_SVC_INTAKE | CP_SVC_GATEWAY, "how long a committed-ack request waits before answering with the states reached"},
-  {"REDRIVE_AFTER_MS", CP_CFG_INT, "30000", 100, 86400000, CP_SVC_INTAKE | CP_SVC_GATEWAY, "re-send an accepted event to verify if it has no final state after this long"},
+  {"REDRIVE_AFTER_MS", CP_CFG_INT, "30000", 100, 86400000, CP_SVC_INTAKE | CP_SVC_GATEWAY | CP_SVC_VERIFY | CP_SVC_CLI, "re-send an accepted event to verify if it has no final state after this long (also derived awards and operator revocations)"},
   {"PSEUDONYM_SECRET", CP_CFG_STR, "var/keys/pseudonym.secret", 1, 4096, CP_SVC_INTAKE | CP_SVC_CLI | CP_SVC_GATEWAY, "deployment secret for worker pseudonyms (created at first start, 0600)"},
 
   /* catalogue and registry */
@@ -65,7 +65,7 @@ const cp_config_def_t cp_config_table[] = {
 
   /* gateway (HTTP edge) */
   {"GATEWAY_BIND", CP_CFG_STR, "127.0.0.1:8080", 3, 255, CP_SVC_GATEWAY, "HTTP listen address host:port (IPv4; 0.0.0.0 = every interface)"},
-  {"GATEWAY_THREADS", CP_CFG_INT, "4", 1, 256, CP_SVC_GATEWAY, "HTTP event loops (threads), each with its own libmicrohttpd daemon on the shared address"},
+  {"GATEWAY_THREADS", CP_CFG_INT, "4", 1, 256, CP_SVC_GATEWAY, "HTTP event loops (threads), each with its own libmicrohttpd daemon on the shared address; a loop waits for Redis during each batch of checks, so about two per core"},
   {"GATEWAY_MAX_BODY", CP_CFG_INT, "1048576", 1024, 67108864, CP_SVC_GATEWAY, "largest request body in bytes; bigger gets 413 BODY_TOO_LARGE"},
   {"GATEWAY_TIMEOUT_S", CP_CFG_INT, "30", 1, 3600, CP_SVC_GATEWAY, "a connection idle (or sending this slowly) this long is closed (slowloris)"},
   {"GATEWAY_PER_IP_LIMIT", CP_CFG_INT, "64", 0, 100000, CP_SVC_GATEWAY, "concurrent connections from one client address (0 = no limit)"},

@@ -9,6 +9,8 @@
  *        t       unix ms accepted
  *        revoked_by  provider event id of the revocation that withdrew this record (verify, HSETNX)
  *        qcode   qualification code, on records a derived award requires (verify)
+ *        src     on a derived award cp:ev:{carepass:award:...}: the cp:ev key of the standard that
+ *                completed it (verify records the award as a pending event when it issues it)
  *  cp:pending                     ZSET  "<provider>:<event>" scored by the unix ms at
  *                                       which to re-send it to verify if still not final
  *  cp:w:{<pseudonym hex>}:entries LIST  register indexes of the worker's entries (signer)

@@ -10,6 +10,7 @@
 #include <zmq.h>
 
 #define PROV_RESERVED_ID "carepass"   /* provider id carepass itself uses for derived awards */
+#define PROV_OPERATOR_ID "carepass-operator" /* provider id of operator revocations (carepass revoke) */
 
 /* The loaded registry: providers in file order plus id- and key-sorted indexes. */
 struct prov_registry {
@@ -156,6 +157,9 @@ static int prov_parse(json_t *e, prov_t *p, const char *where, char *err, size_t
   if (strcmp(json_string_value(v), PROV_RESERVED_ID) == 0)
     return cp_err(err, errlen, "%s: field \"id\": \"%s\" is reserved for awards carepass issues itself",
                   where, PROV_RESERVED_ID);
+  if (strcmp(json_string_value(v), PROV_OPERATOR_ID) == 0) /* verify trusts this id's revocations */
+    return cp_err(err, errlen, "%s: field \"id\": \"%s\" is reserved for the operator's revocations",
+                  where, PROV_OPERATOR_ID);
   snprintf(p->id, sizeof p->id, "%s", json_string_value(v));
   snprintf(w, sizeof w, "%s (id \"%s\")", where, p->id);
 

@@ -1,9 +1,10 @@
 /* register_log.c -- the register on disk: open/recover, append batches, read entries, proofs. */
 #include "register_internal.h"
 
+#include "cp_crash.h"
+
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,37 +47,6 @@ struct reg_log {
 };
 
 #define EDGE(log, L) ((log)->edge + (size_t)(L) * REG_TILE_WIDTH)
-
-/* ---- fault injection for tests ------------------------------------------ */
-
-/* CAREPASS_TEST_CRASH_POINT=<name>:<n> (see cp_register.h): SIGKILL this process the
- * n-th time it reaches point `name`. The variable is read once, on the first call;
- * unset or empty, this is a string compare away from nothing. */
-static void crash_point(const char *name) {
-  static int armed = -1;   /* -1 not read yet, 0 off, 1 on */
-  static char want[48];    /* point name */
-  static long left;        /* passes until the kill */
-  if (armed < 0) {
-    armed = 0;
-    const char *v = getenv("CAREPASS_TEST_CRASH_POINT");
-    if (v != NULL && *v != '\0') {
-      const char *colon = strrchr(v, ':');
-      char *end = NULL;
-      long n = colon ? strtol(colon + 1, &end, 10) : 0;
-      if (colon == NULL || (size_t)(colon - v) >= sizeof want || n < 1 || *end != '\0') {
-        cp_log_error("CAREPASS_TEST_CRASH_POINT ignored: expected <name>:<n>, n >= 1",
-                     CP_KV_STR("value", v), CP_KV_END);
-      } else {
-        memcpy(want, v, (size_t)(colon - v));
-        want[colon - v] = '\0';
-        left = n;
-        armed = 1;
-        cp_log_warn("test crash point armed", CP_KV_STR("point", want), CP_KV_INT("n", n), CP_KV_END);
-      }
-    }
-  }
-  if (armed == 1 && strcmp(name, want) == 0 && --left == 0) raise(SIGKILL);
-}
 
 /* ---- tile reading -------------------------------------------------------- */
 
@@ -688,10 +658,10 @@ int reg_append(reg_log_t *log, const uint8_t *const *entries, const size_t *lens
     uint64_t t = s / REG_TILE_WIDTH - 1;
     if (batch_tile(log, &wb, REG_LEVEL_ENTRIES, t, REG_TILE_WIDTH, log->bundle, log->bundle_len, &ds, err, errlen) != 0)
       goto err;
-    crash_point("bundle");
+    cp_test_crash_point("bundle");
     if (batch_tile(log, &wb, 0, t, REG_TILE_WIDTH, EDGE(log, 0), REG_TILE_WIDTH * REG_HASH_BYTES, &ds, err, errlen) != 0)
       goto err;
-    crash_point("tile0");
+    cp_test_crash_point("tile0");
     log->bundle_len = 0;
     uint64_t idx = t;
     for (int L = 0; L + 1 < REG_LEVELS; L++) {
@@ -700,7 +670,7 @@ int reg_append(reg_log_t *log, const uint8_t *const *entries, const size_t *lens
       if (batch_tile(log, &wb, L + 1, idx / REG_TILE_WIDTH, REG_TILE_WIDTH, EDGE(log, L + 1),
                      REG_TILE_WIDTH * REG_HASH_BYTES, &ds, err, errlen) != 0)
         goto err;
-      crash_point("tile-upper");
+      cp_test_crash_point("tile-upper");
       idx /= REG_TILE_WIDTH;
     }
   }
@@ -709,7 +679,7 @@ int reg_append(reg_log_t *log, const uint8_t *const *entries, const size_t *lens
     if (batch_tile(log, &wb, REG_LEVEL_ENTRIES, s / REG_TILE_WIDTH, (unsigned)(s % REG_TILE_WIDTH), log->bundle,
                    log->bundle_len, &ds, err, errlen) != 0)
       goto err;
-    crash_point("bundle");
+    cp_test_crash_point("bundle");
   }
   for (int L = 0; L < REG_LEVELS; L++) {
     uint64_t nl = s >> (REG_TILE_HEIGHT * L);
@@ -718,7 +688,7 @@ int reg_append(reg_log_t *log, const uint8_t *const *entries, const size_t *lens
     if (w == 0 || nl == (old >> (REG_TILE_HEIGHT * L))) continue;
     if (batch_tile(log, &wb, L, nl / REG_TILE_WIDTH, w, EDGE(log, L), (size_t)w * REG_HASH_BYTES, &ds, err, errlen) != 0)
       goto err;
-    crash_point(L == 0 ? "tile0" : "tile-upper");
+    cp_test_crash_point(L == 0 ? "tile0" : "tile-upper");
   }
 
   /* 2. the new checkpoint, written but not yet in place */
@@ -732,11 +702,11 @@ int reg_append(reg_log_t *log, const uint8_t *const *entries, const size_t *lens
   /* 3. everything durable: file contents, then the directory entries */
   if (reg_wbatch_sync(&wb, err, errlen) != 0) goto err;
   if (reg_dirset_sync(&ds, err, errlen) != 0) goto err;
-  crash_point("tiles-synced");
+  cp_test_crash_point("tiles-synced");
 
   /* 4. the commit point; reg_wbatch_rename fails only before renaming: on -1 the old checkpoint stands */
   if (reg_wbatch_rename(&wb, wb.n - 1, err, errlen) != 0) goto err;
-  crash_point("checkpoint-renamed");
+  cp_test_crash_point("checkpoint-renamed");
   /* From here the new checkpoint is what readers and a restarted signer see: the
    * batch is in the log whatever happens next. If its directory cannot be fsynced
    * the log takes the new state but refuses further appends, so that it never
@@ -758,7 +728,7 @@ int reg_append(reg_log_t *log, const uint8_t *const *entries, const size_t *lens
     reg_wbatch_free(&wb);
     return -1;
   }
-  crash_point("appended");
+  cp_test_crash_point("appended");
   log->size = s;
   memcpy(log->root, root, REG_HASH_BYTES);
   memcpy(log->note, note, REG_CHECKPOINT_MAX + 1);

@@ -16,6 +16,7 @@
 #define VERIFY_AWARD_REVOKE_REASON "REQUIREMENT_REVOKED" /* reason of an award revoked with its requirement */
 #define VERIFY_KEY_W_AWARD_GEN_FMT CP_KEY_W_AWARD_GEN_FMT /* HASH award code -> generation */
 #define VERIFY_AWARD_ID_MAX 96            /* room for an award or award-revocation event id */
+#define VERIFY_CRASH_AWARD_CLAIMED "verify.award_claimed" /* test crash point (see verify_awards.c) */
 
 /* Counters, logged periodically (and for /metrics via the log). */
 typedef struct {
@@ -26,6 +27,7 @@ typedef struct {
   uint64_t replayed;     // already-final events whose stored result was re-published
   uint64_t awards;       // derived awards issued
   uint64_t redis_errors; // batches retried because Redis failed
+  uint64_t award_redrives; // pending derived awards re-sent after a redrive
 } verify_counts_t;
 
 /* The running service. */
@@ -39,6 +41,7 @@ typedef struct {
   size_t nshards;               // number of signer shards
   void *notify;                 // PUSH to the bus notify queue
   void *results;                // PUB to the bus results topic
+  int64_t redrive_after_ms;     // REDRIVE_AFTER_MS: when intake re-sends an issued award not yet committed
   verify_counts_t counts;       // counters
 } verify_t;
 
@@ -59,6 +62,8 @@ typedef struct {
   verify_result_t res;              // the rules' verdict
   Carepass__V1__EntryType entry_type; // RECORD or REVOCATION when passing
   uint64_t revokes_index;           // revocation: index of the revoked record
+  char target_key[VERIFY_KEY_MAX];  // revocation: cp:ev key of the event it revokes ("" if it names none)
+  bool award_redrive;               // a pending derived award's own event, re-sent by intake's redrive
   char revoked_code[48];            // revocation: qualification code verify stored on the revoked record ("" if none)
   char stored_state[16];            // REPLAY: "rejected" or "committed"
   char stored_reason[48];           // REPLAY: stored reason code
@@ -89,6 +94,11 @@ int verify_awards_record(verify_t *v, verify_item_t *items, size_t n) CP_WUR;
  * take the code out of the worker's set and, when that award was issued and is committed, mark
  * the item to withdraw it too (item->award_revoke). -1 on Redis failure. */
 int verify_awards_revoke(verify_t *v, verify_item_t *items, size_t n) CP_WUR;
+/* verify_awards.c: for items that are a pending derived award re-sent by intake's redrive
+ * (item->award_redrive): pass it to the signer when the worker still holds the award at that
+ * generation and the standard that completed it is committed; wait (drop) while that standard
+ * is not; reject it when the award is no longer held. -1 on Redis failure. */
+int verify_awards_redrive(verify_t *v, verify_item_t *items, size_t n) CP_WUR;
 /* Build the derived award's PendingEvent for the worker of `src` (award provider "carepass",
  * event id "award:<code>:<first 16 hex of pseudonym>", then ":g<gen>" for gen > 0).
  * Strings point into `idbuf`. */

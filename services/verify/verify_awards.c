@@ -3,20 +3,39 @@
  * Race-free without locks: every replica does, per passing standard,
  *   SADD cp:w:{hex}:cc <code>             (the set of required codes this worker has)
  *   SMISMEMBER cp:w:{hex}:cc <required...>  (are they all there now?)
- * and only when all are present
- *   SADD cp:w:{hex}:awards <award>         (returns 1 exactly once, to exactly one caller)
- * Redis runs each command atomically, so when the last two standards of a worker are
- * verified at the same moment by two replicas, at least one sees the full set, and
- * SADD ... awards lets exactly one of them issue the award.
+ *   HGET cp:w:{hex}:award_gen <award>      (the generation an award would have now)
+ * and only when all are present, in one Lua call (ISSUE_AWARD),
+ *   SADD cp:w:{hex}:awards <award>         (adds exactly once, for exactly one caller)
+ * which, in the same step, records the award as a pending event of its own, exactly as intake
+ * records a provider's event: cp:ev:{carepass:award:...} state accepted with its PendingEvent
+ * bytes and the standard that completed it (field src), and a cp:pending entry. Redis runs each
+ * command and script atomically, so when the last two standards of a worker are verified at the
+ * same moment by two replicas, at least one sees the full set and exactly one issues the award.
+ *
+ * Durability: if verify dies between that step and pushing the award record, intake's redrive
+ * re-sends the award's pending event to verify like any other; verify_awards_redrive passes it
+ * to the signer (which de-duplicates by event id) once the standard that completed the set is
+ * committed, while the worker still holds the award at that generation. The signer's commit
+ * makes the award's event final and takes it out of cp:pending.
  *
  * Revoking a required standard withdraws the award (verify_awards_revoke): the code leaves
  * cp:w:{hex}:cc, the award code leaves cp:w:{hex}:awards and the award's generation
  * (HASH cp:w:{hex}:award_gen) goes up by one, so completing the standard again issues a new
- * award under a new event id ("award:CC:<hex16>:g<gen>").
+ * award under a new event id ("award:CC:<hex16>:g<gen>"). This holds for provider revocations
+ * and for operator revocations (`carepass revoke`, provider "carepass-operator"), which come
+ * through verify too. An operator revocation of the award itself withdraws it the same way.
  *
- * Known limit: if verify dies between "SADD awards = 1" and pushing the award record, the
- * award is not re-issued by a redrive (SADD now returns 0); `carepass reindex` rebuilds it. */
+ * Test hook (off by default): CAREPASS_TEST_CRASH_POINT=verify.award_claimed:<n> SIGKILLs
+ * verify right after the n-th round that issued an award, before anything is sent (the same
+ * variable and <name>:<n> form as the register writer's crash points, see cp_register.h).
+ *
+ * Known limit: a standard revoked while its award is issued but not yet committed cannot
+ * withdraw that award (its revocation needs the award's register index). */
 #include "verify.h"
+#include "cp_crash.h"
+#include "cp_codec.h"
+#include "cp_dates.h"
+#include "cp_log.h"
 #include "cp_util.h"
 
 #include <assert.h>
@@ -59,6 +78,24 @@ static uint64_t reply_u64(const redisReply *r) {
   return (end != NULL && *end == '\0') ? (uint64_t)x : 0;
 }
 
+/* Issue an award once. KEYS[1] cp:w:{hex}:awards, KEYS[2] cp:w:{hex}:award_gen, KEYS[3] the award's
+ * cp:ev key, KEYS[4] cp:pending; ARGV[1] award code, ARGV[2] the generation the caller read,
+ * ARGV[3] the award's PendingEvent bytes, ARGV[4] now (unix ms), ARGV[5] redrive time,
+ * ARGV[6] pending member "carepass:<award id>", ARGV[7] the completing standard's cp:ev key.
+ * 1 = issued (send it), 0 = not for this caller: held already, or the generation moved on (a
+ * revocation withdrew it meanwhile, so the set is not complete any more). An award id already
+ * committed is only put back in the set (it is on the register). Like intake's claim, it
+ * touches cp:pending with per-entity keys (not Redis Cluster-ready, see cp_keys.h). */
+static const char ISSUE_AWARD[] =
+    "local g = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0') "
+    "if g ~= tonumber(ARGV[2]) then return 0 end "
+    "if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end "
+    "if redis.call('HGET', KEYS[3], 'state') == 'committed' then return 0 end "
+    "redis.call('HDEL', KEYS[3], 'reason', 'msg') "
+    "redis.call('HSET', KEYS[3], 'state', 'accepted', 'pending', ARGV[3], 't', ARGV[4], 'src', ARGV[7]) "
+    "redis.call('ZADD', KEYS[4], ARGV[5], ARGV[6]) "
+    "return 1";
+
 static int exec_pipeline(verify_t *v, redisReply ***rep, int *nrep) {
   *rep = NULL;
   *nrep = 0;
@@ -70,6 +107,7 @@ int verify_awards_record(verify_t *v, verify_item_t *items, size_t n) {
   char key[VERIFY_KEY_MAX];
   const cat_qual_t *cand[VERIFY_BATCH_MAX];
   bool complete[VERIFY_BATCH_MAX];
+  uint64_t gen[VERIFY_BATCH_MAX];
   assert(n <= VERIFY_BATCH_MAX);
   int queued = 0;
 
@@ -96,7 +134,9 @@ int verify_awards_record(verify_t *v, verify_item_t *items, size_t n) {
       argv[2 + r] = aw->requires[r];
     cp_redis_append_argv(v->redis, (int)argc, argv, NULL);
     free(argv);
-    queued += 3;
+    snprintf(key, sizeof key, VERIFY_KEY_W_AWARD_GEN_FMT, hex);
+    cp_redis_append(v->redis, "HGET %s %s", key, aw->code);
+    queued += 4;
   }
   if (queued == 0)
     return 0;
@@ -111,6 +151,7 @@ int verify_awards_record(verify_t *v, verify_item_t *items, size_t n) {
       continue;
     k += 2;   /* HSET, then SADD reply: 0 or 1, either way we check membership (a redrive must still count) */
     const redisReply *m = rep[k++];
+    gen[i] = reply_u64(rep[k++]);
     if (m == NULL || m->type != REDIS_REPLY_ARRAY || m->elements != cand[i]->nrequires)
       continue;
     bool all = true;
@@ -123,7 +164,12 @@ int verify_awards_record(verify_t *v, verify_item_t *items, size_t n) {
   if (nfull == 0)
     return 0;
 
-  /* Round 2: the first SADD of the award code wins and issues it. */
+  /* Round 2: the first SADD of the award code wins and issues it; the award is recorded as a
+   * pending event in the same step (ISSUE_AWARD), so a crash before it is sent loses nothing. */
+  char now_s[24], due_s[24];
+  int64_t now = cp_now_ms();
+  snprintf(now_s, sizeof now_s, "%" PRId64, now);
+  snprintf(due_s, sizeof due_s, "%" PRId64, now + v->redrive_after_ms);
   cp_redis_pipeline_begin(v->redis);
   for (size_t i = 0; i < n; i++) {
     if (!complete[i])
@@ -131,25 +177,46 @@ int verify_awards_record(verify_t *v, verify_item_t *items, size_t n) {
     bool ok = pseudonym_hex(items[i].ev, hex);
     assert(ok);
     (void)ok;
-    snprintf(key, sizeof key, CP_KEY_W_AWARDS_FMT, hex);
-    cp_redis_append(v->redis, "SADD %s %s", key, cand[i]->code);
-    snprintf(key, sizeof key, VERIFY_KEY_W_AWARD_GEN_FMT, hex);
-    cp_redis_append(v->redis, "HGET %s %s", key, cand[i]->code);
+    Carepass__V1__PendingEvent aev;
+    char id[VERIFY_AWARD_ID_MAX], akey[VERIFY_KEY_MAX], gkey[VERIFY_KEY_MAX], evkey[VERIFY_KEY_MAX];
+    char member[VERIFY_KEY_MAX], g[24];
+    verify_award_event(items[i].ev, cand[i], gen[i], id, &aev);
+    uint8_t *packed = NULL;
+    size_t plen = 0;
+    if (cp_pb_pack(&aev.base, &packed, &plen) != 0)
+      abort();   /* out of memory */
+    snprintf(akey, sizeof akey, CP_KEY_W_AWARDS_FMT, hex);
+    snprintf(gkey, sizeof gkey, VERIFY_KEY_W_AWARD_GEN_FMT, hex);
+    snprintf(evkey, sizeof evkey, CP_KEY_EVENT_FMT, VERIFY_AWARD_PROVIDER, id);
+    snprintf(member, sizeof member, "%s:%s", VERIFY_AWARD_PROVIDER, id);
+    snprintf(g, sizeof g, "%" PRIu64, gen[i]);
+    const char *argv[] = {"EVAL", ISSUE_AWARD, "4", akey, gkey, evkey, CP_KEY_PENDING, cand[i]->code, g,
+                          (const char *)packed, now_s, due_s, member, items[i].key};
+    size_t len[CP_ARRAY_LEN(argv)];
+    for (size_t a = 0; a < CP_ARRAY_LEN(argv); a++)
+      len[a] = a == 9 ? plen : strlen(argv[a]);   /* argv[9] is binary */
+    cp_redis_append_argv(v->redis, (int)CP_ARRAY_LEN(argv), argv, len);
+    free(packed);
   }
   if (exec_pipeline(v, &rep, &nrep) != 0)
     return -1;
   k = 0;
+  bool issued = false;
   for (size_t i = 0; i < n; i++) {
     if (!complete[i])
       continue;
     const redisReply *a = rep[k++];
-    const redisReply *g = rep[k++];
     if (a != NULL && a->type == REDIS_REPLY_INTEGER && a->integer == 1) {
       items[i].award = cand[i];
-      items[i].award_gen = reply_u64(g);
+      items[i].award_gen = gen[i];
+      issued = true;
+    } else if (a != NULL && a->type == REDIS_REPLY_ERROR) {
+      cp_log_error("redis: award claim failed", CP_KV_STR("error", a->str), CP_KV_END);
     }
   }
   cp_redis_replies_free(rep, nrep);
+  if (issued)
+    cp_test_crash_point(VERIFY_CRASH_AWARD_CLAIMED);
   return 0;
 }
 
@@ -164,6 +231,36 @@ static void award_id(const char *code, const char *hex, uint64_t gen, char idbuf
 /* The event id withdrawing generation `gen` of an award. */
 static void award_revoke_id(const char *code, const char *hex, uint64_t gen, char idbuf[VERIFY_AWARD_ID_MAX]) {
   snprintf(idbuf, VERIFY_AWARD_ID_MAX, "award-revoke:%s:%.16s:%" PRIu64, code, hex, gen);
+}
+
+/* Split an award event id "award:<code>:<hex16>[:g<gen>]"; false when it is not one. */
+static bool parse_award_id(const char *id, char code[CAT_CODE_MAX], char hex16[17], uint64_t *gen) {
+  static const char prefix[] = "award:";
+  if (strncmp(id, prefix, sizeof prefix - 1) != 0)
+    return false;
+  const char *c = id + sizeof prefix - 1;
+  const char *colon = strchr(c, ':');
+  if (colon == NULL || colon == c || (size_t)(colon - c) >= CAT_CODE_MAX)
+    return false;
+  memcpy(code, c, (size_t)(colon - c));
+  code[colon - c] = '\0';
+  const char *h = colon + 1;
+  for (int i = 0; i < 16; i++)
+    if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f')))
+      return false;
+  memcpy(hex16, h, 16);
+  hex16[16] = '\0';
+  *gen = 0;
+  if (h[16] == '\0')
+    return true;
+  if (h[16] != ':' || h[17] != 'g' || h[18] < '1' || h[18] > '9')
+    return false;
+  char *end = NULL;
+  unsigned long long g = strtoull(h + 18, &end, 10);
+  if (end == NULL || *end != '\0')
+    return false;
+  *gen = (uint64_t)g;
+  return true;
 }
 
 void verify_award_event(const Carepass__V1__PendingEvent *src, const cat_qual_t *award, uint64_t gen,
@@ -240,7 +337,54 @@ static const char WITHDRAW_AWARD[] =
     "end "
     "return 0";
 
+/* Append the two reads of a worker's award: held (SISMEMBER of the awards set) and its generation
+ * (HGET of the generation hash); returns 2, the replies to read. */
+static int append_award_state(verify_t *v, const char *hex, const char *code) {
+  char key[VERIFY_KEY_MAX];
+  snprintf(key, sizeof key, CP_KEY_W_AWARDS_FMT, hex);
+  cp_redis_append(v->redis, "SISMEMBER %s %s", key, code);
+  snprintf(key, sizeof key, VERIFY_KEY_W_AWARD_GEN_FMT, hex);
+  cp_redis_append(v->redis, "HGET %s %s", key, code);
+  return 2;
+}
+
+/* Passing revocations of a derived award itself (an operator's `carepass revoke` of the award's
+ * index): the award leaves the worker's set and its generation moves past the revoked one, as
+ * `carepass reindex` rebuilds it, so the award can be earned again under a new id. */
+static int withdraw_revoked_awards(verify_t *v, const verify_item_t *items, size_t n) {
+  char hex[2 * CP_PSEUDONYM_BYTES + 1], tprov[64], code[CAT_CODE_MAX], hex16[17];
+  int queued = 0;
+  cp_redis_pipeline_begin(v->redis);
+  for (size_t i = 0; i < n; i++) {
+    const verify_item_t *it = &items[i];
+    const char *tevent;
+    uint64_t gen;
+    if (it->state != VITEM_PASS || it->entry_type != CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_REVOCATION ||
+        !verify_revocation_target(it->ev, tprov, sizeof tprov, &tevent) ||
+        strcmp(tprov, VERIFY_AWARD_PROVIDER) != 0 || !parse_award_id(tevent, code, hex16, &gen) ||
+        !pseudonym_hex(it->ev, hex) || strncmp(hex, hex16, 16) != 0)
+      continue;
+    char gkey[VERIFY_KEY_MAX], akey[VERIFY_KEY_MAX], g[24];
+    snprintf(gkey, sizeof gkey, VERIFY_KEY_W_AWARD_GEN_FMT, hex);
+    snprintf(akey, sizeof akey, CP_KEY_W_AWARDS_FMT, hex);
+    snprintf(g, sizeof g, "%" PRIu64, gen);
+    const char *argv[] = {"EVAL", WITHDRAW_AWARD, "2", gkey, akey, code, g};
+    cp_redis_append_argv(v->redis, 7, argv, NULL);
+    queued++;
+  }
+  if (queued == 0)
+    return 0;
+  redisReply **rep;
+  int nrep;
+  if (exec_pipeline(v, &rep, &nrep) != 0)
+    return -1;
+  cp_redis_replies_free(rep, nrep);
+  return 0;
+}
+
 int verify_awards_revoke(verify_t *v, verify_item_t *items, size_t n) {
+  if (withdraw_revoked_awards(v, items, n) != 0)
+    return -1;
   char hex[2 * CP_PSEUDONYM_BYTES + 1];
   char key[VERIFY_KEY_MAX], id[VERIFY_AWARD_ID_MAX];
   const cat_qual_t *cand[VERIFY_BATCH_MAX];
@@ -258,11 +402,7 @@ int verify_awards_revoke(verify_t *v, verify_item_t *items, size_t n) {
       cand[i] = NULL;
       continue;
     }
-    snprintf(key, sizeof key, CP_KEY_W_AWARDS_FMT, hex);
-    cp_redis_append(v->redis, "SISMEMBER %s %s", key, cand[i]->code);
-    snprintf(key, sizeof key, VERIFY_KEY_W_AWARD_GEN_FMT, hex);
-    cp_redis_append(v->redis, "HGET %s %s", key, cand[i]->code);
-    queued += 2;
+    queued += append_award_state(v, hex, cand[i]->code);
   }
   if (queued == 0)
     return 0;
@@ -358,6 +498,105 @@ int verify_awards_revoke(verify_t *v, verify_item_t *items, size_t n) {
   }
   if (exec_pipeline(v, &rep, &nrep) != 0)
     return -1;
+  cp_redis_replies_free(rep, nrep);
+  return 0;
+}
+
+/* A redriven award that must not be issued: stored as rejected by stage_write. */
+static void reject_award(verify_item_t *it, const char *why) {
+  it->state = VITEM_REJECT;
+  it->res.reason = CP_R_NOT_SUBMITTABLE;
+  snprintf(it->res.message, sizeof it->res.message, "Derived award event \"%.64s\" is not issued: %s.",
+           it->ev->provider_event_id, why);
+}
+
+static bool reply_is(const redisReply *r, const char *s) {
+  size_t n = strlen(s);
+  return r != NULL && r->type == REDIS_REPLY_STRING && r->len == n && memcmp(r->str, s, n) == 0;
+}
+
+int verify_awards_redrive(verify_t *v, verify_item_t *items, size_t n) {
+  char hex[2 * CP_PSEUDONYM_BYTES + 1], code[CAT_CODE_MAX], hex16[17];
+  const cat_qual_t *aw[VERIFY_BATCH_MAX];
+  uint64_t gen[VERIFY_BATCH_MAX];
+  bool held[VERIFY_BATCH_MAX];
+  char src[VERIFY_BATCH_MAX][VERIFY_KEY_MAX];
+  assert(n <= VERIFY_BATCH_MAX);
+  int queued = 0;
+
+  /* Round 1: is it a well-formed award of this worker; is it still held at its generation? */
+  cp_redis_pipeline_begin(v->redis);
+  for (size_t i = 0; i < n; i++) {
+    verify_item_t *it = &items[i];
+    aw[i] = NULL;
+    if (!it->award_redrive || it->state != VITEM_PASS)
+      continue;
+    const cat_qual_t *q = NULL;
+    if (!parse_award_id(it->ev->provider_event_id, code, hex16, &gen[i]) ||
+        strcmp(code, it->ev->qualification_code) != 0 || (q = cat_find(v->cat, code)) == NULL ||
+        !q->derived || !pseudonym_hex(it->ev, hex) || strncmp(hex, hex16, 16) != 0) {
+      reject_award(it, "not a derived award event of this worker");
+      continue;
+    }
+    aw[i] = q;
+    queued += append_award_state(v, hex, q->code);
+    cp_redis_append(v->redis, "HGET %s src", it->key);
+    queued += 1;
+  }
+  if (queued == 0)
+    return 0;
+  redisReply **rep;
+  int nrep;
+  if (exec_pipeline(v, &rep, &nrep) != 0)
+    return -1;
+  int k = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (aw[i] == NULL)
+      continue;
+    const redisReply *m = rep[k++];
+    uint64_t g = reply_u64(rep[k++]);
+    const redisReply *sr = rep[k++];
+    held[i] = m != NULL && m->type == REDIS_REPLY_INTEGER && m->integer == 1 && g == gen[i];
+    src[i][0] = '\0';
+    if (sr != NULL && sr->type == REDIS_REPLY_STRING && sr->len < VERIFY_KEY_MAX)
+      snprintf(src[i], VERIFY_KEY_MAX, "%.*s", (int)sr->len, sr->str);
+  }
+  cp_redis_replies_free(rep, nrep);
+
+  /* Round 2: the award follows the standard that completed it onto the register. */
+  queued = 0;
+  cp_redis_pipeline_begin(v->redis);
+  for (size_t i = 0; i < n; i++) {
+    if (aw[i] == NULL || !held[i] || src[i][0] == '\0')
+      continue;
+    cp_redis_append(v->redis, "HGET %s state", src[i]);
+    queued++;
+  }
+  rep = NULL;
+  nrep = 0;
+  if (queued > 0 && exec_pipeline(v, &rep, &nrep) != 0)
+    return -1;
+  k = 0;
+  for (size_t i = 0; i < n; i++) {
+    verify_item_t *it = &items[i];
+    if (aw[i] == NULL)
+      continue;
+    if (!held[i]) {
+      reject_award(it, "the worker no longer holds it at this generation");
+      continue;
+    }
+    if (src[i][0] != '\0' && !reply_is(rep[k++], "committed")) {
+      it->state = VITEM_DROP;   /* still pending: the redrive brings it back after the standard */
+      continue;
+    }
+    int32_t day;
+    it->res.valid_until[0] = '\0';
+    if (aw[i]->refresh_months > 0 && cp_date_parse(it->ev->completion_date, &day) == 0)
+      verify_valid_until(aw[i], day, it->res.valid_until);
+    v->counts.award_redrives++;
+    cp_log_info("derived award re-sent", CP_KV_STR("award", aw[i]->code),
+                CP_KV_STR("event", it->ev->provider_event_id), CP_KV_END);
+  }
   cp_redis_replies_free(rep, nrep);
   return 0;
 }

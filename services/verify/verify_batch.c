@@ -47,14 +47,22 @@ static void set_reject(verify_item_t *it, cp_reason_t r, const char *fmt, ...) {
   it->res.reason = r;
 }
 
-/* Decide what happens to a revocation, given the stored state of the event it revokes. */
+/* Decide what happens to a revocation, given the stored state of the event it revokes
+ * (NULL when it names none). Operator revocations follow the same rules: the named event must
+ * be committed and not revoked by another event; no provider rule applies to them. */
 static void decide_revocation(verify_item_t *it, const redisReply *target) {
   const Carepass__V1__PendingEvent *ev = it->ev;
   if (verify_check_revocation(ev->revocation_reason, &it->res) != CP_OK) {
     it->state = VITEM_REJECT;
     return;
   }
-  char st[16], idx[24], by[80];
+  char st[16], idx[24], by[80], tprov[64];
+  const char *tevent = "";
+  if (!verify_revocation_target(ev, tprov, sizeof tprov, &tevent)) {
+    set_reject(it, CP_R_REVOKED_EVENT_UNKNOWN,
+               "Operator revocation names no event (revokes_event_id must be \"<provider>:<event id>\").");
+    return;
+  }
   const redisReply *t = hmget_ok(target, 4);
   reply_str(t ? t->element[0] : NULL, st, sizeof st);
   reply_str(t ? t->element[1] : NULL, idx, sizeof idx);
@@ -64,12 +72,12 @@ static void decide_revocation(verify_item_t *it, const redisReply *target) {
   if (strcmp(st, "committed") != 0 || !parse_index(idx, &index)) {
     set_reject(it, CP_R_REVOKED_EVENT_UNKNOWN,
                "Event \"%.64s\" of provider %.32s is not committed on the register, so it cannot be revoked.",
-               ev->revokes_event_id, ev->provider_id);
+               tevent, tprov);
     return;
   }
   if (by[0] != '\0' && strcmp(by, ev->provider_event_id) != 0) {
     set_reject(it, CP_R_ALREADY_REVOKED, "Event \"%.64s\" was already revoked by event \"%.64s\".",
-               ev->revokes_event_id, by);
+               tevent, by);
     return;
   }
   it->state = VITEM_PASS;
@@ -79,16 +87,23 @@ static void decide_revocation(verify_item_t *it, const redisReply *target) {
 
 /* Stage 1: one pipeline reading every event's state (and each revoked event's state). */
 static int stage_read(verify_t *v, verify_item_t *items, size_t n, int32_t today) {
-  char tkey[VERIFY_KEY_MAX];
   cp_redis_pipeline_begin(v->redis);
   for (size_t i = 0; i < n; i++) {
     verify_item_t *it = &items[i];
     if (it->state == VITEM_DROP)
       continue;
     cp_redis_append(v->redis, "HMGET %s state reason msg index", it->key);
+    it->target_key[0] = '\0';
     if (it->ev->kind == CAREPASS__V1__EVENT_KIND__EVENT_KIND_REVOCATION) {
-      snprintf(tkey, sizeof tkey, CP_KEY_EVENT_FMT, it->ev->provider_id, it->ev->revokes_event_id);
-      cp_redis_append(v->redis, "HMGET %s state index revoked_by qcode", tkey);
+      char tprov[64];
+      const char *tevent;
+      if (verify_revocation_target(it->ev, tprov, sizeof tprov, &tevent)) {
+        int kl = snprintf(it->target_key, sizeof it->target_key, CP_KEY_EVENT_FMT, tprov, tevent);
+        if (kl < 0 || (size_t)kl >= sizeof it->target_key)
+          it->target_key[0] = '\0';
+      }
+      if (it->target_key[0] != '\0')
+        cp_redis_append(v->redis, "HMGET %s state index revoked_by qcode", it->target_key);
     }
   }
   redisReply **rep = NULL;
@@ -103,7 +118,7 @@ static int stage_read(verify_t *v, verify_item_t *items, size_t n, int32_t today
     assert(k < nrep);
     const redisReply *own = hmget_ok(rep[k++], 4);
     const redisReply *target = NULL;
-    if (it->ev->kind == CAREPASS__V1__EVENT_KIND__EVENT_KIND_REVOCATION) {
+    if (it->ev->kind == CAREPASS__V1__EVENT_KIND__EVENT_KIND_REVOCATION && it->target_key[0] != '\0') {
       assert(k < nrep);
       target = rep[k++];
     }
@@ -121,6 +136,11 @@ static int stage_read(verify_t *v, verify_item_t *items, size_t n, int32_t today
     }
     if (it->ev->kind == CAREPASS__V1__EVENT_KIND__EVENT_KIND_REVOCATION) {
       decide_revocation(it, target);
+    } else if (strcmp(it->ev->provider_id, VERIFY_AWARD_PROVIDER) == 0) {
+      /* a derived award of ours, still pending, re-sent by the redrive: verify_awards_redrive decides */
+      it->state = VITEM_PASS;
+      it->entry_type = CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_DERIVED_AWARD;
+      it->award_redrive = true;
     } else if (it->ev->kind == CAREPASS__V1__EVENT_KIND__EVENT_KIND_COMPLETION ||
                it->ev->kind == CAREPASS__V1__EVENT_KIND__EVENT_KIND_UNSPECIFIED) {
       verify_input_t in = {
@@ -144,7 +164,7 @@ static int stage_read(verify_t *v, verify_item_t *items, size_t n, int32_t today
 /* Stage 2: one pipeline storing rejections (final state, out of the pending set) and marking
  * revoked events, so that a second revocation of the same record is refused. */
 static int stage_write(verify_t *v, verify_item_t *items, size_t n) {
-  char member[VERIFY_KEY_MAX], tkey[VERIFY_KEY_MAX];
+  char member[VERIFY_KEY_MAX];
   int queued = 0;
   cp_redis_pipeline_begin(v->redis);
   for (size_t i = 0; i < n; i++) {
@@ -152,8 +172,8 @@ static int stage_write(verify_t *v, verify_item_t *items, size_t n) {
     const Carepass__V1__PendingEvent *ev = it->ev;
     if (it->state == VITEM_DROP || it->state == VITEM_PASS) {
       if (it->state == VITEM_PASS && it->entry_type == CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_REVOCATION) {
-        snprintf(tkey, sizeof tkey, CP_KEY_EVENT_FMT, ev->provider_id, ev->revokes_event_id);
-        cp_redis_append(v->redis, "HSETNX %s revoked_by %s", tkey, ev->provider_event_id);
+        assert(it->target_key[0] != '\0');
+        cp_redis_append(v->redis, "HSETNX %s revoked_by %s", it->target_key, ev->provider_event_id);
         queued++;
       }
       continue;
@@ -198,6 +218,8 @@ static int send_rejection(verify_t *v, const verify_item_t *it) {
               CP_KV_STR("event", it->ev->provider_event_id), CP_KV_STR("reason", code), CP_KV_END);
   if (send_result(v, it, CAREPASS__V1__OUTCOME__OUTCOME_REJECTED, code, it->res.message, 0) != 0)
     return -1;
+  if (it->award_redrive)
+    return 0;   /* our own stale award: no provider to tell */
   Carepass__V1__NotifyJob job = CAREPASS__V1__NOTIFY_JOB__INIT;
   job.type = "event.rejected";
   job.provider_id = it->ev->provider_id;
@@ -282,6 +304,8 @@ int verify_batch(verify_t *v, verify_item_t *items, size_t n, int32_t today) {
     items[i].state = items[i].usable ? VITEM_PASS : VITEM_DROP;
     items[i].award = NULL;
     items[i].award_gen = 0;
+    items[i].award_redrive = false;
+    items[i].target_key[0] = '\0';
     items[i].award_revoke = NULL;
     items[i].award_revoke_gen = 0;
     items[i].award_revoke_index = 0;
@@ -291,6 +315,8 @@ int verify_batch(verify_t *v, verify_item_t *items, size_t n, int32_t today) {
   }
   drop_duplicates(v, items, n);
   if (stage_read(v, items, n, today) != 0)
+    return -1;
+  if (verify_awards_redrive(v, items, n) != 0)   /* before stage_write, which stores its rejections */
     return -1;
   if (stage_write(v, items, n) != 0)
     return -1;

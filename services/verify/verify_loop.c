@@ -41,6 +41,7 @@ int verify_open(verify_t *v, const cat_catalogue_t *cat, const prov_registry_t *
   memset(v, 0, sizeof *v);
   v->cat = cat;
   v->reg = reg;
+  v->redrive_after_ms = cp_cfg_int("REDRIVE_AFTER_MS");
   int hwm = (int)cp_cfg_int("BUS_HWM");
   char *list = NULL;
   v->redis = redis_connect(err, errlen);
@@ -139,7 +140,9 @@ static bool recv_item(verify_t *v, verify_item_t *it) {
   const Carepass__V1__PendingEvent *ev = it->ev;
   int kl = snprintf(it->key, sizeof it->key, CP_KEY_EVENT_FMT, ev->provider_id, ev->provider_event_id);
   if (ev->provider_id[0] == '\0' || ev->provider_event_id[0] == '\0' || kl < 0 ||
-      (size_t)kl >= sizeof it->key || strlen(ev->revokes_event_id) > 64) {
+      (size_t)kl >= sizeof it->key ||
+      strlen(ev->revokes_event_id) > (strcmp(ev->provider_id, VERIFY_OPERATOR_PROVIDER) == 0
+                                          ? VERIFY_OPERATOR_TARGET_MAX : 64)) {
     v->counts.malformed++;
     cp_log_warn("dropped an event without a usable provider / event id", CP_KV_END);
     return true;
@@ -152,7 +155,8 @@ static void log_counts(const verify_t *v) {
   const verify_counts_t *c = &v->counts;
   cp_log_info("counts", CP_KV_INT("received", c->received), CP_KV_INT("passed", c->passed),
               CP_KV_INT("rejected", c->rejected), CP_KV_INT("replayed", c->replayed),
-              CP_KV_INT("awards", c->awards), CP_KV_INT("malformed", c->malformed),
+              CP_KV_INT("awards", c->awards), CP_KV_INT("award_redrives", c->award_redrives),
+              CP_KV_INT("malformed", c->malformed),
               CP_KV_INT("redis_errors", c->redis_errors), CP_KV_END);
 }
 

@@ -94,3 +94,24 @@ cp_reason_t verify_check_revocation(const char *revocation_reason, verify_result
   out->reason = CP_OK;
   return CP_OK;
 }
+
+bool verify_revocation_target(const Carepass__V1__PendingEvent *ev, char *provider, size_t plen,
+                              const char **event) {
+  assert(plen > 0);
+  provider[0] = '\0';
+  *event = "";
+  if (strcmp(ev->provider_id, VERIFY_OPERATOR_PROVIDER) != 0) {
+    snprintf(provider, plen, "%s", ev->provider_id);
+    *event = ev->revokes_event_id;
+    return ev->revokes_event_id[0] != '\0';
+  }
+  /* split at the first ':' (provider ids have none; event ids may, e.g. award:CC:...) */
+  const char *colon = strchr(ev->revokes_event_id, ':');
+  if (colon == NULL || colon == ev->revokes_event_id || colon[1] == '\0' ||
+      (size_t)(colon - ev->revokes_event_id) >= plen)
+    return false;
+  memcpy(provider, ev->revokes_event_id, (size_t)(colon - ev->revokes_event_id));
+  provider[colon - ev->revokes_event_id] = '\0';
+  *event = colon + 1;
+  return true;
+}

@@ -3,6 +3,7 @@
 #ifndef VERIFY_RULES_H
 #define VERIFY_RULES_H
 
+#include "carepass/v1/internal.pb-c.h"
 #include "cp_catalogue.h"
 #include "cp_reasons.h"
 
@@ -41,5 +42,15 @@ cp_reason_t verify_check_revocation(const char *revocation_reason, verify_result
 /* valid_until for a completion on `completion_day` of `q`: day + refresh_months, or ""
  * when the qualification does not expire. */
 void verify_valid_until(const cat_qual_t *q, int32_t completion_day, char out[11]);
+
+#define VERIFY_OPERATOR_PROVIDER "carepass-operator" /* provider id of operator revocations (carepass revoke) */
+#define VERIFY_OPERATOR_TARGET_MAX 160    /* operator revocation: longest "<provider>:<event id>" it names */
+
+/* verify_rules.c: the event revocation `ev` names: for a provider, its own event
+ * revokes_event_id; for an operator revocation (provider "carepass-operator"), revokes_event_id
+ * is "<provider>:<event id>" of any provider. Fills provider (size plen) and *event (points into
+ * ev); false when an operator revocation names no event that way. */
+bool verify_revocation_target(const Carepass__V1__PendingEvent *ev, char *provider, size_t plen,
+                              const char **event);
 
 #endif

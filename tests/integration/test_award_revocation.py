@@ -1,6 +1,13 @@
 """test_award_revocation.py -- a derived award falls with its requirement: revoking one of the 16
 Care Certificate standards revokes the Care Certificate (reason REQUIREMENT_REVOKED), exactly once,
-and completing the standard again issues a new Care Certificate under a new event id."""
+and completing the standard again issues a new Care Certificate under a new event id. The same
+holds for an operator revocation (`carepass revoke`); and an award whose verify dies between
+claiming it and sending it is re-sent by the redrive."""
+
+import re
+import signal
+
+import pytest
 
 from harness import event
 from register_check import Register
@@ -170,3 +177,98 @@ def test_two_standards_revoked_together_revoke_the_award_once(system):
     assert len(revocations_of(system, pseudo, cc_index)) == 1
     with system.redis() as r:
         assert r.cmd("HGET", f"cp:w:{{{pseudo}}}:award_gen", "CC") == b"1"
+
+
+def test_operator_revocation_of_a_standard_withdraws_the_care_certificate(system):
+    """`carepass revoke INDEX` of one of the 16 standards goes through verify like a provider's
+    revocation: the Care Certificate is revoked (REQUIREMENT_REVOKED), and completing the standard
+    again issues a new generation. reindex rebuilds the same award state."""
+    idx = committed(system, [standard(i) for i in range(1, 17)])
+    pseudo = Register(system.register_dir).passport_entry(idx["ar-01"], system.register_pb) \
+        .worker_pseudonym.hex()
+    system.wait_for(lambda: len(awards(system, pseudo)) == 1, what="the Care Certificate")
+    (cc_index, _), = awards(system, pseudo)
+
+    r = system.run_cli(["revoke", str(idx["ar-05"]), "--reason", "FRAUD"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"entry {idx['ar-05']} revoked by entry " in r.stdout, r.stdout
+    op_index = int(r.stdout.split(f"entry {idx['ar-05']} revoked by entry ")[1].split()[0])
+    system.wait_for(lambda: revocations_of(system, pseudo, cc_index), what="the award's revocation")
+    (crev_index, crev), = revocations_of(system, pseudo, cc_index)
+    assert crev.reason_code == "REQUIREMENT_REVOKED" and crev_index > op_index
+    assert (crev.provider_id, crev.provider_event_id) == ("carepass", f"award-revoke:CC:{pseudo[:16]}:0")
+    (_, op), = revocations_of(system, pseudo, idx["ar-05"])
+    assert (op.provider_id, op.provider_event_id, op.reason_code) == \
+        ("carepass-operator", f"op-revoke-{idx['ar-05']}", "FRAUD")
+    with system.redis() as red:
+        assert red.cmd("SISMEMBER", f"cp:w:{{{pseudo}}}:awards", "CC") == 0
+        assert red.cmd("SISMEMBER", f"cp:w:{{{pseudo}}}:cc", "CC-STD-05") == 0
+        assert red.hget("cp:ev:{PRV-0001:ar-05}", "revoked_by") == f"op-revoke-{idx['ar-05']}".encode()
+        assert red.cmd("ZCARD", "cp:pending") == 0
+
+    # what an employer sees: the Care Certificate is revoked, not valid
+    pp = system.run_cli(["passport", NI])
+    assert pp.returncode == 0, pp.stdout + pp.stderr
+    assert f"revoked (by #{crev_index}, REQUIREMENT_REVOKED)" in pp.stdout, pp.stdout
+    assert f"revoked (by #{op_index}, FRAUD)" in pp.stdout, pp.stdout
+
+    # the command again: nothing more
+    again = system.run_cli(["revoke", str(idx["ar-05"]), "--reason", "FRAUD"])
+    assert again.returncode == 0 and "already revoked" in again.stdout, again.stdout + again.stderr
+    assert len(revocations_of(system, pseudo, cc_index)) == 1
+
+    # completing standard 5 again issues generation 1
+    committed(system, [standard(5, "ar-05-redo")])
+    system.wait_for(lambda: len(awards(system, pseudo)) == 2, what="the re-issued Care Certificate")
+    (_, _), (cc2_index, cc2) = awards(system, pseudo)
+    assert cc2.provider_event_id == f"award:CC:{pseudo[:16]}:g1" and cc2_index > crev_index
+    pp = system.run_cli(["passport", NI])
+    assert re.search(rf"^{cc2_index}\s+CC\s.*\s2025-02-01\s+-\s+valid\s", pp.stdout, re.M), pp.stdout
+
+    def progress():
+        with system.redis() as red:
+            return (sorted(red.cmd("SMEMBERS", f"cp:w:{{{pseudo}}}:cc")),
+                    sorted(red.cmd("SMEMBERS", f"cp:w:{{{pseudo}}}:awards")),
+                    red.cmd("HGET", f"cp:w:{{{pseudo}}}:award_gen", "CC"),
+                    red.hget(f"cp:ev:{{carepass-operator:op-revoke-{idx['ar-05']}}}", "digest"))
+    before = progress()
+    assert before[1] == [b"CC"] and before[2] == b"1" and len(before[0]) == 16 and before[3]
+    with system.redis() as red:
+        red.cmd("FLUSHALL")
+    for _ in range(2):
+        system.run_cli(["reindex"], check=True)
+        assert progress() == before
+
+
+@pytest.mark.carepass(extra_env={"CAREPASS_REDRIVE_AFTER_MS": "1000"})
+def test_award_survives_verify_killed_between_claim_and_send(system):
+    """verify SIGKILLed right after it claimed the award (SADD awards + pending award event, one
+    Lua step) and before it sent anything: the redrive re-sends the standards and the award; the
+    award is issued exactly once, after the standard that completed it."""
+    system.restart("verify", extra_env={"CAREPASS_TEST_CRASH_POINT": "verify.award_claimed:1"})
+    rep = system.submit([standard(i) for i in range(1, 17)], ack="accepted")
+    assert all(r.outcome == system.pb.OUTCOME_ACCEPTED for r in rep.replies), rep
+    system.wait_for(lambda: not system.running("verify"), what="verify killed at the crash point")
+    assert system.procs["verify"].returncode == -signal.SIGKILL
+    with system.redis() as red:
+        keys = red.keys("cp:w:*:awards")
+        assert len(keys) == 1
+        k0 = keys[0].decode() if isinstance(keys[0], bytes) else keys[0]
+        pseudo = k0.split("{")[1].split("}")[0]
+        award_key = f"cp:ev:{{carepass:award:CC:{pseudo[:16]}}}"
+        assert red.hget(award_key, "state") == b"accepted"   # claimed, never sent
+    system.restart("verify")
+
+    def all_committed():
+        with system.redis() as red:
+            return all(red.hget(f"cp:ev:{{PRV-0001:ar-{i:02d}}}", "state") == b"committed"
+                       for i in range(1, 17)) and red.hget(award_key, "state") == b"committed"
+    system.wait_for(all_committed, timeout=30, what="the standards and the award committed")
+    (cc_index, cc), = awards(system, pseudo)
+    assert cc.provider_event_id == f"award:CC:{pseudo[:16]}"
+    std_index = max(int(system.redis().hget(f"cp:ev:{{PRV-0001:ar-{i:02d}}}", "index")) for i in range(1, 17))
+    assert cc_index > std_index
+    system.wait_for(lambda: system.redis().cmd("ZCARD", "cp:pending") == 0, what="nothing pending")
+    assert "derived award re-sent" in system.log_text("verify")
+    reg = Register(system.register_dir)
+    assert reg.verify_checkpoint() and reg.verify_entry(cc_index, system.register_pb)

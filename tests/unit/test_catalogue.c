@@ -259,6 +259,8 @@ static void test_bad_providers(void **state) {
   expect_prov_error("{\"version\":1,\"providers\":[{\"id\":\"P1\",\"name\":\"N\",\"webhook_url\":\"ftp://x\"}]}",
                     "field \"webhook_url\"");
   expect_prov_error("{\"version\":1,\"providers\":[{\"id\":\"carepass\",\"name\":\"N\"}]}", "reserved");
+  expect_prov_error("{\"version\":1,\"providers\":[{\"id\":\"carepass-operator\",\"name\":\"N\"}]}",
+                    "reserved for the operator's revocations");
   expect_prov_error("{\"version\":1,\"providers\":[{\"id\":\"P1\",\"name\":\"N\",\"colour\":\"red\"}]}",
                     "unknown field \"colour\"");
   expect_prov_error("{\"version\":1,\"providers\":[{\"id\":\"P1\"}]}", "field \"name\"");

@@ -19,6 +19,7 @@
 
 #define REINDEX_PIPELINE 2048   /* entries per Redis pipeline */
 #define AWARDS_PER_CODE 4       /* derived awards one code may count towards */
+#define REINDEX_OPERATOR "carepass-operator"   /* provider id of operator revocations (carepass revoke) */
 
 /* Append a worker's index only once (a re-run adds nothing twice). */
 static const char RPUSH_ONCE[] =
@@ -163,8 +164,13 @@ static int walk_fn(void *arg, uint64_t index, const uint8_t *entry, size_t len) 
     uint8_t *tb = NULL;
     size_t tl = 0;
     if (reg_read_entry(x->look, pe->revokes_index, &tb, &tl, err, sizeof err) == 0 &&
-        reg_entry_check(x->spans, x->nspans, pe->revokes_index, tb, tl, &target, NULL, err, sizeof err) == 0)
-      snprintf(revokes_event_id, sizeof revokes_event_id, "%s", target->provider_event_id);
+        reg_entry_check(x->spans, x->nspans, pe->revokes_index, tb, tl, &target, NULL, err, sizeof err) == 0) {
+      /* an operator revocation names "<provider>:<event id>" (cmd_revoke.c), a provider's its own event */
+      if (strcmp(pe->provider_id, REINDEX_OPERATOR) == 0)
+        snprintf(revokes_event_id, sizeof revokes_event_id, "%s:%s", target->provider_id, target->provider_event_id);
+      else
+        snprintf(revokes_event_id, sizeof revokes_event_id, "%s", target->provider_event_id);
+    }
     free(tb);
   }
   /* the event state, as the signer leaves it (plus intake's digest) */

@@ -1,4 +1,4 @@
-/* cmd_revoke.c -- `carepass revoke`: operator revocations (one index, or a provider's records from a date) sent to the signer. */
+/* cmd_revoke.c -- `carepass revoke`: operator revocations (one index, or a provider's records from a date) sent through verify. */
 #include "cli.h"
 
 #include <inttypes.h>
@@ -12,6 +12,7 @@
 #include "cp_codec.h"
 #include "cp_config.h"
 #include "cp_dates.h"
+#include "cp_ingest.h"
 #include "cp_keys.h"
 #include "cp_reasons.h"
 #include "cp_redis.h"
@@ -24,6 +25,14 @@
 #define REVOKE_EVENT_FMT "op-revoke-%" PRIu64  /* their event id: one per revoked index (idempotent) */
 #define REVOKE_WAIT_S 30                       /* default bound on waiting for the commits */
 #define REVOKE_POLL_MS 200                     /* pause between Redis polls */
+#define REVOKE_REF_MAX 160                     /* "<provider>:<event id>" of a revoked record (verify's limit) */
+
+/* Forget a stale claim of an operator event (refused earlier, or made with another --reason and never
+ * committed) so it can be claimed afresh; a committed one is never touched. KEYS[1] its cp:ev key,
+ * KEYS[2] cp:pending, ARGV[1] its pending member. */
+static const char FORGET_STALE[] =
+    "if redis.call('HGET', KEYS[1], 'state') == 'committed' then return 0 end "
+    "redis.call('DEL', KEYS[1]) redis.call('ZREM', KEYS[2], ARGV[1]) return 1";
 
 static void help(FILE *out) {
   fprintf(out,
@@ -33,16 +42,23 @@ static void help(FILE *out) {
           "INDEX; the second every record of provider ID completed on or after the date\n"
           "that is not revoked yet (de-accreditation, fraud). Each revocation is a\n"
           "register entry (provider " REVOKE_PROVIDER ", event id op-revoke-<index>, so\n"
-          "running the command again never revokes twice) sent to the signer shard; the\n"
-          "command waits until Redis shows each one committed and prints its index.\n"
-          "A record is revoked from the moment (issued_at) of its revocation entry.\n\n"
+          "running the command again never revokes twice). It is recorded in Redis as a\n"
+          "pending event (re-sent by intake's redrive if it gets lost) and goes through\n"
+          "verify like a provider's revocation, so revoking one of the Care Certificate\n"
+          "standards withdraws the worker's Care Certificate too (reason\n"
+          "REQUIREMENT_REVOKED); no provider rule applies to operator revocations. The\n"
+          "command waits until Redis shows each one committed and prints its index; a\n"
+          "revocation verify refuses (e.g. Redis does not know the record: run\n"
+          "`carepass reindex`) is printed with its reason, and running the command\n"
+          "again retries it. A record is revoked from the moment (issued_at) of its\n"
+          "revocation entry.\n\n"
           "  --reason CODE      ISSUED_IN_ERROR, FRAUD, PROVIDER_DEACCREDITED,\n"
           "                     ASSESSMENT_INVALID, DUPLICATE, WORKER_REQUEST or OTHER\n"
           "  --dir DIR          register directory (default $CAREPASS_REGISTER_DIR)\n"
-          "  --signer ENDPOINTS signer shard endpoints, comma-separated in shard order\n"
-          "                     (default $CAREPASS_SIGNER_ENDPOINTS)\n"
+          "  --bus ENDPOINT     the bus verify queue (default $CAREPASS_BUS_VERIFY_IN)\n"
           "  --wait SECONDS     how long to wait for the commits (default %d; 0 = do not wait)\n"
-          "  --dry-run          list what would be revoked, send nothing\n",
+          "  --dry-run          list what would be revoked, send nothing\n"
+          "  --signer ENDPOINTS ignored (revocations no longer go straight to the signer)\n",
           REVOKE_WAIT_S);
 }
 
@@ -55,6 +71,8 @@ typedef struct {
   char *event_id;                  // its provider event id (malloc'd)
   char op_event[48];               // op-revoke-<index>
   bool done;                       // committed (seen in Redis)
+  bool refused;                    // verify refused it (reason in refusal)
+  char refusal[320];               // "<REASON>: <sentence>" when refused
   uint64_t revocation_index;       // where the revocation entry landed
 } target_t;
 
@@ -131,49 +149,104 @@ static const seen_rev_t *revoked_by(const scan_t *sc, uint64_t index) {
   return NULL;
 }
 
-/* Send one revocation to the shard of the record's worker (routing as verify does). */
-static int send_revocation(void **socks, size_t nsocks, const target_t *t, const char *reason) {
-  Carepass__V1__PendingEvent ev = CAREPASS__V1__PENDING_EVENT__INIT;
-  ev.provider_id = (char *)REVOKE_PROVIDER;
-  ev.provider_event_id = (char *)t->op_event;
-  ev.worker_pseudonym.data = (uint8_t *)t->pseudonym;
-  ev.worker_pseudonym.len = 32;
-  ev.qualification_code = t->qualification;
-  ev.kind = CAREPASS__V1__EVENT_KIND__EVENT_KIND_REVOCATION;
-  ev.revokes_event_id = t->event_id;
-  ev.revocation_reason = (char *)reason;
-  ev.received_at = cp_now_ms();
-  Carepass__V1__VerifiedRecord rec = CAREPASS__V1__VERIFIED_RECORD__INIT;
-  rec.event = &ev;
-  rec.entry_type = CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_REVOCATION;
-  rec.revokes_index = t->index;
-  rec.reason_code = (char *)reason;
-  rec.valid_until = (char *)"";
-  /* first two pseudonym bytes, big-endian, modulo the shard count (verify_shard_of) */
-  size_t shard = (((size_t)t->pseudonym[0] << 8) | t->pseudonym[1]) % nsocks;
-  return cp_zmq_send_pb(socks[shard], &rec.base, 0);
+/* The operator revocation event of target t; strings point into t, reason and ref. verify reads
+ * the revoked record from revokes_event_id = "<provider>:<event id>" (see verify.h). */
+static void build_event(const target_t *t, const char *reason, char ref[REVOKE_REF_MAX],
+                        Carepass__V1__PendingEvent *ev) {
+  Carepass__V1__PendingEvent init = CAREPASS__V1__PENDING_EVENT__INIT;
+  *ev = init;
+  snprintf(ref, REVOKE_REF_MAX, "%s:%s", t->provider_id, t->event_id);
+  ev->provider_id = (char *)REVOKE_PROVIDER;
+  ev->provider_event_id = (char *)t->op_event;
+  ev->worker_pseudonym.data = (uint8_t *)t->pseudonym;
+  ev->worker_pseudonym.len = 32;
+  ev->qualification_code = t->qualification;
+  ev->kind = CAREPASS__V1__EVENT_KIND__EVENT_KIND_REVOCATION;
+  ev->revokes_event_id = ref;
+  ev->revocation_reason = (char *)reason;
+  ev->reply_to = (char *)"";   /* nobody subscribes: the command polls Redis */
 }
 
-/* Poll Redis until every target's op event is committed or the deadline passes. */
+/* Record one revocation as a pending event in Redis (as intake records a provider's; idempotent by
+ * its event id) and push it to verify. A claim that is already committed marks t done; a stale one
+ * (refused before, or another --reason never committed) is forgotten and claimed again, once. */
+static int claim_and_send(cp_redis_t *r, const char *sha, int64_t redrive_ms, void *sock, target_t *t,
+                          const char *reason, char *err, size_t errlen) {
+  char ref[REVOKE_REF_MAX], digest[65];
+  Carepass__V1__PendingEvent ev;
+  if (strlen(t->provider_id) + 1 + strlen(t->event_id) >= REVOKE_REF_MAX)
+    return cp_err(err, errlen, "its provider and event id are too long to name");
+  build_event(t, reason, ref, &ev);
+  if (ing_pending_digest(&ev, digest) != 0)
+    return cp_err(err, errlen, "cannot digest the revocation event");
+  ev.received_at = cp_now_ms();
+  uint8_t *packed = NULL;
+  size_t plen = 0;
+  if (cp_pb_pack(&ev.base, &packed, &plen) != 0)
+    return cp_err(err, errlen, "cannot pack the revocation event");
+  int rc = -1;
+  for (int attempt = 0; attempt < 2; attempt++) {
+    ing_claim_req_t req = {t->op_event, digest, packed, plen};
+    ing_claim_t c;
+    if (ing_store_claim(r, sha, redrive_ms, REVOKE_PROVIDER, &req, 1, &c) != 0) {
+      cp_err(err, errlen, "Redis: %s", cp_redis_errstr(r));
+      break;
+    }
+    bool stale = c.reused || c.st == ING_ST_REJECTED;
+    if (c.st == ING_ST_COMMITTED && !c.reused) {
+      t->done = true;
+      t->revocation_index = c.index;
+      rc = 0;
+    } else if (!stale) {   /* new, or still pending from an earlier run: (re-)send; verify is idempotent */
+      rc = cp_zmq_send_pb(sock, &ev.base, 0);
+      if (rc != 0) cp_err(err, errlen, "bus: %s", zmq_strerror(zmq_errno()));
+    }
+    ing_claim_clear(&c);
+    if (!stale) break;
+    char key[300], member[300];
+    snprintf(key, sizeof key, CP_KEY_EVENT_FMT, REVOKE_PROVIDER, t->op_event);
+    snprintf(member, sizeof member, "%s:%s", REVOKE_PROVIDER, t->op_event);
+    const char *argv[] = {"EVAL", FORGET_STALE, "2", key, CP_KEY_PENDING, member};
+    redisReply *rep = cp_redis_cmd_argv(r, 6, argv, NULL);
+    bool forgot = rep != NULL && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
+    if (rep != NULL) freeReplyObject(rep);
+    if (!forgot) {
+      cp_err(err, errlen, "event %s:%s is used for another revocation", REVOKE_PROVIDER, t->op_event);
+      break;
+    }
+  }
+  free(packed);
+  return rc;
+}
+
+/* Poll Redis until every target's op event is final (committed, or refused by verify) or the
+ * deadline passes; returns how many are final. */
 static size_t wait_commits(cp_redis_t *r, target_t *t, size_t nt, int wait_s) {
   int64_t deadline = cp_mono_ms() + (int64_t)wait_s * 1000;
   size_t done = 0;
   for (;;) {
     done = 0;
     for (size_t i = 0; i < nt; i++) {
-      if (!t[i].done) {
+      if (!t[i].done && !t[i].refused) {
         char key[300];
         snprintf(key, sizeof key, CP_KEY_EVENT_FMT, REVOKE_PROVIDER, t[i].op_event);
-        redisReply *rep = cp_redis_cmd(r, "HMGET %s state index", key);
-        if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
-            rep->element[0]->type == REDIS_REPLY_STRING && strcmp(rep->element[0]->str, "committed") == 0 &&
-            rep->element[1]->type == REDIS_REPLY_STRING) {
-          t[i].done = true;
-          t[i].revocation_index = strtoull(rep->element[1]->str, NULL, 10);
+        redisReply *rep = cp_redis_cmd(r, "HMGET %s state index reason msg", key);
+        if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 4 &&
+            rep->element[0]->type == REDIS_REPLY_STRING) {
+          const redisReply *const *e = (const redisReply *const *)rep->element;
+          if (strcmp(e[0]->str, "committed") == 0 && e[1]->type == REDIS_REPLY_STRING) {
+            t[i].done = true;
+            t[i].revocation_index = strtoull(e[1]->str, NULL, 10);
+          } else if (strcmp(e[0]->str, "rejected") == 0) {
+            t[i].refused = true;
+            snprintf(t[i].refusal, sizeof t[i].refusal, "%s: %s",
+                     e[2]->type == REDIS_REPLY_STRING ? e[2]->str : "?",
+                     e[3]->type == REDIS_REPLY_STRING ? e[3]->str : "");
+          }
         }
         if (rep != NULL) freeReplyObject(rep);
       }
-      done += t[i].done ? 1 : 0;
+      done += (t[i].done || t[i].refused) ? 1 : 0;
     }
     if (done == nt || cp_mono_ms() >= deadline) return done;
     usleep(REVOKE_POLL_MS * 1000);
@@ -181,7 +254,7 @@ static size_t wait_commits(cp_redis_t *r, target_t *t, size_t nt, int wait_s) {
 }
 
 int cmd_revoke(int argc, char **argv) {
-  const char *index_s = NULL, *provider = NULL, *from_s = NULL, *reason = NULL, *dir = NULL, *signer = NULL;
+  const char *index_s = NULL, *provider = NULL, *from_s = NULL, *reason = NULL, *dir = NULL, *bus = NULL;
   long wait_s = REVOKE_WAIT_S;
   bool dry = false;
   for (int i = 1; i < argc; i++) {
@@ -196,8 +269,11 @@ int cmd_revoke(int argc, char **argv) {
       from_s = argv[++i];
     } else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) {
       dir = argv[++i];
+    } else if (strcmp(argv[i], "--bus") == 0 && i + 1 < argc) {
+      bus = argv[++i];
     } else if (strcmp(argv[i], "--signer") == 0 && i + 1 < argc) {
-      signer = argv[++i];
+      i++;
+      fprintf(stderr, "carepass " CMD ": --signer is ignored: revocations go through verify (see --bus)\n");
     } else if (strcmp(argv[i], "--wait") == 0 && i + 1 < argc) {
       if (cli_parse_long(argv[++i], 0, 3600, &wait_s) != 0) {
         cli_error(CMD, "--wait must be 0..3600 seconds");
@@ -235,17 +311,14 @@ int cmd_revoke(int argc, char **argv) {
   }
   if (cli_config(CMD) != 0) return CLI_EXIT_USAGE;
   if (dir == NULL) dir = cp_cfg_str("REGISTER_DIR");
-  if (signer == NULL) signer = getenv("CAREPASS_SIGNER_ENDPOINTS");
-  if (signer == NULL || signer[0] == '\0') signer = cp_cfg_str("SIGNER_ENDPOINTS");
+  if (bus == NULL) bus = cp_cfg_str("BUS_VERIFY_IN");
 
   char err[CP_ERRLEN], serr[CP_ERRLEN] = "";
   int rc = CLI_EXIT_FAIL;
   reg_log_t *log = NULL;
   void *zctx = NULL;
-  void **socks = NULL;
-  size_t nsocks = 0;
+  void *sock = NULL;
   cp_redis_t *redis = NULL;
-  char *list = NULL;
   sc.err = serr;
   sc.errlen = sizeof serr;
   if (reg_open(dir, NULL, &log, err, sizeof err) != 0) {
@@ -296,60 +369,54 @@ int cmd_revoke(int argc, char **argv) {
     goto out;
   }
 
-  /* one PUSH socket per shard, in CAREPASS_SIGNER_ENDPOINTS order */
+  /* Redis holds the claims (and shows the commits); the bus takes them to verify */
+  redis = cp_redis_new(cp_cfg_str("REDIS_HOST"), (int)cp_cfg_int("REDIS_PORT"),
+                       (int)cp_cfg_int("REDIS_TIMEOUT_MS"), err, sizeof err);
+  if (redis == NULL) {
+    cli_error(CMD, "Redis: %s (operator revocations are recorded there before they are sent)", err);
+    goto out;
+  }
+  char sha[41];
+  if (ing_store_init(redis, sha, err, sizeof err) != 0) {
+    cli_error(CMD, "Redis: %s", err);
+    goto out;
+  }
   zctx = zmq_ctx_new();
   if (zctx == NULL) {
     cli_error(CMD, "zmq_ctx_new failed");
     goto out;
   }
-  list = cp_strdup(signer);
-  size_t cap = 1;
-  for (const char *c = list; *c; c++) cap += *c == ',';
-  socks = cp_xcalloc(cap, sizeof *socks);
-  char *save = NULL;
-  for (char *ep = strtok_r(list, ",", &save); ep != NULL; ep = strtok_r(NULL, ",", &save)) {
-    while (*ep == ' ') ep++;
-    if (*ep == '\0') continue;
-    socks[nsocks] = cp_zmq_socket(zctx, ZMQ_PUSH, ep, false, 100000, 0, err, sizeof err);
-    if (socks[nsocks] == NULL) {
-      cli_error(CMD, "signer endpoint %s: %s", ep, err);
-      goto out;
-    }
-    nsocks++;
-  }
-  if (nsocks == 0) {
-    cli_error(CMD, "no signer endpoint (set CAREPASS_SIGNER_ENDPOINTS or --signer)");
+  sock = cp_zmq_socket(zctx, ZMQ_PUSH, bus, false, 100000, 0, err, sizeof err);
+  if (sock == NULL) {
+    cli_error(CMD, "bus endpoint %s: %s", bus, err);
     goto out;
   }
-  if (wait_s > 0) {
-    redis = cp_redis_new(cp_cfg_str("REDIS_HOST"), (int)cp_cfg_int("REDIS_PORT"),
-                         (int)cp_cfg_int("REDIS_TIMEOUT_MS"), err, sizeof err);
-    if (redis == NULL) {
-      cli_error(CMD, "Redis: %s (needed to see the commits; --wait 0 sends without waiting)", err);
-      goto out;
-    }
-  }
+  int64_t redrive_ms = cp_cfg_int("REDRIVE_AFTER_MS");
   for (size_t i = 0; i < sc.nt; i++)
-    if (send_revocation(socks, nsocks, &sc.t[i], reason) != 0) {
-      cli_error(CMD, "sending the revocation of entry %" PRIu64 ": %s", sc.t[i].index, zmq_strerror(zmq_errno()));
+    if (claim_and_send(redis, sha, redrive_ms, sock, &sc.t[i], reason, err, sizeof err) != 0) {
+      cli_error(CMD, "sending the revocation of entry %" PRIu64 ": %s", sc.t[i].index, err);
       goto out;
     }
   if (wait_s == 0) {
-    /* LINGER is 0 on carepass sockets: give the queued messages a moment to leave */
+    /* LINGER is 0 on carepass sockets: give the queued messages a moment to leave (a message lost
+     * here is re-sent by intake's redrive: the claim is in Redis) */
     usleep(500 * 1000);
     printf("sent %zu revocation(s); not waiting for the commits\n", sc.nt);
     rc = CLI_EXIT_OK;
     goto out;
   }
   size_t done = wait_commits(redis, sc.t, sc.nt, (int)wait_s);
+  size_t refused = 0;
   for (size_t i = 0; i < sc.nt; i++) {
     if (sc.t[i].done)
       printf("entry %" PRIu64 " revoked by entry %" PRIu64 " (%s)\n", sc.t[i].index, sc.t[i].revocation_index, reason);
+    else if (sc.t[i].refused)
+      refused++, printf("entry %" PRIu64 ": revocation refused by verify: %s\n", sc.t[i].index, sc.t[i].refusal);
     else
       printf("entry %" PRIu64 ": revocation not committed within %lds (run the command again; it is idempotent)\n",
              sc.t[i].index, wait_s);
   }
-  rc = done == sc.nt ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+  rc = done == sc.nt && refused == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
 out:
   for (size_t i = 0; i < sc.nt; i++) {
     free(sc.t[i].qualification);
@@ -358,9 +425,7 @@ out:
   }
   free(sc.t);
   free(sc.revs);
-  for (size_t i = 0; i < nsocks; i++) cp_zmq_close(&socks[i]);
-  free(socks);
-  free(list);
+  cp_zmq_close(&sock);
   if (zctx != NULL) zmq_ctx_term(zctx);
   cp_redis_destroy(&redis);
   reg_close(&log);
