@@ -104,6 +104,7 @@ def main():
                     help="print Redis's commands per check and their time (INFO commandstats) for each run")
     ap.add_argument("--build-dir", default=os.environ.get("CAREPASS_BUILD_DIR", str(HERE.parent / "build")))
     args = ap.parse_args()
+    args.build_dir = str(Path(args.build_dir).resolve())  # the harness runs binaries from other directories
     os.environ["CAREPASS_BUILD_DIR"] = args.build_dir
     gen = args.generator or ("c" if httpload_binary(args.build_dir) else "python")
 

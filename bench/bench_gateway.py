@@ -51,6 +51,7 @@ def main():
     ap.add_argument("--events", type=int, default=600)
     ap.add_argument("--redis-n", type=int, default=100000)
     args = ap.parse_args()
+    args.build_dir = str(Path(args.build_dir).resolve())  # the harness runs binaries from other directories
     os.environ["CAREPASS_BUILD_DIR"] = args.build_dir
     gen = args.generator or ("c" if httpload_binary(args.build_dir) else "python")
 
