@@ -65,7 +65,7 @@ const cp_config_def_t cp_config_table[] = {
 
   /* gateway (HTTP edge) */
   {"GATEWAY_BIND", CP_CFG_STR, "127.0.0.1:8080", 3, 255, CP_SVC_GATEWAY, "HTTP listen address host:port (IPv4; 0.0.0.0 = every interface)"},
-  {"GATEWAY_THREADS", CP_CFG_INT, "4", 1, 256, CP_SVC_GATEWAY, "HTTP event loops (threads), each with its own libmicrohttpd daemon on the shared address; a loop waits for Redis during each batch of checks, so about two per core"},
+  {"GATEWAY_THREADS", CP_CFG_INT, "4", 1, 256, CP_SVC_GATEWAY, "HTTP event loops (threads), each with its own libmicrohttpd daemon on the shared address; each loop waits for Redis during its batches of checks"},
   {"GATEWAY_MAX_BODY", CP_CFG_INT, "1048576", 1024, 67108864, CP_SVC_GATEWAY, "largest request body in bytes; bigger gets 413 BODY_TOO_LARGE"},
   {"GATEWAY_TIMEOUT_S", CP_CFG_INT, "30", 1, 3600, CP_SVC_GATEWAY, "a connection idle (or sending this slowly) this long is closed (slowloris)"},
   {"GATEWAY_PER_IP_LIMIT", CP_CFG_INT, "64", 0, 100000, CP_SVC_GATEWAY, "concurrent connections from one client address (0 = no limit)"},
