@@ -27,7 +27,6 @@ The machine has 2 cores shared by the gateway, Redis and the generator: compare 
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import re
 import subprocess
@@ -42,7 +41,7 @@ sys.path.insert(0, str(HERE.parent / "tests" / "integration"))
 os.environ.setdefault("CAREPASS_SOURCE_DIR", str(HERE.parent))
 
 from harness import CarepassSystem, event  # noqa: E402
-from httpbench import cpu_seconds, httpload_binary, keepalive_worker, pct, redis_get_rate, run_httpload  # noqa: E402
+from httpbench import cpu_seconds, httpload_binary, keepalive_worker, redis_get_rate, run_httpload, run_processes  # noqa: E402
 
 DOB = "1984-05-17"
 
@@ -55,20 +54,8 @@ def worker(port, bodies, seconds, out_q):
 
 
 def run_python(port, bodies, args):
-    q = mp.Queue()
-    procs = [mp.Process(target=worker, args=(port, bodies[i % len(bodies):] + bodies[:i % len(bodies)],
-                                             args.seconds, q))
-             for i in range(args.clients)]
-    for p in procs:
-        p.start()
-    results = [q.get(timeout=args.seconds + 60) for _ in procs]
-    for p in procs:
-        p.join(timeout=10)
-    total = sum(r[0] for r in results)
-    errors = sum(r[1] for r in results)
-    lat = sorted(x for r in results for x in r[2])
-    return (total / args.seconds, errors, total, pct(lat, 50) / 1000, pct(lat, 99) / 1000,
-            lat[-1] / 1000 if lat else 0)
+    return run_processes(worker, [(port, bodies[i % len(bodies):] + bodies[:i % len(bodies)])
+                                  for i in range(args.clients)], args.seconds)
 
 
 def run_c(port, bodies, args, tmpdir):

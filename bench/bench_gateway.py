@@ -18,7 +18,6 @@ not absolute numbers.
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import sys
 import tempfile
@@ -31,7 +30,7 @@ sys.path.insert(0, str(HERE.parent / "tests" / "integration"))
 os.environ.setdefault("CAREPASS_SOURCE_DIR", str(HERE.parent))
 
 from harness import CarepassSystem, event  # noqa: E402
-from httpbench import cpu_seconds, httpload_binary, keepalive_worker, pct, redis_get_rate, run_httpload  # noqa: E402
+from httpbench import cpu_seconds, httpload_binary, keepalive_worker, redis_get_rate, run_httpload, run_processes  # noqa: E402
 
 
 def worker(port, paths, seconds, out_q):
@@ -87,19 +86,8 @@ def main():
                 rps, errors, total, p50, p99, mx = run_httpload(args.build_dir, s.gateway_port, args.clients, 1,
                                                                 args.seconds, ["-m", "GET", "-U", str(pf)])
             else:
-                q = mp.Queue()
-                procs = [mp.Process(target=worker, args=(s.gateway_port, paths, args.seconds, q))
-                         for _ in range(args.clients)]
-                for p in procs:
-                    p.start()
-                results = [q.get(timeout=args.seconds + 60) for _ in procs]
-                for p in procs:
-                    p.join(timeout=10)
-                total = sum(r[0] for r in results)
-                errors = sum(r[1] for r in results)
-                lat = sorted(x for r in results for x in r[2])
-                rps = total / args.seconds
-                p50, p99, mx = pct(lat, 50) / 1000, pct(lat, 99) / 1000, (lat[-1] / 1000 if lat else 0)
+                rps, errors, total, p50, p99, mx = run_processes(worker, [(s.gateway_port, paths)] * args.clients,
+                                                                 args.seconds)
             elapsed = time.perf_counter() - t0
             cpu = cpu_seconds(gw_pid) - cpu0
             print(f"gateway GET /log/tile/...: {rps:,.0f} requests/s ({total} in {elapsed:.1f} s, "

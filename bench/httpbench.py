@@ -3,6 +3,7 @@ connection sending prepared requests back to back, the C load generator (bench/h
 percentiles, a process's CPU time, and redis-benchmark's unpipelined GET rate (the baseline
 measured in the same run)."""
 
+import multiprocessing as mp
 import os
 import re
 import socket
@@ -48,6 +49,23 @@ def keepalive_worker(port, reqs, seconds, out_q):
         lat.append(int((time.perf_counter() - t0) * 1e6))
     s.close()
     out_q.put((count, errors, lat))
+
+
+def run_processes(target, per_client_args, seconds):
+    """One process per client running target(*args, seconds, queue) (e.g. a keepalive_worker
+    wrapper); returns (requests/s, errors, requests, p50 ms, p99 ms, max ms)."""
+    q = mp.Queue()
+    procs = [mp.Process(target=target, args=(*a, seconds, q)) for a in per_client_args]
+    for p in procs:
+        p.start()
+    results = [q.get(timeout=seconds + 60) for _ in procs]
+    for p in procs:
+        p.join(timeout=10)
+    total = sum(r[0] for r in results)
+    errors = sum(r[1] for r in results)
+    lat = sorted(x for r in results for x in r[2])
+    return (total / seconds, errors, total, pct(lat, 50) / 1000, pct(lat, 99) / 1000,
+            lat[-1] / 1000 if lat else 0)
 
 
 def pct(sorted_vals, p):

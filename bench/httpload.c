@@ -223,8 +223,8 @@ static void usage(void) {
   exit(2);
 }
 
-/* Add one request without a body for path to the cycle. */
-static void add_bodyless(const char *method, const char *path, char **hdrs, int nh) {
+/* Add one request to the cycle: method and path, the -H headers, and the body when not NULL. */
+static void add_request(const char *method, const char *path, char **hdrs, int nh, const char *body) {
   char head[4096];
   int k = snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: bench\r\n", method, path);
   for (int i = 0; i < nh; i++) k += snprintf(head + k, sizeof head - (size_t)k, "%s\r\n", hdrs[i]);
@@ -232,45 +232,19 @@ static void add_bodyless(const char *method, const char *path, char **hdrs, int 
   g.reqs = realloc(g.reqs, (g.nreqs + 1) * sizeof *g.reqs);
   if (g.reqs == NULL) exit(2);
   hl_req_t *r = &g.reqs[g.nreqs++];
-  r->data = xmalloc((size_t)k + 3);
-  r->len = (size_t)snprintf(r->data, (size_t)k + 3, "%s\r\n", head);
+  size_t sz = (size_t)k + (body != NULL ? strlen(body) : 0) + 64;
+  r->data = xmalloc(sz);
+  if (body == NULL) r->len = (size_t)snprintf(r->data, sz, "%s\r\n", head);
+  else r->len = (size_t)snprintf(r->data, sz, "%sContent-Length: %zu\r\n\r\n%s", head, strlen(body), body);
 }
 
-/* The cycle of GETs (or method) of every non-empty line of pathfile. */
-static void build_path_requests(const char *method, char **hdrs, int nh, const char *pathfile) {
-  FILE *f = fopen(pathfile, "r");
+/* One request per non-empty line of file: the line is the body (as_path false, on `path`) or the
+ * path (as_path true, no body). */
+static void add_requests_from(const char *file, bool as_path, const char *method, const char *path,
+                              char **hdrs, int nh) {
+  FILE *f = fopen(file, "r");
   if (f == NULL) {
-    fprintf(stderr, "httpload: %s: %s\n", pathfile, strerror(errno));
-    exit(2);
-  }
-  char *line = NULL;
-  size_t cap = 0;
-  ssize_t n;
-  while ((n = getline(&line, &cap, f)) > 0) {
-    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
-    if (n > 0) add_bodyless(method, line, hdrs, nh);
-  }
-  free(line);
-  fclose(f);
-  if (g.nreqs == 0) {
-    fprintf(stderr, "httpload: %s has no paths\n", pathfile);
-    exit(2);
-  }
-}
-
-/* Build the request cycle: one request per non-empty body line, or one request without a body. */
-static void build_requests(const char *method, const char *path, char **hdrs, int nh, const char *bodyfile) {
-  char head[4096];
-  int k = snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: bench\r\n", method, path);
-  for (int i = 0; i < nh; i++) k += snprintf(head + k, sizeof head - (size_t)k, "%s\r\n", hdrs[i]);
-  if ((size_t)k >= sizeof head - 64) usage();
-  if (bodyfile == NULL) {
-    add_bodyless(method, path, hdrs, nh);
-    return;
-  }
-  FILE *f = fopen(bodyfile, "r");
-  if (f == NULL) {
-    fprintf(stderr, "httpload: %s: %s\n", bodyfile, strerror(errno));
+    fprintf(stderr, "httpload: %s: %s\n", file, strerror(errno));
     exit(2);
   }
   char *line = NULL;
@@ -279,17 +253,13 @@ static void build_requests(const char *method, const char *path, char **hdrs, in
   while ((n = getline(&line, &cap, f)) > 0) {
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
     if (n == 0) continue;
-    g.reqs = realloc(g.reqs, (g.nreqs + 1) * sizeof *g.reqs);
-    if (g.reqs == NULL) exit(2);
-    size_t sz = (size_t)k + (size_t)n + 64;
-    hl_req_t *r = &g.reqs[g.nreqs++];
-    r->data = xmalloc(sz);
-    r->len = (size_t)snprintf(r->data, sz, "%sContent-Length: %zd\r\n\r\n%s", head, n, line);
+    if (as_path) add_request(method, line, hdrs, nh, NULL);
+    else add_request(method, path, hdrs, nh, line);
   }
   free(line);
   fclose(f);
   if (g.nreqs == 0) {
-    fprintf(stderr, "httpload: %s has no bodies\n", bodyfile);
+    fprintf(stderr, "httpload: %s has no %s\n", file, as_path ? "paths" : "bodies");
     exit(2);
   }
 }
@@ -325,8 +295,9 @@ int main(int argc, char **argv) {
   g.addr.sin_family = AF_INET;
   g.addr.sin_port = htons((uint16_t)port);
   if (inet_pton(AF_INET, host, &g.addr.sin_addr) != 1) usage();
-  if (pathfile != NULL) build_path_requests(method, hdrs, nh, pathfile);
-  else build_requests(method, path, hdrs, nh, bodyfile);
+  if (pathfile != NULL) add_requests_from(pathfile, true, method, path, hdrs, nh);
+  else if (bodyfile != NULL) add_requests_from(bodyfile, false, method, path, hdrs, nh);
+  else add_request(method, path, hdrs, nh, NULL);
 
   g.start_ns = now_ns() + (int64_t)(warm * 1e9);
   g.end_ns = g.start_ns + (int64_t)(secs * 1e9);

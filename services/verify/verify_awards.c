@@ -263,6 +263,23 @@ static bool parse_award_id(const char *id, char code[CAT_CODE_MAX], char hex16[1
   return true;
 }
 
+/* What an award's events have in common: carepass's provider id, the event id idbuf, the worker
+ * and date of the standard src (the award dates from the standard that completed the set). */
+static void award_event_init(const Carepass__V1__PendingEvent *src, const cat_qual_t *award, char *idbuf,
+                             Carepass__V1__EventKind kind, Carepass__V1__PendingEvent *out) {
+  Carepass__V1__PendingEvent init = CAREPASS__V1__PENDING_EVENT__INIT;
+  *out = init;
+  out->provider_id = (char *)VERIFY_AWARD_PROVIDER;
+  out->provider_event_id = idbuf;
+  out->worker_pseudonym = src->worker_pseudonym;   /* shares the source's bytes */
+  out->qualification_code = (char *)award->code;
+  out->completion_date = src->completion_date;
+  out->assessor_id = (char *)"";
+  out->kind = kind;
+  out->received_at = cp_now_ms();
+  out->reply_to = (char *)"";
+}
+
 void verify_award_event(const Carepass__V1__PendingEvent *src, const cat_qual_t *award, uint64_t gen,
                         char idbuf[VERIFY_AWARD_ID_MAX], Carepass__V1__PendingEvent *out) {
   assert(src != NULL && award != NULL && out != NULL);
@@ -270,18 +287,7 @@ void verify_award_event(const Carepass__V1__PendingEvent *src, const cat_qual_t 
   if (!pseudonym_hex(src, hex))
     assert(!"award for an event without a pseudonym");
   award_id(award->code, hex, gen, idbuf);
-  Carepass__V1__PendingEvent init = CAREPASS__V1__PENDING_EVENT__INIT;
-  *out = init;
-  out->provider_id = (char *)VERIFY_AWARD_PROVIDER;
-  out->provider_event_id = idbuf;
-  out->worker_pseudonym = src->worker_pseudonym;   /* shares the source's bytes */
-  out->qualification_code = (char *)award->code;
-  /* The award dates from the standard that completed the set. */
-  out->completion_date = src->completion_date;
-  out->assessor_id = (char *)"";
-  out->kind = CAREPASS__V1__EVENT_KIND__EVENT_KIND_COMPLETION;
-  out->received_at = cp_now_ms();
-  out->reply_to = (char *)"";
+  award_event_init(src, award, idbuf, CAREPASS__V1__EVENT_KIND__EVENT_KIND_COMPLETION, out);
 }
 
 void verify_award_revocation_event(const Carepass__V1__PendingEvent *src, const cat_qual_t *award,
@@ -293,19 +299,9 @@ void verify_award_revocation_event(const Carepass__V1__PendingEvent *src, const 
     assert(!"award revocation for an event without a pseudonym");
   award_revoke_id(award->code, hex, gen, idbuf);
   award_id(award->code, hex, gen, revbuf);
-  Carepass__V1__PendingEvent init = CAREPASS__V1__PENDING_EVENT__INIT;
-  *out = init;
-  out->provider_id = (char *)VERIFY_AWARD_PROVIDER;
-  out->provider_event_id = idbuf;
-  out->worker_pseudonym = src->worker_pseudonym;   /* shares the source's bytes */
-  out->qualification_code = (char *)award->code;
-  out->completion_date = src->completion_date;
-  out->assessor_id = (char *)"";
-  out->kind = CAREPASS__V1__EVENT_KIND__EVENT_KIND_REVOCATION;
+  award_event_init(src, award, idbuf, CAREPASS__V1__EVENT_KIND__EVENT_KIND_REVOCATION, out);
   out->revokes_event_id = revbuf;
   out->revocation_reason = (char *)VERIFY_AWARD_REVOKE_REASON;
-  out->received_at = cp_now_ms();
-  out->reply_to = (char *)"";
 }
 
 /* The code of the record a revocation withdraws: as verify stored it when it passed the record,

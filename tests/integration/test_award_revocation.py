@@ -9,41 +9,16 @@ import signal
 
 import pytest
 
+from award_helpers import awards, committed, entries, revocations_of
 from harness import event
 from register_check import Register
 
-REVOCATION = 2
 NI = "JG103759A"
 
 
 def standard(i, eid=None):
     return event(eid or f"ar-{i:02d}", ni_number=NI, qualification_code=f"CC-STD-{i:02d}",
                  completion_date="2025-02-01", assessor_id="ASR-1")
-
-
-def committed(system, evs):
-    rep = system.submit(evs)
-    for r in rep.replies:
-        assert r.outcome == system.pb.OUTCOME_COMMITTED, (r.provider_event_id, r.reason_code, r.message)
-    return {r.provider_event_id: r.entry_index for r in rep.replies}
-
-
-def entries(system, pseudo):
-    """(index, PassportEntry) of the worker's entries, in register order."""
-    reg = Register(system.register_dir)
-    with system.redis() as r:
-        idx = sorted(int(x) for x in r.lrange(f"cp:w:{{{pseudo}}}:entries"))
-    return [(i, reg.passport_entry(i, system.register_pb)) for i in idx if i < reg.size]
-
-
-def awards(system, pseudo):
-    return [(i, pe) for i, pe in entries(system, pseudo) if pe.qualification_code == "CC"
-            and pe.entry_type == system.register_pb.ENTRY_TYPE_DERIVED_AWARD]
-
-
-def revocations_of(system, pseudo, index):
-    return [(i, pe) for i, pe in entries(system, pseudo)
-            if pe.entry_type == REVOCATION and pe.revokes_index == index]
 
 
 def test_revoking_a_standard_revokes_the_care_certificate_and_redoing_it_reissues(system):

@@ -3,40 +3,16 @@ derived-award rule applies to them as to a provider's revocations, no provider r
 is reported with its reason and retried by running the command again, and `carepass reindex`
 rebuilds the same award state."""
 
+from award_helpers import awards, committed, revocations_of
 from harness import event
 from register_check import Register
 
 NI = "CE654321A"
-DERIVED_AWARD = 3
-REVOCATION = 2
 
 
 def standard(i, eid=None):
     return event(eid or f"or-{i:02d}", ni_number=NI, qualification_code=f"CC-STD-{i:02d}",
                  completion_date="2025-03-01", assessor_id="ASR-1")
-
-
-def committed(system, evs):
-    rep = system.submit(evs)
-    for r in rep.replies:
-        assert r.outcome == system.pb.OUTCOME_COMMITTED, (r.provider_event_id, r.reason_code, r.message)
-    return {r.provider_event_id: r.entry_index for r in rep.replies}
-
-
-def worker_entries(system, pseudo):
-    reg = Register(system.register_dir)
-    with system.redis() as r:
-        idx = sorted(int(x) for x in r.lrange(f"cp:w:{{{pseudo}}}:entries"))
-    return [(i, reg.passport_entry(i, system.register_pb)) for i in idx if i < reg.size]
-
-
-def awards(system, pseudo):
-    return [(i, pe) for i, pe in worker_entries(system, pseudo) if pe.entry_type == DERIVED_AWARD]
-
-
-def revocations_of(system, pseudo, index):
-    return [(i, pe) for i, pe in worker_entries(system, pseudo)
-            if pe.entry_type == REVOCATION and pe.revokes_index == index]
 
 
 def award_state(system, pseudo):
