@@ -17,6 +17,9 @@
 #define VERIFY_KEY_W_AWARD_GEN_FMT CP_KEY_W_AWARD_GEN_FMT /* HASH award code -> generation */
 #define VERIFY_AWARD_ID_MAX 96            /* room for an award or award-revocation event id */
 #define VERIFY_CRASH_AWARD_CLAIMED "verify.award_claimed" /* test crash point (see verify_awards.c) */
+#define VERIFY_AWARD_WD_TICK_MS 1000      /* how often verify looks at late award withdrawals (cp:award_wd) */
+#define VERIFY_AWARD_WD_RESEND_MS 5000    /* a late award revocation not yet committed is re-sent after this */
+#define VERIFY_AWARD_WD_SCAN 64           /* cp:award_wd fields looked at per tick (HSCAN COUNT) */
 
 /* Counters, logged periodically (and for /metrics via the log). */
 typedef struct {
@@ -28,6 +31,8 @@ typedef struct {
   uint64_t awards;       // derived awards issued
   uint64_t redis_errors; // batches retried because Redis failed
   uint64_t award_redrives; // pending derived awards re-sent after a redrive
+  uint64_t award_late_withdrawals; // awards withdrawn before they committed (recorded in cp:award_wd)
+  uint64_t award_late_revokes;     // revocations sent for those awards once they committed
 } verify_counts_t;
 
 /* The running service. */
@@ -42,6 +47,7 @@ typedef struct {
   void *notify;                 // PUSH to the bus notify queue
   void *results;                // PUB to the bus results topic
   int64_t redrive_after_ms;     // REDRIVE_AFTER_MS: when intake re-sends an issued award not yet committed
+  char wd_cursor[24];           // HSCAN cursor over cp:award_wd between ticks ("0" = start again)
   verify_counts_t counts;       // counters
 } verify_t;
 
@@ -92,13 +98,27 @@ int verify_batch(verify_t *v, verify_item_t *items, size_t n, int32_t today) CP_
 int verify_awards_record(verify_t *v, verify_item_t *items, size_t n) CP_WUR;
 /* verify_awards.c: after stage_write, for passing revocations of a code a derived award requires:
  * take the code out of the worker's set and, when that award was issued and is committed, mark
- * the item to withdraw it too (item->award_revoke). -1 on Redis failure. */
+ * the item to withdraw it too (item->award_revoke). When it was issued but is not committed yet,
+ * withdraw it in Redis and record the late withdrawal in cp:award_wd (verify_withdraw.c sends the
+ * award's revocation once it commits). -1 on Redis failure. */
 int verify_awards_revoke(verify_t *v, verify_item_t *items, size_t n) CP_WUR;
+/* verify_withdraw.c: one look at the late award withdrawals recorded in cp:award_wd (awards withdrawn
+ * by verify_awards_revoke while not yet committed): an award now committed gets its revocation sent
+ * (id "award-revoke:<code>:<hex16>:<gen>", reason REQUIREMENT_REVOKED; re-sent every
+ * VERIFY_AWARD_WD_RESEND_MS until committed); the record goes once that revocation is committed, or
+ * when the award will not reach the register (rejected / unknown) or was revoked by another entry.
+ * Called every VERIFY_AWARD_WD_TICK_MS. -1 on Redis failure (nothing lost: the next tick retries). */
+int verify_awards_withdraw_tick(verify_t *v) CP_WUR;
 /* verify_awards.c: for items that are a pending derived award re-sent by intake's redrive
  * (item->award_redrive): pass it to the signer when the worker still holds the award at that
- * generation and the standard that completed it is committed; wait (drop) while that standard
- * is not; reject it when the award is no longer held. -1 on Redis failure. */
+ * generation (or it was withdrawn before it committed: it still goes onto the register, and its
+ * revocation follows, see verify_withdraw.c) and the standard that completed it is committed; wait
+ * (drop) while that standard is not; reject it when the award is no longer held. -1 on Redis failure. */
 int verify_awards_redrive(verify_t *v, verify_item_t *items, size_t n) CP_WUR;
+/* The event ids of generation `gen` of a derived award of the worker `hex` (pseudonym hex):
+ * "award:<code>:<hex16>[:g<gen>]" and its withdrawal "award-revoke:<code>:<hex16>:<gen>". */
+void verify_award_ids(const char *code, const char *hex, uint64_t gen, char award_id[VERIFY_AWARD_ID_MAX],
+                      char revoke_id[VERIFY_AWARD_ID_MAX]);
 /* Build the derived award's PendingEvent for the worker of `src` (award provider "carepass",
  * event id "award:<code>:<first 16 hex of pseudonym>", then ":g<gen>" for gen > 0).
  * Strings point into `idbuf`. */

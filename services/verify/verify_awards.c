@@ -29,8 +29,18 @@
  * verify right after the n-th round that issued an award, before anything is sent (the same
  * variable and <name>:<n> form as the register writer's crash points, see cp_register.h).
  *
- * Known limit: a standard revoked while its award is issued but not yet committed cannot
- * withdraw that award (its revocation needs the award's register index). */
+ * Late withdrawals: a standard revoked while its award is issued but not yet committed (sent to
+ * the signer, or waiting for a redrive) cannot send the award's revocation yet, which needs the
+ * award's register index. verify_awards_revoke then withdraws the award in Redis all the same
+ * (revoked_by on the award's event, generation +1, code out of cp:w:{hex}:awards) and records the
+ * withdrawal in HASH cp:award_wd (field "<code>:<gen>:<hex>", see cp_keys.h), last in its pipeline.
+ * The award still goes onto the register (it may be in the signer's queue already; a redrive of it
+ * passes too, see verify_awards_redrive), and verify's periodic tick (verify_withdraw.c) sends its
+ * revocation, with the same event id and reason as above, once it is committed. A crash anywhere in
+ * between is covered: the standard's revocation is not sent before the record is written, so its
+ * redrive comes back here and writes the record again (HSETNX, idempotent). `carepass reindex`
+ * rebuilds the same record from the register (an award, then a revocation of a standard it
+ * requires, without the award's revocation), see tools/carepass/cmd_reindex.c. */
 #include "verify.h"
 #include "cp_crash.h"
 #include "cp_codec.h"
@@ -231,6 +241,13 @@ static void award_id(const char *code, const char *hex, uint64_t gen, char idbuf
 /* The event id withdrawing generation `gen` of an award. */
 static void award_revoke_id(const char *code, const char *hex, uint64_t gen, char idbuf[VERIFY_AWARD_ID_MAX]) {
   snprintf(idbuf, VERIFY_AWARD_ID_MAX, "award-revoke:%s:%.16s:%" PRIu64, code, hex, gen);
+}
+
+void verify_award_ids(const char *code, const char *hex, uint64_t gen, char award_id_out[VERIFY_AWARD_ID_MAX],
+                      char revoke_id_out[VERIFY_AWARD_ID_MAX]) {
+  assert(code != NULL && hex != NULL);
+  award_id(code, hex, gen, award_id_out);
+  award_revoke_id(code, hex, gen, revoke_id_out);
 }
 
 /* Split an award event id "award:<code>:<hex16>[:g<gen>]"; false when it is not one. */
@@ -438,9 +455,10 @@ int verify_awards_revoke(verify_t *v, verify_item_t *items, size_t n) {
   if (exec_pipeline(v, &rep, &nrep) != 0)
     return -1;
   k = 0;
-  bool withdraw[VERIFY_BATCH_MAX];
+  bool withdraw[VERIFY_BATCH_MAX], late[VERIFY_BATCH_MAX];
   for (size_t i = 0; i < n; i++) {
     withdraw[i] = false;
+    late[i] = false;
     if (cand[i] == NULL)
       continue;
     const redisReply *a = rep[k++];
@@ -457,7 +475,20 @@ int verify_awards_revoke(verify_t *v, verify_item_t *items, size_t n) {
     bool by_none = by->type != REDIS_REPLY_STRING || by->len == 0;
     bool by_us = by->type == REDIS_REPLY_STRING && strlen(id) == by->len && memcmp(by->str, id, by->len) == 0;
     bool sent = rs != NULL && rs->type == REDIS_REPLY_STRING && rs->len == 9 && memcmp(rs->str, "committed", 9) == 0;
-    if (!committed || ix->type != REDIS_REPLY_STRING || sent)
+    if (sent)
+      continue;
+    if (!committed) {
+      /* Issued, not yet on the register: withdraw it now, send its revocation once it commits
+       * (verify_withdraw.c). A redrive after the withdrawal (no longer held, revoked_by ours)
+       * writes the record again, in case the first run stopped before it. */
+      bool accepted = st->type == REDIS_REPLY_STRING && st->len == 8 && memcmp(st->str, "accepted", 8) == 0;
+      if (accepted && ((member[i] && (by_none || by_us)) || (!member[i] && by_us))) {
+        withdraw[i] = member[i];
+        late[i] = true;
+      }
+      continue;
+    }
+    if (ix->type != REDIS_REPLY_STRING)
       continue;
     if ((member[i] && (by_none || by_us)) || (!member[i] && by_us)) {
       withdraw[i] = member[i];
@@ -491,6 +522,24 @@ int verify_awards_revoke(verify_t *v, verify_item_t *items, size_t n) {
     snprintf(g, sizeof g, "%" PRIu64, gen[i]);
     const char *argv[] = {"EVAL", WITHDRAW_AWARD, "2", gkey, akey, cand[i]->code, g};
     cp_redis_append_argv(v->redis, 7, argv, NULL);
+  }
+  /* Last: the late withdrawals' records (after the withdrawal itself, see the header comment). */
+  for (size_t i = 0; i < n; i++) {
+    if (cand[i] == NULL || !late[i])
+      continue;
+    bool ok = pseudonym_hex(items[i].ev, hex);
+    assert(ok);
+    (void)ok;
+    char field[VERIFY_KEY_MAX], val[64];
+    snprintf(field, sizeof field, "%s:%" PRIu64 ":%s", cand[i]->code, gen[i], hex);
+    snprintf(val, sizeof val, "0 %.16s", items[i].ev->completion_date ? items[i].ev->completion_date : "");
+    cp_redis_append(v->redis, "HSETNX %s %s %s", CP_KEY_AWARD_WD, field, val);
+    if (withdraw[i]) {
+      v->counts.award_late_withdrawals++;
+      award_id(cand[i]->code, hex, gen[i], id);
+      cp_log_info("derived award withdrawn before it committed; its revocation follows the commit",
+                  CP_KV_STR("award", cand[i]->code), CP_KV_STR("event", id), CP_KV_END);
+    }
   }
   if (exec_pipeline(v, &rep, &nrep) != 0)
     return -1;
@@ -536,7 +585,7 @@ int verify_awards_redrive(verify_t *v, verify_item_t *items, size_t n) {
     }
     aw[i] = q;
     queued += append_award_state(v, hex, q->code);
-    cp_redis_append(v->redis, "HGET %s src", it->key);
+    cp_redis_append(v->redis, "HMGET %s src revoked_by", it->key);
     queued += 1;
   }
   if (queued == 0)
@@ -551,8 +600,23 @@ int verify_awards_redrive(verify_t *v, verify_item_t *items, size_t n) {
       continue;
     const redisReply *m = rep[k++];
     uint64_t g = reply_u64(rep[k++]);
-    const redisReply *sr = rep[k++];
+    const redisReply *f = rep[k++];
+    const redisReply *sr = NULL, *by = NULL;
+    if (f != NULL && f->type == REDIS_REPLY_ARRAY && f->elements == 2) {
+      sr = f->element[0];
+      by = f->element[1];
+    }
     held[i] = m != NULL && m->type == REDIS_REPLY_INTEGER && m->integer == 1 && g == gen[i];
+    if (!held[i] && g > gen[i]) {
+      /* withdrawn before it committed (verify_awards_revoke): it still goes onto the register,
+       * and verify_withdraw.c sends its revocation after it */
+      char aid[VERIFY_AWARD_ID_MAX], rid[VERIFY_AWARD_ID_MAX];
+      bool ok = pseudonym_hex(items[i].ev, hex);
+      assert(ok);
+      (void)ok;
+      verify_award_ids(aw[i]->code, hex, gen[i], aid, rid);
+      held[i] = reply_is(by, rid);
+    }
     src[i][0] = '\0';
     if (sr != NULL && sr->type == REDIS_REPLY_STRING && sr->len < VERIFY_KEY_MAX)
       snprintf(src[i], VERIFY_KEY_MAX, "%.*s", (int)sr->len, sr->str);

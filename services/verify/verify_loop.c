@@ -156,13 +156,15 @@ static void log_counts(const verify_t *v) {
   cp_log_info("counts", CP_KV_INT("received", c->received), CP_KV_INT("passed", c->passed),
               CP_KV_INT("rejected", c->rejected), CP_KV_INT("replayed", c->replayed),
               CP_KV_INT("awards", c->awards), CP_KV_INT("award_redrives", c->award_redrives),
+              CP_KV_INT("award_late_withdrawals", c->award_late_withdrawals),
+              CP_KV_INT("award_late_revokes", c->award_late_revokes),
               CP_KV_INT("malformed", c->malformed),
               CP_KV_INT("redis_errors", c->redis_errors), CP_KV_END);
 }
 
 int verify_run(verify_t *v) {
   verify_item_t *items = cp_xcalloc(VERIFY_BATCH_MAX, sizeof *items);
-  int64_t last_beat = 0, last_counts = cp_mono_ms();
+  int64_t last_beat = 0, last_counts = cp_mono_ms(), last_wd = 0;
   uint64_t logged_received = 0;
   cp_log_info("verify running", CP_KV_INT("shards", v->nshards),
               CP_KV_INT("qualifications", cat_count(v->cat)), CP_KV_INT("providers", prov_count(v->reg)),
@@ -178,6 +180,18 @@ int verify_run(verify_t *v) {
         log_counts(v);
       logged_received = v->counts.received;
       last_counts = now;
+    }
+    if (now - last_wd >= VERIFY_AWARD_WD_TICK_MS) {
+      /* late award withdrawals: a Redis failure here is retried on the next tick */
+      if (verify_awards_withdraw_tick(v) != 0) {
+        v->counts.redis_errors++;
+        cp_log_warn("redis failed; late award withdrawals retried later",
+                    CP_KV_STR("error", cp_redis_errstr(v->redis)), CP_KV_END);
+        if (cp_redis_reconnect(v->redis) != 0) {
+          /* still down: the next tick fails fast and tries again */
+        }
+      }
+      last_wd = cp_mono_ms();
     }
     zmq_pollitem_t pi = {.socket = v->pull, .events = ZMQ_POLLIN};
     if (zmq_poll(&pi, 1, POLL_MS) <= 0)

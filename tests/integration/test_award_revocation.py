@@ -2,10 +2,14 @@
 Care Certificate standards revokes the Care Certificate (reason REQUIREMENT_REVOKED), exactly once,
 and completing the standard again issues a new Care Certificate under a new event id. The same
 holds for an operator revocation (`carepass revoke`); and an award whose verify dies between
-claiming it and sending it is re-sent by the redrive."""
+claiming it and sending it is re-sent by the redrive. A standard revoked while the award is issued
+but not yet committed (in the signer's queue, or waiting for a redrive) withdraws it too: verify
+records the late withdrawal (cp:award_wd) and sends the award's revocation once the award commits;
+`carepass reindex` rebuilds that record."""
 
 import re
 import signal
+import time
 
 import pytest
 
@@ -15,6 +19,12 @@ from register_check import Register
 
 NI = "JG103759A"
 
+
+
+def _hget(system, key, field):
+    """One field of a Redis hash, on a connection closed at once."""
+    with system.redis() as r:
+        return r.hget(key, field)
 
 def standard(i, eid=None):
     return event(eid or f"ar-{i:02d}", ni_number=NI, qualification_code=f"CC-STD-{i:02d}",
@@ -241,9 +251,162 @@ def test_award_survives_verify_killed_between_claim_and_send(system):
     system.wait_for(all_committed, timeout=30, what="the standards and the award committed")
     (cc_index, cc), = awards(system, pseudo)
     assert cc.provider_event_id == f"award:CC:{pseudo[:16]}"
-    std_index = max(int(system.redis().hget(f"cp:ev:{{PRV-0001:ar-{i:02d}}}", "index")) for i in range(1, 17))
+    std_index = max(int(_hget(system, f"cp:ev:{{PRV-0001:ar-{i:02d}}}", "index")) for i in range(1, 17))
     assert cc_index > std_index
     system.wait_for(lambda: system.redis().cmd("ZCARD", "cp:pending") == 0, what="nothing pending")
     assert "derived award re-sent" in system.log_text("verify")
     reg = Register(system.register_dir)
     assert reg.verify_checkpoint() and reg.verify_entry(cc_index, system.register_pb)
+
+
+def _award_progress(system, pseudo):
+    with system.redis() as red:
+        return (sorted(red.cmd("SMEMBERS", f"cp:w:{{{pseudo}}}:cc")),
+                sorted(red.cmd("SMEMBERS", f"cp:w:{{{pseudo}}}:awards")),
+                red.cmd("HGET", f"cp:w:{{{pseudo}}}:award_gen", "CC"),
+                sorted(red.cmd("HKEYS", "cp:award_wd")))
+
+
+def _accepted(system, evs):
+    rep = system.submit(evs, ack="accepted")
+    for r in rep.replies:
+        assert r.outcome == system.pb.OUTCOME_ACCEPTED, (r.provider_event_id, r.reason_code, r.message)
+
+
+def _withdraw_award_before_it_commits(system):
+    """15 standards committed; with the signer stopped, the 16th (issuing the award into the
+    signer's queue) and the provider's revocation of standard 5; returns the worker's pseudonym hex
+    once verify recorded the late withdrawal. The signer is left stopped."""
+    idx = committed(system, [standard(i) for i in range(1, 16)])
+    pseudo = Register(system.register_dir).passport_entry(idx["ar-01"], system.register_pb) \
+        .worker_pseudonym.hex()
+    award_key = f"cp:ev:{{carepass:award:CC:{pseudo[:16]}}}"
+    system.kill("signer", signal.SIGSTOP)
+    _accepted(system, [standard(16)])
+    system.wait_for(lambda: _hget(system, award_key, "state") == b"accepted",
+                    what="the award issued into the signer's queue")
+    _accepted(system, [event("ar-05-revoke", ni_number=NI, qualification_code="CC-STD-05",
+                             completion_date="2025-02-01", kind="revocation",
+                             revokes_event_id="ar-05", revocation_reason="ISSUED_IN_ERROR")])
+    field = f"CC:0:{pseudo}".encode()
+    system.wait_for(lambda: system.redis().cmd("HKEYS", "cp:award_wd") == [field],
+                    what="the late withdrawal recorded")
+    with system.redis() as red:
+        assert red.hget(award_key, "state") == b"accepted"   # still not on the register
+        assert red.hget(award_key, "revoked_by") == f"award-revoke:CC:{pseudo[:16]}:0".encode()
+        assert red.cmd("SISMEMBER", f"cp:w:{{{pseudo}}}:awards", "CC") == 0
+        assert red.cmd("HGET", f"cp:w:{{{pseudo}}}:award_gen", "CC") == b"1"
+    return pseudo
+
+
+def _assert_award_and_its_revocation(system, pseudo):
+    def done():
+        aw = awards(system, pseudo)
+        return len(aw) == 1 and revocations_of(system, pseudo, aw[0][0])
+    system.wait_for(done, timeout=30, what="the award and its revocation on the register")
+    (cc_index, cc), = awards(system, pseudo)
+    assert cc.provider_event_id == f"award:CC:{pseudo[:16]}"
+    (crev_index, crev), = revocations_of(system, pseudo, cc_index)
+    assert crev.reason_code == "REQUIREMENT_REVOKED"
+    assert (crev.provider_id, crev.provider_event_id) == ("carepass", f"award-revoke:CC:{pseudo[:16]}:0")
+    assert crev_index > cc_index
+    reg = Register(system.register_dir)
+    assert reg.verify_checkpoint() and reg.verify_entry(crev_index, system.register_pb)
+    system.wait_for(lambda: system.redis().cmd("HLEN", "cp:award_wd") == 0, what="the record cleared")
+    system.wait_for(lambda: system.redis().cmd("ZCARD", "cp:pending") == 0, what="nothing pending")
+    # one more round through verify and the signer, and a few ticks: still exactly one revocation
+    committed(system, [standard(1, "ar-01-again")])
+    assert len(revocations_of(system, pseudo, cc_index)) == 1
+    pp = system.run_cli(["passport", NI])
+    assert pp.returncode == 0, pp.stdout + pp.stderr
+    assert f"revoked (by #{crev_index}, REQUIREMENT_REVOKED)" in pp.stdout, pp.stdout
+    return cc_index
+
+
+def test_standard_revoked_while_the_award_is_not_yet_committed_revokes_it_after_the_commit(system):
+    """The award is in the signer's queue (sent, not committed) when standard 5 is revoked: verify
+    withdraws it in Redis and records the withdrawal (cp:award_wd); once the signer commits the
+    award, verify's tick sends its revocation (REQUIREMENT_REVOKED), exactly once."""
+    try:
+        pseudo = _withdraw_award_before_it_commits(system)
+    finally:
+        system.kill("signer", signal.SIGCONT)
+    _assert_award_and_its_revocation(system, pseudo)
+    assert "derived award revoked after it committed" in system.log_text("verify")
+    with system.redis() as red:
+        assert red.hget(f"cp:ev:{{carepass:award:CC:{pseudo[:16]}}}", "revoked_by") == \
+            f"award-revoke:CC:{pseudo[:16]}:0".encode()
+
+    # Redis rebuilt from the register alone: the same award state
+    before = _award_progress(system, pseudo)
+    assert before[1] == [] and before[2] == b"1" and before[3] == [] and b"CC-STD-05" not in before[0]
+    with system.redis() as red:
+        red.cmd("FLUSHALL")
+    for _ in range(2):
+        system.run_cli(["reindex"], check=True)
+        assert _award_progress(system, pseudo) == before
+
+    # redoing standard 5 issues generation 1, which stays valid
+    committed(system, [standard(5, "ar-05-redo")])
+    system.wait_for(lambda: len(awards(system, pseudo)) == 2, what="the re-issued Care Certificate")
+    (_, _), (cc2_index, cc2) = awards(system, pseudo)
+    assert cc2.provider_event_id == f"award:CC:{pseudo[:16]}:g1"
+    assert not revocations_of(system, pseudo, cc2_index)
+
+
+def test_reindex_in_the_gap_records_the_late_withdrawal_and_verify_finishes_it(system):
+    """Redis lost after the award and the standard's revocation committed but before verify sent
+    the award's revocation: `carepass reindex` rebuilds the late-withdrawal record from the
+    register (an award, then a revocation of a standard it requires, without the award's
+    revocation), and verify then revokes the award."""
+    try:
+        pseudo = _withdraw_award_before_it_commits(system)
+        system.kill("verify", signal.SIGSTOP)   # verify must not finish it before Redis is lost
+    finally:
+        system.kill("signer", signal.SIGCONT)
+    try:
+        award_key = f"cp:ev:{{carepass:award:CC:{pseudo[:16]}}}"
+        system.wait_for(lambda: _hget(system, award_key, "state") == b"committed" and
+                        _hget(system, "cp:ev:{PRV-0001:ar-05-revoke}", "state") == b"committed",
+                        timeout=30, what="the award and the standard's revocation committed")
+        (cc_index, _), = awards(system, pseudo)
+        assert not revocations_of(system, pseudo, cc_index)
+        gap = _award_progress(system, pseudo)
+        with system.redis() as red:
+            red.cmd("FLUSHALL")
+        for _ in range(2):
+            system.run_cli(["reindex"], check=True)
+            assert _award_progress(system, pseudo) == gap
+    finally:
+        system.kill("verify", signal.SIGCONT)
+    _assert_award_and_its_revocation(system, pseudo)
+
+
+@pytest.mark.carepass(extra_env={"CAREPASS_REDRIVE_AFTER_MS": "1000"})
+def test_award_withdrawn_before_it_was_ever_sent_is_redriven_then_revoked(system):
+    """verify dies right after claiming the award (never sent); with the signer stopped, the redrive
+    brings the 16th standard and the award back, and standard 5 is revoked while the award is still
+    pending: the redrive still takes the withdrawn award onto the register (it is not rejected),
+    and its revocation follows, exactly once."""
+    idx = committed(system, [standard(i) for i in range(1, 16)])
+    pseudo = Register(system.register_dir).passport_entry(idx["ar-01"], system.register_pb) \
+        .worker_pseudonym.hex()
+    award_key = f"cp:ev:{{carepass:award:CC:{pseudo[:16]}}}"
+    system.restart("verify", extra_env={"CAREPASS_TEST_CRASH_POINT": "verify.award_claimed:1"})
+    system.kill("signer", signal.SIGSTOP)
+    try:
+        _accepted(system, [standard(16)])
+        system.wait_for(lambda: not system.running("verify"), what="verify killed at the crash point")
+        assert _hget(system, award_key, "state") == b"accepted"
+        system.restart("verify")
+        _accepted(system, [event("ar-05-revoke", ni_number=NI, qualification_code="CC-STD-05",
+                                 completion_date="2025-02-01", kind="revocation",
+                                 revokes_event_id="ar-05", revocation_reason="ISSUED_IN_ERROR")])
+        system.wait_for(lambda: system.redis().cmd("HKEYS", "cp:award_wd") == [f"CC:0:{pseudo}".encode()],
+                        what="the late withdrawal recorded")
+        time.sleep(2.5)   # a redrive or two of the award while the standard it needs is not committed
+        assert _hget(system, award_key, "state") == b"accepted"
+    finally:
+        system.kill("signer", signal.SIGCONT)
+    _assert_award_and_its_revocation(system, pseudo)
+    assert "derived award re-sent" in system.log_text("verify")

@@ -25,6 +25,41 @@
 static const char RPUSH_ONCE[] =
     "if redis.call('LPOS', KEYS[1], ARGV[1]) == false then return redis.call('RPUSH', KEYS[1], ARGV[1]) end return 0";
 
+/* A derived award entry: held again, at the generation of its id. The generation is written only
+ * when present already (a re-run: the revocations after it in the walk write it again), so a first
+ * award that was never withdrawn leaves no generation, as verify leaves it.
+ * KEYS[1] cp:w:{hex}:awards, KEYS[2] cp:w:{hex}:award_gen; ARGV[1] code, ARGV[2] generation. */
+static const char AWARD_HELD[] =
+    "redis.call('SADD', KEYS[1], ARGV[1]) "
+    "if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) end "
+    "return 0";
+
+/* A revoked standard withdraws the award it counts towards when that award is held at this point
+ * of the walk, as verify does: out of the awards set, generation +1, and, until the award's own
+ * revocation comes later in the walk (AWARD_REVOKED deletes it), a late-withdrawal record in
+ * cp:award_wd, from which verify sends that revocation (services/verify/verify_withdraw.c).
+ * KEYS[1] cp:w:{hex}:awards, KEYS[2] cp:w:{hex}:award_gen, KEYS[3] cp:award_wd (another hash slot:
+ * not yet Cluster-ready, see cp_keys.h); ARGV[1] award code, ARGV[2] pseudonym hex, ARGV[3] the
+ * revocation's date. */
+static const char STANDARD_REVOKED[] =
+    "if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 0 end "
+    "local g = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0') "
+    "redis.call('SREM', KEYS[1], ARGV[1]) "
+    "redis.call('HSET', KEYS[2], ARGV[1], tostring(g + 1)) "
+    "redis.call('HSETNX', KEYS[3], ARGV[1] .. ':' .. tostring(g) .. ':' .. ARGV[2], '0 ' .. ARGV[3]) "
+    "return 1";
+
+/* A revoked derived award of generation ARGV[2]: withdrawn unless its generation moved on already
+ * (a revoked standard withdrew it first). KEYS[1] cp:w:{hex}:awards, KEYS[2] cp:w:{hex}:award_gen;
+ * ARGV[1] code, ARGV[2] the revoked generation, ARGV[3] that generation + 1. */
+static const char AWARD_REVOKED[] =
+    "local g = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0') "
+    "if g <= tonumber(ARGV[2]) then "
+    "  redis.call('SREM', KEYS[1], ARGV[1]) "
+    "  redis.call('HSET', KEYS[2], ARGV[1], ARGV[3]) "
+    "end "
+    "return 0";
+
 /* What the walk needs. */
 typedef struct {
   cp_redis_t *r;                 // Redis
@@ -49,8 +84,11 @@ static void help(FILE *out) {
           "the key valid at its index) the event state cp:ev:{provider:event} (state\n"
           "committed, index, and the intake digest so that a resent event gets the same\n"
           "answer), the worker's entry list cp:w:{pseudonym}:entries, the revoked_by\n"
-          "marker of revoked events, the Care Certificate progress set cp:w:{..}:cc and\n"
-          "the awards set cp:w:{..}:awards, and finally cp:reg:{shard}:indexed.\n"
+          "marker of revoked events, the Care Certificate progress set cp:w:{..}:cc,\n"
+          "the awards set cp:w:{..}:awards and generations cp:w:{..}:award_gen, the\n"
+          "late award withdrawals cp:award_wd (an award followed by a revocation of a\n"
+          "standard it requires but not by its own revocation: verify then sends it),\n"
+          "and finally cp:reg:{shard}:indexed.\n"
           "Rejected events are not in the register and are not restored. Safe to re-run.\n\n"
           "  --shard N   the register shard (default 0)\n");
 }
@@ -97,31 +135,43 @@ static int event_digest(const Carepass__V1__PassportEntry *pe, const char *revok
 
 
 /* A revocation undoes the award progress of what it revokes, as verify does: a
- * revoked standard leaves the worker's progress set; a revoked derived award
- * leaves the awards set and its generation moves past the revoked award's
- * (award ids are award:<code>:<hex16>[:g<N>]), so the next award gets a new id.
- * Written as absolute values, so running reindex twice gives the same state. */
-static void undo_award_progress(rx_t *x, const Carepass__V1__PassportEntry *target) {
+ * revoked standard leaves the worker's progress set, and withdraws the award it
+ * counts towards if that is held at this point of the walk (STANDARD_REVOKED:
+ * the award's revocation may not be on the register yet, e.g. the standard was
+ * revoked before the award committed; then a late-withdrawal record in
+ * cp:award_wd makes verify send it); a revoked derived award leaves the awards
+ * set and its generation moves past the revoked award's (award ids are
+ * award:<code>:<hex16>[:g<N>]), so the next award gets a new id. Award entries
+ * set the generation from their id again, so running reindex twice (without
+ * flushing Redis) gives the same state. */
+static void undo_award_progress(rx_t *x, const Carepass__V1__PassportEntry *rev,
+                                const Carepass__V1__PassportEntry *target) {
   if (target->worker_pseudonym.len != CP_PSEUDONYM_BYTES) return;
-  char thex[2 * CP_PSEUDONYM_BYTES + 1], key[100];
+  char thex[2 * CP_PSEUDONYM_BYTES + 1], key[100], akey[100], gkey[100];
   cp_hex(target->worker_pseudonym.data, CP_PSEUDONYM_BYTES, thex);
+  snprintf(akey, sizeof akey, CP_KEY_W_AWARDS_FMT, thex);
+  snprintf(gkey, sizeof gkey, CP_KEY_W_AWARD_GEN_FMT, thex);
   const cat_qual_t *aw[AWARDS_PER_CODE];
   if (target->entry_type == CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_RECORD && x->cat != NULL &&
       cat_awards_requiring(x->cat, target->qualification_code, aw, AWARDS_PER_CODE) > 0) {
     snprintf(key, sizeof key, CP_KEY_W_CC_FMT, thex);
     const char *srem[] = {"SREM", key, target->qualification_code};
     cmd(x, 3, srem);
+    const char *date = rev->completion_date != NULL ? rev->completion_date : "";
+    const char *ev[] = {"EVAL", STANDARD_REVOKED, "3", akey, gkey, CP_KEY_AWARD_WD, aw[0]->code, thex, date};
+    cmd(x, 9, ev);
   } else if (target->entry_type == CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_DERIVED_AWARD) {
-    snprintf(key, sizeof key, CP_KEY_W_AWARDS_FMT, thex);
-    const char *srem[] = {"SREM", key, target->qualification_code};
-    cmd(x, 3, srem);
     const char *g = strstr(target->provider_event_id, ":g");
     unsigned long long gen = g != NULL ? strtoull(g + 2, NULL, 10) : 0;
-    char next[24];
+    char cur[24], next[24], field[200];
+    snprintf(cur, sizeof cur, "%llu", gen);
     snprintf(next, sizeof next, "%llu", gen + 1);
-    snprintf(key, sizeof key, CP_KEY_W_AWARD_GEN_FMT, thex);
-    const char *hset[] = {"HSET", key, target->qualification_code, next};
-    cmd(x, 4, hset);
+    const char *ev[] = {"EVAL", AWARD_REVOKED, "2", akey, gkey, target->qualification_code, cur, next};
+    cmd(x, 8, ev);
+    /* its revocation is on the register: no late withdrawal left to finish */
+    snprintf(field, sizeof field, "%s:%llu:%s", target->qualification_code, gen, thex);
+    const char *hdel[] = {"HDEL", CP_KEY_AWARD_WD, field};
+    cmd(x, 3, hdel);
   }
 }
 
@@ -216,10 +266,13 @@ static int walk_fn(void *arg, uint64_t index, const uint8_t *entry, size_t len) 
     case CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_DERIVED_AWARD:
       x->awards++;
       if (hex[0]) {
-        char key[100];
+        char key[100], gkey[100], gen[24];
+        const char *g = strstr(pe->provider_event_id, ":g");
+        snprintf(gen, sizeof gen, "%llu", g != NULL ? strtoull(g + 2, NULL, 10) : 0ULL);
         snprintf(key, sizeof key, CP_KEY_W_AWARDS_FMT, hex);
-        const char *sadd[] = {"SADD", key, pe->qualification_code};
-        cmd(x, 3, sadd);
+        snprintf(gkey, sizeof gkey, CP_KEY_W_AWARD_GEN_FMT, hex);
+        const char *ev[] = {"EVAL", AWARD_HELD, "2", key, gkey, pe->qualification_code, gen};
+        cmd(x, 7, ev);
       }
       break;
     case CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_REVOCATION:
@@ -229,7 +282,7 @@ static int walk_fn(void *arg, uint64_t index, const uint8_t *entry, size_t len) 
         snprintf(tkey, sizeof tkey, CP_KEY_EVENT_FMT, target->provider_id, target->provider_event_id);
         const char *hsetnx[] = {"HSETNX", tkey, "revoked_by", pe->provider_event_id};
         cmd(x, 4, hsetnx);
-        undo_award_progress(x, target);
+        undo_award_progress(x, pe, target);
       }
       break;
     default:
