@@ -64,6 +64,13 @@ static bool pseudonym_hex(const Carepass__V1__PendingEvent *ev, char hex[2 * CP_
   return true;
 }
 
+/* The pseudonym of an item already found to have one (a candidate of an earlier round). */
+static void known_pseudonym_hex(const Carepass__V1__PendingEvent *ev, char hex[2 * CP_PSEUDONYM_BYTES + 1]) {
+  bool ok = pseudonym_hex(ev, hex);
+  assert(ok);
+  (void)ok;
+}
+
 /* Does item `it` take part in a derived award? Fills the award it counts towards. */
 static const cat_qual_t *award_candidate(const verify_t *v, const verify_item_t *it) {
   if (it->state != VITEM_PASS || it->entry_type != CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_RECORD)
@@ -184,9 +191,7 @@ int verify_awards_record(verify_t *v, verify_item_t *items, size_t n) {
   for (size_t i = 0; i < n; i++) {
     if (!complete[i])
       continue;
-    bool ok = pseudonym_hex(items[i].ev, hex);
-    assert(ok);
-    (void)ok;
+    known_pseudonym_hex(items[i].ev, hex);
     Carepass__V1__PendingEvent aev;
     char id[VERIFY_AWARD_ID_MAX], akey[VERIFY_KEY_MAX], gkey[VERIFY_KEY_MAX], evkey[VERIFY_KEY_MAX];
     char member[VERIFY_KEY_MAX], g[24];
@@ -440,9 +445,7 @@ int verify_awards_revoke(verify_t *v, verify_item_t *items, size_t n) {
   for (size_t i = 0; i < n; i++) {
     if (cand[i] == NULL)
       continue;
-    bool ok = pseudonym_hex(items[i].ev, hex);
-    assert(ok);
-    (void)ok;
+    known_pseudonym_hex(items[i].ev, hex);
     if (!member[i] && gen[i] > 0)
       gen[i]--;
     award_id(cand[i]->code, hex, gen[i], id);
@@ -463,9 +466,7 @@ int verify_awards_revoke(verify_t *v, verify_item_t *items, size_t n) {
       continue;
     const redisReply *a = rep[k++];
     const redisReply *rs = rep[k++];
-    bool ok = pseudonym_hex(items[i].ev, hex);
-    assert(ok);
-    (void)ok;
+    known_pseudonym_hex(items[i].ev, hex);
     award_revoke_id(cand[i]->code, hex, gen[i], id);
     if (a == NULL || a->type != REDIS_REPLY_ARRAY || a->elements != 3)
       continue;
@@ -505,9 +506,7 @@ int verify_awards_revoke(verify_t *v, verify_item_t *items, size_t n) {
   for (size_t i = 0; i < n; i++) {
     if (cand[i] == NULL)
       continue;
-    bool ok = pseudonym_hex(items[i].ev, hex);
-    assert(ok);
-    (void)ok;
+    known_pseudonym_hex(items[i].ev, hex);
     snprintf(key, sizeof key, CP_KEY_W_CC_FMT, hex);
     cp_redis_append(v->redis, "SREM %s %s", key, revoked_code(&items[i]));
     if (!withdraw[i])
@@ -527,9 +526,7 @@ int verify_awards_revoke(verify_t *v, verify_item_t *items, size_t n) {
   for (size_t i = 0; i < n; i++) {
     if (cand[i] == NULL || !late[i])
       continue;
-    bool ok = pseudonym_hex(items[i].ev, hex);
-    assert(ok);
-    (void)ok;
+    known_pseudonym_hex(items[i].ev, hex);
     char field[VERIFY_KEY_MAX], val[64];
     snprintf(field, sizeof field, "%s:%" PRIu64 ":%s", cand[i]->code, gen[i], hex);
     snprintf(val, sizeof val, "0 %.16s", items[i].ev->completion_date ? items[i].ev->completion_date : "");
@@ -611,9 +608,7 @@ int verify_awards_redrive(verify_t *v, verify_item_t *items, size_t n) {
       /* withdrawn before it committed (verify_awards_revoke): it still goes onto the register,
        * and verify_withdraw.c sends its revocation after it */
       char aid[VERIFY_AWARD_ID_MAX], rid[VERIFY_AWARD_ID_MAX];
-      bool ok = pseudonym_hex(items[i].ev, hex);
-      assert(ok);
-      (void)ok;
+      known_pseudonym_hex(items[i].ev, hex);
       verify_award_ids(aw[i]->code, hex, gen[i], aid, rid);
       held[i] = reply_is(by, rid);
     }

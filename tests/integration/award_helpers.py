@@ -17,6 +17,20 @@ def committed(system, evs):
     return {r.provider_event_id: r.entry_index for r in rep.replies}
 
 
+def pseudonym_of(system, index):
+    """The worker pseudonym (hex) of register entry `index`."""
+    return Register(system.register_dir).passport_entry(index, system.register_pb).worker_pseudonym.hex()
+
+
+def certify(system, standards, first_id):
+    """Commit the 16 standards, wait for the Care Certificate; (indexes by event id, the worker's
+    pseudonym, the award's register index). first_id names one of the standards' event ids."""
+    idx = committed(system, standards)
+    pseudo = pseudonym_of(system, idx[first_id])
+    system.wait_for(lambda: len(awards(system, pseudo)) == 1, what="the Care Certificate")
+    return idx, pseudo, awards(system, pseudo)[0][0]
+
+
 def entries(system, pseudo):
     """(index, PassportEntry) of the worker's entries, in register order."""
     reg = Register(system.register_dir)

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from award_helpers import awards, committed, entries, revocations_of
+from award_helpers import awards, certify, committed, entries, pseudonym_of, revocations_of
 from harness import event
 from register_check import Register
 
@@ -113,8 +113,7 @@ def test_revoking_a_standard_revokes_the_care_certificate_and_redoing_it_reissue
 
 def test_revoking_a_standard_before_the_award_only_forgets_the_standard(system):
     idx = committed(system, [standard(i) for i in range(1, 16)])
-    pseudo = Register(system.register_dir).passport_entry(idx["ar-01"], system.register_pb) \
-        .worker_pseudonym.hex()
+    pseudo = pseudonym_of(system, idx["ar-01"])
     committed(system, [event("ar-03-revoke", ni_number=NI, qualification_code="CC-STD-03",
                              completion_date="2025-02-01", kind="revocation",
                              revokes_event_id="ar-03", revocation_reason="ISSUED_IN_ERROR")])
@@ -132,11 +131,7 @@ def test_revoking_a_standard_before_the_award_only_forgets_the_standard(system):
 
 
 def test_the_revoked_records_own_code_counts_not_the_code_the_revocation_names(system):
-    idx = committed(system, [standard(i) for i in range(1, 17)])
-    pseudo = Register(system.register_dir).passport_entry(idx["ar-01"], system.register_pb) \
-        .worker_pseudonym.hex()
-    system.wait_for(lambda: len(awards(system, pseudo)) == 1, what="the Care Certificate")
-    (cc_index, _), = awards(system, pseudo)
+    idx, pseudo, cc_index = certify(system, [standard(i) for i in range(1, 17)], "ar-01")
     # the revocation names the event ar-05 but carries another qualification code
     committed(system, [event("ar-05-revoke", ni_number=NI, qualification_code="RF-FIRE",
                              completion_date="2025-02-01", kind="revocation",
@@ -148,11 +143,7 @@ def test_the_revoked_records_own_code_counts_not_the_code_the_revocation_names(s
 
 
 def test_two_standards_revoked_together_revoke_the_award_once(system):
-    idx = committed(system, [standard(i) for i in range(1, 17)])
-    pseudo = Register(system.register_dir).passport_entry(idx["ar-01"], system.register_pb) \
-        .worker_pseudonym.hex()
-    system.wait_for(lambda: len(awards(system, pseudo)) == 1, what="the Care Certificate")
-    (cc_index, _), = awards(system, pseudo)
+    idx, pseudo, cc_index = certify(system, [standard(i) for i in range(1, 17)], "ar-01")
     committed(system, [event(f"ar-{i:02d}-revoke", ni_number=NI, qualification_code=f"CC-STD-{i:02d}",
                              completion_date="2025-02-01", kind="revocation",
                              revokes_event_id=f"ar-{i:02d}", revocation_reason="ISSUED_IN_ERROR")
@@ -168,11 +159,7 @@ def test_operator_revocation_of_a_standard_withdraws_the_care_certificate(system
     """`carepass revoke INDEX` of one of the 16 standards goes through verify like a provider's
     revocation: the Care Certificate is revoked (REQUIREMENT_REVOKED), and completing the standard
     again issues a new generation. reindex rebuilds the same award state."""
-    idx = committed(system, [standard(i) for i in range(1, 17)])
-    pseudo = Register(system.register_dir).passport_entry(idx["ar-01"], system.register_pb) \
-        .worker_pseudonym.hex()
-    system.wait_for(lambda: len(awards(system, pseudo)) == 1, what="the Care Certificate")
-    (cc_index, _), = awards(system, pseudo)
+    idx, pseudo, cc_index = certify(system, [standard(i) for i in range(1, 17)], "ar-01")
 
     r = system.run_cli(["revoke", str(idx["ar-05"]), "--reason", "FRAUD"])
     assert r.returncode == 0, r.stdout + r.stderr
@@ -278,8 +265,7 @@ def _withdraw_award_before_it_commits(system):
     signer's queue) and the provider's revocation of standard 5; returns the worker's pseudonym hex
     once verify recorded the late withdrawal. The signer is left stopped."""
     idx = committed(system, [standard(i) for i in range(1, 16)])
-    pseudo = Register(system.register_dir).passport_entry(idx["ar-01"], system.register_pb) \
-        .worker_pseudonym.hex()
+    pseudo = pseudonym_of(system, idx["ar-01"])
     award_key = f"cp:ev:{{carepass:award:CC:{pseudo[:16]}}}"
     system.kill("signer", signal.SIGSTOP)
     _accepted(system, [standard(16)])
@@ -389,8 +375,7 @@ def test_award_withdrawn_before_it_was_ever_sent_is_redriven_then_revoked(system
     pending: the redrive still takes the withdrawn award onto the register (it is not rejected),
     and its revocation follows, exactly once."""
     idx = committed(system, [standard(i) for i in range(1, 16)])
-    pseudo = Register(system.register_dir).passport_entry(idx["ar-01"], system.register_pb) \
-        .worker_pseudonym.hex()
+    pseudo = pseudonym_of(system, idx["ar-01"])
     award_key = f"cp:ev:{{carepass:award:CC:{pseudo[:16]}}}"
     system.restart("verify", extra_env={"CAREPASS_TEST_CRASH_POINT": "verify.award_claimed:1"})
     system.kill("signer", signal.SIGSTOP)

@@ -3,7 +3,7 @@ derived-award rule applies to them as to a provider's revocations, no provider r
 is reported with its reason and retried by running the command again, and `carepass reindex`
 rebuilds the same award state."""
 
-from award_helpers import awards, committed, revocations_of
+from award_helpers import awards, certify, committed, revocations_of
 from harness import event
 from register_check import Register
 
@@ -23,11 +23,7 @@ def award_state(system, pseudo):
 
 
 def certified_worker(system):
-    idx = committed(system, [standard(i) for i in range(1, 17)])
-    pseudo = Register(system.register_dir).passport_entry(idx["or-01"], system.register_pb) \
-        .worker_pseudonym.hex()
-    system.wait_for(lambda: len(awards(system, pseudo)) == 1, what="the Care Certificate")
-    return idx, pseudo, awards(system, pseudo)[0][0]
+    return certify(system, [standard(i) for i in range(1, 17)], "or-01")
 
 
 def reindexed_equal(system, pseudo):
