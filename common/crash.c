@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cp_config.h"
 #include "cp_log.h"
 
 void cp_test_crash_point(const char *name) {
@@ -13,21 +14,14 @@ void cp_test_crash_point(const char *name) {
   static long left;        /* passes until the kill */
   if (armed < 0) {
     armed = 0;
-    const char *v = getenv("CAREPASS_TEST_CRASH_POINT");
-    if (v != NULL && *v != '\0') {
-      const char *colon = strrchr(v, ':');
-      char *end = NULL;
-      long n = colon ? strtol(colon + 1, &end, 10) : 0;
-      if (colon == NULL || (size_t)(colon - v) >= sizeof want || n < 1 || *end != '\0') {
-        cp_log_error("CAREPASS_TEST_CRASH_POINT ignored: expected <name>:<n>, n >= 1",
-                     CP_KV_STR("value", v), CP_KV_END);
-      } else {
-        memcpy(want, v, (size_t)(colon - v));
-        want[colon - v] = '\0';
-        left = n;
-        armed = 1;
-        cp_log_warn("test crash point armed", CP_KV_STR("point", want), CP_KV_INT("n", n), CP_KV_END);
-      }
+    const char *v = cp_cfg_str(CP_OPT_TEST_CRASH_POINT);   /* the table checked <name>:<n> */
+    const char *colon = strrchr(v, ':');
+    if (colon != NULL && (size_t)(colon - v) < sizeof want) {
+      memcpy(want, v, (size_t)(colon - v));
+      want[colon - v] = '\0';
+      left = strtol(colon + 1, NULL, 10);
+      armed = 1;
+      cp_log_warn("test crash point armed", CP_KV_STR("point", want), CP_KV_INT("n", left), CP_KV_END);
     }
   }
   if (armed == 1 && strcmp(name, want) == 0 && --left == 0) {

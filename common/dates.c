@@ -1,5 +1,6 @@
 /* dates.c -- proleptic Gregorian dates as day numbers since 1970-01-01, and the (overridable) clock. */
 #include "cp_dates.h"
+#include "cp_config.h"
 
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -115,10 +116,10 @@ static int32_t today_from_file(const char *path) {
 
 int32_t cp_today(void) {
   int32_t days;
-  const char *file = getenv("CAREPASS_TODAY_FILE");
-  if (file != NULL && file[0] != '\0' && (days = today_from_file(file)) != TODAY_NONE) return days;
-  const char *env = getenv("CAREPASS_TODAY");
-  if (env != NULL && cp_date_parse(env, &days) == 0) return days;
+  const char *file = cp_cfg_str(CP_OPT_TODAY_FILE);
+  if (file[0] != '\0' && (days = today_from_file(file)) != TODAY_NONE) return days;
+  const char *today = cp_cfg_str(CP_OPT_TODAY);
+  if (today[0] != '\0' && cp_date_parse(today, &days) == 0) return days;
   time_t now = time(NULL);
   return (int32_t)(now >= 0 ? now / 86400 : (now - 86399) / 86400);
 }

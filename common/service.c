@@ -68,19 +68,7 @@ int cp_service_init(int argc, char **argv, const char *name, unsigned service,
     *exit_code = 2;
     return -1;
   }
-  const char *today = cp_cfg_str("TODAY");
-  int32_t d;
-  if (today[0] != '\0' && cp_date_parse(today, &d) != 0) {
-    fprintf(stderr, "%s: configuration error: CAREPASS_TODAY=%s is not a date YYYY-MM-DD (1900..2999)\n",
-            name, today);
-    *exit_code = 2;
-    return -1;
-  }
-  const char *level = cp_cfg_str("LOG_LEVEL");
-  cp_log_init(name, level);
-  if (strcasecmp(level, "debug") != 0 && strcasecmp(level, "info") != 0 &&
-      strcasecmp(level, "warn") != 0 && strcasecmp(level, "error") != 0)
-    cp_log_warn("unknown CAREPASS_LOG_LEVEL; using info", CP_KV_STR("value", level), CP_KV_END);
+  cp_log_init(name, cp_cfg_str(CP_OPT_LOG_LEVEL));   /* the table checked the level and TODAY */
   if (cp_crypto_init() != 0) {
     cp_log_error("libsodium failed to initialise", CP_KV_END);
     *exit_code = 1;
@@ -98,7 +86,7 @@ void cp_service_heartbeat(const char *name) {
   static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
   static int64_t last_ms = -1;   // monotonic time of the last write
   static bool failing = false;   // last write failed (log only on the change)
-  const char *dir = cp_cfg_str("HEALTH_DIR");
+  const char *dir = cp_cfg_str(CP_OPT_HEALTH_DIR);
   if (dir[0] == '\0') return;
   pthread_mutex_lock(&mu);
   int64_t now = cp_mono_ms();

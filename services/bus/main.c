@@ -16,13 +16,13 @@
 static const struct {
   const char *name;   // queue name
   int ftype;          // producer-side socket type
-  const char *in;     // config option of the producer-side endpoint
+  cp_opt_t in;        // config option of the producer-side endpoint
   int btype;          // consumer-side socket type
-  const char *out;    // config option of the consumer-side endpoint
+  cp_opt_t out;       // config option of the consumer-side endpoint
 } queues[] = {
-    {"verify", ZMQ_PULL, "BUS_VERIFY_IN", ZMQ_PUSH, "BUS_VERIFY_OUT"},
-    {"notify", ZMQ_PULL, "BUS_NOTIFY_IN", ZMQ_PUSH, "BUS_NOTIFY_OUT"},
-    {"results", ZMQ_XSUB, "BUS_RESULTS_IN", ZMQ_XPUB, "BUS_RESULTS_OUT"},
+    {"verify", ZMQ_PULL, CP_OPT_BUS_VERIFY_IN, ZMQ_PUSH, CP_OPT_BUS_VERIFY_OUT},
+    {"notify", ZMQ_PULL, CP_OPT_BUS_NOTIFY_IN, ZMQ_PUSH, CP_OPT_BUS_NOTIFY_OUT},
+    {"results", ZMQ_XSUB, CP_OPT_BUS_RESULTS_IN, ZMQ_XPUB, CP_OPT_BUS_RESULTS_OUT},
 };
 
 int main(int argc, char **argv) {
@@ -38,7 +38,7 @@ int main(int argc, char **argv) {
     cp_log_error("zmq_ctx_new failed", CP_KV_STR("error", zmq_strerror(errno)), CP_KV_END);
     goto out;
   }
-  int hwm = (int)cp_cfg_int("BUS_HWM");
+  int hwm = (int)cp_cfg_int(CP_OPT_BUS_HWM);
   for (size_t i = 0; i < CP_ARRAY_LEN(queues); i++) {
     q[i] = bus_queue_start(ctx, queues[i].name, queues[i].ftype, cp_cfg_str(queues[i].in),
                            queues[i].btype, cp_cfg_str(queues[i].out), hwm, err, sizeof err);

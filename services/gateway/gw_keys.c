@@ -30,7 +30,7 @@ void gw_keys_refresh(gw_t *gw) {
   snprintf(path, sizeof path, "%s/vkey", gw->cfg.register_dir);
   read_line(path, vkey, sizeof vkey);
   char copy[4096];
-  snprintf(copy, sizeof copy, "%s", cp_cfg_str("NOTIFY_SIGNING_KEY"));
+  snprintf(copy, sizeof copy, "%s", cp_cfg_str(CP_OPT_NOTIFY_SIGNING_KEY));
   snprintf(path, sizeof path, "%s/notify.pub", dirname(copy));
   read_line(path, whpk, sizeof whpk);
   pthread_mutex_lock(&gw->keys_lock);

@@ -280,21 +280,21 @@ static int parse_bind(const char *bind, gw_config_t *cfg, char *err, size_t errl
 }
 
 static int load_config(gw_config_t *cfg, char *err, size_t errlen) {
-  if (parse_bind(cp_cfg_str("GATEWAY_BIND"), cfg, err, errlen) != 0) return -1;
-  cfg->threads = (int)cp_cfg_int("GATEWAY_THREADS");
-  cfg->max_body = (size_t)cp_cfg_int("GATEWAY_MAX_BODY");
-  cfg->timeout_s = (int)cp_cfg_int("GATEWAY_TIMEOUT_S");
-  cfg->per_ip_limit = (int)cp_cfg_int("GATEWAY_PER_IP_LIMIT");
-  cfg->max_connections = (int)cp_cfg_int("GATEWAY_MAX_CONNECTIONS");
-  cfg->conn_memory = (size_t)cp_cfg_int("GATEWAY_CONN_MEMORY");
-  cfg->max_batch = (size_t)cp_cfg_int("MAX_BATCH");
-  cfg->ack_timeout_ms = cp_cfg_int("ACK_TIMEOUT_MS");
-  cfg->redrive_after_ms = cp_cfg_int("REDRIVE_AFTER_MS");
-  snprintf(cfg->redis_host, sizeof cfg->redis_host, "%s", cp_cfg_str("REDIS_HOST"));
-  cfg->redis_port = (int)cp_cfg_int("REDIS_PORT");
-  cfg->redis_timeout_ms = (int)cp_cfg_int("REDIS_TIMEOUT_MS");
-  snprintf(cfg->register_dir, sizeof cfg->register_dir, "%s", cp_cfg_str("REGISTER_DIR"));
-  snprintf(cfg->log_origin, sizeof cfg->log_origin, "%s", cp_cfg_str("LOG_ORIGIN"));
+  if (parse_bind(cp_cfg_str(CP_OPT_GATEWAY_BIND), cfg, err, errlen) != 0) return -1;
+  cfg->threads = (int)cp_cfg_int(CP_OPT_GATEWAY_THREADS);
+  cfg->max_body = (size_t)cp_cfg_int(CP_OPT_GATEWAY_MAX_BODY);
+  cfg->timeout_s = (int)cp_cfg_int(CP_OPT_GATEWAY_TIMEOUT_S);
+  cfg->per_ip_limit = (int)cp_cfg_int(CP_OPT_GATEWAY_PER_IP_LIMIT);
+  cfg->max_connections = (int)cp_cfg_int(CP_OPT_GATEWAY_MAX_CONNECTIONS);
+  cfg->conn_memory = (size_t)cp_cfg_int(CP_OPT_GATEWAY_CONN_MEMORY);
+  cfg->max_batch = (size_t)cp_cfg_int(CP_OPT_MAX_BATCH);
+  cfg->ack_timeout_ms = cp_cfg_int(CP_OPT_ACK_TIMEOUT_MS);
+  cfg->redrive_after_ms = cp_cfg_int(CP_OPT_REDRIVE_AFTER_MS);
+  snprintf(cfg->redis_host, sizeof cfg->redis_host, "%s", cp_cfg_str(CP_OPT_REDIS_HOST));
+  cfg->redis_port = (int)cp_cfg_int(CP_OPT_REDIS_PORT);
+  cfg->redis_timeout_ms = (int)cp_cfg_int(CP_OPT_REDIS_TIMEOUT_MS);
+  snprintf(cfg->register_dir, sizeof cfg->register_dir, "%s", cp_cfg_str(CP_OPT_REGISTER_DIR));
+  snprintf(cfg->log_origin, sizeof cfg->log_origin, "%s", cp_cfg_str(CP_OPT_LOG_ORIGIN));
   return 0;
 }
 
@@ -304,13 +304,13 @@ int gw_new(gw_t **out, char *err, size_t errlen) {
   pthread_mutex_init(&gw->push_lock, NULL);
   pthread_mutex_init(&gw->redis_lock, NULL);
   pthread_mutex_init(&gw->keys_lock, NULL);
-  int hwm = (int)cp_cfg_int("BUS_HWM");
+  int hwm = (int)cp_cfg_int(CP_OPT_BUS_HWM);
   gw->metrics = gw_metrics_new();
   if (load_config(&gw->cfg, err, errlen) != 0) goto err;
-  if (prov_load(cp_cfg_str("PROVIDERS"), &gw->providers, err, errlen) != 0) goto err;
-  if (cat_load(cp_cfg_str("CATALOGUE"), &gw->catalogue, err, errlen) != 0) goto err;
-  if (cp_secret_load(cp_cfg_str("TOKEN_SECRET"), true, gw->token_secret, err, errlen) != 0) goto err;
-  if (cp_secret_load(cp_cfg_str("PSEUDONYM_SECRET"), true, gw->pseudonym_secret, err, errlen) != 0) goto err;
+  if (prov_load(cp_cfg_str(CP_OPT_PROVIDERS), &gw->providers, err, errlen) != 0) goto err;
+  if (cat_load(cp_cfg_str(CP_OPT_CATALOGUE), &gw->catalogue, err, errlen) != 0) goto err;
+  if (cp_secret_load(cp_cfg_str(CP_OPT_TOKEN_SECRET), true, gw->token_secret, err, errlen) != 0) goto err;
+  if (cp_secret_load(cp_cfg_str(CP_OPT_PSEUDONYM_SECRET), true, gw->pseudonym_secret, err, errlen) != 0) goto err;
 
   /* Redis must be reachable at start (to load the claim script); later outages give 503s */
   cp_redis_t *r = cp_redis_new(gw->cfg.redis_host, gw->cfg.redis_port, gw->cfg.redis_timeout_ms, err, errlen);
@@ -324,9 +324,9 @@ int gw_new(gw_t **out, char *err, size_t errlen) {
     cp_err(err, errlen, "zmq_ctx_new: %s", zmq_strerror(errno));
     goto err;
   }
-  gw->verify_push = cp_zmq_socket(gw->zctx, ZMQ_PUSH, cp_cfg_str("BUS_VERIFY_IN"), false, hwm, 0, err, errlen);
+  gw->verify_push = cp_zmq_socket(gw->zctx, ZMQ_PUSH, cp_cfg_str(CP_OPT_BUS_VERIFY_IN), false, hwm, 0, err, errlen);
   if (gw->verify_push == NULL) goto err;
-  gw->notify_push = cp_zmq_socket(gw->zctx, ZMQ_PUSH, cp_cfg_str("BUS_NOTIFY_IN"), false, hwm, 0, err, errlen);
+  gw->notify_push = cp_zmq_socket(gw->zctx, ZMQ_PUSH, cp_cfg_str(CP_OPT_BUS_NOTIFY_IN), false, hwm, 0, err, errlen);
   if (gw->notify_push == NULL) goto err;
   gw_keys_refresh(gw);
   gw_metrics_describe_core(gw);

@@ -75,7 +75,7 @@ static bool admit_provider(const char *key_z85, char *user_id, size_t user_id_le
 }
 
 static int make_router(intake_t *in, const char *secret_z85, char *err, size_t errlen) {
-  int hwm = (int)cp_cfg_int("BUS_HWM");
+  int hwm = (int)cp_cfg_int(CP_OPT_BUS_HWM);
   int64_t maxmsg = (int64_t)(2 * in->max_message);
   /* no endpoint yet: CURVE options must be set before bind */
   in->router = cp_zmq_socket(in->ctx, ZMQ_ROUTER, "", true, hwm, maxmsg, err, errlen);
@@ -85,7 +85,7 @@ static int make_router(intake_t *in, const char *secret_z85, char *err, size_t e
       zmq_setsockopt(in->router, ZMQ_CURVE_SECRETKEY, secret_z85, 40) != 0 ||
       zmq_setsockopt(in->router, ZMQ_ZAP_DOMAIN, INTAKE_ZAP_DOMAIN, strlen(INTAKE_ZAP_DOMAIN)) != 0)
     return cp_err(err, errlen, "zmq_setsockopt(CURVE): %s", zmq_strerror(errno));
-  const char *bind = cp_cfg_str("INTAKE_BIND");
+  const char *bind = cp_cfg_str(CP_OPT_INTAKE_BIND);
   if (zmq_bind(in->router, bind) != 0)
     return cp_err(err, errlen, "zmq_bind %s: %s", bind, zmq_strerror(errno));
   return 0;
@@ -94,12 +94,12 @@ static int make_router(intake_t *in, const char *secret_z85, char *err, size_t e
 int intake_new(intake_t **out, char *err, size_t errlen) {
   intake_t *in = cp_xcalloc(1, sizeof *in);
   char pub[41] = "", sec[41] = "";
-  int hwm = (int)cp_cfg_int("BUS_HWM");
-  in->max_message = (size_t)cp_cfg_int("MAX_MESSAGE_BYTES");
-  in->max_batch = (size_t)cp_cfg_int("MAX_BATCH");
-  in->ack_timeout_ms = cp_cfg_int("ACK_TIMEOUT_MS");
-  in->redrive_after_ms = cp_cfg_int("REDRIVE_AFTER_MS");
-  const char *id = cp_cfg_str("INTAKE_ID");
+  int hwm = (int)cp_cfg_int(CP_OPT_BUS_HWM);
+  in->max_message = (size_t)cp_cfg_int(CP_OPT_MAX_MESSAGE_BYTES);
+  in->max_batch = (size_t)cp_cfg_int(CP_OPT_MAX_BATCH);
+  in->ack_timeout_ms = cp_cfg_int(CP_OPT_ACK_TIMEOUT_MS);
+  in->redrive_after_ms = cp_cfg_int(CP_OPT_REDRIVE_AFTER_MS);
+  const char *id = cp_cfg_str(CP_OPT_INTAKE_ID);
   if (id[0] != '\0') {
     snprintf(in->id, sizeof in->id, "%s", id);
   } else {
@@ -109,11 +109,11 @@ int intake_new(intake_t **out, char *err, size_t errlen) {
     snprintf(in->id, sizeof in->id, "%s-%ld", host, (long)getpid());
   }
 
-  if (prov_load(cp_cfg_str("PROVIDERS"), &in->providers, err, errlen) != 0) goto err;
-  if (cp_secret_load(cp_cfg_str("PSEUDONYM_SECRET"), true, in->secret, err, errlen) != 0) goto err;
-  if (cp_curve_load(cp_cfg_str("INTAKE_CURVE_KEY"), true, pub, sec, err, errlen) != 0) goto err;
-  in->redis = cp_redis_new(cp_cfg_str("REDIS_HOST"), (int)cp_cfg_int("REDIS_PORT"),
-                           (int)cp_cfg_int("REDIS_TIMEOUT_MS"), err, errlen);
+  if (prov_load(cp_cfg_str(CP_OPT_PROVIDERS), &in->providers, err, errlen) != 0) goto err;
+  if (cp_secret_load(cp_cfg_str(CP_OPT_PSEUDONYM_SECRET), true, in->secret, err, errlen) != 0) goto err;
+  if (cp_curve_load(cp_cfg_str(CP_OPT_INTAKE_CURVE_KEY), true, pub, sec, err, errlen) != 0) goto err;
+  in->redis = cp_redis_new(cp_cfg_str(CP_OPT_REDIS_HOST), (int)cp_cfg_int(CP_OPT_REDIS_PORT),
+                           (int)cp_cfg_int(CP_OPT_REDIS_TIMEOUT_MS), err, errlen);
   if (in->redis == NULL) goto err;
   if (ing_store_init(in->redis, in->script_sha, err, errlen) != 0) goto err;
 
@@ -126,11 +126,11 @@ int intake_new(intake_t **out, char *err, size_t errlen) {
   in->zap = cp_zap_start(in->ctx, admit_provider, in->providers, err, errlen);
   if (in->zap == NULL) goto err;
   if (make_router(in, sec, err, errlen) != 0) goto err;
-  in->verify_push = cp_zmq_socket(in->ctx, ZMQ_PUSH, cp_cfg_str("BUS_VERIFY_IN"), false, hwm, 0, err, errlen);
+  in->verify_push = cp_zmq_socket(in->ctx, ZMQ_PUSH, cp_cfg_str(CP_OPT_BUS_VERIFY_IN), false, hwm, 0, err, errlen);
   if (in->verify_push == NULL) goto err;
-  in->notify_push = cp_zmq_socket(in->ctx, ZMQ_PUSH, cp_cfg_str("BUS_NOTIFY_IN"), false, hwm, 0, err, errlen);
+  in->notify_push = cp_zmq_socket(in->ctx, ZMQ_PUSH, cp_cfg_str(CP_OPT_BUS_NOTIFY_IN), false, hwm, 0, err, errlen);
   if (in->notify_push == NULL) goto err;
-  in->results_sub = cp_zmq_socket(in->ctx, ZMQ_SUB, cp_cfg_str("BUS_RESULTS_OUT"), false, hwm, 0, err, errlen);
+  in->results_sub = cp_zmq_socket(in->ctx, ZMQ_SUB, cp_cfg_str(CP_OPT_BUS_RESULTS_OUT), false, hwm, 0, err, errlen);
   if (in->results_sub == NULL) goto err;
   if (zmq_setsockopt(in->results_sub, ZMQ_SUBSCRIBE, in->id, strlen(in->id)) != 0) {
     cp_err(err, errlen, "zmq_setsockopt(ZMQ_SUBSCRIBE): %s", zmq_strerror(errno));
@@ -138,7 +138,7 @@ int intake_new(intake_t **out, char *err, size_t errlen) {
   }
   in->waits = intake_waits_new();
   sodium_memzero(sec, sizeof sec);
-  cp_log_info("intake listening", CP_KV_STR("bind", cp_cfg_str("INTAKE_BIND")),
+  cp_log_info("intake listening", CP_KV_STR("bind", cp_cfg_str(CP_OPT_INTAKE_BIND)),
               CP_KV_STR("server_key", pub), CP_KV_STR("id", in->id),
               CP_KV_INT("providers", prov_count(in->providers)), CP_KV_END);
   *out = in;

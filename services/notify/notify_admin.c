@@ -36,8 +36,8 @@ int nt_admin_main(int argc, char **argv, FILE *out, FILE *errout) {
   char err[CP_ERRLEN];
   int rc = 1;
   if (argc < 1 || !nt_admin_is_command(argv[0]) || argc > 2) return usage(errout);
-  cp_redis_t *r = cp_redis_new(cp_cfg_str("REDIS_HOST"), (int)cp_cfg_int("REDIS_PORT"),
-                               (int)cp_cfg_int("REDIS_TIMEOUT_MS"), err, sizeof err);
+  cp_redis_t *r = cp_redis_new(cp_cfg_str(CP_OPT_REDIS_HOST), (int)cp_cfg_int(CP_OPT_REDIS_PORT),
+                               (int)cp_cfg_int(CP_OPT_REDIS_TIMEOUT_MS), err, sizeof err);
   if (!r) {
     fprintf(errout, "notify: cannot connect to Redis: %s\n", err);
     return 1;

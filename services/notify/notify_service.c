@@ -131,23 +131,23 @@ static int write_pubkey(const char *key_path, const unsigned char pk[32], char *
 
 nt_service_t *nt_service_new(char *err, size_t errlen) {
   nt_service_t *s = cp_xcalloc(1, sizeof *s);
-  const char *key_path = cp_cfg_str("NOTIFY_SIGNING_KEY");
+  const char *key_path = cp_cfg_str(CP_OPT_NOTIFY_SIGNING_KEY);
   char *dir = cp_strdup(key_path);
   int rc = cp_mkdirs(dirname(dir), 0700, err, errlen);
   free(dir);
   if (rc < 0) goto err;
   if (cp_signkey_load(key_path, "carepass-notify", true, &s->key, err, errlen) < 0) goto err;
   if (write_pubkey(key_path, s->key.pk, err, errlen) < 0) goto err;
-  if (prov_load(cp_cfg_str("PROVIDERS"), &s->providers, err, errlen) < 0) goto err;
+  if (prov_load(cp_cfg_str(CP_OPT_PROVIDERS), &s->providers, err, errlen) < 0) goto err;
 
-  s->max_attempts = (int)cp_cfg_int("WEBHOOK_MAX_ATTEMPTS");
-  s->retry_window_ms = cp_cfg_int("WEBHOOK_RETRY_WINDOW_S") * 1000;
-  s->per_endpoint = (int)cp_cfg_int("WEBHOOK_PER_ENDPOINT");
-  s->scan_every_ms = cp_cfg_int("EXPIRY_SCAN_MS");
-  s->scan_batch = (size_t)cp_cfg_int("EXPIRY_SCAN_BATCH");
-  s->backoff_ms = cp_cfg_int("WEBHOOK_BACKOFF_MS");
-  s->backoff_max_ms = cp_cfg_int("WEBHOOK_BACKOFF_MAX_MS");
-  long timeout_ms = (long)cp_cfg_int("WEBHOOK_TIMEOUT_MS");
+  s->max_attempts = (int)cp_cfg_int(CP_OPT_WEBHOOK_MAX_ATTEMPTS);
+  s->retry_window_ms = cp_cfg_int(CP_OPT_WEBHOOK_RETRY_WINDOW_S) * 1000;
+  s->per_endpoint = (int)cp_cfg_int(CP_OPT_WEBHOOK_PER_ENDPOINT);
+  s->scan_every_ms = cp_cfg_int(CP_OPT_EXPIRY_SCAN_MS);
+  s->scan_batch = (size_t)cp_cfg_int(CP_OPT_EXPIRY_SCAN_BATCH);
+  s->backoff_ms = cp_cfg_int(CP_OPT_WEBHOOK_BACKOFF_MS);
+  s->backoff_max_ms = cp_cfg_int(CP_OPT_WEBHOOK_BACKOFF_MAX_MS);
+  long timeout_ms = (long)cp_cfg_int(CP_OPT_WEBHOOK_TIMEOUT_MS);
   /* A claim outlives the longest attempt, so only a dead replica's claims come back. */
   s->lease_ms = 2 * (int64_t)timeout_ms + 5000;
 
@@ -158,12 +158,12 @@ nt_service_t *nt_service_new(char *err, size_t errlen) {
   s->due_maybe = true;
   s->pipe = nt_pipe_new();
   s->claim_idx = SIZE_MAX;
-  s->ar = nt_aredis_new(cp_cfg_str("REDIS_HOST"), (int)cp_cfg_int("REDIS_PORT"),
-                        (int)cp_cfg_int("REDIS_TIMEOUT_MS"));
-  s->redis = cp_redis_new(cp_cfg_str("REDIS_HOST"), (int)cp_cfg_int("REDIS_PORT"),
-                          (int)cp_cfg_int("REDIS_TIMEOUT_MS"), err, errlen);
+  s->ar = nt_aredis_new(cp_cfg_str(CP_OPT_REDIS_HOST), (int)cp_cfg_int(CP_OPT_REDIS_PORT),
+                        (int)cp_cfg_int(CP_OPT_REDIS_TIMEOUT_MS));
+  s->redis = cp_redis_new(cp_cfg_str(CP_OPT_REDIS_HOST), (int)cp_cfg_int(CP_OPT_REDIS_PORT),
+                          (int)cp_cfg_int(CP_OPT_REDIS_TIMEOUT_MS), err, errlen);
   if (!s->redis) goto err;
-  s->dlv = nt_deliverer_new(&s->key, (int)cp_cfg_int("WEBHOOK_CONCURRENCY"), timeout_ms, err, errlen);
+  s->dlv = nt_deliverer_new(&s->key, (int)cp_cfg_int(CP_OPT_WEBHOOK_CONCURRENCY), timeout_ms, err, errlen);
   if (!s->dlv) goto err;
 
   s->zctx = zmq_ctx_new();
@@ -171,17 +171,17 @@ nt_service_t *nt_service_new(char *err, size_t errlen) {
     cp_err(err, errlen, "zmq_ctx_new: %s", zmq_strerror(errno));
     goto err;
   }
-  s->pull = cp_zmq_socket(s->zctx, ZMQ_PULL, cp_cfg_str("BUS_NOTIFY_OUT"), false,
-                          (int)cp_cfg_int("BUS_HWM"), NT_MAX_JOB_BYTES, err, errlen);
+  s->pull = cp_zmq_socket(s->zctx, ZMQ_PULL, cp_cfg_str(CP_OPT_BUS_NOTIFY_OUT), false,
+                          (int)cp_cfg_int(CP_OPT_BUS_HWM), NT_MAX_JOB_BYTES, err, errlen);
   if (!s->pull) goto err;
   size_t fdlen = sizeof s->zfd;
   if (zmq_getsockopt(s->pull, ZMQ_FD, &s->zfd, &fdlen) != 0) {
     cp_err(err, errlen, "zmq_getsockopt(ZMQ_FD): %s", zmq_strerror(errno));
     goto err;
   }
-  cp_log_info("notify started", CP_KV_STR("bus", cp_cfg_str("BUS_NOTIFY_OUT")),
+  cp_log_info("notify started", CP_KV_STR("bus", cp_cfg_str(CP_OPT_BUS_NOTIFY_OUT)),
               CP_KV_INT("providers", prov_count(s->providers)),
-              CP_KV_INT("concurrency", cp_cfg_int("WEBHOOK_CONCURRENCY")),
+              CP_KV_INT("concurrency", cp_cfg_int(CP_OPT_WEBHOOK_CONCURRENCY)),
               CP_KV_INT("per_endpoint", s->per_endpoint), CP_KV_INT("max_attempts", s->max_attempts),
               CP_KV_INT("retry_window_s", s->retry_window_ms / 1000), CP_KV_END);
   return s;

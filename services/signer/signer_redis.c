@@ -34,8 +34,8 @@ static bool ensure_redis(signer_t *s) {
   if (s->redis == NULL) {
     if (cp_mono_ms() < s->redis_retry_at) return false;
     char err[CP_ERRLEN];
-    s->redis = cp_redis_new(cp_cfg_str("REDIS_HOST"), (int)cp_cfg_int("REDIS_PORT"),
-                            (int)cp_cfg_int("REDIS_TIMEOUT_MS"), err, sizeof err);
+    s->redis = cp_redis_new(cp_cfg_str(CP_OPT_REDIS_HOST), (int)cp_cfg_int(CP_OPT_REDIS_PORT),
+                            (int)cp_cfg_int(CP_OPT_REDIS_TIMEOUT_MS), err, sizeof err);
     if (s->redis == NULL) {
       s->redis_retry_at = cp_mono_ms() + SIGNER_REDIS_RETRY_MS;
       return false;

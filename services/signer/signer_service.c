@@ -51,16 +51,16 @@ static int check_current_key(signer_t *s, char *err, size_t errlen) {
 int signer_start(signer_t *s, char *err, size_t errlen) {
   memset(s, 0, sizeof *s);
   s->notify_hold = UINT64_MAX;
-  s->shard = (int)cp_cfg_int("SHARD");
-  s->batch_max = (int)cp_cfg_int("SIGNER_BATCH_MAX");
-  s->batch_wait_ms = (int)cp_cfg_int("SIGNER_BATCH_WAIT_MS");
-  const char *keypath = cp_cfg_str("SIGNING_KEY");
-  const char *dir = cp_cfg_str("REGISTER_DIR");
+  s->shard = (int)cp_cfg_int(CP_OPT_SHARD);
+  s->batch_max = (int)cp_cfg_int(CP_OPT_SIGNER_BATCH_MAX);
+  s->batch_wait_ms = (int)cp_cfg_int(CP_OPT_SIGNER_BATCH_WAIT_MS);
+  const char *keypath = cp_cfg_str(CP_OPT_SIGNING_KEY);
+  const char *dir = cp_cfg_str(CP_OPT_REGISTER_DIR);
   char *kdir = cp_strdup(keypath);
   int rc = cp_mkdirs(dirname(kdir), 0700, err, errlen);
   free(kdir);
   if (rc != 0) return -1;
-  if (cp_signkey_load(keypath, cp_cfg_str("LOG_ORIGIN"), true, &s->key, err, errlen) != 0) return -1;
+  if (cp_signkey_load(keypath, cp_cfg_str(CP_OPT_LOG_ORIGIN), true, &s->key, err, errlen) != 0) return -1;
   if (reg_open(dir, &s->key, &s->log, err, errlen) != 0) return -1;
   int64_t t0 = cp_mono_ms();
   s->index = signer_index_new();
@@ -77,20 +77,20 @@ int signer_start(signer_t *s, char *err, size_t errlen) {
               CP_KV_INT("events_indexed", signer_index_count(s->index)), CP_KV_INT("index_ms", cp_mono_ms() - t0),
               CP_KV_INT("shard", s->shard), CP_KV_END);
 
-  int hwm = (int)cp_cfg_int("BUS_HWM");
+  int hwm = (int)cp_cfg_int(CP_OPT_BUS_HWM);
   s->zctx = zmq_ctx_new();
   if (s->zctx == NULL) return cp_err(err, errlen, "zmq_ctx_new failed");
-  s->pull = cp_zmq_socket(s->zctx, ZMQ_PULL, cp_cfg_str("SIGNER_BIND"), true, hwm, SIGNER_MAX_RECORD_BYTES, err, errlen);
+  s->pull = cp_zmq_socket(s->zctx, ZMQ_PULL, cp_cfg_str(CP_OPT_SIGNER_BIND), true, hwm, SIGNER_MAX_RECORD_BYTES, err, errlen);
   if (s->pull == NULL) return -1;
-  s->notify = cp_zmq_socket(s->zctx, ZMQ_PUSH, cp_cfg_str("BUS_NOTIFY_IN"), false, hwm, 0, err, errlen);
+  s->notify = cp_zmq_socket(s->zctx, ZMQ_PUSH, cp_cfg_str(CP_OPT_BUS_NOTIFY_IN), false, hwm, 0, err, errlen);
   if (s->notify == NULL) return -1;
-  s->results = cp_zmq_socket(s->zctx, ZMQ_PUB, cp_cfg_str("BUS_RESULTS_IN"), false, hwm, 0, err, errlen);
+  s->results = cp_zmq_socket(s->zctx, ZMQ_PUB, cp_cfg_str(CP_OPT_BUS_RESULTS_IN), false, hwm, 0, err, errlen);
   if (s->results == NULL) return -1;
 
   /* Redis is not needed to sign: without it the register still grows and Redis catches up later */
   char rerr[CP_ERRLEN];
-  s->redis = cp_redis_new(cp_cfg_str("REDIS_HOST"), (int)cp_cfg_int("REDIS_PORT"),
-                          (int)cp_cfg_int("REDIS_TIMEOUT_MS"), rerr, sizeof rerr);
+  s->redis = cp_redis_new(cp_cfg_str(CP_OPT_REDIS_HOST), (int)cp_cfg_int(CP_OPT_REDIS_PORT),
+                          (int)cp_cfg_int(CP_OPT_REDIS_TIMEOUT_MS), rerr, sizeof rerr);
   if (s->redis == NULL) {
     cp_log_warn("redis unavailable at start; will retry", CP_KV_STR("error", rerr), CP_KV_END);
     s->redis_retry_at = cp_mono_ms() + SIGNER_REDIS_RETRY_MS;

@@ -17,8 +17,8 @@ int main(int argc, char **argv) {
                       "issues derived awards, and passes records to the signer shards",
                       &code) != 0)
     return code;
-  if (cat_load(cp_cfg_str("CATALOGUE"), &cat, err, sizeof err) != 0 ||
-      prov_load(cp_cfg_str("PROVIDERS"), &reg, err, sizeof err) != 0) {
+  if (cat_load(cp_cfg_str(CP_OPT_CATALOGUE), &cat, err, sizeof err) != 0 ||
+      prov_load(cp_cfg_str(CP_OPT_PROVIDERS), &reg, err, sizeof err) != 0) {
     cp_log_error("cannot load catalogue or provider registry", CP_KV_STR("error", err), CP_KV_END);
     code = 2;
     goto out;

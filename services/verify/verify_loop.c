@@ -24,8 +24,8 @@ static void sleep_ms(int ms) {
 static cp_redis_t *redis_connect(char *err, size_t errlen) {
   int64_t last_log = 0;
   for (;;) {
-    cp_redis_t *r = cp_redis_new(cp_cfg_str("REDIS_HOST"), (int)cp_cfg_int("REDIS_PORT"),
-                                 (int)cp_cfg_int("REDIS_TIMEOUT_MS"), err, errlen);
+    cp_redis_t *r = cp_redis_new(cp_cfg_str(CP_OPT_REDIS_HOST), (int)cp_cfg_int(CP_OPT_REDIS_PORT),
+                                 (int)cp_cfg_int(CP_OPT_REDIS_TIMEOUT_MS), err, errlen);
     if (r != NULL || cp_stop_requested)
       return r;
     if (cp_mono_ms() - last_log >= 5000) {
@@ -41,8 +41,8 @@ int verify_open(verify_t *v, const cat_catalogue_t *cat, const prov_registry_t *
   memset(v, 0, sizeof *v);
   v->cat = cat;
   v->reg = reg;
-  v->redrive_after_ms = cp_cfg_int("REDRIVE_AFTER_MS");
-  int hwm = (int)cp_cfg_int("BUS_HWM");
+  v->redrive_after_ms = cp_cfg_int(CP_OPT_REDRIVE_AFTER_MS);
+  int hwm = (int)cp_cfg_int(CP_OPT_BUS_HWM);
   char *list = NULL;
   v->redis = redis_connect(err, errlen);
   if (v->redis == NULL)
@@ -52,18 +52,18 @@ int verify_open(verify_t *v, const cat_catalogue_t *cat, const prov_registry_t *
     cp_err(err, errlen, "zmq_ctx_new: %s", zmq_strerror(errno));
     goto err;
   }
-  v->pull = cp_zmq_socket(v->zctx, ZMQ_PULL, cp_cfg_str("BUS_VERIFY_OUT"), false, hwm,
+  v->pull = cp_zmq_socket(v->zctx, ZMQ_PULL, cp_cfg_str(CP_OPT_BUS_VERIFY_OUT), false, hwm,
                           VERIFY_MAX_EVENT_BYTES, err, errlen);
   if (v->pull == NULL)
     goto err;
-  v->notify = cp_zmq_socket(v->zctx, ZMQ_PUSH, cp_cfg_str("BUS_NOTIFY_IN"), false, hwm, 0, err, errlen);
+  v->notify = cp_zmq_socket(v->zctx, ZMQ_PUSH, cp_cfg_str(CP_OPT_BUS_NOTIFY_IN), false, hwm, 0, err, errlen);
   if (v->notify == NULL)
     goto err;
-  v->results = cp_zmq_socket(v->zctx, ZMQ_PUB, cp_cfg_str("BUS_RESULTS_IN"), false, hwm, 0, err, errlen);
+  v->results = cp_zmq_socket(v->zctx, ZMQ_PUB, cp_cfg_str(CP_OPT_BUS_RESULTS_IN), false, hwm, 0, err, errlen);
   if (v->results == NULL)
     goto err;
   /* One PUSH socket per signer shard, in the order of CAREPASS_SIGNER_ENDPOINTS. */
-  list = cp_strdup(cp_cfg_str("SIGNER_ENDPOINTS"));
+  list = cp_strdup(cp_cfg_str(CP_OPT_SIGNER_ENDPOINTS));
   size_t cap = 1;
   for (const char *c = list; *c; c++)
     cap += *c == ',';

@@ -7,6 +7,7 @@
 #include <time.h>
 #include <cmocka.h>
 
+#include "cp_config.h"
 #include "cp_dates.h"
 
 static int32_t day(const char *s) {
@@ -97,13 +98,17 @@ static void test_add_months(void **state) {
 
 static void test_today(void **state) {
   (void)state;
-  setenv("CAREPASS_TODAY", "2025-06-01", 1);
+  char err[CP_ERRLEN];
+  setenv("CAREPASS_TODAY", "2025-06-01", 1);   /* read through the configuration table */
+  assert_int_equal(cp_config_load(CP_SVC_ALL, err, sizeof err), 0);
   assert_int_equal(cp_today(), day("2025-06-01"));
-  setenv("CAREPASS_TODAY", "2025-02-30", 1);   /* invalid: the real clock */
+  setenv("CAREPASS_TODAY", "2025-02-30", 1);   /* invalid: refused, the real clock */
+  assert_int_equal(cp_config_load(CP_SVC_ALL, err, sizeof err), -1);
   int32_t real = (int32_t)(time(NULL) / 86400);
   int32_t t = cp_today();
   assert_true(t == real || t == real + 1);     /* midnight may pass between the calls */
   unsetenv("CAREPASS_TODAY");
+  assert_int_equal(cp_config_load(CP_SVC_ALL, err, sizeof err), 0);
   t = cp_today();
   assert_true(t == real || t == real + 1);
 }

@@ -11,7 +11,7 @@
 #include "cp_config.h"
 #include "cp_util.h"
 
-#define BEGIN_MARK "<!-- config:begin (generated from common/config_table.c) -->\n"
+#define BEGIN_MARK "<!-- config:begin (generated from common/cp_config_options.h) -->\n"
 #define END_MARK "<!-- config:end -->"
 
 static char *generated(void) {

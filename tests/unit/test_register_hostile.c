@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "cp_config.h"
 #include "cp_register.h"
 
 #define SIZE 600                        /* level-0 tiles 000, 001, 002.p/88; level 1 000.p/2 */
@@ -550,6 +551,10 @@ static size_t crash_entry(uint64_t i, uint8_t *buf) {
 
 /* The child: append CRASH_BATCHES from where the register is; the crash point kills it. */
 static int crash_child(const char *dir) {
+  if (cp_config_load(CP_SVC_SIGNER, errbuf, sizeof errbuf) != 0) {   /* CAREPASS_TEST_CRASH_POINT */
+    fprintf(stderr, "child config: %s\n", errbuf);
+    return 2;
+  }
   cp_signkey_t k;
   crash_key(&k);
   reg_log_t *log = NULL;

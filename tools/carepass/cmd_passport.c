@@ -116,9 +116,9 @@ static int cmp_row(const void *a, const void *b) {
 /* Load the worker's register indexes from Redis, sorted and without duplicates. */
 static int load_indexes(const char *hex, pp_row_t **rows, size_t *nrows) {
   char err[CP_ERRLEN];
-  const char *host = cp_cfg_str("REDIS_HOST");
-  int port = (int)cp_cfg_int("REDIS_PORT");
-  cp_redis_t *r = cp_redis_new(host, port, (int)cp_cfg_int("REDIS_TIMEOUT_MS"), err, sizeof err);
+  const char *host = cp_cfg_str(CP_OPT_REDIS_HOST);
+  int port = (int)cp_cfg_int(CP_OPT_REDIS_PORT);
+  cp_redis_t *r = cp_redis_new(host, port, (int)cp_cfg_int(CP_OPT_REDIS_TIMEOUT_MS), err, sizeof err);
   if (r == NULL) {
     cli_error("passport", "Redis at %s:%d: %s", host, port, err);
     return -1;
@@ -155,7 +155,7 @@ static int load_indexes(const char *hex, pp_row_t **rows, size_t *nrows) {
 /* Open the register and check its checkpoint with the verifier key. */
 static int open_register(pp_ctx_t *c, const char *vkey_path) {
   char err[CP_ERRLEN], name[128];
-  const char *dir = cp_cfg_str("REGISTER_DIR");
+  const char *dir = cp_cfg_str(CP_OPT_REGISTER_DIR);
   char defpath[4200];
   if (vkey_path == NULL) {
     snprintf(defpath, sizeof defpath, "%s/vkey", dir);
@@ -294,7 +294,7 @@ int cmd_passport(int argc, char **argv) {
     cli_error("passport", "that is not a valid National Insurance number (two letters, six digits, A-D)");
     return CLI_EXIT_USAGE;
   }
-  if (cp_secret_load(cp_cfg_str("PSEUDONYM_SECRET"), false, secret, err, sizeof err) != 0) {
+  if (cp_secret_load(cp_cfg_str(CP_OPT_PSEUDONYM_SECRET), false, secret, err, sizeof err) != 0) {
     cli_error("passport", "pseudonym secret: %s", err);
     return CLI_EXIT_FAIL;
   }
@@ -303,7 +303,7 @@ int cmd_passport(int argc, char **argv) {
   sodium_memzero(norm, sizeof norm);
   cp_hex(c.pseudonym, CP_PSEUDONYM_BYTES, hex);
 
-  if (cat_load(cp_cfg_str("CATALOGUE"), &cat, err, sizeof err) != 0) {
+  if (cat_load(cp_cfg_str(CP_OPT_CATALOGUE), &cat, err, sizeof err) != 0) {
     cli_error("passport", "catalogue (titles will be missing): %s", err);
     cat = NULL;
   }
@@ -315,7 +315,7 @@ int cmd_passport(int argc, char **argv) {
     goto out;
   }
   if (open_register(&c, vkey_path) != 0) goto out;
-  printf("register %s: checkpoint size %llu, signature ok\n\n", cp_cfg_str("REGISTER_DIR"),
+  printf("register %s: checkpoint size %llu, signature ok\n\n", cp_cfg_str(CP_OPT_REGISTER_DIR),
          (unsigned long long)c.size);
 
   for (size_t i = 0; i < nrows; i++) check_entry(&c, &rows[i]);

@@ -61,7 +61,7 @@ int cmd_proof(int argc, char **argv) {
   char *text = NULL;
   size_t len = 0;
   int rc = CLI_EXIT_FAIL;
-  if (reg_open(cp_cfg_str("REGISTER_DIR"), NULL, &log, err, sizeof err) != 0) {
+  if (reg_open(cp_cfg_str(CP_OPT_REGISTER_DIR), NULL, &log, err, sizeof err) != 0) {
     cli_error("proof", "register: %s", err);
     goto out;
   }

@@ -52,18 +52,18 @@ int cmd_provider_token(int argc, char **argv) {
   if (cli_config("provider-token") != 0) return CLI_EXIT_USAGE;
   char err[CP_ERRLEN];
   prov_registry_t *reg = NULL;
-  if (prov_load(cp_cfg_str("PROVIDERS"), &reg, err, sizeof err) != 0) {
+  if (prov_load(cp_cfg_str(CP_OPT_PROVIDERS), &reg, err, sizeof err) != 0) {
     cli_error("provider-token", "%s", err);
     return CLI_EXIT_FAIL;
   }
   bool known = prov_find(reg, provider) != NULL;
   prov_destroy(&reg);
   if (!known) {
-    cli_error("provider-token", "provider %s is not in the registry %s", provider, cp_cfg_str("PROVIDERS"));
+    cli_error("provider-token", "provider %s is not in the registry %s", provider, cp_cfg_str(CP_OPT_PROVIDERS));
     return CLI_EXIT_FAIL;
   }
   unsigned char secret[CP_SECRET_BYTES];
-  if (cp_secret_load(cp_cfg_str("TOKEN_SECRET"), true, secret, err, sizeof err) != 0) {
+  if (cp_secret_load(cp_cfg_str(CP_OPT_TOKEN_SECRET), true, secret, err, sizeof err) != 0) {
     cli_error("provider-token", "%s", err);
     return CLI_EXIT_FAIL;
   }

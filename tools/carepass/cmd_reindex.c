@@ -318,21 +318,21 @@ int cmd_reindex(int argc, char **argv) {
   rx_t x;
   memset(&x, 0, sizeof x);
   int rc = CLI_EXIT_FAIL;
-  const char *host = cp_cfg_str("REDIS_HOST");
-  int port = (int)cp_cfg_int("REDIS_PORT");
-  if (cat_load(cp_cfg_str("CATALOGUE"), &x.cat, err, sizeof err) != 0) {
+  const char *host = cp_cfg_str(CP_OPT_REDIS_HOST);
+  int port = (int)cp_cfg_int(CP_OPT_REDIS_PORT);
+  if (cat_load(cp_cfg_str(CP_OPT_CATALOGUE), &x.cat, err, sizeof err) != 0) {
     cli_error("reindex", "catalogue: %s", err);
     goto out;
   }
-  if (reg_open(cp_cfg_str("REGISTER_DIR"), NULL, &x.log, err, sizeof err) != 0) {
+  if (reg_open(cp_cfg_str(CP_OPT_REGISTER_DIR), NULL, &x.log, err, sizeof err) != 0) {
     cli_error("reindex", "register: %s", err);
     goto out;
   }
-  if (reg_open(cp_cfg_str("REGISTER_DIR"), NULL, &x.look, err, sizeof err) != 0) {
+  if (reg_open(cp_cfg_str(CP_OPT_REGISTER_DIR), NULL, &x.look, err, sizeof err) != 0) {
     cli_error("reindex", "register: %s", err);
     goto out;
   }
-  x.r = cp_redis_new(host, port, (int)cp_cfg_int("REDIS_TIMEOUT_MS"), err, sizeof err);
+  x.r = cp_redis_new(host, port, (int)cp_cfg_int(CP_OPT_REDIS_TIMEOUT_MS), err, sizeof err);
   if (x.r == NULL) {
     cli_error("reindex", "Redis at %s:%d: %s", host, port, err);
     goto out;
@@ -364,7 +364,7 @@ int cmd_reindex(int argc, char **argv) {
   }
   printf("reindexed %" PRIu64 " entries of %s (%" PRIu64 " records, %" PRIu64 " revocations, %" PRIu64
          " derived awards, %" PRIu64 " key entries); %" PRIu64 " skipped; cp:reg:{%ld}:indexed = %" PRIu64 "\n",
-         x.entries, cp_cfg_str("REGISTER_DIR"), x.records, x.revocations, x.awards, x.keys, x.bad, shard, size);
+         x.entries, cp_cfg_str(CP_OPT_REGISTER_DIR), x.records, x.revocations, x.awards, x.keys, x.bad, shard, size);
   rc = x.bad ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 out:
   free(x.spans);

@@ -310,8 +310,8 @@ int cmd_revoke(int argc, char **argv) {
     return CLI_EXIT_USAGE;
   }
   if (cli_config(CMD) != 0) return CLI_EXIT_USAGE;
-  if (dir == NULL) dir = cp_cfg_str("REGISTER_DIR");
-  if (bus == NULL) bus = cp_cfg_str("BUS_VERIFY_IN");
+  if (dir == NULL) dir = cp_cfg_str(CP_OPT_REGISTER_DIR);
+  if (bus == NULL) bus = cp_cfg_str(CP_OPT_BUS_VERIFY_IN);
 
   char err[CP_ERRLEN], serr[CP_ERRLEN] = "";
   int rc = CLI_EXIT_FAIL;
@@ -370,8 +370,8 @@ int cmd_revoke(int argc, char **argv) {
   }
 
   /* Redis holds the claims (and shows the commits); the bus takes them to verify */
-  redis = cp_redis_new(cp_cfg_str("REDIS_HOST"), (int)cp_cfg_int("REDIS_PORT"),
-                       (int)cp_cfg_int("REDIS_TIMEOUT_MS"), err, sizeof err);
+  redis = cp_redis_new(cp_cfg_str(CP_OPT_REDIS_HOST), (int)cp_cfg_int(CP_OPT_REDIS_PORT),
+                       (int)cp_cfg_int(CP_OPT_REDIS_TIMEOUT_MS), err, sizeof err);
   if (redis == NULL) {
     cli_error(CMD, "Redis: %s (operator revocations are recorded there before they are sent)", err);
     goto out;
@@ -391,7 +391,7 @@ int cmd_revoke(int argc, char **argv) {
     cli_error(CMD, "bus endpoint %s: %s", bus, err);
     goto out;
   }
-  int64_t redrive_ms = cp_cfg_int("REDRIVE_AFTER_MS");
+  int64_t redrive_ms = cp_cfg_int(CP_OPT_REDRIVE_AFTER_MS);
   for (size_t i = 0; i < sc.nt; i++)
     if (claim_and_send(redis, sha, redrive_ms, sock, &sc.t[i], reason, err, sizeof err) != 0) {
       cli_error(CMD, "sending the revocation of entry %" PRIu64 ": %s", sc.t[i].index, err);

@@ -75,8 +75,8 @@ int cmd_rotate_key(int argc, char **argv) {
     }
   }
   if (cli_config(CMD) != 0) return CLI_EXIT_USAGE;
-  if (keypath == NULL) keypath = cp_cfg_str("SIGNING_KEY");
-  if (dir == NULL) dir = cp_cfg_str("REGISTER_DIR");
+  if (keypath == NULL) keypath = cp_cfg_str(CP_OPT_SIGNING_KEY);
+  if (dir == NULL) dir = cp_cfg_str(CP_OPT_REGISTER_DIR);
 
   char err[CP_ERRLEN], newpath[4200], retired[4300], cpath[4200];
   cp_signkey_t oldk, newk;
@@ -101,7 +101,7 @@ int cmd_rotate_key(int argc, char **argv) {
     printf("finished an interrupted rotation: %s is the new key\n", keypath);
     return CLI_EXIT_OK;
   }
-  if (cp_signkey_load(keypath, cp_cfg_str("LOG_ORIGIN"), false, &oldk, err, sizeof err) != 0) {
+  if (cp_signkey_load(keypath, cp_cfg_str(CP_OPT_LOG_ORIGIN), false, &oldk, err, sizeof err) != 0) {
     cli_error(CMD, "current key: %s", err);
     goto out;
   }

@@ -501,14 +501,14 @@ int cmd_submit(int argc, char **argv) {
   if (o.file == NULL) return usage_error("%s", "FILE is required");
   if (o.provider_key == NULL) return usage_error("%s", "--provider-key KEYFILE is required");
   if (cli_config("submit") != 0) return CLI_EXIT_USAGE;
-  long max_batch = (long)cp_cfg_int("MAX_BATCH");
+  long max_batch = (long)cp_cfg_int(CP_OPT_MAX_BATCH);
   if (o.batch > max_batch) {
     return usage_error("--batch %ld is larger than CAREPASS_MAX_BATCH (%ld)", o.batch, max_batch);
   }
-  if (o.endpoint == NULL) o.endpoint = cp_cfg_str("INTAKE_ENDPOINT");
+  if (o.endpoint == NULL) o.endpoint = cp_cfg_str(CP_OPT_INTAKE_ENDPOINT);
   char server_path[4200];
   if (o.server_key == NULL) {
-    snprintf(server_path, sizeof server_path, "%s.pub", cp_cfg_str("INTAKE_CURVE_KEY"));
+    snprintf(server_path, sizeof server_path, "%s.pub", cp_cfg_str(CP_OPT_INTAKE_CURVE_KEY));
     o.server_key = server_path;
   }
 

@@ -347,6 +347,8 @@ int cmd_verify(int argc, char **argv) {
     help(stderr);
     return CLI_EXIT_USAGE;
   }
+  if (cli_config("verify") != 0) return CLI_EXIT_USAGE;   /* CAREPASS_TODAY, CAREPASS_CATALOGUE */
+  char err[CP_ERRLEN], vkey[REG_VKEY_MAX];
   int32_t day;
   char date[11];
   if (at != NULL) {
@@ -359,14 +361,13 @@ int cmd_verify(int argc, char **argv) {
   }
   cp_date_format(day, date);
 
-  char err[CP_ERRLEN], vkey[REG_VKEY_MAX];
   if (load_vkey(vkey_arg, vkey, sizeof vkey, err, sizeof err) != 0) {
     cli_error("verify", "%s", err);
     return CLI_EXIT_USAGE;
   }
   /* the catalogue gives titles in the statement; it is a local file (optional) */
   cat_catalogue_t *cat = NULL;
-  if (cp_config_load(CP_SVC_CLI, err, sizeof err) != 0 || cat_load(cp_cfg_str("CATALOGUE"), &cat, err, sizeof err) != 0)
+  if (cat_load(cp_cfg_str(CP_OPT_CATALOGUE), &cat, err, sizeof err) != 0)
     cat = NULL;
 
   int rc = CLI_EXIT_FAIL;

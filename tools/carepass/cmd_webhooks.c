@@ -127,9 +127,9 @@ int cmd_webhooks(int argc, char **argv) {
   }
   if (cli_config("webhooks") != 0) return CLI_EXIT_USAGE;
   char err[CP_ERRLEN];
-  const char *host = cp_cfg_str("REDIS_HOST");
-  int port = (int)cp_cfg_int("REDIS_PORT");
-  cp_redis_t *r = cp_redis_new(host, port, (int)cp_cfg_int("REDIS_TIMEOUT_MS"), err, sizeof err);
+  const char *host = cp_cfg_str(CP_OPT_REDIS_HOST);
+  int port = (int)cp_cfg_int(CP_OPT_REDIS_PORT);
+  cp_redis_t *r = cp_redis_new(host, port, (int)cp_cfg_int(CP_OPT_REDIS_TIMEOUT_MS), err, sizeof err);
   if (r == NULL) {
     cli_error("webhooks", "Redis at %s:%d: %s", host, port, err);
     return CLI_EXIT_FAIL;

@@ -56,7 +56,7 @@ int cmd_worker_token(int argc, char **argv) {
     cli_error("worker-token", "that is not a valid National Insurance number (two letters, six digits, A-D)");
     return CLI_EXIT_USAGE;
   }
-  if (cp_secret_load(cp_cfg_str("PSEUDONYM_SECRET"), false, secret, err, sizeof err) != 0) {
+  if (cp_secret_load(cp_cfg_str(CP_OPT_PSEUDONYM_SECRET), false, secret, err, sizeof err) != 0) {
     cli_error("worker-token", "pseudonym secret: %s", err);
     sodium_memzero(norm, sizeof norm);
     return CLI_EXIT_FAIL;
@@ -65,7 +65,7 @@ int cmd_worker_token(int argc, char **argv) {
   sodium_memzero(secret, sizeof secret);
   sodium_memzero(norm, sizeof norm);
   cp_hex(pseudonym, CP_PSEUDONYM_BYTES, hex);
-  if (cp_secret_load(cp_cfg_str("TOKEN_SECRET"), true, secret, err, sizeof err) != 0) {
+  if (cp_secret_load(cp_cfg_str(CP_OPT_TOKEN_SECRET), true, secret, err, sizeof err) != 0) {
     cli_error("worker-token", "token secret: %s", err);
     return CLI_EXIT_FAIL;
   }

@@ -1,0 +1,130 @@
+/* cp_config_options.h -- the configuration table itself: every CAREPASS_* variable, one row each.
+ * Included by cp_config.h (which makes the cp_opt_t enum of it) and config_table.c (which makes
+ * the table); add a row here and it appears in --help, the README table and as CP_OPT_<NAME>.
+ *   CP_OPT(name, type, default, min, max, services, validator, meaning)
+ * min/max bound the value of an INT and the length of a STR; the validator (CP_V_*, cp_config.h)
+ * checks the form of the value beyond its bounds. */
+#ifndef CP_CONFIG_REDIS_USERS
+#define CP_CONFIG_REDIS_USERS (CP_SVC_INTAKE | CP_SVC_VERIFY | CP_SVC_SIGNER | CP_SVC_NOTIFY | CP_SVC_CLI | CP_SVC_GATEWAY)
+#endif
+
+/* everyone */
+CP_OPT(LOG_LEVEL, STR, "info", 0, 8, CP_SVC_ALL, CP_V_LOG_LEVEL,
+       "minimum log level: debug, info, warn or error")
+CP_OPT(HEALTH_DIR, STR, "", 0, 4096, CP_SVC_ALL & ~CP_SVC_CLI, CP_V_PATH,
+       "directory for <service>.health heartbeat files (empty = none)")
+CP_OPT(TODAY, STR, "", 0, 10, CP_SVC_ALL, CP_V_DATE,
+       "override today's date (YYYY-MM-DD) for tests; empty = the real clock")
+CP_OPT(TODAY_FILE, STR, "", 0, 4096, CP_SVC_ALL, CP_V_PATH,
+       "file holding today's date (YYYY-MM-DD), re-read every 200 ms, for tests that move the clock; wins over TODAY; empty = unused")
+CP_OPT(TEST_CRASH_POINT, STR, "", 0, 64, CP_SVC_SIGNER | CP_SVC_VERIFY, CP_V_CRASH_POINT,
+       "tests only: SIGKILL this process the n-th time it reaches the named point (<point>:<n>, cp_crash.h); empty = off")
+
+/* Redis */
+CP_OPT(REDIS_HOST, STR, "127.0.0.1", 1, 255, CP_CONFIG_REDIS_USERS, CP_V_HOST,
+       "Redis host")
+CP_OPT(REDIS_PORT, INT, "6379", 1, 65535, CP_CONFIG_REDIS_USERS, CP_V_PORT,
+       "Redis port")
+CP_OPT(REDIS_TIMEOUT_MS, INT, "2000", 10, 60000, CP_CONFIG_REDIS_USERS, CP_V_DURATION,
+       "Redis connect and command timeout in milliseconds")
+
+/* the bus: queues are zmq_proxy pairs; the bus binds both ends, services connect */
+CP_OPT(BUS_VERIFY_IN, STR, "tcp://127.0.0.1:5601", 1, 255, CP_SVC_BUS | CP_SVC_INTAKE | CP_SVC_GATEWAY | CP_SVC_CLI, CP_V_ZMQ_ENDPOINT,
+       "verify queue, producer side (intake PUSHes accepted events here, `carepass revoke` operator revocations)")
+CP_OPT(BUS_VERIFY_OUT, STR, "tcp://127.0.0.1:5602", 1, 255, CP_SVC_BUS | CP_SVC_VERIFY, CP_V_ZMQ_ENDPOINT,
+       "verify queue, consumer side (verify replicas PULL from here)")
+CP_OPT(BUS_NOTIFY_IN, STR, "tcp://127.0.0.1:5603", 1, 255, CP_SVC_BUS | CP_SVC_VERIFY | CP_SVC_SIGNER | CP_SVC_INTAKE | CP_SVC_GATEWAY, CP_V_ZMQ_ENDPOINT,
+       "notify queue, producer side (verify and signer PUSH notification jobs)")
+CP_OPT(BUS_NOTIFY_OUT, STR, "tcp://127.0.0.1:5604", 1, 255, CP_SVC_BUS | CP_SVC_NOTIFY, CP_V_ZMQ_ENDPOINT,
+       "notify queue, consumer side (notify replicas PULL from here)")
+CP_OPT(BUS_RESULTS_IN, STR, "tcp://127.0.0.1:5605", 1, 255, CP_SVC_BUS | CP_SVC_VERIFY | CP_SVC_SIGNER, CP_V_ZMQ_ENDPOINT,
+       "results topic, publisher side (final event outcomes, XSUB)")
+CP_OPT(BUS_RESULTS_OUT, STR, "tcp://127.0.0.1:5606", 1, 255, CP_SVC_BUS | CP_SVC_INTAKE | CP_SVC_GATEWAY, CP_V_ZMQ_ENDPOINT,
+       "results topic, subscriber side (intake waits for committed acks, XPUB)")
+CP_OPT(BUS_HWM, INT, "100000", 100, 10000000, CP_SVC_ALL & ~CP_SVC_CLI, CP_V_NONE,
+       "ZeroMQ high-water mark (messages queued per socket)")
+
+/* intake */
+CP_OPT(INTAKE_BIND, STR, "tcp://127.0.0.1:5555", 1, 255, CP_SVC_INTAKE, CP_V_ZMQ_ENDPOINT,
+       "provider-facing ROUTER endpoint (CurveZMQ)")
+CP_OPT(INTAKE_ENDPOINT, STR, "tcp://127.0.0.1:5555", 1, 255, CP_SVC_CLI, CP_V_ZMQ_ENDPOINT,
+       "where the CLI connects to intake")
+CP_OPT(INTAKE_CURVE_KEY, STR, "var/keys/intake.curve", 1, 4096, CP_SVC_INTAKE | CP_SVC_CLI, CP_V_PATH,
+       "intake's CurveZMQ server key pair file (created at first start; public key also in <file>.pub)")
+CP_OPT(INTAKE_ID, STR, "", 0, 64, CP_SVC_INTAKE, CP_V_NAME,
+       "this intake replica's id for result routing (empty = hostname-pid)")
+CP_OPT(MAX_MESSAGE_BYTES, INT, "4194304", 1024, 67108864, CP_SVC_INTAKE | CP_SVC_GATEWAY, CP_V_NONE,
+       "largest SubmitRequest answered with an error reply; twice this drops the connection")
+CP_OPT(MAX_BATCH, INT, "1000", 1, 100000, CP_SVC_INTAKE | CP_SVC_GATEWAY | CP_SVC_CLI, CP_V_NONE,
+       "most events in one batch")
+CP_OPT(ACK_TIMEOUT_MS, INT, "30000", 100, 600000, CP_SVC_INTAKE | CP_SVC_GATEWAY, CP_V_DURATION,
+       "how long a committed-ack request waits before answering with the states reached")
+CP_OPT(REDRIVE_AFTER_MS, INT, "30000", 100, 86400000, CP_SVC_INTAKE | CP_SVC_GATEWAY | CP_SVC_VERIFY | CP_SVC_CLI, CP_V_DURATION,
+       "re-send an accepted event to verify if it has no final state after this long (also derived awards and operator revocations)")
+CP_OPT(PSEUDONYM_SECRET, STR, "var/keys/pseudonym.secret", 1, 4096, CP_SVC_INTAKE | CP_SVC_CLI | CP_SVC_GATEWAY, CP_V_PATH,
+       "deployment secret for worker pseudonyms (created at first start, 0600)")
+
+/* catalogue and registry */
+CP_OPT(CATALOGUE, STR, "data/catalogue.json", 1, 4096, CP_SVC_VERIFY | CP_SVC_CLI | CP_SVC_GATEWAY, CP_V_PATH,
+       "qualification catalogue file")
+CP_OPT(PROVIDERS, STR, "data/providers.json", 1, 4096, CP_SVC_INTAKE | CP_SVC_VERIFY | CP_SVC_NOTIFY | CP_SVC_CLI | CP_SVC_GATEWAY, CP_V_PATH,
+       "provider registry file")
+
+/* signer */
+CP_OPT(SIGNER_ENDPOINTS, STR, "tcp://127.0.0.1:5610", 1, 4096, CP_SVC_VERIFY | CP_SVC_CLI, CP_V_ZMQ_ENDPOINTS,
+       "comma-separated signer shard endpoints, in shard order (verify routes by worker pseudonym)")
+CP_OPT(SIGNER_BIND, STR, "tcp://127.0.0.1:5610", 1, 255, CP_SVC_SIGNER, CP_V_ZMQ_ENDPOINT,
+       "this signer shard's PULL endpoint")
+CP_OPT(SHARD, INT, "0", 0, 1023, CP_SVC_SIGNER, CP_V_NONE,
+       "register shard number this signer owns")
+CP_OPT(REGISTER_DIR, STR, "var/register", 1, 4096, CP_SVC_SIGNER | CP_SVC_CLI | CP_SVC_GATEWAY, CP_V_PATH,
+       "register (tlog-tiles) directory of the shard")
+CP_OPT(LOG_ORIGIN, STR, "carepass.local/register", 1, 120, CP_SVC_SIGNER | CP_SVC_CLI | CP_SVC_GATEWAY, CP_V_ORIGIN,
+       "checkpoint origin line and signing key name")
+CP_OPT(SIGNING_KEY, STR, "var/keys/signer.key", 1, 4096, CP_SVC_SIGNER | CP_SVC_CLI, CP_V_PATH,
+       "Ed25519 register signing key file (created at first start, 0600)")
+CP_OPT(SIGNER_BATCH_MAX, INT, "1024", 1, 65536, CP_SVC_SIGNER, CP_V_NONE,
+       "most entries appended per batch (one fsync per batch)")
+CP_OPT(SIGNER_BATCH_WAIT_MS, INT, "5", 0, 1000, CP_SVC_SIGNER, CP_V_DURATION,
+       "how long to wait for more entries before closing a batch")
+
+/* notify */
+CP_OPT(NOTIFY_SIGNING_KEY, STR, "var/keys/notify.key", 1, 4096, CP_SVC_NOTIFY | CP_SVC_CLI | CP_SVC_GATEWAY, CP_V_PATH,
+       "Ed25519 webhook signing key file (created at first start, 0600)")
+CP_OPT(WEBHOOK_TIMEOUT_MS, INT, "5000", 100, 60000, CP_SVC_NOTIFY, CP_V_DURATION,
+       "per-delivery HTTP timeout")
+CP_OPT(WEBHOOK_MAX_ATTEMPTS, INT, "0", 0, 100000, CP_SVC_NOTIFY, CP_V_NONE,
+       "attempts before a delivery goes to the dead-letter list (0 = no count limit: WEBHOOK_RETRY_WINDOW_S decides)")
+CP_OPT(WEBHOOK_RETRY_WINDOW_S, INT, "259200", 1, 2592000, CP_SVC_NOTIFY, CP_V_DURATION,
+       "a delivery still failing this long after it was created goes to the dead-letter list (3 days)")
+CP_OPT(WEBHOOK_BACKOFF_MS, INT, "1000", 1, 3600000, CP_SVC_NOTIFY, CP_V_DURATION,
+       "first retry delay; doubles each attempt, with jitter")
+CP_OPT(WEBHOOK_BACKOFF_MAX_MS, INT, "3600000", 1, 86400000, CP_SVC_NOTIFY, CP_V_DURATION,
+       "longest retry delay")
+CP_OPT(WEBHOOK_CONCURRENCY, INT, "64", 1, 4096, CP_SVC_NOTIFY, CP_V_NONE,
+       "deliveries in flight at once")
+CP_OPT(WEBHOOK_PER_ENDPOINT, INT, "8", 1, 4096, CP_SVC_NOTIFY, CP_V_NONE,
+       "deliveries in flight at once to one host:port (per notify replica); more wait in Redis (a few, for endpoints that answer fast, in notify)")
+CP_OPT(EXPIRY_SCAN_MS, INT, "1000", 50, 3600000, CP_SVC_NOTIFY, CP_V_DURATION,
+       "how often notify looks for records passing an expiry threshold (90/30/7 days before, the day after)")
+CP_OPT(EXPIRY_SCAN_BATCH, INT, "256", 1, 100000, CP_SVC_NOTIFY, CP_V_NONE,
+       "most records one expiry scan takes")
+
+/* gateway (HTTP edge) */
+CP_OPT(GATEWAY_BIND, STR, "127.0.0.1:8080", 3, 255, CP_SVC_GATEWAY, CP_V_HOSTPORT,
+       "HTTP listen address host:port (IPv4; 0.0.0.0 = every interface)")
+CP_OPT(GATEWAY_THREADS, INT, "4", 1, 256, CP_SVC_GATEWAY, CP_V_NONE,
+       "HTTP event loops (threads), each with its own libmicrohttpd daemon on the shared address; each loop waits for Redis during its batches of checks")
+CP_OPT(GATEWAY_MAX_BODY, INT, "1048576", 1024, 67108864, CP_SVC_GATEWAY, CP_V_NONE,
+       "largest request body in bytes; bigger gets 413 BODY_TOO_LARGE")
+CP_OPT(GATEWAY_TIMEOUT_S, INT, "30", 1, 3600, CP_SVC_GATEWAY, CP_V_DURATION,
+       "a connection idle (or sending this slowly) this long is closed (slowloris)")
+CP_OPT(GATEWAY_PER_IP_LIMIT, INT, "64", 0, 100000, CP_SVC_GATEWAY, CP_V_NONE,
+       "concurrent connections from one client address (0 = no limit)")
+CP_OPT(GATEWAY_MAX_CONNECTIONS, INT, "1024", 1, 100000, CP_SVC_GATEWAY, CP_V_NONE,
+       "concurrent HTTP connections in total")
+CP_OPT(GATEWAY_CONN_MEMORY, INT, "32768", 4096, 1048576, CP_SVC_GATEWAY, CP_V_NONE,
+       "memory per connection for the request line and headers; more gets 431/413")
+CP_OPT(TOKEN_SECRET, STR, "var/keys/token.secret", 1, 4096, CP_SVC_GATEWAY | CP_SVC_CLI, CP_V_PATH,
+       "deployment secret that MACs provider (cpp_) and worker (cpw_) API tokens (created at first start, 0600)")
+
