@@ -26,4 +26,41 @@ int cp_service_init(int argc, char **argv, const char *name, unsigned service,
  * run script read it. */
 void cp_service_heartbeat(const char *name);
 
+/* ---- the one service lifecycle ------------------------------------------------------------
+ * Every service main.c is a cp_service_def_t and one call:
+ *   int main(int argc, char **argv) { return cp_service_main(argc, argv, &intake_service); }
+ * cp_service_main runs, in order: --help/--version, config, log, crypto, signals
+ * (cp_service_init); optional admin subcommands; create; then turns until SIGTERM/SIGINT
+ * (writing the health file at most once a second); then drain and destroy (reverse order of
+ * start); cp_config_free. Exit code: 0 clean stop, 1 start-up or run failure, 2 bad arguments
+ * or configuration (create may return 2 for bad configuration data, e.g. the catalogue). */
+
+/* Longest a turn may block, so the stop flag is seen promptly. */
+#define CP_SERVICE_TURN_MS 200
+
+typedef struct {
+  const char *name;      // service name: log "service" field, <name>.health, --version
+  unsigned service;      // CP_SVC_* mask of the options it reads
+  const char *summary;   // one paragraph for --help
+  /* Make the service object: 0, or an exit code (1 cannot start, 2 bad configuration data)
+   * with err set. On failure *self stays NULL or is destroyed by destroy. */
+  int (*create)(void **self, char *err, size_t errlen);
+  /* One turn: wait at most timeout_ms for work and do it. 0 to go on, -1 on a failure that
+   * must stop the process (logged by the turn). */
+  int (*turn)(void *self, int timeout_ms);
+  /* After the stop request, before destroy: finish what is in hand (answer waiting
+   * requests, append the last batch). 0 or -1 (exit 1). NULL = nothing to finish. */
+  int (*drain)(void *self);
+  /* Free everything; NULL-safe; sets *self to NULL. */
+  void (*destroy)(void **self);
+  /* Optional operator subcommands (`notify dead-list`): when argv[1] is one of them
+   * (is_command), run command(argc - 1, argv + 1) after start-up instead of the service and
+   * return its exit code. Both NULL = none. */
+  bool (*is_command)(const char *word);
+  int (*command)(int argc, char **argv);
+} cp_service_def_t;
+
+/* Run the service described by def until SIGTERM/SIGINT; returns main's exit code. */
+int cp_service_main(int argc, char **argv, const cp_service_def_t *def) CP_WUR;
+
 #endif

@@ -106,3 +106,42 @@ void cp_service_heartbeat(const char *name) {
   }
   pthread_mutex_unlock(&mu);
 }
+
+int cp_service_main(int argc, char **argv, const cp_service_def_t *def) {
+  int code = 0;
+  bool admin = def->is_command != NULL && argc >= 2 && def->is_command(argv[1]);
+  if (cp_service_init(admin ? 1 : argc, argv, def->name, def->service, def->summary, &code) != 0)
+    return code;
+  if (admin) {
+    code = def->command(argc - 1, argv + 1);
+    cp_config_free();
+    return code;
+  }
+  char err[CP_ERRLEN] = "";
+  void *self = NULL;
+  code = def->create(&self, err, sizeof err);
+  if (code != 0) {
+    if (cp_stop_requested) {   /* stopped while it waited for its peers: a clean stop */
+      code = 0;
+    } else {
+      cp_log_error("cannot start", CP_KV_STR("error", err), CP_KV_END);
+      code = code == 2 ? 2 : 1;
+    }
+    goto out;
+  }
+  cp_log_info("started", CP_KV_END);
+  while (!cp_stop_requested) {
+    cp_service_heartbeat(def->name);
+    if (def->turn(self, CP_SERVICE_TURN_MS) != 0) {
+      cp_log_error("stopping after a failure", CP_KV_END);
+      code = 1;
+      break;
+    }
+  }
+  if (code == 0 && def->drain != NULL && def->drain(self) != 0) code = 1;
+  cp_log_info("stopping", CP_KV_INT("exit_code", code), CP_KV_END);
+out:
+  if (def->destroy != NULL) def->destroy(&self);
+  cp_config_free();
+  return code;
+}

@@ -1,5 +1,6 @@
 /* main.c -- bus: the stable rendezvous points of carepass's internal queues (libzmq zmq_proxy). */
 #include <errno.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <zmq.h>
@@ -8,9 +9,6 @@
 #include "cp_config.h"
 #include "cp_log.h"
 #include "cp_service.h"
-
-#define BUS_TICK_US 200000     /* how often main looks at the stop flag */
-#define BUS_HEARTBEAT_TICKS 5  /* heartbeat every second */
 
 /* The three queues: producers connect to *_IN, consumers to *_OUT. */
 static const struct {
@@ -25,45 +23,57 @@ static const struct {
     {"results", ZMQ_XSUB, CP_OPT_BUS_RESULTS_IN, ZMQ_XPUB, CP_OPT_BUS_RESULTS_OUT},
 };
 
-int main(int argc, char **argv) {
-  int code = 0;
-  if (cp_service_init(argc, argv, "bus", CP_SVC_BUS,
-                      "bus: zmq_proxy queues (verify, notify) and the results topic", &code) != 0)
-    return code;
-  int rc = 1;
-  char err[CP_ERRLEN] = "";
-  bus_queue_t *q[CP_ARRAY_LEN(queues)] = {0};
-  void *ctx = zmq_ctx_new();
-  if (ctx == NULL) {
-    cp_log_error("zmq_ctx_new failed", CP_KV_STR("error", zmq_strerror(errno)), CP_KV_END);
-    goto out;
+typedef struct {
+  void *ctx;                                 // ZeroMQ context of the proxies
+  bus_queue_t *q[CP_ARRAY_LEN(queues)];      // one proxy thread per queue
+} bus_t;
+
+static void bus_destroy(void **selfp) {
+  bus_t *b = *selfp;
+  if (b == NULL) return;
+  for (size_t i = CP_ARRAY_LEN(b->q); i-- > 0;) bus_queue_stop(&b->q[i]);
+  if (b->ctx != NULL) zmq_ctx_term(b->ctx);
+  free(b);
+  *selfp = NULL;
+}
+
+static int bus_create(void **selfp, char *err, size_t errlen) {
+  bus_t *b = cp_xcalloc(1, sizeof *b);
+  *selfp = b;
+  b->ctx = zmq_ctx_new();
+  if (b->ctx == NULL) {
+    cp_err(err, errlen, "zmq_ctx_new: %s", zmq_strerror(errno));
+    return 1;
   }
   int hwm = (int)cp_cfg_int(CP_OPT_BUS_HWM);
   for (size_t i = 0; i < CP_ARRAY_LEN(queues); i++) {
-    q[i] = bus_queue_start(ctx, queues[i].name, queues[i].ftype, cp_cfg_str(queues[i].in),
-                           queues[i].btype, cp_cfg_str(queues[i].out), hwm, err, sizeof err);
-    if (q[i] == NULL) {
-      cp_log_error("bus failed to start", CP_KV_STR("error", err), CP_KV_END);
-      goto out;
-    }
+    b->q[i] = bus_queue_start(b->ctx, queues[i].name, queues[i].ftype, cp_cfg_str(queues[i].in),
+                              queues[i].btype, cp_cfg_str(queues[i].out), hwm, err, errlen);
+    if (b->q[i] == NULL) return 1;
   }
-
-  rc = 0;
-  for (unsigned tick = 0; !cp_stop_requested; tick++) {
-    if (tick % BUS_HEARTBEAT_TICKS == 0) cp_service_heartbeat("bus");
-    bool failed = false;
-    for (size_t i = 0; i < CP_ARRAY_LEN(q); i++) failed |= bus_queue_failed(q[i]);
-    if (failed) {
-      cp_log_error("a bus queue stopped unexpectedly; exiting", CP_KV_END);
-      rc = 1;
-      break;
-    }
-    usleep(BUS_TICK_US);
-  }
-  cp_log_info("bus stopping", CP_KV_END);
-out:
-  for (size_t i = CP_ARRAY_LEN(q); i-- > 0;) bus_queue_stop(&q[i]);
-  if (ctx != NULL) zmq_ctx_term(ctx);
-  cp_config_free();
-  return rc;
+  return 0;
 }
+
+/* The proxies run in their own threads; a turn only watches that none has ended. */
+static int bus_turn(void *self, int timeout_ms) {
+  bus_t *b = self;
+  for (size_t i = 0; i < CP_ARRAY_LEN(b->q); i++) {
+    if (bus_queue_failed(b->q[i])) {
+      cp_log_error("a bus queue stopped unexpectedly", CP_KV_STR("queue", queues[i].name), CP_KV_END);
+      return -1;
+    }
+  }
+  usleep((useconds_t)timeout_ms * 1000);
+  return 0;
+}
+
+static const cp_service_def_t bus_service = {
+    .name = "bus",
+    .service = CP_SVC_BUS,
+    .summary = "bus: zmq_proxy queues (verify, notify) and the results topic",
+    .create = bus_create,
+    .turn = bus_turn,
+    .destroy = bus_destroy,
+};
+
+int main(int argc, char **argv) { return cp_service_main(argc, argv, &bus_service); }
