@@ -107,7 +107,8 @@ int reg_verify_consistency(uint64_t old_size, uint64_t new_size, const reg_hash_
                            size_t n, const uint8_t old_root[REG_HASH_BYTES],
                            const uint8_t new_root[REG_HASH_BYTES]) CP_WUR;
 
-/* ---- the log (register_log.c) ------------------------------------------- */
+/* ---- the log: open, recover and close (register_open.c, register_recover.c), append
+ * (register_append.c), read and prove (register_read.c), audit (register_audit.c) ---- */
 
 typedef struct reg_log reg_log_t;
 
@@ -144,7 +145,7 @@ const char *reg_checkpoint_note(const reg_log_t *log);
  * place), writes the new signed checkpoint to checkpoint.tmp, fsyncs all those
  * files together and then each touched directory, and only then renames the
  * checkpoint into place and fsyncs its directory (the argument for why this is
- * crash safe is beside reg_append in register_log.c). On return 0
+ * crash safe is beside reg_append in register_append.c). On return 0
  * the entries are durable at first_index .. first_index + n - 1. On -1 the log is
  * unchanged (in memory and in what its checkpoint covers). */
 int reg_append(reg_log_t *log, const uint8_t *const *entries, const size_t *lens, size_t n,
