@@ -7,26 +7,6 @@
 
 #include "cp_crash.h"
 
-/* Hash source over the writer's in-memory right edge at tree size `size`. */
-typedef struct {
-  const reg_log_t *log;   // whose edge
-  uint64_t size;          // tree size the edge describes
-} edge_src_t;
-
-static int edge_get(void *arg, unsigned height, uint64_t index, uint8_t out[REG_HASH_BYTES],
-                    char *err, size_t errlen) {
-  edge_src_t *src = arg;
-  unsigned level = height / REG_TILE_HEIGHT, sub = height % REG_TILE_HEIGHT;
-  if (level >= REG_LEVELS) return cp_err(err, errlen, "subtree height %u out of range", height);
-  uint64_t n = src->size >> (REG_TILE_HEIGHT * level);
-  uint64_t base = n & ~(uint64_t)(REG_TILE_WIDTH - 1);
-  uint64_t first = index << sub, count = 1ull << sub;
-  if (first < base || first + count > n)
-    return cp_err(err, errlen, "subtree (%u, %llu) is not on the right edge", height, (unsigned long long)index);
-  reg_hashes_root((const reg_hash_t *)REG_EDGE(src->log, level)[first - base], (size_t)count, out);
-  return 0;
-}
-
 static void bundle_add(reg_log_t *log, const uint8_t *e, size_t len) {
   if (log->bundle_len + 2 + len > log->bundle_cap) {
     size_t cap = log->bundle_cap ? log->bundle_cap : 4096;
@@ -143,8 +123,8 @@ int reg_append(reg_log_t *log, const uint8_t *const *entries, const size_t *lens
 
   /* 2. the new checkpoint, written but not yet in place */
   uint8_t root[REG_HASH_BYTES];
-  edge_src_t src = {log, s};
-  if (reg_proof_root(edge_get, &src, s, root, err, errlen) != 0) goto out;
+  reg_edgesrc_t src = {log->edge, s, false};
+  if (reg_proof_root(reg_edgesrc_get, &src, s, root, err, errlen) != 0) goto out;
   int notelen = reg_checkpoint_sign(log->key, s, root, note, REG_CHECKPOINT_MAX + 1, err, errlen);
   if (notelen < 0) goto out;
   if (reg_wbatch_write(&wb, log->dir, "checkpoint", note, (size_t)notelen, false, &rootds, err, errlen) != 0) goto out;

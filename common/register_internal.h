@@ -109,6 +109,18 @@ typedef struct {
 int reg_tilesrc_get(void *arg, unsigned height, uint64_t index, uint8_t out[REG_HASH_BYTES], char *err,
                     size_t errlen) CP_WUR;
 
+/* Hash source (reg_hash_fn) over a right edge: the hashes of the current tile at each
+ * level, [REG_LEVELS][256], of a tree of `size` leaves (register_proof.c). The writer's
+ * edge and the audit's recomputed one. */
+typedef struct {
+  const reg_hash_t *edge;   // [REG_LEVELS][REG_TILE_WIDTH] hashes
+  uint64_t size;            // tree size the edge describes
+  bool full_kept;           // a level whose count is a multiple of 256 still holds that last full tile
+} reg_edgesrc_t;
+
+int reg_edgesrc_get(void *arg, unsigned height, uint64_t index, uint8_t out[REG_HASH_BYTES], char *err,
+                    size_t errlen) CP_WUR;
+
 /* ---- recovery (register_recover.c) ---------------------------------------- */
 
 /* Writer: rebuild the missing partial bundle and tiles of the checkpointed size. */
