@@ -188,7 +188,7 @@ int reg_consistency_proof(reg_log_t *log, uint64_t old_size, uint64_t new_size,
 
 /* ---- audit (register_audit.c): what `carepass audit` runs ----------------- */
 
-#define REG_AUDIT_THREADS_MAX 16   /* most signature-verification threads */
+#define REG_AUDIT_THREADS_MAX 16   /* most audit threads (hashing, signature verification) */
 
 /* Where an audit reads a register: the file at relative path rel ("checkpoint",
  * "tile/0/000", ...; at most max bytes) into *buf, grown with realloc as needed
@@ -212,7 +212,7 @@ typedef struct {
   const char *note;          // the checkpoint note to audit (NUL-terminated); NULL: read "checkpoint"
   const char *vkey;          // verifier key (note vkey text); NULL: the tree only, no keys at all
   bool signatures;           // verify every entry's signature with the key valid at its index
-  int threads;               // signature-verification threads, 1..REG_AUDIT_THREADS_MAX
+  int threads;               // hashing and signature-verification threads, 1..REG_AUDIT_THREADS_MAX
   const char *since;         // file holding an earlier checkpoint note to prove consistency with; NULL: none
   /* one check's verdict, in the order they are made ("tiles", "root", "key history",
    * "checkpoint signature", "signatures", "consistency", "entries", "checkpoint") */

@@ -20,8 +20,10 @@
 
 #define AUDIT_CHUNK_TILES 16          /* entry bundles per signature-verification chunk */
 #define AUDIT_SIG_ERRORS_SHOWN 10     /* bad signatures reported before only counting */
+#define AUDIT_CHUNK_ENTRIES (AUDIT_CHUNK_TILES * REG_TILE_WIDTH)
+#define AUDIT_JOBS_PER_THREAD 512     /* fewer signatures than this per thread are verified on fewer threads */
 #define ARENA_SCRATCH_BYTES (64 * 1024)          /* one entry's decoding */
-#define ARENA_CHUNK_BYTES (2 * 1024 * 1024)      /* a chunk's SignedEntries, kept for the verify threads */
+#define ARENA_KEEP_BYTES (1024 * 1024)           /* a thread's share of a chunk's SignedEntries, kept for verifying */
 
 /* ---- a bump allocator for protobuf-c: an entry is decoded without a malloc per field ---- */
 
@@ -161,26 +163,44 @@ typedef struct {
   bool ok;                 // verified
 } sigjob_t;
 
-/* A slice of a chunk's jobs for one thread. */
+/* One entry of the chunk: where it is, and what the decoding threads found. */
 typedef struct {
-  sigjob_t *jobs;   // first job
-  size_t n;         // how many
-} slice_t;
+  const uint8_t *e;                        // entry bytes (in its bundle's buffer)
+  size_t len;                              // their length
+  uint8_t hash[REG_HASH_BYTES];            // RFC 6962 leaf hash
+  const Carepass__V1__SignedEntry *se;     // decoded, kept for the signature (NULL: tree only, or refused)
+  bool feed;                               // a key entry, or protobuf-c refused it: reg_keys_feed decides
+} chunk_entry_t;
 
-static void *verify_slice(void *arg) {
-  slice_t *sl = arg;
-  for (size_t i = 0; i < sl->n; i++) {
-    sigjob_t *j = &sl->jobs[i];
-    j->ok = cp_verify_entry(j->pk, j->msg, j->len, j->sig);
-  }
-  return NULL;
-}
+/* An entry bundle of the chunk. */
+typedef struct {
+  uint8_t *buf;      // the bundle (reused from chunk to chunk)
+  size_t cap;        // allocated for buf
+  uint64_t t;        // tile index
+  unsigned w;        // entries it must hold
+  unsigned n;        // entries found in it (in ents from first)
+  size_t first;      // index in the chunk's ents of its first entry
+  reg_hash_t root;   // a full bundle: the root of its level-0 tile, as recomputed
+} chunk_bundle_t;
+
+struct audit;
+
+/* One thread's share of a chunk: hash and decode bundles [from, to), or verify jobs [from, to). */
+typedef struct {
+  struct audit *a;   // the audit
+  size_t from;       // first entry or job
+  size_t to;         // one past the last
+  arena_t keep;      // SignedEntries kept for the signature jobs (reset once they are verified)
+  arena_t scratch;   // one entry's decoding
+  reg_hash_t *scratch_hashes;   // [256] a bundle's leaf hashes, for its root
+} worker_t;
 
 /* Audit state. */
-typedef struct {
+typedef struct audit {
   const reg_audit_opts_t *o;          // what to audit, where findings go
   reg_fetch_fn fetch;                 // how files are read
   void *fetch_arg;                    // for fetch
+  int threads;                        // threads, 1..REG_AUDIT_THREADS_MAX
   uint64_t size;                      // checkpoint tree size
   uint8_t root[REG_HASH_BYTES];       // checkpoint root (claimed)
   char origin[256];                   // checkpoint origin
@@ -190,18 +210,16 @@ typedef struct {
   reg_keyspan_t *spans;               // key history so far
   size_t nspans;                      // spans in use
   bool legacy;                        // no genesis key entry: VKEY signs everything
+  chunk_bundle_t bundles[AUDIT_CHUNK_TILES];  // the chunk's entry bundles
+  chunk_entry_t *ents;                // the chunk's entries [AUDIT_CHUNK_ENTRIES]
+  worker_t workers[REG_AUDIT_THREADS_MAX];    // per thread
   sigjob_t *jobs;                     // current chunk's jobs
   size_t njobs;                       // jobs in use
-  size_t nbundles;                    // bundles in the current chunk
-  arena_t chunk;                      // the chunk's SignedEntries (signature jobs point into it)
-  arena_t scratch;                    // one entry's decoding
   uint64_t sig_ok;                    // signatures verified
   uint64_t sig_bad;                   // signatures that failed
   int failed;                         // failed checks
   uint8_t *tbuf;                      // reused buffer for hash tiles
   size_t tcap;                        // its size
-  uint8_t *ebuf;                      // reused buffer for entry bundles
-  size_t ecap;                        // its size
   uint64_t done;                      // entries processed
 } audit_t;
 
@@ -258,42 +276,96 @@ static int check_tile(audit_t *a, int level, uint64_t t, unsigned w, const reg_h
   return rc;
 }
 
-/* A complete tile's recomputed hashes at `level` are in LVL(level): check it, carry its root up. */
-static int push_full(audit_t *a, int level, uint64_t t) {
+/* A complete tile's recomputed hashes at `level` are in LVL(level): check it, carry its
+ * root up (root: already computed, or NULL). */
+static int push_full(audit_t *a, int level, uint64_t t, const uint8_t *root) {
   if (check_tile(a, level, t, REG_TILE_WIDTH, LVL(a, level)) != 0) return -1;
   if (level + 1 < REG_LEVELS) {
-    reg_hashes_root(LVL(a, level), REG_TILE_WIDTH, LVL(a, level + 1)[a->nlvl[level + 1]++]);
+    uint8_t *up = LVL(a, level + 1)[a->nlvl[level + 1]++];
+    if (root != NULL)
+      memcpy(up, root, REG_HASH_BYTES);
+    else
+      reg_hashes_root(LVL(a, level), REG_TILE_WIDTH, up);
     if (a->nlvl[level + 1] == REG_TILE_WIDTH) {
-      if (push_full(a, level + 1, t / REG_TILE_WIDTH) != 0) return -1;
+      if (push_full(a, level + 1, t / REG_TILE_WIDTH, NULL) != 0) return -1;
       a->nlvl[level + 1] = 0;
     }
   }
   return 0;
 }
 
-/* Verify the chunk's signatures on the threads, count the results, free the chunk. */
+/* Run fn on up to a->threads threads over [0, n), one slice of at least min each (the caller takes the first). */
+static void on_threads(audit_t *a, size_t n, size_t min, void *(*fn)(void *)) {
+  int nt = a->threads;
+  if ((size_t)nt * min > n) nt = (int)(n / min);
+  if (nt < 1) nt = 1;
+  size_t per = (n + (size_t)nt - 1) / (size_t)nt;
+  pthread_t th[REG_AUDIT_THREADS_MAX];
+  bool started[REG_AUDIT_THREADS_MAX] = {false};
+  for (int i = 0; i < nt; i++) {
+    worker_t *w = &a->workers[i];
+    w->from = (size_t)i * per < n ? (size_t)i * per : n;
+    w->to = w->from + per < n ? w->from + per : n;
+  }
+  for (int i = 1; i < nt; i++) {
+    started[i] = pthread_create(&th[i], NULL, fn, &a->workers[i]) == 0;
+    if (!started[i]) fn(&a->workers[i]);
+  }
+  fn(&a->workers[0]);
+  for (int i = 1; i < nt; i++)
+    if (started[i]) pthread_join(th[i], NULL);
+}
+
+static void *verify_slice(void *arg) {
+  worker_t *w = arg;
+  for (size_t i = w->from; i < w->to; i++) {
+    sigjob_t *j = &w->a->jobs[i];
+    j->ok = cp_verify_entry(j->pk, j->msg, j->len, j->sig);
+  }
+  return NULL;
+}
+
+/* The leaf hash of one entry and, with a vkey, its decoding. */
+static void decode_entry(worker_t *w, chunk_entry_t *ce) {
+  const reg_audit_opts_t *o = w->a->o;
+  reg_leaf_hash(ce->e, ce->len, ce->hash);
+  ce->se = NULL;
+  ce->feed = false;
+  if (o->vkey == NULL) return;   /* the tree only */
+  arena_reset(&w->scratch);
+  arena_t *sa = o->signatures ? &w->keep : &w->scratch;
+  const Carepass__V1__SignedEntry *se =
+      (Carepass__V1__SignedEntry *)arena_unpack(sa, &carepass__v1__signed_entry__descriptor, ce->e, ce->len);
+  const Carepass__V1__PassportEntry *pe =
+      se == NULL ? NULL
+                 : (Carepass__V1__PassportEntry *)arena_unpack(&w->scratch, &carepass__v1__passport_entry__descriptor,
+                                                               se->entry.data, se->entry.len);
+  ce->feed = pe == NULL || pe->entry_type == CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_KEY;
+  if (o->signatures) ce->se = se;
+}
+
+/* For the bundles of the slice: the leaf hash of each entry and, with a vkey, its
+ * decoding by protobuf-c (is it a key entry, or something protobuf-c refuses; its
+ * SignedEntry for the signature job); the level-0 root of a full bundle. */
+static void *decode_slice(void *arg) {
+  worker_t *w = arg;
+  for (size_t k = w->from; k < w->to; k++) {
+    chunk_bundle_t *b = &w->a->bundles[k];
+    for (size_t i = b->first; i < b->first + b->n; i++) decode_entry(w, &w->a->ents[i]);
+    if (b->n == REG_TILE_WIDTH) {
+      reg_hash_t *h = w->scratch_hashes;
+      for (unsigned i = 0; i < REG_TILE_WIDTH; i++) memcpy(h[i], w->a->ents[b->first + i].hash, REG_HASH_BYTES);
+      reg_hashes_root((const reg_hash_t *)h, REG_TILE_WIDTH, b->root);
+    }
+  }
+  return NULL;
+}
+
+
+/* Verify the chunk's signatures on the threads, count the results, forget the chunk. */
 static void run_jobs(audit_t *a) {
   if (a->njobs > 0) {
-    int nt = a->o->threads < 1 ? 1 : a->o->threads;
-    if (nt > REG_AUDIT_THREADS_MAX) nt = REG_AUDIT_THREADS_MAX;
-    if ((size_t)nt > a->njobs) nt = (int)a->njobs;
-    pthread_t th[REG_AUDIT_THREADS_MAX];
-    slice_t sl[REG_AUDIT_THREADS_MAX];
-    size_t per = (a->njobs + (size_t)nt - 1) / (size_t)nt;
-    int started = 0;
-    for (int i = 0; i < nt; i++) {
-      size_t from = (size_t)i * per;
-      sl[i].jobs = a->jobs + from;
-      sl[i].n = from >= a->njobs ? 0 : (a->njobs - from < per ? a->njobs - from : per);
-    }
-    for (int i = 1; i < nt; i++) {
-      if (pthread_create(&th[i], NULL, verify_slice, &sl[i]) == 0)
-        started = i;
-      else
-        verify_slice(&sl[i]);
-    }
-    verify_slice(&sl[0]);
-    for (int i = 1; i <= started; i++) pthread_join(th[i], NULL);
+    on_threads(a, a->njobs, AUDIT_JOBS_PER_THREAD, verify_slice);
     for (size_t i = 0; i < a->njobs; i++) {
       if (a->jobs[i].ok) {
         a->sig_ok++;
@@ -305,27 +377,18 @@ static void run_jobs(audit_t *a) {
     }
   }
   a->njobs = 0;
-  a->nbundles = 0;
-  arena_reset(&a->chunk);
+  for (int i = 0; i < REG_AUDIT_THREADS_MAX; i++) arena_reset(&a->workers[i].keep);
 }
 
-/* Key history and the signature job of one entry (index order). The entry is
- * decoded by protobuf-c; a key entry, entry 0 (it decides whether the log has a
- * key history) and anything protobuf-c refuses go to reg_keys_feed for its verdict. */
-static void audit_entry(audit_t *a, uint64_t index, const uint8_t *e, size_t len) {
+/* Key history and the signature job of one decoded entry (index order). A key entry,
+ * entry 0 (it decides whether the log has a key history) and anything protobuf-c
+ * refused go to reg_keys_feed for its verdict. */
+static void audit_entry(audit_t *a, uint64_t index, const chunk_entry_t *ce) {
   char err[CP_ERRLEN];
   if (a->o->vkey == NULL) return;   /* the tree only */
-  arena_reset(&a->scratch);
-  arena_t *sa = a->o->signatures ? &a->chunk : &a->scratch;
-  const Carepass__V1__SignedEntry *se =
-      (Carepass__V1__SignedEntry *)arena_unpack(sa, &carepass__v1__signed_entry__descriptor, e, len);
-  const Carepass__V1__PassportEntry *pe =
-      se == NULL ? NULL
-                 : (Carepass__V1__PassportEntry *)arena_unpack(&a->scratch, &carepass__v1__passport_entry__descriptor,
-                                                               se->entry.data, se->entry.len);
-  if (!a->legacy && (index == 0 || pe == NULL || pe->entry_type == CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_KEY)) {
+  if (!a->legacy && (index == 0 || ce->feed)) {
     size_t before = a->nspans;
-    int frc = reg_keys_feed(&a->spans, &a->nspans, index, e, len, err, sizeof err);
+    int frc = reg_keys_feed(&a->spans, &a->nspans, index, ce->e, ce->len, err, sizeof err);
     if (frc != 0 && !(index == 0 && a->nspans == 0)) {
       if (a->sig_bad < AUDIT_SIG_ERRORS_SHOWN) FAILED(a, "key history", "%s", err);
       a->sig_bad++;
@@ -341,6 +404,7 @@ static void audit_entry(audit_t *a, uint64_t index, const uint8_t *e, size_t len
     }
   }
   if (!a->o->signatures) return;
+  const Carepass__V1__SignedEntry *se = ce->se;
   const reg_keyspan_t *sp = NULL;
   if (se != NULL && se->signature.len == crypto_sign_BYTES && se->key_id.len == CP_KEYID_BYTES)
     sp = reg_keys_for(a->spans, a->nspans, se->key_id.data, index);
@@ -363,47 +427,81 @@ static void audit_entry(audit_t *a, uint64_t index, const uint8_t *e, size_t len
   j->ok = false;
 }
 
-/* Level 0 and up: every entry bundle, every tile. */
+/* Read the chunk of entry bundles from tile t0 on and find their entries. Stops at the
+ * first bundle that cannot be read or is malformed: *why is then its failure (the
+ * entries found in it before the damage are still in the chunk). Returns the
+ * bundles in the chunk, the failed one included. */
+static size_t read_chunk(audit_t *a, uint64_t t0, uint64_t ntiles, size_t *nents, char *why, size_t whylen) {
+  char err[CP_ERRLEN];
+  size_t nb = 0, n = 0;
+  why[0] = '\0';
+  for (uint64_t t = t0; nb < AUDIT_CHUNK_TILES && t < ntiles; t++) {
+    chunk_bundle_t *b = &a->bundles[nb++];
+    b->t = t;
+    b->w = reg_tile_width(a->size, 0, t);
+    b->n = 0;
+    b->first = n;
+    char rel[REG_PATH_MAX];
+    size_t len = 0, pos = 0, elen;
+    bool missing;
+    const uint8_t *e;
+    if (reg_tile_path(rel, sizeof rel, REG_LEVEL_ENTRIES, t, b->w) != 0) {
+      snprintf(why, whylen, "tile path too long");
+      break;
+    }
+    if (a->fetch(a->fetch_arg, rel, (size_t)b->w * (2 + REG_ENTRY_MAX), &b->buf, &b->cap, &len, &missing, err,
+                 sizeof err) != 0) {
+      snprintf(why, whylen, "%s", err);
+      break;
+    }
+    while (b->n < b->w && reg_bundle_next(b->buf, len, &pos, &e, &elen) == 1) {
+      a->ents[n].e = e;
+      a->ents[n].len = elen;
+      n++;
+      b->n++;
+    }
+    if (b->n != b->w || pos != len) {
+      snprintf(why, whylen, "entry bundle %s is truncated or corrupt (%u entries read, %u expected%s)", rel, b->n,
+               b->w, b->n == b->w ? ", trailing bytes" : "");
+      break;
+    }
+  }
+  *nents = n;
+  return nb;
+}
+
+/* Level 0 and up: every entry bundle, every tile, a chunk of bundles at a time: read,
+ * then hashed and decoded on the threads, then in index order the key history, the
+ * signature jobs and the tiles, then the signatures verified on the threads. */
 static int walk(audit_t *a) {
   uint64_t ntiles = (a->size + REG_TILE_WIDTH - 1) / REG_TILE_WIDTH;
-  char err[CP_ERRLEN];
-  for (uint64_t t = 0; t < ntiles; t++) {
-    unsigned w = reg_tile_width(a->size, 0, t);
-    char rel[REG_PATH_MAX];
-    if (reg_tile_path(rel, sizeof rel, REG_LEVEL_ENTRIES, t, w) != 0) return -1;
-    size_t len = 0;
-    bool missing;
-    if (a->fetch(a->fetch_arg, rel, (size_t)w * (2 + REG_ENTRY_MAX), &a->ebuf, &a->ecap, &len, &missing, err,
-                 sizeof err) != 0) {
-      FAILED(a, "entries", "%s", err);
-      return -1;
+  char why[768];
+  for (uint64_t t0 = 0; t0 < ntiles; t0 += AUDIT_CHUNK_TILES) {
+    size_t n;
+    size_t nb = read_chunk(a, t0, ntiles, &n, why, sizeof why);
+    on_threads(a, nb, 2, decode_slice);
+    for (size_t k = 0; k < nb; k++) {
+      chunk_bundle_t *b = &a->bundles[k];
+      for (unsigned i = 0; i < b->n; i++) {
+        memcpy(LVL(a, 0)[i], a->ents[b->first + i].hash, REG_HASH_BYTES);
+        audit_entry(a, b->t * REG_TILE_WIDTH + i, &a->ents[b->first + i]);
+      }
+      if (k + 1 == nb && why[0] != '\0') {
+        FAILED(a, "entries", "%s", why);
+        return -1;
+      }
+      a->nlvl[0] = b->w;
+      if (b->w == REG_TILE_WIDTH) {
+        if (push_full(a, 0, b->t, b->root) != 0) return -1;
+        a->nlvl[0] = 0;
+      } else if (check_tile(a, 0, b->t, b->w, LVL(a, 0)) != 0) {
+        return -1;
+      }
+      a->done += b->w;
+      if (k + 1 == nb) run_jobs(a);
+      if (a->o->progress != NULL) a->o->progress(a->o->arg, a->done, a->size, false);
     }
-    size_t pos = 0, elen;
-    const uint8_t *e;
-    unsigned count = 0;
-    while (count < w && reg_bundle_next(a->ebuf, len, &pos, &e, &elen) == 1) {
-      reg_leaf_hash(e, elen, LVL(a, 0)[count]);
-      audit_entry(a, t * REG_TILE_WIDTH + count, e, elen);
-      count++;
-    }
-    if (count != w || pos != len) {
-      FAILED(a, "entries", "entry bundle %s is truncated or corrupt (%u entries read, %u expected%s)", rel, count, w,
-             count == w ? ", trailing bytes" : "");
-      return -1;
-    }
-    a->nbundles++;
-    a->nlvl[0] = w;
-    if (w == REG_TILE_WIDTH) {
-      if (push_full(a, 0, t) != 0) return -1;
-      a->nlvl[0] = 0;
-    } else if (check_tile(a, 0, t, w, LVL(a, 0)) != 0) {
-      return -1;
-    }
-    a->done += w;
-    if (a->nbundles == AUDIT_CHUNK_TILES) run_jobs(a);
-    if (a->o->progress != NULL) a->o->progress(a->o->arg, a->done, a->size, false);
   }
-  run_jobs(a);
   /* partial tiles above level 0 */
   for (int L = 1; L < REG_LEVELS; L++) {
     uint64_t nl = a->size >> (REG_TILE_HEIGHT * L);
@@ -561,8 +659,14 @@ int reg_audit_run(const reg_audit_opts_t *o, reg_audit_result_t *res) {
   a.o = o;
   a.fetch = o->fetch != NULL ? o->fetch : dir_fetch;
   a.fetch_arg = o->fetch != NULL ? o->fetch_arg : (void *)o->dir;
-  arena_init(&a.chunk, ARENA_CHUNK_BYTES);
-  arena_init(&a.scratch, ARENA_SCRATCH_BYTES);
+  a.threads = o->threads < 1 ? 1 : o->threads > REG_AUDIT_THREADS_MAX ? REG_AUDIT_THREADS_MAX : o->threads;
+  for (int i = 0; i < REG_AUDIT_THREADS_MAX; i++) {
+    a.workers[i].a = &a;
+    arena_init(&a.workers[i].keep, ARENA_KEEP_BYTES);
+    arena_init(&a.workers[i].scratch, ARENA_SCRATCH_BYTES);
+    a.workers[i].scratch_hashes = cp_xcalloc(REG_TILE_WIDTH, sizeof(reg_hash_t));
+  }
+  a.ents = cp_xcalloc(AUDIT_CHUNK_ENTRIES, sizeof *a.ents);
   a.lvl = cp_xcalloc((size_t)REG_LEVELS * REG_TILE_WIDTH, sizeof(reg_hash_t));
   a.jobs = cp_xcalloc((size_t)AUDIT_CHUNK_TILES * REG_TILE_WIDTH, sizeof *a.jobs);
   memset(res, 0, sizeof *res);
@@ -613,13 +717,17 @@ int reg_audit_run(const reg_audit_opts_t *o, reg_audit_result_t *res) {
 out:
   res->failed = a.failed;
   a.njobs = 0;   /* a walk that failed leaves unverified jobs: the verdict is in */
-  arena_destroy(&a.chunk);
-  arena_destroy(&a.scratch);
+  for (int i = 0; i < REG_AUDIT_THREADS_MAX; i++) {
+    arena_destroy(&a.workers[i].keep);
+    arena_destroy(&a.workers[i].scratch);
+    free(a.workers[i].scratch_hashes);
+  }
+  for (size_t i = 0; i < AUDIT_CHUNK_TILES; i++) free(a.bundles[i].buf);
+  free(a.ents);
   free(a.spans);
   free(a.lvl);
   free(a.jobs);
   free(a.tbuf);
-  free(a.ebuf);
   free(nbuf);
   return rc;
 }

@@ -140,7 +140,7 @@ static void help(FILE *out) {
           "Exit status 0 only when every check passed.\n\n"
           "  --vkey VKEY        verifier key: a file holding it, or the vkey text\n"
           "  --since FILE       an earlier checkpoint note: prove the log only grew from it\n"
-          "  --threads N        signature-verification threads (default: online CPUs)\n"
+          "  --threads N        hashing and signature-verification threads (default: online CPUs)\n"
           "  --no-signatures    check the tree only (a mirror's quick check)\n");
 }
 
