@@ -431,7 +431,7 @@ static void audit_entry(audit_t *a, uint64_t index, const chunk_entry_t *ce) {
  * first bundle that cannot be read or is malformed: *why is then its failure (the
  * entries found in it before the damage are still in the chunk). Returns the
  * bundles in the chunk, the failed one included. */
-static size_t read_chunk(audit_t *a, uint64_t t0, uint64_t ntiles, size_t *nents, char *why, size_t whylen) {
+static size_t read_chunk(audit_t *a, uint64_t t0, uint64_t ntiles, char *why, size_t whylen) {
   char err[CP_ERRLEN];
   size_t nb = 0, n = 0;
   why[0] = '\0';
@@ -466,7 +466,6 @@ static size_t read_chunk(audit_t *a, uint64_t t0, uint64_t ntiles, size_t *nents
       break;
     }
   }
-  *nents = n;
   return nb;
 }
 
@@ -477,8 +476,7 @@ static int walk(audit_t *a) {
   uint64_t ntiles = (a->size + REG_TILE_WIDTH - 1) / REG_TILE_WIDTH;
   char why[768];
   for (uint64_t t0 = 0; t0 < ntiles; t0 += AUDIT_CHUNK_TILES) {
-    size_t n;
-    size_t nb = read_chunk(a, t0, ntiles, &n, why, sizeof why);
+    size_t nb = read_chunk(a, t0, ntiles, why, sizeof why);
     on_threads(a, nb, 2, decode_slice);
     for (size_t k = 0; k < nb; k++) {
       chunk_bundle_t *b = &a->bundles[k];
