@@ -107,7 +107,8 @@ int reg_verify_consistency(uint64_t old_size, uint64_t new_size, const reg_hash_
                            size_t n, const uint8_t old_root[REG_HASH_BYTES],
                            const uint8_t new_root[REG_HASH_BYTES]) CP_WUR;
 
-/* ---- the log (register_log.c) ------------------------------------------- */
+/* ---- the log: open, recover and close (register_open.c, register_recover.c), append
+ * (register_append.c), read and prove (register_read.c), audit (register_audit.c) ---- */
 
 typedef struct reg_log reg_log_t;
 
@@ -144,7 +145,7 @@ const char *reg_checkpoint_note(const reg_log_t *log);
  * place), writes the new signed checkpoint to checkpoint.tmp, fsyncs all those
  * files together and then each touched directory, and only then renames the
  * checkpoint into place and fsyncs its directory (the argument for why this is
- * crash safe is beside reg_append in register_log.c). On return 0
+ * crash safe is beside reg_append in register_append.c). On return 0
  * the entries are durable at first_index .. first_index + n - 1. On -1 the log is
  * unchanged (in memory and in what its checkpoint covers). */
 int reg_append(reg_log_t *log, const uint8_t *const *entries, const size_t *lens, size_t n,
@@ -184,8 +185,64 @@ int reg_inclusion_proof(reg_log_t *log, uint64_t index, uint64_t size, reg_hash_
                         size_t *n, char *err, size_t errlen) CP_WUR;
 int reg_consistency_proof(reg_log_t *log, uint64_t old_size, uint64_t new_size,
                           reg_hash_t *proof, size_t *n, char *err, size_t errlen) CP_WUR;
-/* Full audit: re-hash every entry bundle and every tile level and compare with
- * the tiles and the checkpoint root (O(size); for the CLI, not the hot path). */
+
+/* ---- audit (register_audit.c): what `carepass audit` runs ----------------- */
+
+#define REG_AUDIT_THREADS_MAX 16   /* most audit threads (hashing, signature verification) */
+
+/* Where an audit reads a register: the file at relative path rel ("checkpoint",
+ * "tile/0/000", ...; at most max bytes) into *buf, grown with realloc as needed
+ * (*cap is its size) and kept NUL-terminated; *missing is set when the file does
+ * not exist. 0 / -1 with err. */
+typedef int (*reg_fetch_fn)(void *arg, const char *rel, size_t max, uint8_t **buf, size_t *cap, size_t *len,
+                            bool *missing, char *err, size_t errlen);
+
+/* The verdict of one check of an audit. */
+typedef enum {
+  REG_CHECK_PASSED = 0,           // the check held
+  REG_CHECK_FAILED = 1,           // it did not (counted in reg_audit_result_t.failed)
+  REG_CHECK_NOT_ESTABLISHED = 2,  // it could not be made (no key history, --no-signatures)
+} reg_verdict_t;
+
+/* What to audit and where the findings go. */
+typedef struct {
+  const char *dir;           // the register directory (when fetch is NULL)
+  reg_fetch_fn fetch;        // or how its files are read (a mirror over HTTP); NULL: read dir
+  void *fetch_arg;           // for fetch
+  const char *note;          // the checkpoint note to audit (NUL-terminated); NULL: read "checkpoint"
+  const char *vkey;          // verifier key (note vkey text); NULL: the tree only, no keys at all
+  bool signatures;           // verify every entry's signature with the key valid at its index
+  int threads;               // hashing and signature-verification threads, 1..REG_AUDIT_THREADS_MAX
+  const char *since;         // file holding an earlier checkpoint note to prove consistency with; NULL: none
+  /* one check's verdict, in the order they are made ("tiles", "root", "key history",
+   * "checkpoint signature", "signatures", "consistency", "entries", "checkpoint") */
+  void (*check)(void *arg, reg_verdict_t verdict, const char *check, const char *why);
+  /* the checkpoint was read: its origin and size (before the walk starts) */
+  void (*begin)(void *arg, const char *origin, uint64_t size);
+  /* after every entry bundle, and once more (last) when the walk is done */
+  void (*progress)(void *arg, uint64_t done, uint64_t size, bool last);
+  void *arg;                 // for check, begin and progress (each may be NULL)
+} reg_audit_opts_t;
+
+/* How an audit ended. */
+typedef struct {
+  uint64_t size;     // tree size of the audited checkpoint
+  double seconds;    // time the walk over every entry and tile took
+  bool complete;     // every check was made (a walk that failed stops early)
+  int failed;        // checks that failed
+} reg_audit_result_t;
+
+/* Audit a whole register: read every entry bundle, recompute the tree and compare
+ * every hash tile at every level and the root; with a vkey also follow the key
+ * history (key entries), check the checkpoint signature (by the vkey or a later
+ * key the history chains to), every entry signature (signatures) and consistency
+ * with an earlier checkpoint (since). Each verdict goes to o->check. 0 when the
+ * audit reached a verdict (res->failed == 0: it passed); -1 when the checkpoint
+ * could not be read or parsed (reported to o->check as "checkpoint"). */
+int reg_audit_run(const reg_audit_opts_t *o, reg_audit_result_t *res) CP_WUR;
+
+/* The same audit, tree only, of an open log at its checkpoint (files read as the
+ * log reads them): 0, or -1 with err naming the first check that failed. */
 int reg_audit(reg_log_t *log, char *err, size_t errlen) CP_WUR;
 
 #endif

@@ -37,7 +37,7 @@ typedef struct {
   uint64_t to_index;                // last index it may sign; UINT64_MAX while current
 } reg_keyspan_t;
 
-/* ---- building the key history ------------------------------------------- */
+/* ---- building the key history (register_keys.c) ---------------------------- */
 
 /* Feed one register entry (SignedEntry bytes at `index`) into a key history
  * being built in index order. Non-KEY entries are ignored (return 0). A KEY entry
@@ -67,6 +67,8 @@ const reg_keyspan_t *reg_keys_for(const reg_keyspan_t *spans, size_t n,
 /* Note vkey text of a span into out (REG_VKEY_MAX bytes). */
 int reg_keys_vkey(const reg_keyspan_t *span, char *out, size_t outlen) CP_WUR;
 
+/* ---- making entries (register_sign.c) -------------------------------------- */
+
 /* Sign the PassportEntry pe with key and pack it as a SignedEntry (entry bytes, key id,
  * Ed25519 signature) into a malloc'd buffer: the one way every entry of the register is
  * made. -1 with err when packing fails or the result exceeds REG_ENTRY_MAX. */
@@ -80,7 +82,7 @@ int reg_key_entry_build(const cp_signkey_t *signer, const char *name, const uint
                         int64_t issued_at, uint8_t **out, size_t *outlen, char *err,
                         size_t errlen) CP_WUR;
 
-/* ---- checking entries ----------------------------------------------------- */
+/* ---- checking entries (register_keys.c) ------------------------------------ */
 
 /* Decode a SignedEntry at `index`, check that its key id names a key valid at
  * that index and that the Ed25519 signature verifies with it. On 0, *out (may
@@ -92,7 +94,7 @@ int reg_entry_check(const reg_keyspan_t *spans, size_t n, uint64_t index, const 
                     size_t len, Carepass__V1__PassportEntry **out, const reg_keyspan_t **span,
                     char *err, size_t errlen) CP_WUR;
 
-/* ---- the register directory's key files ---------------------------------- */
+/* ---- the register directory's key files (register_vkeys.c) ---------------- */
 
 /* Read dir/vkeys (one vkey per line, oldest first) into a malloc'd array of
  * malloc'd strings (free with reg_vkeys_free). A missing file falls back to

@@ -1,4 +1,4 @@
-/* register_keys.c -- the register's key history: key entries, which key may sign which index, vkeys files. */
+/* register_keys.c -- the register's key history: key entries, which key may sign which index, entry checks. */
 #include "cp_regkeys.h"
 
 #include <errno.h>
@@ -181,8 +181,7 @@ int reg_keys_load(reg_log_t *log, reg_keyspan_t **out, size_t *n, char *err, siz
   uint64_t size = reg_size(log);
   if (size == 0) return cp_err(err, errlen, "register %s is empty (no genesis key entry yet)", reg_dir(log));
   char werr[CP_ERRLEN] = "";
-  int rc = reg_foreach_entry(log, 0, size, keys_walk_fn, &w, werr, sizeof werr);
-  if (rc != 0) {
+  if (reg_foreach_entry(log, 0, size, keys_walk_fn, &w, werr, sizeof werr) != 0) {
     /* a walk-function failure left its message in err; a read failure in werr */
     if (werr[0] != '\0') cp_err(err, errlen, "%s", werr);
     free(w.spans);
@@ -220,6 +219,7 @@ int reg_entry_check(const reg_keyspan_t *spans, size_t n, uint64_t index, const 
   Carepass__V1__SignedEntry *se = NULL;
   Carepass__V1__PassportEntry *pe = NULL;
   if (unpack_entry(index, entry, len, &se, &pe, err, errlen) != 0) return -1;
+  int rc = -1;
   const reg_keyspan_t *sp = reg_keys_for(spans, n, se->key_id.data, index);
   if (sp == NULL) {
     char hex[9], valid[256];
@@ -227,153 +227,19 @@ int reg_entry_check(const reg_keyspan_t *spans, size_t n, uint64_t index, const 
     span_text(spans, n, se->key_id.data, valid, sizeof valid);
     cp_err(err, errlen, "entry %llu is signed by key %s, which is not valid at index %llu (%s)",
            (unsigned long long)index, hex, (unsigned long long)index, valid);
-    goto err;
+    goto out;
   }
   if (!cp_verify_entry(sp->pk, se->entry.data, se->entry.len, se->signature.data)) {
     cp_err(err, errlen, "entry %llu: Ed25519 signature does not verify", (unsigned long long)index);
-    goto err;
+    goto out;
   }
-  protobuf_c_message_free_unpacked(&se->base, NULL);
-  if (out != NULL)
+  if (out != NULL) {
     *out = pe;
-  else
-    protobuf_c_message_free_unpacked(&pe->base, NULL);
+    pe = NULL;   /* the caller's now */
+  }
   if (span != NULL) *span = sp;
-  return 0;
-err:
-  free_entry(&se, &pe);
-  return -1;
-}
-
-/* ---- vkeys files ---------------------------------------------------------- */
-
-/* Split text into trimmed non-empty lines appended to *v. */
-static void add_lines(const char *text, size_t len, char ***v, size_t *n) {
-  const char *p = text, *end = text + len;
-  while (p < end) {
-    const char *nl = memchr(p, '\n', (size_t)(end - p));
-    const char *le = nl ? nl : end;
-    const char *a = p, *b = le;
-    while (a < b && (*a == ' ' || *a == '\t' || *a == '\r')) a++;
-    while (b > a && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\r')) b--;
-    if (b > a) {
-      *v = realloc(*v, (*n + 1) * sizeof **v);
-      if (*v == NULL) abort();
-      char *s = cp_xmalloc((size_t)(b - a) + 1);
-      memcpy(s, a, (size_t)(b - a));
-      s[b - a] = '\0';
-      (*v)[(*n)++] = s;
-    }
-    p = le + 1;
-  }
-}
-
-int reg_vkeys_read(const char *dir, char ***vkeys, size_t *n, char *err, size_t errlen) {
-  *vkeys = NULL;
-  *n = 0;
-  char path[4200];
-  uint8_t *buf = NULL;
-  size_t len = 0;
-  char rerr[CP_ERRLEN];
-  snprintf(path, sizeof path, "%s/vkeys", dir);
-  if (cp_read_file(path, (size_t)REG_KEYS_MAX * REG_VKEY_MAX, &buf, &len, rerr, sizeof rerr) != 0) {
-    snprintf(path, sizeof path, "%s/vkey", dir);
-    if (cp_read_file(path, REG_VKEY_MAX, &buf, &len, rerr, sizeof rerr) != 0)
-      return cp_err(err, errlen, "register %s has neither vkeys nor vkey: %s", dir, rerr);
-  }
-  add_lines((const char *)buf, len, vkeys, n);
-  free(buf);
-  if (*n == 0) return cp_err(err, errlen, "register %s: %s lists no verifier key", dir, path);
-  for (size_t i = 0; i < *n; i++) {
-    char name[128], perr[CP_ERRLEN];
-    unsigned char pk[32], id[CP_KEYID_BYTES];
-    if (cp_vkey_parse((*vkeys)[i], name, sizeof name, pk, id, perr, sizeof perr) != 0) {
-      cp_err(err, errlen, "%s line %zu: %s", path, i + 1, perr);
-      reg_vkeys_free(vkeys, *n);
-      *n = 0;
-      return -1;
-    }
-  }
-  return 0;
-}
-
-void reg_vkeys_free(char ***vkeys, size_t n) {
-  if (vkeys == NULL || *vkeys == NULL) return;
-  for (size_t i = 0; i < n; i++) free((*vkeys)[i]);
-  free(*vkeys);
-  *vkeys = NULL;
-}
-
-int reg_vkeys_publish(const char *dir, const char *vkey, char *err, size_t errlen) {
-  char path[4200];
-  uint8_t *buf = NULL;
-  size_t len = 0;
-  char **v = NULL;
-  size_t n = 0;
-  int rc = -1;
-  snprintf(path, sizeof path, "%s/vkeys", dir);
-  if (cp_read_file(path, (size_t)REG_KEYS_MAX * REG_VKEY_MAX, &buf, &len, NULL, 0) == 0) {
-    add_lines((const char *)buf, len, &v, &n);
-  } else {
-    /* first publication: start the list with the key currently published, if any */
-    char vpath[4200];
-    snprintf(vpath, sizeof vpath, "%s/vkey", dir);
-    if (cp_read_file(vpath, REG_VKEY_MAX, &buf, &len, NULL, 0) == 0) add_lines((const char *)buf, len, &v, &n);
-  }
-  free(buf);
-  buf = NULL;
-  bool have = false;
-  for (size_t i = 0; i < n; i++)
-    if (strcmp(v[i], vkey) == 0) have = true;
-  size_t cap = (n + 1) * (REG_VKEY_MAX + 1) + 1, used = 0;
-  char *text = cp_xmalloc(cap);
-  for (size_t i = 0; i < n; i++) used += (size_t)snprintf(text + used, cap - used, "%s\n", v[i]);
-  if (!have) used += (size_t)snprintf(text + used, cap - used, "%s\n", vkey);
-  if (cp_write_file_atomic(path, text, used, 0644, err, errlen) != 0) goto out;
-  snprintf(path, sizeof path, "%s/vkey", dir);
-  used = (size_t)snprintf(text, cap, "%s\n", vkey);
-  if (cp_write_file_atomic(path, text, used, 0644, err, errlen) != 0) goto out;
   rc = 0;
 out:
-  free(text);
-  reg_vkeys_free(&v, n);
+  free_entry(&se, &pe);
   return rc;
-}
-
-int reg_entry_sign(const cp_signkey_t *key, const Carepass__V1__PassportEntry *pe, uint8_t **out,
-                   size_t *outlen, char *err, size_t errlen) {
-  uint8_t *pbuf = NULL, *sbuf = NULL;
-  size_t plen = 0, slen = 0;
-  if (cp_pb_pack(&pe->base, &pbuf, &plen) != 0) return cp_err(err, errlen, "packing PassportEntry failed");
-  unsigned char sig[crypto_sign_BYTES];
-  cp_sign_entry(key, pbuf, plen, sig);
-  Carepass__V1__SignedEntry se = CAREPASS__V1__SIGNED_ENTRY__INIT;
-  se.entry.data = pbuf;
-  se.entry.len = plen;
-  se.key_id.data = (uint8_t *)key->key_id;
-  se.key_id.len = CP_KEYID_BYTES;
-  se.signature.data = sig;
-  se.signature.len = sizeof sig;
-  int rc = cp_pb_pack(&se.base, &sbuf, &slen);
-  free(pbuf);
-  if (rc != 0) return cp_err(err, errlen, "packing SignedEntry failed");
-  if (slen > REG_ENTRY_MAX) {
-    free(sbuf);
-    return cp_err(err, errlen, "signed entry is %zu bytes; the register limit is %d", slen, REG_ENTRY_MAX);
-  }
-  *out = sbuf;
-  *outlen = slen;
-  return 0;
-}
-
-int reg_key_entry_build(const cp_signkey_t *signer, const char *name, const uint8_t pk[32], int64_t issued_at,
-                        uint8_t **out, size_t *outlen, char *err, size_t errlen) {
-  Carepass__V1__PassportEntry pe = CAREPASS__V1__PASSPORT_ENTRY__INIT;
-  pe.version = 1;
-  pe.entry_type = CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_KEY;
-  pe.issued_at = issued_at;
-  pe.key_public.data = (uint8_t *)pk;
-  pe.key_public.len = 32;
-  pe.key_name = (char *)name;
-  return reg_entry_sign(signer, &pe, out, outlen, err, errlen);
 }

@@ -1,6 +1,7 @@
 /* register_proof.c -- RFC 6962 / RFC 9162 Merkle inclusion and consistency proofs. */
-#include "cp_register.h"
+#include "register_internal.h"
 
+#include <inttypes.h>
 #include <string.h>
 
 /* Largest power of two strictly below n (n >= 2). */
@@ -160,4 +161,19 @@ int reg_verify_consistency(uint64_t old_size, uint64_t new_size, const reg_hash_
   if (sn != 0) return -1;
   if (sodium_memcmp(fr, old_root, REG_HASH_BYTES) != 0) return -1;
   return sodium_memcmp(sr, new_root, REG_HASH_BYTES) == 0 ? 0 : -1;
+}
+
+int reg_edgesrc_get(void *arg, unsigned height, uint64_t index, uint8_t out[REG_HASH_BYTES], char *err,
+                    size_t errlen) {
+  const reg_edgesrc_t *src = arg;
+  unsigned level = height / REG_TILE_HEIGHT, sub = height % REG_TILE_HEIGHT;
+  if (level >= REG_LEVELS) return cp_err(err, errlen, "subtree height %u out of range", height);
+  uint64_t n = src->size >> (REG_TILE_HEIGHT * level);
+  uint64_t base = n & ~(uint64_t)(REG_TILE_WIDTH - 1);
+  uint64_t first = index << sub, count = 1ull << sub;
+  if (src->full_kept && n % REG_TILE_WIDTH == 0 && n > 0) base = n - REG_TILE_WIDTH;
+  if (first < base || first + count > n)
+    return cp_err(err, errlen, "subtree (%u, %" PRIu64 ") is not on the right edge", height, index);
+  reg_hashes_root(src->edge + (size_t)level * REG_TILE_WIDTH + (first - base), (size_t)count, out);
+  return 0;
 }
