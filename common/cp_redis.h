@@ -122,6 +122,8 @@ bool cp_redis_reply_is_int(const redisReply *r, long long v);
 const redisReply *cp_redis_reply_array(const redisReply *r, size_t n);
 /* Copy a string reply into dst (NUL-terminated); false when not a string or it does not fit. */
 bool cp_redis_reply_copy(const redisReply *r, char *dst, size_t max);
+/* A string or status reply into dst, cut to fit; "" for nil or anything else. */
+void cp_redis_reply_str(const redisReply *r, char *dst, size_t max);
 /* A malloc'd copy of a non-empty string reply, else NULL. */
 char *cp_redis_reply_strdup(const redisReply *r);
 /* A decimal string or non-negative integer reply as a number; 0 for nil or anything else. */

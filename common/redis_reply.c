@@ -1,6 +1,7 @@
 /* redis_reply.c -- reading hiredis replies: strings, numbers, arrays, HGETALL fields. */
 #include "cp_redis.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +25,13 @@ bool cp_redis_reply_copy(const redisReply *r, char *dst, size_t max) {
   memcpy(dst, r->str, r->len);
   dst[r->len] = '\0';
   return true;
+}
+
+void cp_redis_reply_str(const redisReply *r, char *dst, size_t max) {
+  if (r != NULL && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS))
+    snprintf(dst, max, "%.*s", (int)r->len, r->str);
+  else if (max > 0)
+    dst[0] = '\0';
 }
 
 char *cp_redis_reply_strdup(const redisReply *r) {
