@@ -48,6 +48,7 @@
 #ifndef CP_KEYS_H
 #define CP_KEYS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* One built key. Builders write into it and return k->s. The parts are ids that the edges
@@ -61,6 +62,8 @@ typedef struct {
 /* Event state, idempotency, redrive (intake, verify, signer, gateway). */
 const char *cp_key_event(cp_key_t *k, const char *provider_id, const char *event_id);
 const char *cp_key_pending(void);
+/* The cp:ev key of a cp:pending member (len bytes, "<provider>:<event>"). */
+const char *cp_key_event_of_member(cp_key_t *k, const char *member, size_t len);
 /* The cp:pending member of an event (and of the cp:ev key's tag): "<provider>:<event>". */
 const char *cp_key_pending_member(cp_key_t *k, const char *provider_id, const char *event_id);
 

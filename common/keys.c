@@ -20,6 +20,9 @@ static const char *build(cp_key_t *k, const char *fmt, ...) {
 }
 
 const char *cp_key_event(cp_key_t *k, const char *p, const char *e) { return build(k, CP_KEY_EVENT_FMT, p, e); }
+const char *cp_key_event_of_member(cp_key_t *k, const char *m, size_t len) {
+  return build(k, "cp:ev:{%.*s}", (int)len, m);
+}
 const char *cp_key_pending(void) { return CP_KEY_PENDING; }
 const char *cp_key_pending_member(cp_key_t *k, const char *p, const char *e) { return build(k, "%s:%s", p, e); }
 

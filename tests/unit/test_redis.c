@@ -576,6 +576,7 @@ static void test_keys(void **state) {
   assert_string_equal(cp_key_event(&k, "PRV-0001", "e1"), "cp:ev:{PRV-0001:e1}");
   assert_string_equal(cp_key_pending_member(&k, "PRV-0001", "e1"), "PRV-0001:e1");
   assert_string_equal(cp_key_pending(), "cp:pending");
+  assert_string_equal(cp_key_event_of_member(&k, "PRV-0001:e1xyz", 11), "cp:ev:{PRV-0001:e1}");
   assert_string_equal(cp_key_w_entries(&k, "ab"), "cp:w:{ab}:entries");
   assert_string_equal(cp_key_w_cc(&k, "ab"), "cp:w:{ab}:cc");
   assert_string_equal(cp_key_w_awards(&k, "ab"), "cp:w:{ab}:awards");
