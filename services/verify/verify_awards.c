@@ -376,8 +376,10 @@ int verify_awards_revoke(verify_t *v, verify_item_t *items, size_t n) {
   }
   if (cp_redis_pipe_count(p) == 0)
     goto out;
-  if (cp_redis_pipe_exec(p, v->redis) != 0)
-    goto fail;
+  if (cp_redis_pipe_exec(p, v->redis) != 0) {
+    rc = -1;
+    goto out;
+  }
   for (size_t i = 0; i < n; i++) {
     if (cand[i] == NULL)
       continue;
@@ -400,8 +402,10 @@ int verify_awards_revoke(verify_t *v, verify_item_t *items, size_t n) {
     award_revoke_id(cand[i]->code, hex, gen[i], id);
     h2[i] = cp_redis_pipe_cmd(p, "HGET %s state", cp_key_event(&key, VERIFY_AWARD_PROVIDER, id));
   }
-  if (cp_redis_pipe_exec(p, v->redis) != 0)
-    goto fail;
+  if (cp_redis_pipe_exec(p, v->redis) != 0) {
+    rc = -1;
+    goto out;
+  }
   bool withdraw[VERIFY_BATCH_MAX], late[VERIFY_BATCH_MAX];
   for (size_t i = 0; i < n; i++) {
     withdraw[i] = false;
@@ -473,14 +477,13 @@ int verify_awards_revoke(verify_t *v, verify_item_t *items, size_t n) {
                   CP_KV_STR("award", cand[i]->code), CP_KV_STR("event", id), CP_KV_END);
     }
   }
-  if (cp_redis_pipe_exec(p, v->redis) != 0)
-    goto fail;
+  if (cp_redis_pipe_exec(p, v->redis) != 0) {
+    rc = -1;
+    goto out;
+  }
 out:
   cp_redis_pipe_destroy(&p);
   return rc;
-fail:
-  rc = -1;
-  goto out;
 }
 
 /* A redriven award that must not be issued: stored as rejected by stage_write. */
@@ -521,8 +524,10 @@ int verify_awards_redrive(verify_t *v, verify_item_t *items, size_t n) {
   }
   if (cp_redis_pipe_count(p) == 0)
     goto out;
-  if (cp_redis_pipe_exec(p, v->redis) != 0)
-    goto fail;
+  if (cp_redis_pipe_exec(p, v->redis) != 0) {
+    rc = -1;
+    goto out;
+  }
   for (size_t i = 0; i < n; i++) {
     if (aw[i] == NULL)
       continue;
@@ -549,8 +554,10 @@ int verify_awards_redrive(verify_t *v, verify_item_t *items, size_t n) {
       continue;
     hf[i] = cp_redis_pipe_cmd(p, "HGET %s state", src[i]);
   }
-  if (cp_redis_pipe_exec(p, v->redis) != 0)
-    goto fail;
+  if (cp_redis_pipe_exec(p, v->redis) != 0) {
+    rc = -1;
+    goto out;
+  }
   for (size_t i = 0; i < n; i++) {
     verify_item_t *it = &items[i];
     if (aw[i] == NULL)
@@ -574,7 +581,4 @@ int verify_awards_redrive(verify_t *v, verify_item_t *items, size_t n) {
 out:
   cp_redis_pipe_destroy(&p);
   return rc;
-fail:
-  rc = -1;
-  goto out;
 }
