@@ -19,8 +19,9 @@
  *   cp:w:{hex}:awards, :award_gen, cp:award_wd   the award state machine (verify_awards.c):
  *                           an award entry is held (at the generation of its id), a revoked award
  *                           is withdrawn (proj_withdraw_award, the script verify uses too), a
- *                           revoked standard withdraws the award it counts towards, recording a
- *                           late withdrawal when the award's own revocation is not on the register
+ *                           revoked standard withdraws the award it counts towards (its event
+ *                           gets revoked_by, as verify writes it), recording a late withdrawal
+ *                           until the award's own revocation is on the register
  * Last, cp:reg:{shard}:indexed (proj_indexed). Applying an entry twice changes nothing, so does
  * replaying the whole log over the state it built. */
 #ifndef CP_PROJECTION_H
@@ -34,6 +35,13 @@
 
 #define PROJ_AWARD_PROVIDER "carepass"             /* provider id of derived awards and their revocations */
 #define PROJ_OPERATOR_PROVIDER "carepass-operator" /* provider id of operator revocations (carepass revoke) */
+
+#define PROJ_AWARD_ID_MAX 96   /* room for an award or award-revocation event id */
+
+/* The event id of generation gen of a worker's derived award: "award:<code>:<hex16>", then
+ * ":g<gen>" after the first; and of its revocation: "award-revoke:<code>:<hex16>:<gen>". */
+void proj_award_id(const char *code, const char *pseudonym_hex, uint64_t gen, char out[PROJ_AWARD_ID_MAX]);
+void proj_award_revoke_id(const char *code, const char *pseudonym_hex, uint64_t gen, char out[PROJ_AWARD_ID_MAX]);
 
 typedef enum {
   PROJ_LIVE,     // the signer, after a durable batch: intake and verify wrote the rest already

@@ -43,19 +43,36 @@ static cp_redis_script_t award_held = CP_REDIS_SCRIPT("award held", 2,
     "return 0");
 
 /* A revoked standard withdraws the award it counts towards when that award is held at this point
- * of the walk, as verify does: out of the awards set, generation +1, and, until the award's own
- * revocation comes later in the walk (which deletes it), a late-withdrawal record in cp:award_wd,
- * from which verify sends that revocation (services/verify/verify_withdraw.c).
- * KEYS[1] cp:w:{hex}:awards, KEYS[2] cp:w:{hex}:award_gen, KEYS[3] cp:award_wd (another hash slot:
- * not yet Cluster-ready, see cp_keys.h); ARGV[1] award code, ARGV[2] pseudonym hex, ARGV[3] the
- * revocation's date. */
+ * of the walk, as verify does (verify_awards_revoke): out of the awards set, generation +1, the
+ * award's event marked revoked_by its revocation's id, and, until the award's own revocation comes
+ * later in the walk (which deletes it), a late-withdrawal record in cp:award_wd, from which verify
+ * sends that revocation (services/verify/verify_withdraw.c).
+ * KEYS[1] cp:w:{hex}:awards, KEYS[2] cp:w:{hex}:award_gen, KEYS[3] cp:award_wd; ARGV[1] award code,
+ * ARGV[2] pseudonym hex, ARGV[3] the revocation's date, ARGV[4] the cp:ev key of the award's
+ * generation 0 and ARGV[5] its revocation's id without the generation (the generation is known
+ * only here: its suffix is added as proj_award_id / proj_award_revoke_id do). The award_wd hash
+ * and the award's event are not in KEYS: not yet Cluster-ready (see cp_keys.h). */
 static cp_redis_script_t standard_revoked = CP_REDIS_SCRIPT("standard revoked", 3,
     "if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 0 end "
     "local g = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0') "
     "redis.call('SREM', KEYS[1], ARGV[1]) "
     "redis.call('HSET', KEYS[2], ARGV[1], tostring(g + 1)) "
+    "local ev = ARGV[4] "
+    "if g > 0 then ev = string.sub(ev, 1, -2) .. ':g' .. tostring(g) .. '}' end "
+    "redis.call('HSETNX', ev, 'revoked_by', ARGV[5] .. tostring(g)) "
     "redis.call('HSETNX', KEYS[3], ARGV[1] .. ':' .. tostring(g) .. ':' .. ARGV[2], '0 ' .. ARGV[3]) "
     "return 1");
+
+void proj_award_id(const char *code, const char *hex, uint64_t gen, char out[PROJ_AWARD_ID_MAX]) {
+  if (gen == 0)
+    snprintf(out, PROJ_AWARD_ID_MAX, "award:%s:%.16s", code, hex);
+  else
+    snprintf(out, PROJ_AWARD_ID_MAX, "award:%s:%.16s:g%" PRIu64, code, hex, gen);
+}
+
+void proj_award_revoke_id(const char *code, const char *hex, uint64_t gen, char out[PROJ_AWARD_ID_MAX]) {
+  snprintf(out, PROJ_AWARD_ID_MAX, "award-revoke:%s:%.16s:%" PRIu64, code, hex, gen);
+}
 
 proj_t *proj_new(proj_mode_t mode, const cat_catalogue_t *cat) {
   proj_t *p = cp_xcalloc(1, sizeof *p);
@@ -153,9 +170,14 @@ static void queue_award_undo(const proj_t *p, cp_redis_pipe_t *pipe, const Carep
   const cat_qual_t *aw = award_of(p, target);
   if (aw != NULL) {
     (void)cp_redis_pipe_cmd(pipe, "SREM %s %s", cp_key_w_cc(&k1, hex), target->qualification_code);
+    char id0[PROJ_AWARD_ID_MAX], rid[PROJ_AWARD_ID_MAX];
+    proj_award_id(aw->code, hex, 0, id0);
+    proj_award_revoke_id(aw->code, hex, 0, rid);
+    rid[strlen(rid) - 1] = '\0';   /* "...:0" -> "...:", the script appends the generation */
     const char *argv[] = {cp_key_w_awards(&k1, hex), cp_key_w_award_gen(&k2, hex), cp_key_award_wd(), aw->code, hex,
-                          rev->completion_date != NULL ? rev->completion_date : ""};
-    (void)cp_redis_pipe_script(pipe, &standard_revoked, 6, argv, NULL);
+                          rev->completion_date != NULL ? rev->completion_date : "",
+                          cp_key_event(&k3, PROJ_AWARD_PROVIDER, id0), rid};
+    (void)cp_redis_pipe_script(pipe, &standard_revoked, 8, argv, NULL);
   } else if (IS(target, DERIVED_AWARD)) {
     uint64_t gen = award_gen_of(target->provider_event_id);
     (void)proj_withdraw_award(pipe, hex, target->qualification_code, gen);

@@ -211,18 +211,16 @@ out:
   return rc;
 }
 
-/* The award's event id for generation `gen` ("award:<code>:<hex16>", then ":g<gen>"). */
+/* The award's event id for generation `gen`, and the event id withdrawing it (cp_projection.h). */
 static void award_id(const char *code, const char *hex, uint64_t gen, char idbuf[VERIFY_AWARD_ID_MAX]) {
-  if (gen == 0)
-    snprintf(idbuf, VERIFY_AWARD_ID_MAX, "award:%s:%.16s", code, hex);
-  else
-    snprintf(idbuf, VERIFY_AWARD_ID_MAX, "award:%s:%.16s:g%" PRIu64, code, hex, gen);
+  proj_award_id(code, hex, gen, idbuf);
 }
 
-/* The event id withdrawing generation `gen` of an award. */
 static void award_revoke_id(const char *code, const char *hex, uint64_t gen, char idbuf[VERIFY_AWARD_ID_MAX]) {
-  snprintf(idbuf, VERIFY_AWARD_ID_MAX, "award-revoke:%s:%.16s:%" PRIu64, code, hex, gen);
+  proj_award_revoke_id(code, hex, gen, idbuf);
 }
+
+_Static_assert(VERIFY_AWARD_ID_MAX == PROJ_AWARD_ID_MAX, "one size for award ids");
 
 void verify_award_ids(const char *code, const char *hex, uint64_t gen, char award_id_out[VERIFY_AWARD_ID_MAX],
                       char revoke_id_out[VERIFY_AWARD_ID_MAX]) {

@@ -158,3 +158,47 @@ def test_reindex_rebuilds_every_key_the_live_services_wrote(system):
     # a second reindex over that state changes nothing
     system.run_cli(["reindex"], check=True)
     assert read_every_key(system) == after, diff(after, read_every_key(system))
+
+
+def compare_after_reindex(system):
+    """Every key read, FLUSHALL, reindex, every key read again: assert the rebuildable ones equal."""
+    before = rebuildable(read_every_key(system))
+    with system.redis() as r:
+        r.cmd("FLUSHALL")
+    system.run_cli(["reindex"], check=True)
+    after = read_every_key(system)
+    assert rebuildable(after) == before, diff(before, rebuildable(after))
+    return before
+
+
+def test_reindex_rebuilds_a_late_withdrawal_in_the_gap_and_after_it(system):
+    """A standard revoked while its award is in the signer's queue (verify withdraws the award and
+    records the late withdrawal): every key is the same after a reindex both in the gap (award and
+    revocation committed, verify stopped before it sends the award's revocation) and once verify
+    has finished it."""
+    from test_award_revocation import _withdraw_award_before_it_commits
+    try:
+        pseudo = _withdraw_award_before_it_commits(system)
+        system.kill("verify", signal.SIGSTOP)   # the gap: verify does not finish it yet
+    finally:
+        system.kill("signer", signal.SIGCONT)
+    award_key = f"cp:ev:{{carepass:award:CC:{pseudo[:16]}}}"
+    try:
+        system.wait_for(lambda: system.redis().hget(award_key, "state") == b"committed" and
+                        system.redis().hget("cp:ev:{PRV-0001:ar-05-revoke}", "state") == b"committed",
+                        timeout=30, what="the award and the standard's revocation committed")
+        size = int((system.register_dir / "checkpoint").read_text().split("\n")[1])
+        system.wait_for(lambda: int(system.redis().get("cp:reg:{0}:indexed") or 0) == size,
+                        what="Redis indexed up to the register's size")
+        gap = compare_after_reindex(system)
+        assert gap["cp:award_wd"][1], "the late withdrawal is in the state compared"
+    finally:
+        system.kill("verify", signal.SIGCONT)
+    system.wait_for(lambda: system.redis().cmd("HLEN", "cp:award_wd") == 0, timeout=30,
+                    what="verify finished the late withdrawal")
+    committed(system, [event("rk-late-last", ni_number=NI, qualification_code="RF-FIRE",
+                             completion_date="2025-03-04")])
+    size = int((system.register_dir / "checkpoint").read_text().split("\n")[1])
+    system.wait_for(lambda: int(system.redis().get("cp:reg:{0}:indexed") or 0) == size,
+                    what="Redis indexed up to the register's size")
+    compare_after_reindex(system)

@@ -227,6 +227,8 @@ static void test_replay_award_state(void **state) {
   expect_field(r, cp_key_w_award_gen(&k, hex_a), "CC", "1");
   cp_key_award_wd_field(&f, "CC", 0, hex_a);
   expect_field(r, cp_key_award_wd(), f.s, "0 2025-02-01");   /* verify sends the award's revocation */
+  snprintf(id, sizeof id, "award-revoke:CC:%.16s:0", hex_a);
+  expect_field(r, cp_key_event(&k, PROJ_AWARD_PROVIDER, code), "revoked_by", id);   /* as verify marks it */
   expect_field(r, cp_key_event(&k, "PRV-0001", "s05"), "qcode", "CC-STD-05");
   char *digest = hget(r, cp_key_event(&k, "PRV-0001", "s01"), "digest");
   assert_non_null(digest);
