@@ -43,6 +43,9 @@
 void proj_award_id(const char *code, const char *pseudonym_hex, uint64_t gen, char out[PROJ_AWARD_ID_MAX]);
 void proj_award_revoke_id(const char *code, const char *pseudonym_hex, uint64_t gen, char out[PROJ_AWARD_ID_MAX]);
 
+/* Split an award event id "award:<code>:<hex16>[:g<gen>]"; false when it is not one. */
+bool proj_award_id_parse(const char *id, char code[CAT_CODE_MAX], char hex16[17], uint64_t *gen);
+
 typedef enum {
   PROJ_LIVE,     // the signer, after a durable batch: intake and verify wrote the rest already
   PROJ_REPLAY,   // `carepass reindex`: nothing else wrote anything; rebuild all derived state

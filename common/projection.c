@@ -74,6 +74,36 @@ void proj_award_revoke_id(const char *code, const char *hex, uint64_t gen, char 
   snprintf(out, PROJ_AWARD_ID_MAX, "award-revoke:%s:%.16s:%" PRIu64, code, hex, gen);
 }
 
+/* Split an award event id "award:<code>:<hex16>[:g<gen>]"; false when it is not one. */
+bool proj_award_id_parse(const char *id, char code[CAT_CODE_MAX], char hex16[17], uint64_t *gen) {
+  static const char prefix[] = "award:";
+  if (strncmp(id, prefix, sizeof prefix - 1) != 0)
+    return false;
+  const char *c = id + sizeof prefix - 1;
+  const char *colon = strchr(c, ':');
+  if (colon == NULL || colon == c || (size_t)(colon - c) >= CAT_CODE_MAX)
+    return false;
+  memcpy(code, c, (size_t)(colon - c));
+  code[colon - c] = '\0';
+  const char *h = colon + 1;
+  for (int i = 0; i < 16; i++)
+    if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f')))
+      return false;
+  memcpy(hex16, h, 16);
+  hex16[16] = '\0';
+  *gen = 0;
+  if (h[16] == '\0')
+    return true;
+  if (h[16] != ':' || h[17] != 'g' || h[18] < '1' || h[18] > '9')
+    return false;
+  char *end = NULL;
+  unsigned long long g = strtoull(h + 18, &end, 10);
+  if (end == NULL || *end != '\0')
+    return false;
+  *gen = (uint64_t)g;
+  return true;
+}
+
 proj_t *proj_new(proj_mode_t mode, const cat_catalogue_t *cat) {
   proj_t *p = cp_xcalloc(1, sizeof *p);
   p->mode = mode;
@@ -104,10 +134,11 @@ static const cat_qual_t *award_of(const proj_t *p, const Carepass__V1__PassportE
   return cat_awards_requiring(p->cat, pe->qualification_code, aw, AWARDS_PER_CODE) > 0 ? aw[0] : NULL;
 }
 
-/* The generation in an award id "award:<code>:<hex16>[:g<N>]". */
+/* The generation in an award id (0 when it is not one). */
 static uint64_t award_gen_of(const char *event_id) {
-  const char *g = strstr(event_id, ":g");
-  return g != NULL ? strtoull(g + 2, NULL, 10) : 0;
+  char code[CAT_CODE_MAX], hex16[17];
+  uint64_t gen = 0;
+  return proj_award_id_parse(event_id, code, hex16, &gen) ? gen : 0;
 }
 
 void proj_event_committed(cp_redis_pipe_t *pipe, const char *provider_id, const char *event_id, uint64_t index) {

@@ -229,36 +229,6 @@ void verify_award_ids(const char *code, const char *hex, uint64_t gen, char awar
   award_revoke_id(code, hex, gen, revoke_id_out);
 }
 
-/* Split an award event id "award:<code>:<hex16>[:g<gen>]"; false when it is not one. */
-static bool parse_award_id(const char *id, char code[CAT_CODE_MAX], char hex16[17], uint64_t *gen) {
-  static const char prefix[] = "award:";
-  if (strncmp(id, prefix, sizeof prefix - 1) != 0)
-    return false;
-  const char *c = id + sizeof prefix - 1;
-  const char *colon = strchr(c, ':');
-  if (colon == NULL || colon == c || (size_t)(colon - c) >= CAT_CODE_MAX)
-    return false;
-  memcpy(code, c, (size_t)(colon - c));
-  code[colon - c] = '\0';
-  const char *h = colon + 1;
-  for (int i = 0; i < 16; i++)
-    if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f')))
-      return false;
-  memcpy(hex16, h, 16);
-  hex16[16] = '\0';
-  *gen = 0;
-  if (h[16] == '\0')
-    return true;
-  if (h[16] != ':' || h[17] != 'g' || h[18] < '1' || h[18] > '9')
-    return false;
-  char *end = NULL;
-  unsigned long long g = strtoull(h + 18, &end, 10);
-  if (end == NULL || *end != '\0')
-    return false;
-  *gen = (uint64_t)g;
-  return true;
-}
-
 /* What an award's events have in common: carepass's provider id, the event id idbuf, the worker
  * and date of the standard src (the award dates from the standard that completed the set). */
 static void award_event_init(const Carepass__V1__PendingEvent *src, const cat_qual_t *award, char *idbuf,
@@ -338,7 +308,7 @@ static int withdraw_revoked_awards(verify_t *v, const verify_item_t *items, size
     uint64_t gen;
     if (it->state != VITEM_PASS || it->entry_type != CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_REVOCATION ||
         !verify_revocation_target(it->ev, tprov, sizeof tprov, &tevent) ||
-        strcmp(tprov, VERIFY_AWARD_PROVIDER) != 0 || !parse_award_id(tevent, code, hex16, &gen) ||
+        strcmp(tprov, VERIFY_AWARD_PROVIDER) != 0 || !proj_award_id_parse(tevent, code, hex16, &gen) ||
         !pseudonym_hex(it->ev, hex) || strncmp(hex, hex16, 16) != 0)
       continue;
     (void)proj_withdraw_award(p, hex, code, gen);
@@ -510,7 +480,7 @@ int verify_awards_redrive(verify_t *v, verify_item_t *items, size_t n) {
     if (!it->award_redrive || it->state != VITEM_PASS)
       continue;
     const cat_qual_t *q = NULL;
-    if (!parse_award_id(it->ev->provider_event_id, code, hex16, &gen[i]) ||
+    if (!proj_award_id_parse(it->ev->provider_event_id, code, hex16, &gen[i]) ||
         strcmp(code, it->ev->qualification_code) != 0 || (q = cat_find(v->cat, code)) == NULL ||
         !q->derived || !pseudonym_hex(it->ev, hex) || strncmp(hex, hex16, 16) != 0) {
       reject_award(it, "not a derived award event of this worker");

@@ -283,6 +283,28 @@ static void test_withdraw_award_once(void **state) {
   cp_redis_destroy(&r);
 }
 
+/* Award event ids: built and parsed by one module, for verify and the projection. */
+static void test_award_ids(void **state) {
+  (void)state;
+  char id[PROJ_AWARD_ID_MAX], code[CAT_CODE_MAX], hex16[17];
+  uint64_t gen = 99;
+  proj_award_id("CC", hex_a, 0, id);
+  assert_string_equal(id, "award:CC:a5a5a5a5a5a5a5a5");
+  assert_true(proj_award_id_parse(id, code, hex16, &gen));
+  assert_string_equal(code, "CC");
+  assert_string_equal(hex16, "a5a5a5a5a5a5a5a5");
+  assert_int_equal(gen, 0);
+  proj_award_id("CC", hex_a, 3, id);
+  assert_string_equal(id, "award:CC:a5a5a5a5a5a5a5a5:g3");
+  assert_true(proj_award_id_parse(id, code, hex16, &gen));
+  assert_int_equal(gen, 3);
+  proj_award_revoke_id("CC", hex_a, 3, id);
+  assert_string_equal(id, "award-revoke:CC:a5a5a5a5a5a5a5a5:3");
+  assert_false(proj_award_id_parse(id, code, hex16, &gen));
+  assert_false(proj_award_id_parse("award:CC:a5a5a5a5a5a5a5a5:g0", code, hex16, &gen));
+  assert_false(proj_award_id_parse("award:CC:A5a5a5a5a5a5a5a5", code, hex16, &gen));
+}
+
 int main(void) {
   if (access(REDIS_SERVER, X_OK) != 0) {
     fprintf(stderr, "test_projection: %s not found; install redis-server\n", REDIS_SERVER);
@@ -295,6 +317,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_live_record_and_revocation, setup, teardown),
       cmocka_unit_test_setup_teardown(test_replay_award_state, setup, teardown),
       cmocka_unit_test_setup_teardown(test_withdraw_award_once, setup, teardown),
+      cmocka_unit_test(test_award_ids),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -491,6 +491,40 @@ static void test_keys(void **state) {
   assert_string_equal(cp_key_rl_code(&k, "ff"), "cp:rl:code:{ff}");
 }
 
+/* A pipe sent on the caller's own connection (as notify's non-blocking one): scripts loaded on the
+ * cp_redis_t, commands appended to the raw context, replies handed back, NOSCRIPT re-run. */
+static void test_pipe_on_own_connection(void **state) {
+  srv_t *s = *state;
+  cp_redis_t *r = connect_to(s);
+  cp_redis_t *admin = connect_to(s);
+  struct timeval tv = {2, 0};
+  redisContext *c = redisConnectWithTimeout("127.0.0.1", s->port, tv);
+  assert_true(c != NULL && !c->err);
+  cp_redis_pipe_t *p = cp_redis_pipe_new();
+  char err[CP_ERRLEN];
+  const char *argv[] = {"cp:test:{own}", "2"};
+  for (int round = 0; round < 2; round++) {
+    cp_redis_pipe_reset(p);
+    cp_redis_handle_t a = cp_redis_pipe_script(p, &incr_by, 2, argv, NULL);
+    cp_redis_handle_t b = cp_redis_pipe_cmd(p, "GET cp:test:{own}");
+    if (round == 1) freeReplyObject(cp_redis_cmd(admin, "SCRIPT FLUSH"));   /* after the load: NOSCRIPT */
+    assert_int_equal(cp_redis_pipe_load_scripts(p, r, err, sizeof err), 0);
+    if (round == 1) freeReplyObject(cp_redis_cmd(admin, "SCRIPT FLUSH"));
+    assert_int_equal(cp_redis_pipe_append_to(p, c), 0);
+    redisReply **reps = cp_xcalloc(2, sizeof *reps);
+    for (int i = 0; i < 2; i++) assert_int_equal(redisGetReply(c, (void **)&reps[i]), REDIS_OK);
+    cp_redis_pipe_take_replies(p, reps, 2);
+    if (round == 1) assert_true(cp_redis_reply_is_error(cp_redis_pipe_reply(p, a)));   /* NOSCRIPT */
+    assert_int_equal(cp_redis_pipe_fix_noscript(p, r, err, sizeof err), 0);
+    assert_true(cp_redis_reply_is_int(cp_redis_pipe_reply(p, a), 2 * (round + 1)));
+    if (round == 0) assert_true(cp_redis_reply_is_str(cp_redis_pipe_reply(p, b), "2"));
+  }
+  cp_redis_pipe_destroy(&p);
+  redisFree(c);
+  cp_redis_destroy(&admin);
+  cp_redis_destroy(&r);
+}
+
 int main(void) {
   if (access(REDIS_SERVER, X_OK) != 0) {
     fprintf(stderr, "test_redis: %s not found; install redis-server\n", REDIS_SERVER);
@@ -508,6 +542,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_pipe_handles, setup, teardown),
       cmocka_unit_test_setup_teardown(test_pipe_scripts, setup, teardown),
       cmocka_unit_test_setup_teardown(test_pipe_growth, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_pipe_on_own_connection, setup, teardown),
       cmocka_unit_test_setup_teardown(test_reply_helpers, setup, teardown),
       cmocka_unit_test(test_keys),
   };

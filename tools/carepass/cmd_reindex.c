@@ -44,13 +44,16 @@ static void help(FILE *out) {
           "alone, e.g. after Redis lost its data: for each entry (signature checked with\n"
           "the key valid at its index) the event state cp:ev:{provider:event} (state\n"
           "committed, index, and the intake digest so that a resent event gets the same\n"
-          "answer), the worker's entry list cp:w:{pseudonym}:entries, the revoked_by\n"
-          "marker of revoked events, the Care Certificate progress set cp:w:{..}:cc,\n"
+          "answer), the worker's entry list cp:w:{pseudonym}:entries, the revoked_by,\n"
+          "revoked_index and revoked_at markers of revoked events, the Care Certificate\n"
+          "progress set cp:w:{..}:cc,\n"
           "the awards set cp:w:{..}:awards and generations cp:w:{..}:award_gen, the\n"
           "late award withdrawals cp:award_wd (an award followed by a revocation of a\n"
           "standard it requires but not by its own revocation: verify then sends it),\n"
           "and finally cp:reg:{shard}:indexed.\n"
-          "Rejected events are not in the register and are not restored. Safe to re-run.\n\n"
+          "Rejected events are not in the register and are not restored. Safe to re-run.\n"
+          "It is the projection the signer runs after each commit (common/projection.c),\n"
+          "replayed over the whole log.\n\n"
           "  --shard N   the register shard (default 0)\n");
 }
 
