@@ -48,6 +48,7 @@
 #ifndef CP_KEYS_H
 #define CP_KEYS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -61,6 +62,9 @@ typedef struct {
 
 /* Event state, idempotency, redrive (intake, verify, signer, gateway). */
 const char *cp_key_event(cp_key_t *k, const char *provider_id, const char *event_id);
+/* The same into a caller's buffer, for ids not bounded yet (straight off the bus): false, and
+ * buf "", when the key does not fit in size bytes. */
+bool cp_key_event_into(char *buf, size_t size, const char *provider_id, const char *event_id);
 const char *cp_key_pending(void);
 /* The cp:ev key of a cp:pending member (len bytes, "<provider>:<event>"). */
 const char *cp_key_event_of_member(cp_key_t *k, const char *member, size_t len);

@@ -20,6 +20,12 @@ static const char *build(cp_key_t *k, const char *fmt, ...) {
 }
 
 const char *cp_key_event(cp_key_t *k, const char *p, const char *e) { return build(k, CP_KEY_EVENT_FMT, p, e); }
+bool cp_key_event_into(char *buf, size_t size, const char *p, const char *e) {
+  int n = snprintf(buf, size, CP_KEY_EVENT_FMT, p, e);
+  if (n >= 0 && (size_t)n < size) return true;
+  if (size > 0) buf[0] = '\0';
+  return false;
+}
 const char *cp_key_event_of_member(cp_key_t *k, const char *m, size_t len) {
   return build(k, "cp:ev:{%.*s}", (int)len, m);
 }

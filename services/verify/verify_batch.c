@@ -87,10 +87,8 @@ static int stage_read(verify_t *v, verify_item_t *items, size_t n, int32_t today
     if (it->ev->kind == CAREPASS__V1__EVENT_KIND__EVENT_KIND_REVOCATION) {
       char tprov[64];
       const char *tevent;
-      cp_key_t tk;
-      if (verify_revocation_target(it->ev, tprov, sizeof tprov, &tevent) &&
-          strlen(tprov) + strlen(tevent) + sizeof "cp:ev:{:}" - 1 < sizeof it->target_key)   /* else: unknown */
-        snprintf(it->target_key, sizeof it->target_key, "%s", cp_key_event(&tk, tprov, tevent));
+      if (verify_revocation_target(it->ev, tprov, sizeof tprov, &tevent))   /* too long: unknown */
+        (void)cp_key_event_into(it->target_key, sizeof it->target_key, tprov, tevent);
       if (it->target_key[0] != '\0')
         target_h[i] = cp_redis_pipe_cmd(p, "HMGET %s state index revoked_by qcode", it->target_key);
     }

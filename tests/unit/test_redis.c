@@ -465,6 +465,11 @@ static void test_keys(void **state) {
   assert_string_equal(cp_key_event(&k, "PRV-0001", "e1"), "cp:ev:{PRV-0001:e1}");
   assert_string_equal(cp_key_pending_member(&k, "PRV-0001", "e1"), "PRV-0001:e1");
   assert_string_equal(cp_key_pending(), "cp:pending");
+  char small[20];
+  assert_true(cp_key_event_into(small, sizeof small, "P", "e1"));
+  assert_string_equal(small, "cp:ev:{P:e1}");
+  assert_false(cp_key_event_into(small, sizeof small, "PRV-0001", "event-1"));   /* 23 bytes */
+  assert_string_equal(small, "");
   assert_string_equal(cp_key_event_of_member(&k, "PRV-0001:e1xyz", 11), "cp:ev:{PRV-0001:e1}");
   assert_string_equal(cp_key_w_entries(&k, "ab"), "cp:w:{ab}:entries");
   assert_string_equal(cp_key_w_cc(&k, "ab"), "cp:w:{ab}:cc");
