@@ -66,6 +66,11 @@ void proj_entry(proj_t *p, cp_redis_pipe_t *pipe, uint64_t index, const Carepass
  * every event; alone, for an event the register already holds: a duplicate). */
 void proj_event_committed(cp_redis_pipe_t *pipe, const char *provider_id, const char *event_id, uint64_t index);
 
+/* Queue "this standard counts towards a derived award": its code on its event (qcode, for a
+ * revocation that names only the event) and in the worker's progress set cp:w:{hex}:cc. Verify
+ * writes it when it passes the standard, a replay when it meets the committed record. */
+void proj_standard_held(cp_redis_pipe_t *pipe, const char *evkey, const char *pseudonym_hex, const char *code);
+
 /* Queue "generation gen of award code is withdrawn" for the worker: only while the generation is
  * still gen (a missing field is 0) does it go up by one and the code leave the awards set. The
  * reply is 1 when this call withdrew it, else 0. */

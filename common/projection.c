@@ -150,6 +150,12 @@ void proj_event_committed(cp_redis_pipe_t *pipe, const char *provider_id, const 
                           cp_key_pending_member(&member, provider_id, event_id));
 }
 
+void proj_standard_held(cp_redis_pipe_t *pipe, const char *evkey, const char *hex, const char *code) {
+  cp_key_t cc;
+  (void)cp_redis_pipe_cmd(pipe, "HSET %s qcode %s", evkey, code);
+  (void)cp_redis_pipe_cmd(pipe, "SADD %s %s", cp_key_w_cc(&cc, hex), code);
+}
+
 cp_redis_handle_t proj_withdraw_award(cp_redis_pipe_t *pipe, const char *hex, const char *code, uint64_t gen) {
   cp_key_t gkey, akey;
   char g[24];
@@ -222,8 +228,7 @@ static void queue_award_state(const proj_t *p, cp_redis_pipe_t *pipe, const char
                               const Carepass__V1__PassportEntry *pe, const Carepass__V1__PassportEntry *target) {
   cp_key_t k1, k2;
   if (IS(pe, RECORD) && hex[0] && award_of(p, pe) != NULL) {
-    (void)cp_redis_pipe_cmd(pipe, "SADD %s %s", cp_key_w_cc(&k1, hex), pe->qualification_code);
-    (void)cp_redis_pipe_cmd(pipe, "HSET %s qcode %s", evkey, pe->qualification_code);
+    proj_standard_held(pipe, evkey, hex, pe->qualification_code);
   } else if (IS(pe, DERIVED_AWARD) && hex[0]) {
     char gen[24];
     snprintf(gen, sizeof gen, "%" PRIu64, award_gen_of(pe->provider_event_id));

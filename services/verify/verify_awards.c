@@ -119,10 +119,10 @@ int verify_awards_record(verify_t *v, verify_item_t *items, size_t n) {
       cand[i] = NULL;
       continue;
     }
-    /* the standard's code on its event, for a later revocation that names only the event id */
-    (void)cp_redis_pipe_cmd(p, "HSET %s qcode %s", items[i].key, items[i].ev->qualification_code);
-    /* SADD's reply (0 or 1) does not matter: membership is asked either way (a redrive must still count) */
-    (void)cp_redis_pipe_cmd(p, "SADD %s %s", cp_key_w_cc(&key, hex), items[i].ev->qualification_code);
+    /* its code on its event and in the worker's set; SADD's reply (0 or 1) does not matter:
+     * membership is asked either way (a redrive must still count) */
+    proj_standard_held(p, items[i].key, hex, items[i].ev->qualification_code);
+    cp_key_w_cc(&key, hex);
     const cat_qual_t *aw = cand[i];
     have[i] = cp_redis_pipe_start(p, NULL);
     cp_redis_pipe_arg(p, "SMISMEMBER");
