@@ -12,7 +12,6 @@
 #include "cp_log.h"
 #include "cp_zmq.h"
 
-#define POLL_MS 200          /* longest wait for the first record, so the stop flag is seen */
 #define ID_MAX 128           /* longest provider id / event id accepted */
 
 /* The pipeline, one batch deep. Each pass of signer_batch_run:
@@ -131,12 +130,12 @@ static void notify_item(signer_t *s, const item_t *it) {
   signer_notify_entry(s, &pe, it->index);
 }
 
-/* Collect a batch; NULL when nothing arrived. wait: block up to POLL_MS for the
+/* Collect a batch; NULL when nothing arrived. wait: block up to timeout_ms for the
  * first record (then up to batch_wait_ms for more); otherwise take only what is
  * already queued. */
-static signer_batch_t *collect(signer_t *s, bool wait, int *prc) {
+static signer_batch_t *collect(signer_t *s, bool wait, int timeout_ms, int *prc) {
   zmq_pollitem_t pi = {s->pull, 0, ZMQ_POLLIN, 0};
-  *prc = zmq_poll(&pi, 1, wait ? POLL_MS : 0);
+  *prc = zmq_poll(&pi, 1, wait ? timeout_ms : 0);
   if (*prc <= 0) return NULL;
   signer_batch_t *b = cp_xcalloc(1, sizeof *b);
   b->t0 = cp_mono_ms();
@@ -312,9 +311,9 @@ out:
   return rc;
 }
 
-int signer_batch_run(signer_t *s) {
+int signer_batch_run(signer_t *s, int timeout_ms) {
   int prc = 0;
-  signer_batch_t *cur = collect(s, s->held == NULL, &prc);
+  signer_batch_t *cur = collect(s, s->held == NULL, timeout_ms, &prc);
   if (cur == NULL && s->held == NULL) {
     /* idle: a good moment to catch Redis up after an outage */
     signer_redis_apply(s);
