@@ -14,7 +14,6 @@
 #define VERIFY_KEY_MAX 192                /* room for cp:ev:{<provider>:<event id>} */
 #define VERIFY_AWARD_PROVIDER "carepass"  /* provider id of derived awards */
 #define VERIFY_AWARD_REVOKE_REASON "REQUIREMENT_REVOKED" /* reason of an award revoked with its requirement */
-#define VERIFY_KEY_W_AWARD_GEN_FMT CP_KEY_W_AWARD_GEN_FMT /* HASH award code -> generation */
 #define VERIFY_AWARD_ID_MAX 96            /* room for an award or award-revocation event id */
 #define VERIFY_CRASH_AWARD_CLAIMED "verify.award_claimed" /* test crash point (see verify_awards.c) */
 #define VERIFY_AWARD_WD_TICK_MS 1000      /* how often verify looks at late award withdrawals (cp:award_wd) */

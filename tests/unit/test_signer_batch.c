@@ -5,115 +5,28 @@
  * never appended twice, malformed records dropped, the held batch appended on drain, and every
  * result (EventResult, NotifyJob, Redis event state, indexed marker) announced only once the
  * checkpoint that covers it is on disk. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <pthread.h>
-#include <setjmp.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-#include <cmocka.h>
 
+#include "redis_server.h"
 #include "cp_config.h"
 #include "cp_keys.h"
 #include "cp_zmq.h"
 #include "signer.h"
 
-#define REDIS_SERVER "/usr/bin/redis-server"
-#define START_WAIT_MS 10000   /* bound on waiting for redis-server to answer PING */
-#define STOP_WAIT_MS 10000    /* bound on waiting for it to exit after SIGTERM */
 #define WAIT_MS 10000         /* bound on any wait for a message (never a timing assertion) */
 #define BATCH_WAIT_MS 1000    /* SIGNER_BATCH_WAIT_MS: the largest the table allows */
 #define TOPIC "intake-test"   /* reply_to of the records: the results topic the test subscribes to */
 
 /* One signer with its peers: redis-server, the notify and results ends, a producer. */
 typedef struct {
-  char dir[64];         // temp directory: redis data, register, key
-  int redis_port;       // loopback port of redis-server
-  pid_t redis_pid;      // redis-server process, 0 when not running
+  srv_t *srv;           // redis-server; its temp dir also holds the register and the key
   void *zctx;           // the test's own ZeroMQ context
   void *push;           // PUSH -> signer's PULL (plays verify)
   void *notify;         // PULL <- signer's NotifyJobs (plays the bus notify queue)
   void *results;        // SUB <- signer's EventResults (plays the bus results topic)
   signer_t *s;          // the signer under test
 } fx_t;
-
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
-/* A loopback TCP port that was free a moment ago. */
-static int free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  assert_true(fd >= 0);
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-  socklen_t len = sizeof a;
-  assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-static void redis_stop(fx_t *f) {
-  if (f->redis_pid <= 0) return;
-  kill(f->redis_pid, SIGTERM);
-  int st;
-  for (int waited = 0; waited < STOP_WAIT_MS; waited += 10) {
-    if (waitpid(f->redis_pid, &st, WNOHANG) == f->redis_pid) {
-      f->redis_pid = 0;
-      return;
-    }
-    sleep_ms(10);
-  }
-  kill(f->redis_pid, SIGKILL);
-  waitpid(f->redis_pid, &st, 0);
-  f->redis_pid = 0;
-}
-
-/* Start redis-server (no persistence) on a free port and wait until it answers PING. */
-static int redis_start(fx_t *f) {
-  for (int attempt = 0; attempt < 3; attempt++) {   /* another process may take the port first */
-    f->redis_port = free_port();
-    char port[16], logfile[96];
-    snprintf(port, sizeof port, "%d", f->redis_port);
-    snprintf(logfile, sizeof logfile, "%s/redis.log", f->dir);
-    pid_t pid = fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-      execl(REDIS_SERVER, REDIS_SERVER, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly",
-            "no", "--dir", f->dir, "--daemonize", "no", "--logfile", logfile, (char *)NULL);
-      _exit(127);
-    }
-    f->redis_pid = pid;
-    for (int waited = 0; waited < START_WAIT_MS; waited += 20) {
-      char err[CP_ERRLEN];
-      cp_redis_t *r = cp_redis_new("127.0.0.1", f->redis_port, 200, err, sizeof err);
-      if (r != NULL) {
-        cp_redis_destroy(&r);
-        return 0;
-      }
-      int st;
-      if (waitpid(pid, &st, WNOHANG) == pid) {
-        f->redis_pid = 0;
-        break;
-      }
-      sleep_ms(20);
-    }
-    redis_stop(f);
-  }
-  return -1;
-}
 
 static void set_env_int(const char *name, long v) {
   char buf[32];
@@ -155,16 +68,13 @@ static void wait_subscribed(void *sock, void *mon) {
 
 /* A signer configured as the service would be, over a fresh register, Redis and sockets. */
 static void fx_start(fx_t *f, int batch_max) {
-  snprintf(f->dir, sizeof f->dir, "/tmp/cp-test-signer-XXXXXX");
-  assert_non_null(mkdtemp(f->dir));
-  assert_int_equal(redis_start(f), 0);
   char path[128], ep_pull[64], ep_notify[64], ep_results[64];
-  snprintf(path, sizeof path, "%s/keys/signer.key", f->dir);
+  snprintf(path, sizeof path, "%s/keys/signer.key", f->srv->dir);
   setenv("CAREPASS_SIGNING_KEY", path, 1);
-  snprintf(path, sizeof path, "%s/register", f->dir);
+  snprintf(path, sizeof path, "%s/register", f->srv->dir);
   setenv("CAREPASS_REGISTER_DIR", path, 1);
   setenv("CAREPASS_REDIS_HOST", "127.0.0.1", 1);
-  set_env_int("CAREPASS_REDIS_PORT", f->redis_port);
+  set_env_int("CAREPASS_REDIS_PORT", f->srv->port);
   set_env_int("CAREPASS_SHARD", 0);
   set_env_int("CAREPASS_SIGNER_BATCH_MAX", batch_max);
   set_env_int("CAREPASS_SIGNER_BATCH_WAIT_MS", BATCH_WAIT_MS);
@@ -191,13 +101,20 @@ static void fx_start(fx_t *f, int batch_max) {
   assert_non_null(f->push);
 }
 
-static int setup(void **state) {
-  *state = cp_xcalloc(1, sizeof(fx_t));
+static int fx_setup(void **state) {
+  fx_t *f = cp_xcalloc(1, sizeof *f);
+  void *srv = NULL;
+  if (setup(&srv) != 0) {   /* redis_server.h: a fresh redis-server in a fresh temp dir */
+    free(f);
+    return -1;
+  }
+  f->srv = srv;
+  *state = f;
   return 0;
 }
 
 /* Always run, also after a failed assertion: no redis-server or temp dir is left behind. */
-static int teardown(void **state) {
+static int fx_teardown(void **state) {
   fx_t *f = *state;
   signer_destroy(&f->s);
   signer_destroy(&f->s);   /* NULL-safe */
@@ -205,16 +122,10 @@ static int teardown(void **state) {
   cp_zmq_close(&f->notify);
   cp_zmq_close(&f->results);
   if (f->zctx != NULL) zmq_ctx_term(f->zctx);
-  redis_stop(f);
   cp_config_free();
-  int rc = 0;
-  if (f->dir[0] != '\0') {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    rc = system(cmd);
-  }
+  void *srv = f->srv;
   free(f);
-  return rc == 0 ? 0 : -1;
+  return teardown(&srv);   /* stops redis-server, removes the temp dir */
 }
 
 /* Send one verified record (provider "prov-a", event id `event`) as verify would. */
@@ -245,7 +156,7 @@ static void wait_queued(fx_t *f) {
 /* The size the checkpoint file on disk publishes. */
 static uint64_t checkpoint_size(const fx_t *f) {
   char path[128], line[256];
-  snprintf(path, sizeof path, "%s/register/checkpoint", f->dir);
+  snprintf(path, sizeof path, "%s/register/checkpoint", f->srv->dir);
   FILE *fp = fopen(path, "r");
   assert_non_null(fp);
   assert_non_null(fgets(line, sizeof line, fp));   /* origin */
@@ -298,18 +209,17 @@ static void expect_no_message(void *sock) {
 
 /* Redis: the event is committed at index; cp:reg:{0}:indexed has reached the register size. */
 static void expect_redis(fx_t *f, const char *event, uint64_t index) {
-  char err[CP_ERRLEN], key[300];
-  cp_redis_t *r = cp_redis_new("127.0.0.1", f->redis_port, 2000, err, sizeof err);
+  char err[CP_ERRLEN];
+  cp_key_t key;
+  cp_redis_t *r = cp_redis_new("127.0.0.1", f->srv->port, 2000, err, sizeof err);
   assert_non_null(r);
-  snprintf(key, sizeof key, CP_KEY_EVENT_FMT, "prov-a", event);
-  redisReply *rep = cp_redis_cmd(r, "HMGET %s state index", key);
+  redisReply *rep = cp_redis_cmd(r, "HMGET %s state index", cp_key_event(&key, "prov-a", event));
   assert_non_null(rep);
   assert_int_equal(rep->type, REDIS_REPLY_ARRAY);
   assert_string_equal(rep->element[0]->str, "committed");
   assert_int_equal(strtoull(rep->element[1]->str, NULL, 10), index);
   freeReplyObject(rep);
-  snprintf(key, sizeof key, CP_KEY_REG_INDEXED_FMT, 0);
-  rep = cp_redis_cmd(r, "GET %s", key);
+  rep = cp_redis_cmd(r, "GET %s", cp_key_reg_indexed(&key, 0));
   assert_non_null(rep);
   assert_int_equal(rep->type, REDIS_REPLY_STRING);
   assert_int_equal(strtoull(rep->str, NULL, 10), reg_size(f->s->log));
@@ -421,10 +331,10 @@ static void test_malformed_dropped(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_batches_up_to_max, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_batch_waits_for_more, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_duplicates, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_malformed_dropped, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_batches_up_to_max, fx_setup, fx_teardown),
+      cmocka_unit_test_setup_teardown(test_batch_waits_for_more, fx_setup, fx_teardown),
+      cmocka_unit_test_setup_teardown(test_duplicates, fx_setup, fx_teardown),
+      cmocka_unit_test_setup_teardown(test_malformed_dropped, fx_setup, fx_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
