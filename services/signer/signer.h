@@ -33,6 +33,9 @@ int signer_index_build(signer_index_t *ix, reg_log_t *log, reg_keyspan_t **keys,
 /* Decode a register entry (SignedEntry -> PassportEntry); free with
  * protobuf_c_message_free_unpacked. NULL with err set when malformed (signer_entry.c). */
 Carepass__V1__PassportEntry *signer_entry_decode(const uint8_t *buf, size_t len, char *err, size_t errlen);
+/* The canonical PassportEntry of a verified record (strings and bytes point into rec). */
+void signer_entry_fill(const Carepass__V1__VerifiedRecord *rec, int64_t issued_at,
+                       Carepass__V1__PassportEntry *pe);
 /* Build the canonical PassportEntry for a verified record, sign it and pack the
  * SignedEntry into a malloc'd buffer. */
 int signer_entry_build(const cp_signkey_t *key, const Carepass__V1__VerifiedRecord *rec, int64_t issued_at,

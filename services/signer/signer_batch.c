@@ -115,18 +115,9 @@ static void publish_result(signer_t *s, const item_t *it) {
     cp_log_warn("result not published", CP_KV_STR("error", zmq_strerror(errno)), CP_KV_END);
 }
 
-static void notify_item(signer_t *s, const item_t *it) {
-  const Carepass__V1__PendingEvent *ev = it->rec->event;
-  Carepass__V1__PassportEntry pe = CAREPASS__V1__PASSPORT_ENTRY__INIT;
-  pe.provider_id = ev->provider_id;
-  pe.provider_event_id = ev->provider_event_id;
-  pe.qualification_code = ev->qualification_code;
-  pe.worker_pseudonym = ev->worker_pseudonym;
-  pe.entry_type = it->rec->entry_type;
-  pe.reason_code = it->rec->reason_code;
-  pe.completion_date = ev->completion_date;
-  pe.valid_until = it->rec->valid_until;
-  pe.revokes_index = it->rec->revokes_index;
+static void notify_item(signer_t *s, const signer_batch_t *b, const item_t *it) {
+  Carepass__V1__PassportEntry pe;
+  signer_entry_fill(it->rec, b->issued_at, &pe);
   signer_notify_entry(s, &pe, it->index);
 }
 
@@ -299,7 +290,7 @@ static int commit(signer_t *s, signer_batch_t *b) {
     item_t *it = &b->items[i];
     if (it->index == UINT64_MAX) continue;
     publish_result(s, it);
-    if (it->entry != NULL) notify_item(s, it);
+    if (it->entry != NULL) notify_item(s, b, it);
   }
   signer_redis_mark_indexed(s);
   cp_log_info("batch committed", CP_KV_INT("count", nnew), CP_KV_INT("duplicates", b->ndup),
