@@ -33,6 +33,9 @@ int signer_index_build(signer_index_t *ix, reg_log_t *log, reg_keyspan_t **keys,
 /* Decode a register entry (SignedEntry -> PassportEntry); free with
  * protobuf_c_message_free_unpacked. NULL with err set when malformed (signer_entry.c). */
 Carepass__V1__PassportEntry *signer_entry_decode(const uint8_t *buf, size_t len, char *err, size_t errlen);
+/* The canonical PassportEntry of a verified record (strings and bytes point into rec). */
+void signer_entry_fill(const Carepass__V1__VerifiedRecord *rec, int64_t issued_at,
+                       Carepass__V1__PassportEntry *pe);
 /* Build the canonical PassportEntry for a verified record, sign it and pack the
  * SignedEntry into a malloc'd buffer. */
 int signer_entry_build(const cp_signkey_t *key, const Carepass__V1__VerifiedRecord *rec, int64_t issued_at,
@@ -41,8 +44,8 @@ int signer_entry_build(const cp_signkey_t *key, const Carepass__V1__VerifiedReco
 /* A batch in the signing pipeline (signer_batch.c). */
 typedef struct signer_batch signer_batch_t;
 
-/* The service. */
-typedef struct {
+/* The service (one per process; signer_new / signer_destroy). */
+typedef struct signer {
   cp_signkey_t key;            // register signing key (name = log origin)
   reg_log_t *log;              // the register shard (writer)
   signer_index_t *index;       // idempotency index over the register
@@ -69,15 +72,22 @@ typedef struct {
   signer_batch_t *held;        // a signed batch waiting for its append (pipelining); NULL = none
 } signer_t;
 
-/* signer_service.c: start (key, register, index, sockets, vkey file) and stop. */
-int signer_start(signer_t *s, char *err, size_t errlen) CP_WUR;
-void signer_stop(signer_t *s);
+/* signer_service.c: make the signer from the configuration (CAREPASS_SIGNING_KEY,
+ * REGISTER_DIR, SHARD, SIGNER_BATCH_*, SIGNER_BIND, BUS_*_IN, REDIS_*): load the key, open and
+ * index the register (appending the genesis key entry to a new one), publish the vkeys, open
+ * the sockets and catch Redis up. 0 with *out set, or -1 with err set and *out NULL. */
+int signer_new(signer_t **out, char *err, size_t errlen) CP_WUR;
+/* Free the held batch (unappended: its events are redriven), close sockets, Redis and the
+ * register, wipe the key. NULL-safe; sets *sp to NULL. */
+void signer_destroy(signer_t **sp);
+/* The stop line operators and tests read: register size, appended, duplicates, dropped. */
+void signer_log_counts(const signer_t *s);
 
-/* signer_batch.c: one pass of the loop (waits up to ~200 ms for records when no
+/* signer_batch.c: one pass of the loop (waits up to timeout_ms for records when no
  * batch is held): signs the next batch on a worker thread while the held one is
  * appended and announced. -1 when the register must be reopened (restart). */
-int signer_batch_run(signer_t *s) CP_WUR;
-/* On stop: append and announce the held batch, if any. */
+int signer_batch_run(signer_t *s, int timeout_ms) CP_WUR;
+/* On stop: append and announce the held batch, if any. -1 when its append failed. */
 int signer_batch_drain(signer_t *s) CP_WUR;
 /* Free the held batch without appending it (after a failure; its events are redriven). */
 void signer_batch_discard(signer_t *s);

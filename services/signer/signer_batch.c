@@ -12,7 +12,6 @@
 #include "cp_log.h"
 #include "cp_zmq.h"
 
-#define POLL_MS 200          /* longest wait for the first record, so the stop flag is seen */
 #define ID_MAX 128           /* longest provider id / event id accepted */
 
 /* The pipeline, one batch deep. Each pass of signer_batch_run:
@@ -116,27 +115,18 @@ static void publish_result(signer_t *s, const item_t *it) {
     cp_log_warn("result not published", CP_KV_STR("error", zmq_strerror(errno)), CP_KV_END);
 }
 
-static void notify_item(signer_t *s, const item_t *it) {
-  const Carepass__V1__PendingEvent *ev = it->rec->event;
-  Carepass__V1__PassportEntry pe = CAREPASS__V1__PASSPORT_ENTRY__INIT;
-  pe.provider_id = ev->provider_id;
-  pe.provider_event_id = ev->provider_event_id;
-  pe.qualification_code = ev->qualification_code;
-  pe.worker_pseudonym = ev->worker_pseudonym;
-  pe.entry_type = it->rec->entry_type;
-  pe.reason_code = it->rec->reason_code;
-  pe.completion_date = ev->completion_date;
-  pe.valid_until = it->rec->valid_until;
-  pe.revokes_index = it->rec->revokes_index;
+static void notify_item(signer_t *s, const signer_batch_t *b, const item_t *it) {
+  Carepass__V1__PassportEntry pe;
+  signer_entry_fill(it->rec, b->issued_at, &pe);
   signer_notify_entry(s, &pe, it->index);
 }
 
-/* Collect a batch; NULL when nothing arrived. wait: block up to POLL_MS for the
+/* Collect a batch; NULL when nothing arrived. wait: block up to timeout_ms for the
  * first record (then up to batch_wait_ms for more); otherwise take only what is
  * already queued. */
-static signer_batch_t *collect(signer_t *s, bool wait, int *prc) {
+static signer_batch_t *collect(signer_t *s, bool wait, int timeout_ms, int *prc) {
   zmq_pollitem_t pi = {s->pull, 0, ZMQ_POLLIN, 0};
-  *prc = zmq_poll(&pi, 1, wait ? POLL_MS : 0);
+  *prc = zmq_poll(&pi, 1, wait ? timeout_ms : 0);
   if (*prc <= 0) return NULL;
   signer_batch_t *b = cp_xcalloc(1, sizeof *b);
   b->t0 = cp_mono_ms();
@@ -300,7 +290,7 @@ static int commit(signer_t *s, signer_batch_t *b) {
     item_t *it = &b->items[i];
     if (it->index == UINT64_MAX) continue;
     publish_result(s, it);
-    if (it->entry != NULL) notify_item(s, it);
+    if (it->entry != NULL) notify_item(s, b, it);
   }
   signer_redis_mark_indexed(s);
   cp_log_info("batch committed", CP_KV_INT("count", nnew), CP_KV_INT("duplicates", b->ndup),
@@ -312,9 +302,9 @@ out:
   return rc;
 }
 
-int signer_batch_run(signer_t *s) {
+int signer_batch_run(signer_t *s, int timeout_ms) {
   int prc = 0;
-  signer_batch_t *cur = collect(s, s->held == NULL, &prc);
+  signer_batch_t *cur = collect(s, s->held == NULL, timeout_ms, &prc);
   if (cur == NULL && s->held == NULL) {
     /* idle: a good moment to catch Redis up after an outage */
     signer_redis_apply(s);

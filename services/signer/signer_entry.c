@@ -18,23 +18,29 @@ Carepass__V1__PassportEntry *signer_entry_decode(const uint8_t *buf, size_t len,
   return pe;
 }
 
-int signer_entry_build(const cp_signkey_t *key, const Carepass__V1__VerifiedRecord *rec, int64_t issued_at,
-                       uint8_t **out, size_t *outlen, char *err, size_t errlen) {
+void signer_entry_fill(const Carepass__V1__VerifiedRecord *rec, int64_t issued_at,
+                       Carepass__V1__PassportEntry *pe) {
   const Carepass__V1__PendingEvent *ev = rec->event;
   assert(ev != NULL);
-  Carepass__V1__PassportEntry pe = CAREPASS__V1__PASSPORT_ENTRY__INIT;
-  pe.version = 1;
-  pe.worker_pseudonym = ev->worker_pseudonym;
-  pe.qualification_code = ev->qualification_code;
-  pe.provider_id = ev->provider_id;
-  pe.assessor_id = ev->assessor_id;
-  pe.completion_date = ev->completion_date;
-  pe.valid_until = rec->valid_until;
-  pe.evidence_hash = ev->evidence_hash;
-  pe.provider_event_id = ev->provider_event_id;
-  pe.issued_at = issued_at;
-  pe.entry_type = rec->entry_type;
-  pe.revokes_index = rec->revokes_index;
-  pe.reason_code = rec->reason_code;
+  carepass__v1__passport_entry__init(pe);
+  pe->version = 1;
+  pe->worker_pseudonym = ev->worker_pseudonym;
+  pe->qualification_code = ev->qualification_code;
+  pe->provider_id = ev->provider_id;
+  pe->assessor_id = ev->assessor_id;
+  pe->completion_date = ev->completion_date;
+  pe->valid_until = rec->valid_until;
+  pe->evidence_hash = ev->evidence_hash;
+  pe->provider_event_id = ev->provider_event_id;
+  pe->issued_at = issued_at;
+  pe->entry_type = rec->entry_type;
+  pe->revokes_index = rec->revokes_index;
+  pe->reason_code = rec->reason_code;
+}
+
+int signer_entry_build(const cp_signkey_t *key, const Carepass__V1__VerifiedRecord *rec, int64_t issued_at,
+                       uint8_t **out, size_t *outlen, char *err, size_t errlen) {
+  Carepass__V1__PassportEntry pe;
+  signer_entry_fill(rec, issued_at, &pe);
   return reg_entry_sign(key, &pe, out, outlen, err, errlen);
 }

@@ -1,4 +1,4 @@
-/* signer_service.c -- start and stop the signer: key, register, idempotency index, sockets, Redis. */
+/* signer_service.c -- make and destroy the signer: key, register, idempotency index, sockets, Redis. */
 #include "signer.h"
 
 #include <libgen.h>
@@ -48,8 +48,8 @@ static int check_current_key(signer_t *s, char *err, size_t errlen) {
   return 0;
 }
 
-int signer_start(signer_t *s, char *err, size_t errlen) {
-  memset(s, 0, sizeof *s);
+/* Everything signer_new does, on an object destroy can always free. */
+static int signer_open(signer_t *s, char *err, size_t errlen) {
   s->notify_hold = UINT64_MAX;
   s->shard = (int)cp_cfg_int(CP_OPT_SHARD);
   s->batch_max = (int)cp_cfg_int(CP_OPT_SIGNER_BATCH_MAX);
@@ -100,20 +100,36 @@ int signer_start(signer_t *s, char *err, size_t errlen) {
   return 0;
 }
 
-void signer_stop(signer_t *s) {
+int signer_new(signer_t **out, char *err, size_t errlen) {
+  signer_t *s = cp_xcalloc(1, sizeof *s);
+  if (signer_open(s, err, errlen) != 0) {
+    signer_destroy(&s);
+    *out = NULL;
+    return -1;
+  }
+  cp_log_info("signer started", CP_KV_INT("size", reg_size(s->log)), CP_KV_END);
+  *out = s;
+  return 0;
+}
+
+void signer_log_counts(const signer_t *s) {
+  cp_log_info("signer stopping", CP_KV_INT("size", reg_size(s->log)), CP_KV_INT("appended", s->appended),
+              CP_KV_INT("duplicates", s->duplicates), CP_KV_INT("dropped", s->dropped), CP_KV_END);
+}
+
+void signer_destroy(signer_t **sp) {
+  signer_t *s = *sp;
+  if (s == NULL) return;
   signer_batch_discard(s);
   cp_zmq_close(&s->pull);
   cp_zmq_close(&s->notify);
   cp_zmq_close(&s->results);
-  if (s->zctx != NULL) {
-    zmq_ctx_term(s->zctx);
-    s->zctx = NULL;
-  }
+  if (s->zctx != NULL) zmq_ctx_term(s->zctx);
   cp_redis_destroy(&s->redis);
   signer_index_destroy(&s->index);
   free(s->keys);
-  s->keys = NULL;
-  s->nkeys = 0;
   reg_close(&s->log);
   cp_signkey_wipe(&s->key);
+  free(s);
+  *sp = NULL;
 }

@@ -1,40 +1,43 @@
-/* main.c -- verify: the rules engine between intake and the signer shards. */
+/* main.c -- verify: the rules engine between intake and the signer shards, run by cp_service_main. */
 #include "verify.h"
 #include "cp_config.h"
 #include "cp_log.h"
 #include "cp_service.h"
 
-#include <stdlib.h>
-
-int main(int argc, char **argv) {
-  int code = 0;
-  char err[CP_ERRLEN];
+/* Load the catalogue and provider registry (bad data: exit 2), then hand both to verify_new. */
+static int verify_svc_create(void **self, char *err, size_t errlen) {
   cat_catalogue_t *cat = NULL;
   prov_registry_t *reg = NULL;
-  verify_t v;
-  if (cp_service_init(argc, argv, "verify", CP_SVC_VERIFY,
-                      "checks events against the qualification catalogue and provider registry, "
-                      "issues derived awards, and passes records to the signer shards",
-                      &code) != 0)
-    return code;
-  if (cat_load(cp_cfg_str(CP_OPT_CATALOGUE), &cat, err, sizeof err) != 0 ||
-      prov_load(cp_cfg_str(CP_OPT_PROVIDERS), &reg, err, sizeof err) != 0) {
-    cp_log_error("cannot load catalogue or provider registry", CP_KV_STR("error", err), CP_KV_END);
-    code = 2;
-    goto out;
+  char why[CP_ERRLEN];
+  if (cat_load(cp_cfg_str(CP_OPT_CATALOGUE), &cat, why, sizeof why) != 0 ||
+      prov_load(cp_cfg_str(CP_OPT_PROVIDERS), &reg, why, sizeof why) != 0) {
+    cp_err(err, errlen, "cannot load catalogue or provider registry: %s", why);
+    cat_destroy(&cat);
+    return 2;
   }
-  if (verify_open(&v, cat, reg, err, sizeof err) != 0) {
-    if (!cp_stop_requested)
-      cp_log_error("cannot start", CP_KV_STR("error", err), CP_KV_END);
-    code = cp_stop_requested ? 0 : 1;
-    goto out;
-  }
-  code = verify_run(&v);
-  verify_close(&v);
-  cp_log_info("verify stopped", CP_KV_END);
-out:
-  prov_destroy(&reg);
-  cat_destroy(&cat);
-  cp_config_free();
-  return code;
+  verify_t *v = NULL;
+  int rc = verify_new(&v, &cat, &reg, err, errlen);
+  *self = v;
+  return rc == 0 ? 0 : 1;
 }
+
+static int verify_svc_turn(void *self, int timeout_ms) { return verify_turn(self, timeout_ms); }
+
+static void verify_svc_destroy(void **self) {
+  verify_t *v = *self;
+  if (v != NULL) verify_log_counts(v);
+  verify_destroy(&v);
+  *self = NULL;
+}
+
+static const cp_service_def_t verify_service = {
+    .name = "verify",
+    .service = CP_SVC_VERIFY,
+    .summary = "checks events against the qualification catalogue and provider registry, "
+               "issues derived awards, and passes records to the signer shards",
+    .create = verify_svc_create,
+    .turn = verify_svc_turn,
+    .destroy = verify_svc_destroy,
+};
+
+int main(int argc, char **argv) { return cp_service_main(argc, argv, &verify_service); }

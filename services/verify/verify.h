@@ -14,7 +14,6 @@
 #define VERIFY_KEY_MAX 192                /* room for cp:ev:{<provider>:<event id>} */
 #define VERIFY_AWARD_PROVIDER "carepass"  /* provider id of derived awards */
 #define VERIFY_AWARD_REVOKE_REASON "REQUIREMENT_REVOKED" /* reason of an award revoked with its requirement */
-#define VERIFY_KEY_W_AWARD_GEN_FMT CP_KEY_W_AWARD_GEN_FMT /* HASH award code -> generation */
 #define VERIFY_AWARD_ID_MAX 96            /* room for an award or award-revocation event id */
 #define VERIFY_CRASH_AWARD_CLAIMED "verify.award_claimed" /* test crash point (see verify_awards.c) */
 #define VERIFY_AWARD_WD_TICK_MS 1000      /* how often verify looks at late award withdrawals (cp:award_wd) */
@@ -35,21 +34,6 @@ typedef struct {
   uint64_t award_late_revokes;     // revocations sent for those awards once they committed
 } verify_counts_t;
 
-/* The running service. */
-typedef struct {
-  const cat_catalogue_t *cat;   // qualification catalogue (not owned)
-  const prov_registry_t *reg;   // provider registry (not owned)
-  cp_redis_t *redis;            // Redis connection (owned)
-  void *zctx;                   // ZeroMQ context (owned)
-  void *pull;                   // PULL from the bus verify queue
-  void **shards;                // PUSH to each signer shard, in shard order
-  size_t nshards;               // number of signer shards
-  void *notify;                 // PUSH to the bus notify queue
-  void *results;                // PUB to the bus results topic
-  int64_t redrive_after_ms;     // REDRIVE_AFTER_MS: when intake re-sends an issued award not yet committed
-  char wd_cursor[24];           // HSCAN cursor over cp:award_wd between ticks ("0" = start again)
-  verify_counts_t counts;       // counters
-} verify_t;
 
 /* State of one event in a batch as it moves through the stages. */
 typedef enum {
@@ -82,12 +66,38 @@ typedef struct {
   uint64_t award_revoke_index;      // register index of the withdrawn award
 } verify_item_t;
 
-/* verify_loop.c: sockets and the receive loop. */
-int verify_open(verify_t *v, const cat_catalogue_t *cat, const prov_registry_t *reg,
-                char *err, size_t errlen) CP_WUR;
-void verify_close(verify_t *v);
-/* Run until cp_stop_requested; returns the process exit code. */
-int verify_run(verify_t *v);
+/* The running service (verify_new / verify_destroy). */
+typedef struct verify {
+  cat_catalogue_t *cat;         // qualification catalogue (owned)
+  prov_registry_t *reg;         // provider registry (owned)
+  cp_redis_t *redis;            // Redis connection (owned)
+  void *zctx;                   // ZeroMQ context (owned)
+  void *pull;                   // PULL from the bus verify queue
+  void **shards;                // PUSH to each signer shard, in shard order
+  size_t nshards;               // number of signer shards
+  void *notify;                 // PUSH to the bus notify queue
+  void *results;                // PUB to the bus results topic
+  int64_t redrive_after_ms;     // REDRIVE_AFTER_MS: when intake re-sends an issued award not yet committed
+  char wd_cursor[24];           // HSCAN cursor over cp:award_wd between ticks ("0" = start again)
+  verify_counts_t counts;       // counters
+  verify_item_t *items;         // the batch being worked on (VERIFY_BATCH_MAX slots)
+  int64_t last_counts;          // monotonic ms of the last periodic counts line
+  uint64_t logged_received;     // counts.received when it was written
+  int64_t last_wd;              // monotonic ms of the last late-withdrawal tick
+} verify_t;
+
+/* verify_loop.c: make verify over a loaded catalogue and provider registry (it takes both:
+ * *cat and *reg are set to NULL, also on failure), waiting for Redis until it answers or a stop
+ * is requested, and open its sockets. 0 with *out set, or -1 with err set and *out NULL. */
+int verify_new(verify_t **out, cat_catalogue_t **cat, prov_registry_t **reg, char *err,
+               size_t errlen) CP_WUR;
+/* Close sockets and Redis, free the catalogue and registry. NULL-safe; sets *vp to NULL. */
+void verify_destroy(verify_t **vp);
+/* One turn of the receive loop: the periodic ticks, then wait up to timeout_ms for events and
+ * run the batch that arrived (retrying it while Redis fails, until a stop is requested). */
+int verify_turn(verify_t *v, int timeout_ms) CP_WUR;
+/* The "counts" line (received, passed, rejected, ...), also written at stop. */
+void verify_log_counts(const verify_t *v);
 
 /* verify_batch.c: the stages over a batch of items. Returns 0, or -1 when Redis
  * failed before anything was sent (the caller reconnects and retries the batch). */

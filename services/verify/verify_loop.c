@@ -1,4 +1,4 @@
-/* verify_loop.c -- verify's sockets and its receive loop: take batches off the bus, run them. */
+/* verify_loop.c -- verify's lifecycle, sockets and its receive loop: take batches off the bus, run them. */
 #include "verify.h"
 #include "cp_codec.h"
 #include "cp_config.h"
@@ -11,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define POLL_MS 200             /* receive wait; bounds how long a stop request waits */
-#define HEARTBEAT_MS 1000       /* health file refresh */
 #define COUNTS_LOG_MS 30000     /* counters log line, when they changed */
 #define REDIS_RETRY_MS 500      /* pause before retrying a batch after a Redis failure */
 
@@ -36,11 +34,16 @@ static cp_redis_t *redis_connect(char *err, size_t errlen) {
   }
 }
 
-int verify_open(verify_t *v, const cat_catalogue_t *cat, const prov_registry_t *reg,
-                char *err, size_t errlen) {
-  memset(v, 0, sizeof *v);
-  v->cat = cat;
-  v->reg = reg;
+int verify_new(verify_t **out, cat_catalogue_t **cat, prov_registry_t **reg, char *err,
+               size_t errlen) {
+  verify_t *v = cp_xcalloc(1, sizeof *v);
+  *out = NULL;
+  v->cat = *cat;
+  *cat = NULL;
+  v->reg = *reg;
+  *reg = NULL;
+  v->items = cp_xcalloc(VERIFY_BATCH_MAX, sizeof *v->items);
+  v->last_counts = cp_mono_ms();
   v->redrive_after_ms = cp_cfg_int(CP_OPT_REDRIVE_AFTER_MS);
   int hwm = (int)cp_cfg_int(CP_OPT_BUS_HWM);
   char *list = NULL;
@@ -84,27 +87,44 @@ int verify_open(verify_t *v, const cat_catalogue_t *cat, const prov_registry_t *
     goto err;
   }
   free(list);
+  cp_log_info("verify running", CP_KV_INT("shards", v->nshards),
+              CP_KV_INT("qualifications", cat_count(v->cat)), CP_KV_INT("providers", prov_count(v->reg)),
+              CP_KV_END);
+  *out = v;
   return 0;
 err:
   free(list);
-  verify_close(v);
+  verify_destroy(&v);
   return -1;
 }
 
-void verify_close(verify_t *v) {
+/* Free the events of the batch in hand and clear their slots. */
+static void items_clear(verify_item_t *items, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    if (items[i].ev != NULL)
+      protobuf_c_message_free_unpacked(&items[i].ev->base, NULL);
+    memset(&items[i], 0, sizeof items[i]);
+  }
+}
+
+void verify_destroy(verify_t **vp) {
+  verify_t *v = *vp;
+  if (v == NULL)
+    return;
   for (size_t i = 0; i < v->nshards; i++)
     cp_zmq_close(&v->shards[i]);
   free(v->shards);
-  v->shards = NULL;
-  v->nshards = 0;
   cp_zmq_close(&v->pull);
   cp_zmq_close(&v->notify);
   cp_zmq_close(&v->results);
-  if (v->zctx != NULL) {
+  if (v->zctx != NULL)
     zmq_ctx_term(v->zctx);
-    v->zctx = NULL;
-  }
   cp_redis_destroy(&v->redis);
+  free(v->items);
+  prov_destroy(&v->reg);
+  cat_destroy(&v->cat);
+  free(v);
+  *vp = NULL;
 }
 
 /* Receive one message (one frame expected) and turn it into a batch item. False when
@@ -150,7 +170,7 @@ static bool recv_item(verify_t *v, verify_item_t *it) {
   return true;
 }
 
-static void log_counts(const verify_t *v) {
+void verify_log_counts(const verify_t *v) {
   const verify_counts_t *c = &v->counts;
   cp_log_info("counts", CP_KV_INT("received", c->received), CP_KV_INT("passed", c->passed),
               CP_KV_INT("rejected", c->rejected), CP_KV_INT("replayed", c->replayed),
@@ -161,66 +181,49 @@ static void log_counts(const verify_t *v) {
               CP_KV_INT("redis_errors", c->redis_errors), CP_KV_END);
 }
 
-int verify_run(verify_t *v) {
-  verify_item_t *items = cp_xcalloc(VERIFY_BATCH_MAX, sizeof *items);
-  int64_t last_beat = 0, last_counts = cp_mono_ms(), last_wd = 0;
-  uint64_t logged_received = 0;
-  cp_log_info("verify running", CP_KV_INT("shards", v->nshards),
-              CP_KV_INT("qualifications", cat_count(v->cat)), CP_KV_INT("providers", prov_count(v->reg)),
-              CP_KV_END);
-  while (!cp_stop_requested) {
-    int64_t now = cp_mono_ms();
-    if (now - last_beat >= HEARTBEAT_MS) {
-      cp_service_heartbeat("verify");
-      last_beat = now;
-    }
-    if (now - last_counts >= COUNTS_LOG_MS) {
-      if (v->counts.received != logged_received)
-        log_counts(v);
-      logged_received = v->counts.received;
-      last_counts = now;
-    }
-    if (now - last_wd >= VERIFY_AWARD_WD_TICK_MS) {
-      /* late award withdrawals: a Redis failure here is retried on the next tick */
-      if (verify_awards_withdraw_tick(v) != 0) {
-        v->counts.redis_errors++;
-        cp_log_warn("redis failed; late award withdrawals retried later",
-                    CP_KV_STR("error", cp_redis_errstr(v->redis)), CP_KV_END);
-        if (cp_redis_reconnect(v->redis) != 0) {
-          /* still down: the next tick fails fast and tries again */
-        }
-      }
-      last_wd = cp_mono_ms();
-    }
-    zmq_pollitem_t pi = {.socket = v->pull, .events = ZMQ_POLLIN};
-    if (zmq_poll(&pi, 1, POLL_MS) <= 0)
-      continue;
-    size_t n = 0;
-    while (n < VERIFY_BATCH_MAX && recv_item(v, &items[n]))
-      n++;
-    if (n == 0)
-      continue;
-    int32_t today = cp_today();
-    while (verify_batch(v, items, n, today) != 0) {
-      /* Nothing was sent: reconnect and run the same batch again (every write is idempotent).
-       * If we are stopping instead, the events stay pending in Redis and intake redrives them. */
+int verify_turn(verify_t *v, int timeout_ms) {
+  int64_t now = cp_mono_ms();
+  if (now - v->last_counts >= COUNTS_LOG_MS) {
+    if (v->counts.received != v->logged_received)
+      verify_log_counts(v);
+    v->logged_received = v->counts.received;
+    v->last_counts = now;
+  }
+  if (now - v->last_wd >= VERIFY_AWARD_WD_TICK_MS) {
+    /* late award withdrawals: a Redis failure here is retried on the next tick */
+    if (verify_awards_withdraw_tick(v) != 0) {
       v->counts.redis_errors++;
-      cp_log_warn("redis failed; retrying batch", CP_KV_STR("error", cp_redis_errstr(v->redis)),
-                  CP_KV_INT("events", n), CP_KV_END);
-      if (cp_stop_requested)
-        break;
-      sleep_ms(REDIS_RETRY_MS);
+      cp_log_warn("redis failed; late award withdrawals retried later",
+                  CP_KV_STR("error", cp_redis_errstr(v->redis)), CP_KV_END);
       if (cp_redis_reconnect(v->redis) != 0) {
-        /* still down: the next attempt fails fast and we wait again */
+        /* still down: the next tick fails fast and tries again */
       }
     }
-    for (size_t i = 0; i < n; i++) {
-      if (items[i].ev != NULL)
-        protobuf_c_message_free_unpacked(&items[i].ev->base, NULL);
-      memset(&items[i], 0, sizeof items[i]);
+    v->last_wd = cp_mono_ms();
+  }
+  zmq_pollitem_t pi = {.socket = v->pull, .events = ZMQ_POLLIN};
+  if (zmq_poll(&pi, 1, timeout_ms) <= 0)
+    return 0;
+  verify_item_t *items = v->items;
+  size_t n = 0;
+  while (n < VERIFY_BATCH_MAX && recv_item(v, &items[n]))
+    n++;
+  if (n == 0)
+    return 0;
+  int32_t today = cp_today();
+  while (verify_batch(v, items, n, today) != 0) {
+    /* Nothing was sent: reconnect and run the same batch again (every write is idempotent).
+     * If we are stopping instead, the events stay pending in Redis and intake redrives them. */
+    v->counts.redis_errors++;
+    cp_log_warn("redis failed; retrying batch", CP_KV_STR("error", cp_redis_errstr(v->redis)),
+                CP_KV_INT("events", n), CP_KV_END);
+    if (cp_stop_requested)
+      break;
+    sleep_ms(REDIS_RETRY_MS);
+    if (cp_redis_reconnect(v->redis) != 0) {
+      /* still down: the next attempt fails fast and we wait again */
     }
   }
-  log_counts(v);
-  free(items);
+  items_clear(items, n);
   return 0;
 }
