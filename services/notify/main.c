@@ -1,6 +1,7 @@
 /* main.c -- notify: delivers signed Standard Webhooks for NotifyJobs from the bus. */
 #include <stdio.h>
-#include "notify.h"
+#include "notify_admin.h"
+#include "notify_service.h"
 #include "cp_config.h"
 #include "cp_log.h"
 #include "cp_service.h"

@@ -4,7 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "notify.h"
+#include "notify_async.h"
+#include "notify_pipe.h"
 
 struct nt_aredis {
   char *host;              // Redis host

@@ -2,8 +2,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "notify.h"
 #include "notify_dead.h"
+#include "notify_keys.h"
 
 #define REPLAY_BATCH 500
 

@@ -4,7 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "notify.h"
+#include "notify_expiry.h"
+#include "notify_fanout.h"
+#include "notify_keys.h"
+#include "notify_pipe.h"
+#include "notify_sign.h"
 #include "cp_dates.h"
 
 /* Schedule: KEYS[1] hash, KEYS[2] due. ARGV: score (day), stage, provider, qual,

@@ -4,7 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
-#include "notify.h"
+#include "notify_fanout.h"
+#include "notify_jobs.h"
+#include "notify_keys.h"
+#include "notify_pipe.h"
+#include "notify_retry.h"
+#include "notify_sign.h"
 #include "cp_catalogue.h"
 #include "cp_log.h"
 

@@ -7,7 +7,8 @@
 #include <strings.h>
 #include <time.h>
 #include <jansson.h>
-#include "notify.h"
+#include "notify_jobs.h"
+#include "notify_keys.h"
 #include "cp_catalogue.h"
 
 /* Field length limits of a job (bytes, without NUL). */

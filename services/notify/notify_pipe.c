@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include "notify.h"
+#include "notify_pipe.h"
 
 /* One queued command: its arguments are args[first .. first + argc - 1]. */
 typedef struct {

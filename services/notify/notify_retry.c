@@ -3,7 +3,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "notify.h"
+#include "notify_retry.h"
+#include "notify_keys.h"
+#include "notify_pipe.h"
+#include "notify_sign.h"
 
 /* Claim: KEYS[1] due zset. ARGV: now ms, lease ms, max, key prefix, per-endpoint cap
  * (0 = none), scan limit, then pairs of endpoint, load. An endpoint takes ids while

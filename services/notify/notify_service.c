@@ -6,7 +6,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
-#include "notify.h"
+#include "notify_service.h"
+#include "notify_async.h"
+#include "notify_deliver.h"
+#include "notify_expiry.h"
+#include "notify_fanout.h"
+#include "notify_jobs.h"
+#include "notify_pipe.h"
+#include "notify_retry.h"
+#include "notify_sign.h"
 #include "cp_catalogue.h"
 #include "cp_codec.h"
 #include "cp_config.h"
