@@ -1,6 +1,6 @@
 /* notify_keys.h -- the Redis keys of notify (deliveries, dead letters, expiry schedule, subscriptions).
  *
-Redis keys (all state lives here, so any notify replica can die at any time):
+ * Redis keys (all state lives here, so any notify replica can die at any time):
  *
  *  cp:nt:d:{<id>}  HASH   one webhook delivery, <id> = webhook-id ("msg_" + 32 hex):
  *        state     pending | dead | delivered
