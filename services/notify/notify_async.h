@@ -3,7 +3,7 @@
 #define NOTIFY_ASYNC_H
 
 #include <stdbool.h>
-#include "notify_pipe.h"
+#include "cp_redis.h"
 
 /* The service's second Redis connection: the outcomes of a loop turn and the next
  * claim go out on it while curl keeps delivering; the loop waits on its descriptor
@@ -18,9 +18,9 @@ bool nt_aredis_busy(const nt_aredis_t *a);
 int nt_aredis_fd(const nt_aredis_t *a, short *events);
 /* Send p (connecting if needed; scripts are loaded on r, blocking, once). p must stay
  * alive and untouched until nt_aredis_progress returns 1 or -1. */
-int nt_aredis_send(nt_aredis_t *a, nt_pipe_t *p, cp_redis_t *r, char *err, size_t errlen) CP_WUR;
+int nt_aredis_send(nt_aredis_t *a, cp_redis_pipe_t *p, cp_redis_t *r, char *err, size_t errlen) CP_WUR;
 /* Non-blocking: write/read what can be. 1 = p has every reply (NOSCRIPT replies not yet
- * re-run: nt_pipe_fix_noscript), 0 = still in flight, -1 = connection failed or timed out
+ * re-run: cp_redis_pipe_fix_noscript), 0 = still in flight, -1 = connection failed or timed out
  * (dropped; what ran is unknown). */
 int nt_aredis_progress(nt_aredis_t *a, char *err, size_t errlen) CP_WUR;
 

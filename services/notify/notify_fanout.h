@@ -6,7 +6,6 @@
 #include <stdint.h>
 #include "cp_util.h"
 #include "cp_redis.h"
-#include "notify_pipe.h"
 #include "notify_sign.h"
 
 #define NT_SUB_ID_MAX 64   /* longest subscription id accepted */
@@ -46,8 +45,8 @@ typedef struct nt_plan nt_plan_t;
 nt_plan_t *nt_plan_new(void);
 void nt_plan_destroy(nt_plan_t **p);
 /* The round-1 pipe: queue commands that must run before the creates; read their
- * replies with nt_pipe_reply after nt_plan_run (valid until nt_plan_destroy). */
-nt_pipe_t *nt_plan_pre(nt_plan_t *p);
+ * replies with cp_redis_pipe_reply after nt_plan_run (valid until nt_plan_destroy). */
+cp_redis_pipe_t *nt_plan_pre(nt_plan_t *p);
 /* A delivery with a known id (strings copied). tag labels it for nt_plan_count_created.
  * Returns its index for nt_plan_created. */
 size_t nt_plan_delivery(nt_plan_t *p, const char *id, const char *url, const char *body,

@@ -85,17 +85,17 @@ static const char CREATE_LUA[] =
   "redis.call('ZADD', KEYS[2], ARGV[7], ARGV[1])\n"
   "return 1\n";
 
+static cp_redis_script_t create_script = CP_REDIS_SCRIPT("create delivery", 2, CREATE_LUA);
+
 int nt_delivery_create(cp_redis_t *r, const char *id, const char *url, const char *body,
                        const char *type, const char *provider, int64_t now_ms,
                        bool *created, char *err, size_t errlen) {
-  char key[64], ms[24], ep[300];
-  snprintf(key, sizeof key, NT_KEY_DELIVERY_FMT, id);
+  char ms[24], ep[300];
+  cp_key_t key;
   snprintf(ms, sizeof ms, "%lld", (long long)now_ms);
   nt_endpoint(url, ep, sizeof ep);
-  const char *argv[] = {"EVAL", CREATE_LUA, "2", key, NT_KEY_DUE, id, url, body, type, provider, ms, ms, ep};
-  size_t lens[CP_ARRAY_LEN(argv)];
-  for (size_t i = 0; i < CP_ARRAY_LEN(argv); i++) lens[i] = strlen(argv[i]);
-  redisReply *rep = cp_redis_cmd_argv(r, (int)CP_ARRAY_LEN(argv), argv, lens);
+  const char *argv[] = {cp_key_nt_delivery(&key, id), cp_key_nt_due(), id, url, body, type, provider, ms, ms, ep};
+  redisReply *rep = cp_redis_eval(r, &create_script, (int)CP_ARRAY_LEN(argv), argv, NULL);
   if (!rep) return cp_err(err, errlen, "storing delivery %s: %s", id, cp_redis_errstr(r));
   int rc = 0;
   if (rep->type == REDIS_REPLY_INTEGER) *created = rep->integer == 1;

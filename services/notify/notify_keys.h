@@ -1,4 +1,4 @@
-/* notify_keys.h -- the Redis keys of notify (deliveries, dead letters, expiry schedule, subscriptions).
+/* notify_keys.h -- what notify keeps in Redis: the fields of its keys (built by cp_keys.h).
  *
  * Redis keys (all state lives here, so any notify replica can die at any time):
  *
@@ -56,19 +56,17 @@
 #define NOTIFY_KEYS_H
 
 
-#define NT_KEY_DELIVERY_PREFIX "cp:nt:d:"
-#define NT_KEY_DELIVERY_FMT    "cp:nt:d:{%s}"
-#define NT_KEY_DUE             "cp:nt:due"
-#define NT_KEY_DEAD            "cp:nt:dead"
-#define NT_TOMBSTONE_TTL_S     86400        /* how long a delivered id is remembered */
+#include "cp_keys.h"
 
-#define NT_KEY_EXP_DUE         "cp:exp:due"
-#define NT_KEY_EXP_LEASE       "cp:exp:lease"
-#define NT_KEY_EXP_PREFIX      "cp:exp:"
-#define NT_KEY_EXP_FMT         "cp:exp:{%llu}"
+/* Every key is built by its cp_keys.h builder (cp_key_nt_delivery, cp_key_nt_due,
+ * cp_key_nt_dead, cp_key_exp_due, cp_key_exp_lease, cp_key_exp, cp_key_sub, cp_key_w_subs,
+ * cp_key_w_profile). A script that reaches per-entity keys from ids it reads (a claim
+ * scanning the schedule) is given one key the builder made and puts each id into its
+ * {hash tag}: NT_LUA_KEY_OF defines key_of(sample, id) for such a script. */
+#define NT_LUA_KEY_OF \
+  "local function key_of(sample, id) return (string.gsub(sample, '{[^}]*}', function() return '{' .. id .. '}' end, 1)) end\n"
+
+#define NT_TOMBSTONE_TTL_S     86400        /* how long a delivered id is remembered */
 #define NT_EXP_TOMBSTONE_TTL_S (400 * 86400) /* how long a revoked/done schedule is remembered */
-#define NT_KEY_SUBS_FMT        "cp:w:{%s}:subs"     /* %s = pseudonym hex */
-#define NT_KEY_SUB_FMT         "cp:sub:{%s}"        /* %s = subscription id */
-#define NT_KEY_PROFILE_FMT     "cp:w:{%s}:profile"  /* %s = pseudonym hex */
 
 #endif

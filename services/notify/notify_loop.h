@@ -66,11 +66,14 @@ struct nt_service {
   size_t markcap;              // entries allocated in marks
   int64_t marks_since;         // monotonic ms of the oldest unrecorded outcome
   nt_aredis_t *ar;             // non-blocking Redis connection for outcomes + claims
-  nt_pipe_t *pipe;             // the pipe of outcomes + claim (in flight on ar while busy)
+  cp_redis_pipe_t *pipe;       // the pipe of outcomes + claim (in flight on ar while busy)
   nt_mark_t *sent;             // outcomes in the pipe in flight
   size_t nsent;                // entries used in sent
   size_t sentcap;              // entries allocated in sent
-  size_t claim_idx;            // index of the claim in the pipe in flight (SIZE_MAX = none)
+  cp_redis_handle_t *mark_calls; // the pipe in flight's outcome script calls
+  size_t nmark_calls;          // entries used in mark_calls
+  bool claiming;               // the pipe in flight carries a claim
+  cp_redis_handle_t claim;     // ... whose reply this is
   size_t claim_room;           // how many that claim may take
   bool due_maybe;              // the last claim left due deliveries in Redis (or new ones were stored)
   bool results;                // attempts finished since the last claim

@@ -90,10 +90,12 @@ void nt_outcomes_send(nt_service_t *s, bool claim) {
     free(loads);
     return;
   }
-  nt_pipe_t *p = s->pipe;
-  nt_pipe_reset(p);
-  nt_marks_append(p, s->marks, s->nmarks);
-  s->claim_idx = SIZE_MAX;
+  cp_redis_pipe_t *p = s->pipe;
+  cp_redis_pipe_reset(p);
+  s->nmark_calls = nt_marks_calls(s->nmarks);
+  s->mark_calls = cp_xrealloc(s->mark_calls, (s->nmark_calls + 1) * sizeof *s->mark_calls);
+  nt_marks_append(p, s->marks, s->nmarks, s->mark_calls);
+  s->claiming = room > 0;
   s->claim_room = room;
   if (room > 0) {
     /* Look 4x past the free slots (as a plain claim does, so one full endpoint does not
@@ -101,7 +103,7 @@ void nt_outcomes_send(nt_service_t *s, bool claim) {
     size_t free_slots = nt_deliverer_room(s->dlv), scan = 0;
     if (s->per_endpoint > 0) scan = 4 * free_slots + (room > free_slots ? room - free_slots : 0) + 64;
     if (scan > 4096) scan = room > 4096 ? room : 4096;
-    s->claim_idx = nt_claim_append(p, cp_now_ms(), s->lease_ms, room, scan, s->per_endpoint, loads, nloads);
+    s->claim = nt_claim_append(p, cp_now_ms(), s->lease_ms, room, scan, s->per_endpoint, loads, nloads);
   }
   free(loads);   /* its endpoint strings were copied into the pipe */
   /* the outcomes move to `sent` until their replies are in */
@@ -116,7 +118,7 @@ void nt_outcomes_send(nt_service_t *s, bool claim) {
   if (room > 0) s->results = false;   /* results from now on call for the next claim */
   if (nt_aredis_send(s->ar, p, s->redis, err, sizeof err) < 0) {
     restore_sent(s);
-    s->claim_idx = SIZE_MAX;
+    s->claiming = false;
     nt_loop_redis_failed(s, err);
   }
 }
@@ -128,28 +130,31 @@ void nt_outcomes_collect(nt_service_t *s) {
   if (!nt_aredis_busy(s->ar)) return;
   int rc = nt_aredis_progress(s->ar, err, sizeof err);
   if (rc == 0) return;
-  nt_pipe_t *p = s->pipe;
-  if (rc > 0 && nt_pipe_fix_noscript(p, s->redis, err, sizeof err) < 0) rc = -1;
+  cp_redis_pipe_t *p = s->pipe;
+  if (rc > 0 && cp_redis_pipe_fix_noscript(p, s->redis, err, sizeof err) < 0) rc = -1;
   if (rc < 0) {   /* a claim that ran meanwhile comes back when its lease ends */
     restore_sent(s);
-    s->claim_idx = SIZE_MAX;
+    s->claiming = false;
     nt_loop_redis_failed(s, err);
     return;
   }
-  size_t nmark_cmds = s->claim_idx == SIZE_MAX ? nt_pipe_count(p) : s->claim_idx;
-  for (size_t i = 0; i < nmark_cmds; i++)
-    if (nt_pipe_reply_error(p, i, "recording delivery outcomes", err, sizeof err) < 0) {
+  for (size_t i = 0; i < s->nmark_calls; i++) {
+    const redisReply *rep = cp_redis_pipe_reply(p, s->mark_calls[i]);
+    if (!rep || cp_redis_reply_is_error(rep)) {
       /* a script failure, not a connection one: the lease brings those deliveries back */
       s->st.redis_errors++;
+      cp_err(err, sizeof err, "recording delivery outcomes: %s", rep ? rep->str : "no reply");
       cp_log_error("redis error", CP_KV_STR("error", err), CP_KV_END);
     }
+  }
   s->nsent = 0;
-  if (s->claim_idx == SIZE_MAX) return;
+  s->nmark_calls = 0;
+  if (!s->claiming) return;
   size_t room = s->claim_room, n = 0;
-  s->claim_idx = SIZE_MAX;
+  s->claiming = false;
   nt_claimed_t *batch = cp_xcalloc(room, sizeof *batch);
   bool more = false;
-  if (nt_claim_parse(nt_pipe_reply(p, nmark_cmds), room, batch, &n, &more, err, sizeof err) < 0) {
+  if (nt_claim_parse(cp_redis_pipe_reply(p, s->claim), room, batch, &n, &more, err, sizeof err) < 0) {
     nt_loop_redis_failed(s, err);
     free(batch);
     return;

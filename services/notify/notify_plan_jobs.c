@@ -47,16 +47,18 @@ static size_t plan_provider_delivery(nt_service_t *s, nt_plan_t *plan, const Car
 /* What a record job means beyond the provider's webhook: a commit schedules its
  * expiry webhooks; a revocation drops the schedule and tells subscribers and the worker. */
 static void plan_record_effects(nt_service_t *s, nt_plan_t *plan, const Carepass__V1__NotifyJob *job,
-                                int32_t today, int64_t now_ms) {
+                                int32_t today, int64_t now_ms, cp_redis_handle_t *pre, size_t *npre) {
   if (strcmp(job->type, "record.committed") == 0) {
-    if (nt_expiry_schedule_append(nt_plan_pre(plan), job, today))
+    if (nt_expiry_schedule_append(nt_plan_pre(plan), job, today, &pre[*npre])) {
+      (*npre)++;
       cp_log_debug("expiry scheduled", CP_KV_INT("index", job->entry_index),
                    CP_KV_STR("valid_until", job->valid_until ? job->valid_until : ""),
                    CP_KV_INT("pseudonym_bytes", job->worker_pseudonym.len), CP_KV_END);
+    }
     return;
   }
   if (strcmp(job->type, "record.revoked") != 0) return;
-  nt_expiry_revoke_append(nt_plan_pre(plan), job->revokes_index);
+  pre[(*npre)++] = nt_expiry_revoke_append(nt_plan_pre(plan), job->revokes_index);
   if (job->worker_pseudonym.len != CP_PSEUDONYM_BYTES) return;
   char hex[2 * CP_PSEUDONYM_BYTES + 1];
   cp_hex(job->worker_pseudonym.data, CP_PSEUDONYM_BYTES, hex);
@@ -78,17 +80,18 @@ static int store_jobs(nt_service_t *s, Carepass__V1__NotifyJob **jobs, size_t n)
   int64_t now_ms = cp_now_ms();
   int32_t today = cp_today();
   nt_plan_t *plan = nt_plan_new();
-  size_t *pidx = cp_xcalloc(n, sizeof *pidx);
+  size_t *pidx = cp_xcalloc(n, sizeof *pidx), npre = 0;
+  cp_redis_handle_t *pre = cp_xcalloc(n, sizeof *pre);   /* expiry schedule / revoke: one per job at most */
   for (size_t i = 0; i < n; i++) {
     pidx[i] = plan_provider_delivery(s, plan, jobs[i], now_ms);
-    plan_record_effects(s, plan, jobs[i], today, now_ms);
+    plan_record_effects(s, plan, jobs[i], today, now_ms, pre, &npre);
   }
-  /* The caller's commands (expiry schedule / revoke) are every round-1 command queued
-   * before the run; the plan adds its reads after them. */
-  size_t npre = nt_pipe_count(nt_plan_pre(plan));
   int rc = nt_plan_run(plan, s->redis, now_ms, err, sizeof err);
-  for (size_t i = 0; rc == 0 && i < npre; i++)
-    rc = nt_pipe_reply_error(nt_plan_pre(plan), i, "expiry schedule", err, sizeof err);
+  for (size_t i = 0; rc == 0 && i < npre; i++) {
+    const redisReply *rep = cp_redis_pipe_reply(nt_plan_pre(plan), pre[i]);
+    if (!rep || cp_redis_reply_is_error(rep))
+      rc = cp_err(err, sizeof err, "expiry schedule: %s", rep ? rep->str : "no reply");
+  }
   if (rc < 0) {
     nt_loop_redis_failed(s, err);
     goto done;
@@ -112,6 +115,7 @@ static int store_jobs(nt_service_t *s, Carepass__V1__NotifyJob **jobs, size_t n)
   }
   if (fan) cp_log_debug("fan-out stored", CP_KV_INT("jobs", n), CP_KV_INT("deliveries", fan), CP_KV_END);
 done:
+  free(pre);
   free(pidx);
   nt_plan_destroy(&plan);
   return rc;

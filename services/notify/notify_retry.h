@@ -7,7 +7,6 @@
 #include "cp_util.h"
 #include "cp_redis.h"
 #include "notify_jobs.h"
-#include "notify_pipe.h"
 #include "notify_sign.h"
 
 /* One claimed delivery (owned by the caller; free with nt_claimed_free). */
@@ -43,11 +42,11 @@ int nt_claim_limited(cp_redis_t *r, int64_t now_ms, int64_t lease_ms, size_t max
 
 
 /* The same claim queued on a pipe (nt_claim_parse reads its reply): the service
- * sends it together with the outcomes of the last loop turn. Returns its index.
+ * sends it together with the outcomes of the last loop turn. Returns its handle.
  * A load may be negative: that endpoint may take more than per_endpoint (the service
  * queues the extra ones locally). scan = how many due ids to look at (0 = the rule of
  * nt_claim_limited). *more (may be NULL) = more may be due right now. */
-size_t nt_claim_append(nt_pipe_t *p, int64_t now_ms, int64_t lease_ms, size_t max, size_t scan,
+cp_redis_handle_t nt_claim_append(cp_redis_pipe_t *p, int64_t now_ms, int64_t lease_ms, size_t max, size_t scan,
                        int per_endpoint, const nt_ep_load_t *loads, size_t nloads);
 int nt_claim_parse(const redisReply *rep, size_t max, nt_claimed_t *out, size_t *n, bool *more,
                    char *err, size_t errlen) CP_WUR;
@@ -64,8 +63,10 @@ typedef struct {
   int64_t t_ms;         // retry: unix ms of the next attempt; dead: now; release: due
 } nt_mark_t;
 
-/* Queue marks on a pipe (replies: integers); or apply them now (one round trip). */
-void nt_marks_append(nt_pipe_t *p, const nt_mark_t *marks, size_t n);
+/* Queue marks on a pipe: nt_marks_calls(n) script calls, whose handles go into calls[]
+ * (NULL = not wanted; replies: integers). Or apply them now (one round trip). */
+size_t nt_marks_calls(size_t n);
+void nt_marks_append(cp_redis_pipe_t *p, const nt_mark_t *marks, size_t n, cp_redis_handle_t *calls);
 int nt_marks_apply(cp_redis_t *r, const nt_mark_t *marks, size_t n, char *err, size_t errlen) CP_WUR;
 
 /* Single-delivery forms of the marks (each one round trip). */

@@ -12,7 +12,6 @@
 #include "notify_outcomes.h"
 #include "notify_plan_jobs.h"
 #include "notify_jobs.h"
-#include "notify_pipe.h"
 #include "notify_sign.h"
 #include "cp_config.h"
 #include "cp_log.h"
@@ -57,8 +56,7 @@ int nt_service_new(nt_service_t **out, char *err, size_t errlen) {
 
   s->held = cp_xcalloc(NT_JOBS_PER_TURN, sizeof *s->held);
   s->due_maybe = true;
-  s->pipe = nt_pipe_new();
-  s->claim_idx = SIZE_MAX;
+  s->pipe = cp_redis_pipe_new();
   s->ar = nt_aredis_new(cp_cfg_str(CP_OPT_REDIS_HOST), (int)cp_cfg_int(CP_OPT_REDIS_PORT),
                         (int)cp_cfg_int(CP_OPT_REDIS_TIMEOUT_MS));
   s->redis = cp_redis_new(cp_cfg_str(CP_OPT_REDIS_HOST), (int)cp_cfg_int(CP_OPT_REDIS_PORT),
@@ -103,7 +101,8 @@ void nt_service_destroy(nt_service_t **sp) {
   free(s->marks);
   nt_sched_destroy(&s->sched);   /* before the deliverer it borrows */
   nt_aredis_destroy(&s->ar);     /* before the pipe it may point to */
-  nt_pipe_destroy(&s->pipe);
+  cp_redis_pipe_destroy(&s->pipe);
+  free(s->mark_calls);
   free(s->sent);
   nt_deliverer_destroy(&s->dlv);
   cp_zmq_close(&s->pull);

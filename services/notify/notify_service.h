@@ -12,7 +12,7 @@
  *
  * Round trips (the service is mostly waiting on Redis otherwise): the jobs taken in one
  * loop turn (up to 256) are stored as one plan in three pipelined round trips whatever
- * their fan-out (notify_fanout.c); the scripts run with EVALSHA (notify_pipe.c). The
+ * their fan-out (notify_fanout.c); the scripts run with EVALSHA (common/cp_redis.h). The
  * outcomes of finished attempts are recorded in batches (one script call per 256) and
  * sent together with the next claim on a second, non-blocking connection that the curl
  * loop polls (notify_async.c), so no delivery waits on a Redis round trip. For endpoints

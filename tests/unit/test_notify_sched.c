@@ -19,6 +19,8 @@
 #include <cmocka.h>
 #include <sodium.h>
 
+#include "redis_server.h"
+
 #include "cp_redis.h"
 #include "notify_deliver.h"
 #include "notify_jobs.h"
@@ -26,32 +28,17 @@
 #include "notify_retry.h"
 #include "notify_sched.h"
 
-#define REDIS_SERVER "/usr/bin/redis-server"
-#define START_WAIT_MS 10000   /* bound on waiting for redis-server to answer PING */
-#define STOP_WAIT_MS 10000    /* bound on waiting for it to exit after SIGTERM */
 #define TIMEOUT_MS 2000       /* cp_redis command timeout */
 #define LEASE_MS 60000        /* claim lease: nothing comes back by itself during a test */
 #define HTTP_TIMEOUT_MS 30000 /* deliverer timeout: held connections stay in flight */
 #define WAIT_BOUND_MS 10000   /* bound on waiting for curl to connect or finish */
 #define PER_EP 2              /* the per-endpoint limit the tests use */
 
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
+static cp_redis_t *R;         /* the Redis tests' connection to their redis-server */
 
-/* ---- a real redis-server per test group (as tests/unit/test_redis.c starts one) ---- */
-
-typedef struct {
-  char dir[64];   // temp directory: redis data and log
-  int port;       // loopback port it listens on
-  pid_t pid;      // redis-server process, 0 when not running
-  cp_redis_t *r;  // connection to it
-} srv_t;
-
-/* A loopback TCP listener on a free port (backlog only: nothing is accepted unless a
- * test does it), or a free port number when listen_too is false. */
-static int loopback_socket(bool listen_too, int *port) {
+/* A loopback TCP listener on a free port; nothing is accepted unless a test does it, so
+ * connections wait in its backlog and their requests stay in flight. */
+static int listener(int *port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   assert_true(fd >= 0);
   struct sockaddr_in a;
@@ -62,102 +49,28 @@ static int loopback_socket(bool listen_too, int *port) {
   socklen_t len = sizeof a;
   assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
   *port = ntohs(a.sin_port);
-  if (!listen_too) {
-    close(fd);
-    return -1;
-  }
   assert_int_equal(listen(fd, 64), 0);
   return fd;
 }
 
-static bool pings(int port) {
-  struct timeval tv = {0, 200000};
-  redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
-  bool ok = false;
-  if (c != NULL && !c->err) {
-    redisReply *r = redisCommand(c, "PING");
-    ok = r != NULL && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
-    if (r) freeReplyObject(r);
-  }
-  if (c) redisFree(c);
-  return ok;
-}
-
-static int srv_start(srv_t *s) {
-  char port[16], logfile[96];
-  snprintf(port, sizeof port, "%d", s->port);
-  snprintf(logfile, sizeof logfile, "%s/redis.log", s->dir);
-  pid_t pid = fork();
-  if (pid < 0) return -1;
-  if (pid == 0) {
-    execl(REDIS_SERVER, REDIS_SERVER, "--port", port, "--bind", "127.0.0.1", "--save", "",
-          "--appendonly", "no", "--dir", s->dir, "--daemonize", "no", "--logfile", logfile,
-          (char *)NULL);
-    _exit(127);
-  }
-  s->pid = pid;
-  for (int waited = 0; waited < START_WAIT_MS; waited += 20) {
-    if (pings(s->port)) return 0;
-    int st;
-    if (waitpid(pid, &st, WNOHANG) == pid) {
-      s->pid = 0;
-      return -1;
-    }
-    sleep_ms(20);
-  }
-  return -1;
-}
-
-static void srv_stop(srv_t *s) {
-  if (s->pid <= 0) return;
-  kill(s->pid, SIGTERM);
-  int st;
-  for (int waited = 0; waited < STOP_WAIT_MS; waited += 10) {
-    if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
-      s->pid = 0;
-      return;
-    }
-    sleep_ms(10);
-  }
-  kill(s->pid, SIGKILL);
-  waitpid(s->pid, &st, 0);
-  s->pid = 0;
-}
-
+/* A redis-server for the group (redis_server.h) and a connection to it. */
 static int redis_setup(void **state) {
-  srv_t *s = cp_xcalloc(1, sizeof *s);
-  snprintf(s->dir, sizeof s->dir, "/tmp/cp-test-ntsched-XXXXXX");
-  if (mkdtemp(s->dir) == NULL) return -1;
-  for (int attempt = 0; attempt < 3; attempt++) {   /* another process may grab the port first */
-    (void)loopback_socket(false, &s->port);
-    if (srv_start(s) == 0) {
-      char err[CP_ERRLEN];
-      s->r = cp_redis_new("127.0.0.1", s->port, TIMEOUT_MS, err, sizeof err);
-      if (!s->r) return -1;
-      *state = s;
-      return 0;
-    }
-    srv_stop(s);
-  }
-  fprintf(stderr, "could not start %s (see %s/redis.log)\n", REDIS_SERVER, s->dir);
-  return -1;
+  char err[CP_ERRLEN];
+  if (setup(state) != 0) return -1;
+  const srv_t *s = *state;
+  R = cp_redis_new("127.0.0.1", s->port, TIMEOUT_MS, err, sizeof err);
+  return R ? 0 : -1;
 }
 
 static int redis_teardown(void **state) {
-  srv_t *s = *state;
-  cp_redis_destroy(&s->r);
-  srv_stop(s);
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);
-  int rc = system(cmd);
-  free(s);
-  return rc == 0 ? 0 : -1;
+  cp_redis_destroy(&R);
+  return teardown(state);
 }
 
 /* Each Redis test starts from an empty database. */
 static int redis_flush(void **state) {
-  srv_t *s = *state;
-  redisReply *rep = cp_redis_cmd(s->r, "FLUSHALL");
+  (void)state;
+  redisReply *rep = cp_redis_cmd(R, "FLUSHALL");
   if (!rep) return -1;
   freeReplyObject(rep);
   return 0;
@@ -199,7 +112,7 @@ static void free_claims(nt_claimed_t *c, size_t n) {
 }
 
 static long long due_now(cp_redis_t *r, int64_t now) {
-  redisReply *rep = cp_redis_cmd(r, "ZCOUNT %s -inf %lld", NT_KEY_DUE, (long long)now);
+  redisReply *rep = cp_redis_cmd(r, "ZCOUNT %s -inf %lld", cp_key_nt_due(), (long long)now);
   assert_non_null(rep);
   assert_int_equal(rep->type, REDIS_REPLY_INTEGER);
   long long v = rep->integer;
@@ -222,48 +135,48 @@ static void test_endpoint_of_url(void **state) {
 /* One endpoint at its cap never hides another's deliveries queued behind it; the rest
  * stay due in Redis. */
 static void test_claim_caps_each_endpoint(void **state) {
-  srv_t *s = *state;
+  (void)state;
   char err[CP_ERRLEN];
   int64_t now = cp_now_ms();
-  create_n(s->r, "a", URL_A, 5, now);
-  create_n(s->r, "b", URL_B, 5, now);
+  create_n(R, "a", URL_A, 5, now);
+  create_n(R, "b", URL_B, 5, now);
   nt_claimed_t c[10];
   size_t n = 0;
   int a, b;
-  assert_int_equal(nt_claim_limited(s->r, now, LEASE_MS, 10, PER_EP, NULL, 0, c, &n, err, sizeof err), 0);
+  assert_int_equal(nt_claim_limited(R, now, LEASE_MS, 10, PER_EP, NULL, 0, c, &n, err, sizeof err), 0);
   assert_int_equal(n, 2 * PER_EP);
   count_eps(c, n, &a, &b);
   assert_int_equal(a, PER_EP);
   assert_int_equal(b, PER_EP);
   for (size_t i = 0; i < n; i++) assert_int_equal(c[i].attempts, 1);
   free_claims(c, n);
-  assert_int_equal(due_now(s->r, now), 10 - 2 * PER_EP);   /* the rest wait, due */
+  assert_int_equal(due_now(R, now), 10 - 2 * PER_EP);   /* the rest wait, due */
 }
 
 /* The caller's loads count: an endpoint already at the cap in this replica takes
  * nothing; when its slots free up (lower load), its waiting deliveries go. */
 static void test_claim_counts_loads(void **state) {
-  srv_t *s = *state;
+  (void)state;
   char err[CP_ERRLEN];
   int64_t now = cp_now_ms();
-  create_n(s->r, "a", URL_A, 4, now);
-  create_n(s->r, "b", URL_B, 4, now);
+  create_n(R, "a", URL_A, 4, now);
+  create_n(R, "b", URL_B, 4, now);
   nt_claimed_t c[8];
   size_t n = 0;
   int a, b;
   nt_ep_load_t full_a[] = {{.endpoint = EP_A, .inflight = PER_EP}};
-  assert_int_equal(nt_claim_limited(s->r, now, LEASE_MS, 8, PER_EP, full_a, 1, c, &n, err, sizeof err), 0);
+  assert_int_equal(nt_claim_limited(R, now, LEASE_MS, 8, PER_EP, full_a, 1, c, &n, err, sizeof err), 0);
   count_eps(c, n, &a, &b);
   assert_int_equal(a, 0);
   assert_int_equal(b, PER_EP);
   free_claims(c, n);
 
   nt_ep_load_t both_full[] = {{.endpoint = EP_A, .inflight = PER_EP}, {.endpoint = EP_B, .inflight = PER_EP}};
-  assert_int_equal(nt_claim_limited(s->r, now, LEASE_MS, 8, PER_EP, both_full, 2, c, &n, err, sizeof err), 0);
+  assert_int_equal(nt_claim_limited(R, now, LEASE_MS, 8, PER_EP, both_full, 2, c, &n, err, sizeof err), 0);
   assert_int_equal(n, 0);
 
   nt_ep_load_t one_free[] = {{.endpoint = EP_A, .inflight = PER_EP - 1}, {.endpoint = EP_B, .inflight = PER_EP}};
-  assert_int_equal(nt_claim_limited(s->r, now, LEASE_MS, 8, PER_EP, one_free, 2, c, &n, err, sizeof err), 0);
+  assert_int_equal(nt_claim_limited(R, now, LEASE_MS, 8, PER_EP, one_free, 2, c, &n, err, sizeof err), 0);
   count_eps(c, n, &a, &b);
   assert_int_equal(a, 1);
   assert_int_equal(b, 0);
@@ -273,47 +186,47 @@ static void test_claim_counts_loads(void **state) {
 /* A negative load is an allowance: a fast endpoint takes that many more (to queue them
  * locally); max still bounds the claim; no cap (0) takes everything due. */
 static void test_claim_allowance_and_no_cap(void **state) {
-  srv_t *s = *state;
+  (void)state;
   char err[CP_ERRLEN];
   int64_t now = cp_now_ms();
-  create_n(s->r, "a", URL_A, 8, now);
-  create_n(s->r, "b", URL_B, 3, now);
+  create_n(R, "a", URL_A, 8, now);
+  create_n(R, "b", URL_B, 3, now);
   nt_claimed_t c[16];
   size_t n = 0;
   int a, b;
   nt_ep_load_t allow_a[] = {{.endpoint = EP_A, .inflight = -3}};
-  assert_int_equal(nt_claim_limited(s->r, now, LEASE_MS, 16, PER_EP, allow_a, 1, c, &n, err, sizeof err), 0);
+  assert_int_equal(nt_claim_limited(R, now, LEASE_MS, 16, PER_EP, allow_a, 1, c, &n, err, sizeof err), 0);
   count_eps(c, n, &a, &b);
   assert_int_equal(a, PER_EP + 3);
   assert_int_equal(b, PER_EP);
   free_claims(c, n);
 
-  assert_int_equal(nt_claim(s->r, now, LEASE_MS, 2, c, &n, err, sizeof err), 0);
+  assert_int_equal(nt_claim(R, now, LEASE_MS, 2, c, &n, err, sizeof err), 0);
   assert_int_equal(n, 2);   /* max bounds it */
   free_claims(c, n);
-  assert_int_equal(nt_claim(s->r, now, LEASE_MS, 16, c, &n, err, sizeof err), 0);
+  assert_int_equal(nt_claim(R, now, LEASE_MS, 16, c, &n, err, sizeof err), 0);
   assert_int_equal(n, 11 - (PER_EP + 3) - PER_EP - 2);   /* the rest, whatever endpoint */
   free_claims(c, n);
-  assert_int_equal(due_now(s->r, now), 0);
+  assert_int_equal(due_now(R, now), 0);
 }
 
 /* A delivered one leaves the schedule; a released one comes back due with its attempt
  * not counted. */
 static void test_claim_after_marks(void **state) {
-  srv_t *s = *state;
+  (void)state;
   char err[CP_ERRLEN];
   int64_t now = cp_now_ms();
-  create_n(s->r, "a", URL_A, 3, now);
+  create_n(R, "a", URL_A, 3, now);
   nt_claimed_t c[4];
   size_t n = 0;
-  assert_int_equal(nt_claim_limited(s->r, now, LEASE_MS, 4, PER_EP, NULL, 0, c, &n, err, sizeof err), 0);
+  assert_int_equal(nt_claim_limited(R, now, LEASE_MS, 4, PER_EP, NULL, 0, c, &n, err, sizeof err), 0);
   assert_int_equal(n, PER_EP);
-  assert_int_equal(nt_mark_delivered(s->r, c[0].id, 200, err, sizeof err), 0);
-  assert_int_equal(nt_release(s->r, c[1].id, now, err, sizeof err), 0);
+  assert_int_equal(nt_mark_delivered(R, c[0].id, 200, err, sizeof err), 0);
+  assert_int_equal(nt_release(R, c[1].id, now, err, sizeof err), 0);
   char released[NT_ID_SIZE];
   snprintf(released, sizeof released, "%s", c[1].id);
   free_claims(c, n);
-  assert_int_equal(nt_claim_limited(s->r, now, LEASE_MS, 4, PER_EP, NULL, 0, c, &n, err, sizeof err), 0);
+  assert_int_equal(nt_claim_limited(R, now, LEASE_MS, 4, PER_EP, NULL, 0, c, &n, err, sizeof err), 0);
   assert_int_equal(n, 2);   /* the released one and the one that waited */
   bool seen = false;
   for (size_t i = 0; i < n; i++)
@@ -361,7 +274,7 @@ static lq_t *lq_new(int concurrency, int per_endpoint, int64_t queue_wait_ms) {
   assert_int_equal(cp_signkey_load(path, "carepass-notify", true, &q->key, err, sizeof err), 0);
   for (int i = 0; i < 2; i++) {
     int port;
-    q->lfd[i] = loopback_socket(true, &port);
+    q->lfd[i] = listener(&port);
     snprintf(q->url[i], sizeof q->url[i], "http://127.0.0.1:%d/hook", port);
     snprintf(q->ep[i], sizeof q->ep[i], "127.0.0.1:%d", port);
   }
