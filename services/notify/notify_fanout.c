@@ -425,3 +425,15 @@ int nt_fanout(cp_redis_t *r, const struct prov_registry *providers, const nt_rec
   nt_plan_destroy(&p);
   return rc;
 }
+
+int nt_delivery_create(cp_redis_t *r, const char *id, const char *url, const char *body,
+                       const char *type, const char *provider, int64_t now_ms,
+                       bool *created, char *err, size_t errlen) {
+  *created = false;
+  nt_plan_t *p = nt_plan_new();
+  size_t i = nt_plan_delivery(p, id, url, body, type, provider, 0);
+  int rc = nt_plan_run(p, r, now_ms, err, errlen);
+  if (rc == 0) *created = nt_plan_created(p, i);
+  nt_plan_destroy(&p);
+  return rc;
+}

@@ -35,6 +35,12 @@ struct prov_registry;
 int nt_fanout(cp_redis_t *r, const struct prov_registry *providers, const nt_record_event_t *ev,
               bool skip_provider, int64_t now_ms, size_t *created, char *err, size_t errlen) CP_WUR;
 
+/* Store one delivery if its id is new (a plan of one). *created = true when new, false when
+ * the id already existed. -1 on Redis error. */
+int nt_delivery_create(cp_redis_t *r, const char *id, const char *url, const char *body,
+                       const char *type, const char *provider, int64_t now_ms,
+                       bool *created, char *err, size_t errlen) CP_WUR;
+
 /* A plan: the deliveries of many jobs and record events, stored in three pipelined
  * round trips whatever their number: (1) the caller's own commands (nt_plan_pre) and
  * every event's subscription set and worker profile, (2) every subscription hash,

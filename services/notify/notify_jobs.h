@@ -1,11 +1,10 @@
-/* notify_jobs.h -- NotifyJob -> delivery in Redis. */
+/* notify_jobs.h -- a NotifyJob: its shape check, its webhook body; the endpoint of a URL. */
 #ifndef NOTIFY_JOBS_H
 #define NOTIFY_JOBS_H
 
 #include <stdbool.h>
 #include <stdint.h>
 #include "cp_util.h"
-#include "cp_redis.h"
 #include "carepass/v1/internal.pb-c.h"
 
 #define NT_TYPE_MAX      64                 /* longest event type accepted */
@@ -22,12 +21,6 @@ void nt_iso8601(int64_t ms, char out[32]);
  * "data": {provider_id, provider_event_id, reason_code, message, entry_index,
  * qualification_code}} -- never the worker pseudonym. malloc'd, NUL-terminated. */
 char *nt_job_body(const Carepass__V1__NotifyJob *job, int64_t now_ms);
-
-/* Store a delivery if its id is new (one Lua script: create hash + ZADD due now).
- * *created = true when new, false when the id already existed. -1 on Redis error. */
-int nt_delivery_create(cp_redis_t *r, const char *id, const char *url, const char *body,
-                       const char *type, const char *provider, int64_t now_ms,
-                       bool *created, char *err, size_t errlen) CP_WUR;
 
 /* The "host:port" endpoint of a URL into out (lower-cased host, default port from the
  * scheme); the same rule the claim script applies. */

@@ -23,6 +23,7 @@
 
 #include "cp_redis.h"
 #include "notify_deliver.h"
+#include "notify_fanout.h"
 #include "notify_jobs.h"
 #include "notify_keys.h"
 #include "notify_retry.h"
