@@ -50,15 +50,6 @@ int nt_dead_count(cp_redis_t *r, size_t *count, char *err, size_t errlen) {
   return rc;
 }
 
-static void copy_str(char *dst, size_t size, const redisReply *e) {
-  dst[0] = '\0';
-  if (e && e->type == REDIS_REPLY_STRING) snprintf(dst, size, "%s", e->str);
-}
-
-static long long to_ll(const redisReply *e) {
-  return e && e->type == REDIS_REPLY_STRING ? atoll(e->str) : 0;
-}
-
 int nt_dead_list(cp_redis_t *r, size_t start, size_t max, nt_dead_t **out, size_t *n,
                  char *err, size_t errlen) {
   redisReply *ids = NULL;
@@ -84,7 +75,7 @@ int nt_dead_list(cp_redis_t *r, size_t start, size_t max, nt_dead_t **out, size_
   h = cp_xcalloc(ids->elements, sizeof *h);
   for (size_t i = 0; i < ids->elements; i++) {
     char id[sizeof ((nt_dead_t *)NULL)->id];   /* bounded, so a stray long member cannot make a key too long */
-    copy_str(id, sizeof id, ids->element[i]);
+    cp_redis_reply_str(ids->element[i], id, sizeof id);
     cp_key_t key;
     h[i] = cp_redis_pipe_cmd(p, "HMGET %s type provider url attempts last_status created dead_at",
                              cp_key_nt_delivery(&key, id));
@@ -97,15 +88,15 @@ int nt_dead_list(cp_redis_t *r, size_t start, size_t max, nt_dead_t **out, size_
   for (size_t i = 0; i < ids->elements; i++) {
     nt_dead_t *d = &list[i];
     const redisReply *f = cp_redis_reply_array(cp_redis_pipe_reply(p, h[i]), 7);
-    copy_str(d->id, sizeof d->id, ids->element[i]);
+    cp_redis_reply_str(ids->element[i], d->id, sizeof d->id);
     if (f) {
-      copy_str(d->type, sizeof d->type, f->element[0]);
-      copy_str(d->provider, sizeof d->provider, f->element[1]);
-      copy_str(d->url, sizeof d->url, f->element[2]);
-      d->attempts = (int)to_ll(f->element[3]);
-      d->last_status = (int)to_ll(f->element[4]);
-      d->created_ms = to_ll(f->element[5]);
-      d->dead_at_ms = to_ll(f->element[6]);
+      cp_redis_reply_str(f->element[0], d->type, sizeof d->type);
+      cp_redis_reply_str(f->element[1], d->provider, sizeof d->provider);
+      cp_redis_reply_str(f->element[2], d->url, sizeof d->url);
+      d->attempts = (int)cp_redis_reply_u64(f->element[3]);
+      d->last_status = (int)cp_redis_reply_u64(f->element[4]);
+      d->created_ms = (int64_t)cp_redis_reply_u64(f->element[5]);
+      d->dead_at_ms = (int64_t)cp_redis_reply_u64(f->element[6]);
     }
   }
   *out = list;
