@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
-#include "notify.h"
+#include "notify_admin.h"
 #include "notify_dead.h"
 #include "cp_config.h"
 

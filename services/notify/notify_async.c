@@ -4,14 +4,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "notify.h"
+#include "notify_async.h"
+#include "cp_redis.h"
 
 struct nt_aredis {
   char *host;              // Redis host
   int port;                // Redis port
   int timeout_ms;          // longest a pipe may take before the connection is dropped
   redisContext *c;         // non-blocking connection; NULL until needed / after a failure
-  nt_pipe_t *p;            // the pipe in flight (the caller's), NULL when idle
+  cp_redis_pipe_t *p;            // the pipe in flight (the caller's), NULL when idle
   redisReply **replies;    // replies read so far
   size_t nreplies;         // replies read
   size_t want;             // replies expected (commands in p)
@@ -72,18 +73,18 @@ static int flush_out(nt_aredis_t *a, char *err, size_t errlen) {
   return 0;
 }
 
-int nt_aredis_send(nt_aredis_t *a, nt_pipe_t *p, cp_redis_t *r, char *err, size_t errlen) {
+int nt_aredis_send(nt_aredis_t *a, cp_redis_pipe_t *p, cp_redis_t *r, char *err, size_t errlen) {
   if (a->p) return cp_err(err, errlen, "redis (async): a pipe is already in flight");
-  if (nt_pipe_count(p) == 0) return cp_err(err, errlen, "redis (async): empty pipe");
-  if (nt_pipe_load_scripts(p, r, err, errlen) < 0) return -1;   /* once per process, blocking */
+  if (cp_redis_pipe_count(p) == 0) return cp_err(err, errlen, "redis (async): empty pipe");
+  if (cp_redis_pipe_load_scripts(p, r, err, errlen) < 0) return -1;   /* once per process, blocking */
   if (!a->c) {
     errno = 0;
     a->c = redisConnectNonBlock(a->host, a->port);
     if (!a->c || a->c->err) return fail(a, err, errlen, "connect");
   }
-  if (nt_pipe_append_to(p, a->c) < 0) return fail(a, err, errlen, "append");
+  if (cp_redis_pipe_append_to(p, a->c) < 0) return fail(a, err, errlen, "append");
   a->p = p;
-  a->want = nt_pipe_count(p);
+  a->want = cp_redis_pipe_count(p);
   a->replies = cp_xcalloc(a->want, sizeof *a->replies);
   a->nreplies = 0;
   a->written = false;
@@ -106,7 +107,7 @@ int nt_aredis_progress(nt_aredis_t *a, char *err, size_t errlen) {
     }
   }
   if (a->nreplies == a->want) {
-    nt_pipe_take_replies(a->p, a->replies, a->nreplies);
+    cp_redis_pipe_take_replies(a->p, a->replies, a->nreplies);
     a->replies = NULL;
     a->nreplies = a->want = 0;
     a->p = NULL;

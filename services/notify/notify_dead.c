@@ -2,16 +2,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "notify.h"
 #include "notify_dead.h"
+#include "notify_keys.h"
 
 #define REPLAY_BATCH 500
 
 /* Restore one id (helper shared by both scripts): dead -> pending, due now; its
  * retry window (counted from 'created') starts again. */
-#define RESTORE_FN \
+#define RESTORE_FN NT_LUA_KEY_OF \
   "local function restore(id)\n" \
-  "  local k = ARGV[3] .. '{' .. id .. '}'\n" \
+  "  local k = key_of(ARGV[3], id)\n" \
   "  if redis.call('HGET', k, 'state') ~= 'dead' then return 0 end\n" \
   "  redis.call('HSET', k, 'state', 'pending', 'attempts', 0, 'created', ARGV[2])\n" \
   "  redis.call('HDEL', k, 'dead_at')\n" \
@@ -19,13 +19,13 @@
   "  return 1\n" \
   "end\n"
 
-/* KEYS[1] dead list, KEYS[2] due. ARGV: id, now ms, key prefix.
+/* KEYS[1] dead list, KEYS[2] due. ARGV: id, now ms, a delivery key (key_of).
  * Returns -1 when the id is not in the list, else 1 (0 if its hash was gone). */
 static const char REPLAY_ONE_LUA[] = RESTORE_FN
   "if redis.call('LREM', KEYS[1], 0, ARGV[1]) == 0 then return -1 end\n"
   "return restore(ARGV[1])\n";
 
-/* KEYS[1] dead list, KEYS[2] due. ARGV: batch size, now ms, key prefix.
+/* KEYS[1] dead list, KEYS[2] due. ARGV: batch size, now ms, a delivery key (key_of).
  * Pops the oldest ids; returns {popped, restored}. */
 static const char REPLAY_BATCH_LUA[] = RESTORE_FN
   "local popped, restored = 0, 0\n"
@@ -37,87 +37,82 @@ static const char REPLAY_BATCH_LUA[] = RESTORE_FN
   "end\n"
   "return {popped, restored}\n";
 
+static cp_redis_script_t replay_one_script = CP_REDIS_SCRIPT("replay one dead letter", 2, REPLAY_ONE_LUA);
+static cp_redis_script_t replay_batch_script = CP_REDIS_SCRIPT("replay dead letters", 2, REPLAY_BATCH_LUA);
+
 int nt_dead_count(cp_redis_t *r, size_t *count, char *err, size_t errlen) {
-  redisReply *rep = cp_redis_cmd(r, "LLEN %s", NT_KEY_DEAD);
-  if (!rep) return cp_err(err, errlen, "LLEN %s: %s", NT_KEY_DEAD, cp_redis_errstr(r));
+  redisReply *rep = cp_redis_cmd(r, "LLEN %s", cp_key_nt_dead());
+  if (!rep) return cp_err(err, errlen, "LLEN %s: %s", cp_key_nt_dead(), cp_redis_errstr(r));
   int rc = 0;
   if (rep->type == REDIS_REPLY_INTEGER && rep->integer >= 0) *count = (size_t)rep->integer;
-  else rc = cp_err(err, errlen, "LLEN %s: unexpected reply type %d", NT_KEY_DEAD, rep->type);
+  else rc = cp_err(err, errlen, "LLEN %s: unexpected reply type %d", cp_key_nt_dead(), rep->type);
   freeReplyObject(rep);
   return rc;
 }
 
-static void copy_str(char *dst, size_t size, const redisReply *e) {
-  dst[0] = '\0';
-  if (e && e->type == REDIS_REPLY_STRING) snprintf(dst, size, "%s", e->str);
-}
-
-static long long to_ll(const redisReply *e) {
-  return e && e->type == REDIS_REPLY_STRING ? atoll(e->str) : 0;
-}
-
 int nt_dead_list(cp_redis_t *r, size_t start, size_t max, nt_dead_t **out, size_t *n,
                  char *err, size_t errlen) {
-  redisReply *ids = NULL, **reps = NULL;
-  int nreps = 0, rc = -1;
+  redisReply *ids = NULL;
+  cp_redis_pipe_t *p = NULL;
+  cp_redis_handle_t *h = NULL;
+  int rc = -1;
   *out = NULL;
   *n = 0;
   if (max == 0) return 0;
   /* hiredis's format knows %lld but not %zu */
-  ids = cp_redis_cmd(r, "LRANGE %s %lld %lld", NT_KEY_DEAD, (long long)start,
+  ids = cp_redis_cmd(r, "LRANGE %s %lld %lld", cp_key_nt_dead(), (long long)start,
                      (long long)(start + max - 1));
-  if (!ids) return cp_err(err, errlen, "LRANGE %s: %s", NT_KEY_DEAD, cp_redis_errstr(r));
+  if (!ids) return cp_err(err, errlen, "LRANGE %s: %s", cp_key_nt_dead(), cp_redis_errstr(r));
   if (ids->type != REDIS_REPLY_ARRAY) {
-    cp_err(err, errlen, "LRANGE %s: unexpected reply type %d", NT_KEY_DEAD, ids->type);
+    cp_err(err, errlen, "LRANGE %s: unexpected reply type %d", cp_key_nt_dead(), ids->type);
     goto err;
   }
   if (ids->elements == 0) {
     rc = 0;
     goto err;   /* nothing to list; shared cleanup */
   }
-  cp_redis_pipeline_begin(r);
+  p = cp_redis_pipe_new();
+  h = cp_xcalloc(ids->elements, sizeof *h);
   for (size_t i = 0; i < ids->elements; i++) {
-    const char *id = ids->element[i]->type == REDIS_REPLY_STRING ? ids->element[i]->str : "";
-    char key[96];
-    snprintf(key, sizeof key, NT_KEY_DELIVERY_FMT, id);
-    cp_redis_append(r, "HMGET %s type provider url attempts last_status created dead_at", key);
+    char id[sizeof ((nt_dead_t *)NULL)->id];   /* bounded, so a stray long member cannot make a key too long */
+    cp_redis_reply_str(ids->element[i], id, sizeof id);
+    cp_key_t key;
+    h[i] = cp_redis_pipe_cmd(p, "HMGET %s type provider url attempts last_status created dead_at",
+                             cp_key_nt_delivery(&key, id));
   }
-  if (cp_redis_pipeline_exec(r, &reps, &nreps) < 0 || (size_t)nreps != ids->elements) {
+  if (cp_redis_pipe_exec(p, r) < 0) {
     cp_err(err, errlen, "reading dead letters: %s", cp_redis_errstr(r));
     goto err;
   }
   nt_dead_t *list = cp_xcalloc(ids->elements, sizeof *list);
   for (size_t i = 0; i < ids->elements; i++) {
     nt_dead_t *d = &list[i];
-    const redisReply *h = reps[i];
-    copy_str(d->id, sizeof d->id, ids->element[i]);
-    if (h && h->type == REDIS_REPLY_ARRAY && h->elements == 7) {
-      copy_str(d->type, sizeof d->type, h->element[0]);
-      copy_str(d->provider, sizeof d->provider, h->element[1]);
-      copy_str(d->url, sizeof d->url, h->element[2]);
-      d->attempts = (int)to_ll(h->element[3]);
-      d->last_status = (int)to_ll(h->element[4]);
-      d->created_ms = to_ll(h->element[5]);
-      d->dead_at_ms = to_ll(h->element[6]);
+    const redisReply *f = cp_redis_reply_array(cp_redis_pipe_reply(p, h[i]), 7);
+    cp_redis_reply_str(ids->element[i], d->id, sizeof d->id);
+    if (f) {
+      cp_redis_reply_str(f->element[0], d->type, sizeof d->type);
+      cp_redis_reply_str(f->element[1], d->provider, sizeof d->provider);
+      cp_redis_reply_str(f->element[2], d->url, sizeof d->url);
+      d->attempts = (int)cp_redis_reply_u64(f->element[3]);
+      d->last_status = (int)cp_redis_reply_u64(f->element[4]);
+      d->created_ms = (int64_t)cp_redis_reply_u64(f->element[5]);
+      d->dead_at_ms = (int64_t)cp_redis_reply_u64(f->element[6]);
     }
   }
   *out = list;
   *n = ids->elements;
   rc = 0;
 err:
-  for (int i = 0; i < nreps; i++)
-    if (reps[i]) freeReplyObject(reps[i]);
-  free(reps);
+  free(h);
+  cp_redis_pipe_destroy(&p);
   if (ids) freeReplyObject(ids);
   return rc;
 }
 
-static redisReply *eval(cp_redis_t *r, const char *script, const char *arg1, const char *now) {
-  const char *argv[] = {"EVAL", script, "2", NT_KEY_DEAD, NT_KEY_DUE, arg1, now,
-                        NT_KEY_DELIVERY_PREFIX};
-  size_t lens[CP_ARRAY_LEN(argv)];
-  for (size_t i = 0; i < CP_ARRAY_LEN(argv); i++) lens[i] = strlen(argv[i]);
-  return cp_redis_cmd_argv(r, (int)CP_ARRAY_LEN(argv), argv, lens);
+static redisReply *eval(cp_redis_t *r, cp_redis_script_t *script, const char *arg1, const char *now) {
+  cp_key_t sample;
+  const char *argv[] = {cp_key_nt_dead(), cp_key_nt_due(), arg1, now, cp_key_nt_delivery(&sample, "msg_")};
+  return cp_redis_eval(r, script, (int)CP_ARRAY_LEN(argv), argv, NULL);
 }
 
 int nt_dead_replay(cp_redis_t *r, const char *id, int64_t now_ms, size_t *replayed,
@@ -126,7 +121,7 @@ int nt_dead_replay(cp_redis_t *r, const char *id, int64_t now_ms, size_t *replay
   snprintf(now, sizeof now, "%lld", (long long)now_ms);
   *replayed = 0;
   if (id) {
-    redisReply *rep = eval(r, REPLAY_ONE_LUA, id, now);
+    redisReply *rep = eval(r, &replay_one_script, id, now);
     if (!rep) return cp_err(err, errlen, "replaying %s: %s", id, cp_redis_errstr(r));
     int rc = 0;
     if (rep->type != REDIS_REPLY_INTEGER) rc = cp_err(err, errlen, "replaying %s: unexpected reply", id);
@@ -141,7 +136,7 @@ int nt_dead_replay(cp_redis_t *r, const char *id, int64_t now_ms, size_t *replay
   snprintf(batch, sizeof batch, "%d", REPLAY_BATCH);
   /* Bounded: enough rounds for the list as it was, plus one for late arrivals. */
   for (size_t round = 0; round <= total / REPLAY_BATCH + 1; round++) {
-    redisReply *rep = eval(r, REPLAY_BATCH_LUA, batch, now);
+    redisReply *rep = eval(r, &replay_batch_script, batch, now);
     if (!rep) return cp_err(err, errlen, "replaying dead letters: %s", cp_redis_errstr(r));
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
         rep->element[0]->type != REDIS_REPLY_INTEGER || rep->element[1]->type != REDIS_REPLY_INTEGER) {

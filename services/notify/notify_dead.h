@@ -1,5 +1,5 @@
 /* notify_dead.h -- operator functions on webhook dead letters (cp:nt:dead), for the
- * notify service and the carepass CLI. Link the carepass_notify library. */
+ * notify service and the carepass CLI. Link the carepass_notify_dead library (nothing else of notify). */
 #ifndef NOTIFY_DEAD_H
 #define NOTIFY_DEAD_H
 

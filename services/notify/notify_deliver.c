@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <curl/curl.h>
-#include "notify.h"
+#include "notify_deliver.h"
+#include "notify_retry.h"
+#include "notify_sign.h"
 
 #define CONNECT_TIMEOUT_MS 3000L
 

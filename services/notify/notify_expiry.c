@@ -4,7 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "notify.h"
+#include "notify_expiry.h"
+#include "notify_fanout.h"
+#include "notify_keys.h"
+#include "notify_sign.h"
 #include "cp_dates.h"
 
 /* Schedule: KEYS[1] hash, KEYS[2] due. ARGV: score (day), stage, provider, qual,
@@ -26,20 +29,20 @@ static const char REVOKE_LUA[] =
   "redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))\n"
   "return 1\n";
 
-/* Claim: KEYS[1] due, KEYS[2] lease. ARGV: today, now ms, lease ms, max, key prefix.
+/* Claim: KEYS[1] due, KEYS[2] lease. ARGV: today, now ms, lease ms, max, a schedule key (key_of).
  * Leases that ran out go back to due first (a replica died mid-scan). Returns per
  * claimed record: index, stage, provider, qual, worker, valid_until, completion_date, event_id. */
-static const char CLAIM_LUA[] =
+static const char CLAIM_LUA[] = NT_LUA_KEY_OF
   "local now = tonumber(ARGV[2])\n"
   "local max = tonumber(ARGV[4])\n"
   "for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, max)) do\n"
   "  redis.call('ZREM', KEYS[2], m)\n"
-  "  if redis.call('HGET', ARGV[5] .. '{' .. m .. '}', 'state') == 'scheduled' then\n"
+  "  if redis.call('HGET', key_of(ARGV[5], m), 'state') == 'scheduled' then\n"
   "    redis.call('ZADD', KEYS[1], 0, m) end\n"
   "end\n"
   "local out = {}\n"
   "for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, max)) do\n"
-  "  local k = ARGV[5] .. '{' .. m .. '}'\n"
+  "  local k = key_of(ARGV[5], m)\n"
   "  local f = redis.call('HMGET', k, 'state', 'stage', 'provider', 'qual', 'worker',"
   "    'valid_until', 'completion_date', 'event_id')\n"
   "  redis.call('ZREM', KEYS[1], m)\n"
@@ -74,12 +77,13 @@ static int32_t threshold(int32_t vu, int stage) {
   return before > 0 ? vu - before : vu + 1;
 }
 
-static nt_script_t schedule_script = NT_SCRIPT("schedule expiry", SCHEDULE_LUA);
-static nt_script_t revoke_script = NT_SCRIPT("revoke expiry", REVOKE_LUA);
-static nt_script_t claim_script = NT_SCRIPT("claim expiring records", CLAIM_LUA);
-static nt_script_t advance_script = NT_SCRIPT("advance expiry", ADVANCE_LUA);
+static cp_redis_script_t schedule_script = CP_REDIS_SCRIPT("schedule expiry", 2, SCHEDULE_LUA);
+static cp_redis_script_t revoke_script = CP_REDIS_SCRIPT("revoke expiry", 3, REVOKE_LUA);
+static cp_redis_script_t claim_script = CP_REDIS_SCRIPT("claim expiring records", 2, CLAIM_LUA);
+static cp_redis_script_t advance_script = CP_REDIS_SCRIPT("advance expiry", 3, ADVANCE_LUA);
 
-bool nt_expiry_schedule_append(nt_pipe_t *p, const Carepass__V1__NotifyJob *job, int32_t today) {
+bool nt_expiry_schedule_append(cp_redis_pipe_t *p, const Carepass__V1__NotifyJob *job, int32_t today,
+                               cp_redis_handle_t *h) {
   int32_t vu;
   if (!job->valid_until || !job->valid_until[0] || cp_date_parse(job->valid_until, &vu) < 0) return false;
   if (job->worker_pseudonym.len != CP_PSEUDONYM_BYTES) return false;
@@ -89,58 +93,59 @@ bool nt_expiry_schedule_append(nt_pipe_t *p, const Carepass__V1__NotifyJob *job,
 
   char hex[2 * CP_PSEUDONYM_BYTES + 1];
   cp_hex(job->worker_pseudonym.data, CP_PSEUDONYM_BYTES, hex);
-  nt_pipe_start(p, &schedule_script);
-  nt_pipe_arg(p, "2");
-  nt_pipe_argf(p, NT_KEY_EXP_FMT, (unsigned long long)job->entry_index);
-  nt_pipe_arg(p, NT_KEY_EXP_DUE);
-  nt_pipe_argf(p, "%d", (int)threshold(vu, stage));
-  nt_pipe_argf(p, "%d", stage);
-  nt_pipe_arg(p, job->provider_id ? job->provider_id : "");
-  nt_pipe_arg(p, job->qualification_code ? job->qualification_code : "");
-  nt_pipe_arg(p, hex);
-  nt_pipe_arg(p, job->valid_until);
-  nt_pipe_arg(p, job->completion_date ? job->completion_date : "");
-  nt_pipe_arg(p, job->provider_event_id ? job->provider_event_id : "");
-  nt_pipe_argf(p, "%llu", (unsigned long long)job->entry_index);
+  cp_key_t key;
+  *h = cp_redis_pipe_start(p, &schedule_script);
+  cp_redis_pipe_arg(p, cp_key_exp(&key, job->entry_index));
+  cp_redis_pipe_arg(p, cp_key_exp_due());
+  cp_redis_pipe_argf(p, "%d", (int)threshold(vu, stage));
+  cp_redis_pipe_argf(p, "%d", stage);
+  cp_redis_pipe_arg(p, job->provider_id ? job->provider_id : "");
+  cp_redis_pipe_arg(p, job->qualification_code ? job->qualification_code : "");
+  cp_redis_pipe_arg(p, hex);
+  cp_redis_pipe_arg(p, job->valid_until);
+  cp_redis_pipe_arg(p, job->completion_date ? job->completion_date : "");
+  cp_redis_pipe_arg(p, job->provider_event_id ? job->provider_event_id : "");
+  cp_redis_pipe_argf(p, "%llu", (unsigned long long)job->entry_index);
   return true;
 }
 
-void nt_expiry_revoke_append(nt_pipe_t *p, uint64_t index) {
-  nt_pipe_start(p, &revoke_script);
-  nt_pipe_arg(p, "3");
-  nt_pipe_argf(p, NT_KEY_EXP_FMT, (unsigned long long)index);
-  nt_pipe_arg(p, NT_KEY_EXP_DUE);
-  nt_pipe_arg(p, NT_KEY_EXP_LEASE);
-  nt_pipe_argf(p, "%llu", (unsigned long long)index);
-  nt_pipe_argf(p, "%d", NT_EXP_TOMBSTONE_TTL_S);
+cp_redis_handle_t nt_expiry_revoke_append(cp_redis_pipe_t *p, uint64_t index) {
+  cp_key_t key;
+  cp_redis_handle_t h = cp_redis_pipe_start(p, &revoke_script);
+  cp_redis_pipe_arg(p, cp_key_exp(&key, index));
+  cp_redis_pipe_arg(p, cp_key_exp_due());
+  cp_redis_pipe_arg(p, cp_key_exp_lease());
+  cp_redis_pipe_argf(p, "%llu", (unsigned long long)index);
+  cp_redis_pipe_argf(p, "%d", NT_EXP_TOMBSTONE_TTL_S);
+  return h;
 }
 
 /* Run what is queued on p; -1 on a failed connection or any error reply. */
-static int run_pipe(nt_pipe_t *p, cp_redis_t *r, const char *what, char *err, size_t errlen) {
-  int rc = nt_pipe_exec(p, r, err, errlen);
-  for (size_t i = 0; rc == 0 && i < nt_pipe_count(p); i++) rc = nt_pipe_reply_error(p, i, what, err, errlen);
-  return rc;
+static int run_pipe(cp_redis_pipe_t *p, cp_redis_t *r, const char *what, char *err, size_t errlen) {
+  if (cp_redis_pipe_exec(p, r) < 0) return cp_err(err, errlen, "%s: %s", what, cp_redis_errstr(r));
+  return cp_redis_pipe_check(p, what, err, errlen);
 }
 
 int nt_expiry_schedule(cp_redis_t *r, const Carepass__V1__NotifyJob *job, int32_t today,
                        char *err, size_t errlen) {
-  nt_pipe_t *p = nt_pipe_new();
-  int rc = nt_expiry_schedule_append(p, job, today) ? run_pipe(p, r, "scheduling expiry", err, errlen) : 0;
-  nt_pipe_destroy(&p);
+  cp_redis_pipe_t *p = cp_redis_pipe_new();
+  cp_redis_handle_t h;
+  int rc = nt_expiry_schedule_append(p, job, today, &h) ? run_pipe(p, r, "scheduling expiry", err, errlen) : 0;
+  cp_redis_pipe_destroy(&p);
   return rc;
 }
 
 int nt_expiry_revoke(cp_redis_t *r, uint64_t index, char *err, size_t errlen) {
-  nt_pipe_t *p = nt_pipe_new();
-  nt_expiry_revoke_append(p, index);
+  cp_redis_pipe_t *p = cp_redis_pipe_new();
+  (void)nt_expiry_revoke_append(p, index);
   int rc = run_pipe(p, r, "revoking expiry schedule", err, errlen);
-  nt_pipe_destroy(&p);
+  cp_redis_pipe_destroy(&p);
   return rc;
 }
 
 /* Plan what one claimed record owes on `today` and queue the advance of its stage
  * (sent only after its deliveries are stored). */
-static void plan_one(nt_plan_t *plan, nt_pipe_t *adv, const struct prov_registry *providers,
+static void plan_one(nt_plan_t *plan, cp_redis_pipe_t *adv, const struct prov_registry *providers,
                      redisReply **f, int32_t today, int64_t now_ms) {
   const char *idx = f[0]->str;
   int stage = atoi(f[1]->str);
@@ -160,36 +165,36 @@ static void plan_one(nt_plan_t *plan, nt_pipe_t *adv, const struct prov_registry
     nt_plan_event(plan, providers, &ev, false, now_ms, 0);
   }
   int next = stage >= NT_EXP_STAGES ? NT_EXP_STAGES : (emit >= 0 ? emit + 1 : stage);
-  nt_pipe_start(adv, &advance_script);
-  nt_pipe_arg(adv, "3");
-  nt_pipe_argf(adv, NT_KEY_EXP_PREFIX "{%s}", idx);
-  nt_pipe_arg(adv, NT_KEY_EXP_DUE);
-  nt_pipe_arg(adv, NT_KEY_EXP_LEASE);
-  nt_pipe_arg(adv, idx);
-  nt_pipe_argf(adv, "%d", atoi(f[1]->str));
-  nt_pipe_argf(adv, "%d", next);
-  nt_pipe_argf(adv, "%d", next < NT_EXP_STAGES ? (int)threshold(vu, next) : 0);
-  nt_pipe_argf(adv, "%d", NT_EXP_TOMBSTONE_TTL_S);
+  cp_key_t key;
+  (void)cp_redis_pipe_start(adv, &advance_script);
+  cp_redis_pipe_arg(adv, cp_key_exp(&key, index));
+  cp_redis_pipe_arg(adv, cp_key_exp_due());
+  cp_redis_pipe_arg(adv, cp_key_exp_lease());
+  cp_redis_pipe_arg(adv, idx);
+  cp_redis_pipe_argf(adv, "%d", atoi(f[1]->str));
+  cp_redis_pipe_argf(adv, "%d", next);
+  cp_redis_pipe_argf(adv, "%d", next < NT_EXP_STAGES ? (int)threshold(vu, next) : 0);
+  cp_redis_pipe_argf(adv, "%d", NT_EXP_TOMBSTONE_TTL_S);
 }
 
 int nt_expiry_scan(cp_redis_t *r, const struct prov_registry *providers, int32_t today,
                    int64_t now_ms, int64_t lease_ms, size_t max, size_t *emitted,
                    size_t *created, char *err, size_t errlen) {
   *emitted = *created = 0;
-  nt_pipe_t *claim = nt_pipe_new(), *adv = nt_pipe_new();
+  cp_redis_pipe_t *claim = cp_redis_pipe_new(), *adv = cp_redis_pipe_new();
   nt_plan_t *plan = nt_plan_new();
-  nt_pipe_start(claim, &claim_script);
-  nt_pipe_arg(claim, "2");
-  nt_pipe_arg(claim, NT_KEY_EXP_DUE);
-  nt_pipe_arg(claim, NT_KEY_EXP_LEASE);
-  nt_pipe_argf(claim, "%d", (int)today);
-  nt_pipe_argf(claim, "%lld", (long long)now_ms);
-  nt_pipe_argf(claim, "%lld", (long long)lease_ms);
-  nt_pipe_argf(claim, "%zu", max);
-  nt_pipe_arg(claim, NT_KEY_EXP_PREFIX);
+  cp_key_t sample;
+  cp_redis_handle_t h = cp_redis_pipe_start(claim, &claim_script);
+  cp_redis_pipe_arg(claim, cp_key_exp_due());
+  cp_redis_pipe_arg(claim, cp_key_exp_lease());
+  cp_redis_pipe_argf(claim, "%d", (int)today);
+  cp_redis_pipe_argf(claim, "%lld", (long long)now_ms);
+  cp_redis_pipe_argf(claim, "%lld", (long long)lease_ms);
+  cp_redis_pipe_argf(claim, "%zu", max);
+  cp_redis_pipe_arg(claim, cp_key_exp(&sample, 0));
   int rc = run_pipe(claim, r, "claiming expiring records", err, errlen);
   if (rc < 0) goto done;
-  const redisReply *rep = nt_pipe_reply(claim, 0);
+  const redisReply *rep = cp_redis_pipe_reply(claim, h);
   if (rep->type != REDIS_REPLY_ARRAY || rep->elements % CLAIM_FIELDS != 0) {
     rc = cp_err(err, errlen, "claiming expiring records: unexpected reply (type %d)", rep->type);
     goto done;
@@ -213,7 +218,7 @@ int nt_expiry_scan(cp_redis_t *r, const struct prov_registry *providers, int32_t
   if (rc == 0) *emitted = records;
 done:
   nt_plan_destroy(&plan);
-  nt_pipe_destroy(&adv);
-  nt_pipe_destroy(&claim);
+  cp_redis_pipe_destroy(&adv);
+  cp_redis_pipe_destroy(&claim);
   return rc;
 }

@@ -4,7 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
-#include "notify.h"
+#include "notify_fanout.h"
+#include "notify_jobs.h"
+#include "notify_keys.h"
+#include "notify_retry.h"
+#include "notify_sign.h"
 #include "cp_catalogue.h"
 #include "cp_log.h"
 
@@ -71,19 +75,19 @@ static const char *str_or(const redisReply *e, const char *dflt) {
   return e && e->type == REDIS_REPLY_STRING ? e->str : dflt;
 }
 
-/* Create many deliveries. KEYS[1] due zset, KEYS[1 + i] the hash of delivery i.
- * ARGV[1] unix ms (created and due), then 6 per delivery: id, url, body, type,
- * provider, endpoint (host:port). An id that exists already is left alone (that is
+/* Create many deliveries. KEYS[1] due zset. ARGV[1] unix ms (created and due), then 7 per
+ * delivery: id, url, body, type, provider, endpoint (host:port), the delivery's key (built by
+ * cp_key_nt_delivery; an argument, so that the script has a fixed number of keys). An id that exists already is left alone (that is
  * the de-duplication). Returns one integer per delivery: 1 = created, 0 = existed. */
 static const char CREATE_MANY_LUA[] =
   "local now = ARGV[1]\n"
   "local out = {}\n"
-  "for i = 2, #KEYS do\n"
-  "  local b = 2 + (i - 2) * 6\n"
-  "  if redis.call('EXISTS', KEYS[i]) == 1 then\n"
+  "for b = 2, #ARGV - 6, 7 do\n"
+  "  local k = ARGV[b + 6]\n"
+  "  if redis.call('EXISTS', k) == 1 then\n"
   "    out[#out + 1] = 0\n"
   "  else\n"
-  "    redis.call('HSET', KEYS[i], 'state', 'pending', 'url', ARGV[b + 1], 'body', ARGV[b + 2],"
+  "    redis.call('HSET', k, 'state', 'pending', 'url', ARGV[b + 1], 'body', ARGV[b + 2],"
   " 'type', ARGV[b + 3], 'provider', ARGV[b + 4], 'attempts', 0, 'created', now,"
   " 'last_status', 0, 'ep', ARGV[b + 5])\n"
   "    redis.call('ZADD', KEYS[1], now, ARGV[b])\n"
@@ -94,7 +98,7 @@ static const char CREATE_MANY_LUA[] =
 
 #define CREATE_PER_CALL 128   /* deliveries per script call (bounds one call's time in Redis) */
 
-static nt_script_t create_script = NT_SCRIPT("create deliveries", CREATE_MANY_LUA);
+static cp_redis_script_t create_script = CP_REDIS_SCRIPT("create deliveries", 1, CREATE_MANY_LUA);
 
 /* One delivery the plan will create. */
 typedef struct {
@@ -111,15 +115,15 @@ typedef struct {
 typedef struct {
   nt_record_event_t ev;     // the event, every string owned by the plan
   int tag;                  // the caller's label for its deliveries
-  size_t subs_reply;        // round 1: index of the SRANDMEMBER reply
-  size_t profile_reply;     // round 1: index of the HGET webhook_url reply
+  cp_redis_handle_t subs_reply;    // round 1: the SRANDMEMBER reply
+  cp_redis_handle_t profile_reply; // round 1: the HGET webhook_url reply
 } plan_ev_t;
 
 /* A subscription member read in round 2. */
 typedef struct {
   size_t ev;                // the event it belongs to
   const char *sub_id;       // points into the round-1 reply
-  size_t reply;             // round 2: index of its HMGET reply
+  cp_redis_handle_t reply;  // round 2: its HMGET reply
 } plan_sub_t;
 
 struct nt_plan {
@@ -127,17 +131,19 @@ struct nt_plan {
   size_t ndlv, dlvcap;      // used / allocated
   plan_ev_t *ev;            // events to fan out
   size_t nev, evcap;        // used / allocated
-  nt_pipe_t *pre;           // round 1: the caller's commands, then subscription reads
-  nt_pipe_t *subs;          // round 2: subscription hashes
-  nt_pipe_t *create;        // round 3: clean-ups and creates
+  cp_redis_pipe_t *pre;     // round 1: the caller's commands, then subscription reads
+  cp_redis_pipe_t *subs;    // round 2: subscription hashes
+  cp_redis_pipe_t *create;  // round 3: clean-ups and creates
+  cp_redis_handle_t *creates; // round 3: the create calls, one per CREATE_PER_CALL deliveries
+  size_t ncreates;          // entries used in creates
   int64_t now_ms;           // unix ms of the run (created, expiry test of subscriptions)
 };
 
 nt_plan_t *nt_plan_new(void) {
   nt_plan_t *p = cp_xcalloc(1, sizeof *p);
-  p->pre = nt_pipe_new();
-  p->subs = nt_pipe_new();
-  p->create = nt_pipe_new();
+  p->pre = cp_redis_pipe_new();
+  p->subs = cp_redis_pipe_new();
+  p->create = cp_redis_pipe_new();
   return p;
 }
 
@@ -164,14 +170,15 @@ void nt_plan_destroy(nt_plan_t **pp) {
   for (size_t i = 0; i < p->nev; i++) free_event(&p->ev[i].ev);
   free(p->dlv);
   free(p->ev);
-  nt_pipe_destroy(&p->pre);
-  nt_pipe_destroy(&p->subs);
-  nt_pipe_destroy(&p->create);
+  free(p->creates);
+  cp_redis_pipe_destroy(&p->pre);
+  cp_redis_pipe_destroy(&p->subs);
+  cp_redis_pipe_destroy(&p->create);
   free(p);
   *pp = NULL;
 }
 
-nt_pipe_t *nt_plan_pre(nt_plan_t *p) { return p->pre; }
+cp_redis_pipe_t *nt_plan_pre(nt_plan_t *p) { return p->pre; }
 
 size_t nt_plan_delivery(nt_plan_t *p, const char *id, const char *url, const char *body,
                         const char *type, const char *provider, int tag) {
@@ -232,22 +239,24 @@ void nt_plan_event(nt_plan_t *p, const struct prov_registry *providers, const nt
 static void queue_reads(nt_plan_t *p) {
   for (size_t i = 0; i < p->nev; i++) {
     plan_ev_t *e = &p->ev[i];
-    e->subs_reply = nt_pipe_start(p->pre, NULL);
-    nt_pipe_arg(p->pre, "SRANDMEMBER");
-    nt_pipe_argf(p->pre, NT_KEY_SUBS_FMT, e->ev.worker_hex);
-    nt_pipe_argf(p->pre, "%d", SUBS_MAX);
-    e->profile_reply = nt_pipe_start(p->pre, NULL);
-    nt_pipe_arg(p->pre, "HGET");
-    nt_pipe_argf(p->pre, NT_KEY_PROFILE_FMT, e->ev.worker_hex);
-    nt_pipe_arg(p->pre, "webhook_url");
+    cp_key_t key;
+    e->subs_reply = cp_redis_pipe_start(p->pre, NULL);
+    cp_redis_pipe_arg(p->pre, "SRANDMEMBER");
+    cp_redis_pipe_arg(p->pre, cp_key_w_subs(&key, e->ev.worker_hex));
+    cp_redis_pipe_argf(p->pre, "%d", SUBS_MAX);
+    e->profile_reply = cp_redis_pipe_start(p->pre, NULL);
+    cp_redis_pipe_arg(p->pre, "HGET");
+    cp_redis_pipe_arg(p->pre, cp_key_w_profile(&key, e->ev.worker_hex));
+    cp_redis_pipe_arg(p->pre, "webhook_url");
   }
 }
 
-static void queue_srem(nt_pipe_t *pipe, const char *worker_hex, const char *member, size_t len) {
-  nt_pipe_start(pipe, NULL);
-  nt_pipe_arg(pipe, "SREM");
-  nt_pipe_argf(pipe, NT_KEY_SUBS_FMT, worker_hex);
-  nt_pipe_argn(pipe, member, len);
+static void queue_srem(cp_redis_pipe_t *pipe, const char *worker_hex, const char *member, size_t len) {
+  cp_key_t key;
+  (void)cp_redis_pipe_start(pipe, NULL);
+  cp_redis_pipe_arg(pipe, "SREM");
+  cp_redis_pipe_arg(pipe, cp_key_w_subs(&key, worker_hex));
+  cp_redis_pipe_argn(pipe, member, len);
 }
 
 /* Round 2: the hash of every subscription member (malformed members are removed). */
@@ -256,7 +265,7 @@ static plan_sub_t *queue_subs(nt_plan_t *p, size_t *nsubs) {
   plan_sub_t *subs = NULL;
   for (size_t i = 0; i < p->nev; i++) {
     const plan_ev_t *e = &p->ev[i];
-    const redisReply *set = nt_pipe_reply(p->pre, e->subs_reply);
+    const redisReply *set = cp_redis_pipe_reply(p->pre, e->subs_reply);
     if (!set || set->type != REDIS_REPLY_ARRAY) {
       if (set && set->type == REDIS_REPLY_ERROR)
         cp_log_warn("subscriptions of a worker unreadable; skipped", CP_KV_STR("error", set->str), CP_KV_END);
@@ -275,14 +284,15 @@ static plan_sub_t *queue_subs(nt_plan_t *p, size_t *nsubs) {
       }
       subs[n].ev = i;
       subs[n].sub_id = m->str;
-      subs[n].reply = nt_pipe_start(p->subs, NULL);
-      nt_pipe_arg(p->subs, "HMGET");
-      nt_pipe_argf(p->subs, NT_KEY_SUB_FMT, m->str);
-      nt_pipe_arg(p->subs, "url");
-      nt_pipe_arg(p->subs, "expires_at");
-      nt_pipe_arg(p->subs, "events");
-      nt_pipe_arg(p->subs, "entries");
-      nt_pipe_arg(p->subs, "worker");
+      cp_key_t key;
+      subs[n].reply = cp_redis_pipe_start(p->subs, NULL);
+      cp_redis_pipe_arg(p->subs, "HMGET");
+      cp_redis_pipe_arg(p->subs, cp_key_sub(&key, m->str));
+      cp_redis_pipe_arg(p->subs, "url");
+      cp_redis_pipe_arg(p->subs, "expires_at");
+      cp_redis_pipe_arg(p->subs, "events");
+      cp_redis_pipe_arg(p->subs, "entries");
+      cp_redis_pipe_arg(p->subs, "worker");
       n++;
     }
   }
@@ -296,7 +306,7 @@ static void plan_recipients(nt_plan_t *p, const plan_sub_t *subs, size_t nsubs) 
   for (size_t k = 0; k < nsubs; k++) {
     const plan_ev_t *e = &p->ev[subs[k].ev];
     const nt_record_event_t *ev = &e->ev;
-    const redisReply *h = nt_pipe_reply(p->subs, subs[k].reply);
+    const redisReply *h = cp_redis_pipe_reply(p->subs, subs[k].reply);
     if (!h || h->type != REDIS_REPLY_ARRAY || h->elements != 5) {
       if (h && h->type == REDIS_REPLY_ERROR)
         cp_log_warn("subscription unreadable; skipped", CP_KV_STR("subscription", subs[k].sub_id),
@@ -312,9 +322,10 @@ static void plan_recipients(nt_plan_t *p, const plan_sub_t *subs, size_t nsubs) 
     snprintf(idx, sizeof idx, "%llu", (unsigned long long)ev->entry_index);
     if (!url[0] || exp <= p->now_ms / 1000) {
       /* unsubscribed, withdrawn or expired: clean up */
-      nt_pipe_start(p->create, NULL);
-      nt_pipe_arg(p->create, "DEL");
-      nt_pipe_argf(p->create, NT_KEY_SUB_FMT, subs[k].sub_id);
+      cp_key_t key;
+      (void)cp_redis_pipe_start(p->create, NULL);
+      cp_redis_pipe_arg(p->create, "DEL");
+      cp_redis_pipe_arg(p->create, cp_key_sub(&key, subs[k].sub_id));
       queue_srem(p->create, ev->worker_hex, subs[k].sub_id, strlen(subs[k].sub_id));
     } else if ((worker[0] == '\0' || strcmp(worker, ev->worker_hex) == 0) &&
                (events[0] == '\0' || in_list(events, ev->type)) &&
@@ -326,52 +337,56 @@ static void plan_recipients(nt_plan_t *p, const plan_sub_t *subs, size_t nsubs) 
   }
   for (size_t i = 0; i < p->nev; i++) {
     const plan_ev_t *e = &p->ev[i];
-    const redisReply *rep = nt_pipe_reply(p->pre, e->profile_reply);
+    const redisReply *rep = cp_redis_pipe_reply(p->pre, e->profile_reply);
     if (rep && rep->type == REDIS_REPLY_STRING && rep->len > 0 && strstr(rep->str, "://"))
       plan_fanout_delivery(p, &e->ev, "worker", NULL, rep->str, p->now_ms, e->tag);
   }
 }
 
-/* Round 3 part 2: the creates, CREATE_PER_CALL deliveries per script call.
- * Returns the index of the first create command. */
-static size_t queue_creates(nt_plan_t *p) {
-  size_t first = nt_pipe_count(p->create);
+/* Round 3 part 2: the creates, CREATE_PER_CALL deliveries per script call (p->creates). */
+static void queue_creates(nt_plan_t *p) {
+  p->creates = cp_xcalloc(p->ndlv / CREATE_PER_CALL + 1, sizeof *p->creates);
   for (size_t i = 0; i < p->ndlv; i += CREATE_PER_CALL) {
     size_t m = p->ndlv - i < CREATE_PER_CALL ? p->ndlv - i : CREATE_PER_CALL;
-    nt_pipe_start(p->create, &create_script);
-    nt_pipe_argf(p->create, "%zu", m + 1);
-    nt_pipe_arg(p->create, NT_KEY_DUE);
-    for (size_t j = 0; j < m; j++) nt_pipe_argf(p->create, NT_KEY_DELIVERY_FMT, p->dlv[i + j].id);
-    nt_pipe_argf(p->create, "%lld", (long long)p->now_ms);
+    p->creates[p->ncreates++] = cp_redis_pipe_start(p->create, &create_script);
+    cp_redis_pipe_arg(p->create, cp_key_nt_due());
+    cp_redis_pipe_argf(p->create, "%lld", (long long)p->now_ms);
     for (size_t j = 0; j < m; j++) {
       const plan_dlv_t *d = &p->dlv[i + j];
       char ep[300];
       nt_endpoint(d->url, ep, sizeof ep);
-      nt_pipe_arg(p->create, d->id);
-      nt_pipe_arg(p->create, d->url);
-      nt_pipe_arg(p->create, d->body);
-      nt_pipe_arg(p->create, d->type);
-      nt_pipe_arg(p->create, d->provider);
-      nt_pipe_arg(p->create, ep);
+      cp_redis_pipe_arg(p->create, d->id);
+      cp_redis_pipe_arg(p->create, d->url);
+      cp_redis_pipe_arg(p->create, d->body);
+      cp_redis_pipe_arg(p->create, d->type);
+      cp_redis_pipe_arg(p->create, d->provider);
+      cp_redis_pipe_arg(p->create, ep);
+      cp_key_t key;
+      cp_redis_pipe_arg(p->create, cp_key_nt_delivery(&key, d->id));
     }
   }
-  return first;
+}
+
+/* Run one round; -1 with err when the connection failed. */
+static int run_round(cp_redis_pipe_t *pipe, cp_redis_t *r, const char *what, char *err, size_t errlen) {
+  if (cp_redis_pipe_exec(pipe, r) < 0) return cp_err(err, errlen, "%s: %s", what, cp_redis_errstr(r));
+  return 0;
 }
 
 int nt_plan_run(nt_plan_t *p, cp_redis_t *r, int64_t now_ms, char *err, size_t errlen) {
   p->now_ms = now_ms;
   /* The caller's round-1 commands may already be queued; reads go after them. */
   queue_reads(p);
-  if (nt_pipe_exec(p->pre, r, err, errlen) < 0) return -1;
+  if (run_round(p->pre, r, "reading subscriptions", err, errlen) < 0) return -1;
   size_t nsubs = 0;
   plan_sub_t *subs = queue_subs(p, &nsubs);
-  int rc = nt_pipe_exec(p->subs, r, err, errlen);
+  int rc = run_round(p->subs, r, "reading subscriptions", err, errlen);
   if (rc == 0) {
     plan_recipients(p, subs, nsubs);
-    size_t first = queue_creates(p);
-    rc = nt_pipe_exec(p->create, r, err, errlen);
-    for (size_t c = first, i = 0; rc == 0 && c < nt_pipe_count(p->create); c++) {
-      const redisReply *rep = nt_pipe_reply(p->create, c);
+    queue_creates(p);
+    rc = run_round(p->create, r, "storing deliveries", err, errlen);
+    for (size_t c = 0, i = 0; rc == 0 && c < p->ncreates; c++) {
+      const redisReply *rep = cp_redis_pipe_reply(p->create, p->creates[c]);
       if (rep && rep->type == REDIS_REPLY_ERROR) {
         rc = cp_err(err, errlen, "storing deliveries: %s", rep->str);
         break;
@@ -407,6 +422,18 @@ int nt_fanout(cp_redis_t *r, const struct prov_registry *providers, const nt_rec
   nt_plan_event(p, providers, ev, skip_provider, now_ms, 0);
   int rc = nt_plan_run(p, r, now_ms, err, errlen);
   if (rc == 0) *created = nt_plan_count_created(p, -1);
+  nt_plan_destroy(&p);
+  return rc;
+}
+
+int nt_delivery_create(cp_redis_t *r, const char *id, const char *url, const char *body,
+                       const char *type, const char *provider, int64_t now_ms,
+                       bool *created, char *err, size_t errlen) {
+  *created = false;
+  nt_plan_t *p = nt_plan_new();
+  size_t i = nt_plan_delivery(p, id, url, body, type, provider, 0);
+  int rc = nt_plan_run(p, r, now_ms, err, errlen);
+  if (rc == 0) *created = nt_plan_created(p, i);
   nt_plan_destroy(&p);
   return rc;
 }

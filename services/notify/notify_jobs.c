@@ -1,4 +1,4 @@
-/* notify_jobs.c -- a NotifyJob from the bus becomes one webhook delivery in Redis. */
+/* notify_jobs.c -- a NotifyJob from the bus: its shape check and its webhook body; the endpoint of a URL. */
 #include <assert.h>
 #include <ctype.h>
 #include <stdio.h>
@@ -7,7 +7,7 @@
 #include <strings.h>
 #include <time.h>
 #include <jansson.h>
-#include "notify.h"
+#include "notify_jobs.h"
 #include "cp_catalogue.h"
 
 /* Field length limits of a job (bytes, without NUL). */
@@ -72,35 +72,6 @@ char *nt_job_body(const Carepass__V1__NotifyJob *job, int64_t now_ms) {
   char *out = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
   json_decref(root);
   return out;
-}
-
-/* KEYS[1] delivery hash, KEYS[2] due zset.
- * ARGV: id, url, body, type, provider, created ms, due ms, endpoint (host:port). */
-static const char CREATE_LUA[] =
-  "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
-  "redis.call('HSET', KEYS[1], 'state', 'pending', 'url', ARGV[2], 'body', ARGV[3],"
-  " 'type', ARGV[4], 'provider', ARGV[5], 'attempts', 0, 'created', ARGV[6], 'last_status', 0,"
-  " 'ep', ARGV[8])\n"
-  "redis.call('ZADD', KEYS[2], ARGV[7], ARGV[1])\n"
-  "return 1\n";
-
-int nt_delivery_create(cp_redis_t *r, const char *id, const char *url, const char *body,
-                       const char *type, const char *provider, int64_t now_ms,
-                       bool *created, char *err, size_t errlen) {
-  char key[64], ms[24], ep[300];
-  snprintf(key, sizeof key, NT_KEY_DELIVERY_FMT, id);
-  snprintf(ms, sizeof ms, "%lld", (long long)now_ms);
-  nt_endpoint(url, ep, sizeof ep);
-  const char *argv[] = {"EVAL", CREATE_LUA, "2", key, NT_KEY_DUE, id, url, body, type, provider, ms, ms, ep};
-  size_t lens[CP_ARRAY_LEN(argv)];
-  for (size_t i = 0; i < CP_ARRAY_LEN(argv); i++) lens[i] = strlen(argv[i]);
-  redisReply *rep = cp_redis_cmd_argv(r, (int)CP_ARRAY_LEN(argv), argv, lens);
-  if (!rep) return cp_err(err, errlen, "storing delivery %s: %s", id, cp_redis_errstr(r));
-  int rc = 0;
-  if (rep->type == REDIS_REPLY_INTEGER) *created = rep->integer == 1;
-  else rc = cp_err(err, errlen, "storing delivery %s: unexpected reply type %d", id, rep->type);
-  freeReplyObject(rep);
-  return rc;
 }
 
 void nt_endpoint(const char *url, char *out, size_t outlen) {

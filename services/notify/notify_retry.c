@@ -3,9 +3,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "notify.h"
+#include "notify_retry.h"
+#include "notify_keys.h"
+#include "notify_sign.h"
 
-/* Claim: KEYS[1] due zset. ARGV: now ms, lease ms, max, key prefix, per-endpoint cap
+/* Claim: KEYS[1] due zset. ARGV: now ms, lease ms, max, a delivery key (key_of), per-endpoint cap
  * (0 = none), scan limit, then pairs of endpoint, load. An endpoint takes ids while
  * its load (plus what this claim took) is below the cap; the caller's load may be
  * negative to let an endpoint take more (deliveries it will queue locally).
@@ -13,7 +15,7 @@
  * reached, scan limit reached, or ids left because their endpoint was full), then
  * id, attempts, url, body, type, provider, created per claimed delivery. Ids whose
  * hash is gone or no longer pending are dropped from the schedule. */
-static const char CLAIM_LUA[] =
+static const char CLAIM_LUA[] = NT_LUA_KEY_OF
   "local now = tonumber(ARGV[1])\n"
   "local max = tonumber(ARGV[3])\n"
   "local cap = tonumber(ARGV[5])\n"
@@ -26,7 +28,7 @@ static const char CLAIM_LUA[] =
   "local n = 0\n"
   "for _, id in ipairs(ids) do\n"
   "  if n >= max then more = 1 break end\n"
-  "  local k = ARGV[4] .. '{' .. id .. '}'\n"
+  "  local k = key_of(ARGV[4], id)\n"
   "  local st = redis.call('HMGET', k, 'state', 'ep')\n"
   "  if st[1] == 'pending' then\n"
   "    local ep = st[2] or ''\n"
@@ -52,8 +54,9 @@ static const char CLAIM_LUA[] =
 
 #define CLAIM_FIELDS 7   /* strings per claimed delivery in the claim reply */
 
-/* Outcomes of many attempts at once. KEYS[1] due zset, KEYS[2] dead list, KEYS[2 + i]
- * the hash of mark i. ARGV[1] tombstone ttl (s), then 4 per mark: op, id, status, t.
+/* Outcomes of many attempts at once. KEYS[1] due zset, KEYS[2] dead list. ARGV[1] tombstone
+ * ttl (s), then 5 per mark: op, id, status, t, the delivery's key (built by cp_key_nt_delivery;
+ * an argument, not a KEYS entry, so that the script has a fixed number of keys).
  *  d  delivered: drop from the schedule; the hash becomes a tombstone (state=delivered)
  *  r  retry: reschedule at t (only while pending; otherwise drop from the schedule)
  *  x  dead: drop from the schedule, state=dead, dead_at=t, onto the dead list
@@ -62,9 +65,8 @@ static const char CLAIM_LUA[] =
 static const char MARKS_LUA[] =
   "local ttl = tonumber(ARGV[1])\n"
   "local done = 0\n"
-  "for i = 3, #KEYS do\n"
-  "  local b = 2 + (i - 3) * 4\n"
-  "  local op, id, st, t, k = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], KEYS[i]\n"
+  "for b = 2, #ARGV - 4, 5 do\n"
+  "  local op, id, st, t, k = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]\n"
   "  if op == 'd' then\n"
   "    redis.call('ZREM', KEYS[1], id)\n"
   "    if redis.call('EXISTS', k) == 1 then\n"
@@ -102,8 +104,8 @@ static const char MARKS_LUA[] =
 
 #define MARKS_PER_CALL 256   /* marks per script call (bounds one call's time in Redis) */
 
-static nt_script_t claim_script = NT_SCRIPT("claim", CLAIM_LUA);
-static nt_script_t marks_script = NT_SCRIPT("marks", MARKS_LUA);
+static cp_redis_script_t claim_script = CP_REDIS_SCRIPT("claim", 1, CLAIM_LUA);
+static cp_redis_script_t marks_script = CP_REDIS_SCRIPT("marks", 2, MARKS_LUA);
 
 void nt_claimed_free(nt_claimed_t *c) {
   if (!c) return;
@@ -112,57 +114,60 @@ void nt_claimed_free(nt_claimed_t *c) {
   memset(c, 0, sizeof *c);
 }
 
-void nt_marks_append(nt_pipe_t *p, const nt_mark_t *marks, size_t n) {
-  for (size_t i = 0; i < n; i += MARKS_PER_CALL) {
+size_t nt_marks_calls(size_t n) { return (n + MARKS_PER_CALL - 1) / MARKS_PER_CALL; }
+
+void nt_marks_append(cp_redis_pipe_t *p, const nt_mark_t *marks, size_t n, cp_redis_handle_t *calls) {
+  for (size_t i = 0, c = 0; i < n; i += MARKS_PER_CALL, c++) {
     size_t m = n - i < MARKS_PER_CALL ? n - i : MARKS_PER_CALL;
-    nt_pipe_start(p, &marks_script);
-    nt_pipe_argf(p, "%zu", m + 2);
-    nt_pipe_arg(p, NT_KEY_DUE);
-    nt_pipe_arg(p, NT_KEY_DEAD);
-    for (size_t j = 0; j < m; j++) nt_pipe_argf(p, NT_KEY_DELIVERY_FMT, marks[i + j].id);
-    nt_pipe_argf(p, "%d", NT_TOMBSTONE_TTL_S);
+    cp_redis_handle_t h = cp_redis_pipe_start(p, &marks_script);
+    if (calls) calls[c] = h;
+    cp_redis_pipe_arg(p, cp_key_nt_due());
+    cp_redis_pipe_arg(p, cp_key_nt_dead());
+    cp_redis_pipe_argf(p, "%d", NT_TOMBSTONE_TTL_S);
     for (size_t j = 0; j < m; j++) {
       const nt_mark_t *k = &marks[i + j];
       assert(k->op == NT_MARK_DELIVERED || k->op == NT_MARK_RETRY || k->op == NT_MARK_DEAD ||
              k->op == NT_MARK_RELEASE);
-      nt_pipe_argn(p, &k->op, 1);
-      nt_pipe_arg(p, k->id);
-      nt_pipe_argf(p, "%d", k->status);
-      nt_pipe_argf(p, "%lld", (long long)k->t_ms);
+      cp_key_t key;
+      cp_redis_pipe_argn(p, &k->op, 1);
+      cp_redis_pipe_arg(p, k->id);
+      cp_redis_pipe_argf(p, "%d", k->status);
+      cp_redis_pipe_argf(p, "%lld", (long long)k->t_ms);
+      cp_redis_pipe_arg(p, cp_key_nt_delivery(&key, k->id));
     }
   }
 }
 
 int nt_marks_apply(cp_redis_t *r, const nt_mark_t *marks, size_t n, char *err, size_t errlen) {
   if (n == 0) return 0;
-  nt_pipe_t *p = nt_pipe_new();
-  nt_marks_append(p, marks, n);
-  int rc = nt_pipe_exec(p, r, err, errlen);
-  for (size_t i = 0; rc == 0 && i < nt_pipe_count(p); i++)
-    rc = nt_pipe_reply_error(p, i, "recording delivery outcomes", err, errlen);
-  nt_pipe_destroy(&p);
+  cp_redis_pipe_t *p = cp_redis_pipe_new();
+  nt_marks_append(p, marks, n, NULL);
+  int rc = cp_redis_pipe_exec(p, r);
+  if (rc < 0) cp_err(err, errlen, "recording delivery outcomes: %s", cp_redis_errstr(r));
+  else rc = cp_redis_pipe_check(p, "recording delivery outcomes", err, errlen);
+  cp_redis_pipe_destroy(&p);
   return rc;
 }
 
-size_t nt_claim_append(nt_pipe_t *p, int64_t now_ms, int64_t lease_ms, size_t max, size_t scan,
+cp_redis_handle_t nt_claim_append(cp_redis_pipe_t *p, int64_t now_ms, int64_t lease_ms, size_t max, size_t scan,
                        int per_endpoint, const nt_ep_load_t *loads, size_t nloads) {
   /* With a limit, look further than max ids so a full endpoint does not hide others. */
   size_t nscan = scan ? scan : per_endpoint > 0 ? 4 * max + 64 : max;
   if (nscan > 4096 && nscan > max) nscan = max > 4096 ? max : 4096;
-  size_t idx = nt_pipe_start(p, &claim_script);
-  nt_pipe_arg(p, "1");
-  nt_pipe_arg(p, NT_KEY_DUE);
-  nt_pipe_argf(p, "%lld", (long long)now_ms);
-  nt_pipe_argf(p, "%lld", (long long)lease_ms);
-  nt_pipe_argf(p, "%zu", max);
-  nt_pipe_arg(p, NT_KEY_DELIVERY_PREFIX);
-  nt_pipe_argf(p, "%d", per_endpoint > 0 ? per_endpoint : 0);
-  nt_pipe_argf(p, "%zu", nscan);
+  cp_key_t sample;
+  cp_redis_handle_t h = cp_redis_pipe_start(p, &claim_script);
+  cp_redis_pipe_arg(p, cp_key_nt_due());
+  cp_redis_pipe_argf(p, "%lld", (long long)now_ms);
+  cp_redis_pipe_argf(p, "%lld", (long long)lease_ms);
+  cp_redis_pipe_argf(p, "%zu", max);
+  cp_redis_pipe_arg(p, cp_key_nt_delivery(&sample, "msg_"));
+  cp_redis_pipe_argf(p, "%d", per_endpoint > 0 ? per_endpoint : 0);
+  cp_redis_pipe_argf(p, "%zu", nscan);
   for (size_t i = 0; i < nloads; i++) {
-    nt_pipe_arg(p, loads[i].endpoint);
-    nt_pipe_argf(p, "%d", loads[i].inflight);
+    cp_redis_pipe_arg(p, loads[i].endpoint);
+    cp_redis_pipe_argf(p, "%d", loads[i].inflight);
   }
-  return idx;
+  return h;
 }
 
 int nt_claim_parse(const redisReply *rep, size_t max, nt_claimed_t *out, size_t *n, bool *more,
@@ -200,11 +205,12 @@ int nt_claim_limited(cp_redis_t *r, int64_t now_ms, int64_t lease_ms, size_t max
                      nt_claimed_t *out, size_t *n, char *err, size_t errlen) {
   *n = 0;
   if (max == 0) return 0;
-  nt_pipe_t *p = nt_pipe_new();
-  size_t idx = nt_claim_append(p, now_ms, lease_ms, max, 0, per_endpoint, loads, nloads);
-  int rc = nt_pipe_exec(p, r, err, errlen);
-  if (rc == 0) rc = nt_claim_parse(nt_pipe_reply(p, idx), max, out, n, NULL, err, errlen);
-  nt_pipe_destroy(&p);
+  cp_redis_pipe_t *p = cp_redis_pipe_new();
+  cp_redis_handle_t h = nt_claim_append(p, now_ms, lease_ms, max, 0, per_endpoint, loads, nloads);
+  int rc = cp_redis_pipe_exec(p, r);
+  if (rc < 0) cp_err(err, errlen, "claiming due deliveries: %s", cp_redis_errstr(r));
+  else rc = nt_claim_parse(cp_redis_pipe_reply(p, h), max, out, n, NULL, err, errlen);
+  cp_redis_pipe_destroy(&p);
   return rc;
 }
 

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sodium.h>
-#include "notify.h"
+#include "notify_sign.h"
 
 void nt_delivery_id(const char *type, const char *provider, const char *event_id,
                     uint64_t entry_index, char out[NT_ID_SIZE]) {

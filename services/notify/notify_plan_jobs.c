@@ -1,0 +1,181 @@
+/* notify_plan_jobs.c -- job planning: NotifyJobs from the bus become one plan of
+ * deliveries (the provider's, subscribers', the worker's) and expiry schedule changes. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+#include "notify_plan_jobs.h"
+#include "notify_expiry.h"
+#include "notify_fanout.h"
+#include "notify_jobs.h"
+#include "notify_sign.h"
+#include "cp_codec.h"
+#include "cp_dates.h"
+#include "cp_log.h"
+#include "cp_zmq.h"
+
+#define TAG_PROVIDER 0   /* plan tag: a job's delivery to its provider */
+#define TAG_FANOUT   1   /* plan tag: subscribers and the worker's own webhook */
+
+/* Plan the provider's own delivery of a job (its webhook_url in the registry).
+ * Returns its index in the plan, or SIZE_MAX when there is nothing to deliver. */
+static size_t plan_provider_delivery(nt_service_t *s, nt_plan_t *plan, const Carepass__V1__NotifyJob *job,
+                                     int64_t now_ms) {
+  char id[NT_ID_SIZE];
+  const prov_t *p = prov_find(s->providers, job->provider_id);
+  if (!p || !p->webhook_url[0]) {
+    s->st.no_target++;
+    cp_log_debug("no webhook target", CP_KV_STR("type", job->type),
+                 CP_KV_STR("provider", job->provider_id),
+                 CP_KV_STR("why", p ? "no webhook_url" : "provider not in registry"), CP_KV_END);
+    return SIZE_MAX;
+  }
+  nt_delivery_id(job->type, job->provider_id, job->provider_event_id ? job->provider_event_id : "",
+                 job->entry_index, id);
+  char *body = nt_job_body(job, now_ms);
+  if (!body) {
+    s->st.jobs_invalid++;
+    cp_log_warn("job dropped: body could not be built (invalid UTF-8?)", CP_KV_STR("id", id),
+                CP_KV_STR("provider", job->provider_id), CP_KV_END);
+    return SIZE_MAX;
+  }
+  size_t idx = nt_plan_delivery(plan, id, p->webhook_url, body, job->type, job->provider_id, TAG_PROVIDER);
+  free(body);
+  return idx;
+}
+
+/* What a record job means beyond the provider's webhook: a commit schedules its
+ * expiry webhooks; a revocation drops the schedule and tells subscribers and the worker. */
+static void plan_record_effects(nt_service_t *s, nt_plan_t *plan, const Carepass__V1__NotifyJob *job,
+                                int32_t today, int64_t now_ms, cp_redis_handle_t *pre, size_t *npre) {
+  if (strcmp(job->type, "record.committed") == 0) {
+    if (nt_expiry_schedule_append(nt_plan_pre(plan), job, today, &pre[*npre])) {
+      (*npre)++;
+      cp_log_debug("expiry scheduled", CP_KV_INT("index", job->entry_index),
+                   CP_KV_STR("valid_until", job->valid_until ? job->valid_until : ""),
+                   CP_KV_INT("pseudonym_bytes", job->worker_pseudonym.len), CP_KV_END);
+    }
+    return;
+  }
+  if (strcmp(job->type, "record.revoked") != 0) return;
+  pre[(*npre)++] = nt_expiry_revoke_append(nt_plan_pre(plan), job->revokes_index);
+  if (job->worker_pseudonym.len != CP_PSEUDONYM_BYTES) return;
+  char hex[2 * CP_PSEUDONYM_BYTES + 1];
+  cp_hex(job->worker_pseudonym.data, CP_PSEUDONYM_BYTES, hex);
+  nt_record_event_t ev = {.type = job->type, .provider = job->provider_id,
+                          .event_id = job->provider_event_id, .qual = job->qualification_code,
+                          .worker_hex = hex, .completion_date = job->completion_date,
+                          .valid_until = job->valid_until, .reason_code = job->reason_code,
+                          .entry_index = job->revokes_index, .stage = -1};
+  /* the provider already has its record.revoked from plan_provider_delivery */
+  nt_plan_event(plan, s->providers, &ev, true, now_ms, TAG_FANOUT);
+}
+
+/* Turn a batch of jobs into their deliveries with one plan (three round trips for the
+ * whole batch). 0 = done with every job (stored, duplicate or nothing to deliver);
+ * -1 = Redis failed, keep the jobs and try again later (every step is idempotent:
+ * deterministic ids, create-if-new, schedule written once). */
+static int store_jobs(nt_service_t *s, Carepass__V1__NotifyJob **jobs, size_t n) {
+  char err[CP_ERRLEN];
+  int64_t now_ms = cp_now_ms();
+  int32_t today = cp_today();
+  nt_plan_t *plan = nt_plan_new();
+  size_t *pidx = cp_xcalloc(n, sizeof *pidx), npre = 0;
+  cp_redis_handle_t *pre = cp_xcalloc(n, sizeof *pre);   /* expiry schedule / revoke: one per job at most */
+  for (size_t i = 0; i < n; i++) {
+    pidx[i] = plan_provider_delivery(s, plan, jobs[i], now_ms);
+    plan_record_effects(s, plan, jobs[i], today, now_ms, pre, &npre);
+  }
+  int rc = nt_plan_run(plan, s->redis, now_ms, err, sizeof err);
+  for (size_t i = 0; rc == 0 && i < npre; i++) {
+    const redisReply *rep = cp_redis_pipe_reply(nt_plan_pre(plan), pre[i]);
+    if (!rep || cp_redis_reply_is_error(rep))
+      rc = cp_err(err, sizeof err, "expiry schedule: %s", rep ? rep->str : "no reply");
+  }
+  if (rc < 0) {
+    nt_loop_redis_failed(s, err);
+    goto done;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (pidx[i] == SIZE_MAX) continue;
+    bool created = nt_plan_created(plan, pidx[i]);
+    if (created) s->st.created++;
+    else s->st.duplicates++;
+    char id[NT_ID_SIZE];
+    nt_delivery_id(jobs[i]->type, jobs[i]->provider_id,
+                   jobs[i]->provider_event_id ? jobs[i]->provider_event_id : "", jobs[i]->entry_index, id);
+    cp_log_debug(created ? "delivery created" : "duplicate job", CP_KV_STR("id", id),
+                 CP_KV_STR("type", jobs[i]->type), CP_KV_STR("provider", jobs[i]->provider_id), CP_KV_END);
+  }
+  size_t fan = nt_plan_count_created(plan, TAG_FANOUT);
+  s->st.fanout += fan;
+  if (nt_plan_count_created(plan, -1)) {
+    s->next_claim = 0;   /* deliver them now */
+    s->due_maybe = true;
+  }
+  if (fan) cp_log_debug("fan-out stored", CP_KV_INT("jobs", n), CP_KV_INT("deliveries", fan), CP_KV_END);
+done:
+  free(pre);
+  free(pidx);
+  nt_plan_destroy(&plan);
+  return rc;
+}
+
+void nt_jobs_free_held(nt_service_t *s) {
+  for (size_t i = 0; i < s->nheld; i++) protobuf_c_message_free_unpacked(&s->held[i]->base, NULL);
+  s->nheld = 0;
+}
+
+/* Take jobs from the bus (up to NT_JOBS_PER_TURN, stored as one batch). Returns true
+ * when more may be waiting right now. */
+bool nt_jobs_take(nt_service_t *s) {
+  char err[CP_ERRLEN];
+  if (s->nheld) {   /* a batch Redis could not take: nothing more is pulled until it is stored */
+    if (nt_loop_redis_paused(s) || store_jobs(s, s->held, s->nheld) < 0) return false;
+    nt_jobs_free_held(s);
+  }
+  if (nt_loop_redis_paused(s)) return false;   /* leave jobs queued in ZeroMQ meanwhile */
+  bool more = true;
+  while (s->nheld < NT_JOBS_PER_TURN) {
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (cp_zmq_recv_frame(s->pull, &buf, &len, ZMQ_DONTWAIT) < 0) {
+      if (errno != EAGAIN && errno != EINTR)
+        cp_log_warn("bus receive failed", CP_KV_STR("error", zmq_strerror(errno)), CP_KV_END);
+      more = false;
+      break;
+    }
+    s->st.jobs++;
+    Carepass__V1__NotifyJob *job = (Carepass__V1__NotifyJob *)cp_pb_unpack(
+        &carepass__v1__notify_job__descriptor, buf, len, NT_MAX_JOB_BYTES, err, sizeof err);
+    free(buf);
+    if (!job) {
+      s->st.jobs_invalid++;
+      cp_log_warn("bad NotifyJob dropped", CP_KV_STR("error", err), CP_KV_END);
+      continue;
+    }
+    if (nt_job_check(job, err, sizeof err) < 0) {
+      s->st.jobs_invalid++;
+      cp_log_warn("bad NotifyJob dropped", CP_KV_STR("error", err), CP_KV_END);
+      protobuf_c_message_free_unpacked(&job->base, NULL);
+      continue;
+    }
+    s->held[s->nheld++] = job;
+  }
+  if (s->nheld == 0) return more;
+  if (store_jobs(s, s->held, s->nheld) < 0) return false;   /* kept in held for the next try */
+  nt_jobs_free_held(s);
+  return more;
+}
+
+void nt_jobs_store_held(nt_service_t *s) {
+  if (!s->nheld) return;   /* pulled while Redis was down: one last try to store them */
+  s->redis_pause_until = 0;
+  if (store_jobs(s, s->held, s->nheld) < 0)
+    for (size_t i = 0; i < s->nheld; i++)
+      cp_log_error("job lost at shutdown: Redis unavailable", CP_KV_STR("type", s->held[i]->type),
+                   CP_KV_STR("provider", s->held[i]->provider_id),
+                   CP_KV_STR("event", s->held[i]->provider_event_id), CP_KV_END);
+  else
+    nt_jobs_free_held(s);
+}
