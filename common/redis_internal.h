@@ -22,10 +22,12 @@ int cpr_ensure(cp_redis_t *r);
 /* Record the context's error and drop the connection (it is unusable after any error). */
 void cpr_drop(cp_redis_t *r, const char *what);
 
-/* Has this connection loaded script s? Mark it loaded; forget every script (cache flushed). */
+/* Has this connection loaded script s? Mark it loaded (redis_script.c). */
 bool cpr_script_loaded(const cp_redis_t *r, const cp_redis_script_t *s);
 void cpr_script_mark(cp_redis_t *r, const cp_redis_script_t *s);
-void cpr_scripts_forget(cp_redis_t *r);
+/* Forget every script this connection loaded (a new connection, or the cache was flushed).
+ * Here, not in redis_script.c, so that the connection (redis.c) needs nothing of the scripts. */
+static inline void cpr_scripts_forget(cp_redis_t *r) { r->nloaded = 0; }
 
 /* Is r a NOSCRIPT error reply? */
 bool cpr_is_noscript(const redisReply *r);

@@ -80,8 +80,6 @@ void cpr_script_mark(cp_redis_t *r, const cp_redis_script_t *s) {
   r->loaded[r->nloaded++] = s;
 }
 
-void cpr_scripts_forget(cp_redis_t *r) { r->nloaded = 0; }
-
 bool cpr_is_noscript(const redisReply *r) {
   return r != NULL && r->type == REDIS_REPLY_ERROR && r->str != NULL && strncmp(r->str, "NOSCRIPT", 8) == 0;
 }
