@@ -3,7 +3,7 @@
  *
  * How a request is served
  * -----------------------
- * libmicrohttpd (epoll, keep-alive) calls the dispatcher (gw_server.c) on one of
+ * libmicrohttpd (epoll, keep-alive) calls the dispatcher (gw_dispatch.c) on one of
  * GATEWAY_THREADS event-loop threads (gw_loop.c: each drives its own daemon on the shared
  * listening address). The dispatcher:
  *   1. finds the route: the first row of gw_routes[] whose path matches (GW_EXACT: equal,
@@ -157,7 +157,8 @@ struct gw {
   pthread_mutex_t push_lock;               // zmq sockets are not thread-safe
   char claim_sha[41];                      // SHA-1 of the ingest claim script (ing_store)
   gw_metrics_t *metrics;                   // counters and histograms (internally locked)
-  struct gw_waiter *waiter;                // helper thread answering ?ack=committed requests
+  struct gw_waiter *waiter;                // helper thread answering ?ack=committed requests (gw_wait.h)
+  int64_t next_keys_ms;                    // monotonic ms of the next key refresh (main thread only)
   pthread_mutex_t redis_lock;              // guards redis_all
   cp_redis_t **redis_all;                  // every per-thread connection (closed at destroy)
   size_t nredis;                           // entries in redis_all
@@ -185,10 +186,14 @@ struct gw_req {
   struct gw_conn *conn_state;       // internal: the dispatcher's per-request state
 };
 
-/* gw_server.c: lifecycle. */
+/* gw_server.c: lifecycle, run by cp_service_main (main.c). new: everything started and the port
+ * listening (0; or -1 with err, *out NULL). turn: the keys re-read every 2 s, then a wait of at most
+ * timeout_ms (the loops serve on their own threads). drain: the waiter answers the suspended
+ * requests, then the loops stop. destroy: the same order (drain may not have run), then the rest;
+ * NULL-safe, sets *gw to NULL. */
 int gw_new(gw_t **out, char *err, size_t errlen) CP_WUR;
-/* Serve until cp_stop_requested (heartbeat, register refresh), then stop MHD. */
-int gw_run(gw_t *gw) CP_WUR;
+int gw_turn(gw_t *gw, int timeout_ms) CP_WUR;
+int gw_drain(gw_t *gw) CP_WUR;
 void gw_destroy(gw_t **gw);
 
 /* gw_http.c: the shared read-only register, opened on first use and refreshed to the latest

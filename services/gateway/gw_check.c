@@ -20,11 +20,14 @@
  * signature checked with the key valid at its index and its inclusion proved against the current
  * signed checkpoint (gw_check_cache.c). Every successful check is recorded for the worker.
  * POST /v1/check answering JSON is queued on the event loop it arrived on (gw_check_batch.c), which
- * opens many employers' codes in one Redis pipeline and runs the steps gw_cjob_* below; bundles
+ * opens many employers' codes in one Redis pipeline and runs the steps gw_check_jobs below; bundles
  * (and a bad "format", still checked after the code as it always was) are answered at once.
  * Errors: see gw_share_open.c; 503 UNAVAILABLE when Redis or the register cannot be read. */
 #include "gw_check.h"
+#include "gw_check_cache.h"
+#include "gw_check_json.h"
 #include "gw_check_routes.h"
+#include "gw_check_views.h"
 #include "gw_share.h"
 
 #include <stdio.h>
@@ -212,7 +215,12 @@ struct gw_rcache {
   rc_slot_t slot[RC_SLOTS];  // by index % RC_SLOTS
 };
 
+/* The cache of the loop running on this thread (NULL on other threads). */
+static __thread gw_rcache_t *tls_rc;
+
 gw_rcache_t *gw_rcache_new(void) { return cp_xcalloc(1, sizeof(gw_rcache_t)); }
+
+void gw_rcache_bind(gw_rcache_t *rc) { tls_rc = rc; }
 
 void gw_rcache_destroy(gw_rcache_t **rcp) {
   gw_rcache_t *rc = *rcp;
@@ -224,7 +232,7 @@ void gw_rcache_destroy(gw_rcache_t **rcp) {
 
 /* The slot record i of p would be kept in (NULL off the loops), and whether it holds it now. */
 static rc_slot_t *rc_find(const pp_t *p, size_t i, int32_t today, bool *hit) {
-  gw_rcache_t *rc = gw_checkq_rcache();
+  gw_rcache_t *rc = tls_rc;
   *hit = false;
   if (rc == NULL) return NULL;
   rc_slot_t *s = &rc->slot[p->idx[i] % RC_SLOTS];
@@ -487,7 +495,7 @@ static void append_lrange(redisContext *c, const char *worker) {
   gw_redis_cmd(c, 4, (const char *[]){"LRANGE", key, "0", last});
 }
 
-int gw_cjob_lookup(gw_cjob_t *j, redisContext *c) {
+static int cjob_lookup(gw_cjob_t *j, redisContext *c) {
   gw_redis_cmd(c, 2, (const char *[]){"GET", j->probe.ipkey});
   gw_redis_cmd(c, 2, (const char *[]){"GET", j->probe.codekey});
   gw_redis_cmd(c, 2, (const char *[]){"HGETALL", j->probe.sckey});
@@ -500,7 +508,7 @@ int gw_cjob_lookup(gw_cjob_t *j, redisContext *c) {
   return j->nlookup;
 }
 
-int gw_cjob_judge(gw_cjob_t *j, redisReply **rep, redisContext *c) {
+static int cjob_judge(gw_cjob_t *j, redisReply **rep, redisContext *c) {
   j->verdict = gw_sc_probe_judge(&j->probe, rep[0], rep[1], rep[2], &j->p.sc);
   gw_sc_probe_clear(&j->probe);
   switch (j->verdict) {
@@ -526,7 +534,7 @@ int gw_cjob_judge(gw_cjob_t *j, redisReply **rep, redisContext *c) {
   return 1;
 }
 
-void gw_cjob_finish(gw_cjob_t *j, redisReply *extra, gw_cconn_t *cc) {
+static void cjob_finish(gw_cjob_t *j, redisReply *extra, gw_cconn_t *cc) {
   gw_req_t *req = j->req;
   switch (j->verdict) {
   case GW_SC_LIMITED_IP:
@@ -551,11 +559,9 @@ void gw_cjob_finish(gw_cjob_t *j, redisReply *extra, gw_cconn_t *cc) {
   if (extra != NULL) freeReplyObject(extra);
 }
 
-void gw_cjob_fail(gw_cjob_t *j) { gw_reply_unavailable(j->req, "the share-code store"); }
+static void cjob_fail(gw_cjob_t *j) { gw_reply_unavailable(j->req, "the share-code store"); }
 
-gw_req_t *gw_cjob_req(const gw_cjob_t *j) { return j->req; }
-
-void gw_cjob_destroy(gw_cjob_t **jp) {
+static void cjob_destroy(gw_cjob_t **jp) {
   gw_cjob_t *j = *jp;
   if (j == NULL) return;
   gw_sc_probe_clear(&j->probe);
@@ -564,6 +570,17 @@ void gw_cjob_destroy(gw_cjob_t **jp) {
   free(j);
   *jp = NULL;
 }
+
+/* Answered: free the job and resume its connection (the next MHD_run calls the dispatcher, which
+ * queues the reply). */
+static void cjob_done(gw_cjob_t **jp) {
+  struct MHD_Connection *conn = (*jp)->req->conn;
+  cjob_destroy(jp);
+  MHD_resume_connection(conn);
+}
+
+const gw_cjob_ops_t gw_check_jobs = {
+    .lookup = cjob_lookup, .judge = cjob_judge, .finish = cjob_finish, .fail = cjob_fail, .done = cjob_done};
 
 void gw_check_post(gw_req_t *req) {
   gw_cjob_t *j = cp_xcalloc(1, sizeof *j);
@@ -574,7 +591,11 @@ void gw_check_post(gw_req_t *req) {
     /* the common case: queue it on this loop, which opens the code in one pipeline with the other
      * checks queued, answers and resumes the connection */
     if (gw_sc_probe_init(req, j->p.body, &j->probe) != 0) goto out;
-    if (gw_checkq_add(req->gw, j) == 0) return; /* the loop's queue owns j */
+    if (gw_checkq_add(&j) == 0) { /* the loop's queue owns the job now */
+      MHD_suspend_connection(req->conn);
+      req->suspended = true;
+      return;
+    }
     gw_sc_probe_clear(&j->probe); /* the loop is stopping: answer now */
   }
   /* a bundle or a bad format (checked after the code, as it always was) */
@@ -585,7 +606,7 @@ void gw_check_post(gw_req_t *req) {
   else if (fmt == NULL || strcmp(fmt, "json") == 0) reply_passport(req, p);
   else gw_reply_error(req, 400, GW_E_INVALID_FIELD, "format must be \"json\" or \"bundle\"");
 out:
-  gw_cjob_destroy(&j);
+  cjob_destroy(&j);
 }
 
 void gw_check_bundle_post(gw_req_t *req) {
