@@ -108,13 +108,13 @@ typedef struct {
   size_t pending_len;     // its length
 } ing_claim_req_t;
 
-/* SCRIPT LOAD the claim script; sha receives its SHA-1 (hex). The SHA-1 only depends
- * on the script, so one value may be shared by every connection and thread. */
+/* SCRIPT LOAD the claim script (a start-up check that Redis runs it); sha receives its SHA-1
+ * (hex). ing_store_claim no longer needs it: the script is in the Redis layer's registry. */
 int ing_store_init(cp_redis_t *r, char sha[41], char *err, size_t errlen) CP_WUR;
 /* Claim n events of `provider` in one pipeline; out[i] for reqs[i]. A new event is
  * scheduled in cp:pending for redrive after redrive_after_ms. Idempotent: after a
- * connection failure it reconnects and reruns once; after NOSCRIPT (Redis restarted)
- * it loads the script and reruns. -1 when Redis is unavailable (nothing to clear). */
+ * connection failure it reconnects and reruns once (scripts are reloaded by the Redis
+ * layer). -1 when Redis is unavailable (nothing to clear). sha is unused. */
 int ing_store_claim(cp_redis_t *r, const char *sha, int64_t redrive_after_ms, const char *provider,
                     const ing_claim_req_t *reqs, size_t n, ing_claim_t *out) CP_WUR;
 /* Read the states of n events of `provider` in one pipeline (out[i].st ING_ST_UNKNOWN
@@ -122,9 +122,12 @@ int ing_store_claim(cp_redis_t *r, const char *sha, int64_t redrive_after_ms, co
 int ing_store_read(cp_redis_t *r, const char *provider, const char *const *event_ids, size_t n,
                    ing_claim_t *out) CP_WUR;
 void ing_claim_clear(ing_claim_t *c);
+/* An event's state from the reply of "HMGET <cp:ev key> state reason msg index" (zeroed when
+ * the reply has another shape). Caller clears it with ing_claim_clear. */
+void ing_claim_from_hmget(const redisReply *x, ing_claim_t *out);
 /* State name in Redis ("accepted", ...) -> ing_st_t (ING_ST_UNKNOWN otherwise). */
 ing_st_t ing_state_of(const char *s, size_t len);
-/* Copy a string reply element, NULL when it is nil or empty / parse a decimal reply (0 if not). */
+/* cp_redis_reply_strdup / cp_redis_reply_u64 under their old names (the gateway's callers). */
 char *ing_reply_str(const redisReply *r);
 uint64_t ing_reply_u64(const redisReply *r);
 

@@ -30,6 +30,17 @@
  *  cp:nt:d:{<webhook id>}         HASH  one webhook delivery (notify; see services/notify/notify.h)
  *  cp:nt:due                      ZSET  webhook ids scored by the unix ms of their next attempt
  *  cp:nt:dead                     LIST  dead-lettered webhook ids, newest first
+ *  cp:exp:due, cp:exp:lease       ZSET  the expiry schedule: register index -> day of the next
+ *                                       threshold / unix ms a scanner holds it until (notify)
+ *  cp:exp:{<index>}               HASH  one record's expiry schedule (notify)
+ *  cp:sub:{<sub id>}              HASH  one employer subscription (gateway writes, notify reads)
+ *  cp:w:{<pseudonym hex>}:subs    SET   the worker's subscription ids
+ *  cp:w:{<pseudonym hex>}:profile HASH  the worker's own webhook_url (notify)
+ *  cp:sc:{<code hash hex>}        HASH  one live share code (gateway; see services/gateway/gw_share.h)
+ *  cp:scid:{<id>}, cp:scid:{<id>}:subs  HASH, SET  the same code by its id, its subscriptions
+ *  cp:w:{<pseudonym hex>}:sc      SET   the worker's share-code ids
+ *  cp:w:{<pseudonym hex>}:views   LIST  views of the worker's passport, newest first
+ *  cp:rl:ip:{<address>}, cp:rl:code:{<code hash hex>}  STRING  failed-check counters (gateway)
  * Not yet Cluster-ready: cp:pending, cp:nt:due and cp:nt:dead (and cp:award_wd in `carepass
  * reindex`) are single keys that Lua scripts touch together with per-entity keys; sharding them is
  * future work.
@@ -37,6 +48,64 @@
 #ifndef CP_KEYS_H
 #define CP_KEYS_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* One built key. Builders write into it and return k->s. The parts are ids that the edges
+ * bound (event ids, provider ids, hex pseudonyms, share-code ids ...): a key that does not fit
+ * is a programmer error (assert), never a silently different key. */
+#define CP_KEY_MAX 384
+typedef struct {
+  char s[CP_KEY_MAX];   // the key, NUL-terminated
+} cp_key_t;
+
+/* Event state, idempotency, redrive (intake, verify, signer, gateway). */
+const char *cp_key_event(cp_key_t *k, const char *provider_id, const char *event_id);
+/* The same into a caller's buffer, for ids not bounded yet (straight off the bus): false, and
+ * buf "", when the key does not fit in size bytes. */
+bool cp_key_event_into(char *buf, size_t size, const char *provider_id, const char *event_id);
+const char *cp_key_pending(void);
+/* The cp:ev key of a cp:pending member (len bytes, "<provider>:<event>"). */
+const char *cp_key_event_of_member(cp_key_t *k, const char *member, size_t len);
+/* The cp:pending member of an event (and of the cp:ev key's tag): "<provider>:<event>". */
+const char *cp_key_pending_member(cp_key_t *k, const char *provider_id, const char *event_id);
+
+/* The worker's derived state (pseudonym hex). */
+const char *cp_key_w_entries(cp_key_t *k, const char *pseudonym_hex);
+const char *cp_key_w_cc(cp_key_t *k, const char *pseudonym_hex);
+const char *cp_key_w_awards(cp_key_t *k, const char *pseudonym_hex);
+const char *cp_key_w_award_gen(cp_key_t *k, const char *pseudonym_hex);
+
+/* Late award withdrawals and their field "<award code>:<gen>:<pseudonym hex>". */
+const char *cp_key_award_wd(void);
+const char *cp_key_award_wd_field(cp_key_t *k, const char *award_code, uint64_t gen, const char *pseudonym_hex);
+
+/* How far Redis is indexed from a register shard. */
+const char *cp_key_reg_indexed(cp_key_t *k, int shard);
+
+/* notify: deliveries, expiry schedule, subscriptions, the worker's profile. */
+const char *cp_key_nt_delivery(cp_key_t *k, const char *webhook_id);
+const char *cp_key_nt_due(void);
+const char *cp_key_nt_dead(void);
+const char *cp_key_exp_due(void);
+const char *cp_key_exp_lease(void);
+const char *cp_key_exp(cp_key_t *k, uint64_t index);
+const char *cp_key_sub(cp_key_t *k, const char *sub_id);
+const char *cp_key_w_subs(cp_key_t *k, const char *pseudonym_hex);
+const char *cp_key_w_profile(cp_key_t *k, const char *pseudonym_hex);
+
+/* gateway: share codes, views, failed-check counters. */
+const char *cp_key_sc(cp_key_t *k, const char *code_hash_hex);
+const char *cp_key_scid(cp_key_t *k, const char *share_code_id);
+const char *cp_key_scid_subs(cp_key_t *k, const char *share_code_id);
+const char *cp_key_w_sc(cp_key_t *k, const char *pseudonym_hex);
+const char *cp_key_w_views(cp_key_t *k, const char *pseudonym_hex);
+const char *cp_key_rl_ip(cp_key_t *k, const char *client_address);
+const char *cp_key_rl_code(cp_key_t *k, const char *code_hash_hex);
+
+/* The formats the builders use (keys.c). Only for callers not yet moved to the builders
+ * (notify, the gateway, and scripts that name a key pattern): new code calls a builder. */
 #define CP_KEY_EVENT_FMT    "cp:ev:{%s:%s}"
 #define CP_KEY_PENDING      "cp:pending"
 #define CP_KEY_W_ENTRIES_FMT "cp:w:{%s}:entries"

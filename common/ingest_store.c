@@ -15,7 +15,7 @@
  * ARGV[1] digest  ARGV[2] PendingEvent bytes  ARGV[3] now (unix ms)
  * ARGV[4] redrive time (unix ms)  ARGV[5] pending member "p:e"
  * -> {"new"} | {"reused"} | {state, reason, msg, index} */
-static const char claim_script[] =
+static cp_redis_script_t claim_script = CP_REDIS_SCRIPT("claim event", 2,
     "local s = redis.call('HMGET', KEYS[1], 'state', 'digest', 'reason', 'msg', 'index')\n"
     "if not s[1] then\n"
     "  redis.call('HSET', KEYS[1], 'state', 'accepted', 'digest', ARGV[1], 'pending', ARGV[2], 't', ARGV[3])\n"
@@ -23,7 +23,7 @@ static const char claim_script[] =
     "  return {'new'}\n"
     "end\n"
     "if s[2] ~= ARGV[1] then return {'reused'} end\n"
-    "return {s[1], s[3] or '', s[4] or '', s[5] or ''}\n";
+    "return {s[1], s[3] or '', s[4] or '', s[5] or ''}\n");
 
 ing_st_t ing_state_of(const char *s, size_t len) {
   if (len == 8 && memcmp(s, "accepted", 8) == 0) return ING_ST_ACCEPTED;
@@ -32,32 +32,22 @@ ing_st_t ing_state_of(const char *s, size_t len) {
   return ING_ST_UNKNOWN;
 }
 
-char *ing_reply_str(const redisReply *r) {
-  if (r == NULL || r->type != REDIS_REPLY_STRING || r->len == 0) return NULL;
-  char *s = cp_xmalloc(r->len + 1);
-  memcpy(s, r->str, r->len);
-  s[r->len] = '\0';
-  return s;
-}
+char *ing_reply_str(const redisReply *r) { return cp_redis_reply_strdup(r); }
 
-uint64_t ing_reply_u64(const redisReply *r) {
-  if (r == NULL || r->type != REDIS_REPLY_STRING || r->len == 0 || r->len > 20) return 0;
-  char buf[24];
-  memcpy(buf, r->str, r->len);
-  buf[r->len] = '\0';
-  return strtoull(buf, NULL, 10);
-}
+uint64_t ing_reply_u64(const redisReply *r) { return cp_redis_reply_u64(r); }
 
 int ing_store_init(cp_redis_t *r, char sha[41], char *err, size_t errlen) {
-  redisReply *rep = cp_redis_cmd(r, "SCRIPT LOAD %s", claim_script);
-  if (rep == NULL || rep->type != REDIS_REPLY_STRING || rep->len != 40) {
+  /* load it now, so that a Redis that cannot run it is found at start-up */
+  redisReply *rep = cp_redis_cmd(r, "SCRIPT LOAD %s", claim_script.src);
+  bool ok = rep != NULL && rep->type == REDIS_REPLY_STRING && rep->len == 40 &&
+            memcmp(rep->str, cp_redis_script_sha(&claim_script), 40) == 0;
+  if (!ok) {
     cp_err(err, errlen, "SCRIPT LOAD: %s", rep == NULL ? cp_redis_errstr(r) : "unexpected reply");
     if (rep != NULL) freeReplyObject(rep);
     return -1;
   }
-  memcpy(sha, rep->str, 40);
-  sha[40] = '\0';
   freeReplyObject(rep);
+  memcpy(sha, cp_redis_script_sha(&claim_script), 41);
   return 0;
 }
 
@@ -67,117 +57,98 @@ void ing_claim_clear(ing_claim_t *c) {
   memset(c, 0, sizeof *c);
 }
 
-/* Queue the EVALSHA of every event, run the pipeline; *rep gets n replies. */
-static int claim_once(cp_redis_t *r, const char *sha, int64_t redrive_after_ms, const char *provider,
-                      const ing_claim_req_t *reqs, size_t n, redisReply ***rep, int *nrep) {
+/* Queue the claim of every event; handles[i] for reqs[i]. */
+static void queue_claims(cp_redis_pipe_t *p, int64_t redrive_after_ms, const char *provider,
+                         const ing_claim_req_t *reqs, size_t n, cp_redis_handle_t *handles) {
   int64_t now = cp_now_ms();
   char now_s[24], due_s[24];
   snprintf(now_s, sizeof now_s, "%" PRId64, now);
   snprintf(due_s, sizeof due_s, "%" PRId64, now + redrive_after_ms);
-  cp_redis_pipeline_begin(r);
   for (size_t i = 0; i < n; i++) {
-    char key[160], member[160];
-    snprintf(key, sizeof key, CP_KEY_EVENT_FMT, provider, reqs[i].event_id);
-    snprintf(member, sizeof member, "%s:%s", provider, reqs[i].event_id);
-    const char *argv[] = {"EVALSHA", sha, "2", key, CP_KEY_PENDING, reqs[i].digest,
-                          (const char *)reqs[i].pending, now_s, due_s, member};
+    cp_key_t key, member;
+    const char *argv[] = {cp_key_event(&key, provider, reqs[i].event_id), cp_key_pending(), reqs[i].digest,
+                          (const char *)reqs[i].pending, now_s, due_s,
+                          cp_key_pending_member(&member, provider, reqs[i].event_id)};
     size_t len[CP_ARRAY_LEN(argv)];
     for (size_t k = 0; k < CP_ARRAY_LEN(argv); k++)
-      len[k] = k == 6 ? reqs[i].pending_len : strlen(argv[k]); /* argv[6] is binary */
-    cp_redis_append_argv(r, (int)CP_ARRAY_LEN(argv), argv, len);
+      len[k] = k == 3 ? reqs[i].pending_len : strlen(argv[k]); /* argv[3] is binary */
+    handles[i] = cp_redis_pipe_script(p, &claim_script, (int)CP_ARRAY_LEN(argv), argv, len);
   }
-  return cp_redis_pipeline_exec(r, rep, nrep);
-}
-
-static bool is_noscript(const redisReply *r) {
-  return r != NULL && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
 }
 
 int ing_store_claim(cp_redis_t *r, const char *sha, int64_t redrive_after_ms, const char *provider,
                     const ing_claim_req_t *reqs, size_t n, ing_claim_t *out) {
-  redisReply **rep = NULL;
-  int nrep = 0;
-  char err[CP_ERRLEN];
-  char loaded[41];
-  /* The claim is idempotent, so a failed pipeline can be run again after a
-   * reconnect; a NOSCRIPT (Redis restarted) means nothing ran: load and rerun.
-   * Loading gives the same SHA-1 (it is the script's), so sha stays valid. */
-  for (int attempt = 0;; attempt++) {
-    int rc = claim_once(r, sha, redrive_after_ms, provider, reqs, n, &rep, &nrep);
-    if (rc == 0 && (nrep == 0 || !is_noscript(rep[0]))) break;
-    if (rc == 0) {
-      cp_redis_replies_free(rep, nrep);
-      rep = NULL;
-      if (attempt >= 1 || ing_store_init(r, loaded, err, sizeof err) != 0) goto unavailable;
-      continue;
-    }
-    if (attempt >= 1 || cp_redis_reconnect(r) != 0) goto unavailable;
-    if (ing_store_init(r, loaded, err, sizeof err) != 0) goto unavailable;
+  (void)sha;   /* the claim script is claim_script (SHA-1 computed once); kept for the gateway's callers */
+  if (n == 0) return 0;
+  cp_redis_pipe_t *p = cp_redis_pipe_new();
+  cp_redis_handle_t *h = cp_xcalloc(n, sizeof *h);
+  int rc = -1;
+  queue_claims(p, redrive_after_ms, provider, reqs, n, h);
+  /* The claim is idempotent, so a failed pipeline can be run again after a reconnect (the layer
+   * loads the script on a new connection, and reruns a NOSCRIPT with its source). */
+  if (cp_redis_pipe_exec(p, r) != 0 && (cp_redis_reconnect(r) != 0 || cp_redis_pipe_exec(p, r) != 0)) {
+    cp_log_warn("redis unavailable", CP_KV_STR("error", cp_redis_errstr(r)), CP_KV_END);
+    goto out;
   }
-  if ((size_t)nrep != n) goto bad_reply;
   for (size_t i = 0; i < n; i++) memset(&out[i], 0, sizeof out[i]);
+  const char *bad = "wrong shape";
   for (size_t i = 0; i < n; i++) {
-    redisReply *x = rep[i];
-    if (x == NULL || x->type != REDIS_REPLY_ARRAY || x->elements < 1 ||
-        x->element[0]->type != REDIS_REPLY_STRING)
+    const redisReply *x = cp_redis_pipe_reply(p, h[i]);
+    if (x == NULL || x->type != REDIS_REPLY_ARRAY || x->elements < 1 || x->element[0]->type != REDIS_REPLY_STRING) {
+      if (cp_redis_reply_is_error(x)) bad = x->str;
       goto bad_reply;
+    }
     const redisReply *s = x->element[0];
-    if (s->len == 3 && memcmp(s->str, "new", 3) == 0) {
+    if (cp_redis_reply_is_str(s, "new")) {
       out[i].is_new = true;
       out[i].st = ING_ST_ACCEPTED;
-    } else if (s->len == 6 && memcmp(s->str, "reused", 6) == 0) {
+    } else if (cp_redis_reply_is_str(s, "reused")) {
       out[i].reused = true;
     } else {
       if (x->elements != 4) goto bad_reply;
       out[i].st = ing_state_of(s->str, s->len);
       if (out[i].st == ING_ST_UNKNOWN) out[i].st = ING_ST_ACCEPTED;
-      out[i].reason = ing_reply_str(x->element[1]);
-      out[i].message = ing_reply_str(x->element[2]);
-      out[i].index = ing_reply_u64(x->element[3]);
+      out[i].reason = cp_redis_reply_strdup(x->element[1]);
+      out[i].message = cp_redis_reply_strdup(x->element[2]);
+      out[i].index = cp_redis_reply_u64(x->element[3]);
     }
   }
-  cp_redis_replies_free(rep, nrep);
-  return 0;
+  rc = 0;
+  goto out;
 bad_reply:
-  cp_log_error("redis: unexpected claim reply",
-               CP_KV_STR("error", nrep > 0 && rep[0] != NULL && rep[0]->type == REDIS_REPLY_ERROR
-                                      ? rep[0]->str
-                                      : "wrong shape"),
-               CP_KV_END);
-  for (size_t i = 0; i < n && (size_t)nrep == n; i++) ing_claim_clear(&out[i]);
-  cp_redis_replies_free(rep, nrep);
-  return -1;
-unavailable:
-  cp_log_warn("redis unavailable", CP_KV_STR("error", cp_redis_errstr(r)), CP_KV_END);
-  return -1;
+  cp_log_error("redis: unexpected claim reply", CP_KV_STR("error", bad), CP_KV_END);
+  for (size_t i = 0; i < n; i++) ing_claim_clear(&out[i]);
+out:
+  free(h);
+  cp_redis_pipe_destroy(&p);
+  return rc;
 }
 
 int ing_store_read(cp_redis_t *r, const char *provider, const char *const *event_ids, size_t n,
                    ing_claim_t *out) {
   if (n == 0) return 0;
-  cp_redis_pipeline_begin(r);
+  cp_redis_pipe_t *p = cp_redis_pipe_new();
+  cp_redis_handle_t *h = cp_xcalloc(n, sizeof *h);
   for (size_t i = 0; i < n; i++) {
-    char key[160];
-    snprintf(key, sizeof key, CP_KEY_EVENT_FMT, provider, event_ids[i]);
-    cp_redis_append(r, "HMGET %s state reason msg index", key);
+    cp_key_t key;
+    h[i] = cp_redis_pipe_cmd(p, "HMGET %s state reason msg index", cp_key_event(&key, provider, event_ids[i]));
   }
-  redisReply **rep = NULL;
-  int nrep = 0;
-  if (cp_redis_pipeline_exec(r, &rep, &nrep) != 0 || (size_t)nrep != n) {
-    cp_redis_replies_free(rep, nrep);
+  int rc = cp_redis_pipe_exec(p, r);
+  if (rc != 0) {
     if (cp_redis_reconnect(r) != 0) { /* the caller retries later */ }
-    return -1;
+  } else {
+    for (size_t i = 0; i < n; i++) ing_claim_from_hmget(cp_redis_pipe_reply(p, h[i]), &out[i]);
   }
-  for (size_t i = 0; i < n; i++) {
-    redisReply *x = rep[i];
-    memset(&out[i], 0, sizeof out[i]);
-    if (x == NULL || x->type != REDIS_REPLY_ARRAY || x->elements != 4) continue;
-    if (x->element[0]->type == REDIS_REPLY_STRING)
-      out[i].st = ing_state_of(x->element[0]->str, x->element[0]->len);
-    out[i].reason = ing_reply_str(x->element[1]);
-    out[i].message = ing_reply_str(x->element[2]);
-    out[i].index = ing_reply_u64(x->element[3]);
-  }
-  cp_redis_replies_free(rep, nrep);
-  return 0;
+  free(h);
+  cp_redis_pipe_destroy(&p);
+  return rc;
+}
+
+void ing_claim_from_hmget(const redisReply *x, ing_claim_t *out) {
+  memset(out, 0, sizeof *out);
+  if (cp_redis_reply_array(x, 4) == NULL) return;
+  if (x->element[0]->type == REDIS_REPLY_STRING) out->st = ing_state_of(x->element[0]->str, x->element[0]->len);
+  out->reason = cp_redis_reply_strdup(x->element[1]);
+  out->message = cp_redis_reply_strdup(x->element[2]);
+  out->index = cp_redis_reply_u64(x->element[3]);
 }

@@ -1,5 +1,5 @@
-/* redis.c -- a hiredis connection that reconnects once on I/O errors, with pipelining. */
-#include "cp_redis.h"
+/* redis.c -- a hiredis connection that reconnects once on I/O errors; the old counted pipeline. */
+#include "redis_internal.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -8,23 +8,13 @@
 #include <string.h>
 #include <sys/time.h>
 
-struct cp_redis {
-  redisContext *c;     // live connection, NULL after a failure until reconnected
-  char *host;          // server host
-  int port;            // server port
-  int timeout_ms;      // connect and command timeout
-  int queued;          // commands appended since cp_redis_pipeline_begin
-  bool pipe_failed;    // an append failed: cp_redis_pipeline_exec returns -1
-  char errstr[256];    // last error (connection or Redis error reply)
-};
-
 static struct timeval ms_tv(int ms) {
   struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
   return tv;
 }
 
-/* Record the context's error and drop the connection (it is unusable after any error). */
-static void drop(cp_redis_t *r, const char *what) {
+void cpr_drop(cp_redis_t *r, const char *what) {
+  cpr_scripts_forget(r);   /* the next connection may reach a server that never saw them */
   if (r->c != NULL) {
     snprintf(r->errstr, sizeof r->errstr, "redis %s:%d %s: %s", r->host, r->port, what,
              r->c->errstr[0] ? r->c->errstr : "connection error");
@@ -34,6 +24,7 @@ static void drop(cp_redis_t *r, const char *what) {
 }
 
 int cp_redis_reconnect(cp_redis_t *r) {
+  cpr_scripts_forget(r);
   if (r->c != NULL) {
     redisFree(r->c);
     r->c = NULL;
@@ -59,6 +50,8 @@ int cp_redis_reconnect(cp_redis_t *r) {
   return 0;
 }
 
+int cpr_ensure(cp_redis_t *r) { return r->c != NULL ? 0 : cp_redis_reconnect(r); }
+
 cp_redis_t *cp_redis_new(const char *host, int port, int timeout_ms, char *err, size_t errlen) {
   cp_redis_t *r = cp_xcalloc(1, sizeof *r);
   r->host = cp_strdup(host);
@@ -77,6 +70,7 @@ void cp_redis_destroy(cp_redis_t **rp) {
   cp_redis_t *r = *rp;
   if (r->c != NULL) redisFree(r->c);
   free(r->host);
+  free(r->loaded);
   free(r);
   *rp = NULL;
 }
@@ -107,7 +101,7 @@ redisReply *cp_redis_cmd(cp_redis_t *r, const char *fmt, ...) {
     va_end(ap);
     if (rep != NULL) return check_reply(r, rep);
     bool again = retryable(r->c);
-    drop(r, "command");
+    cpr_drop(r, "command");
     if (!again) return NULL;
   }
   return NULL;
@@ -119,7 +113,7 @@ redisReply *cp_redis_cmd_argv(cp_redis_t *r, int argc, const char **argv, const 
     redisReply *rep = redisCommandArgv(r->c, argc, argv, argvlen);
     if (rep != NULL) return check_reply(r, rep);
     bool again = retryable(r->c);
-    drop(r, "command");
+    cpr_drop(r, "command");
     if (!again) return NULL;
   }
   return NULL;
@@ -130,7 +124,7 @@ void cp_redis_pipeline_begin(cp_redis_t *r) {
   r->pipe_failed = false;
   /* A connection with replies still pending from an abandoned pipeline would
    * hand them to the next reader; start from a fresh one. */
-  if (r->c != NULL && r->c->obuf != NULL && r->c->obuf[0] != '\0') drop(r, "stale pipeline");
+  if (r->c != NULL && r->c->obuf != NULL && r->c->obuf[0] != '\0') cpr_drop(r, "stale pipeline");
   if (r->c == NULL && cp_redis_reconnect(r) != 0) r->pipe_failed = true;
 }
 
@@ -169,7 +163,7 @@ int cp_redis_pipeline_exec(cp_redis_t *r, redisReply ***replies, int *n) {
   *n = 0;
   if (r->pipe_failed || r->c == NULL) {
     r->pipe_failed = false;
-    if (r->c != NULL) drop(r, "pipeline");
+    if (r->c != NULL) cpr_drop(r, "pipeline");
     else if (r->errstr[0] == '\0') snprintf(r->errstr, sizeof r->errstr, "redis: not connected");
     return -1;
   }
@@ -179,7 +173,7 @@ int cp_redis_pipeline_exec(cp_redis_t *r, redisReply ***replies, int *n) {
     if (redisGetReply(r->c, &rep) != REDIS_OK || rep == NULL) {
       for (int j = 0; j < i; j++) freeReplyObject(out[j]);
       free(out);
-      drop(r, "pipeline");
+      cpr_drop(r, "pipeline");
       return -1;
     }
     out[i] = rep;
@@ -194,13 +188,4 @@ void cp_redis_replies_free(redisReply **replies, int n) {
   for (int i = 0; i < n; i++)
     if (replies[i] != NULL) freeReplyObject(replies[i]);
   free(replies);
-}
-
-const char *cp_redis_hfield(const redisReply *r, const char *name) {
-  if (r == NULL || r->type != REDIS_REPLY_ARRAY) return NULL;
-  for (size_t i = 0; i + 1 < r->elements; i += 2)
-    if (r->element[i]->type == REDIS_REPLY_STRING && strcmp(r->element[i]->str, name) == 0 &&
-        r->element[i + 1]->type == REDIS_REPLY_STRING)
-      return r->element[i + 1]->str;
-  return NULL;
 }

@@ -16,25 +16,25 @@
 void intake_redrive(intake_t *in) {
   char now_s[24];
   snprintf(now_s, sizeof now_s, "%" PRId64, cp_now_ms());
-  redisReply *due = cp_redis_cmd(in->redis, "ZRANGEBYSCORE %s -inf %s LIMIT 0 %d", CP_KEY_PENDING,
+  redisReply *due = cp_redis_cmd(in->redis, "ZRANGEBYSCORE %s -inf %s LIMIT 0 %d", cp_key_pending(),
                                  now_s, INTAKE_REDRIVE_LIMIT);
   if (due == NULL) {
     cp_log_warn("redrive: redis unavailable", CP_KV_STR("error", cp_redis_errstr(in->redis)), CP_KV_END);
     return;
   }
-  redisReply **rep = NULL;
-  int nrep = 0;
+  cp_redis_pipe_t *p = cp_redis_pipe_new();
+  cp_redis_handle_t *h = NULL;
   if (due->type != REDIS_REPLY_ARRAY || due->elements == 0) goto done;
 
-  /* one pipeline: the state and pending bytes of every due member */
-  cp_redis_pipeline_begin(in->redis);
+  /* one pipeline: the state and pending bytes of every due member ("<provider>:<event>", the
+   * tag of its cp:ev key) */
+  h = cp_xcalloc(due->elements, sizeof *h);
   for (size_t i = 0; i < due->elements; i++) {
     const redisReply *m = due->element[i];
-    char key[200];
-    snprintf(key, sizeof key, "cp:ev:{%.*s}", (int)m->len, m->str);
-    cp_redis_append(in->redis, "HMGET %s state pending", key);
+    cp_key_t key;
+    h[i] = cp_redis_pipe_cmd(p, "HMGET %s state pending", cp_key_event_of_member(&key, m->str, m->len));
   }
-  if (cp_redis_pipeline_exec(in->redis, &rep, &nrep) != 0 || (size_t)nrep != due->elements) {
+  if (cp_redis_pipe_exec(p, in->redis) != 0) {
     cp_log_warn("redrive: redis unavailable", CP_KV_STR("error", cp_redis_errstr(in->redis)), CP_KV_END);
     goto done;
   }
@@ -43,44 +43,32 @@ void intake_redrive(intake_t *in) {
   char next_s[24];
   snprintf(next_s, sizeof next_s, "%" PRId64, cp_now_ms() + in->redrive_after_ms);
   size_t resent = 0, dropped = 0, blocked = 0;
-  cp_redis_pipeline_begin(in->redis);
+  cp_redis_pipe_t *upd = cp_redis_pipe_new();
   for (size_t i = 0; i < due->elements; i++) {
     const redisReply *m = due->element[i];
-    const redisReply *r = rep[i];
-    const char *argv[4] = {"ZREM", CP_KEY_PENDING, m->str, NULL};
-    size_t len[4] = {4, strlen(CP_KEY_PENDING), m->len, 0};
-    bool accepted = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-                    r->element[0]->type == REDIS_REPLY_STRING && r->element[0]->len == 8 &&
-                    memcmp(r->element[0]->str, "accepted", 8) == 0;
-    bool have_bytes = accepted && r->element[1]->type == REDIS_REPLY_STRING;
-    if (have_bytes) {
+    const redisReply *r = cp_redis_reply_array(cp_redis_pipe_reply(p, h[i]), 2);
+    bool accepted = r != NULL && cp_redis_reply_is_str(r->element[0], "accepted");
+    if (accepted && r->element[1]->type == REDIS_REPLY_STRING) {
       if (intake_forward_verify(in, (const uint8_t *)r->element[1]->str, r->element[1]->len) != 0)
         blocked++;
       else
         resent++;
       /* reschedule even when the queue was full: the next scan tries again */
-      argv[0] = "ZADD";
-      argv[2] = next_s;
-      argv[3] = m->str;
-      len[0] = 4;
-      len[2] = strlen(next_s);
-      len[3] = m->len;
-      cp_redis_append_argv(in->redis, 4, argv, len);
+      (void)cp_redis_pipe_cmd(upd, "ZADD %s %s %b", cp_key_pending(), next_s, m->str, m->len);
     } else {
       /* final (or gone): nothing more to redrive */
       dropped++;
-      cp_redis_append_argv(in->redis, 3, argv, len);
+      (void)cp_redis_pipe_cmd(upd, "ZREM %s %b", cp_key_pending(), m->str, m->len);
     }
   }
-  redisReply **rep2 = NULL;
-  int nrep2 = 0;
-  if (cp_redis_pipeline_exec(in->redis, &rep2, &nrep2) != 0)
+  if (cp_redis_pipe_exec(upd, in->redis) != 0)
     cp_log_warn("redrive: redis unavailable", CP_KV_STR("error", cp_redis_errstr(in->redis)), CP_KV_END);
-  cp_redis_replies_free(rep2, nrep2);
+  cp_redis_pipe_destroy(&upd);
   if (resent + blocked > 0)
     cp_log_info("redrive", CP_KV_INT("resent", resent), CP_KV_INT("queue_full", blocked),
                 CP_KV_INT("final", dropped), CP_KV_END);
 done:
-  cp_redis_replies_free(rep, nrep);
+  free(h);
+  cp_redis_pipe_destroy(&p);
   freeReplyObject(due);
 }

@@ -15,40 +15,37 @@ int intake_store_refresh(intake_t *in, intake_req_t **reqs, size_t nreq) {
   size_t queued = 0;
   for (size_t k = 0; k < nreq; k++) queued += reqs[k]->nwaiting;
   if (queued == 0) return 0;
-  cp_redis_pipeline_begin(in->redis);
+  cp_redis_pipe_t *p = cp_redis_pipe_new();
+  cp_redis_handle_t *h = cp_xcalloc(queued, sizeof *h);
+  size_t j = 0;
   for (size_t k = 0; k < nreq; k++) {
-    for (size_t i = 0; i < reqs[k]->n; i++) {
+    for (size_t i = 0; i < reqs[k]->n && j < queued; i++) {
       if (!reqs[k]->ans[i].waiting) continue;
-      char key[160];
-      snprintf(key, sizeof key, CP_KEY_EVENT_FMT, reqs[k]->provider, reqs[k]->ans[i].event_id);
-      cp_redis_append(in->redis, "HMGET %s state reason msg index", key);
+      cp_key_t key;
+      h[j++] = cp_redis_pipe_cmd(p, "HMGET %s state reason msg index",
+                                 cp_key_event(&key, reqs[k]->provider, reqs[k]->ans[i].event_id));
     }
   }
-  redisReply **rep = NULL;
-  int nrep = 0;
-  if (cp_redis_pipeline_exec(in->redis, &rep, &nrep) != 0) {
+  int rc = cp_redis_pipe_exec(p, in->redis);
+  if (rc != 0) {
     if (cp_redis_reconnect(in->redis) != 0) { /* the next tick tries again */ }
     cp_log_warn("redis unavailable while refreshing waiting requests",
                 CP_KV_STR("error", cp_redis_errstr(in->redis)), CP_KV_END);
-    return -1;
+    goto out;
   }
-  size_t j = 0;
-  for (size_t k = 0; k < nreq && j < (size_t)nrep; k++) {
-    for (size_t i = 0; i < reqs[k]->n && j < (size_t)nrep; i++) {
+  j = 0;
+  for (size_t k = 0; k < nreq; k++) {
+    for (size_t i = 0; i < reqs[k]->n && j < queued; i++) {
       if (!reqs[k]->ans[i].waiting) continue;
-      redisReply *r = rep[j++];
-      if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 4) continue;
-      ing_st_t st = r->element[0]->type == REDIS_REPLY_STRING
-                           ? ing_state_of(r->element[0]->str, r->element[0]->len)
-                           : ING_ST_UNKNOWN;
-      if (st != ING_ST_REJECTED && st != ING_ST_COMMITTED) continue;
-      char *reason = ing_reply_str(r->element[1]);
-      char *msg = ing_reply_str(r->element[2]);
-      intake_answer_final(reqs[k], i, st, reason, msg, ing_reply_u64(r->element[3]));
-      free(reason);
-      free(msg);
+      ing_claim_t st;
+      ing_claim_from_hmget(cp_redis_pipe_reply(p, h[j++]), &st);
+      if (st.st == ING_ST_REJECTED || st.st == ING_ST_COMMITTED)
+        intake_answer_final(reqs[k], i, st.st, st.reason, st.message, st.index);
+      ing_claim_clear(&st);
     }
   }
-  cp_redis_replies_free(rep, nrep);
-  return 0;
+out:
+  free(h);
+  cp_redis_pipe_destroy(&p);
+  return rc;
 }

@@ -46,6 +46,7 @@
 #include "cp_codec.h"
 #include "cp_dates.h"
 #include "cp_log.h"
+#include "cp_projection.h"
 #include "cp_util.h"
 
 #include <assert.h>
@@ -80,21 +81,6 @@ static const cat_qual_t *award_candidate(const verify_t *v, const verify_item_t 
   return na > 0 ? aw[0] : NULL;   /* one award per code is all the catalogue uses */
 }
 
-/* A Redis string or integer reply as an unsigned number; 0 for nil or anything else. */
-static uint64_t reply_u64(const redisReply *r) {
-  if (r == NULL)
-    return 0;
-  if (r->type == REDIS_REPLY_INTEGER)
-    return r->integer > 0 ? (uint64_t)r->integer : 0;
-  if (r->type != REDIS_REPLY_STRING || r->len == 0 || r->len > 20)
-    return 0;
-  char buf[24], *end = NULL;
-  memcpy(buf, r->str, r->len);
-  buf[r->len] = '\0';
-  unsigned long long x = strtoull(buf, &end, 10);
-  return (end != NULL && *end == '\0') ? (uint64_t)x : 0;
-}
-
 /* Issue an award once. KEYS[1] cp:w:{hex}:awards, KEYS[2] cp:w:{hex}:award_gen, KEYS[3] the award's
  * cp:ev key, KEYS[4] cp:pending; ARGV[1] award code, ARGV[2] the generation the caller read,
  * ARGV[3] the award's PendingEvent bytes, ARGV[4] now (unix ms), ARGV[5] redrive time,
@@ -103,7 +89,7 @@ static uint64_t reply_u64(const redisReply *r) {
  * revocation withdrew it meanwhile, so the set is not complete any more). An award id already
  * committed is only put back in the set (it is on the register). Like intake's claim, it
  * touches cp:pending with per-entity keys (not Redis Cluster-ready, see cp_keys.h). */
-static const char ISSUE_AWARD[] =
+static cp_redis_script_t issue_award = CP_REDIS_SCRIPT("issue award", 4,
     "local g = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0') "
     "if g ~= tonumber(ARGV[2]) then return 0 end "
     "if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end "
@@ -111,25 +97,20 @@ static const char ISSUE_AWARD[] =
     "redis.call('HDEL', KEYS[3], 'reason', 'msg') "
     "redis.call('HSET', KEYS[3], 'state', 'accepted', 'pending', ARGV[3], 't', ARGV[4], 'src', ARGV[7]) "
     "redis.call('ZADD', KEYS[4], ARGV[5], ARGV[6]) "
-    "return 1";
-
-static int exec_pipeline(verify_t *v, redisReply ***rep, int *nrep) {
-  *rep = NULL;
-  *nrep = 0;
-  return cp_redis_pipeline_exec(v->redis, rep, nrep);
-}
+    "return 1");
 
 int verify_awards_record(verify_t *v, verify_item_t *items, size_t n) {
   char hex[2 * CP_PSEUDONYM_BYTES + 1];
-  char key[VERIFY_KEY_MAX];
+  cp_key_t key;
   const cat_qual_t *cand[VERIFY_BATCH_MAX];
   bool complete[VERIFY_BATCH_MAX];
   uint64_t gen[VERIFY_BATCH_MAX];
+  cp_redis_handle_t have[VERIFY_BATCH_MAX], genh[VERIFY_BATCH_MAX];
   assert(n <= VERIFY_BATCH_MAX);
-  int queued = 0;
+  int rc = 0;
+  cp_redis_pipe_t *p = cp_redis_pipe_new();
 
   /* Round 1: add each passing standard to the worker's set, then ask which requirements are present. */
-  cp_redis_pipeline_begin(v->redis);
   for (size_t i = 0; i < n; i++) {
     items[i].award = NULL;
     complete[i] = false;
@@ -138,151 +119,114 @@ int verify_awards_record(verify_t *v, verify_item_t *items, size_t n) {
       cand[i] = NULL;
       continue;
     }
-    /* the standard's code on its event, for a later revocation that names only the event id */
-    cp_redis_append(v->redis, "HSET %s qcode %s", items[i].key, items[i].ev->qualification_code);
-    snprintf(key, sizeof key, CP_KEY_W_CC_FMT, hex);
-    cp_redis_append(v->redis, "SADD %s %s", key, items[i].ev->qualification_code);
+    /* its code on its event and in the worker's set; SADD's reply (0 or 1) does not matter:
+     * membership is asked either way (a redrive must still count) */
+    proj_standard_held(p, items[i].key, hex, items[i].ev->qualification_code);
+    cp_key_w_cc(&key, hex);
     const cat_qual_t *aw = cand[i];
-    size_t argc = 2 + aw->nrequires;
-    const char **argv = cp_xcalloc(argc, sizeof *argv);
-    argv[0] = "SMISMEMBER";
-    argv[1] = key;
+    have[i] = cp_redis_pipe_start(p, NULL);
+    cp_redis_pipe_arg(p, "SMISMEMBER");
+    cp_redis_pipe_arg(p, key.s);
     for (size_t r = 0; r < aw->nrequires; r++)
-      argv[2 + r] = aw->requires[r];
-    cp_redis_append_argv(v->redis, (int)argc, argv, NULL);
-    free(argv);
-    snprintf(key, sizeof key, VERIFY_KEY_W_AWARD_GEN_FMT, hex);
-    cp_redis_append(v->redis, "HGET %s %s", key, aw->code);
-    queued += 4;
+      cp_redis_pipe_arg(p, aw->requires[r]);
+    genh[i] = cp_redis_pipe_cmd(p, "HGET %s %s", cp_key_w_award_gen(&key, hex), aw->code);
   }
-  if (queued == 0)
-    return 0;
-  redisReply **rep;
-  int nrep;
-  if (exec_pipeline(v, &rep, &nrep) != 0)
-    return -1;
-  int k = 0;
+  if (cp_redis_pipe_count(p) == 0)
+    goto out;
+  if (cp_redis_pipe_exec(p, v->redis) != 0) {
+    rc = -1;
+    goto out;
+  }
   int nfull = 0;
   for (size_t i = 0; i < n; i++) {
     if (cand[i] == NULL)
       continue;
-    k += 2;   /* HSET, then SADD reply: 0 or 1, either way we check membership (a redrive must still count) */
-    const redisReply *m = rep[k++];
-    gen[i] = reply_u64(rep[k++]);
-    if (m == NULL || m->type != REDIS_REPLY_ARRAY || m->elements != cand[i]->nrequires)
+    const redisReply *m = cp_redis_reply_array(cp_redis_pipe_reply(p, have[i]), cand[i]->nrequires);
+    gen[i] = cp_redis_reply_u64(cp_redis_pipe_reply(p, genh[i]));
+    if (m == NULL)
       continue;
     bool all = true;
     for (size_t r = 0; r < m->elements && all; r++)
-      all = m->element[r]->type == REDIS_REPLY_INTEGER && m->element[r]->integer == 1;
+      all = cp_redis_reply_is_int(m->element[r], 1);
     complete[i] = all;
     nfull += all;
   }
-  cp_redis_replies_free(rep, nrep);
   if (nfull == 0)
-    return 0;
+    goto out;
 
   /* Round 2: the first SADD of the award code wins and issues it; the award is recorded as a
-   * pending event in the same step (ISSUE_AWARD), so a crash before it is sent loses nothing. */
+   * pending event in the same step (issue_award), so a crash before it is sent loses nothing. */
   char now_s[24], due_s[24];
   int64_t now = cp_now_ms();
   snprintf(now_s, sizeof now_s, "%" PRId64, now);
   snprintf(due_s, sizeof due_s, "%" PRId64, now + v->redrive_after_ms);
-  cp_redis_pipeline_begin(v->redis);
+  cp_redis_handle_t claim[VERIFY_BATCH_MAX];
+  cp_redis_pipe_reset(p);
   for (size_t i = 0; i < n; i++) {
     if (!complete[i])
       continue;
     known_pseudonym_hex(items[i].ev, hex);
     Carepass__V1__PendingEvent aev;
-    char id[VERIFY_AWARD_ID_MAX], akey[VERIFY_KEY_MAX], gkey[VERIFY_KEY_MAX], evkey[VERIFY_KEY_MAX];
-    char member[VERIFY_KEY_MAX], g[24];
+    char id[VERIFY_AWARD_ID_MAX], g[24];
+    cp_key_t akey, gkey, evkey, member;
     verify_award_event(items[i].ev, cand[i], gen[i], id, &aev);
     uint8_t *packed = NULL;
     size_t plen = 0;
     if (cp_pb_pack(&aev.base, &packed, &plen) != 0)
       abort();   /* out of memory */
-    snprintf(akey, sizeof akey, CP_KEY_W_AWARDS_FMT, hex);
-    snprintf(gkey, sizeof gkey, VERIFY_KEY_W_AWARD_GEN_FMT, hex);
-    snprintf(evkey, sizeof evkey, CP_KEY_EVENT_FMT, VERIFY_AWARD_PROVIDER, id);
-    snprintf(member, sizeof member, "%s:%s", VERIFY_AWARD_PROVIDER, id);
     snprintf(g, sizeof g, "%" PRIu64, gen[i]);
-    const char *argv[] = {"EVAL", ISSUE_AWARD, "4", akey, gkey, evkey, CP_KEY_PENDING, cand[i]->code, g,
-                          (const char *)packed, now_s, due_s, member, items[i].key};
+    const char *argv[] = {cp_key_w_awards(&akey, hex), cp_key_w_award_gen(&gkey, hex),
+                          cp_key_event(&evkey, VERIFY_AWARD_PROVIDER, id), cp_key_pending(), cand[i]->code, g,
+                          (const char *)packed, now_s, due_s,
+                          cp_key_pending_member(&member, VERIFY_AWARD_PROVIDER, id), items[i].key};
     size_t len[CP_ARRAY_LEN(argv)];
     for (size_t a = 0; a < CP_ARRAY_LEN(argv); a++)
-      len[a] = a == 9 ? plen : strlen(argv[a]);   /* argv[9] is binary */
-    cp_redis_append_argv(v->redis, (int)CP_ARRAY_LEN(argv), argv, len);
+      len[a] = a == 6 ? plen : strlen(argv[a]);   /* argv[6] is binary */
+    claim[i] = cp_redis_pipe_script(p, &issue_award, (int)CP_ARRAY_LEN(argv), argv, len);
     free(packed);
   }
-  if (exec_pipeline(v, &rep, &nrep) != 0)
-    return -1;
-  k = 0;
+  if (cp_redis_pipe_exec(p, v->redis) != 0) {
+    rc = -1;
+    goto out;
+  }
   bool issued = false;
   for (size_t i = 0; i < n; i++) {
     if (!complete[i])
       continue;
-    const redisReply *a = rep[k++];
-    if (a != NULL && a->type == REDIS_REPLY_INTEGER && a->integer == 1) {
+    const redisReply *a = cp_redis_pipe_reply(p, claim[i]);
+    if (cp_redis_reply_is_int(a, 1)) {
       items[i].award = cand[i];
       items[i].award_gen = gen[i];
       issued = true;
-    } else if (a != NULL && a->type == REDIS_REPLY_ERROR) {
+    } else if (cp_redis_reply_is_error(a)) {
       cp_log_error("redis: award claim failed", CP_KV_STR("error", a->str), CP_KV_END);
     }
   }
-  cp_redis_replies_free(rep, nrep);
+  cp_redis_pipe_destroy(&p);
   if (issued)
     cp_test_crash_point(VERIFY_CRASH_AWARD_CLAIMED);
   return 0;
+out:
+  cp_redis_pipe_destroy(&p);
+  return rc;
 }
 
-/* The award's event id for generation `gen` ("award:<code>:<hex16>", then ":g<gen>"). */
+/* The award's event id for generation `gen`, and the event id withdrawing it (cp_projection.h). */
 static void award_id(const char *code, const char *hex, uint64_t gen, char idbuf[VERIFY_AWARD_ID_MAX]) {
-  if (gen == 0)
-    snprintf(idbuf, VERIFY_AWARD_ID_MAX, "award:%s:%.16s", code, hex);
-  else
-    snprintf(idbuf, VERIFY_AWARD_ID_MAX, "award:%s:%.16s:g%" PRIu64, code, hex, gen);
+  proj_award_id(code, hex, gen, idbuf);
 }
 
-/* The event id withdrawing generation `gen` of an award. */
 static void award_revoke_id(const char *code, const char *hex, uint64_t gen, char idbuf[VERIFY_AWARD_ID_MAX]) {
-  snprintf(idbuf, VERIFY_AWARD_ID_MAX, "award-revoke:%s:%.16s:%" PRIu64, code, hex, gen);
+  proj_award_revoke_id(code, hex, gen, idbuf);
 }
+
+_Static_assert(VERIFY_AWARD_ID_MAX == PROJ_AWARD_ID_MAX, "one size for award ids");
 
 void verify_award_ids(const char *code, const char *hex, uint64_t gen, char award_id_out[VERIFY_AWARD_ID_MAX],
                       char revoke_id_out[VERIFY_AWARD_ID_MAX]) {
   assert(code != NULL && hex != NULL);
   award_id(code, hex, gen, award_id_out);
   award_revoke_id(code, hex, gen, revoke_id_out);
-}
-
-/* Split an award event id "award:<code>:<hex16>[:g<gen>]"; false when it is not one. */
-static bool parse_award_id(const char *id, char code[CAT_CODE_MAX], char hex16[17], uint64_t *gen) {
-  static const char prefix[] = "award:";
-  if (strncmp(id, prefix, sizeof prefix - 1) != 0)
-    return false;
-  const char *c = id + sizeof prefix - 1;
-  const char *colon = strchr(c, ':');
-  if (colon == NULL || colon == c || (size_t)(colon - c) >= CAT_CODE_MAX)
-    return false;
-  memcpy(code, c, (size_t)(colon - c));
-  code[colon - c] = '\0';
-  const char *h = colon + 1;
-  for (int i = 0; i < 16; i++)
-    if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f')))
-      return false;
-  memcpy(hex16, h, 16);
-  hex16[16] = '\0';
-  *gen = 0;
-  if (h[16] == '\0')
-    return true;
-  if (h[16] != ':' || h[17] != 'g' || h[18] < '1' || h[18] > '9')
-    return false;
-  char *end = NULL;
-  unsigned long long g = strtoull(h + 18, &end, 10);
-  if (end == NULL || *end != '\0')
-    return false;
-  *gen = (uint64_t)g;
-  return true;
 }
 
 /* What an award's events have in common: carepass's provider id, the event id idbuf, the worker
@@ -343,27 +287,13 @@ static const cat_qual_t *revoke_candidate(const verify_t *v, const verify_item_t
   return na > 0 ? aw[0] : NULL;
 }
 
-/* Withdraw generation ARGV[2] of award ARGV[1] once: only while the generation is still that one
- * (a missing field is generation 0) does it go up by one and the award code leave the set.
- * KEYS[1] cp:w:{hex}:award_gen, KEYS[2] cp:w:{hex}:awards (one hash slot). */
-static const char WITHDRAW_AWARD[] =
-    "local g = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') "
-    "if g == tonumber(ARGV[2]) then "
-    "  redis.call('HINCRBY', KEYS[1], ARGV[1], 1) "
-    "  redis.call('SREM', KEYS[2], ARGV[1]) "
-    "  return 1 "
-    "end "
-    "return 0";
-
-/* Append the two reads of a worker's award: held (SISMEMBER of the awards set) and its generation
- * (HGET of the generation hash); returns 2, the replies to read. */
-static int append_award_state(verify_t *v, const char *hex, const char *code) {
-  char key[VERIFY_KEY_MAX];
-  snprintf(key, sizeof key, CP_KEY_W_AWARDS_FMT, hex);
-  cp_redis_append(v->redis, "SISMEMBER %s %s", key, code);
-  snprintf(key, sizeof key, VERIFY_KEY_W_AWARD_GEN_FMT, hex);
-  cp_redis_append(v->redis, "HGET %s %s", key, code);
-  return 2;
+/* Queue the two reads of a worker's award: held (SISMEMBER of the awards set) and its generation
+ * (HGET of the generation hash). */
+static void queue_award_state(cp_redis_pipe_t *p, const char *hex, const char *code, cp_redis_handle_t *held,
+                              cp_redis_handle_t *gen) {
+  cp_key_t key;
+  *held = cp_redis_pipe_cmd(p, "SISMEMBER %s %s", cp_key_w_awards(&key, hex), code);
+  *gen = cp_redis_pipe_cmd(p, "HGET %s %s", cp_key_w_award_gen(&key, hex), code);
 }
 
 /* Passing revocations of a derived award itself (an operator's `carepass revoke` of the award's
@@ -371,48 +301,38 @@ static int append_award_state(verify_t *v, const char *hex, const char *code) {
  * `carepass reindex` rebuilds it, so the award can be earned again under a new id. */
 static int withdraw_revoked_awards(verify_t *v, const verify_item_t *items, size_t n) {
   char hex[2 * CP_PSEUDONYM_BYTES + 1], tprov[64], code[CAT_CODE_MAX], hex16[17];
-  int queued = 0;
-  cp_redis_pipeline_begin(v->redis);
+  cp_redis_pipe_t *p = cp_redis_pipe_new();
   for (size_t i = 0; i < n; i++) {
     const verify_item_t *it = &items[i];
     const char *tevent;
     uint64_t gen;
     if (it->state != VITEM_PASS || it->entry_type != CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_REVOCATION ||
         !verify_revocation_target(it->ev, tprov, sizeof tprov, &tevent) ||
-        strcmp(tprov, VERIFY_AWARD_PROVIDER) != 0 || !parse_award_id(tevent, code, hex16, &gen) ||
+        strcmp(tprov, VERIFY_AWARD_PROVIDER) != 0 || !proj_award_id_parse(tevent, code, hex16, &gen) ||
         !pseudonym_hex(it->ev, hex) || strncmp(hex, hex16, 16) != 0)
       continue;
-    char gkey[VERIFY_KEY_MAX], akey[VERIFY_KEY_MAX], g[24];
-    snprintf(gkey, sizeof gkey, VERIFY_KEY_W_AWARD_GEN_FMT, hex);
-    snprintf(akey, sizeof akey, CP_KEY_W_AWARDS_FMT, hex);
-    snprintf(g, sizeof g, "%" PRIu64, gen);
-    const char *argv[] = {"EVAL", WITHDRAW_AWARD, "2", gkey, akey, code, g};
-    cp_redis_append_argv(v->redis, 7, argv, NULL);
-    queued++;
+    (void)proj_withdraw_award(p, hex, code, gen);
   }
-  if (queued == 0)
-    return 0;
-  redisReply **rep;
-  int nrep;
-  if (exec_pipeline(v, &rep, &nrep) != 0)
-    return -1;
-  cp_redis_replies_free(rep, nrep);
-  return 0;
+  int rc = cp_redis_pipe_exec(p, v->redis);
+  cp_redis_pipe_destroy(&p);
+  return rc;
 }
 
 int verify_awards_revoke(verify_t *v, verify_item_t *items, size_t n) {
   if (withdraw_revoked_awards(v, items, n) != 0)
     return -1;
   char hex[2 * CP_PSEUDONYM_BYTES + 1];
-  char key[VERIFY_KEY_MAX], id[VERIFY_AWARD_ID_MAX];
+  char id[VERIFY_AWARD_ID_MAX];
+  cp_key_t key;
   const cat_qual_t *cand[VERIFY_BATCH_MAX];
   bool member[VERIFY_BATCH_MAX];
   uint64_t gen[VERIFY_BATCH_MAX];
+  cp_redis_handle_t h1[VERIFY_BATCH_MAX], h2[VERIFY_BATCH_MAX];
   assert(n <= VERIFY_BATCH_MAX);
-  int queued = 0;
+  int rc = 0;
+  cp_redis_pipe_t *p = cp_redis_pipe_new();
 
   /* Round 1: is the award held now, and at which generation? */
-  cp_redis_pipeline_begin(v->redis);
   for (size_t i = 0; i < n; i++) {
     items[i].award_revoke = NULL;
     cand[i] = revoke_candidate(v, &items[i]);
@@ -420,28 +340,25 @@ int verify_awards_revoke(verify_t *v, verify_item_t *items, size_t n) {
       cand[i] = NULL;
       continue;
     }
-    queued += append_award_state(v, hex, cand[i]->code);
+    queue_award_state(p, hex, cand[i]->code, &h1[i], &h2[i]);
   }
-  if (queued == 0)
-    return 0;
-  redisReply **rep;
-  int nrep;
-  if (exec_pipeline(v, &rep, &nrep) != 0)
-    return -1;
-  int k = 0;
+  if (cp_redis_pipe_count(p) == 0)
+    goto out;
+  if (cp_redis_pipe_exec(p, v->redis) != 0) {
+    rc = -1;
+    goto out;
+  }
   for (size_t i = 0; i < n; i++) {
     if (cand[i] == NULL)
       continue;
-    const redisReply *m = rep[k++];
-    member[i] = m != NULL && m->type == REDIS_REPLY_INTEGER && m->integer == 1;
-    gen[i] = reply_u64(rep[k++]);
+    member[i] = cp_redis_reply_is_int(cp_redis_pipe_reply(p, h1[i]), 1);
+    gen[i] = cp_redis_reply_u64(cp_redis_pipe_reply(p, h2[i]));
   }
-  cp_redis_replies_free(rep, nrep);
 
   /* Round 2: the award's event, and whether its withdrawal is already on the register. When the
    * award is no longer held but an earlier generation exists, this may be a redrive after the
    * withdrawal was recorded in Redis but before it was sent: look at that generation again. */
-  cp_redis_pipeline_begin(v->redis);
+  cp_redis_pipe_reset(p);
   for (size_t i = 0; i < n; i++) {
     if (cand[i] == NULL)
       continue;
@@ -449,41 +366,38 @@ int verify_awards_revoke(verify_t *v, verify_item_t *items, size_t n) {
     if (!member[i] && gen[i] > 0)
       gen[i]--;
     award_id(cand[i]->code, hex, gen[i], id);
-    snprintf(key, sizeof key, CP_KEY_EVENT_FMT, VERIFY_AWARD_PROVIDER, id);
-    cp_redis_append(v->redis, "HMGET %s state index revoked_by", key);
+    h1[i] = cp_redis_pipe_cmd(p, "HMGET %s state index revoked_by", cp_key_event(&key, VERIFY_AWARD_PROVIDER, id));
     award_revoke_id(cand[i]->code, hex, gen[i], id);
-    snprintf(key, sizeof key, CP_KEY_EVENT_FMT, VERIFY_AWARD_PROVIDER, id);
-    cp_redis_append(v->redis, "HGET %s state", key);
+    h2[i] = cp_redis_pipe_cmd(p, "HGET %s state", cp_key_event(&key, VERIFY_AWARD_PROVIDER, id));
   }
-  if (exec_pipeline(v, &rep, &nrep) != 0)
-    return -1;
-  k = 0;
+  if (cp_redis_pipe_exec(p, v->redis) != 0) {
+    rc = -1;
+    goto out;
+  }
   bool withdraw[VERIFY_BATCH_MAX], late[VERIFY_BATCH_MAX];
   for (size_t i = 0; i < n; i++) {
     withdraw[i] = false;
     late[i] = false;
     if (cand[i] == NULL)
       continue;
-    const redisReply *a = rep[k++];
-    const redisReply *rs = rep[k++];
+    const redisReply *a = cp_redis_reply_array(cp_redis_pipe_reply(p, h1[i]), 3);
+    const redisReply *rs = cp_redis_pipe_reply(p, h2[i]);
     known_pseudonym_hex(items[i].ev, hex);
     award_revoke_id(cand[i]->code, hex, gen[i], id);
-    if (a == NULL || a->type != REDIS_REPLY_ARRAY || a->elements != 3)
+    if (a == NULL)
       continue;
     const redisReply *st = a->element[0], *ix = a->element[1], *by = a->element[2];
-    bool committed = st->type == REDIS_REPLY_STRING && st->len == 9 && memcmp(st->str, "committed", 9) == 0;
-    uint64_t index = reply_u64(ix);
+    bool committed = cp_redis_reply_is_str(st, "committed");
+    uint64_t index = cp_redis_reply_u64(ix);
     bool by_none = by->type != REDIS_REPLY_STRING || by->len == 0;
-    bool by_us = by->type == REDIS_REPLY_STRING && strlen(id) == by->len && memcmp(by->str, id, by->len) == 0;
-    bool sent = rs != NULL && rs->type == REDIS_REPLY_STRING && rs->len == 9 && memcmp(rs->str, "committed", 9) == 0;
-    if (sent)
+    bool by_us = cp_redis_reply_is_str(by, id);
+    if (cp_redis_reply_is_str(rs, "committed"))   /* its revocation is on the register already */
       continue;
     if (!committed) {
       /* Issued, not yet on the register: withdraw it now, send its revocation once it commits
        * (verify_withdraw.c). A redrive after the withdrawal (no longer held, revoked_by ours)
        * writes the record again, in case the first run stopped before it. */
-      bool accepted = st->type == REDIS_REPLY_STRING && st->len == 8 && memcmp(st->str, "accepted", 8) == 0;
-      if (accepted && ((member[i] && (by_none || by_us)) || (!member[i] && by_us))) {
+      if (cp_redis_reply_is_str(st, "accepted") && ((member[i] && (by_none || by_us)) || (!member[i] && by_us))) {
         withdraw[i] = member[i];
         late[i] = true;
       }
@@ -498,39 +412,32 @@ int verify_awards_revoke(verify_t *v, verify_item_t *items, size_t n) {
       items[i].award_revoke_index = index;
     }
   }
-  cp_redis_replies_free(rep, nrep);
 
   /* Round 3: the code leaves the worker's set; a held award is marked withdrawn and its generation
    * moves on (once, however many replicas or redrives get here). */
-  cp_redis_pipeline_begin(v->redis);
+  cp_redis_pipe_reset(p);
   for (size_t i = 0; i < n; i++) {
     if (cand[i] == NULL)
       continue;
     known_pseudonym_hex(items[i].ev, hex);
-    snprintf(key, sizeof key, CP_KEY_W_CC_FMT, hex);
-    cp_redis_append(v->redis, "SREM %s %s", key, revoked_code(&items[i]));
+    (void)cp_redis_pipe_cmd(p, "SREM %s %s", cp_key_w_cc(&key, hex), revoked_code(&items[i]));
     if (!withdraw[i])
       continue;
+    char rid[VERIFY_AWARD_ID_MAX];
     award_id(cand[i]->code, hex, gen[i], id);
-    snprintf(key, sizeof key, CP_KEY_EVENT_FMT, VERIFY_AWARD_PROVIDER, id);
-    award_revoke_id(cand[i]->code, hex, gen[i], id);
-    cp_redis_append(v->redis, "HSETNX %s revoked_by %s", key, id);
-    char gkey[VERIFY_KEY_MAX], akey[VERIFY_KEY_MAX], g[24];
-    snprintf(gkey, sizeof gkey, VERIFY_KEY_W_AWARD_GEN_FMT, hex);
-    snprintf(akey, sizeof akey, CP_KEY_W_AWARDS_FMT, hex);
-    snprintf(g, sizeof g, "%" PRIu64, gen[i]);
-    const char *argv[] = {"EVAL", WITHDRAW_AWARD, "2", gkey, akey, cand[i]->code, g};
-    cp_redis_append_argv(v->redis, 7, argv, NULL);
+    award_revoke_id(cand[i]->code, hex, gen[i], rid);
+    (void)cp_redis_pipe_cmd(p, "HSETNX %s revoked_by %s", cp_key_event(&key, VERIFY_AWARD_PROVIDER, id), rid);
+    (void)proj_withdraw_award(p, hex, cand[i]->code, gen[i]);
   }
   /* Last: the late withdrawals' records (after the withdrawal itself, see the header comment). */
   for (size_t i = 0; i < n; i++) {
     if (cand[i] == NULL || !late[i])
       continue;
     known_pseudonym_hex(items[i].ev, hex);
-    char field[VERIFY_KEY_MAX], val[64];
-    snprintf(field, sizeof field, "%s:%" PRIu64 ":%s", cand[i]->code, gen[i], hex);
+    char val[64];
     snprintf(val, sizeof val, "0 %.16s", items[i].ev->completion_date ? items[i].ev->completion_date : "");
-    cp_redis_append(v->redis, "HSETNX %s %s %s", CP_KEY_AWARD_WD, field, val);
+    (void)cp_redis_pipe_cmd(p, "HSETNX %s %s %s", cp_key_award_wd(),
+                            cp_key_award_wd_field(&key, cand[i]->code, gen[i], hex), val);
     if (withdraw[i]) {
       v->counts.award_late_withdrawals++;
       award_id(cand[i]->code, hex, gen[i], id);
@@ -538,10 +445,13 @@ int verify_awards_revoke(verify_t *v, verify_item_t *items, size_t n) {
                   CP_KV_STR("award", cand[i]->code), CP_KV_STR("event", id), CP_KV_END);
     }
   }
-  if (exec_pipeline(v, &rep, &nrep) != 0)
-    return -1;
-  cp_redis_replies_free(rep, nrep);
-  return 0;
+  if (cp_redis_pipe_exec(p, v->redis) != 0) {
+    rc = -1;
+    goto out;
+  }
+out:
+  cp_redis_pipe_destroy(&p);
+  return rc;
 }
 
 /* A redriven award that must not be issued: stored as rejected by stage_write. */
@@ -552,86 +462,70 @@ static void reject_award(verify_item_t *it, const char *why) {
            it->ev->provider_event_id, why);
 }
 
-static bool reply_is(const redisReply *r, const char *s) {
-  size_t n = strlen(s);
-  return r != NULL && r->type == REDIS_REPLY_STRING && r->len == n && memcmp(r->str, s, n) == 0;
-}
-
 int verify_awards_redrive(verify_t *v, verify_item_t *items, size_t n) {
   char hex[2 * CP_PSEUDONYM_BYTES + 1], code[CAT_CODE_MAX], hex16[17];
   const cat_qual_t *aw[VERIFY_BATCH_MAX];
   uint64_t gen[VERIFY_BATCH_MAX];
   bool held[VERIFY_BATCH_MAX];
   char src[VERIFY_BATCH_MAX][VERIFY_KEY_MAX];
+  cp_redis_handle_t hm[VERIFY_BATCH_MAX], hg[VERIFY_BATCH_MAX], hf[VERIFY_BATCH_MAX];
   assert(n <= VERIFY_BATCH_MAX);
-  int queued = 0;
+  int rc = 0;
+  cp_redis_pipe_t *p = cp_redis_pipe_new();
 
   /* Round 1: is it a well-formed award of this worker; is it still held at its generation? */
-  cp_redis_pipeline_begin(v->redis);
   for (size_t i = 0; i < n; i++) {
     verify_item_t *it = &items[i];
     aw[i] = NULL;
     if (!it->award_redrive || it->state != VITEM_PASS)
       continue;
     const cat_qual_t *q = NULL;
-    if (!parse_award_id(it->ev->provider_event_id, code, hex16, &gen[i]) ||
+    if (!proj_award_id_parse(it->ev->provider_event_id, code, hex16, &gen[i]) ||
         strcmp(code, it->ev->qualification_code) != 0 || (q = cat_find(v->cat, code)) == NULL ||
         !q->derived || !pseudonym_hex(it->ev, hex) || strncmp(hex, hex16, 16) != 0) {
       reject_award(it, "not a derived award event of this worker");
       continue;
     }
     aw[i] = q;
-    queued += append_award_state(v, hex, q->code);
-    cp_redis_append(v->redis, "HMGET %s src revoked_by", it->key);
-    queued += 1;
+    queue_award_state(p, hex, q->code, &hm[i], &hg[i]);
+    hf[i] = cp_redis_pipe_cmd(p, "HMGET %s src revoked_by", it->key);
   }
-  if (queued == 0)
-    return 0;
-  redisReply **rep;
-  int nrep;
-  if (exec_pipeline(v, &rep, &nrep) != 0)
-    return -1;
-  int k = 0;
+  if (cp_redis_pipe_count(p) == 0)
+    goto out;
+  if (cp_redis_pipe_exec(p, v->redis) != 0) {
+    rc = -1;
+    goto out;
+  }
   for (size_t i = 0; i < n; i++) {
     if (aw[i] == NULL)
       continue;
-    const redisReply *m = rep[k++];
-    uint64_t g = reply_u64(rep[k++]);
-    const redisReply *f = rep[k++];
-    const redisReply *sr = NULL, *by = NULL;
-    if (f != NULL && f->type == REDIS_REPLY_ARRAY && f->elements == 2) {
-      sr = f->element[0];
-      by = f->element[1];
-    }
-    held[i] = m != NULL && m->type == REDIS_REPLY_INTEGER && m->integer == 1 && g == gen[i];
+    uint64_t g = cp_redis_reply_u64(cp_redis_pipe_reply(p, hg[i]));
+    const redisReply *f = cp_redis_reply_array(cp_redis_pipe_reply(p, hf[i]), 2);
+    const redisReply *sr = f != NULL ? f->element[0] : NULL, *by = f != NULL ? f->element[1] : NULL;
+    held[i] = cp_redis_reply_is_int(cp_redis_pipe_reply(p, hm[i]), 1) && g == gen[i];
     if (!held[i] && g > gen[i]) {
       /* withdrawn before it committed (verify_awards_revoke): it still goes onto the register,
        * and verify_withdraw.c sends its revocation after it */
       char aid[VERIFY_AWARD_ID_MAX], rid[VERIFY_AWARD_ID_MAX];
       known_pseudonym_hex(items[i].ev, hex);
       verify_award_ids(aw[i]->code, hex, gen[i], aid, rid);
-      held[i] = reply_is(by, rid);
+      held[i] = cp_redis_reply_is_str(by, rid);
     }
-    src[i][0] = '\0';
-    if (sr != NULL && sr->type == REDIS_REPLY_STRING && sr->len < VERIFY_KEY_MAX)
-      snprintf(src[i], VERIFY_KEY_MAX, "%.*s", (int)sr->len, sr->str);
+    if (!cp_redis_reply_copy(sr, src[i], VERIFY_KEY_MAX))
+      src[i][0] = '\0';
   }
-  cp_redis_replies_free(rep, nrep);
 
   /* Round 2: the award follows the standard that completed it onto the register. */
-  queued = 0;
-  cp_redis_pipeline_begin(v->redis);
+  cp_redis_pipe_reset(p);
   for (size_t i = 0; i < n; i++) {
     if (aw[i] == NULL || !held[i] || src[i][0] == '\0')
       continue;
-    cp_redis_append(v->redis, "HGET %s state", src[i]);
-    queued++;
+    hf[i] = cp_redis_pipe_cmd(p, "HGET %s state", src[i]);
   }
-  rep = NULL;
-  nrep = 0;
-  if (queued > 0 && exec_pipeline(v, &rep, &nrep) != 0)
-    return -1;
-  k = 0;
+  if (cp_redis_pipe_exec(p, v->redis) != 0) {
+    rc = -1;
+    goto out;
+  }
   for (size_t i = 0; i < n; i++) {
     verify_item_t *it = &items[i];
     if (aw[i] == NULL)
@@ -640,7 +534,7 @@ int verify_awards_redrive(verify_t *v, verify_item_t *items, size_t n) {
       reject_award(it, "the worker no longer holds it at this generation");
       continue;
     }
-    if (src[i][0] != '\0' && !reply_is(rep[k++], "committed")) {
+    if (src[i][0] != '\0' && !cp_redis_reply_is_str(cp_redis_pipe_reply(p, hf[i]), "committed")) {
       it->state = VITEM_DROP;   /* still pending: the redrive brings it back after the standard */
       continue;
     }
@@ -652,6 +546,7 @@ int verify_awards_redrive(verify_t *v, verify_item_t *items, size_t n) {
     cp_log_info("derived award re-sent", CP_KV_STR("award", aw[i]->code),
                 CP_KV_STR("event", it->ev->provider_event_id), CP_KV_END);
   }
-  cp_redis_replies_free(rep, nrep);
-  return 0;
+out:
+  cp_redis_pipe_destroy(&p);
+  return rc;
 }

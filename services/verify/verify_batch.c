@@ -13,18 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Copy a Redis string (or nil -> "") into dst. */
-static void reply_str(const redisReply *r, char *dst, size_t max) {
-  if (r != NULL && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS))
-    snprintf(dst, max, "%.*s", (int)r->len, r->str);
-  else
-    dst[0] = '\0';
-}
-
-/* An HMGET reply with `n` fields, or NULL when it is something else. */
-static const redisReply *hmget_ok(const redisReply *r, size_t n) {
-  return (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == n) ? r : NULL;
-}
 
 static bool parse_index(const char *s, uint64_t *out) {
   if (s[0] == '\0')
@@ -63,11 +51,11 @@ static void decide_revocation(verify_item_t *it, const redisReply *target) {
                "Operator revocation names no event (revokes_event_id must be \"<provider>:<event id>\").");
     return;
   }
-  const redisReply *t = hmget_ok(target, 4);
-  reply_str(t ? t->element[0] : NULL, st, sizeof st);
-  reply_str(t ? t->element[1] : NULL, idx, sizeof idx);
-  reply_str(t ? t->element[2] : NULL, by, sizeof by);
-  reply_str(t ? t->element[3] : NULL, it->revoked_code, sizeof it->revoked_code);
+  const redisReply *t = cp_redis_reply_array(target, 4);
+  cp_redis_reply_str(t ? t->element[0] : NULL, st, sizeof st);
+  cp_redis_reply_str(t ? t->element[1] : NULL, idx, sizeof idx);
+  cp_redis_reply_str(t ? t->element[2] : NULL, by, sizeof by);
+  cp_redis_reply_str(t ? t->element[3] : NULL, it->revoked_code, sizeof it->revoked_code);
   uint64_t index = 0;
   if (strcmp(st, "committed") != 0 || !parse_index(idx, &index)) {
     set_reject(it, CP_R_REVOKED_EVENT_UNKNOWN,
@@ -87,49 +75,41 @@ static void decide_revocation(verify_item_t *it, const redisReply *target) {
 
 /* Stage 1: one pipeline reading every event's state (and each revoked event's state). */
 static int stage_read(verify_t *v, verify_item_t *items, size_t n, int32_t today) {
-  cp_redis_pipeline_begin(v->redis);
+  cp_redis_pipe_t *p = cp_redis_pipe_new();
+  cp_redis_handle_t *own_h = cp_xcalloc(n > 0 ? n : 1, sizeof *own_h);
+  cp_redis_handle_t *target_h = cp_xcalloc(n > 0 ? n : 1, sizeof *target_h);
   for (size_t i = 0; i < n; i++) {
     verify_item_t *it = &items[i];
     if (it->state == VITEM_DROP)
       continue;
-    cp_redis_append(v->redis, "HMGET %s state reason msg index", it->key);
+    own_h[i] = cp_redis_pipe_cmd(p, "HMGET %s state reason msg index", it->key);
     it->target_key[0] = '\0';
     if (it->ev->kind == CAREPASS__V1__EVENT_KIND__EVENT_KIND_REVOCATION) {
       char tprov[64];
       const char *tevent;
-      if (verify_revocation_target(it->ev, tprov, sizeof tprov, &tevent)) {
-        int kl = snprintf(it->target_key, sizeof it->target_key, CP_KEY_EVENT_FMT, tprov, tevent);
-        if (kl < 0 || (size_t)kl >= sizeof it->target_key)
-          it->target_key[0] = '\0';
-      }
+      if (verify_revocation_target(it->ev, tprov, sizeof tprov, &tevent))   /* too long: unknown */
+        (void)cp_key_event_into(it->target_key, sizeof it->target_key, tprov, tevent);
       if (it->target_key[0] != '\0')
-        cp_redis_append(v->redis, "HMGET %s state index revoked_by qcode", it->target_key);
+        target_h[i] = cp_redis_pipe_cmd(p, "HMGET %s state index revoked_by qcode", it->target_key);
     }
   }
-  redisReply **rep = NULL;
-  int nrep = 0;
-  if (cp_redis_pipeline_exec(v->redis, &rep, &nrep) != 0)
-    return -1;
-  int k = 0;
-  for (size_t i = 0; i < n; i++) {
+  int rc = cp_redis_pipe_exec(p, v->redis);
+  for (size_t i = 0; rc == 0 && i < n; i++) {
     verify_item_t *it = &items[i];
     if (it->state == VITEM_DROP)
       continue;
-    assert(k < nrep);
-    const redisReply *own = hmget_ok(rep[k++], 4);
+    const redisReply *own = cp_redis_reply_array(cp_redis_pipe_reply(p, own_h[i]), 4);
     const redisReply *target = NULL;
-    if (it->ev->kind == CAREPASS__V1__EVENT_KIND__EVENT_KIND_REVOCATION && it->target_key[0] != '\0') {
-      assert(k < nrep);
-      target = rep[k++];
-    }
-    reply_str(own ? own->element[0] : NULL, it->stored_state, sizeof it->stored_state);
+    if (it->ev->kind == CAREPASS__V1__EVENT_KIND__EVENT_KIND_REVOCATION && it->target_key[0] != '\0')
+      target = cp_redis_pipe_reply(p, target_h[i]);
+    cp_redis_reply_str(own ? own->element[0] : NULL, it->stored_state, sizeof it->stored_state);
     if (strcmp(it->stored_state, "rejected") == 0 || strcmp(it->stored_state, "committed") == 0) {
       /* Redrive of an event that already has its final answer: say it again, do not redo it. */
       it->state = VITEM_REPLAY;
-      reply_str(own->element[1], it->stored_reason, sizeof it->stored_reason);
-      reply_str(own->element[2], it->stored_msg, sizeof it->stored_msg);
+      cp_redis_reply_str(own->element[1], it->stored_reason, sizeof it->stored_reason);
+      cp_redis_reply_str(own->element[2], it->stored_msg, sizeof it->stored_msg);
       char idx[24];
-      reply_str(own->element[3], idx, sizeof idx);
+      cp_redis_reply_str(own->element[3], idx, sizeof idx);
       if (!parse_index(idx, &it->stored_index))
         it->stored_index = 0;
       continue;
@@ -155,49 +135,38 @@ static int stage_read(verify_t *v, verify_item_t *items, size_t n, int32_t today
       set_reject(it, CP_R_INVALID_KIND, "%s", cp_reason_text(CP_R_INVALID_KIND));
     }
   }
-  for (int i = 0; i < nrep; i++)
-    freeReplyObject(rep[i]);
-  free(rep);
-  return 0;
+  free(own_h);
+  free(target_h);
+  cp_redis_pipe_destroy(&p);
+  return rc;
 }
 
 /* Stage 2: one pipeline storing rejections (final state, out of the pending set) and marking
  * revoked events, so that a second revocation of the same record is refused. */
 static int stage_write(verify_t *v, verify_item_t *items, size_t n) {
-  char member[VERIFY_KEY_MAX];
-  int queued = 0;
-  cp_redis_pipeline_begin(v->redis);
+  cp_key_t member;
+  cp_redis_pipe_t *p = cp_redis_pipe_new();
   for (size_t i = 0; i < n; i++) {
     verify_item_t *it = &items[i];
     const Carepass__V1__PendingEvent *ev = it->ev;
     if (it->state == VITEM_DROP || it->state == VITEM_PASS) {
       if (it->state == VITEM_PASS && it->entry_type == CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_REVOCATION) {
         assert(it->target_key[0] != '\0');
-        cp_redis_append(v->redis, "HSETNX %s revoked_by %s", it->target_key, ev->provider_event_id);
-        queued++;
+        (void)cp_redis_pipe_cmd(p, "HSETNX %s revoked_by %s", it->target_key, ev->provider_event_id);
       }
       continue;
     }
-    snprintf(member, sizeof member, "%s:%s", ev->provider_id, ev->provider_event_id);
     if (it->state == VITEM_REJECT) {
-      cp_redis_append(v->redis, "HSET %s state rejected reason %s msg %s", it->key,
-                      cp_reason_code(it->res.reason), it->res.message);
-      cp_redis_append(v->redis, "HDEL %s pending", it->key);
-      queued += 2;
+      (void)cp_redis_pipe_cmd(p, "HSET %s state rejected reason %s msg %s", it->key, cp_reason_code(it->res.reason),
+                              it->res.message);
+      (void)cp_redis_pipe_cmd(p, "HDEL %s pending", it->key);
     }
-    cp_redis_append(v->redis, "ZREM %s %s", CP_KEY_PENDING, member);
-    queued++;
+    (void)cp_redis_pipe_cmd(p, "ZREM %s %s", cp_key_pending(),
+                            cp_key_pending_member(&member, ev->provider_id, ev->provider_event_id));
   }
-  if (queued == 0)
-    return 0;
-  redisReply **rep = NULL;
-  int nrep = 0;
-  if (cp_redis_pipeline_exec(v->redis, &rep, &nrep) != 0)
-    return -1;
-  for (int i = 0; i < nrep; i++)
-    freeReplyObject(rep[i]);
-  free(rep);
-  return 0;
+  int rc = cp_redis_pipe_exec(p, v->redis);
+  cp_redis_pipe_destroy(&p);
+  return rc;
 }
 
 static int send_result(verify_t *v, const verify_item_t *it, Carepass__V1__Outcome outcome,

@@ -138,9 +138,8 @@ static bool recv_item(verify_t *v, verify_item_t *it) {
     return true;
   }
   const Carepass__V1__PendingEvent *ev = it->ev;
-  int kl = snprintf(it->key, sizeof it->key, CP_KEY_EVENT_FMT, ev->provider_id, ev->provider_event_id);
-  if (ev->provider_id[0] == '\0' || ev->provider_event_id[0] == '\0' || kl < 0 ||
-      (size_t)kl >= sizeof it->key ||
+  bool fits = cp_key_event_into(it->key, sizeof it->key, ev->provider_id, ev->provider_event_id);
+  if (ev->provider_id[0] == '\0' || ev->provider_event_id[0] == '\0' || !fits ||
       strlen(ev->revokes_event_id) > (strcmp(ev->provider_id, VERIFY_OPERATOR_PROVIDER) == 0
                                           ? VERIFY_OPERATOR_TARGET_MAX : 64)) {
     v->counts.malformed++;

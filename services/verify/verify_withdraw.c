@@ -17,6 +17,7 @@
  *   award rejected or unknown              -> HDEL: it will not reach the register
  * Several replicas may do the same at once: every step is idempotent. */
 #include "verify.h"
+#include "cp_keys.h"
 #include "cp_log.h"
 #include "cp_util.h"
 
@@ -47,25 +48,11 @@ static int hexval(char c) {
   return -1;
 }
 
-/* A Redis string reply as a C string in dst; false when it is not a string or does not fit. */
-static bool reply_copy(const redisReply *r, char *dst, size_t max) {
-  if (r == NULL || r->type != REDIS_REPLY_STRING || r->len >= max)
-    return false;
-  memcpy(dst, r->str, r->len);
-  dst[r->len] = '\0';
-  return true;
-}
-
-static bool reply_eq(const redisReply *r, const char *s) {
-  size_t n = strlen(s);
-  return r != NULL && r->type == REDIS_REPLY_STRING && r->len == n && memcmp(r->str, s, n) == 0;
-}
-
 /* Parse field "<code>:<gen>:<hex>" and value "<sent ms> <date>"; false when unusable. */
 static bool parse_rec(const verify_t *v, const redisReply *f, const redisReply *val, wd_rec_t *rec) {
   char buf[64];
   memset(rec, 0, sizeof *rec);
-  if (!reply_copy(f, rec->field, sizeof rec->field))
+  if (!cp_redis_reply_copy(f, rec->field, sizeof rec->field))
     return false;
   const char *c1 = strchr(rec->field, ':');
   const char *c2 = c1 != NULL ? strchr(c1 + 1, ':') : NULL;
@@ -94,7 +81,7 @@ static bool parse_rec(const verify_t *v, const redisReply *f, const redisReply *
     rec->pseudonym[i] = (uint8_t)(hi << 4 | lo);
   }
   memcpy(rec->hex, h, 2 * CP_PSEUDONYM_BYTES + 1);
-  if (!reply_copy(val, buf, sizeof buf))
+  if (!cp_redis_reply_copy(val, buf, sizeof buf))
     return false;
   long long sent = strtoll(buf, &end, 10);
   rec->sent_ms = (end != buf && sent > 0) ? (int64_t)sent : 0;
@@ -104,6 +91,11 @@ static bool parse_rec(const verify_t *v, const redisReply *f, const redisReply *
   verify_award_ids(rec->award->code, rec->hex, rec->gen, rec->award_id, rec->revoke_id);
   return true;
 }
+
+/* Record that the revocation of `field` was sent at `val`, only while the record is still there (a
+ * replica may have finished it meanwhile). KEYS[1] cp:award_wd; ARGV[1] field, ARGV[2] value. */
+static cp_redis_script_t touch_record = CP_REDIS_SCRIPT("touch late withdrawal", 1,
+    "if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end return 0");
 
 /* Send the revocation of the committed award `rec` at register index `index`. */
 static int send_late_revocation(verify_t *v, const wd_rec_t *rec, uint64_t index) {
@@ -133,22 +125,22 @@ int verify_awards_withdraw_tick(verify_t *v) {
     snprintf(v->wd_cursor, sizeof v->wd_cursor, "0");
   char count[16];
   snprintf(count, sizeof count, "%d", VERIFY_AWARD_WD_SCAN);
-  const char *scan[] = {"HSCAN", CP_KEY_AWARD_WD, v->wd_cursor, "COUNT", count};
+  const char *scan[] = {"HSCAN", cp_key_award_wd(), v->wd_cursor, "COUNT", count};
   redisReply *r = cp_redis_cmd_argv(v->redis, 5, scan, NULL);
   if (r == NULL)
     return -1;
   int rc = 0;
   wd_rec_t *recs = NULL;
   bool *usable = NULL;
+  cp_redis_handle_t *ha = NULL, *hr = NULL;
   size_t nrec = 0;
-  redisReply **rep = NULL;
-  int nrep = 0;
-  if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[1]->type != REDIS_REPLY_ARRAY) {
-    cp_log_warn("redis: unexpected HSCAN reply", CP_KV_STR("key", CP_KEY_AWARD_WD), CP_KV_END);
+  cp_redis_pipe_t *p = cp_redis_pipe_new();
+  if (cp_redis_reply_array(r, 2) == NULL || r->element[1]->type != REDIS_REPLY_ARRAY) {
+    cp_log_warn("redis: unexpected HSCAN reply", CP_KV_STR("key", cp_key_award_wd()), CP_KV_END);
     snprintf(v->wd_cursor, sizeof v->wd_cursor, "0");
     goto out;
   }
-  if (!reply_copy(r->element[0], v->wd_cursor, sizeof v->wd_cursor))
+  if (!cp_redis_reply_copy(r->element[0], v->wd_cursor, sizeof v->wd_cursor))
     snprintf(v->wd_cursor, sizeof v->wd_cursor, "0");
   const redisReply *kv = r->element[1];
   nrec = kv->elements / 2;
@@ -156,104 +148,92 @@ int verify_awards_withdraw_tick(verify_t *v) {
     goto out;
   recs = cp_xcalloc(nrec, sizeof *recs);
   usable = cp_xcalloc(nrec, sizeof *usable);
+  ha = cp_xcalloc(nrec, sizeof *ha);
+  hr = cp_xcalloc(nrec, sizeof *hr);
 
   /* The award's event and its revocation's event, per record. */
-  cp_redis_pipeline_begin(v->redis);
   for (size_t i = 0; i < nrec; i++) {
     usable[i] = parse_rec(v, kv->element[2 * i], kv->element[2 * i + 1], &recs[i]);
-    char key[VERIFY_KEY_MAX];
+    cp_key_t key;
     if (!usable[i]) {
       if (recs[i].field[0] != '\0')
         cp_log_warn("unusable late award withdrawal record; deleted", CP_KV_END);
       continue;
     }
-    snprintf(key, sizeof key, CP_KEY_EVENT_FMT, VERIFY_AWARD_PROVIDER, recs[i].award_id);
-    cp_redis_append(v->redis, "HMGET %s state index revoked_by", key);
-    snprintf(key, sizeof key, CP_KEY_EVENT_FMT, VERIFY_AWARD_PROVIDER, recs[i].revoke_id);
-    cp_redis_append(v->redis, "HGET %s state", key);
+    ha[i] = cp_redis_pipe_cmd(p, "HMGET %s state index revoked_by",
+                              cp_key_event(&key, VERIFY_AWARD_PROVIDER, recs[i].award_id));
+    hr[i] = cp_redis_pipe_cmd(p, "HGET %s state", cp_key_event(&key, VERIFY_AWARD_PROVIDER, recs[i].revoke_id));
   }
-  if (cp_redis_pipeline_exec(v->redis, &rep, &nrep) != 0) {
+  if (cp_redis_pipe_exec(p, v->redis) != 0) {
     rc = -1;
     goto out;
   }
 
   /* Decide; the Redis updates go in one pipeline after the sends. */
   int64_t now = cp_now_ms();
-  int k = 0;
   uint64_t index[VERIFY_AWARD_WD_SCAN * 2];
   enum { WD_WAIT, WD_DONE, WD_SEND } act[VERIFY_AWARD_WD_SCAN * 2];
   size_t lim = nrec < CP_ARRAY_LEN(act) ? nrec : CP_ARRAY_LEN(act);   /* HSCAN COUNT is a hint */
-  for (size_t i = 0; i < nrec; i++) {
-    if (i < lim)
-      act[i] = WD_DONE;
+  for (size_t i = 0; i < lim; i++) {
+    act[i] = WD_DONE;
     if (!usable[i])
       continue;
-    const redisReply *a = rep[k++];
-    const redisReply *rs = rep[k++];
-    if (i >= lim)
-      continue;
-    if (a == NULL || a->type != REDIS_REPLY_ARRAY || a->elements != 3) {
+    const redisReply *a = cp_redis_reply_array(cp_redis_pipe_reply(p, ha[i]), 3);
+    const redisReply *rs = cp_redis_pipe_reply(p, hr[i]);
+    if (a == NULL) {
       act[i] = WD_WAIT;   /* odd reply: look again next time */
       continue;
     }
     const redisReply *st = a->element[0], *ix = a->element[1], *by = a->element[2];
     char idx[24];
     char *end = NULL;
-    if (reply_eq(rs, "committed")) {
+    if (cp_redis_reply_is_str(rs, "committed")) {
       act[i] = WD_DONE;
-    } else if (reply_eq(st, "committed")) {
-      bool by_other = by->type == REDIS_REPLY_STRING && by->len > 0 && !reply_eq(by, recs[i].revoke_id);
-      if (by_other || !reply_copy(ix, idx, sizeof idx) || idx[0] == '\0') {
+    } else if (cp_redis_reply_is_str(st, "committed")) {
+      bool by_other = by->type == REDIS_REPLY_STRING && by->len > 0 && !cp_redis_reply_is_str(by, recs[i].revoke_id);
+      if (by_other || !cp_redis_reply_copy(ix, idx, sizeof idx) || idx[0] == '\0') {
         act[i] = WD_DONE;
       } else {
         index[i] = (uint64_t)strtoull(idx, &end, 10);
         bool due = recs[i].sent_ms == 0 || now - recs[i].sent_ms >= VERIFY_AWARD_WD_RESEND_MS;
         act[i] = (end != NULL && *end == '\0') ? (due ? WD_SEND : WD_WAIT) : WD_DONE;
       }
-    } else if (reply_eq(st, "accepted")) {
+    } else if (cp_redis_reply_is_str(st, "accepted")) {
       act[i] = WD_WAIT;
     } else {
       act[i] = WD_DONE;   /* rejected, or no such award: it will not reach the register */
     }
   }
-  cp_redis_replies_free(rep, nrep);
-  rep = NULL;
-  nrep = 0;
 
-  int queued = 0;
-  bool sent[VERIFY_AWARD_WD_SCAN * 2];
+  bool sent[VERIFY_AWARD_WD_SCAN * 2] = {false};   /* after a break below, the rest stay unsent */
   for (size_t i = 0; i < lim; i++) {
-    sent[i] = false;
     if (!usable[i] || act[i] != WD_SEND)
       continue;
     if (send_late_revocation(v, &recs[i], index[i]) != 0)
       break;   /* stopping: the record stays, the next run sends it */
     sent[i] = true;
   }
-  cp_redis_pipeline_begin(v->redis);
+  cp_redis_pipe_reset(p);
   for (size_t i = 0; i < lim; i++) {
     if (recs[i].field[0] == '\0')
       continue;
     if (act[i] == WD_DONE) {
-      cp_redis_append(v->redis, "HDEL %s %s", CP_KEY_AWARD_WD, recs[i].field);
-      queued++;
+      (void)cp_redis_pipe_cmd(p, "HDEL %s %s", cp_key_award_wd(), recs[i].field);
     } else if (act[i] == WD_SEND && sent[i]) {
       char val[64];
       snprintf(val, sizeof val, "%" PRId64 " %s", now, recs[i].date);
-      /* only while the record is still there: a replica may have finished it meanwhile */
-      cp_redis_append(v->redis, "EVAL %s 1 %s %s %s",
-                      "if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then "
-                      "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end return 0",
-                      CP_KEY_AWARD_WD, recs[i].field, val);
-      queued++;
+      const char *argv[] = {cp_key_award_wd(), recs[i].field, val};
+      (void)cp_redis_pipe_script(p, &touch_record, 3, argv, NULL);
     }
   }
-  if (queued > 0 && cp_redis_pipeline_exec(v->redis, &rep, &nrep) != 0)
+  if (cp_redis_pipe_exec(p, v->redis) != 0)
     rc = -1;
 out:
-  cp_redis_replies_free(rep, nrep);
+  cp_redis_pipe_destroy(&p);
   freeReplyObject(r);
   free(recs);
   free(usable);
+  free(ha);
+  free(hr);
   return rc;
 }

@@ -1,4 +1,5 @@
-/* test_redis.c -- cp_redis against a real redis-server: commands, error replies, pipelines, reconnects. */
+/* test_redis.c -- the Redis layer against a real redis-server: commands, error replies, pipelines by
+ * handle, scripts by EVALSHA (reloaded after NOSCRIPT), reconnects, reply helpers, key builders. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <setjmp.h>
@@ -15,122 +16,12 @@
 #include <arpa/inet.h>
 #include <cmocka.h>
 
+#include "cp_keys.h"
 #include "cp_redis.h"
 
-#define REDIS_SERVER "/usr/bin/redis-server"
-#define START_WAIT_MS 10000   /* bound on waiting for redis-server to answer PING */
-#define STOP_WAIT_MS 10000    /* bound on waiting for it to exit after SIGTERM */
+#include "redis_server.h"
+
 #define TIMEOUT_MS 2000       /* cp_redis command timeout */
-
-/* One redis-server for one test. */
-typedef struct {
-  char dir[64];   // temp directory: redis data and log
-  int port;       // loopback port it listens on
-  pid_t pid;      // redis-server process, 0 when not running
-} srv_t;
-
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
-/* A loopback TCP port that was free a moment ago. */
-static int free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  assert_true(fd >= 0);
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-  socklen_t len = sizeof a;
-  assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-/* Is something answering PING on the port? (raw hiredis, independent of cp_redis) */
-static bool pings(int port) {
-  struct timeval tv = {0, 200000};
-  redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
-  bool ok = false;
-  if (c != NULL && !c->err) {
-    redisReply *r = redisCommand(c, "PING");
-    ok = r != NULL && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
-    if (r) freeReplyObject(r);
-  }
-  if (c) redisFree(c);
-  return ok;
-}
-
-/* Start redis-server on s->port (no persistence) and wait until it answers. */
-static int srv_start(srv_t *s) {
-  char port[16], logfile[96];
-  snprintf(port, sizeof port, "%d", s->port);
-  snprintf(logfile, sizeof logfile, "%s/redis.log", s->dir);
-  pid_t pid = fork();
-  if (pid < 0) return -1;
-  if (pid == 0) {
-    execl(REDIS_SERVER, REDIS_SERVER, "--port", port, "--bind", "127.0.0.1", "--save", "",
-          "--appendonly", "no", "--dir", s->dir, "--daemonize", "no", "--logfile", logfile,
-          (char *)NULL);
-    _exit(127);
-  }
-  s->pid = pid;
-  for (int waited = 0; waited < START_WAIT_MS; waited += 20) {
-    if (pings(s->port)) return 0;
-    int st;
-    if (waitpid(pid, &st, WNOHANG) == pid) { /* exited: e.g. the port was taken meanwhile */
-      s->pid = 0;
-      return -1;
-    }
-    sleep_ms(20);
-  }
-  return -1;
-}
-
-/* SIGTERM, bounded wait, then SIGKILL. */
-static void srv_stop(srv_t *s) {
-  if (s->pid <= 0) return;
-  kill(s->pid, SIGTERM);
-  int st;
-  for (int waited = 0; waited < STOP_WAIT_MS; waited += 10) {
-    if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
-      s->pid = 0;
-      return;
-    }
-    sleep_ms(10);
-  }
-  kill(s->pid, SIGKILL);
-  waitpid(s->pid, &st, 0);
-  s->pid = 0;
-}
-
-static int setup(void **state) {
-  srv_t *s = cp_xcalloc(1, sizeof *s);
-  snprintf(s->dir, sizeof s->dir, "/tmp/cp-test-redis-XXXXXX");
-  if (mkdtemp(s->dir) == NULL) return -1;
-  for (int attempt = 0; attempt < 3; attempt++) { /* another process may grab the port first */
-    s->port = free_port();
-    if (srv_start(s) == 0) {
-      *state = s;
-      return 0;
-    }
-    srv_stop(s);
-  }
-  fprintf(stderr, "could not start %s (see %s/redis.log)\n", REDIS_SERVER, s->dir);
-  return -1;
-}
-
-static int teardown(void **state) {
-  srv_t *s = *state;
-  srv_stop(s);
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);
-  int rc = system(cmd);
-  free(s);
-  return rc == 0 ? 0 : -1;
-}
 
 static cp_redis_t *connect_to(const srv_t *s) {
   char err[CP_ERRLEN] = "";
@@ -363,6 +254,282 @@ static void test_reconnect_after_restart(void **state) {
   cp_redis_destroy(&r);
 }
 
+/* How many times the server ran `cmd` (INFO commandstats), e.g. "eval", "evalsha". */
+static long long calls_of(cp_redis_t *r, const char *cmd) {
+  redisReply *rep = cp_redis_cmd(r, "INFO commandstats");
+  assert_non_null(rep);
+  char want[64];
+  snprintf(want, sizeof want, "cmdstat_%s:calls=", cmd);
+  const char *at = strstr(rep->str, want);
+  long long n = at != NULL ? atoll(at + strlen(want)) : 0;
+  freeReplyObject(rep);
+  return n;
+}
+
+static cp_redis_script_t incr_by = CP_REDIS_SCRIPT("incr_by", 1,
+    "return redis.call('INCRBY', KEYS[1], ARGV[1])");
+static cp_redis_script_t echo_args = CP_REDIS_SCRIPT("echo_args", 2,
+    "return {KEYS[1], KEYS[2], ARGV[1], ARGV[2]}");
+
+/* Our SHA-1 of a script is the one Redis computes, at every length around the block edges. */
+static void test_script_sha(void **state) {
+  srv_t *s = *state;
+  cp_redis_t *r = connect_to(s);
+  char src[300];
+  for (size_t len = 9; len < sizeof src - 1; len += (len > 50 && len < 70) ? 1 : 13) {
+    memset(src, 'x', len);   /* "return 'xx...x'" of exactly len bytes */
+    memcpy(src, "return '", 8);
+    src[len - 1] = '\'';
+    src[len] = '\0';
+    cp_redis_script_t sc = CP_REDIS_SCRIPT("len", 0, src);
+    redisReply *rep = cp_redis_cmd(r, "SCRIPT LOAD %s", src);
+    assert_non_null(rep);
+    assert_string_equal(rep->str, cp_redis_script_sha(&sc));
+    freeReplyObject(rep);
+  }
+  assert_string_equal(cp_redis_script_sha(&incr_by), cp_redis_script_sha(&incr_by)); /* computed once */
+  cp_redis_destroy(&r);
+}
+
+/* One script call: EVALSHA, and after SCRIPT FLUSH the same call still works. */
+static void test_eval(void **state) {
+  srv_t *s = *state;
+  cp_redis_t *r = connect_to(s);
+  const char *argv[] = {"cp:test:{n}", "5"};
+  for (int i = 1; i <= 3; i++) {
+    redisReply *rep = cp_redis_eval(r, &incr_by, 2, argv, NULL);
+    assert_non_null(rep);
+    assert_int_equal(rep->integer, 5 * i);
+    freeReplyObject(rep);
+    if (i == 2) freeReplyObject(cp_redis_cmd(r, "SCRIPT FLUSH"));
+  }
+  assert_int_equal(calls_of(r, "evalsha"), 3);
+  assert_int_equal(calls_of(r, "eval"), 2);   /* the first call ever, and the one after the flush */
+  const char *bad[] = {"cp:test:{str}", "x"};
+  freeReplyObject(cp_redis_cmd(r, "SET cp:test:{str} s"));
+  assert_null(cp_redis_eval(r, &incr_by, 2, bad, NULL));   /* an error reply: NULL + errstr */
+  assert_non_null(strstr(cp_redis_errstr(r), "not an integer"));
+  cp_redis_destroy(&r);
+}
+
+/* Replies by handle, whatever the mix of printf-style, argv, built and script commands. */
+static void test_pipe_handles(void **state) {
+  srv_t *s = *state;
+  cp_redis_t *r = connect_to(s);
+  cp_redis_pipe_t *p = cp_redis_pipe_new();
+  enum { N = 200 };
+  cp_redis_handle_t push[N], get[N];
+  for (int i = 0; i < N; i++) {
+    push[i] = cp_redis_pipe_cmd(p, "RPUSH cp:test:{list} %d", i);
+    const char *argv[] = {"SET", "cp:test:{k}", "v"};
+    char val[16];
+    snprintf(val, sizeof val, "v%d", i);
+    argv[2] = val;
+    (void)cp_redis_pipe_argv(p, 3, argv, NULL);
+    cp_redis_handle_t h = cp_redis_pipe_start(p, NULL);
+    cp_redis_pipe_arg(p, "GET");
+    cp_redis_pipe_argf(p, "cp:test:{%s}", "k");
+    get[i] = h;
+  }
+  const char *sargv[] = {"cp:test:{a}", "cp:test:{b}", "x\0y", "z"};
+  const size_t slens[] = {11, 11, 3, 1};
+  cp_redis_handle_t sc = cp_redis_pipe_script(p, &echo_args, 4, sargv, slens);
+  cp_redis_handle_t bad = cp_redis_pipe_cmd(p, "INCR cp:test:{k}");   /* "v199": an error reply */
+  cp_redis_handle_t all = cp_redis_pipe_cmd(p, "LRANGE cp:test:{list} 0 -1");
+  assert_int_equal(cp_redis_pipe_count(p), 3 * N + 3);
+  assert_null(cp_redis_pipe_reply(p, all));   /* not run yet */
+  assert_int_equal(cp_redis_pipe_exec(p, r), 0);
+  for (int i = N - 1; i >= 0; i--) {   /* any order */
+    assert_true(cp_redis_reply_is_int(cp_redis_pipe_reply(p, push[i]), i + 1));
+    char want[16];
+    snprintf(want, sizeof want, "v%d", i);
+    assert_true(cp_redis_reply_is_str(cp_redis_pipe_reply(p, get[i]), want));
+  }
+  const redisReply *e = cp_redis_reply_array(cp_redis_pipe_reply(p, sc), 4);
+  assert_non_null(e);
+  assert_true(cp_redis_reply_is_str(e->element[1], "cp:test:{b}"));
+  assert_int_equal(e->element[2]->len, 3);
+  assert_memory_equal(e->element[2]->str, "x\0y", 3);
+  assert_true(cp_redis_reply_is_error(cp_redis_pipe_reply(p, bad)));
+  char err[CP_ERRLEN];
+  assert_int_equal(cp_redis_pipe_check(p, "test", err, sizeof err), -1);
+  assert_non_null(strstr(err, "not an integer"));
+  assert_int_equal(cp_redis_pipe_reply(p, all)->elements, N);
+
+  /* reset: reuse the pipe; an empty pipe runs without I/O */
+  cp_redis_pipe_reset(p);
+  assert_int_equal(cp_redis_pipe_exec(p, r), 0);
+  cp_redis_handle_t ok = cp_redis_pipe_cmd(p, "GET cp:test:{k}");
+  assert_int_equal(cp_redis_pipe_exec(p, r), 0);
+  assert_int_equal(cp_redis_pipe_check(p, "test", err, sizeof err), 0);
+  assert_true(cp_redis_reply_is_str(cp_redis_pipe_reply(p, ok), "v199"));
+  cp_redis_pipe_destroy(&p);
+  assert_null(p);
+  cp_redis_pipe_destroy(&p);   /* safe on NULL */
+  cp_redis_destroy(&r);
+}
+
+/* Scripts in pipelines: loaded once per connection in the same round trip, then EVALSHA only;
+ * after SCRIPT FLUSH or a reconnect the calls still work, without the caller knowing. */
+static void test_pipe_scripts(void **state) {
+  srv_t *s = *state;
+  cp_redis_t *r = connect_to(s);
+  cp_redis_t *admin = connect_to(s);
+  cp_redis_pipe_t *p = cp_redis_pipe_new();
+  const char *argv[] = {"cp:test:{n}", "1"};
+  long long total = 0;
+  for (int round = 0; round < 6; round++) {
+    cp_redis_pipe_reset(p);
+    cp_redis_handle_t h[10];
+    for (int i = 0; i < 10; i++) h[i] = cp_redis_pipe_script(p, &incr_by, 2, argv, NULL);
+    if (round == 2) freeReplyObject(cp_redis_cmd(admin, "SCRIPT FLUSH"));
+    if (round == 4) freeReplyObject(cp_redis_cmd(admin, "CLIENT KILL TYPE normal SKIPME yes"));
+    int rc = cp_redis_pipe_exec(p, r);
+    if (rc != 0) {   /* killed: the commands are kept; exec again */
+      assert_int_equal(round, 4);
+      assert_int_equal(cp_redis_pipe_exec(p, r), 0);
+    }
+    for (int i = 0; i < 10; i++) assert_true(cp_redis_reply_is_int(cp_redis_pipe_reply(p, h[i]), ++total));
+  }
+  assert_int_equal(calls_of(admin, "eval"), 10);   /* only the 10 calls right after the flush */
+  assert_int_equal(calls_of(admin, "evalsha"), 60);
+  assert_true(calls_of(admin, "script|load") <= 3);   /* first connection, after the flush?, after the kill */
+  cp_redis_pipe_destroy(&p);
+  cp_redis_destroy(&admin);
+  cp_redis_destroy(&r);
+}
+
+/* Growth: big values and many arguments (cp_xrealloc), binary-safe. */
+static void test_pipe_growth(void **state) {
+  srv_t *s = *state;
+  cp_redis_t *r = connect_to(s);
+  cp_redis_pipe_t *p = cp_redis_pipe_new();
+  enum { BIG = 100000, ARGS = 3000 };
+  char *big = cp_xmalloc(BIG);
+  for (size_t i = 0; i < BIG; i++) big[i] = (char)(i % 251);
+  cp_redis_handle_t set = cp_redis_pipe_cmd(p, "SET cp:test:{big} %b", big, (size_t)BIG);
+  cp_redis_handle_t sadd = cp_redis_pipe_start(p, NULL);
+  cp_redis_pipe_arg(p, "SADD");
+  cp_redis_pipe_arg(p, "cp:test:{set}");
+  for (int i = 0; i < ARGS; i++) cp_redis_pipe_argf(p, "m%d", i);
+  cp_redis_handle_t get = cp_redis_pipe_cmd(p, "GET cp:test:{big}");
+  assert_int_equal(cp_redis_pipe_exec(p, r), 0);
+  assert_int_equal(cp_redis_pipe_reply(p, set)->type, REDIS_REPLY_STATUS);
+  assert_true(cp_redis_reply_is_int(cp_redis_pipe_reply(p, sadd), ARGS));
+  const redisReply *g = cp_redis_pipe_reply(p, get);
+  assert_int_equal(g->len, BIG);
+  assert_memory_equal(g->str, big, BIG);
+  free(big);
+  cp_redis_pipe_destroy(&p);
+  cp_redis_destroy(&r);
+}
+
+/* The reply helpers on real replies. */
+static void test_reply_helpers(void **state) {
+  srv_t *s = *state;
+  cp_redis_t *r = connect_to(s);
+  freeReplyObject(cp_redis_cmd(r, "HSET cp:test:{h} a 42 b hello c %s", ""));
+  redisReply *m = cp_redis_cmd(r, "HMGET cp:test:{h} a b c missing");
+  assert_non_null(cp_redis_reply_array(m, 4));
+  assert_null(cp_redis_reply_array(m, 3));
+  assert_int_equal(cp_redis_reply_u64(m->element[0]), 42);
+  assert_int_equal(cp_redis_reply_u64(m->element[1]), 0);
+  assert_int_equal(cp_redis_reply_u64(m->element[3]), 0);
+  char buf[6];
+  assert_true(cp_redis_reply_copy(m->element[1], buf, sizeof buf));
+  assert_string_equal(buf, "hello");
+  assert_false(cp_redis_reply_copy(m->element[1], buf, 5));   /* does not fit */
+  assert_false(cp_redis_reply_copy(m->element[3], buf, sizeof buf));   /* nil */
+  char *d = cp_redis_reply_strdup(m->element[1]);
+  assert_string_equal(d, "hello");
+  free(d);
+  assert_null(cp_redis_reply_strdup(m->element[2]));   /* empty */
+  assert_true(cp_redis_reply_is_str(m->element[1], "hello"));
+  assert_false(cp_redis_reply_is_str(m->element[1], "hell"));
+  freeReplyObject(m);
+  redisReply *all = cp_redis_cmd(r, "HGETALL cp:test:{h}");
+  assert_string_equal(cp_redis_hfield(all, "b"), "hello");
+  assert_null(cp_redis_hfield(all, "missing"));
+  freeReplyObject(all);
+  redisReply *n = cp_redis_cmd(r, "HLEN cp:test:{h}");
+  assert_true(cp_redis_reply_is_int(n, 3));
+  assert_int_equal(cp_redis_reply_u64(n), 3);
+  freeReplyObject(n);
+  cp_redis_destroy(&r);
+}
+
+/* Every key family: one builder, the formats of the old macros, a {hash tag} on its entity. */
+static void test_keys(void **state) {
+  (void)state;
+  cp_key_t k;
+  assert_string_equal(cp_key_event(&k, "PRV-0001", "e1"), "cp:ev:{PRV-0001:e1}");
+  assert_string_equal(cp_key_pending_member(&k, "PRV-0001", "e1"), "PRV-0001:e1");
+  assert_string_equal(cp_key_pending(), "cp:pending");
+  char small[20];
+  assert_true(cp_key_event_into(small, sizeof small, "P", "e1"));
+  assert_string_equal(small, "cp:ev:{P:e1}");
+  assert_false(cp_key_event_into(small, sizeof small, "PRV-0001", "event-1"));   /* 23 bytes */
+  assert_string_equal(small, "");
+  assert_string_equal(cp_key_event_of_member(&k, "PRV-0001:e1xyz", 11), "cp:ev:{PRV-0001:e1}");
+  assert_string_equal(cp_key_w_entries(&k, "ab"), "cp:w:{ab}:entries");
+  assert_string_equal(cp_key_w_cc(&k, "ab"), "cp:w:{ab}:cc");
+  assert_string_equal(cp_key_w_awards(&k, "ab"), "cp:w:{ab}:awards");
+  assert_string_equal(cp_key_w_award_gen(&k, "ab"), "cp:w:{ab}:award_gen");
+  assert_string_equal(cp_key_award_wd(), "cp:award_wd");
+  assert_string_equal(cp_key_award_wd_field(&k, "CC", 2, "ab"), "CC:2:ab");
+  assert_string_equal(cp_key_reg_indexed(&k, 3), "cp:reg:{3}:indexed");
+  assert_string_equal(cp_key_nt_delivery(&k, "msg_1"), "cp:nt:d:{msg_1}");
+  assert_string_equal(cp_key_nt_due(), "cp:nt:due");
+  assert_string_equal(cp_key_nt_dead(), "cp:nt:dead");
+  assert_string_equal(cp_key_exp_due(), "cp:exp:due");
+  assert_string_equal(cp_key_exp_lease(), "cp:exp:lease");
+  assert_string_equal(cp_key_exp(&k, 17), "cp:exp:{17}");
+  assert_string_equal(cp_key_sub(&k, "sub_1"), "cp:sub:{sub_1}");
+  assert_string_equal(cp_key_w_subs(&k, "ab"), "cp:w:{ab}:subs");
+  assert_string_equal(cp_key_w_profile(&k, "ab"), "cp:w:{ab}:profile");
+  assert_string_equal(cp_key_sc(&k, "ff"), "cp:sc:{ff}");
+  assert_string_equal(cp_key_scid(&k, "sc_1"), "cp:scid:{sc_1}");
+  assert_string_equal(cp_key_scid_subs(&k, "sc_1"), "cp:scid:{sc_1}:subs");
+  assert_string_equal(cp_key_w_sc(&k, "ab"), "cp:w:{ab}:sc");
+  assert_string_equal(cp_key_w_views(&k, "ab"), "cp:w:{ab}:views");
+  assert_string_equal(cp_key_rl_ip(&k, "127.0.0.1"), "cp:rl:ip:{127.0.0.1}");
+  assert_string_equal(cp_key_rl_code(&k, "ff"), "cp:rl:code:{ff}");
+}
+
+/* A pipe sent on the caller's own connection (as notify's non-blocking one): scripts loaded on the
+ * cp_redis_t, commands appended to the raw context, replies handed back, NOSCRIPT re-run. */
+static void test_pipe_on_own_connection(void **state) {
+  srv_t *s = *state;
+  cp_redis_t *r = connect_to(s);
+  cp_redis_t *admin = connect_to(s);
+  struct timeval tv = {2, 0};
+  redisContext *c = redisConnectWithTimeout("127.0.0.1", s->port, tv);
+  assert_true(c != NULL && !c->err);
+  cp_redis_pipe_t *p = cp_redis_pipe_new();
+  char err[CP_ERRLEN];
+  const char *argv[] = {"cp:test:{own}", "2"};
+  for (int round = 0; round < 2; round++) {
+    cp_redis_pipe_reset(p);
+    cp_redis_handle_t a = cp_redis_pipe_script(p, &incr_by, 2, argv, NULL);
+    cp_redis_handle_t b = cp_redis_pipe_cmd(p, "GET cp:test:{own}");
+    if (round == 1) freeReplyObject(cp_redis_cmd(admin, "SCRIPT FLUSH"));   /* after the load: NOSCRIPT */
+    assert_int_equal(cp_redis_pipe_load_scripts(p, r, err, sizeof err), 0);
+    if (round == 1) freeReplyObject(cp_redis_cmd(admin, "SCRIPT FLUSH"));
+    assert_int_equal(cp_redis_pipe_append_to(p, c), 0);
+    redisReply **reps = cp_xcalloc(2, sizeof *reps);
+    for (int i = 0; i < 2; i++) assert_int_equal(redisGetReply(c, (void **)&reps[i]), REDIS_OK);
+    cp_redis_pipe_take_replies(p, reps, 2);
+    if (round == 1) assert_true(cp_redis_reply_is_error(cp_redis_pipe_reply(p, a)));   /* NOSCRIPT */
+    assert_int_equal(cp_redis_pipe_fix_noscript(p, r, err, sizeof err), 0);
+    assert_true(cp_redis_reply_is_int(cp_redis_pipe_reply(p, a), 2 * (round + 1)));
+    if (round == 0) assert_true(cp_redis_reply_is_str(cp_redis_pipe_reply(p, b), "2"));
+  }
+  cp_redis_pipe_destroy(&p);
+  redisFree(c);
+  cp_redis_destroy(&admin);
+  cp_redis_destroy(&r);
+}
+
 int main(void) {
   if (access(REDIS_SERVER, X_OK) != 0) {
     fprintf(stderr, "test_redis: %s not found; install redis-server\n", REDIS_SERVER);
@@ -375,6 +542,14 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_pipeline_order, setup, teardown),
       cmocka_unit_test_setup_teardown(test_reconnect_after_client_kill, setup, teardown),
       cmocka_unit_test_setup_teardown(test_reconnect_after_restart, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_script_sha, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_eval, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_pipe_handles, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_pipe_scripts, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_pipe_growth, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_pipe_on_own_connection, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_reply_helpers, setup, teardown),
+      cmocka_unit_test(test_keys),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

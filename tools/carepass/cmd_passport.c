@@ -123,9 +123,8 @@ static int load_indexes(const char *hex, pp_row_t **rows, size_t *nrows) {
     cli_error("passport", "Redis at %s:%d: %s", host, port, err);
     return -1;
   }
-  char key[128];
-  snprintf(key, sizeof key, CP_KEY_W_ENTRIES_FMT, hex);
-  redisReply *rep = cp_redis_cmd(r, "LRANGE %s 0 %d", key, PASSPORT_MAX_ENTRIES - 1);
+  cp_key_t key;
+  redisReply *rep = cp_redis_cmd(r, "LRANGE %s 0 %d", cp_key_w_entries(&key, hex), PASSPORT_MAX_ENTRIES - 1);
   if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
     cli_error("passport", "Redis LRANGE: %s", rep == NULL ? cp_redis_errstr(r) : "unexpected reply");
     if (rep != NULL) freeReplyObject(rep);

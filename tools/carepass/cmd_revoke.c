@@ -30,9 +30,9 @@
 /* Forget a stale claim of an operator event (refused earlier, or made with another --reason and never
  * committed) so it can be claimed afresh; a committed one is never touched. KEYS[1] its cp:ev key,
  * KEYS[2] cp:pending, ARGV[1] its pending member. */
-static const char FORGET_STALE[] =
+static cp_redis_script_t forget_stale = CP_REDIS_SCRIPT("forget stale operator event", 2,
     "if redis.call('HGET', KEYS[1], 'state') == 'committed' then return 0 end "
-    "redis.call('DEL', KEYS[1]) redis.call('ZREM', KEYS[2], ARGV[1]) return 1";
+    "redis.call('DEL', KEYS[1]) redis.call('ZREM', KEYS[2], ARGV[1]) return 1");
 
 static void help(FILE *out) {
   fprintf(out,
@@ -203,12 +203,11 @@ static int claim_and_send(cp_redis_t *r, const char *sha, int64_t redrive_ms, vo
     }
     ing_claim_clear(&c);
     if (!stale) break;
-    char key[300], member[300];
-    snprintf(key, sizeof key, CP_KEY_EVENT_FMT, REVOKE_PROVIDER, t->op_event);
-    snprintf(member, sizeof member, "%s:%s", REVOKE_PROVIDER, t->op_event);
-    const char *argv[] = {"EVAL", FORGET_STALE, "2", key, CP_KEY_PENDING, member};
-    redisReply *rep = cp_redis_cmd_argv(r, 6, argv, NULL);
-    bool forgot = rep != NULL && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
+    cp_key_t key, member;
+    const char *argv[] = {cp_key_event(&key, REVOKE_PROVIDER, t->op_event), cp_key_pending(),
+                          cp_key_pending_member(&member, REVOKE_PROVIDER, t->op_event)};
+    redisReply *rep = cp_redis_eval(r, &forget_stale, 3, argv, NULL);
+    bool forgot = cp_redis_reply_is_int(rep, 1);
     if (rep != NULL) freeReplyObject(rep);
     if (!forgot) {
       cp_err(err, errlen, "event %s:%s is used for another revocation", REVOKE_PROVIDER, t->op_event);
@@ -228,11 +227,10 @@ static size_t wait_commits(cp_redis_t *r, target_t *t, size_t nt, int wait_s) {
     done = 0;
     for (size_t i = 0; i < nt; i++) {
       if (!t[i].done && !t[i].refused) {
-        char key[300];
-        snprintf(key, sizeof key, CP_KEY_EVENT_FMT, REVOKE_PROVIDER, t[i].op_event);
-        redisReply *rep = cp_redis_cmd(r, "HMGET %s state index reason msg", key);
-        if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 4 &&
-            rep->element[0]->type == REDIS_REPLY_STRING) {
+        cp_key_t key;
+        redisReply *rep = cp_redis_cmd(r, "HMGET %s state index reason msg",
+                                       cp_key_event(&key, REVOKE_PROVIDER, t[i].op_event));
+        if (cp_redis_reply_array(rep, 4) != NULL && rep->element[0]->type == REDIS_REPLY_STRING) {
           const redisReply *const *e = (const redisReply *const *)rep->element;
           if (strcmp(e[0]->str, "committed") == 0 && e[1]->type == REDIS_REPLY_STRING) {
             t[i].done = true;

@@ -44,11 +44,16 @@ int cmd_status(int argc, char **argv) {
     return CLI_EXIT_FAIL;
   }
   int rc = CLI_EXIT_FAIL;
-  char key[512];
-  snprintf(key, sizeof key, CP_KEY_EVENT_FMT, args[0], args[1]);
-  redisReply *rep = cp_redis_cmd(r, "HMGET %s state reason msg index t", key);
+  cp_key_t key;
+  if (strlen(args[0]) + strlen(args[1]) > CP_KEY_MAX / 2) {
+    cli_error("status", "provider or event id too long");
+    cp_redis_destroy(&r);
+    return CLI_EXIT_USAGE;
+  }
+  cp_key_event(&key, args[0], args[1]);
+  redisReply *rep = cp_redis_cmd(r, "HMGET %s state reason msg index t", key.s);
   if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 5) {
-    cli_error("status", "Redis HMGET %s: %s", key, rep == NULL ? cp_redis_errstr(r) : "unexpected reply");
+    cli_error("status", "Redis HMGET %s: %s", key.s, rep == NULL ? cp_redis_errstr(r) : "unexpected reply");
     goto out;
   }
   const char *f[5];

@@ -1,0 +1,83 @@
+/* cp_projection.h -- the one projection of the register onto Redis: what a committed register
+ * entry means for the derived keys (cp_keys.h). The signer applies it after each durable batch
+ * (services/signer/signer_redis.c), `carepass reindex` replays the whole log through it
+ * (tools/carepass/cmd_reindex.c), and verify withdraws awards with its script.
+ *
+ * Every committed entry, live and replayed (proj_entry):
+ *   cp:ev:{p:e}             state committed, index (pending, reason, msg deleted); out of cp:pending
+ *   cp:w:{hex}:entries      the entry's index, appended once
+ *   revocation of a record or award below it: on the revoked event's cp:ev, revoked_by (HSETNX:
+ *                           verify sets it first when it verifies the revocation), revoked_index,
+ *                           revoked_at (the revocation's issued_at)
+ *   key entries             nothing (no event, no worker)
+ * Replayed only (PROJ_REPLAY), because live they are written before the commit by the service
+ * that decides them and they must not be written again at commit (a replay of the signer's last
+ * batches after a crash would undo later decisions):
+ *   cp:ev digest            intake's idempotency digest, rebuilt from the entry (events that came
+ *                           through intake: not carepass's own award events)
+ *   cp:ev qcode, cp:w:{hex}:cc    a standard a derived award requires (verify, verify_awards.c)
+ *   cp:w:{hex}:awards, :award_gen, cp:award_wd   the award state machine (verify_awards.c):
+ *                           an award entry is held (at the generation of its id), a revoked award
+ *                           is withdrawn (proj_withdraw_award, the script verify uses too), a
+ *                           revoked standard withdraws the award it counts towards (its event
+ *                           gets revoked_by, as verify writes it), recording a late withdrawal
+ *                           until the award's own revocation is on the register
+ * Last, cp:reg:{shard}:indexed (proj_indexed). Applying an entry twice changes nothing, so does
+ * replaying the whole log over the state it built. */
+#ifndef CP_PROJECTION_H
+#define CP_PROJECTION_H
+
+#include <stdint.h>
+
+#include "carepass/v1/register.pb-c.h"
+#include "cp_catalogue.h"
+#include "cp_redis.h"
+
+#define PROJ_AWARD_PROVIDER "carepass"             /* provider id of derived awards and their revocations */
+#define PROJ_OPERATOR_PROVIDER "carepass-operator" /* provider id of operator revocations (carepass revoke) */
+
+#define PROJ_AWARD_ID_MAX 96   /* room for an award or award-revocation event id */
+
+/* The event id of generation gen of a worker's derived award: "award:<code>:<hex16>", then
+ * ":g<gen>" after the first; and of its revocation: "award-revoke:<code>:<hex16>:<gen>". */
+void proj_award_id(const char *code, const char *pseudonym_hex, uint64_t gen, char out[PROJ_AWARD_ID_MAX]);
+void proj_award_revoke_id(const char *code, const char *pseudonym_hex, uint64_t gen, char out[PROJ_AWARD_ID_MAX]);
+
+/* Split an award event id "award:<code>:<hex16>[:g<gen>]"; false when it is not one. */
+bool proj_award_id_parse(const char *id, char code[CAT_CODE_MAX], char hex16[17], uint64_t *gen);
+
+typedef enum {
+  PROJ_LIVE,     // the signer, after a durable batch: intake and verify wrote the rest already
+  PROJ_REPLAY,   // `carepass reindex`: nothing else wrote anything; rebuild all derived state
+} proj_mode_t;
+
+typedef struct proj proj_t;
+
+/* cat may be NULL in PROJ_LIVE (it is used only for the award state of a replay). */
+proj_t *proj_new(proj_mode_t mode, const cat_catalogue_t *cat);
+void proj_destroy(proj_t **p);
+
+/* Queue on pipe the Redis updates of committed entry `index`. For a revocation, target is the
+ * entry it revokes (NULL when it names none below it or that entry cannot be read). */
+void proj_entry(proj_t *p, cp_redis_pipe_t *pipe, uint64_t index, const Carepass__V1__PassportEntry *pe,
+                const Carepass__V1__PassportEntry *target);
+
+/* Queue the event state of (provider, event) committed at `index` (what proj_entry writes for
+ * every event; alone, for an event the register already holds: a duplicate). */
+void proj_event_committed(cp_redis_pipe_t *pipe, const char *provider_id, const char *event_id, uint64_t index);
+
+/* Queue "this standard counts towards a derived award": its code on its event (qcode, for a
+ * revocation that names only the event) and in the worker's progress set cp:w:{hex}:cc. Verify
+ * writes it when it passes the standard, a replay when it meets the committed record. */
+void proj_standard_held(cp_redis_pipe_t *pipe, const char *evkey, const char *pseudonym_hex, const char *code);
+
+/* Queue "generation gen of award code is withdrawn" for the worker: only while the generation is
+ * still gen (a missing field is 0) does it go up by one and the code leave the awards set. The
+ * reply is 1 when this call withdrew it, else 0. */
+cp_redis_handle_t proj_withdraw_award(cp_redis_pipe_t *pipe, const char *pseudonym_hex, const char *award_code,
+                                      uint64_t gen);
+
+/* Queue cp:reg:{shard}:indexed = size. */
+void proj_indexed(cp_redis_pipe_t *pipe, int shard, uint64_t size);
+
+#endif

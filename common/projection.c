@@ -1,0 +1,271 @@
+/* projection.c -- a committed register entry applied to the derived Redis state (see cp_projection.h). */
+#include "cp_projection.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "carepass/v1/internal.pb-c.h"
+#include "cp_crypto.h"
+#include "cp_ingest.h"
+#include "cp_keys.h"
+
+#define AWARDS_PER_CODE 4   /* derived awards one code may count towards (the Care Certificate needs 1) */
+
+struct proj {
+  proj_mode_t mode;            // live (signer) or replay (reindex)
+  const cat_catalogue_t *cat;  // catalogue: which codes derived awards require (replay only)
+};
+
+/* Append a worker's index only once, so that applying an entry again adds nothing twice. */
+static cp_redis_script_t rpush_once = CP_REDIS_SCRIPT("rpush once", 1,
+    "if redis.call('LPOS', KEYS[1], ARGV[1]) == false then return redis.call('RPUSH', KEYS[1], ARGV[1]) end return 0");
+
+/* Withdraw generation ARGV[2] of award ARGV[1] once (see proj_withdraw_award).
+ * KEYS[1] cp:w:{hex}:award_gen, KEYS[2] cp:w:{hex}:awards (one hash slot). */
+static cp_redis_script_t withdraw_award = CP_REDIS_SCRIPT("withdraw award", 2,
+    "local g = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') "
+    "if g == tonumber(ARGV[2]) then "
+    "  redis.call('HINCRBY', KEYS[1], ARGV[1], 1) "
+    "  redis.call('SREM', KEYS[2], ARGV[1]) "
+    "  return 1 "
+    "end "
+    "return 0");
+
+/* A derived award entry: held again, at the generation of its id. The generation is written only
+ * when present already (a replay over built state: the revocations after it in the walk raise it
+ * again), so a first award that was never withdrawn leaves no generation, as verify leaves it.
+ * KEYS[1] cp:w:{hex}:awards, KEYS[2] cp:w:{hex}:award_gen; ARGV[1] code, ARGV[2] generation. */
+static cp_redis_script_t award_held = CP_REDIS_SCRIPT("award held", 2,
+    "redis.call('SADD', KEYS[1], ARGV[1]) "
+    "if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) end "
+    "return 0");
+
+/* A revoked standard withdraws the award it counts towards when that award is held at this point
+ * of the walk, as verify does (verify_awards_revoke): out of the awards set, generation +1, the
+ * award's event marked revoked_by its revocation's id, and, until the award's own revocation comes
+ * later in the walk (which deletes it), a late-withdrawal record in cp:award_wd, from which verify
+ * sends that revocation (services/verify/verify_withdraw.c).
+ * KEYS[1] cp:w:{hex}:awards, KEYS[2] cp:w:{hex}:award_gen, KEYS[3] cp:award_wd; ARGV[1] award code,
+ * ARGV[2] pseudonym hex, ARGV[3] the revocation's date, ARGV[4] the cp:ev key of the award's
+ * generation 0 and ARGV[5] its revocation's id without the generation (the generation is known
+ * only here: its suffix is added as proj_award_id / proj_award_revoke_id do). The award_wd hash
+ * and the award's event are not in KEYS: not yet Cluster-ready (see cp_keys.h). */
+static cp_redis_script_t standard_revoked = CP_REDIS_SCRIPT("standard revoked", 3,
+    "if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 0 end "
+    "local g = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0') "
+    "redis.call('SREM', KEYS[1], ARGV[1]) "
+    "redis.call('HSET', KEYS[2], ARGV[1], tostring(g + 1)) "
+    "local ev = ARGV[4] "
+    "if g > 0 then ev = string.sub(ev, 1, -2) .. ':g' .. tostring(g) .. '}' end "
+    "redis.call('HSETNX', ev, 'revoked_by', ARGV[5] .. tostring(g)) "
+    "redis.call('HSETNX', KEYS[3], ARGV[1] .. ':' .. tostring(g) .. ':' .. ARGV[2], '0 ' .. ARGV[3]) "
+    "return 1");
+
+void proj_award_id(const char *code, const char *hex, uint64_t gen, char out[PROJ_AWARD_ID_MAX]) {
+  if (gen == 0)
+    snprintf(out, PROJ_AWARD_ID_MAX, "award:%s:%.16s", code, hex);
+  else
+    snprintf(out, PROJ_AWARD_ID_MAX, "award:%s:%.16s:g%" PRIu64, code, hex, gen);
+}
+
+void proj_award_revoke_id(const char *code, const char *hex, uint64_t gen, char out[PROJ_AWARD_ID_MAX]) {
+  snprintf(out, PROJ_AWARD_ID_MAX, "award-revoke:%s:%.16s:%" PRIu64, code, hex, gen);
+}
+
+/* Split an award event id "award:<code>:<hex16>[:g<gen>]"; false when it is not one. */
+bool proj_award_id_parse(const char *id, char code[CAT_CODE_MAX], char hex16[17], uint64_t *gen) {
+  static const char prefix[] = "award:";
+  if (strncmp(id, prefix, sizeof prefix - 1) != 0)
+    return false;
+  const char *c = id + sizeof prefix - 1;
+  const char *colon = strchr(c, ':');
+  if (colon == NULL || colon == c || (size_t)(colon - c) >= CAT_CODE_MAX)
+    return false;
+  memcpy(code, c, (size_t)(colon - c));
+  code[colon - c] = '\0';
+  const char *h = colon + 1;
+  for (int i = 0; i < 16; i++)
+    if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f')))
+      return false;
+  memcpy(hex16, h, 16);
+  hex16[16] = '\0';
+  *gen = 0;
+  if (h[16] == '\0')
+    return true;
+  if (h[16] != ':' || h[17] != 'g' || h[18] < '1' || h[18] > '9')
+    return false;
+  char *end = NULL;
+  unsigned long long g = strtoull(h + 18, &end, 10);
+  if (end == NULL || *end != '\0')
+    return false;
+  *gen = (uint64_t)g;
+  return true;
+}
+
+proj_t *proj_new(proj_mode_t mode, const cat_catalogue_t *cat) {
+  proj_t *p = cp_xcalloc(1, sizeof *p);
+  p->mode = mode;
+  p->cat = cat;
+  return p;
+}
+
+void proj_destroy(proj_t **pp) {
+  if (pp == NULL || *pp == NULL) return;
+  free(*pp);
+  *pp = NULL;
+}
+
+static bool is_type(const Carepass__V1__PassportEntry *pe, Carepass__V1__EntryType t) { return pe->entry_type == t; }
+#define IS(pe, T) is_type((pe), CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_##T)
+
+/* The worker's pseudonym as hex; false when the entry carries none. */
+static bool worker_hex(const Carepass__V1__PassportEntry *pe, char hex[2 * CP_PSEUDONYM_BYTES + 1]) {
+  if (pe->worker_pseudonym.len != CP_PSEUDONYM_BYTES) return false;
+  cp_hex(pe->worker_pseudonym.data, CP_PSEUDONYM_BYTES, hex);
+  return true;
+}
+
+/* The award a record's code counts towards, or NULL (replay only: needs the catalogue). */
+static const cat_qual_t *award_of(const proj_t *p, const Carepass__V1__PassportEntry *pe) {
+  const cat_qual_t *aw[AWARDS_PER_CODE];
+  if (p->cat == NULL || !IS(pe, RECORD)) return NULL;
+  return cat_awards_requiring(p->cat, pe->qualification_code, aw, AWARDS_PER_CODE) > 0 ? aw[0] : NULL;
+}
+
+/* The generation in an award id (0 when it is not one). */
+static uint64_t award_gen_of(const char *event_id) {
+  char code[CAT_CODE_MAX], hex16[17];
+  uint64_t gen = 0;
+  return proj_award_id_parse(event_id, code, hex16, &gen) ? gen : 0;
+}
+
+void proj_event_committed(cp_redis_pipe_t *pipe, const char *provider_id, const char *event_id, uint64_t index) {
+  cp_key_t ev, member;
+  cp_key_event(&ev, provider_id, event_id);
+  (void)cp_redis_pipe_cmd(pipe, "HSET %s state committed index %" PRIu64, ev.s, index);
+  (void)cp_redis_pipe_cmd(pipe, "HDEL %s pending reason msg", ev.s);
+  (void)cp_redis_pipe_cmd(pipe, "ZREM %s %s", cp_key_pending(),
+                          cp_key_pending_member(&member, provider_id, event_id));
+}
+
+void proj_standard_held(cp_redis_pipe_t *pipe, const char *evkey, const char *hex, const char *code) {
+  cp_key_t cc;
+  (void)cp_redis_pipe_cmd(pipe, "HSET %s qcode %s", evkey, code);
+  (void)cp_redis_pipe_cmd(pipe, "SADD %s %s", cp_key_w_cc(&cc, hex), code);
+}
+
+cp_redis_handle_t proj_withdraw_award(cp_redis_pipe_t *pipe, const char *hex, const char *code, uint64_t gen) {
+  cp_key_t gkey, akey;
+  char g[24];
+  snprintf(g, sizeof g, "%" PRIu64, gen);
+  const char *argv[] = {cp_key_w_award_gen(&gkey, hex), cp_key_w_awards(&akey, hex), code, g};
+  return cp_redis_pipe_script(pipe, &withdraw_award, 4, argv, NULL);
+}
+
+void proj_indexed(cp_redis_pipe_t *pipe, int shard, uint64_t size) {
+  cp_key_t k;
+  (void)cp_redis_pipe_cmd(pipe, "SET %s %" PRIu64, cp_key_reg_indexed(&k, shard), size);
+}
+
+/* The digest intake stored for an event: its PendingEvent rebuilt from the entry, hashed as intake
+ * does. A revocation names its target as the provider named it (an operator: "<provider>:<event>"). */
+static void queue_digest(cp_redis_pipe_t *pipe, const char *evkey, const Carepass__V1__PassportEntry *pe,
+                         const Carepass__V1__PassportEntry *target) {
+  char revokes[2 * CP_KEY_MAX] = "";
+  bool rev = IS(pe, REVOCATION);
+  if (rev && target != NULL) {
+    if (strcmp(pe->provider_id, PROJ_OPERATOR_PROVIDER) == 0)
+      snprintf(revokes, sizeof revokes, "%s:%s", target->provider_id, target->provider_event_id);
+    else
+      snprintf(revokes, sizeof revokes, "%s", target->provider_event_id);
+  }
+  Carepass__V1__PendingEvent ev = CAREPASS__V1__PENDING_EVENT__INIT;
+  ev.provider_id = pe->provider_id;
+  ev.provider_event_id = pe->provider_event_id;
+  ev.worker_pseudonym = pe->worker_pseudonym;
+  ev.qualification_code = pe->qualification_code;
+  ev.completion_date = pe->completion_date;
+  ev.assessor_id = pe->assessor_id;
+  ev.evidence_hash = pe->evidence_hash;
+  ev.kind = rev ? CAREPASS__V1__EVENT_KIND__EVENT_KIND_REVOCATION : CAREPASS__V1__EVENT_KIND__EVENT_KIND_COMPLETION;
+  ev.revokes_event_id = revokes;
+  ev.revocation_reason = rev ? pe->reason_code : (char *)"";
+  char hex[65];
+  if (ing_pending_digest(&ev, hex) == 0) (void)cp_redis_pipe_cmd(pipe, "HSET %s digest %s", evkey, hex);
+}
+
+/* What a revocation undoes in the award state (replay): a revoked standard leaves the worker's
+ * progress set and withdraws the award it counts towards if held; a revoked award is withdrawn
+ * at its generation and no late withdrawal of it is left to finish. */
+static void queue_award_undo(const proj_t *p, cp_redis_pipe_t *pipe, const Carepass__V1__PassportEntry *rev,
+                             const Carepass__V1__PassportEntry *target) {
+  char hex[2 * CP_PSEUDONYM_BYTES + 1];
+  if (!worker_hex(target, hex)) return;
+  cp_key_t k1, k2, k3;
+  const cat_qual_t *aw = award_of(p, target);
+  if (aw != NULL) {
+    (void)cp_redis_pipe_cmd(pipe, "SREM %s %s", cp_key_w_cc(&k1, hex), target->qualification_code);
+    char id0[PROJ_AWARD_ID_MAX], rid[PROJ_AWARD_ID_MAX];
+    proj_award_id(aw->code, hex, 0, id0);
+    proj_award_revoke_id(aw->code, hex, 0, rid);
+    rid[strlen(rid) - 1] = '\0';   /* "...:0" -> "...:", the script appends the generation */
+    const char *argv[] = {cp_key_w_awards(&k1, hex), cp_key_w_award_gen(&k2, hex), cp_key_award_wd(), aw->code, hex,
+                          rev->completion_date != NULL ? rev->completion_date : "",
+                          cp_key_event(&k3, PROJ_AWARD_PROVIDER, id0), rid};
+    (void)cp_redis_pipe_script(pipe, &standard_revoked, 8, argv, NULL);
+  } else if (IS(target, DERIVED_AWARD)) {
+    uint64_t gen = award_gen_of(target->provider_event_id);
+    (void)proj_withdraw_award(pipe, hex, target->qualification_code, gen);
+    (void)cp_redis_pipe_cmd(pipe, "HDEL %s %s", cp_key_award_wd(),
+                            cp_key_award_wd_field(&k3, target->qualification_code, gen, hex));
+  }
+}
+
+/* What the committed record, award or revocation means for the award state (replay). */
+static void queue_award_state(const proj_t *p, cp_redis_pipe_t *pipe, const char *evkey, const char *hex,
+                              const Carepass__V1__PassportEntry *pe, const Carepass__V1__PassportEntry *target) {
+  cp_key_t k1, k2;
+  if (IS(pe, RECORD) && hex[0] && award_of(p, pe) != NULL) {
+    proj_standard_held(pipe, evkey, hex, pe->qualification_code);
+  } else if (IS(pe, DERIVED_AWARD) && hex[0]) {
+    char gen[24];
+    snprintf(gen, sizeof gen, "%" PRIu64, award_gen_of(pe->provider_event_id));
+    const char *argv[] = {cp_key_w_awards(&k1, hex), cp_key_w_award_gen(&k2, hex), pe->qualification_code, gen};
+    (void)cp_redis_pipe_script(pipe, &award_held, 4, argv, NULL);
+  } else if (IS(pe, REVOCATION) && target != NULL) {
+    queue_award_undo(p, pipe, pe, target);
+  }
+}
+
+void proj_entry(proj_t *p, cp_redis_pipe_t *pipe, uint64_t index, const Carepass__V1__PassportEntry *pe,
+                const Carepass__V1__PassportEntry *target) {
+  if (IS(pe, KEY)) return;   /* key history: no event, no worker */
+  if (target != NULL && (!IS(pe, REVOCATION) || pe->revokes_index >= index ||
+                         !(IS(target, RECORD) || IS(target, DERIVED_AWARD))))
+    target = NULL;           /* only a record or award below the revocation is marked */
+  cp_key_t ev, wk;
+  cp_key_event(&ev, pe->provider_id, pe->provider_event_id);
+  char hex[2 * CP_PSEUDONYM_BYTES + 1] = "";
+  (void)worker_hex(pe, hex);
+  proj_event_committed(pipe, pe->provider_id, pe->provider_event_id, index);
+  if (p->mode == PROJ_REPLAY && !IS(pe, DERIVED_AWARD) && strcmp(pe->provider_id, PROJ_AWARD_PROVIDER) != 0)
+    queue_digest(pipe, ev.s, pe, target);
+  if (hex[0]) {
+    char idx[24];
+    snprintf(idx, sizeof idx, "%" PRIu64, index);
+    const char *argv[] = {cp_key_w_entries(&wk, hex), idx};
+    (void)cp_redis_pipe_script(pipe, &rpush_once, 2, argv, NULL);
+  }
+  if (target != NULL) {
+    /* revoked_by is the revoking event id (verify sets it first, HSETNX keeps that);
+     * revoked_index / revoked_at say where on the register and from when */
+    cp_key_t tk;
+    cp_key_event(&tk, target->provider_id, target->provider_event_id);
+    (void)cp_redis_pipe_cmd(pipe, "HSETNX %s revoked_by %s", tk.s, pe->provider_event_id);
+    (void)cp_redis_pipe_cmd(pipe, "HSET %s revoked_index %" PRIu64 " revoked_at %" PRId64, tk.s, index,
+                            pe->issued_at);
+  }
+  if (p->mode == PROJ_REPLAY) queue_award_state(p, pipe, ev.s, hex, pe, target);
+}

@@ -1,0 +1,33 @@
+/* redis_internal.h -- what the files of the Redis layer (redis*.c) share; nobody else includes it. */
+#ifndef REDIS_INTERNAL_H
+#define REDIS_INTERNAL_H
+
+#include "cp_redis.h"
+
+struct cp_redis {
+  redisContext *c;     // live connection, NULL after a failure until reconnected
+  char *host;          // server host
+  int port;            // server port
+  int timeout_ms;      // connect and command timeout
+  int queued;          // commands appended since cp_redis_pipeline_begin (the old pipeline)
+  bool pipe_failed;    // an append failed: cp_redis_pipeline_exec returns -1
+  const cp_redis_script_t **loaded;  // scripts loaded on this connection (forgotten on reconnect)
+  size_t nloaded;      // entries in loaded
+  size_t loadedcap;    // entries allocated
+  char errstr[256];    // last error (connection or Redis error reply)
+};
+
+/* A live connection: reconnect when there is none. 0, or -1 with errstr set. */
+int cpr_ensure(cp_redis_t *r);
+/* Record the context's error and drop the connection (it is unusable after any error). */
+void cpr_drop(cp_redis_t *r, const char *what);
+
+/* Has this connection loaded script s? Mark it loaded; forget every script (cache flushed). */
+bool cpr_script_loaded(const cp_redis_t *r, const cp_redis_script_t *s);
+void cpr_script_mark(cp_redis_t *r, const cp_redis_script_t *s);
+void cpr_scripts_forget(cp_redis_t *r);
+
+/* Is r a NOSCRIPT error reply? */
+bool cpr_is_noscript(const redisReply *r);
+
+#endif

@@ -1,0 +1,323 @@
+/* test_projection.c -- the projection of committed register entries onto Redis (common/projection.c),
+ * against a real redis-server: what each entry type writes, live and replayed, that applying
+ * again changes nothing, and the award state a replay rebuilds. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "cp_catalogue.h"
+#include "cp_crypto.h"
+#include "cp_keys.h"
+#include "cp_projection.h"
+#include "cp_redis.h"
+#include "redis_server.h"
+
+#define TIMEOUT_MS 2000
+
+static cp_redis_t *connect_to(const srv_t *s) {
+  char err[CP_ERRLEN] = "";
+  cp_redis_t *r = cp_redis_new("127.0.0.1", s->port, TIMEOUT_MS, err, sizeof err);
+  if (r == NULL) fail_msg("cp_redis_new: %s", err);
+  return r;
+}
+
+static cat_catalogue_t *catalogue(void) {
+  const char *src = getenv("CAREPASS_SOURCE_DIR");
+  char path[512], err[CP_ERRLEN];
+  snprintf(path, sizeof path, "%s/data/catalogue.json", src ? src : CAREPASS_SOURCE_DIR_DEFAULT);
+  cat_catalogue_t *cat = NULL;
+  if (cat_load(path, &cat, err, sizeof err) != 0) fail_msg("catalogue: %s", err);
+  return cat;
+}
+
+/* A test worker's pseudonym (all bytes `b`) and its hex. */
+static uint8_t worker_a[CP_PSEUDONYM_BYTES];
+static char hex_a[2 * CP_PSEUDONYM_BYTES + 1];
+
+/* One committed entry of the test log. */
+typedef struct {
+  Carepass__V1__PassportEntry pe;   // the entry (strings point at literals or buf)
+  char id[96];                      // provider event id storage
+} entry_t;
+
+static void mk(entry_t *out, Carepass__V1__EntryType type, const char *provider, const char *id, const char *code) {
+  entry_t e;
+  Carepass__V1__PassportEntry init = CAREPASS__V1__PASSPORT_ENTRY__INIT;
+  e.pe = init;
+  snprintf(e.id, sizeof e.id, "%s", id);
+  e.pe.entry_type = type;
+  e.pe.provider_id = (char *)provider;
+  e.pe.provider_event_id = e.id;
+  e.pe.qualification_code = (char *)code;
+  e.pe.completion_date = (char *)"2025-02-01";
+  e.pe.assessor_id = (char *)"ASR-1";
+  e.pe.valid_until = (char *)"";
+  e.pe.reason_code = (char *)"";
+  e.pe.issued_at = 1760000000;
+  e.pe.worker_pseudonym.data = worker_a;
+  e.pe.worker_pseudonym.len = CP_PSEUDONYM_BYTES;
+  *out = e;
+  out->pe.provider_event_id = out->id;
+}
+
+/* Apply entries [from, to) of log (the revocation targets from the log itself), in one pipeline. */
+static void apply(cp_redis_t *r, proj_t *p, entry_t *log, size_t from, size_t to) {
+  cp_redis_pipe_t *pipe = cp_redis_pipe_new();
+  for (size_t i = from; i < to; i++) {
+    const Carepass__V1__PassportEntry *pe = &log[i].pe, *target = NULL;
+    if (pe->entry_type == CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_REVOCATION && pe->revokes_index < i)
+      target = &log[pe->revokes_index].pe;
+    proj_entry(p, pipe, i, pe, target);
+  }
+  proj_indexed(pipe, 0, to);
+  assert_int_equal(cp_redis_pipe_exec(pipe, r), 0);
+  char err[CP_ERRLEN];
+  assert_int_equal(cp_redis_pipe_check(pipe, "projection", err, sizeof err), 0);
+  cp_redis_pipe_destroy(&pipe);
+}
+
+/* qsort order of replies (redisReply *) by their string. */
+static int by_str(const void *a, const void *b) {
+  const redisReply *x = *(redisReply *const *)a, *y = *(redisReply *const *)b;
+  return strcmp(x->str, y->str);
+}
+
+/* Every key and value, type by type, as one text (sorted by key): to compare whole states. */
+static char *dump(cp_redis_t *r) {
+  redisReply *keys = cp_redis_cmd(r, "KEYS *");
+  assert_non_null(keys);
+  qsort(keys->element, keys->elements, sizeof *keys->element, by_str);
+  size_t cap = 4096, len = 0;
+  char *out = cp_xmalloc(cap);
+  out[0] = '\0';
+  for (size_t i = 0; i < keys->elements; i++) {
+    const char *k = keys->element[i]->str;
+    redisReply *t = cp_redis_cmd(r, "TYPE %s", k);
+    redisReply *v = NULL;
+    if (strcmp(t->str, "string") == 0) v = cp_redis_cmd(r, "GET %s", k);
+    else if (strcmp(t->str, "hash") == 0) v = cp_redis_cmd(r, "HGETALL %s", k);
+    else if (strcmp(t->str, "list") == 0) v = cp_redis_cmd(r, "LRANGE %s 0 -1", k);
+    else if (strcmp(t->str, "set") == 0) v = cp_redis_cmd(r, "SORT %s ALPHA", k);
+    else if (strcmp(t->str, "zset") == 0) v = cp_redis_cmd(r, "ZRANGE %s 0 -1 WITHSCORES", k);
+    assert_non_null(v);
+    char line[4096];
+    int n = snprintf(line, sizeof line, "%s %s", k, t->str);
+    if (v->type == REDIS_REPLY_STRING) n += snprintf(line + n, sizeof line - (size_t)n, " %s", v->str);
+    if (v->type == REDIS_REPLY_ARRAY) {
+      if (strcmp(t->str, "hash") == 0)   /* fields in a stable order */
+        qsort(v->element, v->elements / 2, 2 * sizeof *v->element, by_str);
+      for (size_t j = 0; j < v->elements && (size_t)n < sizeof line; j++)
+        n += snprintf(line + n, sizeof line - (size_t)n, " %s", v->element[j]->str);
+    }
+    while (len + (size_t)n + 2 > cap) out = cp_xrealloc(out, cap *= 2);
+    memcpy(out + len, line, (size_t)n);
+    len += (size_t)n;
+    out[len++] = '\n';
+    out[len] = '\0';
+    freeReplyObject(t);
+    freeReplyObject(v);
+  }
+  freeReplyObject(keys);
+  return out;
+}
+
+static void flushall(cp_redis_t *r) { freeReplyObject(cp_redis_cmd(r, "FLUSHALL")); }
+
+static char *hget(cp_redis_t *r, const char *key, const char *field) {
+  redisReply *v = cp_redis_cmd(r, "HGET %s %s", key, field);
+  char *s = cp_redis_reply_strdup(v);
+  freeReplyObject(v);
+  return s;
+}
+
+static void expect_field(cp_redis_t *r, const char *key, const char *field, const char *want) {
+  char *got = hget(r, key, field);
+  if (want == NULL) assert_null(got);
+  else assert_string_equal(got, want);
+  free(got);
+}
+
+static long long count_of(cp_redis_t *r, const char *fmt, const char *key) {
+  redisReply *v = cp_redis_cmd(r, fmt, key);
+  long long n = v->integer;
+  freeReplyObject(v);
+  return n;
+}
+
+/* Live: a record, a duplicate mark, a key entry and a revocation; applying again changes nothing. */
+static void test_live_record_and_revocation(void **state) {
+  srv_t *s = *state;
+  cp_redis_t *r = connect_to(s);
+  cp_key_t ev, ev2, w;
+  /* intake's claim and verify's revoked_by, as they are before the commit */
+  freeReplyObject(cp_redis_cmd(r, "HSET %s state accepted digest d1 pending xx t 1", cp_key_event(&ev, "PRV-0001", "e1")));
+  freeReplyObject(cp_redis_cmd(r, "ZADD cp:pending 1 PRV-0001:e1"));
+  freeReplyObject(cp_redis_cmd(r, "HSET %s revoked_by e1-rev", ev.s));
+  entry_t log[3];
+  mk(&log[0], CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_KEY, "", "", "");
+  log[0].pe.worker_pseudonym.len = 0;
+  mk(&log[1], CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_RECORD, "PRV-0001", "e1", "RF-FIRE");
+  mk(&log[2], CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_REVOCATION, "PRV-0001", "e1-rev", "RF-FIRE");
+  log[2].pe.revokes_index = 1;
+  log[2].pe.issued_at = 1760000099;
+  proj_t *p = proj_new(PROJ_LIVE, NULL);
+  apply(r, p, log, 0, 3);
+  expect_field(r, ev.s, "state", "committed");
+  expect_field(r, ev.s, "index", "1");
+  expect_field(r, ev.s, "pending", NULL);
+  expect_field(r, ev.s, "digest", "d1");             /* intake's, untouched */
+  expect_field(r, ev.s, "revoked_by", "e1-rev");      /* verify's, kept (HSETNX) */
+  expect_field(r, ev.s, "revoked_index", "2");
+  expect_field(r, ev.s, "revoked_at", "1760000099");
+  expect_field(r, cp_key_event(&ev2, "PRV-0001", "e1-rev"), "index", "2");
+  expect_field(r, ev2.s, "digest", NULL);             /* live: intake writes digests, not the signer */
+  assert_int_equal(count_of(r, "ZCARD %s", cp_key_pending()), 0);
+  assert_int_equal(count_of(r, "LLEN %s", cp_key_w_entries(&w, hex_a)), 2);
+  assert_int_equal(count_of(r, "EXISTS %s", cp_key_w_cc(&w, hex_a)), 0);   /* live: verify's */
+  char *once = dump(r);
+  apply(r, p, log, 0, 3);   /* a replay after a crash before the marker moved */
+  char *twice = dump(r);
+  assert_string_equal(once, twice);
+  free(once);
+  free(twice);
+
+  /* a duplicate seen by the signer: only the event state */
+  cp_redis_pipe_t *pipe = cp_redis_pipe_new();
+  proj_event_committed(pipe, "PRV-0002", "dup", 7);
+  assert_int_equal(cp_redis_pipe_exec(pipe, r), 0);
+  cp_redis_pipe_destroy(&pipe);
+  expect_field(r, cp_key_event(&ev, "PRV-0002", "dup"), "index", "7");
+  redisReply *m = cp_redis_cmd(r, "GET %s", cp_key_reg_indexed(&w, 0));
+  assert_true(cp_redis_reply_is_str(m, "3"));
+  freeReplyObject(m);
+  proj_destroy(&p);
+  assert_null(p);
+  cp_redis_destroy(&r);
+}
+
+/* Replay: the Care Certificate held, withdrawn by a revoked standard before its own revocation (a
+ * late withdrawal record), then that revocation; digests rebuilt; replaying over the built state
+ * changes nothing. */
+static void test_replay_award_state(void **state) {
+  srv_t *s = *state;
+  cp_redis_t *r = connect_to(s);
+  cat_catalogue_t *cat = catalogue();
+  entry_t log[20];
+  size_t n = 0;
+  char id[64], code[64];
+  static char codes[16][16];
+  for (int i = 1; i <= 16; i++) {
+    snprintf(id, sizeof id, "s%02d", i);
+    snprintf(codes[i - 1], sizeof codes[i - 1], "CC-STD-%02d", i);
+    mk(&log[n++], CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_RECORD, "PRV-0001", id, codes[i - 1]);
+  }
+  snprintf(code, sizeof code, "award:CC:%.16s", hex_a);
+  mk(&log[n++], CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_DERIVED_AWARD, PROJ_AWARD_PROVIDER, code, "CC");   /* 16 */
+  mk(&log[n], CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_REVOCATION, "PRV-0001", "s05-rev", "CC-STD-05");       /* 17 */
+  log[n].pe.revokes_index = 4;
+  log[n++].pe.reason_code = (char *)"ISSUED_IN_ERROR";
+  proj_t *p = proj_new(PROJ_REPLAY, cat);
+  apply(r, p, log, 0, n);
+  cp_key_t k, f;
+  assert_int_equal(count_of(r, "SCARD %s", cp_key_w_cc(&k, hex_a)), 15);
+  assert_int_equal(count_of(r, "SCARD %s", cp_key_w_awards(&k, hex_a)), 0);
+  expect_field(r, cp_key_w_award_gen(&k, hex_a), "CC", "1");
+  cp_key_award_wd_field(&f, "CC", 0, hex_a);
+  expect_field(r, cp_key_award_wd(), f.s, "0 2025-02-01");   /* verify sends the award's revocation */
+  snprintf(id, sizeof id, "award-revoke:CC:%.16s:0", hex_a);
+  expect_field(r, cp_key_event(&k, PROJ_AWARD_PROVIDER, code), "revoked_by", id);   /* as verify marks it */
+  expect_field(r, cp_key_event(&k, "PRV-0001", "s05"), "qcode", "CC-STD-05");
+  char *digest = hget(r, cp_key_event(&k, "PRV-0001", "s01"), "digest");
+  assert_non_null(digest);
+  assert_int_equal(strlen(digest), 64);
+  free(digest);
+  expect_field(r, cp_key_event(&k, PROJ_AWARD_PROVIDER, code), "digest", NULL);   /* not through intake */
+
+  /* the award's own revocation comes: the late withdrawal is finished, the generation stays */
+  snprintf(id, sizeof id, "award-revoke:CC:%.16s:0", hex_a);
+  mk(&log[n], CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_REVOCATION, PROJ_AWARD_PROVIDER, id, "CC");            /* 18 */
+  log[n++].pe.revokes_index = 16;
+  apply(r, p, log, n - 1, n);
+  expect_field(r, cp_key_award_wd(), f.s, NULL);
+  expect_field(r, cp_key_w_award_gen(&k, hex_a), "CC", "1");
+  expect_field(r, cp_key_event(&k, PROJ_AWARD_PROVIDER, code), "revoked_by", id);
+  expect_field(r, cp_key_event(&k, PROJ_AWARD_PROVIDER, id), "digest", NULL);
+
+  /* the whole log again over that state, and from nothing: the same state */
+  char *built = dump(r);
+  apply(r, p, log, 0, n);
+  char *again = dump(r);
+  assert_string_equal(built, again);
+  flushall(r);
+  apply(r, p, log, 0, n);
+  char *fresh = dump(r);
+  assert_string_equal(built, fresh);
+  free(built);
+  free(again);
+  free(fresh);
+  proj_destroy(&p);
+  cat_destroy(&cat);
+  cp_redis_destroy(&r);
+}
+
+/* proj_withdraw_award: once per generation, whoever calls it. */
+static void test_withdraw_award_once(void **state) {
+  srv_t *s = *state;
+  cp_redis_t *r = connect_to(s);
+  cp_key_t k;
+  freeReplyObject(cp_redis_cmd(r, "SADD %s CC", cp_key_w_awards(&k, hex_a)));
+  cp_redis_pipe_t *pipe = cp_redis_pipe_new();
+  cp_redis_handle_t a = proj_withdraw_award(pipe, hex_a, "CC", 0);
+  cp_redis_handle_t b = proj_withdraw_award(pipe, hex_a, "CC", 0);   /* a second replica, a redrive */
+  cp_redis_handle_t c = proj_withdraw_award(pipe, hex_a, "CC", 1);
+  assert_int_equal(cp_redis_pipe_exec(pipe, r), 0);
+  assert_true(cp_redis_reply_is_int(cp_redis_pipe_reply(pipe, a), 1));
+  assert_true(cp_redis_reply_is_int(cp_redis_pipe_reply(pipe, b), 0));
+  assert_true(cp_redis_reply_is_int(cp_redis_pipe_reply(pipe, c), 1));
+  cp_redis_pipe_destroy(&pipe);
+  expect_field(r, cp_key_w_award_gen(&k, hex_a), "CC", "2");
+  assert_int_equal(count_of(r, "EXISTS %s", cp_key_w_awards(&k, hex_a)), 0);
+  cp_redis_destroy(&r);
+}
+
+/* Award event ids: built and parsed by one module, for verify and the projection. */
+static void test_award_ids(void **state) {
+  (void)state;
+  char id[PROJ_AWARD_ID_MAX], code[CAT_CODE_MAX], hex16[17];
+  uint64_t gen = 99;
+  proj_award_id("CC", hex_a, 0, id);
+  assert_string_equal(id, "award:CC:a5a5a5a5a5a5a5a5");
+  assert_true(proj_award_id_parse(id, code, hex16, &gen));
+  assert_string_equal(code, "CC");
+  assert_string_equal(hex16, "a5a5a5a5a5a5a5a5");
+  assert_int_equal(gen, 0);
+  proj_award_id("CC", hex_a, 3, id);
+  assert_string_equal(id, "award:CC:a5a5a5a5a5a5a5a5:g3");
+  assert_true(proj_award_id_parse(id, code, hex16, &gen));
+  assert_int_equal(gen, 3);
+  proj_award_revoke_id("CC", hex_a, 3, id);
+  assert_string_equal(id, "award-revoke:CC:a5a5a5a5a5a5a5a5:3");
+  assert_false(proj_award_id_parse(id, code, hex16, &gen));
+  assert_false(proj_award_id_parse("award:CC:a5a5a5a5a5a5a5a5:g0", code, hex16, &gen));
+  assert_false(proj_award_id_parse("award:CC:A5a5a5a5a5a5a5a5", code, hex16, &gen));
+}
+
+int main(void) {
+  if (access(REDIS_SERVER, X_OK) != 0) {
+    fprintf(stderr, "test_projection: %s not found; install redis-server\n", REDIS_SERVER);
+    return 1;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  memset(worker_a, 0xa5, sizeof worker_a);
+  cp_hex(worker_a, sizeof worker_a, hex_a);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_live_record_and_revocation, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_replay_award_state, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_withdraw_award_once, setup, teardown),
+      cmocka_unit_test(test_award_ids),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
