@@ -166,9 +166,8 @@ static int pp_open(gw_req_t *req, pp_t *p) {
       gw_reply_unavailable(req, "the passport index");
       return -1;
     }
-    char key[192];
-    snprintf(key, sizeof key, CP_KEY_W_ENTRIES_FMT, p->sc.worker);
-    l = cp_redis_cmd(r, "LRANGE %s 0 %d", key, ENTRIES_MAX - 1);
+    cp_key_t key;
+    l = cp_redis_cmd(r, "LRANGE %s 0 %d", cp_key_w_entries(&key, p->sc.worker), ENTRIES_MAX - 1);
   }
   return pp_index(req, p, l);
 }
@@ -369,10 +368,10 @@ static void record_view(gw_req_t *req, const pp_t *p, size_t nrec, const char *k
   gw_jw_u64(&w, nrec);
   gw_jw_raw(&w, "}");
   if (!w.bad) {
-    char key[192];
-    snprintf(key, sizeof key, "cp:w:{%s}:views", p->sc.worker);
-    if (p->cc != NULL) gw_cconn_view(p->cc, key, w.s, p->sc.id);
-    else gw_check_view_send(req->gw, key, w.s, p->sc.id);
+    cp_key_t key;
+    cp_key_w_views(&key, p->sc.worker);
+    if (p->cc != NULL) gw_cconn_view(p->cc, key.s, w.s, p->sc.id);
+    else gw_check_view_send(req->gw, key.s, w.s, p->sc.id);
   }
   gw_jw_free(&w);
 }
@@ -489,10 +488,10 @@ struct gw_cjob {
 
 /* Append the read of a worker's register indexes. */
 static void append_lrange(redisContext *c, const char *worker) {
-  char key[160], last[24];
-  snprintf(key, sizeof key, CP_KEY_W_ENTRIES_FMT, worker);
+  cp_key_t key;
+  char last[24];
   snprintf(last, sizeof last, "%d", ENTRIES_MAX - 1);
-  gw_redis_cmd(c, 4, (const char *[]){"LRANGE", key, "0", last});
+  gw_redis_cmd(c, 4, (const char *[]){"LRANGE", cp_key_w_entries(&key, worker), "0", last});
 }
 
 static int cjob_lookup(gw_cjob_t *j, redisContext *c) {

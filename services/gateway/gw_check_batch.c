@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "cp_keys.h"
 #include "cp_log.h"
 
 #define BATCH_MAX 512  /* most checks sent in one pipeline (the rest wait for the next) */
@@ -92,8 +93,9 @@ void gw_redis_cmd(redisContext *c, int argc, const char *const *argv) {
 }
 
 int gw_view_append(redisContext *c, const char *views_key, const char *view_json, const char *code_id) {
-  char sckey[128], last[24], ttl[24];
-  snprintf(sckey, sizeof sckey, "cp:scid:{%s}", code_id);
+  char last[24], ttl[24];
+  cp_key_t sck;
+  const char *sckey = cp_key_scid(&sck, code_id);
   gw_redis_cmd(c, 3, (const char *[]){"LPUSH", views_key, view_json});
   gw_redis_cmd(c, 4, (const char *[]){"LTRIM", views_key, "0", u2s(GW_VIEWS_KEEP - 1, last)});
   gw_redis_cmd(c, 3, (const char *[]){"EXPIRE", views_key, u2s(GW_VIEWS_TTL_S, ttl)});

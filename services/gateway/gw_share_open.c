@@ -77,14 +77,15 @@ void gw_sc_hint_set(const char *code_hash, const char *worker) {
 
 /* Count one failed check against the address and the code. */
 static void count_failure(cp_redis_t *r, const char *ipkey, const char *codekey) {
-  redisReply **rep = NULL;
-  int n = 0;
-  cp_redis_pipeline_begin(r);
-  cp_redis_append(r, "INCR %s", ipkey);
-  cp_redis_append(r, "EXPIRE %s %d NX", ipkey, GW_RL_WINDOW_S);
-  cp_redis_append(r, "INCR %s", codekey);
-  cp_redis_append(r, "EXPIRE %s %d NX", codekey, GW_RL_WINDOW_S);
-  if (cp_redis_pipeline_exec(r, &rep, &n) == 0) cp_redis_replies_free(rep, n);
+  cp_redis_pipe_t *pipe = cp_redis_pipe_new();
+  cp_redis_pipe_cmd(pipe, "INCR %s", ipkey);
+  cp_redis_pipe_cmd(pipe, "EXPIRE %s %d NX", ipkey, GW_RL_WINDOW_S);
+  cp_redis_pipe_cmd(pipe, "INCR %s", codekey);
+  cp_redis_pipe_cmd(pipe, "EXPIRE %s %d NX", codekey, GW_RL_WINDOW_S);
+  if (cp_redis_pipe_exec(pipe, r) != 0) {
+    /* best effort, as before: the employer's answer does not wait on the count */
+  }
+  cp_redis_pipe_destroy(&pipe);
 }
 
 int gw_sc_probe_init(gw_req_t *req, json_t *body, gw_sc_probe_t *p) {
@@ -109,9 +110,10 @@ int gw_sc_probe_init(gw_req_t *req, json_t *body, gw_sc_probe_t *p) {
   cp_hex(p->h, 32, p->code_hash);
   /* hashed whether or not the code exists: the same work either way */
   gw_sc_dob_hash(req->gw, p->h, dob, p->dh);
-  snprintf(p->ipkey, sizeof p->ipkey, "cp:rl:ip:{%s}", req->client_ip);
-  snprintf(p->codekey, sizeof p->codekey, "cp:rl:code:{%s}", p->code_hash);
-  snprintf(p->sckey, sizeof p->sckey, "cp:sc:{%s}", p->code_hash);
+  cp_key_t k;
+  snprintf(p->ipkey, sizeof p->ipkey, "%s", cp_key_rl_ip(&k, req->client_ip));
+  snprintf(p->codekey, sizeof p->codekey, "%s", cp_key_rl_code(&k, p->code_hash));
+  snprintf(p->sckey, sizeof p->sckey, "%s", cp_key_sc(&k, p->code_hash));
   return 0;
 }
 
@@ -171,7 +173,8 @@ int gw_sc_open_entries(gw_req_t *req, json_t *body, gw_sc_t *sc, redisReply **en
   if (entries != NULL) {
     snprintf(hinted, sizeof hinted, "%s", gw_sc_hint_get(p.code_hash));
     if (hinted[0] != '\0') {
-      cp_redis_append(r, "LRANGE " CP_KEY_W_ENTRIES_FMT " 0 %ld", hinted, max_entries - 1);
+      cp_key_t k;
+      cp_redis_append(r, "LRANGE %s 0 %ld", cp_key_w_entries(&k, hinted), max_entries - 1);
       nwant = 4;
     }
   }
