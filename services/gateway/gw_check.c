@@ -107,15 +107,14 @@ static int pp_parse(gw_req_t *req, pp_t *p) {
   return 0;
 }
 
-/* With the code opened (p->sc) and the worker's index read (l, taken over; NULL or not an array:
- * 503): check every entry. 0, or -1 replied. */
-static int pp_index(gw_req_t *req, pp_t *p, redisReply *l) {
+/* With the code opened (p->sc) and the worker's index read (l, still the caller's; NULL or not an
+ * array: 503): check every entry. 0, or -1 replied. */
+static int pp_index(gw_req_t *req, pp_t *p, const redisReply *l) {
   if (gw_scope_parse(p->sc.scope, &p->scope, &p->nscope) != 0) {
     p->scope = NULL;
     p->nscope = 0;
   }
   if (l == NULL || l->type != REDIS_REPLY_ARRAY) {
-    if (l != NULL) freeReplyObject(l);
     gw_reply_unavailable(req, "the passport index");
     return -1;
   }
@@ -126,7 +125,6 @@ static int pp_index(gw_req_t *req, pp_t *p, redisReply *l) {
     unsigned long long v = strtoull(l->element[i]->str, &end, 10);
     if (end != l->element[i]->str && *end == '\0') p->idx[p->n++] = v;
   }
-  freeReplyObject(l);
   qsort(p->idx, p->n, sizeof *p->idx, cmp_u64);
   size_t k = 0;
   for (size_t i = 0; i < p->n; i++)
@@ -158,18 +156,25 @@ static int pp_index(gw_req_t *req, pp_t *p, redisReply *l) {
 /* With the body parsed: open the code, read the worker's index, check every entry, on this
  * thread. 0, or -1 replied. */
 static int pp_open(gw_req_t *req, pp_t *p) {
-  redisReply *l = NULL;
-  if (gw_sc_open_entries(req, p->body, &p->sc, &l, ENTRIES_MAX) != 0) return -1;
-  if (l == NULL) { /* not read with the code (first open of this code on this thread) */
-    cp_redis_t *r = gw_redis(req);
-    if (r == NULL) {
-      gw_reply_unavailable(req, "the passport index");
-      return -1;
-    }
-    cp_key_t key;
-    l = cp_redis_cmd(r, "LRANGE %s 0 %d", cp_key_w_entries(&key, p->sc.worker), ENTRIES_MAX - 1);
+  cp_redis_pipe_t *held = NULL;
+  const redisReply *l = NULL;
+  if (gw_sc_open_entries(req, p->body, &p->sc, &held, &l, ENTRIES_MAX) != 0) return -1;
+  if (l != NULL) {
+    int rc = pp_index(req, p, l);
+    cp_redis_pipe_destroy(&held);
+    return rc;
   }
-  return pp_index(req, p, l);
+  /* not read with the code (first open of this code on this thread) */
+  cp_redis_t *r = gw_redis(req);
+  if (r == NULL) {
+    gw_reply_unavailable(req, "the passport index");
+    return -1;
+  }
+  cp_key_t key;
+  redisReply *own = cp_redis_cmd(r, "LRANGE %s 0 %d", cp_key_w_entries(&key, p->sc.worker), ENTRIES_MAX - 1);
+  int rc = pp_index(req, p, own);
+  if (own != NULL) freeReplyObject(own);
+  return rc;
 }
 
 static int pp_load(gw_req_t *req, pp_t *p) { return pp_parse(req, p) != 0 ? -1 : pp_open(req, p); }
@@ -547,9 +552,7 @@ static void cjob_finish(gw_cjob_t *j, redisReply *extra, gw_cconn_t *cc) {
     gw_sc_reply_no_match(req);
     break;
   case GW_SC_OPENED: {
-    redisReply *l = j->entries != NULL ? j->entries : extra;
-    j->entries = NULL;
-    if (l == extra) extra = NULL;
+    const redisReply *l = j->entries != NULL ? j->entries : extra; /* both freed below or by cjob_destroy */
     j->p.cc = cc;
     if (pp_index(req, &j->p, l) == 0) reply_passport(req, &j->p);
     break;
