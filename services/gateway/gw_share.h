@@ -1,8 +1,10 @@
-/* gw_share.h -- share codes: the Redis key scheme, code making and hashing, and opening a code
- * for an employer (rate limits, constant-time compare). Shared by gw_share*.c, gw_check*.c,
- * gw_subscribe*.c and gw_worker*.c.
+/* gw_share.h -- share codes: what the gateway keeps under its keys, code making and hashing, and
+ * opening a code for an employer (rate limits, constant-time compare). Shared by gw_share*.c,
+ * gw_check*.c, gw_subscribe*.c and gw_worker*.c.
  *
- * Redis keys (every key carries a {hash tag} on the entity it belongs to; see common/cp_keys.h)
+ * Redis values (the keys are built by common/cp_keys.h only: cp_key_sc, cp_key_scid,
+ * cp_key_scid_subs, cp_key_w_sc, cp_key_w_views, cp_key_rl_ip, cp_key_rl_code, cp_key_sub,
+ * cp_key_w_subs; each carries a {hash tag} on the entity it belongs to)
  * ------------------------------------------------------------------------------------------
  *  cp:sc:{<code hash hex>}     HASH   one live share code, looked up by the code an employer types.
  *                                     TTL = the code's validity (EXPIREAT expires).
