@@ -2,6 +2,8 @@
  * counts, the outcome metrics and the one log line per batch), made at once by gw_events.c or
  * later by the committed-ack waiter (gw_wait.c). */
 #include "gw_batch.h"
+#include "gw_http.h"
+#include "gw_metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>

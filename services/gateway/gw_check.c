@@ -24,6 +24,7 @@
  * (and a bad "format", still checked after the code as it always was) are answered at once.
  * Errors: see gw_share_open.c; 503 UNAVAILABLE when Redis or the register cannot be read. */
 #include "gw_check.h"
+#include "gw_http.h"
 #include "gw_check_cache.h"
 #include "gw_check_json.h"
 #include "gw_check_routes.h"

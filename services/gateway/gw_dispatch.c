@@ -10,6 +10,8 @@
  *   GATEWAY_MAX_BODY        body size (Content-Length checked first, then the bytes received)
  */
 #include "gw.h"
+#include "gw_http.h"
+#include "gw_metrics.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

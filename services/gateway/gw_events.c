@@ -31,6 +31,8 @@
  * HMGET per waiting event per tick. The event loops are never blocked by a wait.
  */
 #include "gw_batch.h"
+#include "gw_http.h"
+#include "gw_metrics.h"
 #include "gw_core_routes.h"
 #include "gw_wait.h"
 

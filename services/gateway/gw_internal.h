@@ -1,5 +1,5 @@
 /* gw_internal.h -- the gateway core's private functions (not for feature files): credentials
- * (gw_auth.c), metrics upkeep (gw_metrics.c), verifier keys (gw_keys.c). */
+ * (gw_auth.c) and verifier keys (gw_keys.c). */
 #ifndef GW_INTERNAL_H
 #define GW_INTERNAL_H
 
@@ -7,13 +7,6 @@
 
 /* gw_auth.c: check the route's credential; 0 = go on, -1 = an error reply was made. */
 int gw_auth_check(gw_req_t *req) CP_WUR;
-
-/* gw_metrics.c */
-gw_metrics_t *gw_metrics_new(void);
-void gw_metrics_destroy(gw_metrics_t **m);
-void gw_metrics_describe_core(gw_t *gw);
-/* Count one finished request (status 0 = the client went away before the answer). */
-void gw_metrics_request(gw_t *gw, const char *route, int status, int64_t ms);
 
 /* gw_keys.c: (re)read the register verifier key and the notify public key. */
 void gw_keys_refresh(gw_t *gw);

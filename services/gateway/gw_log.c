@@ -11,6 +11,7 @@
  * the parsed numbers. Only tiles covered by the current checkpoint are served (404 otherwise),
  * so nothing a crashed batch left behind is ever published. */
 #include "gw_core_routes.h"
+#include "gw_http.h"
 
 #include <errno.h>
 #include <fcntl.h>

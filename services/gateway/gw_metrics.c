@@ -1,6 +1,8 @@
 /* gw_metrics.c -- counters, gauges and the request latency histogram, and GET /metrics in the
  * Prometheus text exposition format (version 0.0.4). */
 #include "gw_internal.h"
+#include "gw_http.h"
+#include "gw_metrics.h"
 #include "gw_core_routes.h"
 
 #include <stdarg.h>

@@ -1,6 +1,8 @@
 /* gw_server.c -- the gateway's lifecycle: configuration, start (Redis script, bus sockets, keys,
  * the committed-ack waiter, the event loops), its turn (key refresh) and stop in reverse order. */
 #include "gw.h"
+#include "gw_metrics.h"
+#include "gw_server.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -15,6 +15,7 @@
  * Errors: 400 MALFORMED_JSON / MISSING_FIELD / INVALID_FIELD, 400 NOT_YOUR_RECORD,
  * 409 TOO_MANY_SHARE_CODES, 401 (token), 503 UNAVAILABLE. */
 #include "gw_share.h"
+#include "gw_http.h"
 #include "gw_share_routes.h"
 
 #include <stdio.h>

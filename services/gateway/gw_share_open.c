@@ -11,6 +11,7 @@
  * the hint named; otherwise the caller reads it itself. Nothing is cached but which worker a code
  * hash named last time, so a withdrawn code or a new entry is seen at once. */
 #include "gw_share.h"
+#include "gw_http.h"
 
 #include <stdio.h>
 #include <stdlib.h>

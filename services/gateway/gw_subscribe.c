@@ -11,6 +11,7 @@
  * Errors: those of gw_share_open.c, 403 SUBSCRIPTIONS_NOT_ALLOWED, 400 INVALID_FIELD (url, events),
  * 503 UNAVAILABLE. */
 #include "gw_share.h"
+#include "gw_http.h"
 #include "gw_subscribe_routes.h"
 
 #include <stdio.h>

@@ -3,6 +3,7 @@
  * "employer": "label", "client": {"ip", "user_agent"}, "records": n}, ...]} newest first.
  * Errors: 400 INVALID_QUERY, 401 (token), 503 UNAVAILABLE. */
 #include "gw_share.h"
+#include "gw_http.h"
 #include "gw_worker_routes.h"
 
 #include <stdio.h>

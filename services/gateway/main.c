@@ -1,5 +1,6 @@
 /* main.c -- gateway: the HTTP edge, run by the one service lifecycle (common/cp_service.h). */
 #include "cp_config.h"
+#include "gw_server.h"
 #include "cp_service.h"
 #include "gw.h"
 
