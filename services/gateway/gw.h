@@ -1,9 +1,10 @@
-/* gw.h -- the gateway's internal interface: server context, route table, request/response
- * helpers, per-thread Redis, metrics. Shared by every services/gateway/gw_*.c file.
+/* gw.h -- the gateway's shared types: server context, route table, request, stable error codes.
+ * Shared by every services/gateway/gw_*.c file; the functions are declared by their own files'
+ * headers (gw_http.h request helpers and replies, gw_metrics.h, gw_server.h lifecycle, ...).
  *
  * How a request is served
  * -----------------------
- * libmicrohttpd (epoll, keep-alive) calls the dispatcher (gw_server.c) on one of
+ * libmicrohttpd (epoll, keep-alive) calls the dispatcher (gw_dispatch.c) on one of
  * GATEWAY_THREADS event-loop threads (gw_loop.c: each drives its own daemon on the shared
  * listening address). The dispatcher:
  *   1. finds the route: the first row of gw_routes[] whose path matches (GW_EXACT: equal,
@@ -157,7 +158,8 @@ struct gw {
   pthread_mutex_t push_lock;               // zmq sockets are not thread-safe
   char claim_sha[41];                      // SHA-1 of the ingest claim script (ing_store)
   gw_metrics_t *metrics;                   // counters and histograms (internally locked)
-  struct gw_waiter *waiter;                // helper thread answering ?ack=committed requests
+  struct gw_waiter *waiter;                // helper thread answering ?ack=committed requests (gw_wait.h)
+  int64_t next_keys_ms;                    // monotonic ms of the next key refresh (main thread only)
   pthread_mutex_t redis_lock;              // guards redis_all
   cp_redis_t **redis_all;                  // every per-thread connection (closed at destroy)
   size_t nredis;                           // entries in redis_all
@@ -184,71 +186,5 @@ struct gw_req {
   bool suspended;                   // internal: the handler handed the request to a helper thread
   struct gw_conn *conn_state;       // internal: the dispatcher's per-request state
 };
-
-/* gw_server.c: lifecycle. */
-int gw_new(gw_t **out, char *err, size_t errlen) CP_WUR;
-/* Serve until cp_stop_requested (heartbeat, register refresh), then stop MHD. */
-int gw_run(gw_t *gw) CP_WUR;
-void gw_destroy(gw_t **gw);
-
-/* gw_http.c: the shared read-only register, opened on first use and refreshed to the latest
- * checkpoint. Returns it with gw->reg_lock held (release with gw_register_unlock), or NULL
- * (lock not held) when the register cannot be opened yet; err says why. */
-reg_log_t *gw_register_lock(gw_t *gw, char *err, size_t errlen);
-void gw_register_unlock(gw_t *gw);
-
-/* ---- request helpers (gw_http.c) ----------------------------------------- */
-
-/* This thread's Redis connection (made on first use, reconnected by cp_redis_*),
- * NULL if Redis cannot be reached (then answer gw_reply_unavailable). */
-cp_redis_t *gw_redis(gw_req_t *req);
-/* A request header / query argument by name (case-insensitive header names), NULL if absent. */
-const char *gw_header(gw_req_t *req, const char *name);
-const char *gw_query(gw_req_t *req, const char *name);
-
-/* Parse the body as JSON (duplicates keys refused). On failure (no body, not JSON,
- * or not of `want_type` when want_type >= 0 e.g. JSON_OBJECT) replies 400 MALFORMED_JSON
- * and returns NULL. The caller json_decref()s the result. */
-json_t *gw_body_json(gw_req_t *req, int want_type);
-
-/* Typed field getters on a JSON object. `required`: absent -> 400 MISSING_FIELD; present
- * with the wrong type or out of bounds -> 400 INVALID_FIELD naming the field. They reply
- * and return -1 on failure; 0 on success (absent optional: *out untouched, returns 0).
- * gw_json_str: max_len bytes at most (0 = no limit); *out points into obj. */
-int gw_json_str(gw_req_t *req, json_t *obj, const char *field, bool required, size_t max_len,
-                const char **out) CP_WUR;
-int gw_json_int(gw_req_t *req, json_t *obj, const char *field, bool required, long long min,
-                long long max, long long *out) CP_WUR;
-int gw_json_bool(gw_req_t *req, json_t *obj, const char *field, bool required, bool *out) CP_WUR;
-
-/* ---- replies (gw_http.c); exactly one per request -------------------------- */
-
-/* JSON body (takes the reference: json_decref is done here), Content-Type application/json. */
-void gw_reply_json(gw_req_t *req, int status, json_t *body);
-/* {"error": {"code": code, "message": sentence}} with status. code is a stable code (GW_E_* or the
- * feature's own); the sentence must hold no personal data. */
-void gw_reply_error(gw_req_t *req, int status, const char *code, const char *fmt, ...)
-    CP_PRINTF(4, 5);
-/* 503 UNAVAILABLE "<what> is unavailable; retry later". */
-void gw_reply_unavailable(gw_req_t *req, const char *what);
-/* Bytes copied from buf, with a Content-Type. */
-void gw_reply_bytes(gw_req_t *req, int status, const char *content_type, const void *buf, size_t len);
-/* Bytes taken over (free()d by MHD when sent). */
-void gw_reply_take(gw_req_t *req, int status, const char *content_type, void *buf, size_t len);
-/* A response made with MHD_create_response_* directly (e.g. from a file descriptor); taken over. */
-void gw_reply_response(gw_req_t *req, int status, struct MHD_Response *resp, const char *content_type);
-/* Add a header to the reply already made (Cache-Control, Retry-After, Location, ...). */
-void gw_reply_header(gw_req_t *req, const char *name, const char *value);
-
-/* ---- metrics (gw_metrics.c) ---------------------------------------------- */
-
-/* Describe a metric once (HELP and TYPE lines): type "counter", "gauge". Optional;
- * undescribed metrics are printed as counters without HELP. Call at start (thread-safe). */
-void gw_metric_describe(gw_t *gw, const char *name, const char *type, const char *help);
-/* Add n to the series name{labels}; labels is Prometheus label text without braces,
- * e.g. "outcome=\"accepted\"" or "" (values must not need escaping). Thread-safe. */
-void gw_metric_add(gw_t *gw, const char *name, const char *labels, uint64_t n);
-/* Set a gauge series to v. Thread-safe. */
-void gw_metric_set(gw_t *gw, const char *name, const char *labels, double v);
 
 #endif

@@ -2,6 +2,7 @@
  * Errors: 401 UNAUTHENTICATED (no or non-Bearer credential), 401 INVALID_TOKEN (not genuine,
  * wrong kind), 401 TOKEN_EXPIRED, 403 PROVIDER_UNKNOWN (genuine token, provider not in the registry). */
 #include "gw_internal.h"
+#include "gw_http.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -20,11 +20,15 @@
  * signature checked with the key valid at its index and its inclusion proved against the current
  * signed checkpoint (gw_check_cache.c). Every successful check is recorded for the worker.
  * POST /v1/check answering JSON is queued on the event loop it arrived on (gw_check_batch.c), which
- * opens many employers' codes in one Redis pipeline and runs the steps gw_cjob_* below; bundles
+ * opens many employers' codes in one Redis pipeline and runs the steps gw_check_jobs below; bundles
  * (and a bad "format", still checked after the code as it always was) are answered at once.
  * Errors: see gw_share_open.c; 503 UNAVAILABLE when Redis or the register cannot be read. */
 #include "gw_check.h"
+#include "gw_http.h"
+#include "gw_check_cache.h"
+#include "gw_check_json.h"
 #include "gw_check_routes.h"
+#include "gw_check_views.h"
 #include "gw_share.h"
 
 #include <stdio.h>
@@ -104,15 +108,14 @@ static int pp_parse(gw_req_t *req, pp_t *p) {
   return 0;
 }
 
-/* With the code opened (p->sc) and the worker's index read (l, taken over; NULL or not an array:
- * 503): check every entry. 0, or -1 replied. */
-static int pp_index(gw_req_t *req, pp_t *p, redisReply *l) {
+/* With the code opened (p->sc) and the worker's index read (l, still the caller's; NULL or not an
+ * array: 503): check every entry. 0, or -1 replied. */
+static int pp_index(gw_req_t *req, pp_t *p, const redisReply *l) {
   if (gw_scope_parse(p->sc.scope, &p->scope, &p->nscope) != 0) {
     p->scope = NULL;
     p->nscope = 0;
   }
   if (l == NULL || l->type != REDIS_REPLY_ARRAY) {
-    if (l != NULL) freeReplyObject(l);
     gw_reply_unavailable(req, "the passport index");
     return -1;
   }
@@ -123,7 +126,6 @@ static int pp_index(gw_req_t *req, pp_t *p, redisReply *l) {
     unsigned long long v = strtoull(l->element[i]->str, &end, 10);
     if (end != l->element[i]->str && *end == '\0') p->idx[p->n++] = v;
   }
-  freeReplyObject(l);
   qsort(p->idx, p->n, sizeof *p->idx, cmp_u64);
   size_t k = 0;
   for (size_t i = 0; i < p->n; i++)
@@ -155,19 +157,25 @@ static int pp_index(gw_req_t *req, pp_t *p, redisReply *l) {
 /* With the body parsed: open the code, read the worker's index, check every entry, on this
  * thread. 0, or -1 replied. */
 static int pp_open(gw_req_t *req, pp_t *p) {
-  redisReply *l = NULL;
-  if (gw_sc_open_entries(req, p->body, &p->sc, &l, ENTRIES_MAX) != 0) return -1;
-  if (l == NULL) { /* not read with the code (first open of this code on this thread) */
-    cp_redis_t *r = gw_redis(req);
-    if (r == NULL) {
-      gw_reply_unavailable(req, "the passport index");
-      return -1;
-    }
-    char key[192];
-    snprintf(key, sizeof key, CP_KEY_W_ENTRIES_FMT, p->sc.worker);
-    l = cp_redis_cmd(r, "LRANGE %s 0 %d", key, ENTRIES_MAX - 1);
+  cp_redis_pipe_t *held = NULL;
+  const redisReply *l = NULL;
+  if (gw_sc_open_entries(req, p->body, &p->sc, &held, &l, ENTRIES_MAX) != 0) return -1;
+  if (l != NULL) {
+    int rc = pp_index(req, p, l);
+    cp_redis_pipe_destroy(&held);
+    return rc;
   }
-  return pp_index(req, p, l);
+  /* not read with the code (first open of this code on this thread) */
+  cp_redis_t *r = gw_redis(req);
+  if (r == NULL) {
+    gw_reply_unavailable(req, "the passport index");
+    return -1;
+  }
+  cp_key_t key;
+  redisReply *own = cp_redis_cmd(r, "LRANGE %s 0 %d", cp_key_w_entries(&key, p->sc.worker), ENTRIES_MAX - 1);
+  int rc = pp_index(req, p, own);
+  if (own != NULL) freeReplyObject(own);
+  return rc;
 }
 
 static int pp_load(gw_req_t *req, pp_t *p) { return pp_parse(req, p) != 0 ? -1 : pp_open(req, p); }
@@ -212,7 +220,12 @@ struct gw_rcache {
   rc_slot_t slot[RC_SLOTS];  // by index % RC_SLOTS
 };
 
+/* The cache of the loop running on this thread (NULL on other threads). */
+static __thread gw_rcache_t *tls_rc;
+
 gw_rcache_t *gw_rcache_new(void) { return cp_xcalloc(1, sizeof(gw_rcache_t)); }
+
+void gw_rcache_bind(gw_rcache_t *rc) { tls_rc = rc; }
 
 void gw_rcache_destroy(gw_rcache_t **rcp) {
   gw_rcache_t *rc = *rcp;
@@ -224,7 +237,7 @@ void gw_rcache_destroy(gw_rcache_t **rcp) {
 
 /* The slot record i of p would be kept in (NULL off the loops), and whether it holds it now. */
 static rc_slot_t *rc_find(const pp_t *p, size_t i, int32_t today, bool *hit) {
-  gw_rcache_t *rc = gw_checkq_rcache();
+  gw_rcache_t *rc = tls_rc;
   *hit = false;
   if (rc == NULL) return NULL;
   rc_slot_t *s = &rc->slot[p->idx[i] % RC_SLOTS];
@@ -361,10 +374,10 @@ static void record_view(gw_req_t *req, const pp_t *p, size_t nrec, const char *k
   gw_jw_u64(&w, nrec);
   gw_jw_raw(&w, "}");
   if (!w.bad) {
-    char key[192];
-    snprintf(key, sizeof key, "cp:w:{%s}:views", p->sc.worker);
-    if (p->cc != NULL) gw_cconn_view(p->cc, key, w.s, p->sc.id);
-    else gw_check_view_send(req->gw, key, w.s, p->sc.id);
+    cp_key_t key;
+    cp_key_w_views(&key, p->sc.worker);
+    if (p->cc != NULL) gw_cconn_view(p->cc, key.s, w.s, p->sc.id);
+    else gw_check_view_send(req->gw, key.s, w.s, p->sc.id);
   }
   gw_jw_free(&w);
 }
@@ -481,13 +494,13 @@ struct gw_cjob {
 
 /* Append the read of a worker's register indexes. */
 static void append_lrange(redisContext *c, const char *worker) {
-  char key[160], last[24];
-  snprintf(key, sizeof key, CP_KEY_W_ENTRIES_FMT, worker);
+  cp_key_t key;
+  char last[24];
   snprintf(last, sizeof last, "%d", ENTRIES_MAX - 1);
-  gw_redis_cmd(c, 4, (const char *[]){"LRANGE", key, "0", last});
+  gw_redis_cmd(c, 4, (const char *[]){"LRANGE", cp_key_w_entries(&key, worker), "0", last});
 }
 
-int gw_cjob_lookup(gw_cjob_t *j, redisContext *c) {
+static int cjob_lookup(gw_cjob_t *j, redisContext *c) {
   gw_redis_cmd(c, 2, (const char *[]){"GET", j->probe.ipkey});
   gw_redis_cmd(c, 2, (const char *[]){"GET", j->probe.codekey});
   gw_redis_cmd(c, 2, (const char *[]){"HGETALL", j->probe.sckey});
@@ -500,7 +513,7 @@ int gw_cjob_lookup(gw_cjob_t *j, redisContext *c) {
   return j->nlookup;
 }
 
-int gw_cjob_judge(gw_cjob_t *j, redisReply **rep, redisContext *c) {
+static int cjob_judge(gw_cjob_t *j, redisReply **rep, redisContext *c) {
   j->verdict = gw_sc_probe_judge(&j->probe, rep[0], rep[1], rep[2], &j->p.sc);
   gw_sc_probe_clear(&j->probe);
   switch (j->verdict) {
@@ -526,7 +539,7 @@ int gw_cjob_judge(gw_cjob_t *j, redisReply **rep, redisContext *c) {
   return 1;
 }
 
-void gw_cjob_finish(gw_cjob_t *j, redisReply *extra, gw_cconn_t *cc) {
+static void cjob_finish(gw_cjob_t *j, redisReply *extra, gw_cconn_t *cc) {
   gw_req_t *req = j->req;
   switch (j->verdict) {
   case GW_SC_LIMITED_IP:
@@ -540,9 +553,7 @@ void gw_cjob_finish(gw_cjob_t *j, redisReply *extra, gw_cconn_t *cc) {
     gw_sc_reply_no_match(req);
     break;
   case GW_SC_OPENED: {
-    redisReply *l = j->entries != NULL ? j->entries : extra;
-    j->entries = NULL;
-    if (l == extra) extra = NULL;
+    const redisReply *l = j->entries != NULL ? j->entries : extra; /* both freed below or by cjob_destroy */
     j->p.cc = cc;
     if (pp_index(req, &j->p, l) == 0) reply_passport(req, &j->p);
     break;
@@ -551,11 +562,9 @@ void gw_cjob_finish(gw_cjob_t *j, redisReply *extra, gw_cconn_t *cc) {
   if (extra != NULL) freeReplyObject(extra);
 }
 
-void gw_cjob_fail(gw_cjob_t *j) { gw_reply_unavailable(j->req, "the share-code store"); }
+static void cjob_fail(gw_cjob_t *j) { gw_reply_unavailable(j->req, "the share-code store"); }
 
-gw_req_t *gw_cjob_req(const gw_cjob_t *j) { return j->req; }
-
-void gw_cjob_destroy(gw_cjob_t **jp) {
+static void cjob_destroy(gw_cjob_t **jp) {
   gw_cjob_t *j = *jp;
   if (j == NULL) return;
   gw_sc_probe_clear(&j->probe);
@@ -564,6 +573,17 @@ void gw_cjob_destroy(gw_cjob_t **jp) {
   free(j);
   *jp = NULL;
 }
+
+/* Answered: free the job and resume its connection (the next MHD_run calls the dispatcher, which
+ * queues the reply). */
+static void cjob_done(gw_cjob_t **jp) {
+  struct MHD_Connection *conn = (*jp)->req->conn;
+  cjob_destroy(jp);
+  MHD_resume_connection(conn);
+}
+
+const gw_cjob_ops_t gw_check_jobs = {
+    .lookup = cjob_lookup, .judge = cjob_judge, .finish = cjob_finish, .fail = cjob_fail, .done = cjob_done};
 
 void gw_check_post(gw_req_t *req) {
   gw_cjob_t *j = cp_xcalloc(1, sizeof *j);
@@ -574,7 +594,11 @@ void gw_check_post(gw_req_t *req) {
     /* the common case: queue it on this loop, which opens the code in one pipeline with the other
      * checks queued, answers and resumes the connection */
     if (gw_sc_probe_init(req, j->p.body, &j->probe) != 0) goto out;
-    if (gw_checkq_add(req->gw, j) == 0) return; /* the loop's queue owns j */
+    if (gw_checkq_add(&j) == 0) { /* the loop's queue owns the job now */
+      MHD_suspend_connection(req->conn);
+      req->suspended = true;
+      return;
+    }
     gw_sc_probe_clear(&j->probe); /* the loop is stopping: answer now */
   }
   /* a bundle or a bad format (checked after the code, as it always was) */
@@ -585,7 +609,7 @@ void gw_check_post(gw_req_t *req) {
   else if (fmt == NULL || strcmp(fmt, "json") == 0) reply_passport(req, p);
   else gw_reply_error(req, 400, GW_E_INVALID_FIELD, "format must be \"json\" or \"bundle\"");
 out:
-  gw_cjob_destroy(&j);
+  cjob_destroy(&j);
 }
 
 void gw_check_bundle_post(gw_req_t *req) {

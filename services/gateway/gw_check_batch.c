@@ -1,8 +1,8 @@
 /* gw_check_batch.c -- one event loop's queue of POST /v1/check requests, answered in batches: one
- * Redis pipeline opens every queued code, the views are written without waiting, then the
- * suspended connections are resumed and MHD sends the replies (see the "batched checks" comment
- * in gw_check.h and gw_loop.c). Everything here runs on the loop's own thread: no locks. */
-#include "gw_check.h"
+ * Redis pipeline opens every queued code, the views are written without waiting, then the checks
+ * are handed back and the loop sends the replies (see gw_check_batch.h and gw_loop.c). Everything
+ * here runs on the loop's own thread: no locks. */
+#include "gw_check_batch.h"
 #include "gw_share.h"
 
 #include <assert.h>
@@ -11,13 +11,17 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "cp_keys.h"
 #include "cp_log.h"
 
 #define BATCH_MAX 512  /* most checks sent in one pipeline (the rest wait for the next) */
 #define RUN_ROUNDS 64  /* most batches in one gw_checkq_run (then the loop looks at its stop flag) */
 
 struct gw_checkq {
-  gw_t *gw;                 // the gateway
+  const gw_cjob_ops_t *ops; // the steps of a check
+  char redis_host[256];     // where the checks' Redis is
+  int redis_port;           // its port
+  int timeout_ms;           // bound on a connect and on each reply
   gw_cjob_t **q;            // queued checks, oldest first
   size_t n;                 // how many
   size_t cap;               // allocated
@@ -25,7 +29,6 @@ struct gw_checkq {
   gw_cconn_t cc;            // the loop's Redis connection for checks
   gw_cjob_t **job, **job2;  // the batch being answered and the next (BATCH_MAX slots each)
   int *nl, *nl2;            // commands each check's lookup appended (BATCH_MAX slots each)
-  gw_rcache_t *rcache;      // the loop's rendered records (gw_check.c)
 };
 
 /* The queue of the loop running on this thread (NULL on other threads). */
@@ -37,12 +40,12 @@ static void cc_drop(gw_cconn_t *cc) {
   cc->discard = 0;
 }
 
-static int cc_connect(gw_t *gw, gw_cconn_t *cc) {
+static int cc_connect(const gw_checkq_t *q, gw_cconn_t *cc) {
   if (cc->c != NULL && cc->c->err) cc_drop(cc);
   if (cc->c != NULL) return 0;
-  int ms = gw->cfg.redis_timeout_ms;
+  int ms = q->timeout_ms;
   struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-  cc->c = redisConnectWithTimeout(gw->cfg.redis_host, gw->cfg.redis_port, tv);
+  cc->c = redisConnectWithTimeout(q->redis_host, q->redis_port, tv);
   if (cc->c == NULL || cc->c->err) {
     cp_log_warn("check: redis unavailable", CP_KV_STR("error", cc->c != NULL ? cc->c->errstr : "out of memory"),
                 CP_KV_END);
@@ -90,8 +93,9 @@ void gw_redis_cmd(redisContext *c, int argc, const char *const *argv) {
 }
 
 int gw_view_append(redisContext *c, const char *views_key, const char *view_json, const char *code_id) {
-  char sckey[128], last[24], ttl[24];
-  snprintf(sckey, sizeof sckey, "cp:scid:{%s}", code_id);
+  char last[24], ttl[24];
+  cp_key_t sck;
+  const char *sckey = cp_key_scid(&sck, code_id);
   gw_redis_cmd(c, 3, (const char *[]){"LPUSH", views_key, view_json});
   gw_redis_cmd(c, 4, (const char *[]){"LTRIM", views_key, "0", u2s(GW_VIEWS_KEEP - 1, last)});
   gw_redis_cmd(c, 3, (const char *[]){"EXPIRE", views_key, u2s(GW_VIEWS_TTL_S, ttl)});
@@ -164,9 +168,9 @@ static void take(gw_checkq_t *q, batch_t *b) {
 
 /* Append the lookups of b (connecting first if needed). */
 static void send_lookups(gw_checkq_t *q, batch_t *b) {
-  if (cc_connect(q->gw, &q->cc) != 0) return;
+  if (cc_connect(q, &q->cc) != 0) return;
   b->total = 0;
-  for (size_t i = 0; i < b->n; i++) b->total += b->nl[i] = gw_cjob_lookup(b->job[i], q->cc.c);
+  for (size_t i = 0; i < b->n; i++) b->total += b->nl[i] = q->ops->lookup(b->job[i], q->cc.c);
   b->sent = true;
 }
 
@@ -182,7 +186,7 @@ static void answer(gw_checkq_t *q, batch_t *b) {
   if (ok) {
     int off = 0;
     for (size_t i = 0; i < n; i++) {
-      extra += nx[i] = gw_cjob_judge(b->job[i], rep + off, cc->c);
+      extra += nx[i] = q->ops->judge(b->job[i], rep + off, cc->c);
       off += b->nl[i];
     }
     xrep = cp_xcalloc((size_t)extra + 1, sizeof *xrep);
@@ -191,7 +195,7 @@ static void answer(gw_checkq_t *q, batch_t *b) {
   if (ok) {
     int off = 0;
     for (size_t i = 0; i < n; i++) {
-      gw_cjob_finish(b->job[i], nx[i] > 0 ? xrep[off] : NULL, cc); /* takes the reply */
+      q->ops->finish(b->job[i], nx[i] > 0 ? xrep[off] : NULL, cc); /* takes the reply */
       if (nx[i] > 0) xrep[off] = NULL;
       off += nx[i];
     }
@@ -199,7 +203,7 @@ static void answer(gw_checkq_t *q, batch_t *b) {
     if (cc->c != NULL)
       cp_log_warn("check: redis unavailable", CP_KV_STR("error", cc->c->errstr), CP_KV_END);
     cc_drop(cc);
-    for (size_t i = 0; i < n; i++) gw_cjob_fail(b->job[i]);
+    for (size_t i = 0; i < n; i++) q->ops->fail(b->job[i]);
   }
   free_n(rep, b->total);
   if (xrep != NULL) free_n(xrep, extra);
@@ -221,16 +225,13 @@ static void flush(gw_cconn_t *cc) {
   }
 }
 
-static void resume(batch_t *b) {
-  for (size_t i = 0; i < b->n; i++) {
-    struct MHD_Connection *conn = gw_cjob_req(b->job[i])->conn;
-    gw_cjob_destroy(&b->job[i]);
-    MHD_resume_connection(conn); /* the next MHD_run calls the dispatcher, which queues the reply */
-  }
+/* Hand the checks of b back (their replies go out at the next pump). */
+static void hand_back(gw_checkq_t *q, batch_t *b) {
+  for (size_t i = 0; i < b->n; i++) q->ops->done(&b->job[i]);
   b->n = 0;
 }
 
-void gw_checkq_run(gw_checkq_t *q, struct MHD_Daemon *mhd) {
+void gw_checkq_run(gw_checkq_t *q, gw_checkq_pump_fn *pump, void *arg) {
   batch_t bb[2] = {{.job = q->job, .nl = q->nl}, {.job = q->job2, .nl = q->nl2}};
   batch_t *cur = &bb[0], *next = &bb[1];
   if (q->n == 0) return;
@@ -241,7 +242,7 @@ void gw_checkq_run(gw_checkq_t *q, struct MHD_Daemon *mhd) {
     answer(q, cur); /* waits for Redis; appends the views */
     /* what arrived meanwhile is read now (cur is still suspended), so that its lookups go out in
      * the same write as cur's views: one Redis wake-up for both */
-    (void)MHD_run(mhd);
+    pump(arg);
     next->n = 0;
     if (q->n > 0 && round + 1 < RUN_ROUNDS) {
       take(q, next);
@@ -252,8 +253,8 @@ void gw_checkq_run(gw_checkq_t *q, struct MHD_Daemon *mhd) {
       send_lookups(q, next);
       flush(&q->cc); /* if this fails too, answer() answers them 503 */
     }
-    resume(cur);
-    (void)MHD_run(mhd); /* send cur's replies (new requests read here wait for the next batch) */
+    hand_back(q, cur);
+    pump(arg); /* send cur's replies (new requests read here wait for the next batch) */
     batch_t *t = cur;
     cur = next;
     next = t;
@@ -264,36 +265,38 @@ bool gw_checkq_pending(const gw_checkq_t *q) { return q->n > 0; }
 
 void gw_checkq_bind(gw_checkq_t *q) { tls_q = q; }
 
-gw_rcache_t *gw_checkq_rcache(void) { return tls_q != NULL ? tls_q->rcache : NULL; }
-
 void gw_checkq_close(gw_checkq_t *q) { q->closed = true; }
 
-int gw_checkq_add(gw_t *gw, gw_cjob_t *j) {
-  (void)gw;
+int gw_checkq_add(gw_cjob_t **j) {
   gw_checkq_t *q = tls_q;
   if (q == NULL || q->closed) return -1;
-  gw_req_t *req = gw_cjob_req(j);
   if (q->n == q->cap) {
     q->cap = q->cap ? q->cap * 2 : 64;
-    gw_cjob_t **nq = realloc(q->q, q->cap * sizeof *nq);
-    if (nq == NULL) abort(); /* OOM is fatal in carepass */
-    q->q = nq;
+    q->q = cp_xrealloc(q->q, q->cap * sizeof *q->q);
   }
-  MHD_suspend_connection(req->conn);
-  req->suspended = true;
-  q->q[q->n++] = j;
+  q->q[q->n++] = *j;
+  *j = NULL;
   return 0;
 }
 
-gw_checkq_t *gw_checkq_new(gw_t *gw) {
+int gw_checkq_new(gw_checkq_t **out, const char *redis_host, int redis_port, int timeout_ms,
+                  const gw_cjob_ops_t *ops, char *err, size_t errlen) {
+  *out = NULL;
+  if (redis_host == NULL || redis_host[0] == '\0' || strlen(redis_host) >= sizeof((gw_checkq_t *)0)->redis_host ||
+      redis_port <= 0 || redis_port > 65535 || timeout_ms <= 0)
+    return cp_err(err, errlen, "check queue: bad Redis address %s:%d or timeout %d ms",
+                  redis_host != NULL ? redis_host : "(none)", redis_port, timeout_ms);
   gw_checkq_t *q = cp_xcalloc(1, sizeof *q);
-  q->gw = gw;
+  q->ops = ops;
+  snprintf(q->redis_host, sizeof q->redis_host, "%s", redis_host);
+  q->redis_port = redis_port;
+  q->timeout_ms = timeout_ms;
   q->job = cp_xcalloc(BATCH_MAX, sizeof *q->job);
   q->job2 = cp_xcalloc(BATCH_MAX, sizeof *q->job2);
   q->nl = cp_xcalloc(BATCH_MAX, sizeof *q->nl);
   q->nl2 = cp_xcalloc(BATCH_MAX, sizeof *q->nl2);
-  q->rcache = gw_rcache_new();
-  return q;
+  *out = q;
+  return 0;
 }
 
 void gw_checkq_destroy(gw_checkq_t **qp) {
@@ -306,7 +309,6 @@ void gw_checkq_destroy(gw_checkq_t **qp) {
   free(q->job2);
   free(q->nl);
   free(q->nl2);
-  gw_rcache_destroy(&q->rcache);
   free(q);
   *qp = NULL;
 }

@@ -2,7 +2,8 @@
  * cached (decoded entry, signature, inclusion against the current checkpoint), the key history
  * followed as the log grows, and the checkpoint refreshed at most every GW_CC_REFRESH_MS (or at
  * once when an entry the Redis index names is beyond it). Everything here runs under gw->reg_lock. */
-#include "gw_check.h"
+#include "gw_check_cache.h"
+#include "gw_http.h"
 
 #include <stdio.h>
 #include <stdlib.h>

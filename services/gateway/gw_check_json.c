@@ -1,7 +1,9 @@
 /* gw_check_json.c -- a small append-only JSON text writer for the employer check's replies: the
  * passport is a fixed shape, so it is written straight into one buffer (no jansson tree, no
  * per-value allocations). Strings are escaped as jansson's json_dumps does and must be UTF-8. */
-#include "gw_check.h"
+#include "gw_check_json.h"
+
+#include "cp_util.h"
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -4,7 +4,8 @@
  * VIEWS_DRAIN_AT commands at a time (by then they have arrived; a few KB wait in the socket), so a
  * check blocks on one Redis round trip less and reads them with one syscall per 64 views. The commands reach Redis before the check's HTTP reply is sent, so a worker who lists
  * their views after the employer has the answer sees this view. */
-#include "gw_check.h"
+#include "gw_check_views.h"
+#include "gw_check_batch.h"
 #include "gw_share.h"
 
 #include <pthread.h>

@@ -1,7 +1,7 @@
 /* gw_health.c -- GET /healthz: 200 {"status":"ok"} when Redis answers PING and the register's
  * checkpoint is readable, else 503 with what failed (and the usual error object). */
-#include "gw_internal.h"
 #include "gw_core_routes.h"
+#include "gw_http.h"
 
 #include <stdio.h>
 #include <string.h>

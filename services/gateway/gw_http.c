@@ -1,6 +1,7 @@
 /* gw_http.c -- request and response helpers for handlers: per-thread Redis, headers, query,
  * JSON bodies and typed fields, JSON errors, the shared read-only register. */
 #include "gw.h"
+#include "gw_http.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -2,6 +2,7 @@
  * key, <REGISTER_DIR>/vkey written by the signer) and GET /v1/webhook-key (notify's Standard
  * Webhooks public key "whpk_...", <dir of NOTIFY_SIGNING_KEY>/notify.pub written by notify). */
 #include "gw_internal.h"
+#include "gw_http.h"
 #include "gw_core_routes.h"
 
 #include <libgen.h>

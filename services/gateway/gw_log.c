@@ -10,8 +10,8 @@
  * and non-canonical x-paths are refused with 400 BAD_PATH), and the file name is rebuilt from
  * the parsed numbers. Only tiles covered by the current checkpoint are served (404 otherwise),
  * so nothing a crashed batch left behind is ever published. */
-#include "gw_internal.h"
 #include "gw_core_routes.h"
+#include "gw_http.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -18,8 +18,10 @@
  * and MHD's connection notifications count them in and out. Between the policy check and the
  * count a simultaneous accept on another loop may slip in: the limits can be passed by at most
  * GATEWAY_THREADS - 1 for an instant. */
+#include "gw_loop.h"
+
 #include "gw_check.h"
-#include "gw_internal.h"
+#include "gw_dispatch.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -48,6 +50,7 @@ typedef struct {
   int idx;                  // 0..n-1 (log lines)
   struct MHD_Daemon *mhd;   // its daemon (external epoll mode)
   gw_checkq_t *checks;      // its employer checks (used on this thread only)
+  gw_rcache_t *rcache;      // its rendered records (used on this thread only)
   pthread_t thread;         // the thread
   bool started;             // thread created and not joined
 } gw_loop_t;
@@ -142,21 +145,26 @@ static void conn_notify(void *cls, struct MHD_Connection *conn, void **socket_co
 
 /* ---- the loops ---------------------------------------------------------------------- */
 
+/* The check queue's pump: send what is ready, read what arrived. */
+static void pump(void *mhd) { (void)MHD_run(mhd); }
+
 static void *loop_main(void *arg) {
   gw_loop_t *l = arg;
   gw_checkq_bind(l->checks);
+  gw_rcache_bind(l->rcache);
   while (!atomic_load(&l->all->stop)) {
     /* wait for the network only when no check is queued (a resumed connection or a timeout
      * due sooner makes MHD wait less) */
     (void)MHD_run_wait(l->mhd, gw_checkq_pending(l->checks) ? 0 : GW_LOOP_TICK_MS);
-    gw_checkq_run(l->checks, l->mhd);
+    gw_checkq_run(l->checks, pump, l->mhd);
   }
   /* stopping: what is queued is answered; the replies get a last few turns to go out */
   gw_checkq_close(l->checks);
   for (int i = 0; i < 4; i++) {
-    gw_checkq_run(l->checks, l->mhd);
+    gw_checkq_run(l->checks, pump, l->mhd);
     (void)MHD_run_wait(l->mhd, 10);
   }
+  gw_rcache_bind(NULL);
   gw_checkq_bind(NULL);
   return NULL;
 }
@@ -182,9 +190,8 @@ static struct MHD_Daemon *start_daemon(gw_t *gw, struct gw_loops *ls, uint16_t p
       MHD_OPTION_END);
 }
 
-int gw_loops_start(gw_t *gw, gw_loops_t **out, char *err, size_t errlen) {
-  struct gw_loops *ls = cp_xcalloc(1, sizeof *ls);
-  *out = ls;
+/* Make the daemons, then start the threads; -1 with err (the caller destroys what was made). */
+static int loops_start(gw_t *gw, struct gw_loops *ls, char *err, size_t errlen) {
   ls->gw = gw;
   pthread_mutex_init(&ls->lock, NULL);
   atomic_init(&ls->stop, false);
@@ -202,7 +209,10 @@ int gw_loops_start(gw_t *gw, gw_loops_t **out, char *err, size_t errlen) {
     gw_loop_t *l = &ls->loop[i];
     l->all = ls;
     l->idx = i;
-    l->checks = gw_checkq_new(gw);
+    if (gw_checkq_new(&l->checks, gw->cfg.redis_host, gw->cfg.redis_port, gw->cfg.redis_timeout_ms, &gw_check_jobs,
+                      err, errlen) != 0)
+      return -1;
+    l->rcache = gw_rcache_new();
     l->mhd = start_daemon(gw, ls, ntohs(sa.sin_port), &sa);
     if (l->mhd == NULL)
       return cp_err(err, errlen, "cannot listen on %s:%d (MHD_start_daemon failed: %s)", gw->cfg.bind_host,
@@ -219,6 +229,17 @@ int gw_loops_start(gw_t *gw, gw_loops_t **out, char *err, size_t errlen) {
     if (rc != 0) return cp_err(err, errlen, "pthread_create: %s", strerror(rc));
     l->started = true;
   }
+  return 0;
+}
+
+int gw_loops_new(gw_loops_t **out, gw_t *gw, char *err, size_t errlen) {
+  struct gw_loops *ls = cp_xcalloc(1, sizeof *ls);
+  *out = NULL;
+  if (loops_start(gw, ls, err, errlen) != 0) {
+    gw_loops_destroy(&ls);
+    return -1;
+  }
+  *out = ls;
   return 0;
 }
 
@@ -241,6 +262,7 @@ void gw_loops_destroy(gw_loops_t **lsp) {
     gw_loop_t *l = &ls->loop[i];
     if (l->mhd != NULL) MHD_stop_daemon(l->mhd); /* closes what is still open (CLOSED notices) */
     gw_checkq_destroy(&l->checks);
+    gw_rcache_destroy(&l->rcache);
   }
   for (size_t b = 0; b < GW_LIMIT_BUCKETS; b++)
     while (ls->bucket[b] != NULL) {

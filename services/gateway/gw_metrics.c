@@ -1,6 +1,8 @@
 /* gw_metrics.c -- counters, gauges and the request latency histogram, and GET /metrics in the
  * Prometheus text exposition format (version 0.0.4). */
 #include "gw_internal.h"
+#include "gw_http.h"
+#include "gw_metrics.h"
 #include "gw_core_routes.h"
 
 #include <stdarg.h>
@@ -191,24 +193,21 @@ static void scrape_redis(gw_req_t *req) {
   cp_redis_t *r = gw_redis(req);
   bool up = false;
   if (r != NULL) {
-    cp_redis_pipeline_begin(r);
-    cp_redis_append(r, "ZCARD %s", CP_KEY_PENDING);
-    cp_redis_append(r, "ZCARD cp:nt:due");
-    cp_redis_append(r, "LLEN cp:nt:dead");
-    redisReply **rep = NULL;
-    int n = 0;
-    if (cp_redis_pipeline_exec(r, &rep, &n) == 0 && n == 3) {
-      const char *names[] = {"carepass_queue_pending", "carepass_webhook_due", "carepass_webhook_dead"};
+    cp_redis_pipe_t *pipe = cp_redis_pipe_new();
+    const char *names[] = {"carepass_queue_pending", "carepass_webhook_due", "carepass_webhook_dead"};
+    cp_redis_handle_t h[3] = {cp_redis_pipe_cmd(pipe, "ZCARD %s", cp_key_pending()),
+                              cp_redis_pipe_cmd(pipe, "ZCARD %s", cp_key_nt_due()),
+                              cp_redis_pipe_cmd(pipe, "LLEN %s", cp_key_nt_dead())};
+    if (cp_redis_pipe_exec(pipe, r) == 0) {
       up = true;
-      for (int i = 0; i < 3; i++)
-        if (rep[i] != NULL && rep[i]->type == REDIS_REPLY_INTEGER)
-          gw_metric_set(gw, names[i], "", (double)rep[i]->integer);
+      for (int i = 0; i < 3; i++) {
+        const redisReply *rep = cp_redis_pipe_reply(pipe, h[i]);
+        if (rep->type == REDIS_REPLY_INTEGER) gw_metric_set(gw, names[i], "", (double)rep->integer);
+      }
     } else if (cp_redis_reconnect(r) != 0) {
       /* reported by carepass_gateway_redis_up 0 */
     }
-    for (int i = 0; i < n; i++)
-      if (rep[i] != NULL) freeReplyObject(rep[i]);
-    free(rep);
+    cp_redis_pipe_destroy(&pipe);
   }
   gw_metric_set(gw, "carepass_gateway_redis_up", "", up ? 1 : 0);
 }

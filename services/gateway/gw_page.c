@@ -2,6 +2,7 @@
  * served from the copies embedded in the binary, with a strict Content-Security-Policy.
  * Only names in the embedded table are served: the request path is never a file name. */
 #include "gw_page.h"
+#include "gw_http.h"
 #include "gw_page_routes.h"
 
 #include <string.h>

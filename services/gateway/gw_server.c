@@ -1,19 +1,10 @@
-/* gw_server.c -- the gateway's lifecycle and request dispatcher: libmicrohttpd (driven by the
- * event loops of gw_loop.c; epoll, keep-alive, limits), routing with 404/405, credentials, body
- * limits, metrics.
- *
- * Limits against hostile clients:
- *   GATEWAY_CONN_MEMORY     request line + headers per connection (MHD answers 431/413 itself)
- *   GATEWAY_TIMEOUT_S       a connection silent this long is closed (slowloris, idle keep-alive)
- *   GATEWAY_PER_IP_LIMIT    concurrent connections per client address (counted over all loops)
- *   GATEWAY_MAX_CONNECTIONS concurrent connections in total (same)
- *   GATEWAY_MAX_BODY        body size (Content-Length checked first, then the bytes received)
- */
+/* gw_server.c -- the gateway's lifecycle: configuration, start (Redis script, bus sockets, keys,
+ * the committed-ack waiter, the event loops), its turn (key refresh) and stop in reverse order. */
 #include "gw.h"
+#include "gw_metrics.h"
+#include "gw_server.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,248 +13,12 @@
 #include "cp_config.h"
 #include "cp_ingest.h"
 #include "cp_log.h"
-#include "cp_service.h"
 #include "cp_zmq.h"
 #include "gw_internal.h"
+#include "gw_loop.h"
+#include "gw_wait.h"
 
-#define GW_TICK_MS 200          /* main loop period (stop flag, heartbeat, key refresh) */
-
-/* The dispatcher's state of one request (MHD's con_cls). */
-struct gw_conn {
-  gw_req_t req;          // what the handler sees
-  bool started;          // the handler has been called
-  bool body_too_large;   // the body passed the limit: 413 at the end
-  size_t max_body;       // limit for this request
-  size_t body_cap;       // allocated bytes of req.body
-  bool answered;         // a response was queued
-  bool refused;          // an error reply was made before the body: send it when the request is read
-  size_t discarded;      // body bytes of a refused request dropped so far
-};
-
-/* Is `path` matched by row r? */
-static bool path_matches(const gw_route_t *r, const char *path) {
-  if (r->match == GW_EXACT) return strcmp(path, r->path) == 0;
-  return strncmp(path, r->path, strlen(r->path)) == 0;
-}
-
-static bool method_matches(const gw_route_t *r, const char *method) {
-  if (strcmp(r->method, method) == 0) return true;
-  return strcmp(method, "HEAD") == 0 && strcmp(r->method, "GET") == 0;
-}
-
-/* Find the route; on no method match, fill allow (comma-separated methods of the path). */
-static const gw_route_t *route_find(const char *path, const char *method, char *allow, size_t allowlen,
-                                    bool *path_known) {
-  *path_known = false;
-  allow[0] = '\0';
-  for (size_t i = 0; i < gw_routes_len; i++) {
-    const gw_route_t *r = &gw_routes[i];
-    if (!path_matches(r, path)) continue;
-    if (method_matches(r, method)) return r;
-    *path_known = true;
-    if (strstr(allow, r->method) == NULL) {
-      size_t n = strlen(allow);
-      snprintf(allow + n, allowlen - n, "%s%s", n ? ", " : "", r->method);
-      if (strcmp(r->method, "GET") == 0 && strstr(allow, "HEAD") == NULL) {
-        n = strlen(allow);
-        snprintf(allow + n, allowlen - n, ", HEAD");
-      }
-    }
-  }
-  return NULL;
-}
-
-static void client_address(struct MHD_Connection *conn, char *out, size_t outlen) {
-  snprintf(out, outlen, "-");
-  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-  if (ci == NULL || ci->client_addr == NULL) return;
-  const struct sockaddr *sa = ci->client_addr;
-  if (sa->sa_family == AF_INET)
-    inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)outlen);
-  else if (sa->sa_family == AF_INET6)
-    inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)outlen);
-}
-
-/* Queue the response held in req (or a 500 if the handler made none). */
-static enum MHD_Result queue_reply(struct gw_conn *c) {
-  gw_req_t *req = &c->req;
-  if (req->resp == NULL)
-    gw_reply_error(req, 500, GW_E_INTERNAL, "the server failed to answer; retry later");
-  c->answered = true;
-  enum MHD_Result rc = MHD_queue_response(req->conn, (unsigned)req->status, req->resp);
-  return rc;
-}
-
-static bool has_body_method(const char *method) {
-  return strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0 ||
-         strcmp(method, "DELETE") == 0;
-}
-
-/* First call for a request: route, credential, Content-Length. Returns true when a
- * response was already made (an error). */
-static bool request_start(gw_t *gw, struct gw_conn *c, const char *url, const char *method) {
-  gw_req_t *req = &c->req;
-  char allow[128];
-  bool path_known = false;
-  req->route = route_find(url, method, allow, sizeof allow, &path_known);
-  if (req->route == NULL) {
-    if (path_known) {
-      gw_reply_error(req, 405, GW_E_METHOD_NOT_ALLOWED, "%s is not allowed on this path; use %s",
-                     strlen(method) <= 16 ? method : "this method", allow);
-      gw_reply_header(req, "Allow", allow);
-    } else {
-      gw_reply_error(req, 404, GW_E_ROUTE_NOT_FOUND, "there is no such route; see the API documentation");
-    }
-    return true;
-  }
-  req->rest = req->route->match == GW_PREFIX ? url + strlen(req->route->path) : "";
-  if (gw_auth_check(req) != 0) return true; /* replied */
-  c->max_body = req->route->max_body ? req->route->max_body : gw->cfg.max_body;
-  const char *cl = gw_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
-  if (cl != NULL) {
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull(cl, &end, 10);
-    if (errno == 0 && end != cl && *end == '\0' && v > c->max_body) {
-      gw_reply_error(req, 413, GW_E_BODY_TOO_LARGE, "the body is %llu bytes; the limit is %zu", v,
-                     c->max_body);
-      return true;
-    }
-  }
-  return false;
-}
-
-enum MHD_Result gw_dispatch(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version, const char *upload_data,
-                                  size_t *upload_data_size, void **con_cls) {
-  gw_t *gw = cls;
-  struct gw_conn *c = *con_cls;
-  if (c == NULL) {
-    c = cp_xcalloc(1, sizeof *c);
-    *con_cls = c;
-    c->req.gw = gw;
-    c->req.conn = conn;
-    c->req.conn_state = c;
-    c->req.method = method;
-    c->req.path = url;
-    c->req.rest = "";
-    c->req.started_ms = cp_mono_ms();
-    client_address(conn, c->req.client_ip, sizeof c->req.client_ip);
-    if (request_start(gw, c, url, method)) {
-      /* A refusal is sent once the request is read (MHD keeps the connection alive only
-       * then), except 413 which must not wait for the body: it is sent now and MHD closes. */
-      if (c->req.status == 413) return queue_reply(c);
-      c->refused = true;
-      if (c->max_body == 0) c->max_body = gw->cfg.max_body;
-    }
-    return MHD_YES;
-  }
-  if (c->answered) {
-    *upload_data_size = 0; /* discard what is left of the body */
-    return MHD_YES;
-  }
-  gw_req_t *req = &c->req;
-  if (*upload_data_size > 0) {
-    size_t n = *upload_data_size;
-    *upload_data_size = 0;
-    if (c->body_too_large) return MHD_YES;
-    if (c->refused) { /* the body of a refused request is counted and dropped */
-      c->discarded += n;
-      if (c->discarded <= c->max_body) return MHD_YES;
-      return queue_reply(c); /* too much to drain: answer now, MHD closes the connection */
-    }
-    if (!has_body_method(method)) return MHD_YES; /* ignored */
-    if (req->body_len + n > c->max_body) {
-      c->body_too_large = true;
-      if (req->body != NULL) sodium_memzero(req->body, req->body_len);
-      free(req->body);
-      req->body = NULL;
-      req->body_len = 0;
-      /* answer now: MHD closes the connection after the reply instead of reading the rest */
-      gw_reply_error(req, 413, GW_E_BODY_TOO_LARGE, "the body is larger than the limit of %zu bytes",
-                     c->max_body);
-      return queue_reply(c);
-    }
-    if (req->body_len + n + 1 > c->body_cap) {
-      size_t cap = c->body_cap ? c->body_cap : 4096;
-      while (cap < req->body_len + n + 1) cap *= 2;
-      if (cap > c->max_body + 1) cap = c->max_body + 1;
-      char *nb = cp_xmalloc(cap);
-      if (req->body_len) memcpy(nb, req->body, req->body_len);
-      if (req->body != NULL) sodium_memzero(req->body, req->body_len);
-      free(req->body);
-      req->body = nb;
-      c->body_cap = cap;
-    }
-    memcpy(req->body + req->body_len, upload_data, n);
-    req->body_len += n;
-    req->body[req->body_len] = '\0';
-    return MHD_YES;
-  }
-  /* the whole request is in */
-  if (c->refused) return queue_reply(c);
-  if (!c->started) {
-    c->started = true;
-    req->route->handler(req);
-    if (req->suspended) return MHD_YES; /* a helper thread answers and resumes the connection */
-    return queue_reply(c);
-  }
-  /* resumed after a suspension: the helper made the response */
-  if (req->suspended) {
-    req->suspended = false;
-    return queue_reply(c);
-  }
-  return queue_reply(c);
-}
-
-void gw_dispatch_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                         enum MHD_RequestTerminationCode toe) {
-  gw_t *gw = cls;
-  struct gw_conn *c = *con_cls;
-  if (c == NULL) return;
-  gw_req_t *req = &c->req;
-  int status = c->answered ? req->status : 0; /* 0: the client went away first */
-  gw_metrics_request(gw, req->route != NULL ? req->route->name : "unmatched", status,
-                     cp_mono_ms() - req->started_ms);
-  if (req->resp != NULL) MHD_destroy_response(req->resp);
-  if (req->body != NULL) sodium_memzero(req->body, req->body_len); /* may hold NI numbers */
-  free(req->body);
-  free(c);
-  *con_cls = NULL;
-}
-
-static int hexval(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-/* Percent-decoding of paths and query values, in place. "%00" is left as it is: a NUL
- * would silently cut the C string (so "/log/tile/0/000.p/1%00junk" would look canonical);
- * kept encoded it makes the path fail every route's checks instead. */
-size_t gw_unescape(void *cls, struct MHD_Connection *conn, char *s) {
-  char *w = s;
-  for (const char *r = s; *r != '\0'; r++) {
-    int hi, lo;
-    if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0 && (hi | lo) != 0) {
-      *w++ = (char)(hi * 16 + lo);
-      r += 2;
-    } else {
-      *w++ = *r;
-    }
-  }
-  *w = '\0';
-  return (size_t)(w - s);
-}
-
-void gw_mhd_log(void *cls, const char *fmt, va_list ap) {
-  char buf[512];
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  size_t n = strlen(buf);
-  while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = '\0';
-  cp_log_debug("libmicrohttpd", CP_KV_STR("detail", buf), CP_KV_END);
-}
+#define GW_KEYS_REFRESH_MS 2000 /* how often the verifier and notify keys are re-read */
 
 static int parse_bind(const char *bind, gw_config_t *cfg, char *err, size_t errlen) {
   const char *colon = strrchr(bind, ':');
@@ -299,6 +54,7 @@ static int load_config(gw_config_t *cfg, char *err, size_t errlen) {
 }
 
 int gw_new(gw_t **out, char *err, size_t errlen) {
+  *out = NULL;
   gw_t *gw = cp_xcalloc(1, sizeof *gw);
   pthread_mutex_init(&gw->reg_lock, NULL);
   pthread_mutex_init(&gw->push_lock, NULL);
@@ -330,8 +86,8 @@ int gw_new(gw_t **out, char *err, size_t errlen) {
   if (gw->notify_push == NULL) goto err;
   gw_keys_refresh(gw);
   gw_metrics_describe_core(gw);
-  if (gw_waiter_start(gw, err, errlen) != 0) goto err;
-  if (gw_loops_start(gw, &gw->loops, err, errlen) != 0) goto err;
+  if (gw_waiter_new(&gw->waiter, gw, err, errlen) != 0) goto err;
+  if (gw_loops_new(&gw->loops, gw, err, errlen) != 0) goto err;
   cp_log_info("gateway listening", CP_KV_STR("host", gw->cfg.bind_host), CP_KV_INT("port", gw->cfg.port),
               CP_KV_INT("threads", gw->cfg.threads), CP_KV_INT("routes", gw_routes_len),
               CP_KV_INT("providers", prov_count(gw->providers)), CP_KV_END);
@@ -342,30 +98,33 @@ err:
   return -1;
 }
 
-int gw_run(gw_t *gw) {
-  int64_t next_keys = 0;
-  while (!cp_stop_requested) {
-    int64_t now = cp_mono_ms();
-    cp_service_heartbeat("gateway");
-    if (now >= next_keys) {
-      gw_keys_refresh(gw); /* the signer and notify may create their keys after we start */
-      next_keys = now + 2000;
-    }
-    usleep(GW_TICK_MS * 1000);
+int gw_turn(gw_t *gw, int timeout_ms) {
+  int64_t now = cp_mono_ms();
+  if (now >= gw->next_keys_ms) {
+    gw_keys_refresh(gw); /* the signer and notify may create their keys after we start */
+    gw->next_keys_ms = now + GW_KEYS_REFRESH_MS;
   }
+  usleep((useconds_t)timeout_ms * 1000); /* the loops and the waiter serve on their own threads */
+  return 0;
+}
+
+int gw_drain(gw_t *gw) {
   cp_log_info("gateway stopping", CP_KV_END);
+  /* answer the requests waiting for committed acks (they are suspended: MHD cannot stop while a
+   * connection is suspended; the loops send the answers), then stop the loops (each answers its
+   * queued checks first) */
+  gw_waiter_drain(gw->waiter);
+  gw_loops_stop(gw->loops);
   return 0;
 }
 
 void gw_destroy(gw_t **gwp) {
   if (gwp == NULL || *gwp == NULL) return;
   gw_t *gw = *gwp;
-  /* answer the requests waiting for committed acks (they are suspended: MHD cannot stop
-   * while a connection is suspended; the loops send the answers), then stop the loops (each
-   * answers its queued checks first) and their daemons */
-  gw_waiter_stop(gw);
+  /* the order of gw_drain (it may not have run: a start-up failure), then the daemons */
+  gw_waiter_drain(gw->waiter);
   gw_loops_destroy(&gw->loops);
-  gw_waiter_destroy(gw);
+  gw_waiter_destroy(&gw->waiter);
   cp_zmq_close(&gw->verify_push);
   cp_zmq_close(&gw->notify_push);
   if (gw->zctx != NULL) zmq_ctx_term(gw->zctx);

@@ -15,6 +15,7 @@
  * Errors: 400 MALFORMED_JSON / MISSING_FIELD / INVALID_FIELD, 400 NOT_YOUR_RECORD,
  * 409 TOO_MANY_SHARE_CODES, 401 (token), 503 UNAVAILABLE. */
 #include "gw_share.h"
+#include "gw_http.h"
 #include "gw_share_routes.h"
 
 #include <stdio.h>
@@ -68,9 +69,8 @@ static int read_scope(gw_req_t *req, cp_redis_t *r, json_t *body, char *scope, s
     gw_reply_error(req, 400, GW_E_INVALID_FIELD, "entries must be a list of 1 to 256 register indexes");
     return -1;
   }
-  char key[192];
-  snprintf(key, sizeof key, CP_KEY_W_ENTRIES_FMT, req->subject);
-  redisReply *list = cp_redis_cmd(r, "LRANGE %s 0 %d", key, ENTRIES_MAX - 1);
+  cp_key_t key;
+  redisReply *list = cp_redis_cmd(r, "LRANGE %s 0 %d", cp_key_w_entries(&key, req->subject), ENTRIES_MAX - 1);
   if (list == NULL || list->type != REDIS_REPLY_ARRAY) {
     if (list != NULL) freeReplyObject(list);
     gw_reply_unavailable(req, "the passport index");
@@ -128,8 +128,8 @@ void gw_share_create(gw_req_t *req) {
     goto out;
   }
   if (read_scope(req, r, body, scope, sizeof scope) != 0) goto out;
-  char wkey[192];
-  snprintf(wkey, sizeof wkey, "cp:w:{%s}:sc", req->subject);
+  cp_key_t wk;
+  const char *wkey = cp_key_w_sc(&wk, req->subject);
   redisReply *card = cp_redis_cmd(r, "SCARD %s", wkey);
   if (card == NULL) {
     gw_reply_unavailable(req, "the share-code store");
@@ -144,14 +144,16 @@ void gw_share_create(gw_req_t *req) {
   }
 
   int64_t now = (int64_t)time(NULL), expires = now + days * 86400;
-  char code[GW_SC_LEN + 1], hex[65], id[GW_SC_ID_MAX], sckey[128], idkey[128];
+  char code[GW_SC_LEN + 1], hex[65], id[GW_SC_ID_MAX];
+  cp_key_t sck, idk;
+  const char *sckey = NULL, *idkey = NULL;
   uint8_t h[32], dh[32];
   bool made = false;
   for (int attempt = 0; attempt < 5 && !made; attempt++) {
     gw_sc_generate(code);
     gw_sc_hash(req->gw, code, h);
     cp_hex(h, 32, hex);
-    snprintf(sckey, sizeof sckey, "cp:sc:{%s}", hex);
+    sckey = cp_key_sc(&sck, hex);
     redisReply *nx = cp_redis_cmd(r, "HSETNX %s worker %s", sckey, req->subject);
     if (nx == NULL) break;
     made = nx->type == REDIS_REPLY_INTEGER && nx->integer == 1;
@@ -169,23 +171,20 @@ void gw_share_create(gw_req_t *req) {
   sodium_memzero(dh, sizeof dh);
   snprintf(sexp, sizeof sexp, "%lld", (long long)expires);
   snprintf(snow, sizeof snow, "%lld", (long long)now);
-  snprintf(idkey, sizeof idkey, "cp:scid:{%s}", id);
+  idkey = cp_key_scid(&idk, id);
   const char *sv = subs ? "1" : "0";
-  redisReply **rep = NULL;
-  int n = 0;
-  cp_redis_pipeline_begin(r);
-  cp_redis_append(r, "HSET %s worker %s dob %s id %s scope %s subs %s created %s expires %s", sckey, req->subject,
-                  dhex, id, scope, sv, snow, sexp);
-  cp_redis_append(r, "EXPIREAT %s %s", sckey, sexp);
-  cp_redis_append(r, "HSET %s code %s worker %s scope %s subs %s created %s expires %s views 0", idkey, hex,
-                  req->subject, scope, sv, snow, sexp);
-  cp_redis_append(r, "EXPIREAT %s %s", idkey, sexp);
-  cp_redis_append(r, "SADD %s %s", wkey, id);
-  cp_redis_append(r, "EXPIRE %s %d NX", wkey, (GW_SC_DAYS_MAX + 1) * 86400);
-  cp_redis_append(r, "EXPIRE %s %d GT", wkey, (GW_SC_DAYS_MAX + 1) * 86400);
-  int rc = cp_redis_pipeline_exec(r, &rep, &n);
-  bool ok = rc == 0 && n == 7 && rep[0] != NULL && rep[0]->type == REDIS_REPLY_INTEGER;
-  if (rep != NULL) cp_redis_replies_free(rep, n);
+  cp_redis_pipe_t *pipe = cp_redis_pipe_new();
+  cp_redis_handle_t hset = cp_redis_pipe_cmd(pipe, "HSET %s worker %s dob %s id %s scope %s subs %s created %s expires %s",
+                                             sckey, req->subject, dhex, id, scope, sv, snow, sexp);
+  cp_redis_pipe_cmd(pipe, "EXPIREAT %s %s", sckey, sexp);
+  cp_redis_pipe_cmd(pipe, "HSET %s code %s worker %s scope %s subs %s created %s expires %s views 0", idkey, hex,
+                    req->subject, scope, sv, snow, sexp);
+  cp_redis_pipe_cmd(pipe, "EXPIREAT %s %s", idkey, sexp);
+  cp_redis_pipe_cmd(pipe, "SADD %s %s", wkey, id);
+  cp_redis_pipe_cmd(pipe, "EXPIRE %s %d NX", wkey, (GW_SC_DAYS_MAX + 1) * 86400);
+  cp_redis_pipe_cmd(pipe, "EXPIRE %s %d GT", wkey, (GW_SC_DAYS_MAX + 1) * 86400);
+  bool ok = cp_redis_pipe_exec(pipe, r) == 0 && cp_redis_pipe_reply(pipe, hset)->type == REDIS_REPLY_INTEGER;
+  cp_redis_pipe_destroy(&pipe);
   sodium_memzero(dhex, sizeof dhex);
   if (!ok) {
     sodium_memzero(code, sizeof code);
@@ -215,84 +214,85 @@ void gw_share_list(gw_req_t *req) {
     gw_reply_unavailable(req, "the share-code store");
     return;
   }
-  char wkey[192];
-  snprintf(wkey, sizeof wkey, "cp:w:{%s}:sc", req->subject);
+  cp_key_t wk;
+  const char *wkey = cp_key_w_sc(&wk, req->subject);
   redisReply *ids = cp_redis_cmd(r, "SMEMBERS %s", wkey);
   if (ids == NULL || ids->type != REDIS_REPLY_ARRAY) {
     if (ids != NULL) freeReplyObject(ids);
     gw_reply_unavailable(req, "the share-code store");
     return;
   }
-  redisReply **rep = NULL;
-  int n = 0;
   json_t *list = json_array();
   if (ids->elements > 0) {
-    cp_redis_pipeline_begin(r);
-    for (size_t i = 0; i < ids->elements; i++) cp_redis_append(r, "HGETALL cp:scid:{%s}", ids->element[i]->str);
-    if (cp_redis_pipeline_exec(r, &rep, &n) != 0 || (size_t)n != ids->elements) {
-      if (rep != NULL) cp_redis_replies_free(rep, n);
+    cp_redis_pipe_t *pipe = cp_redis_pipe_new();
+    cp_redis_handle_t *h = cp_xcalloc(ids->elements, sizeof *h);
+    for (size_t i = 0; i < ids->elements; i++) {
+      cp_key_t k;
+      h[i] = cp_redis_pipe_cmd(pipe, "HGETALL %s", cp_key_scid(&k, ids->element[i]->str));
+    }
+    if (cp_redis_pipe_exec(pipe, r) != 0) {
+      cp_redis_pipe_destroy(&pipe);
+      free(h);
       freeReplyObject(ids);
       json_decref(list);
       gw_reply_unavailable(req, "the share-code store");
       return;
     }
     for (size_t i = 0; i < ids->elements; i++) {
-      const char *w = cp_redis_hfield(rep[i], "worker"), *exp = cp_redis_hfield(rep[i], "expires");
+      const redisReply *code = cp_redis_pipe_reply(pipe, h[i]);
+      const char *w = cp_redis_hfield(code, "worker"), *exp = cp_redis_hfield(code, "expires");
       if (w == NULL || strcmp(w, req->subject) != 0 || exp == NULL) {
         /* gone (expired or withdrawn): prune the id */
         redisReply *d = cp_redis_cmd(r, "SREM %s %s", wkey, ids->element[i]->str);
         if (d != NULL) freeReplyObject(d);
         continue;
       }
-      const char *cr = cp_redis_hfield(rep[i], "created"), *views = cp_redis_hfield(rep[i], "views"), *s = cp_redis_hfield(rep[i], "subs");
+      const char *cr = cp_redis_hfield(code, "created"), *views = cp_redis_hfield(code, "views"), *s = cp_redis_hfield(code, "subs");
       int64_t e = strtoll(exp, NULL, 10), c = cr ? strtoll(cr, NULL, 10) : 0;
       char ea[32], ca[32];
       iso_time(e, ea);
       iso_time(c, ca);
       json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:I,s:o,s:b,s:I}", "id", ids->element[i]->str,
                                             "created_at", ca, "expires_at", ea, "expires", (json_int_t)e,
-                                            "scope", scope_json(cp_redis_hfield(rep[i], "scope")), "allow_subscriptions",
+                                            "scope", scope_json(cp_redis_hfield(code, "scope")), "allow_subscriptions",
                                             s != NULL && strcmp(s, "1") == 0, "views",
                                             (json_int_t)(views ? strtoll(views, NULL, 10) : 0)));
     }
-    cp_redis_replies_free(rep, n);
+    cp_redis_pipe_destroy(&pipe);
+    free(h);
   }
   freeReplyObject(ids);
   gw_reply_json(req, 200, json_pack("{s:o}", "share_codes", list));
 }
 
 int gw_sc_withdraw(cp_redis_t *r, const char *worker, const char *id) {
-  char idkey[128], subskey[128];
-  snprintf(idkey, sizeof idkey, "cp:scid:{%s}", id);
-  snprintf(subskey, sizeof subskey, "cp:scid:{%s}:subs", id);
-  redisReply **rep = NULL;
-  int n = 0;
-  cp_redis_pipeline_begin(r);
-  cp_redis_append(r, "HGETALL %s", idkey);
-  cp_redis_append(r, "SMEMBERS %s", subskey);
-  if (cp_redis_pipeline_exec(r, &rep, &n) != 0 || n != 2) {
-    if (rep != NULL) cp_redis_replies_free(rep, n);
+  cp_key_t idk, subsk, k;
+  const char *idkey = cp_key_scid(&idk, id), *subskey = cp_key_scid_subs(&subsk, id);
+  cp_redis_pipe_t *pipe = cp_redis_pipe_new();
+  cp_redis_handle_t hcode = cp_redis_pipe_cmd(pipe, "HGETALL %s", idkey);
+  cp_redis_handle_t hsubs = cp_redis_pipe_cmd(pipe, "SMEMBERS %s", subskey);
+  if (cp_redis_pipe_exec(pipe, r) != 0) {
+    cp_redis_pipe_destroy(&pipe);
     return -1;
   }
-  const char *w = cp_redis_hfield(rep[0], "worker"), *code = cp_redis_hfield(rep[0], "code");
+  const redisReply *sc = cp_redis_pipe_reply(pipe, hcode), *subs = cp_redis_pipe_reply(pipe, hsubs);
+  const char *w = cp_redis_hfield(sc, "worker"), *code = cp_redis_hfield(sc, "code");
   int rc = 1;
   if (w == NULL || strcmp(w, worker) != 0 || code == NULL) goto out;
-  redisReply **rep2 = NULL;
-  int n2 = 0;
-  cp_redis_pipeline_begin(r);
+  cp_redis_pipe_t *del = cp_redis_pipe_new();
   /* the code first: from this reply on, no employer can open it */
-  cp_redis_append(r, "DEL cp:sc:{%s}", code);
-  cp_redis_append(r, "DEL %s", idkey);
-  for (size_t i = 0; rep[1]->type == REDIS_REPLY_ARRAY && i < rep[1]->elements; i++) {
-    cp_redis_append(r, "DEL cp:sub:{%s}", rep[1]->element[i]->str);
-    cp_redis_append(r, "SREM cp:w:{%s}:subs %s", worker, rep[1]->element[i]->str);
+  cp_redis_pipe_cmd(del, "DEL %s", cp_key_sc(&k, code));
+  cp_redis_pipe_cmd(del, "DEL %s", idkey);
+  for (size_t i = 0; subs->type == REDIS_REPLY_ARRAY && i < subs->elements; i++) {
+    cp_redis_pipe_cmd(del, "DEL %s", cp_key_sub(&k, subs->element[i]->str));
+    cp_redis_pipe_cmd(del, "SREM %s %s", cp_key_w_subs(&k, worker), subs->element[i]->str);
   }
-  cp_redis_append(r, "DEL %s", subskey);
-  cp_redis_append(r, "SREM cp:w:{%s}:sc %s", worker, id);
-  rc = cp_redis_pipeline_exec(r, &rep2, &n2) == 0 ? 0 : -1;
-  if (rep2 != NULL) cp_redis_replies_free(rep2, n2);
+  cp_redis_pipe_cmd(del, "DEL %s", subskey);
+  cp_redis_pipe_cmd(del, "SREM %s %s", cp_key_w_sc(&k, worker), id);
+  rc = cp_redis_pipe_exec(del, r) == 0 ? 0 : -1;
+  cp_redis_pipe_destroy(&del);
 out:
-  cp_redis_replies_free(rep, n);
+  cp_redis_pipe_destroy(&pipe);
   return rc;
 }
 
@@ -316,9 +316,8 @@ void gw_share_delete(gw_req_t *req) {
     gw_reply_unavailable(req, "the share-code store");
     return;
   }
-  char subskey[128];
-  snprintf(subskey, sizeof subskey, "cp:scid:{%s}:subs", id);
-  redisReply *cnt = cp_redis_cmd(r, "SCARD %s", subskey);
+  cp_key_t subsk;
+  redisReply *cnt = cp_redis_cmd(r, "SCARD %s", cp_key_scid_subs(&subsk, id));
   long long nsubs = cnt != NULL && cnt->type == REDIS_REPLY_INTEGER ? cnt->integer : 0;
   if (cnt != NULL) freeReplyObject(cnt);
   int rc = gw_sc_withdraw(r, req->subject, id);

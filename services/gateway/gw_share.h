@@ -1,8 +1,10 @@
-/* gw_share.h -- share codes: the Redis key scheme, code making and hashing, and opening a code
- * for an employer (rate limits, constant-time compare). Shared by gw_share*.c, gw_check*.c,
- * gw_subscribe*.c and gw_worker*.c.
+/* gw_share.h -- share codes: what the gateway keeps under its keys, code making and hashing, and
+ * opening a code for an employer (rate limits, constant-time compare). Shared by gw_share*.c,
+ * gw_check*.c, gw_subscribe*.c and gw_worker*.c.
  *
- * Redis keys (every key carries a {hash tag} on the entity it belongs to; see common/cp_keys.h)
+ * Redis values (the keys are built by common/cp_keys.h only: cp_key_sc, cp_key_scid,
+ * cp_key_scid_subs, cp_key_w_sc, cp_key_w_views, cp_key_rl_ip, cp_key_rl_code, cp_key_sub,
+ * cp_key_w_subs; each carries a {hash tag} on the entity it belongs to)
  * ------------------------------------------------------------------------------------------
  *  cp:sc:{<code hash hex>}     HASH   one live share code, looked up by the code an employer types.
  *                                     TTL = the code's validity (EXPIREAT expires).
@@ -95,8 +97,10 @@ bool gw_scope_has(const uint64_t *scope, size_t n, uint64_t index);
 int gw_sc_open(gw_req_t *req, json_t *body, gw_sc_t *sc) CP_WUR;
 /* The same, and when entries != NULL the worker's register index (LRANGE cp:w:{worker}:entries 0
  * max_entries-1) if it could be read in the same Redis round trip (this thread opened the code
- * before): *entries is then an array reply the caller frees, else NULL (the caller reads it). */
-int gw_sc_open_entries(gw_req_t *req, json_t *body, gw_sc_t *sc, redisReply **entries, long max_entries) CP_WUR;
+ * before): *entries is then an array reply that lives in *held, a pipe the caller takes over
+ * (cp_redis_pipe_destroy), else both NULL (the caller reads the index). */
+int gw_sc_open_entries(gw_req_t *req, json_t *body, gw_sc_t *sc, cp_redis_pipe_t **held, const redisReply **entries,
+                       long max_entries) CP_WUR;
 
 /* Opening a code in steps, so gw_check_batch.c can put many employers' checks in one Redis
  * pipeline. gw_sc_probe_init reads and checks the fields and hashes them (-1: a 400 was replied);

@@ -11,6 +11,7 @@
  * the hint named; otherwise the caller reads it itself. Nothing is cached but which worker a code
  * hash named last time, so a withdrawn code or a new entry is seen at once. */
 #include "gw_share.h"
+#include "gw_http.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,14 +78,15 @@ void gw_sc_hint_set(const char *code_hash, const char *worker) {
 
 /* Count one failed check against the address and the code. */
 static void count_failure(cp_redis_t *r, const char *ipkey, const char *codekey) {
-  redisReply **rep = NULL;
-  int n = 0;
-  cp_redis_pipeline_begin(r);
-  cp_redis_append(r, "INCR %s", ipkey);
-  cp_redis_append(r, "EXPIRE %s %d NX", ipkey, GW_RL_WINDOW_S);
-  cp_redis_append(r, "INCR %s", codekey);
-  cp_redis_append(r, "EXPIRE %s %d NX", codekey, GW_RL_WINDOW_S);
-  if (cp_redis_pipeline_exec(r, &rep, &n) == 0) cp_redis_replies_free(rep, n);
+  cp_redis_pipe_t *pipe = cp_redis_pipe_new();
+  cp_redis_pipe_cmd(pipe, "INCR %s", ipkey);
+  cp_redis_pipe_cmd(pipe, "EXPIRE %s %d NX", ipkey, GW_RL_WINDOW_S);
+  cp_redis_pipe_cmd(pipe, "INCR %s", codekey);
+  cp_redis_pipe_cmd(pipe, "EXPIRE %s %d NX", codekey, GW_RL_WINDOW_S);
+  if (cp_redis_pipe_exec(pipe, r) != 0) {
+    /* best effort, as before: the employer's answer does not wait on the count */
+  }
+  cp_redis_pipe_destroy(&pipe);
 }
 
 int gw_sc_probe_init(gw_req_t *req, json_t *body, gw_sc_probe_t *p) {
@@ -109,9 +111,10 @@ int gw_sc_probe_init(gw_req_t *req, json_t *body, gw_sc_probe_t *p) {
   cp_hex(p->h, 32, p->code_hash);
   /* hashed whether or not the code exists: the same work either way */
   gw_sc_dob_hash(req->gw, p->h, dob, p->dh);
-  snprintf(p->ipkey, sizeof p->ipkey, "cp:rl:ip:{%s}", req->client_ip);
-  snprintf(p->codekey, sizeof p->codekey, "cp:rl:code:{%s}", p->code_hash);
-  snprintf(p->sckey, sizeof p->sckey, "cp:sc:{%s}", p->code_hash);
+  cp_key_t k;
+  snprintf(p->ipkey, sizeof p->ipkey, "%s", cp_key_rl_ip(&k, req->client_ip));
+  snprintf(p->codekey, sizeof p->codekey, "%s", cp_key_rl_code(&k, p->code_hash));
+  snprintf(p->sckey, sizeof p->sckey, "%s", cp_key_sc(&k, p->code_hash));
   return 0;
 }
 
@@ -148,9 +151,11 @@ gw_sc_verdict_t gw_sc_probe_judge(gw_sc_probe_t *p, const redisReply *ipcount, c
   return GW_SC_OPENED;
 }
 
-int gw_sc_open(gw_req_t *req, json_t *body, gw_sc_t *sc) { return gw_sc_open_entries(req, body, sc, NULL, 0); }
+int gw_sc_open(gw_req_t *req, json_t *body, gw_sc_t *sc) { return gw_sc_open_entries(req, body, sc, NULL, NULL, 0); }
 
-int gw_sc_open_entries(gw_req_t *req, json_t *body, gw_sc_t *sc, redisReply **entries, long max_entries) {
+int gw_sc_open_entries(gw_req_t *req, json_t *body, gw_sc_t *sc, cp_redis_pipe_t **held, const redisReply **entries,
+                       long max_entries) {
+  if (held != NULL) *held = NULL;
   if (entries != NULL) *entries = NULL;
   gw_sc_probe_t p;
   if (gw_sc_probe_init(req, body, &p) != 0) return -1;
@@ -160,48 +165,49 @@ int gw_sc_open_entries(gw_req_t *req, json_t *body, gw_sc_t *sc, redisReply **en
     gw_reply_unavailable(req, "the share-code store");
     return -1;
   }
-  redisReply **rep = NULL;
-  int n = 0;
-  cp_redis_pipeline_begin(r);
-  cp_redis_append(r, "GET %s", p.ipkey);
-  cp_redis_append(r, "GET %s", p.codekey);
-  cp_redis_append(r, "HGETALL %s", p.sckey);
+  cp_redis_pipe_t *pipe = cp_redis_pipe_new();
+  cp_redis_handle_t hip = cp_redis_pipe_cmd(pipe, "GET %s", p.ipkey);
+  cp_redis_handle_t hcode = cp_redis_pipe_cmd(pipe, "GET %s", p.codekey);
+  cp_redis_handle_t hsc = cp_redis_pipe_cmd(pipe, "HGETALL %s", p.sckey);
+  cp_redis_handle_t hent = {0, 0};
   char hinted[2 * CP_PSEUDONYM_BYTES + 1] = "";
-  int nwant = 3;
   if (entries != NULL) {
     snprintf(hinted, sizeof hinted, "%s", gw_sc_hint_get(p.code_hash));
     if (hinted[0] != '\0') {
-      cp_redis_append(r, "LRANGE " CP_KEY_W_ENTRIES_FMT " 0 %ld", hinted, max_entries - 1);
-      nwant = 4;
+      cp_key_t k;
+      hent = cp_redis_pipe_cmd(pipe, "LRANGE %s 0 %ld", cp_key_w_entries(&k, hinted), max_entries - 1);
     }
   }
-  if (cp_redis_pipeline_exec(r, &rep, &n) != 0 || n != nwant) {
-    if (rep != NULL) cp_redis_replies_free(rep, n);
+  if (cp_redis_pipe_exec(pipe, r) != 0) {
+    cp_redis_pipe_destroy(&pipe);
     gw_sc_probe_clear(&p);
     gw_reply_unavailable(req, "the share-code store");
     return -1;
   }
-  gw_sc_verdict_t v = gw_sc_probe_judge(&p, rep[0], rep[1], rep[2], sc);
+  gw_sc_verdict_t v = gw_sc_probe_judge(&p, cp_redis_pipe_reply(pipe, hip), cp_redis_pipe_reply(pipe, hcode),
+                                        cp_redis_pipe_reply(pipe, hsc), sc);
   gw_sc_probe_clear(&p);
   if (v == GW_SC_LIMITED_IP || v == GW_SC_LIMITED_CODE) {
-    cp_redis_replies_free(rep, n);
+    cp_redis_pipe_destroy(&pipe);
     if (v == GW_SC_LIMITED_IP) reply_limited(req, r, p.ipkey, "from your address");
     else reply_limited(req, r, p.codekey, "for this share code");
     return -1;
   }
   if (v == GW_SC_NO_MATCH) {
-    cp_redis_replies_free(rep, n);
+    cp_redis_pipe_destroy(&pipe);
     count_failure(r, p.ipkey, p.codekey);
     gw_sc_reply_no_match(req);
     return -1;
   }
   if (entries != NULL) {
-    if (nwant == 4 && strcmp(hinted, sc->worker) == 0 && rep[3] != NULL && rep[3]->type == REDIS_REPLY_ARRAY) {
-      *entries = rep[3]; /* read in the same pipeline as the code: as fresh as a separate read */
-      rep[3] = NULL;
+    const redisReply *l = hinted[0] != '\0' ? cp_redis_pipe_reply(pipe, hent) : NULL;
+    if (l != NULL && strcmp(hinted, sc->worker) == 0 && l->type == REDIS_REPLY_ARRAY) {
+      *entries = l; /* read in the same pipeline as the code: as fresh as a separate read */
+      *held = pipe;
+      pipe = NULL;
     }
     gw_sc_hint_set(sc->code_hash, sc->worker);
   }
-  cp_redis_replies_free(rep, n);
+  cp_redis_pipe_destroy(&pipe);
   return 0;
 }

@@ -11,6 +11,7 @@
  * Errors: those of gw_share_open.c, 403 SUBSCRIPTIONS_NOT_ALLOWED, 400 INVALID_FIELD (url, events),
  * 503 UNAVAILABLE. */
 #include "gw_share.h"
+#include "gw_http.h"
 #include "gw_subscribe_routes.h"
 
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "cp_keys.h"
 #include "cp_log.h"
 
 #define URL_MAX 2048
@@ -98,26 +100,23 @@ void gw_subscribe_post(gw_req_t *req) {
     gw_reply_unavailable(req, "the subscription store");
     goto out;
   }
-  char id[SUB_ID_MAX], key[128], sexp[24], snow[24], exp_at[32];
+  char id[SUB_ID_MAX], sexp[24], snow[24], exp_at[32];
   gw_random_id("sub_", 16, id, sizeof id);
-  snprintf(key, sizeof key, "cp:sub:{%s}", id);
+  cp_key_t subk, k;
+  const char *key = cp_key_sub(&subk, id);
   snprintf(sexp, sizeof sexp, "%lld", (long long)sc.expires);
   snprintf(snow, sizeof snow, "%lld", (long long)time(NULL));
-  redisReply **rep = NULL;
-  int n = 0;
-  cp_redis_pipeline_begin(r);
-  cp_redis_append(r, "HSET %s url %s worker %s employer %s share_code %s expires_at %s events %s entries %s created %s",
-                  key, url, sc.worker, employer, sc.id, sexp, evs, sc.scope, snow);
-  cp_redis_append(r, "EXPIREAT %s %lld", key, (long long)sc.expires + 86400);
-  cp_redis_append(r, "SADD cp:w:{%s}:subs %s", sc.worker, id);
-  cp_redis_append(r, "SADD cp:scid:{%s}:subs %s", sc.id, id);
-  cp_redis_append(r, "EXPIREAT cp:scid:{%s}:subs %lld", sc.id, (long long)sc.expires + 86400);
-  bool ok = cp_redis_pipeline_exec(r, &rep, &n) == 0 && n == 5 && rep[0] != NULL;
-  for (int i = 0; i < n; i++)
-    if (rep[i] != NULL) freeReplyObject(rep[i]);
-  free(rep);
+  cp_redis_pipe_t *pipe = cp_redis_pipe_new();
+  cp_redis_pipe_cmd(pipe, "HSET %s url %s worker %s employer %s share_code %s expires_at %s events %s entries %s created %s",
+                    key, url, sc.worker, employer, sc.id, sexp, evs, sc.scope, snow);
+  cp_redis_pipe_cmd(pipe, "EXPIREAT %s %lld", key, (long long)sc.expires + 86400);
+  cp_redis_pipe_cmd(pipe, "SADD %s %s", cp_key_w_subs(&k, sc.worker), id);
+  cp_redis_pipe_cmd(pipe, "SADD %s %s", cp_key_scid_subs(&k, sc.id), id);
+  cp_redis_pipe_cmd(pipe, "EXPIREAT %s %lld", cp_key_scid_subs(&k, sc.id), (long long)sc.expires + 86400);
+  bool ok = cp_redis_pipe_exec(pipe, r) == 0;
+  cp_redis_pipe_destroy(&pipe);
   /* the code may have been withdrawn meanwhile: then undo (withdraw deletes what it saw) */
-  redisReply *alive = ok ? cp_redis_cmd(r, "EXISTS cp:scid:{%s}", sc.id) : NULL;
+  redisReply *alive = ok ? cp_redis_cmd(r, "EXISTS %s", cp_key_scid(&k, sc.id)) : NULL;
   bool live = alive != NULL && alive->type == REDIS_REPLY_INTEGER && alive->integer == 1;
   if (alive != NULL) freeReplyObject(alive);
   if (!ok || !live) {
@@ -154,7 +153,8 @@ void gw_subscribe_delete(gw_req_t *req) {
     gw_reply_unavailable(req, "the subscription store");
     return;
   }
-  redisReply *h = cp_redis_cmd(r, "HMGET cp:sub:{%s} worker share_code", id);
+  cp_key_t k;
+  redisReply *h = cp_redis_cmd(r, "HMGET %s worker share_code", cp_key_sub(&k, id));
   if (h == NULL || h->type != REDIS_REPLY_ARRAY || h->elements != 2) {
     if (h != NULL) freeReplyObject(h);
     gw_reply_unavailable(req, "the subscription store");
@@ -165,17 +165,13 @@ void gw_subscribe_delete(gw_req_t *req) {
     gw_reply_error(req, 404, GW_E_NOT_FOUND, "no subscription has that id");
     return;
   }
-  redisReply **rep = NULL;
-  int nr = 0;
-  cp_redis_pipeline_begin(r);
-  cp_redis_append(r, "DEL cp:sub:{%s}", id);
-  cp_redis_append(r, "SREM cp:w:{%s}:subs %s", h->element[0]->str, id);
+  cp_redis_pipe_t *pipe = cp_redis_pipe_new();
+  cp_redis_pipe_cmd(pipe, "DEL %s", cp_key_sub(&k, id));
+  cp_redis_pipe_cmd(pipe, "SREM %s %s", cp_key_w_subs(&k, h->element[0]->str), id);
   if (h->element[1]->type == REDIS_REPLY_STRING)
-    cp_redis_append(r, "SREM cp:scid:{%s}:subs %s", h->element[1]->str, id);
-  int rc = cp_redis_pipeline_exec(r, &rep, &nr);
-  for (int i = 0; i < nr; i++)
-    if (rep[i] != NULL) freeReplyObject(rep[i]);
-  free(rep);
+    cp_redis_pipe_cmd(pipe, "SREM %s %s", cp_key_scid_subs(&k, h->element[1]->str), id);
+  int rc = cp_redis_pipe_exec(pipe, r);
+  cp_redis_pipe_destroy(&pipe);
   freeReplyObject(h);
   if (rc != 0) {
     gw_reply_unavailable(req, "the subscription store");

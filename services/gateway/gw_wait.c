@@ -2,8 +2,7 @@
  * waiting events' states from Redis every GW_WAIT_POLL_MS (one pipeline per batch), answers a
  * batch when every event is final or its deadline passed, and resumes the suspended connection.
  * (Why polling Redis rather than a SUB on the results topic: see gw_events.c.) */
-#include "gw_events.h"
-#include "gw_internal.h"
+#include "gw_wait.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 #define GW_STOP_DRAIN_MS 500  /* at shutdown, time given to MHD to send the resumed answers */
 
 struct gw_waiter {
+  gw_t *gw;               // the gateway (its replies, metrics)
   pthread_t thread;       // the helper thread
   bool started;           // thread created
   pthread_mutex_t lock;   // guards head, stop
@@ -27,12 +27,13 @@ struct gw_waiter {
 
 static void finish(gw_t *gw, gw_batch_t *b);
 
-void gw_waiter_add(gw_t *gw, gw_batch_t *b) {
-  struct gw_waiter *w = gw->waiter;
+void gw_waiter_add(gw_waiter_t *w, gw_batch_t **bp) {
+  gw_batch_t *b = *bp;
+  *bp = NULL;
   pthread_mutex_lock(&w->lock);
   if (w->stop) { /* shutting down: answer with the states reached */
     pthread_mutex_unlock(&w->lock);
-    finish(gw, b);
+    finish(w->gw, b);
     return;
   }
   b->next = w->head;
@@ -44,7 +45,7 @@ void gw_waiter_add(gw_t *gw, gw_batch_t *b) {
 /* Answer b, resume its connection, free it. */
 static void finish(gw_t *gw, gw_batch_t *b) {
   struct MHD_Connection *conn = b->req->conn;
-  gw_events_reply(gw, b);
+  gw_batch_reply(gw, b);
   gw_batch_destroy(&b);
   MHD_resume_connection(conn); /* MHD calls the dispatcher, which queues the reply */
 }
@@ -83,8 +84,8 @@ static int refresh(struct gw_waiter *w, gw_batch_t *b) {
 }
 
 static void *waiter_main(void *arg) {
-  gw_t *gw = arg;
-  struct gw_waiter *w = gw->waiter;
+  struct gw_waiter *w = arg;
+  gw_t *gw = w->gw;
   gw_batch_t *mine = NULL; /* batches held by this thread */
   bool stopping = false;
   while (!stopping) {
@@ -127,21 +128,28 @@ static void *waiter_main(void *arg) {
   return NULL;
 }
 
-int gw_waiter_start(gw_t *gw, char *err, size_t errlen) {
+int gw_waiter_new(gw_waiter_t **out, gw_t *gw, char *err, size_t errlen) {
+  *out = NULL;
   struct gw_waiter *w = cp_xcalloc(1, sizeof *w);
-  gw->waiter = w;
+  w->gw = gw;
   pthread_mutex_init(&w->lock, NULL);
   pthread_cond_init(&w->cond, NULL);
   w->redis = cp_redis_new(gw->cfg.redis_host, gw->cfg.redis_port, gw->cfg.redis_timeout_ms, err, errlen);
-  if (w->redis == NULL) return -1;
-  int rc = pthread_create(&w->thread, NULL, waiter_main, gw);
-  if (rc != 0) return cp_err(err, errlen, "pthread_create: %s", strerror(rc));
+  if (w->redis == NULL) goto err;
+  int rc = pthread_create(&w->thread, NULL, waiter_main, w);
+  if (rc != 0) {
+    cp_err(err, errlen, "pthread_create: %s", strerror(rc));
+    goto err;
+  }
   w->started = true;
+  *out = w;
   return 0;
+err:
+  gw_waiter_destroy(&w);
+  return -1;
 }
 
-void gw_waiter_stop(gw_t *gw) {
-  struct gw_waiter *w = gw->waiter;
+void gw_waiter_drain(gw_waiter_t *w) {
   if (w == NULL || !w->started) return;
   pthread_mutex_lock(&w->lock);
   w->stop = true;
@@ -155,10 +163,10 @@ void gw_waiter_stop(gw_t *gw) {
   }
 }
 
-void gw_waiter_destroy(gw_t *gw) {
-  struct gw_waiter *w = gw->waiter;
+void gw_waiter_destroy(gw_waiter_t **wp) {
+  struct gw_waiter *w = *wp;
   if (w == NULL) return;
-  gw_waiter_stop(gw);
+  gw_waiter_drain(w);
   /* batches added after the thread stopped (a request racing the shutdown) */
   while (w->head != NULL) {
     gw_batch_t *b = w->head;
@@ -169,5 +177,5 @@ void gw_waiter_destroy(gw_t *gw) {
   pthread_mutex_destroy(&w->lock);
   pthread_cond_destroy(&w->cond);
   free(w);
-  gw->waiter = NULL;
+  *wp = NULL;
 }

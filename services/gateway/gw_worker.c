@@ -3,12 +3,15 @@
  * "employer": "label", "client": {"ip", "user_agent"}, "records": n}, ...]} newest first.
  * Errors: 400 INVALID_QUERY, 401 (token), 503 UNAVAILABLE. */
 #include "gw_share.h"
+#include "gw_http.h"
 #include "gw_worker_routes.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "cp_keys.h"
 
 void gw_views_get(gw_req_t *req) {
   long limit = 100;
@@ -26,7 +29,8 @@ void gw_views_get(gw_req_t *req) {
     gw_reply_unavailable(req, "the view log");
     return;
   }
-  redisReply *l = cp_redis_cmd(r, "LRANGE cp:w:{%s}:views 0 %ld", req->subject, limit - 1);
+  cp_key_t k;
+  redisReply *l = cp_redis_cmd(r, "LRANGE %s 0 %ld", cp_key_w_views(&k, req->subject), limit - 1);
   if (l == NULL || l->type != REDIS_REPLY_ARRAY) {
     if (l != NULL) freeReplyObject(l);
     gw_reply_unavailable(req, "the view log");

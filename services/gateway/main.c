@@ -1,24 +1,34 @@
-/* main.c -- gateway: the HTTP edge. Parse, configure, start, serve until SIGTERM, stop. */
+/* main.c -- gateway: the HTTP edge, run by the one service lifecycle (common/cp_service.h). */
 #include "cp_config.h"
-#include "cp_log.h"
+#include "gw_server.h"
 #include "cp_service.h"
 #include "gw.h"
 
-int main(int argc, char **argv) {
-  int code = 0;
-  if (cp_service_init(argc, argv, "gateway", CP_SVC_GATEWAY,
-                      "HTTP gateway: provider events, the read-only register, keys, health and metrics",
-                      &code) != 0)
-    return code;
-  char err[CP_ERRLEN] = "";
+static int create(void **self, char *err, size_t errlen) {
   gw_t *gw = NULL;
-  if (gw_new(&gw, err, sizeof err) != 0) {
-    cp_log_error("gateway failed to start", CP_KV_STR("error", err), CP_KV_END);
-    cp_config_free();
-    return 1;
-  }
-  int rc = gw_run(gw);
-  gw_destroy(&gw);
-  cp_config_free();
+  int rc = gw_new(&gw, err, errlen);
+  *self = gw;
   return rc == 0 ? 0 : 1;
 }
+
+static int turn(void *self, int timeout_ms) { return gw_turn(self, timeout_ms); }
+
+static int drain(void *self) { return gw_drain(self); }
+
+static void destroy(void **self) {
+  gw_t *gw = *self;
+  gw_destroy(&gw);
+  *self = NULL;
+}
+
+static const cp_service_def_t gateway_service = {
+    .name = "gateway",
+    .service = CP_SVC_GATEWAY,
+    .summary = "HTTP gateway: provider events, the read-only register, keys, health and metrics",
+    .create = create,
+    .turn = turn,
+    .drain = drain,
+    .destroy = destroy,
+};
+
+int main(int argc, char **argv) { return cp_service_main(argc, argv, &gateway_service); }

@@ -1,5 +1,5 @@
 /* intake_forward.c -- queue accepted events to the verify queue and their notifications to notify. */
-#include "intake.h"
+#include "intake_forward.h"
 
 #include <errno.h>
 #include <string.h>

@@ -1,7 +1,9 @@
 /* intake_redrive.c -- re-send accepted events that have no final state after REDRIVE_AFTER_MS
  * (lost on the bus, or a verify/signer crashed). Several replicas may redrive the same event;
  * verify and signer are idempotent, so that only costs work. */
-#include "intake.h"
+#include "intake_redrive.h"
+
+#include "intake_forward.h"
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -45,6 +45,10 @@
  * same content returns the same answer, different content gets EVENT_ID_REUSED.
  */
 #include "intake.h"
+#include "intake_forward.h"
+#include "intake_redrive.h"
+#include "intake_req.h"
+#include "intake_wait.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -61,9 +65,7 @@
 
 #define INTAKE_ZAP_DOMAIN "carepass"
 #define INTAKE_REQUEST_ID_MAX 64   /* longest request_id echoed */
-#define INTAKE_POLL_MS 200         /* longest poll; keeps the stop flag and timers responsive */
 #define INTAKE_BURST 64            /* requests / results handled per poll round before timers run */
-#define INTAKE_HEARTBEAT_MS 1000
 
 /* ZAP admission: the key must be a provider's registered key; the user id is the provider id. */
 static bool admit_provider(const char *key_z85, char *user_id, size_t user_id_len, void *arg) {
@@ -92,6 +94,7 @@ static int make_router(intake_t *in, const char *secret_z85, char *err, size_t e
 }
 
 int intake_new(intake_t **out, char *err, size_t errlen) {
+  *out = NULL;
   intake_t *in = cp_xcalloc(1, sizeof *in);
   char pub[41] = "", sec[41] = "";
   int hwm = (int)cp_cfg_int(CP_OPT_BUS_HWM);
@@ -166,82 +169,15 @@ void intake_destroy(intake_t **inp) {
   *inp = NULL;
 }
 
-void intake_req_destroy(intake_req_t **reqp) {
-  if (reqp == NULL || *reqp == NULL) return;
-  intake_req_t *req = *reqp;
-  for (int i = 0; i < req->nenv; i++) zmq_msg_close(&req->env[i]);
-  ing_answers_free(req->ans, req->n);
-  free(req->request_id);
-  free(req);
-  *reqp = NULL;
-}
-
-/* Send the envelope frames of req, then `body`. Never blocks: a peer that is gone
- * or not reading loses its reply (ROUTER drops it), which is what ROUTER does anyway. */
-static void send_with_envelope(intake_t *in, intake_req_t *req, const ProtobufCMessage *body) {
-  for (int i = 0; i < req->nenv; i++) {
-    if (zmq_msg_send(&req->env[i], in->router, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
-      cp_log_warn("reply not sent", CP_KV_STR("provider", req->provider),
-                  CP_KV_STR("error", zmq_strerror(errno)), CP_KV_END);
-      return;
-    }
-  }
-  if (cp_zmq_send_pb(in->router, body, ZMQ_DONTWAIT) != 0)
-    cp_log_warn("reply not sent", CP_KV_STR("provider", req->provider),
-                CP_KV_STR("error", zmq_strerror(errno)), CP_KV_END);
-}
-
 static void reply_error(intake_t *in, intake_req_t *req, cp_reason_t code, const char *message) {
   Carepass__V1__SubmitReply rep = CAREPASS__V1__SUBMIT_REPLY__INIT;
   rep.request_id = req->request_id != NULL ? req->request_id : (char *)"";
   rep.error_code = (char *)cp_reason_code(code);
   rep.error_message = (char *)message;
-  send_with_envelope(in, req, &rep.base);
+  intake_req_send(in, req, &rep.base);
   cp_log_info("request refused", CP_KV_STR("provider", req->provider[0] ? req->provider : "-"),
               CP_KV_STR("error_code", cp_reason_code(code)),
               CP_KV_INT("ms", cp_mono_ms() - req->started_ms), CP_KV_END);
-}
-
-void intake_reply(intake_t *in, intake_req_t *req) {
-  Carepass__V1__SubmitReply rep = CAREPASS__V1__SUBMIT_REPLY__INIT;
-  Carepass__V1__EventReply *er = cp_xcalloc(req->n, sizeof *er);
-  Carepass__V1__EventReply **erp = cp_xcalloc(req->n, sizeof *erp);
-  size_t accepted = 0, rejected = 0, committed = 0;
-  for (size_t i = 0; i < req->n; i++) {
-    const ing_answer_t *a = &req->ans[i];
-    carepass__v1__event_reply__init(&er[i]);
-    er[i].provider_event_id = a->event_id;
-    switch (a->st) {
-    case ING_ST_REJECTED:
-      er[i].outcome = CAREPASS__V1__OUTCOME__OUTCOME_REJECTED;
-      er[i].reason_code = a->reason != NULL ? a->reason : (char *)cp_reason_code(CP_R_INTERNAL);
-      er[i].message = a->message != NULL ? a->message : (char *)"";
-      rejected++;
-      break;
-    case ING_ST_COMMITTED:
-      er[i].outcome = CAREPASS__V1__OUTCOME__OUTCOME_COMMITTED;
-      er[i].entry_index = a->index;
-      committed++;
-      break;
-    default:
-      er[i].outcome = CAREPASS__V1__OUTCOME__OUTCOME_ACCEPTED;
-      accepted++;
-      break;
-    }
-    erp[i] = &er[i];
-  }
-  rep.request_id = req->request_id != NULL ? req->request_id : (char *)"";
-  rep.n_replies = req->n;
-  rep.replies = erp;
-  send_with_envelope(in, req, &rep.base);
-  /* one line per batch; no personal data (ids and counts only) */
-  cp_log_info("batch", CP_KV_STR("provider", req->provider), CP_KV_INT("events", req->n),
-              CP_KV_INT("accepted", accepted), CP_KV_INT("rejected", rejected),
-              CP_KV_INT("committed", committed),
-              CP_KV_STR("ack", req->committed ? "committed" : "accepted"),
-              CP_KV_INT("ms", cp_mono_ms() - req->started_ms), CP_KV_END);
-  free(erp);
-  free(er);
 }
 
 /* ing_edge_t.forward: both pushes are best effort (intake_forward.c counts the failures). */
@@ -410,38 +346,33 @@ static bool drain_results(intake_t *in) {
   return any;
 }
 
-int intake_run(intake_t *in) {
+int intake_turn(intake_t *in, int timeout_ms) {
   int64_t now = cp_mono_ms();
-  in->next_redrive_ms = now + INTAKE_REDRIVE_EVERY_MS;
-  in->next_heartbeat_ms = now;
-  while (!cp_stop_requested) {
-    now = cp_mono_ms();
-    int64_t wake = intake_waits_next_ms(in->waits);
-    if (in->next_redrive_ms < wake) wake = in->next_redrive_ms;
-    if (in->next_heartbeat_ms < wake) wake = in->next_heartbeat_ms;
-    long timeout = wake <= now ? 0 : (long)(wake - now);
-    if (timeout > INTAKE_POLL_MS) timeout = INTAKE_POLL_MS;
-    zmq_pollitem_t items[2] = {{in->router, 0, ZMQ_POLLIN, 0}, {in->results_sub, 0, ZMQ_POLLIN, 0}};
-    int rc = zmq_poll(items, 2, timeout);
-    if (rc < 0) {
-      if (errno == EINTR) continue;
-      cp_log_error("zmq_poll failed", CP_KV_STR("error", zmq_strerror(errno)), CP_KV_END);
-      return -1;
-    }
-    bool results = false;
-    if (items[1].revents & ZMQ_POLLIN) results = drain_results(in);
-    if (items[0].revents & ZMQ_POLLIN) drain_router(in);
-    now = cp_mono_ms();
-    if (results || intake_waits_next_ms(in->waits) <= now) intake_waits_tick(in, false);
-    if (now >= in->next_redrive_ms) {
-      intake_redrive(in);
-      in->next_redrive_ms = cp_mono_ms() + INTAKE_REDRIVE_EVERY_MS;
-    }
-    if (now >= in->next_heartbeat_ms) {
-      cp_service_heartbeat("intake");
-      in->next_heartbeat_ms = now + INTAKE_HEARTBEAT_MS;
-    }
+  if (in->next_redrive_ms == 0) in->next_redrive_ms = now + INTAKE_REDRIVE_EVERY_MS; /* first turn */
+  int64_t wake = intake_waits_next_ms(in->waits);
+  if (in->next_redrive_ms < wake) wake = in->next_redrive_ms;
+  long timeout = wake <= now ? 0 : (long)(wake - now);
+  if (timeout > timeout_ms) timeout = timeout_ms;
+  zmq_pollitem_t items[2] = {{in->router, 0, ZMQ_POLLIN, 0}, {in->results_sub, 0, ZMQ_POLLIN, 0}};
+  int rc = zmq_poll(items, 2, timeout);
+  if (rc < 0) {
+    if (errno == EINTR) return 0;
+    cp_log_error("zmq_poll failed", CP_KV_STR("error", zmq_strerror(errno)), CP_KV_END);
+    return -1;
   }
+  bool results = false;
+  if (items[1].revents & ZMQ_POLLIN) results = drain_results(in);
+  if (items[0].revents & ZMQ_POLLIN) drain_router(in);
+  now = cp_mono_ms();
+  if (results || intake_waits_next_ms(in->waits) <= now) intake_waits_tick(in, false);
+  if (now >= in->next_redrive_ms) {
+    intake_redrive(in);
+    in->next_redrive_ms = cp_mono_ms() + INTAKE_REDRIVE_EVERY_MS;
+  }
+  return 0;
+}
+
+int intake_drain(intake_t *in) {
   /* SIGTERM: read no more requests; answer the waiting ones with the states reached */
   size_t waiting = intake_waits_count(in->waits);
   (void)drain_results(in);

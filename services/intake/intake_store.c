@@ -1,6 +1,8 @@
 /* intake_store.c -- re-reading the states of events that committed-ack requests wait for
  * (one pipeline per tick). Claims are ing_store_claim (common/ingest_store.c). */
-#include "intake.h"
+#include "intake_store.h"
+
+#include "intake_req.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,6 +1,9 @@
 /* intake_wait.c -- requests waiting for committed acks: a table from provider:event to the
  * waiting requests, result delivery, periodic Redis re-reads and timeouts. */
-#include "intake.h"
+#include "intake_wait.h"
+
+#include "intake_req.h"
+#include "intake_store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,20 +131,6 @@ void intake_waits_remove(intake_waits_t *w, intake_req_t *req) {
   else if (w->tail == req) w->tail = req->prev;
   req->prev = req->next = NULL;
   w->nreqs--;
-}
-
-void intake_answer_final(intake_req_t *req, size_t i, ing_st_t st, const char *reason,
-                         const char *message, uint64_t index) {
-  ing_answer_t *a = &req->ans[i];
-  if (!a->waiting) return;
-  a->st = st;
-  free(a->reason);
-  free(a->message);
-  a->reason = reason != NULL && reason[0] != '\0' ? cp_strdup(reason) : NULL;
-  a->message = message != NULL && message[0] != '\0' ? cp_strdup(message) : NULL;
-  a->index = index;
-  a->waiting = false;
-  req->nwaiting--;
 }
 
 void intake_waits_result(intake_waits_t *w, const Carepass__V1__EventResult *res) {

@@ -1,26 +1,34 @@
-/* main.c -- intake: the provider edge (CurveZMQ ROUTER). Parse, configure, start, serve, stop. */
-#include <stdio.h>
-
+/* main.c -- intake: the provider edge (CurveZMQ ROUTER), run by the one service lifecycle
+ * (common/cp_service.h). */
 #include "cp_config.h"
-#include "cp_log.h"
 #include "cp_service.h"
 #include "intake.h"
 
-int main(int argc, char **argv) {
-  int code = 0;
-  if (cp_service_init(argc, argv, "intake", CP_SVC_INTAKE,
-                      "provider intake: CurveZMQ ROUTER, shape checks, idempotent store, forwarding to verify",
-                      &code) != 0)
-    return code;
-  char err[CP_ERRLEN] = "";
+static int create(void **self, char *err, size_t errlen) {
   intake_t *in = NULL;
-  if (intake_new(&in, err, sizeof err) != 0) {
-    cp_log_error("intake failed to start", CP_KV_STR("error", err), CP_KV_END);
-    cp_config_free();
-    return 1;
-  }
-  int rc = intake_run(in);
-  intake_destroy(&in);
-  cp_config_free();
+  int rc = intake_new(&in, err, errlen);
+  *self = in;
   return rc == 0 ? 0 : 1;
 }
+
+static int turn(void *self, int timeout_ms) { return intake_turn(self, timeout_ms); }
+
+static int drain(void *self) { return intake_drain(self); }
+
+static void destroy(void **self) {
+  intake_t *in = *self;
+  intake_destroy(&in);
+  *self = NULL;
+}
+
+static const cp_service_def_t intake_service = {
+    .name = "intake",
+    .service = CP_SVC_INTAKE,
+    .summary = "provider intake: CurveZMQ ROUTER, shape checks, idempotent store, forwarding to verify",
+    .create = create,
+    .turn = turn,
+    .drain = drain,
+    .destroy = destroy,
+};
+
+int main(int argc, char **argv) { return cp_service_main(argc, argv, &intake_service); }

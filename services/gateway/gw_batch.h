@@ -1,11 +1,10 @@
-/* gw_events.h -- POST /v1/events internals shared by gw_events.c and gw_wait.c. */
-#ifndef GW_EVENTS_H
-#define GW_EVENTS_H
+/* gw_batch.h -- one POST /v1/events batch being answered (gw_batch.c): made by gw_events.c,
+ * answered there at once or by the committed-ack waiter (gw_wait.h). */
+#ifndef GW_BATCH_H
+#define GW_BATCH_H
 
 #include "cp_ingest.h"
 #include "gw.h"
-
-#define GW_WAIT_POLL_MS 100   /* how often waiting batches re-read their states from Redis */
 
 /* One POST /v1/events being answered (at once, or by the waiter for ?ack=committed). */
 typedef struct gw_batch {
@@ -20,10 +19,8 @@ typedef struct gw_batch {
 } gw_batch_t;
 
 /* Make the 200 JSON reply of a batch on its request (and count the outcomes). */
-void gw_events_reply(gw_t *gw, gw_batch_t *b);
+void gw_batch_reply(gw_t *gw, gw_batch_t *b);
+/* NULL-safe; sets *b to NULL. */
 void gw_batch_destroy(gw_batch_t **b);
-/* Hand a batch with nwaiting > 0 to the waiter (takes ownership). The caller has suspended
- * the request's connection; the waiter answers and resumes it. */
-void gw_waiter_add(gw_t *gw, gw_batch_t *b);
 
 #endif
