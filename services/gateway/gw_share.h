@@ -26,7 +26,7 @@
  *  cp:rl:ip:{<client address>}      STRING failed share-code checks from that address (INCR, EXPIRE NX)
  *  cp:rl:code:{<code hash hex>}     STRING failed checks naming that code (whether or not it exists)
  *  cp:sub:{<sub id>}, cp:w:{<pseudonym hex>}:subs   employer subscriptions, in the format notify
- *                                     reads (services/notify/notify.h NT_KEY_SUB_*)
+ *                                     reads (services/notify/notify_keys.h)
  *
  * Hashes: code hash = BLAKE2b-256 keyed with TOKEN_SECRET over "carepass/share-code/v1\n" || the
  * 9 normalised characters; dob hash = BLAKE2b-256 keyed with PSEUDONYM_SECRET over

@@ -1,5 +1,5 @@
 /* gw_subscribe.c -- employers subscribe a webhook to a worker they checked (only while the share code
- * allows it), in the Redis format notify reads (/work/notes/subscriptions.md, services/notify/notify.h).
+ * allows it), in the Redis format notify reads (services/notify/notify_keys.h).
  *
  * POST /v1/subscriptions {"share_code", "date_of_birth", "url": "https://..." (<= 2048),
  *                         "employer": "label" (<= 200), "events": ["record.revoked", "record.expiring",

@@ -38,7 +38,7 @@
  *      replayed record.committed does not schedule the record again.
  *
  * Subscriptions (written by the gateway when an employer subscribes; notify reads
- * them and removes dead ones; see /work/notes/subscriptions.md):
+ * them and removes dead ones):
  *  cp:w:{<pseudonym hex>}:subs     SET   subscription ids of the worker
  *  cp:sub:{<sub id>}               HASH  url, worker (pseudonym hex), employer (label),
  *                                        share_code (share code id), expires_at (unix s),

@@ -1,5 +1,5 @@
 """notify_subs.py -- employer subscriptions for notify tests, written straight into Redis
-as the gateway writes them (format: services/notify/notify.h), and the worker pseudonym
+as the gateway writes them (format: services/notify/notify_keys.h), and the worker pseudonym
 they are keyed by."""
 
 import time

@@ -3,7 +3,7 @@ record.expired (the day after) reach the provider and a subscribed employer exac
 once, driven by the test-settable clock (CAREPASS_TODAY_FILE), not by sleeping.
 
 The employer subscription is written straight into Redis, as the gateway would
-(format: services/notify/notify.h, /work/notes/subscriptions.md)."""
+(format: services/notify/notify_keys.h)."""
 
 import datetime
 import time
