@@ -31,8 +31,13 @@
  *  cp:nt:due                      ZSET  webhook ids scored by the unix ms of their next attempt
  *  cp:nt:dead                     LIST  dead-lettered webhook ids, newest first
  *  cp:exp:due, cp:exp:lease       ZSET  the expiry schedule: register index -> day of the next
- *                                       threshold / unix ms a scanner holds it until (notify)
- *  cp:exp:{<index>}               HASH  one record's expiry schedule (notify)
+ *                                       threshold / unix ms a scanner holds it until. cp:exp:due:
+ *                                       the projection adds a record once (cp_projection.h), notify
+ *                                       re-scores it as stages pass; both drop it when retired.
+ *                                       cp:exp:lease: notify's expiry scan only
+ *  cp:exp:{<index>}               HASH  one record's expiry schedule: the projection creates it
+ *                                       with the commit (if absent) and writes the revoked tombstone;
+ *                                       notify alone moves stage and state=done (notify_keys.h)
  *  cp:sub:{<sub id>}              HASH  one employer subscription (gateway writes, notify reads)
  *  cp:w:{<pseudonym hex>}:subs    SET   the worker's subscription ids
  *  cp:w:{<pseudonym hex>}:profile HASH  the worker's own webhook_url (notify)

@@ -3,13 +3,26 @@
  * (services/signer/signer_redis.c), `carepass reindex` replays the whole log through it
  * (tools/carepass/cmd_reindex.c), and verify withdraws awards with its script.
  *
- * Every committed entry, live and replayed (proj_entry):
+ * Every committed entry, live and replayed (proj_entry), in the same pipeline as the rest of
+ * its batch:
  *   cp:ev:{p:e}             state committed, index (pending, reason, msg deleted); out of cp:pending
  *   cp:w:{hex}:entries      the entry's index, appended once
  *   revocation of a record or award below it: on the revoked event's cp:ev, revoked_by (HSETNX:
  *                           verify sets it first when it verifies the revocation), revoked_index,
  *                           revoked_at (the revocation's issued_at)
  *   key entries             nothing (no event, no worker)
+ *   expiry schedule         a record or award with a valid_until and a worker: cp:exp:{index}
+ *                           (state scheduled, stage, provider, qual, worker, valid_until,
+ *                           completion_date, event_id) and its index in cp:exp:due at the day of
+ *                           that stage, the first threshold not passed on `today` (proj_new); none
+ *                           when every threshold has passed. Created once: nothing is written when
+ *                           the hash exists, so applying again never resets the stage notify moved.
+ *                           A revocation of an entry below it retires that entry's schedule (out of
+ *                           cp:exp:due and cp:exp:lease, the hash replaced by state=revoked kept
+ *                           PROJ_EXP_TOMBSTONE_TTL_S). One writer per field: the projection creates
+ *                           the hash and its first cp:exp:due score and writes the tombstone; notify
+ *                           (services/notify/notify_expiry.c) alone moves stage / state=done, the
+ *                           later cp:exp:due scores and cp:exp:lease, and sends the notices.
  * Replayed only (PROJ_REPLAY), because live they are written before the commit by the service
  * that decides them and they must not be written again at commit (a replay of the signer's last
  * batches after a crash would undo later decisions):
@@ -53,8 +66,20 @@ typedef enum {
 
 typedef struct proj proj_t;
 
-/* cat may be NULL in PROJ_LIVE (it is used only for the award state of a replay). */
-proj_t *proj_new(proj_mode_t mode, const cat_catalogue_t *cat);
+/* The expiry stages of a schedule: 90, 30 and 7 days before valid_until, then the day after. */
+#define PROJ_EXP_STAGES 4
+#define PROJ_EXP_TOMBSTONE_TTL_S (400 * 86400)   /* how long a revoked/done schedule is remembered */
+
+/* Days before valid_until of an expiry stage (90, 30, 7; -1 for the expired stage). */
+int proj_exp_days_before(int stage);
+
+/* Day number of a stage's threshold for a record valid until day valid_until. */
+int32_t proj_exp_threshold(int32_t valid_until, int stage);
+
+/* cat may be NULL in PROJ_LIVE (it is used only for the award state of a replay). today is the
+ * day number (cp_today) from which a new expiry schedule starts: thresholds already passed that
+ * day are skipped, as they always were when a record was scheduled. */
+proj_t *proj_new(proj_mode_t mode, const cat_catalogue_t *cat, int32_t today);
 void proj_destroy(proj_t **p);
 
 /* Queue on pipe the Redis updates of committed entry `index`. For a revocation, target is the

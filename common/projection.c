@@ -8,6 +8,7 @@
 
 #include "carepass/v1/internal.pb-c.h"
 #include "cp_crypto.h"
+#include "cp_dates.h"
 #include "cp_ingest.h"
 #include "cp_keys.h"
 
@@ -16,6 +17,7 @@
 struct proj {
   proj_mode_t mode;            // live (signer) or replay (reindex)
   const cat_catalogue_t *cat;  // catalogue: which codes derived awards require (replay only)
+  int32_t today;               // day number an expiry schedule starts from (thresholds passed are skipped)
 };
 
 /* Append a worker's index only once, so that applying an entry again adds nothing twice. */
@@ -63,6 +65,39 @@ static cp_redis_script_t standard_revoked = CP_REDIS_SCRIPT("standard revoked", 
     "redis.call('HSETNX', KEYS[3], ARGV[1] .. ':' .. tostring(g) .. ':' .. ARGV[2], '0 ' .. ARGV[3]) "
     "return 1");
 
+/* A record's expiry schedule, created once: nothing when its hash exists (scheduled, advanced by
+ * notify, done or revoked), so a second apply never moves notify's stage back.
+ * KEYS[1] cp:exp:{index}, KEYS[2] cp:exp:due. ARGV: score (day), stage, provider, qual, worker,
+ * valid_until, completion_date, event_id, index. */
+static cp_redis_script_t exp_schedule = CP_REDIS_SCRIPT("schedule expiry", 2,
+    "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
+    "redis.call('HSET', KEYS[1], 'state', 'scheduled', 'stage', ARGV[2], 'provider', ARGV[3],"
+    " 'qual', ARGV[4], 'worker', ARGV[5], 'valid_until', ARGV[6], 'completion_date', ARGV[7],"
+    " 'event_id', ARGV[8])\n"
+    "redis.call('ZADD', KEYS[2], ARGV[1], ARGV[9])\n"
+    "return 1\n");
+
+/* A revoked record's schedule retired: out of due and lease, the hash replaced by a tombstone
+ * state=revoked kept for PROJ_EXP_TOMBSTONE_TTL_S (so a late apply of the record schedules nothing).
+ * KEYS[1] cp:exp:{index}, KEYS[2] cp:exp:due, KEYS[3] cp:exp:lease. ARGV: index, tombstone ttl. */
+static cp_redis_script_t exp_retire = CP_REDIS_SCRIPT("revoke expiry", 3,
+    "redis.call('ZREM', KEYS[2], ARGV[1])\n"
+    "redis.call('ZREM', KEYS[3], ARGV[1])\n"
+    "redis.call('DEL', KEYS[1])\n"
+    "redis.call('HSET', KEYS[1], 'state', 'revoked')\n"
+    "redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))\n"
+    "return 1\n");
+
+int proj_exp_days_before(int stage) {
+  static const int days[PROJ_EXP_STAGES] = {90, 30, 7, -1};
+  return stage >= 0 && stage < PROJ_EXP_STAGES ? days[stage] : -1;
+}
+
+int32_t proj_exp_threshold(int32_t valid_until, int stage) {
+  int before = proj_exp_days_before(stage);
+  return before > 0 ? valid_until - before : valid_until + 1;
+}
+
 void proj_award_id(const char *code, const char *hex, uint64_t gen, char out[PROJ_AWARD_ID_MAX]) {
   if (gen == 0)
     snprintf(out, PROJ_AWARD_ID_MAX, "award:%s:%.16s", code, hex);
@@ -104,10 +139,11 @@ bool proj_award_id_parse(const char *id, char code[CAT_CODE_MAX], char hex16[17]
   return true;
 }
 
-proj_t *proj_new(proj_mode_t mode, const cat_catalogue_t *cat) {
+proj_t *proj_new(proj_mode_t mode, const cat_catalogue_t *cat, int32_t today) {
   proj_t *p = cp_xcalloc(1, sizeof *p);
   p->mode = mode;
   p->cat = cat;
+  p->today = today;
   return p;
 }
 
@@ -167,6 +203,37 @@ cp_redis_handle_t proj_withdraw_award(cp_redis_pipe_t *pipe, const char *hex, co
 void proj_indexed(cp_redis_pipe_t *pipe, int shard, uint64_t size) {
   cp_key_t k;
   (void)cp_redis_pipe_cmd(pipe, "SET %s %" PRIu64, cp_key_reg_indexed(&k, shard), size);
+}
+
+/* The expiry schedule of a committed record or award with a valid_until and a worker, starting at
+ * the first threshold not yet passed on p->today (none when every one has passed). */
+static void queue_exp_schedule(const proj_t *p, cp_redis_pipe_t *pipe, uint64_t index,
+                               const Carepass__V1__PassportEntry *pe, const char *hex) {
+  int32_t vu;
+  if (!hex[0] || pe->valid_until == NULL || !pe->valid_until[0] || cp_date_parse(pe->valid_until, &vu) < 0) return;
+  int stage = 0;
+  while (stage < PROJ_EXP_STAGES && proj_exp_threshold(vu, stage) <= p->today) stage++;
+  if (stage == PROJ_EXP_STAGES) return;   /* every threshold already passed */
+  cp_key_t key;
+  char score[16], st[8], idx[24];
+  snprintf(score, sizeof score, "%d", (int)proj_exp_threshold(vu, stage));
+  snprintf(st, sizeof st, "%d", stage);
+  snprintf(idx, sizeof idx, "%" PRIu64, index);
+  const char *argv[] = {cp_key_exp(&key, index), cp_key_exp_due(), score, st,
+                        pe->provider_id ? pe->provider_id : "", pe->qualification_code ? pe->qualification_code : "",
+                        hex, pe->valid_until, pe->completion_date ? pe->completion_date : "",
+                        pe->provider_event_id ? pe->provider_event_id : "", idx};
+  (void)cp_redis_pipe_script(pipe, &exp_schedule, 11, argv, NULL);
+}
+
+/* A revocation retires the schedule of the entry it names (a tombstone even where none was). */
+static void queue_exp_retire(cp_redis_pipe_t *pipe, uint64_t revoked_index) {
+  cp_key_t key;
+  char idx[24], ttl[16];
+  snprintf(idx, sizeof idx, "%" PRIu64, revoked_index);
+  snprintf(ttl, sizeof ttl, "%d", PROJ_EXP_TOMBSTONE_TTL_S);
+  const char *argv[] = {cp_key_exp(&key, revoked_index), cp_key_exp_due(), cp_key_exp_lease(), idx, ttl};
+  (void)cp_redis_pipe_script(pipe, &exp_retire, 5, argv, NULL);
 }
 
 /* The digest intake stored for an event: its PendingEvent rebuilt from the entry, hashed as intake
@@ -266,6 +333,11 @@ void proj_entry(proj_t *p, cp_redis_pipe_t *pipe, uint64_t index, const Carepass
     (void)cp_redis_pipe_cmd(pipe, "HSETNX %s revoked_by %s", tk.s, pe->provider_event_id);
     (void)cp_redis_pipe_cmd(pipe, "HSET %s revoked_index %" PRIu64 " revoked_at %" PRId64, tk.s, index,
                             pe->issued_at);
+  }
+  if (IS(pe, REVOCATION)) {
+    if (pe->revokes_index < index) queue_exp_retire(pipe, pe->revokes_index);
+  } else {
+    queue_exp_schedule(p, pipe, index, pe, hex);
   }
   if (p->mode == PROJ_REPLAY) queue_award_state(p, pipe, ev.s, hex, pe, target);
 }

@@ -10,6 +10,7 @@
 #include "notify_retry.h"
 #include "notify_sign.h"
 #include "cp_catalogue.h"
+#include "cp_projection.h"
 #include "cp_log.h"
 
 #define SUBS_MAX 1000   /* most subscriptions one worker's fan-out reads */
@@ -30,8 +31,8 @@ static char *fanout_body(const nt_record_event_t *ev, const char *sub_id, int64_
   bad |= json_object_set_new(data, "provider_id", json_string(nz(ev->provider)));
   bad |= json_object_set_new(data, "completion_date", json_string(nz(ev->completion_date)));
   bad |= json_object_set_new(data, "valid_until", json_string(nz(ev->valid_until)));
-  if (ev->stage >= 0 && nt_stage_days_before(ev->stage) > 0)
-    bad |= json_object_set_new(data, "days_before", json_integer(nt_stage_days_before(ev->stage)));
+  if (ev->stage >= 0 && proj_exp_days_before(ev->stage) > 0)
+    bad |= json_object_set_new(data, "days_before", json_integer(proj_exp_days_before(ev->stage)));
   if (strcmp(ev->type, "record.revoked") == 0)
     bad |= json_object_set_new(data, "reason_code", json_string(nz(ev->reason_code)));
   json_t *root = json_pack("{s:s, s:s, s:o}", "type", ev->type, "timestamp", ts, "data", data);

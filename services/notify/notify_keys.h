@@ -24,7 +24,9 @@
  *  A delivery that still fails WEBHOOK_RETRY_WINDOW_S after `created` (or after
  *  WEBHOOK_MAX_ATTEMPTS attempts, when that is not 0) is dead-lettered.
  *
- * Expiry schedule (written when notify handles record.committed with a valid_until):
+ * Expiry schedule (created with the commit by the projection, common/cp_projection.h, which
+ * also writes the revoked tombstone; notify's scan alone moves stage, state=done, the later
+ * cp:exp:due scores and cp:exp:lease):
  *  cp:exp:due        ZSET  register index -> day number (days since 1970-01-01) of the
  *                          record's next threshold (stage below)
  *  cp:exp:lease      ZSET  register index -> unix ms until which a scanner holds it (a
@@ -34,8 +36,8 @@
  *                                   1 = 30 days, 2 = 7 days, 3 = the day after (expired)
  *                          provider, qual, worker (pseudonym hex), valid_until,
  *                          completion_date, event_id (provider event id)
- *      A "revoked" or "done" hash is kept for NT_EXP_TOMBSTONE_TTL_S so a late or
- *      replayed record.committed does not schedule the record again.
+ *      A "revoked" or "done" hash is kept for PROJ_EXP_TOMBSTONE_TTL_S so a
+ *      replayed commit does not schedule the record again.
  *
  * Subscriptions (written by the gateway when an employer subscribes; notify reads
  * them and removes dead ones):
@@ -67,6 +69,5 @@
   "local function key_of(sample, id) return (string.gsub(sample, '{[^}]*}', function() return '{' .. id .. '}' end, 1)) end\n"
 
 #define NT_TOMBSTONE_TTL_S     86400        /* how long a delivered id is remembered */
-#define NT_EXP_TOMBSTONE_TTL_S (400 * 86400) /* how long a revoked/done schedule is remembered */
 
 #endif

@@ -1,16 +1,14 @@
 /* notify_plan_jobs.c -- job planning: NotifyJobs from the bus become one plan of
- * deliveries (the provider's, subscribers', the worker's) and expiry schedule changes. */
+ * deliveries (the provider's, subscribers', the worker's). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
 #include "notify_plan_jobs.h"
-#include "notify_expiry.h"
 #include "notify_fanout.h"
 #include "notify_jobs.h"
 #include "notify_sign.h"
 #include "cp_codec.h"
-#include "cp_dates.h"
 #include "cp_log.h"
 #include "cp_zmq.h"
 
@@ -44,21 +42,11 @@ static size_t plan_provider_delivery(nt_service_t *s, nt_plan_t *plan, const Car
   return idx;
 }
 
-/* What a record job means beyond the provider's webhook: a commit schedules its
- * expiry webhooks; a revocation drops the schedule and tells subscribers and the worker. */
+/* What a revocation job means beyond the provider's webhook: subscribers and the worker are
+ * told. (The expiry schedule is the projection's: created and retired with the commit.) */
 static void plan_record_effects(nt_service_t *s, nt_plan_t *plan, const Carepass__V1__NotifyJob *job,
-                                int32_t today, int64_t now_ms, cp_redis_handle_t *pre, size_t *npre) {
-  if (strcmp(job->type, "record.committed") == 0) {
-    if (nt_expiry_schedule_append(nt_plan_pre(plan), job, today, &pre[*npre])) {
-      (*npre)++;
-      cp_log_debug("expiry scheduled", CP_KV_INT("index", job->entry_index),
-                   CP_KV_STR("valid_until", job->valid_until ? job->valid_until : ""),
-                   CP_KV_INT("pseudonym_bytes", job->worker_pseudonym.len), CP_KV_END);
-    }
-    return;
-  }
+                                int64_t now_ms) {
   if (strcmp(job->type, "record.revoked") != 0) return;
-  pre[(*npre)++] = nt_expiry_revoke_append(nt_plan_pre(plan), job->revokes_index);
   if (job->worker_pseudonym.len != CP_PSEUDONYM_BYTES) return;
   char hex[2 * CP_PSEUDONYM_BYTES + 1];
   cp_hex(job->worker_pseudonym.data, CP_PSEUDONYM_BYTES, hex);
@@ -74,24 +62,17 @@ static void plan_record_effects(nt_service_t *s, nt_plan_t *plan, const Carepass
 /* Turn a batch of jobs into their deliveries with one plan (three round trips for the
  * whole batch). 0 = done with every job (stored, duplicate or nothing to deliver);
  * -1 = Redis failed, keep the jobs and try again later (every step is idempotent:
- * deterministic ids, create-if-new, schedule written once). */
+ * deterministic ids, create-if-new). */
 static int store_jobs(nt_service_t *s, Carepass__V1__NotifyJob **jobs, size_t n) {
   char err[CP_ERRLEN];
   int64_t now_ms = cp_now_ms();
-  int32_t today = cp_today();
   nt_plan_t *plan = nt_plan_new();
-  size_t *pidx = cp_xcalloc(n, sizeof *pidx), npre = 0;
-  cp_redis_handle_t *pre = cp_xcalloc(n, sizeof *pre);   /* expiry schedule / revoke: one per job at most */
+  size_t *pidx = cp_xcalloc(n, sizeof *pidx);
   for (size_t i = 0; i < n; i++) {
     pidx[i] = plan_provider_delivery(s, plan, jobs[i], now_ms);
-    plan_record_effects(s, plan, jobs[i], today, now_ms, pre, &npre);
+    plan_record_effects(s, plan, jobs[i], now_ms);
   }
   int rc = nt_plan_run(plan, s->redis, now_ms, err, sizeof err);
-  for (size_t i = 0; rc == 0 && i < npre; i++) {
-    const redisReply *rep = cp_redis_pipe_reply(nt_plan_pre(plan), pre[i]);
-    if (!rep || cp_redis_reply_is_error(rep))
-      rc = cp_err(err, sizeof err, "expiry schedule: %s", rep ? rep->str : "no reply");
-  }
   if (rc < 0) {
     nt_loop_redis_failed(s, err);
     goto done;
@@ -115,7 +96,6 @@ static int store_jobs(nt_service_t *s, Carepass__V1__NotifyJob **jobs, size_t n)
   }
   if (fan) cp_log_debug("fan-out stored", CP_KV_INT("jobs", n), CP_KV_INT("deliveries", fan), CP_KV_END);
 done:
-  free(pre);
   free(pidx);
   nt_plan_destroy(&plan);
   return rc;

@@ -48,11 +48,6 @@ void nt_fanout_id(const char *type, const char *recipient, uint64_t entry_index,
   cp_hex(h, 16, out + 4);
 }
 
-int nt_stage_days_before(int stage) {
-  static const int days[NT_EXP_STAGES] = {90, 30, 7, -1};
-  return stage >= 0 && stage < NT_EXP_STAGES ? days[stage] : -1;
-}
-
 /* Build "<id>.<timestamp>.<body>" into a malloc'd buffer. */
 static unsigned char *signed_content(const char *id, int64_t timestamp, const char *body,
                                      size_t bodylen, size_t *len) {

@@ -12,7 +12,6 @@
 #define NT_ID_SIZE       (NT_ID_LEN + 1)
 #define NT_SIG_HDR_SIZE  128                /* "v1a," + base64(64 bytes) + NUL fits */
 #define NT_PUBKEY_SIZE   64                 /* "whpk_" + base64(32 bytes) + NUL fits */
-#define NT_EXP_STAGES    4                  /* expiry stages: 90, 30, 7 days before; the day after */
 
 /* Deterministic webhook-id of a job: "msg_" + hex of the first 16 bytes of
  * BLAKE2b(type 0x00 provider 0x00 provider_event_id 0x00 entry_index as 8 bytes BE),
@@ -44,8 +43,5 @@ int64_t nt_backoff_ms(int attempts, int64_t base_ms, int64_t max_ms);
  * "provider:<id>", "sub:<sub id>" or "worker". */
 void nt_fanout_id(const char *type, const char *recipient, uint64_t entry_index, int stage,
                   char out[NT_ID_SIZE]);
-
-/* Days before valid_until of an expiry stage (90, 30, 7; -1 for the expired stage). */
-int nt_stage_days_before(int stage);
 
 #endif

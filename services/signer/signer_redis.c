@@ -1,6 +1,6 @@
 /* signer_redis.c -- the Redis side of a commit: each durable entry through the projection
- * (common/projection.c: event state, pending set, worker index, revocation markers), the indexed
- * marker, and the notification jobs that go with committed entries. */
+ * (common/projection.c: event state, pending set, worker index, revocation markers, expiry
+ * schedule), the indexed marker, and the notification jobs that go with committed entries. */
 #include "signer.h"
 
 #include <errno.h>
@@ -11,6 +11,7 @@
 #include <zmq.h>
 
 #include "cp_config.h"
+#include "cp_dates.h"
 #include "cp_keys.h"
 #include "cp_log.h"
 #include "cp_projection.h"
@@ -124,7 +125,7 @@ static bool run_pipeline(signer_t *s, cp_redis_pipe_t *pipe) {
 void signer_redis_apply(signer_t *s) {
   if (!ensure_redis(s)) return;
   uint64_t size = reg_size(s->log);
-  proj_t *proj = proj_new(PROJ_LIVE, NULL);
+  proj_t *proj = proj_new(PROJ_LIVE, NULL, cp_today());
   cp_redis_pipe_t *pipe = cp_redis_pipe_new();
   while (s->applied < size) {
     uint64_t to = size - s->applied > CHUNK ? s->applied + CHUNK : size;

@@ -1,21 +1,24 @@
 /* test_projection.c -- the projection of committed register entries onto Redis (common/projection.c),
  * against a real redis-server: what each entry type writes, live and replayed, that applying
- * again changes nothing, and the award state a replay rebuilds. */
+ * again changes nothing, the award state a replay rebuilds, and the expiry schedule. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
 #include "cp_catalogue.h"
 #include "cp_crypto.h"
+#include "cp_dates.h"
 #include "cp_keys.h"
 #include "cp_projection.h"
 #include "cp_redis.h"
 #include "redis_server.h"
 
 #define TIMEOUT_MS 2000
+#define TODAY 20238   /* 2025-05-30: the day new expiry schedules start from */
 
 static cp_redis_t *connect_to(const srv_t *s) {
   char err[CP_ERRLEN] = "";
@@ -147,6 +150,29 @@ static long long count_of(cp_redis_t *r, const char *fmt, const char *key) {
   return n;
 }
 
+/* The score of index in cp:exp:due (-1 when absent). */
+static long long exp_score(cp_redis_t *r, uint64_t index) {
+  redisReply *v = cp_redis_cmd(r, "ZSCORE %s %llu", cp_key_exp_due(), (unsigned long long)index);
+  long long n = v->type == REDIS_REPLY_STRING ? atoll(v->str) : -1;
+  freeReplyObject(v);
+  return n;
+}
+
+/* The schedule hash of index: state, stage, event id, valid_until and the fields copied from mk. */
+static void exp_expect(cp_redis_t *r, uint64_t index, const char *st, const char *stage, const char *event_id,
+                          const char *vu) {
+  cp_key_t k;
+  cp_key_exp(&k, index);
+  expect_field(r, k.s, "state", st);
+  expect_field(r, k.s, "stage", stage);
+  expect_field(r, k.s, "event_id", event_id);
+  expect_field(r, k.s, "valid_until", vu);
+  expect_field(r, k.s, "provider", "PRV-0001");
+  expect_field(r, k.s, "qual", "RF-FIRE");
+  expect_field(r, k.s, "worker", hex_a);
+  expect_field(r, k.s, "completion_date", "2025-02-01");
+}
+
 /* Live: a record, a duplicate mark, a key entry and a revocation; applying again changes nothing. */
 static void test_live_record_and_revocation(void **state) {
   srv_t *s = *state;
@@ -163,7 +189,7 @@ static void test_live_record_and_revocation(void **state) {
   mk(&log[2], CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_REVOCATION, "PRV-0001", "e1-rev", "RF-FIRE");
   log[2].pe.revokes_index = 1;
   log[2].pe.issued_at = 1760000099;
-  proj_t *p = proj_new(PROJ_LIVE, NULL);
+  proj_t *p = proj_new(PROJ_LIVE, NULL, TODAY);
   apply(r, p, log, 0, 3);
   expect_field(r, ev.s, "state", "committed");
   expect_field(r, ev.s, "index", "1");
@@ -219,7 +245,7 @@ static void test_replay_award_state(void **state) {
   mk(&log[n], CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_REVOCATION, "PRV-0001", "s05-rev", "CC-STD-05");       /* 17 */
   log[n].pe.revokes_index = 4;
   log[n++].pe.reason_code = (char *)"ISSUED_IN_ERROR";
-  proj_t *p = proj_new(PROJ_REPLAY, cat);
+  proj_t *p = proj_new(PROJ_REPLAY, cat, TODAY);
   apply(r, p, log, 0, n);
   cp_key_t k, f;
   assert_int_equal(count_of(r, "SCARD %s", cp_key_w_cc(&k, hex_a)), 15);
@@ -260,6 +286,73 @@ static void test_replay_award_state(void **state) {
   free(fresh);
   proj_destroy(&p);
   cat_destroy(&cat);
+  cp_redis_destroy(&r);
+}
+
+/* Applying entries [0, n) of log again leaves every key and value as it was. */
+static void apply_changes_nothing(cp_redis_t *r, proj_t *p, entry_t *log, size_t n) {
+  char *before = dump(r);
+  apply(r, p, log, 0, n);
+  char *after = dump(r);
+  assert_string_equal(before, after);
+  free(before);
+  free(after);
+}
+
+/* The expiry schedule: created with the commit, once (a second apply keeps the stage notify moved),
+ * skipping thresholds passed on today, none for a record that does not expire, and retired to a
+ * tombstone by a revocation that a later apply of the record does not undo. */
+static void test_expiry_schedule(void **state) {
+  srv_t *s = *state;
+  cp_redis_t *r = connect_to(s);
+  cp_key_t k;
+  entry_t log[4];
+  mk(&log[0], CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_RECORD, "PRV-0001", "x0", "RF-FIRE");
+  log[0].pe.valid_until = (char *)"2026-05-01";   /* every threshold ahead: stage 0 (90 days before) */
+  mk(&log[1], CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_RECORD, "PRV-0001", "x1", "RF-FIRE");
+  log[1].pe.valid_until = (char *)"2025-07-01";   /* 90 days before passed on TODAY: stage 1 (30 days) */
+  mk(&log[2], CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_RECORD, "PRV-0001", "x2", "RF-FIRE");   /* no valid_until */
+  mk(&log[3], CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_REVOCATION, "PRV-0001", "x1-rev", "RF-FIRE");
+  log[3].pe.revokes_index = 1;
+  proj_t *p = proj_new(PROJ_LIVE, NULL, TODAY);
+  apply(r, p, log, 0, 3);
+  int32_t vu0 = 0, vu1 = 0;
+  assert_int_equal(cp_date_parse("2026-05-01", &vu0), 0);
+  assert_int_equal(cp_date_parse("2025-07-01", &vu1), 0);
+  exp_expect(r, 0, "scheduled", "0", "x0", "2026-05-01");
+  exp_expect(r, 1, "scheduled", "1", "x1", "2025-07-01");
+  assert_int_equal(count_of(r, "EXISTS %s", cp_key_exp(&k, 2)), 0);
+  assert_int_equal(exp_score(r, 0), proj_exp_threshold(vu0, 0));
+  assert_int_equal(exp_score(r, 1), proj_exp_threshold(vu1, 1));
+  assert_int_equal(proj_exp_threshold(vu0, 0), vu0 - 90);
+  assert_int_equal(proj_exp_threshold(vu0, 3), vu0 + 1);
+
+  /* notify moves record 0 on (stage 1, its next score); applying everything again keeps that */
+  freeReplyObject(cp_redis_cmd(r, "HSET %s stage 1", cp_key_exp(&k, 0)));
+  freeReplyObject(cp_redis_cmd(r, "ZADD %s %d 0", cp_key_exp_due(), (int)proj_exp_threshold(vu0, 1)));
+  apply_changes_nothing(r, p, log, 3);
+
+  /* the revocation retires record 1's schedule: a tombstone, out of due and lease */
+  freeReplyObject(cp_redis_cmd(r, "ZADD %s 1 1", cp_key_exp_lease()));
+  apply(r, p, log, 3, 4);
+  assert_int_equal(count_of(r, "HLEN %s", cp_key_exp(&k, 1)), 1);
+  expect_field(r, k.s, "state", "revoked");
+  assert_true(count_of(r, "TTL %s", k.s) > 0);
+  assert_int_equal(exp_score(r, 1), -1);
+  assert_int_equal(count_of(r, "ZCARD %s", cp_key_exp_lease()), 0);
+  assert_int_equal(exp_score(r, 0), proj_exp_threshold(vu0, 1));   /* record 0 untouched */
+  /* the whole log again (a signer replaying after a crash, a reindex): still retired */
+  apply_changes_nothing(r, p, log, 4);
+
+  /* replayed from nothing: the same schedules (notify's stage aside: record 0 starts at 0 again) */
+  flushall(r);
+  proj_t *rp = proj_new(PROJ_REPLAY, NULL, TODAY);
+  apply(r, rp, log, 0, 4);
+  exp_expect(r, 0, "scheduled", "0", "x0", "2026-05-01");
+  expect_field(r, cp_key_exp(&k, 1), "state", "revoked");
+  assert_int_equal(count_of(r, "ZCARD %s", cp_key_exp_due()), 1);
+  proj_destroy(&rp);
+  proj_destroy(&p);
   cp_redis_destroy(&r);
 }
 
@@ -317,6 +410,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_live_record_and_revocation, setup, teardown),
       cmocka_unit_test_setup_teardown(test_replay_award_state, setup, teardown),
       cmocka_unit_test_setup_teardown(test_withdraw_award_once, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_expiry_schedule, setup, teardown),
       cmocka_unit_test(test_award_ids),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,6 +13,7 @@
 #include "cp_catalogue.h"
 #include "cp_codec.h"
 #include "cp_config.h"
+#include "cp_dates.h"
 #include "cp_projection.h"
 #include "cp_redis.h"
 #include "cp_regkeys.h"
@@ -159,7 +160,7 @@ int cmd_reindex(int argc, char **argv) {
   }
   uint64_t size = reg_size(x.log);
   x.pipe = cp_redis_pipe_new();
-  x.proj = proj_new(PROJ_REPLAY, x.cat);
+  x.proj = proj_new(PROJ_REPLAY, x.cat, cp_today());
   if (size > 0 && reg_foreach_entry(x.log, 0, size, walk_fn, &x, err, sizeof err) != 0) {
     (void)flush(&x);
     cli_error("reindex", "%s", x.err[0] ? x.err : err);
