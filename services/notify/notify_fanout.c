@@ -132,7 +132,7 @@ struct nt_plan {
   size_t ndlv, dlvcap;      // used / allocated
   plan_ev_t *ev;            // events to fan out
   size_t nev, evcap;        // used / allocated
-  cp_redis_pipe_t *pre;     // round 1: the caller's commands, then subscription reads
+  cp_redis_pipe_t *pre;     // round 1: subscription and profile reads
   cp_redis_pipe_t *subs;    // round 2: subscription hashes
   cp_redis_pipe_t *create;  // round 3: clean-ups and creates
   cp_redis_handle_t *creates; // round 3: the create calls, one per CREATE_PER_CALL deliveries
@@ -178,8 +178,6 @@ void nt_plan_destroy(nt_plan_t **pp) {
   free(p);
   *pp = NULL;
 }
-
-cp_redis_pipe_t *nt_plan_pre(nt_plan_t *p) { return p->pre; }
 
 size_t nt_plan_delivery(nt_plan_t *p, const char *id, const char *url, const char *body,
                         const char *type, const char *provider, int tag) {

@@ -42,17 +42,13 @@ int nt_delivery_create(cp_redis_t *r, const char *id, const char *url, const cha
                        bool *created, char *err, size_t errlen) CP_WUR;
 
 /* A plan: the deliveries of many jobs and record events, stored in three pipelined
- * round trips whatever their number: (1) the caller's own commands (nt_plan_pre) and
- * every event's subscription set and worker profile, (2) every subscription hash,
+ * round trips whatever their number: (1) every event's subscription set and worker profile, (2) every subscription hash,
  * (3) clean-up of dead subscriptions and the creates (one script call per 128
  * deliveries; existing ids are left alone). nt_plan_run once per plan. */
 typedef struct nt_plan nt_plan_t;
 
 nt_plan_t *nt_plan_new(void);
 void nt_plan_destroy(nt_plan_t **p);
-/* The round-1 pipe: queue commands that must run before the creates; read their
- * replies with cp_redis_pipe_reply after nt_plan_run (valid until nt_plan_destroy). */
-cp_redis_pipe_t *nt_plan_pre(nt_plan_t *p);
 /* A delivery with a known id (strings copied). tag labels it for nt_plan_count_created.
  * Returns its index for nt_plan_created. */
 size_t nt_plan_delivery(nt_plan_t *p, const char *id, const char *url, const char *body,
