@@ -487,67 +487,60 @@ struct gw_cjob {
   pp_t p;                   // its passport (body parsed; filled by the steps)
   gw_sc_probe_t probe;      // the code and date of birth, hashed
   char hinted[2 * CP_PSEUDONYM_BYTES + 1]; // worker whose index was read with the code ("" = none)
-  cp_redis_handle_t hip, hcode, hsc; // the lookup: rate-limit counters, the code's hash
-  cp_redis_handle_t hent;   // the hinted worker's index (when hinted[0] != '\0')
-  bool more;                // judge queued a follow-up (hmore)
-  cp_redis_handle_t hmore;  // the follow-up: a counter's TTL, or the worker's index
+  int nlookup;              // commands sent by gw_cjob_lookup (3 or 4)
   gw_sc_verdict_t verdict;  // what gw_cjob_judge found
-  const redisReply *entries; // the worker's index when read with the code (the batch's, until done)
+  redisReply *entries;      // the worker's index when read with the code
 };
 
-/* Queue the read of a worker's register indexes. */
-static cp_redis_handle_t queue_lrange(cp_redis_pipe_t *p, const char *worker) {
+/* Append the read of a worker's register indexes. */
+static void append_lrange(redisContext *c, const char *worker) {
   cp_key_t key;
-  cp_redis_handle_t h = cp_redis_pipe_start(p, NULL);
-  cp_redis_pipe_arg(p, "LRANGE");
-  cp_redis_pipe_arg(p, cp_key_w_entries(&key, worker));
-  cp_redis_pipe_arg(p, "0");
-  cp_redis_pipe_argf(p, "%d", ENTRIES_MAX - 1);
-  return h;
+  char last[24];
+  snprintf(last, sizeof last, "%d", ENTRIES_MAX - 1);
+  gw_redis_cmd(c, 4, (const char *[]){"LRANGE", cp_key_w_entries(&key, worker), "0", last});
 }
 
-static cp_redis_handle_t queue_key(cp_redis_pipe_t *p, const char *cmd, const char *key) {
-  return cp_redis_pipe_argv(p, 2, (const char *[]){cmd, key}, NULL);
-}
-
-static void cjob_lookup(gw_cjob_t *j, cp_redis_pipe_t *look) {
-  j->hip = queue_key(look, "GET", j->probe.ipkey);
-  j->hcode = queue_key(look, "GET", j->probe.codekey);
-  j->hsc = queue_key(look, "HGETALL", j->probe.sckey);
+static int cjob_lookup(gw_cjob_t *j, redisContext *c) {
+  gw_redis_cmd(c, 2, (const char *[]){"GET", j->probe.ipkey});
+  gw_redis_cmd(c, 2, (const char *[]){"GET", j->probe.codekey});
+  gw_redis_cmd(c, 2, (const char *[]){"HGETALL", j->probe.sckey});
   snprintf(j->hinted, sizeof j->hinted, "%s", gw_sc_hint_get(j->probe.code_hash));
-  if (j->hinted[0] != '\0') j->hent = queue_lrange(look, j->hinted);
+  j->nlookup = 3;
+  if (j->hinted[0] != '\0') {
+    append_lrange(c, j->hinted);
+    j->nlookup = 4;
+  }
+  return j->nlookup;
 }
 
-static void cjob_judge(gw_cjob_t *j, const cp_redis_pipe_t *look, cp_redis_pipe_t *more) {
-  j->verdict = gw_sc_probe_judge(&j->probe, cp_redis_pipe_reply(look, j->hip), cp_redis_pipe_reply(look, j->hcode),
-                                 cp_redis_pipe_reply(look, j->hsc), &j->p.sc);
+static int cjob_judge(gw_cjob_t *j, redisReply **rep, redisContext *c) {
+  j->verdict = gw_sc_probe_judge(&j->probe, rep[0], rep[1], rep[2], &j->p.sc);
   gw_sc_probe_clear(&j->probe);
   switch (j->verdict) {
   case GW_SC_LIMITED_IP:
-    j->hmore = queue_key(more, "TTL", j->probe.ipkey);
-    j->more = true;
-    return;
+    gw_redis_cmd(c, 2, (const char *[]){"TTL", j->probe.ipkey});
+    return 1;
   case GW_SC_LIMITED_CODE:
-    j->hmore = queue_key(more, "TTL", j->probe.codekey);
-    j->more = true;
-    return;
+    gw_redis_cmd(c, 2, (const char *[]){"TTL", j->probe.codekey});
+    return 1;
   case GW_SC_NO_MATCH:
-    return;
+    return 0;
   case GW_SC_OPENED:
     break;
   }
-  const redisReply *ent = j->hinted[0] != '\0' ? cp_redis_pipe_reply(look, j->hent) : NULL;
-  if (ent != NULL && strcmp(j->hinted, j->p.sc.worker) == 0 && ent->type == REDIS_REPLY_ARRAY)
-    j->entries = ent; /* read in the same pipeline as the code: as fresh as a separate read */
+  if (j->nlookup == 4 && strcmp(j->hinted, j->p.sc.worker) == 0 && rep[3] != NULL &&
+      rep[3]->type == REDIS_REPLY_ARRAY) {
+    j->entries = rep[3]; /* read in the same pipeline as the code: as fresh as a separate read */
+    rep[3] = NULL;
+  }
   gw_sc_hint_set(j->p.sc.code_hash, j->p.sc.worker);
-  if (j->entries != NULL) return;
-  j->hmore = queue_lrange(more, j->p.sc.worker);
-  j->more = true;
+  if (j->entries != NULL) return 0;
+  append_lrange(c, j->p.sc.worker);
+  return 1;
 }
 
-static void cjob_finish(gw_cjob_t *j, const cp_redis_pipe_t *more, gw_cconn_t *cc) {
+static void cjob_finish(gw_cjob_t *j, redisReply *extra, gw_cconn_t *cc) {
   gw_req_t *req = j->req;
-  const redisReply *extra = j->more ? cp_redis_pipe_reply(more, j->hmore) : NULL;
   switch (j->verdict) {
   case GW_SC_LIMITED_IP:
     gw_sc_reply_limited(req, extra, "from your address");
@@ -560,12 +553,13 @@ static void cjob_finish(gw_cjob_t *j, const cp_redis_pipe_t *more, gw_cconn_t *c
     gw_sc_reply_no_match(req);
     break;
   case GW_SC_OPENED: {
-    const redisReply *l = j->entries != NULL ? j->entries : extra; /* the batch's pipes hold both */
+    const redisReply *l = j->entries != NULL ? j->entries : extra; /* both freed below or by cjob_destroy */
     j->p.cc = cc;
     if (pp_index(req, &j->p, l) == 0) reply_passport(req, &j->p);
     break;
   }
   }
+  if (extra != NULL) freeReplyObject(extra);
 }
 
 static void cjob_fail(gw_cjob_t *j) { gw_reply_unavailable(j->req, "the share-code store"); }
@@ -574,6 +568,7 @@ static void cjob_destroy(gw_cjob_t **jp) {
   gw_cjob_t *j = *jp;
   if (j == NULL) return;
   gw_sc_probe_clear(&j->probe);
+  if (j->entries != NULL) freeReplyObject(j->entries);
   pp_clear(&j->p);
   free(j);
   *jp = NULL;

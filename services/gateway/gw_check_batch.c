@@ -28,8 +28,7 @@ struct gw_checkq {
   bool closed;              // stopping: gw_checkq_add refuses (the caller answers on its own)
   gw_cconn_t cc;            // the loop's Redis connection for checks
   gw_cjob_t **job, **job2;  // the batch being answered and the next (BATCH_MAX slots each)
-  cp_redis_pipe_t *look[2]; // each batch's lookups
-  cp_redis_pipe_t *more[2]; // each batch's follow-ups
+  int *nl, *nl2;            // commands each check's lookup appended (BATCH_MAX slots each)
 };
 
 /* The queue of the loop running on this thread (NULL on other threads). */
@@ -38,8 +37,7 @@ static __thread gw_checkq_t *tls_q;
 static void cc_drop(gw_cconn_t *cc) {
   if (cc->c != NULL) redisFree(cc->c);
   cc->c = NULL;
-  if (cc->bg != NULL) cp_redis_pipe_reset(cc->bg); /* what was not sent is lost with the connection */
-  cc->bg_sent = false;
+  cc->discard = 0;
 }
 
 static int cc_connect(const gw_checkq_t *q, gw_cconn_t *cc) {
@@ -58,126 +56,160 @@ static int cc_connect(const gw_checkq_t *q, gw_cconn_t *cc) {
   return 0;
 }
 
-void gw_view_queue(cp_redis_pipe_t *p, const char *views_key, const char *view_json, const char *code_id) {
+/* Write n as decimal at p; returns the end. */
+static char *put_uint(char *p, size_t n) {
+  char t[24];
+  int k = 0;
+  do t[k++] = (char)('0' + n % 10); while ((n /= 10) != 0);
+  while (k > 0) *p++ = t[--k];
+  return p;
+}
+
+/* v as a decimal string in buf. */
+static const char *u2s(size_t v, char buf[24]) {
+  *put_uint(buf, v) = '\0';
+  return buf;
+}
+
+void gw_redis_cmd(redisContext *c, int argc, const char *const *argv) {
+  assert(argc > 0 && argc <= GW_CMD_ARGS_MAX);
+  size_t len[GW_CMD_ARGS_MAX], total = 16;
+  for (int i = 0; i < argc; i++) total += 24 + (len[i] = strlen(argv[i]));
+  char stack[2048], *buf = total <= sizeof stack ? stack : cp_xmalloc(total);
+  char *p = buf;
+  *p++ = '*';
+  p = put_uint(p, (size_t)argc);
+  *p++ = '\r', *p++ = '\n';
+  for (int i = 0; i < argc; i++) {
+    *p++ = '$';
+    p = put_uint(p, len[i]);
+    *p++ = '\r', *p++ = '\n';
+    memcpy(p, argv[i], len[i]);
+    p += len[i];
+    *p++ = '\r', *p++ = '\n';
+  }
+  (void)redisAppendFormattedCommand(c, buf, (size_t)(p - buf)); /* fails only on OOM (then c->err) */
+  if (buf != stack) free(buf);
+}
+
+int gw_view_append(redisContext *c, const char *views_key, const char *view_json, const char *code_id) {
+  char last[24], ttl[24];
   cp_key_t sck;
-  cp_redis_pipe_argv(p, 3, (const char *[]){"LPUSH", views_key, view_json}, NULL);
-  cp_redis_pipe_start(p, NULL);
-  cp_redis_pipe_arg(p, "LTRIM");
-  cp_redis_pipe_arg(p, views_key);
-  cp_redis_pipe_arg(p, "0");
-  cp_redis_pipe_argf(p, "%d", GW_VIEWS_KEEP - 1);
-  cp_redis_pipe_start(p, NULL);
-  cp_redis_pipe_arg(p, "EXPIRE");
-  cp_redis_pipe_arg(p, views_key);
-  cp_redis_pipe_argf(p, "%d", GW_VIEWS_TTL_S);
-  cp_redis_pipe_argv(p, 4, (const char *[]){"HINCRBY", cp_key_scid(&sck, code_id), "views", "1"}, NULL);
+  const char *sckey = cp_key_scid(&sck, code_id);
+  gw_redis_cmd(c, 3, (const char *[]){"LPUSH", views_key, view_json});
+  gw_redis_cmd(c, 4, (const char *[]){"LTRIM", views_key, "0", u2s(GW_VIEWS_KEEP - 1, last)});
+  gw_redis_cmd(c, 3, (const char *[]){"EXPIRE", views_key, u2s(GW_VIEWS_TTL_S, ttl)});
+  gw_redis_cmd(c, 4, (const char *[]){"HINCRBY", sckey, "views", "1"});
+  return 4;
 }
 
 void gw_cconn_view(gw_cconn_t *cc, const char *views_key, const char *view_json, const char *code_id) {
-  gw_view_queue(cc->bg, views_key, view_json, code_id);
-}
-
-/* INCR key, and give it the rate-limit window if it has no TTL yet. */
-static void queue_count(cp_redis_pipe_t *p, const char *key) {
-  cp_redis_pipe_argv(p, 2, (const char *[]){"INCR", key}, NULL);
-  cp_redis_pipe_start(p, NULL);
-  cp_redis_pipe_arg(p, "EXPIRE");
-  cp_redis_pipe_arg(p, key);
-  cp_redis_pipe_argf(p, "%d", GW_RL_WINDOW_S);
-  cp_redis_pipe_arg(p, "NX");
+  cc->discard += gw_view_append(cc->c, views_key, view_json, code_id);
 }
 
 void gw_cconn_failure(gw_cconn_t *cc, const char *ipkey, const char *codekey) {
-  queue_count(cc->bg, ipkey);
-  queue_count(cc->bg, codekey);
+  char win[24];
+  u2s(GW_RL_WINDOW_S, win);
+  gw_redis_cmd(cc->c, 2, (const char *[]){"INCR", ipkey});
+  gw_redis_cmd(cc->c, 4, (const char *[]){"EXPIRE", ipkey, win, "NX"});
+  gw_redis_cmd(cc->c, 2, (const char *[]){"INCR", codekey});
+  gw_redis_cmd(cc->c, 4, (const char *[]){"EXPIRE", codekey, win, "NX"});
+  cc->discard += 4;
 }
 
-/* Read the replies of every command of p (appended on cc->c) into p. -1: the connection broke. */
-static int read_into(gw_cconn_t *cc, cp_redis_pipe_t *p) {
-  size_t n = cp_redis_pipe_count(p);
-  if (n == 0) return 0;
-  redisReply **rep = cp_xcalloc(n, sizeof *rep);
-  for (size_t i = 0; i < n; i++) {
+/* Read the replies of the commands written without waiting (sent before this batch's). -1: broken. */
+static int cc_drain(gw_cconn_t *cc) {
+  while (cc->discard > 0) {
+    void *rep = NULL;
+    if (redisGetReply(cc->c, &rep) != REDIS_OK) return -1;
+    cc->discard--;
+    redisReply *r = rep;
+    if (r != NULL && r->type == REDIS_REPLY_ERROR)
+      cp_log_warn("check: view or failure count not recorded", CP_KV_STR("error", r->str), CP_KV_END);
+    freeReplyObject(rep);
+  }
+  return 0;
+}
+
+/* Read n replies into rep[0..n-1]; -1 when the connection broke (those read are kept). */
+static int read_n(gw_cconn_t *cc, redisReply **rep, int n) {
+  for (int i = 0; i < n; i++) {
     void *r = NULL;
-    if (redisGetReply(cc->c, &r) != REDIS_OK) {
-      for (size_t k = 0; k < i; k++) freeReplyObject(rep[k]);
-      free(rep);
-      return -1;
-    }
+    if (redisGetReply(cc->c, &r) != REDIS_OK) return -1;
     rep[i] = r;
   }
-  cp_redis_pipe_take_replies(p, rep, n);
   return 0;
 }
 
-/* Append the views and failure counts queued (once), so that they go out before what follows. */
-static int cc_post(gw_cconn_t *cc) {
-  if (cc->bg_sent || cp_redis_pipe_count(cc->bg) == 0) return 0;
-  if (cp_redis_pipe_append_to(cc->bg, cc->c) != 0) return -1;
-  cc->bg_sent = true;
-  return 0;
-}
-
-/* Read the replies of the views and failure counts sent without waiting (sent before this batch's
- * lookups). -1: broken. */
-static int cc_drain(gw_cconn_t *cc) {
-  if (!cc->bg_sent) return 0;
-  if (read_into(cc, cc->bg) != 0) return -1;
-  char err[256];
-  if (cp_redis_pipe_check(cc->bg, "views", err, sizeof err) != 0)
-    cp_log_warn("check: view or failure count not recorded", CP_KV_STR("error", err), CP_KV_END);
-  cp_redis_pipe_reset(cc->bg);
-  cc->bg_sent = false;
-  return 0;
+static void free_n(redisReply **rep, int n) {
+  for (int i = 0; i < n; i++)
+    if (rep[i] != NULL) freeReplyObject(rep[i]);
 }
 
 /* One batch: the checks taken from the queue together. */
 typedef struct {
-  gw_cjob_t **job;        // the checks
-  size_t n;               // how many
-  cp_redis_pipe_t *look;  // their lookups (queued when taken)
-  cp_redis_pipe_t *more;  // their follow-ups
-  bool sent;              // the lookups are appended on the current connection
+  gw_cjob_t **job;   // the checks
+  size_t n;          // how many
+  int *nl;           // commands each check's lookup appended
+  int total;         // their sum
+  bool sent;         // the lookups are appended on the current connection
 } batch_t;
 
-/* Take up to BATCH_MAX queued checks into b and queue their lookups. */
+/* Take up to BATCH_MAX queued checks into b. */
 static void take(gw_checkq_t *q, batch_t *b) {
   size_t k = q->n < BATCH_MAX ? q->n : BATCH_MAX;
   memcpy(b->job, q->q, k * sizeof *b->job);
   memmove(q->q, q->q + k, (q->n - k) * sizeof *q->q);
   q->n -= k;
   b->n = k;
+  b->total = 0;
   b->sent = false;
-  cp_redis_pipe_reset(b->look);
-  cp_redis_pipe_reset(b->more);
-  for (size_t i = 0; i < b->n; i++) q->ops->lookup(b->job[i], b->look);
 }
 
-/* Append the lookups of b (connecting first if needed), after the views not sent yet. */
+/* Append the lookups of b (connecting first if needed). */
 static void send_lookups(gw_checkq_t *q, batch_t *b) {
   if (cc_connect(q, &q->cc) != 0) return;
-  b->sent = cc_post(&q->cc) == 0 && cp_redis_pipe_append_to(b->look, q->cc.c) == 0;
+  b->total = 0;
+  for (size_t i = 0; i < b->n; i++) b->total += b->nl[i] = q->ops->lookup(b->job[i], q->cc.c);
+  b->sent = true;
 }
 
-/* Answer the checks of b (their lookups are appended); queue the views. The connections are not
+/* Answer the checks of b (their lookups are appended); append the views. The connections are not
  * resumed yet. */
 static void answer(gw_checkq_t *q, batch_t *b) {
   gw_cconn_t *cc = &q->cc;
   size_t n = b->n;
-  bool ok = b->sent && cc->c != NULL && cc_drain(cc) == 0 && read_into(cc, b->look) == 0;
+  int *nx = cp_xcalloc(n, sizeof *nx);
+  int extra = 0;
+  redisReply **rep = cp_xcalloc((size_t)b->total + 1, sizeof *rep), **xrep = NULL;
+  bool ok = b->sent && cc->c != NULL && cc_drain(cc) == 0 && read_n(cc, rep, b->total) == 0;
   if (ok) {
-    for (size_t i = 0; i < n; i++) q->ops->judge(b->job[i], b->look, b->more);
-    ok = cp_redis_pipe_count(b->more) == 0 ||
-         (cp_redis_pipe_append_to(b->more, cc->c) == 0 && read_into(cc, b->more) == 0);
+    int off = 0;
+    for (size_t i = 0; i < n; i++) {
+      extra += nx[i] = q->ops->judge(b->job[i], rep + off, cc->c);
+      off += b->nl[i];
+    }
+    xrep = cp_xcalloc((size_t)extra + 1, sizeof *xrep);
+    ok = read_n(cc, xrep, extra) == 0;
   }
   if (ok) {
-    for (size_t i = 0; i < n; i++) q->ops->finish(b->job[i], b->more, cc);
+    int off = 0;
+    for (size_t i = 0; i < n; i++) {
+      q->ops->finish(b->job[i], nx[i] > 0 ? xrep[off] : NULL, cc); /* takes the reply */
+      if (nx[i] > 0) xrep[off] = NULL;
+      off += nx[i];
+    }
   } else {
     if (cc->c != NULL)
       cp_log_warn("check: redis unavailable", CP_KV_STR("error", cc->c->errstr), CP_KV_END);
     cc_drop(cc);
     for (size_t i = 0; i < n; i++) q->ops->fail(b->job[i]);
   }
+  free_n(rep, b->total);
+  if (xrep != NULL) free_n(xrep, extra);
+  free(rep);
+  free(xrep);
+  free(nx);
 }
 
 /* Send what is appended (the lookups of a batch, or the views and failure counts of the batch
@@ -185,9 +217,8 @@ static void answer(gw_checkq_t *q, batch_t *b) {
 static void flush(gw_cconn_t *cc) {
   if (cc->c == NULL) return;
   int done = 0;
-  if (cc_post(cc) == 0)
-    while (!done)
-      if (redisBufferWrite(cc->c, &done) != REDIS_OK) break;
+  while (!done)
+    if (redisBufferWrite(cc->c, &done) != REDIS_OK) break;
   if (!done) {
     cp_log_warn("check: redis write failed", CP_KV_STR("error", cc->c->errstr), CP_KV_END);
     cc_drop(cc);
@@ -198,13 +229,10 @@ static void flush(gw_cconn_t *cc) {
 static void hand_back(gw_checkq_t *q, batch_t *b) {
   for (size_t i = 0; i < b->n; i++) q->ops->done(&b->job[i]);
   b->n = 0;
-  cp_redis_pipe_reset(b->look); /* the replies were the checks' until done */
-  cp_redis_pipe_reset(b->more);
 }
 
 void gw_checkq_run(gw_checkq_t *q, gw_checkq_pump_fn *pump, void *arg) {
-  batch_t bb[2] = {{.job = q->job, .look = q->look[0], .more = q->more[0]},
-                   {.job = q->job2, .look = q->look[1], .more = q->more[1]}};
+  batch_t bb[2] = {{.job = q->job, .nl = q->nl}, {.job = q->job2, .nl = q->nl2}};
   batch_t *cur = &bb[0], *next = &bb[1];
   if (q->n == 0) return;
   take(q, cur);
@@ -265,11 +293,8 @@ int gw_checkq_new(gw_checkq_t **out, const char *redis_host, int redis_port, int
   q->timeout_ms = timeout_ms;
   q->job = cp_xcalloc(BATCH_MAX, sizeof *q->job);
   q->job2 = cp_xcalloc(BATCH_MAX, sizeof *q->job2);
-  for (int k = 0; k < 2; k++) {
-    q->look[k] = cp_redis_pipe_new();
-    q->more[k] = cp_redis_pipe_new();
-  }
-  q->cc.bg = cp_redis_pipe_new();
+  q->nl = cp_xcalloc(BATCH_MAX, sizeof *q->nl);
+  q->nl2 = cp_xcalloc(BATCH_MAX, sizeof *q->nl2);
   *out = q;
   return 0;
 }
@@ -282,11 +307,8 @@ void gw_checkq_destroy(gw_checkq_t **qp) {
   free(q->q);
   free(q->job);
   free(q->job2);
-  for (int k = 0; k < 2; k++) {
-    cp_redis_pipe_destroy(&q->look[k]);
-    cp_redis_pipe_destroy(&q->more[k]);
-  }
-  cp_redis_pipe_destroy(&q->cc.bg);
+  free(q->nl);
+  free(q->nl2);
   free(q);
   *qp = NULL;
 }

@@ -19,37 +19,41 @@
 
 #include <hiredis/hiredis.h>
 
-#include "cp_redis.h"
 #include "cp_util.h"
 
 /* A loop's Redis connection for checks. */
 typedef struct {
-  redisContext *c;        // hiredis connection (NULL = not connected)
-  cp_redis_pipe_t *bg;    // views and failure counts, sent without waiting; their replies are read
-                          // (an error logged) before the next batch's
-  bool bg_sent;           // bg is appended on c, its replies not read yet
+  redisContext *c;   // hiredis connection (NULL = not connected)
+  int discard;       // replies of commands written without waiting (views, failure counts) not read yet
 } gw_cconn_t;
 
-/* Queue the commands that record one view (LPUSH the JSON view onto views_key, LTRIM, EXPIRE,
- * HINCRBY the code's count) on p. */
-void gw_view_queue(cp_redis_pipe_t *p, const char *views_key, const char *view_json, const char *code_id);
-/* Queue one view / one failed check on the loop's connection, sent without waiting. */
+/* Append one command (arguments as NUL-terminated strings, GW_CMD_ARGS_MAX at most) to c's output
+ * buffer, RESP written directly: redisAppendCommand's format parsing cost more than the rest of a
+ * check's Redis work. */
+#define GW_CMD_ARGS_MAX 8
+void gw_redis_cmd(redisContext *c, int argc, const char *const *argv);
+/* Append the commands that record one view (LPUSH the JSON view onto views_key, LTRIM, EXPIRE,
+ * HINCRBY the code's count); returns how many (their replies are the caller's to read). */
+int gw_view_append(redisContext *c, const char *views_key, const char *view_json, const char *code_id);
+/* Append one view / one failed check (4 commands each) on the loop's connection, without waiting:
+ * their replies are read (an error logged) before the next batch's. */
 void gw_cconn_view(gw_cconn_t *cc, const char *views_key, const char *view_json, const char *code_id);
 void gw_cconn_failure(gw_cconn_t *cc, const char *ipkey, const char *codekey);
 
 /* One queued check: its type belongs to whoever gives the steps (gw_check.c). */
 typedef struct gw_cjob gw_cjob_t;
 
-/* The steps of a check, called for each check of a batch, in this order: lookup (queue on look
- * the commands that open the code, keeping their handles), judge (with look's replies, by handle;
- * queues 0 or 1 follow-up command on more), finish (with more's replies: makes the reply, may write
- * views on cc); or, when Redis failed for the batch, fail (answers 503) instead of judge and
- * finish. Then done, once the batch's views and failure counts have reached Redis: frees the check
- * and lets its reply go (*j set to NULL). The replies of look and more stay valid until done. */
+/* The steps of a check, called for each check of a batch, in this order: lookup (append the
+ * commands that open the code; returns how many), judge (with those replies, which stay the
+ * queue's unless the step takes one and sets its slot NULL; appends 0 or 1 follow-up command,
+ * returns how many), finish (with the follow-up's reply, taken over, or NULL: makes the reply,
+ * may write views on cc); or, when Redis failed for the batch, fail (answers 503) instead of
+ * judge and finish. Then done, once the batch's views and failure counts have reached Redis:
+ * frees the check and lets its reply go (*j set to NULL). */
 typedef struct {
-  void (*lookup)(gw_cjob_t *j, cp_redis_pipe_t *look);
-  void (*judge)(gw_cjob_t *j, const cp_redis_pipe_t *look, cp_redis_pipe_t *more);
-  void (*finish)(gw_cjob_t *j, const cp_redis_pipe_t *more, gw_cconn_t *cc);
+  int (*lookup)(gw_cjob_t *j, redisContext *c);
+  int (*judge)(gw_cjob_t *j, redisReply **rep, redisContext *c);
+  void (*finish)(gw_cjob_t *j, redisReply *extra, gw_cconn_t *cc);
   void (*fail)(gw_cjob_t *j);
   void (*done)(gw_cjob_t **j);
 } gw_cjob_ops_t;

@@ -20,7 +20,6 @@
 typedef struct {
   redisContext *c;   // hiredis connection (NULL = not connected)
   int pending;       // replies of written commands not read yet
-  cp_redis_pipe_t *pipe; // one view's commands, appended to c
 } vconn_t;
 
 #define VIEWS_DRAIN_AT 256   /* read the replies once this many commands are unanswered */
@@ -32,7 +31,6 @@ static void vconn_free(void *p) {
   vconn_t *v = p;
   if (v == NULL) return;
   if (v->c != NULL) redisFree(v->c);
-  cp_redis_pipe_destroy(&v->pipe);
   free(v);
 }
 
@@ -65,7 +63,6 @@ static vconn_t *vconn_get(gw_t *gw) {
   vconn_t *v = pthread_getspecific(vkey);
   if (v == NULL) {
     v = cp_xcalloc(1, sizeof *v);
-    v->pipe = cp_redis_pipe_new();
     if (pthread_setspecific(vkey, v) != 0) abort();
   }
   if (v->c != NULL && (v->c->err || (v->pending >= VIEWS_DRAIN_AT && vconn_drain(v) != 0))) vconn_drop(v);
@@ -88,13 +85,7 @@ void gw_check_view_send(gw_t *gw, const char *views_key, const char *view_json, 
   for (int attempt = 0; attempt < 2; attempt++) { /* a connection Redis closed while idle: reconnect once */
     vconn_t *v = vconn_get(gw);
     if (v == NULL) return;
-    cp_redis_pipe_reset(v->pipe);
-    gw_view_queue(v->pipe, views_key, view_json, code_id);
-    if (cp_redis_pipe_append_to(v->pipe, v->c) != 0) {
-      vconn_drop(v);
-      return;
-    }
-    v->pending += (int)cp_redis_pipe_count(v->pipe);
+    v->pending += gw_view_append(v->c, views_key, view_json, code_id);
     int done = 0;
     while (!done)
       if (redisBufferWrite(v->c, &done) != REDIS_OK) break;

@@ -44,37 +44,42 @@ struct gw_cjob {
   char got[64];      // what its lookup read ("(nil)", the value, or "ERR")
   char extra[64];    // its follow-up's reply ("" = none given)
   int *done_flag;    // set when handed back (the job is freed then)
-  cp_redis_handle_t hget;   // its lookup
-  cp_redis_handle_t hecho;  // its follow-up (when follow)
 };
 
 static void note(char step, int id) {
   trace_len += (size_t)snprintf(trace + trace_len, sizeof trace - trace_len, "%c%d ", step, id);
 }
 
-static void t_lookup(gw_cjob_t *j, cp_redis_pipe_t *look) {
-  j->hget = cp_redis_pipe_cmd(look, "GET cp:test:{%d}", j->id);
+static int t_lookup(gw_cjob_t *j, redisContext *c) {
+  char key[64];
+  snprintf(key, sizeof key, "cp:test:{%d}", j->id);
+  gw_redis_cmd(c, 2, (const char *[]){"GET", key});
   j->state = ST_LOOKED_UP;
   note('L', j->id);
+  return 1;
 }
 
-static void t_judge(gw_cjob_t *j, const cp_redis_pipe_t *look, cp_redis_pipe_t *more) {
-  const redisReply *r = cp_redis_pipe_reply(look, j->hget);
+static int t_judge(gw_cjob_t *j, redisReply **rep, redisContext *c) {
+  const redisReply *r = rep[0];
   if (r->type == REDIS_REPLY_STRING) snprintf(j->got, sizeof j->got, "%s", r->str);
   else if (r->type == REDIS_REPLY_ERROR) snprintf(j->got, sizeof j->got, "ERR");
   else snprintf(j->got, sizeof j->got, "(nil)");
   j->state = ST_JUDGED;
   note('J', j->id);
-  if (!j->follow) return;
-  j->hecho = cp_redis_pipe_cmd(more, "ECHO echo-%d", j->id);
+  if (!j->follow) return 0;
+  char word[32];
+  snprintf(word, sizeof word, "echo-%d", j->id);
+  gw_redis_cmd(c, 2, (const char *[]){"ECHO", word});
+  return 1;
 }
 
 static void view_key(int id, char *key, size_t n) { snprintf(key, n, "cp:w:{test%d}:views", id); }
 
-static void t_finish(gw_cjob_t *j, const cp_redis_pipe_t *more, gw_cconn_t *cc) {
-  const redisReply *extra = j->follow ? cp_redis_pipe_reply(more, j->hecho) : NULL;
-  if (extra != NULL)
+static void t_finish(gw_cjob_t *j, redisReply *extra, gw_cconn_t *cc) {
+  if (extra != NULL) {
     snprintf(j->extra, sizeof j->extra, "%s", extra->type == REDIS_REPLY_STRING ? extra->str : "?");
+    freeReplyObject(extra);
+  }
   if (j->view) {
     char key[64], code[32];
     view_key(j->id, key, sizeof key);
