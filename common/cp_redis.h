@@ -132,18 +132,4 @@ uint64_t cp_redis_reply_u64(const redisReply *r);
  * or r is not an array). Points into r. */
 const char *cp_redis_hfield(const redisReply *r, const char *name);
 
-/* ---- the old pipeline (redis.c), until notify and the gateway move to cp_redis_pipe_t ---- */
-
-/* Queue commands, then read all their replies in order (counted indices: do not use in new
- * code). If the connection fails part-way, cp_redis_pipeline_exec returns -1 and the caller
- * must re-queue and retry (commands must be idempotent). */
-void cp_redis_pipeline_begin(cp_redis_t *r);
-void cp_redis_append(cp_redis_t *r, const char *fmt, ...);
-void cp_redis_append_argv(cp_redis_t *r, int argc, const char **argv, const size_t *argvlen);
-/* Read the replies of every queued command into replies[0..n-1] (n = number
- * queued, returned in *n). Caller frees each with freeReplyObject and the array with free. */
-int cp_redis_pipeline_exec(cp_redis_t *r, redisReply ***replies, int *n) CP_WUR;
-/* Free what cp_redis_pipeline_exec returned (NULL-safe, NULL entries allowed). */
-void cp_redis_replies_free(redisReply **replies, int n);
-
 #endif

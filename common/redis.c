@@ -1,4 +1,4 @@
-/* redis.c -- a hiredis connection that reconnects once on I/O errors; the old counted pipeline. */
+/* redis.c -- a hiredis connection that reconnects once on I/O errors. */
 #include "redis_internal.h"
 
 #include <errno.h>
@@ -117,75 +117,4 @@ redisReply *cp_redis_cmd_argv(cp_redis_t *r, int argc, const char **argv, const 
     if (!again) return NULL;
   }
   return NULL;
-}
-
-void cp_redis_pipeline_begin(cp_redis_t *r) {
-  r->queued = 0;
-  r->pipe_failed = false;
-  /* A connection with replies still pending from an abandoned pipeline would
-   * hand them to the next reader; start from a fresh one. */
-  if (r->c != NULL && r->c->obuf != NULL && r->c->obuf[0] != '\0') cpr_drop(r, "stale pipeline");
-  if (r->c == NULL && cp_redis_reconnect(r) != 0) r->pipe_failed = true;
-}
-
-void cp_redis_append(cp_redis_t *r, const char *fmt, ...) {
-  r->queued++;
-  if (r->pipe_failed || r->c == NULL) {
-    r->pipe_failed = true;
-    return;
-  }
-  va_list ap;
-  va_start(ap, fmt);
-  int rc = redisvAppendCommand(r->c, fmt, ap);
-  va_end(ap);
-  if (rc != REDIS_OK) {
-    snprintf(r->errstr, sizeof r->errstr, "redis append: %s", r->c->errstr);
-    r->pipe_failed = true;
-  }
-}
-
-void cp_redis_append_argv(cp_redis_t *r, int argc, const char **argv, const size_t *argvlen) {
-  r->queued++;
-  if (r->pipe_failed || r->c == NULL) {
-    r->pipe_failed = true;
-    return;
-  }
-  if (redisAppendCommandArgv(r->c, argc, argv, argvlen) != REDIS_OK) {
-    snprintf(r->errstr, sizeof r->errstr, "redis append: %s", r->c->errstr);
-    r->pipe_failed = true;
-  }
-}
-
-int cp_redis_pipeline_exec(cp_redis_t *r, redisReply ***replies, int *n) {
-  int queued = r->queued;
-  r->queued = 0;
-  *replies = NULL;
-  *n = 0;
-  if (r->pipe_failed || r->c == NULL) {
-    r->pipe_failed = false;
-    if (r->c != NULL) cpr_drop(r, "pipeline");
-    else if (r->errstr[0] == '\0') snprintf(r->errstr, sizeof r->errstr, "redis: not connected");
-    return -1;
-  }
-  redisReply **out = cp_xcalloc((size_t)(queued > 0 ? queued : 1), sizeof *out);
-  for (int i = 0; i < queued; i++) {
-    void *rep = NULL;
-    if (redisGetReply(r->c, &rep) != REDIS_OK || rep == NULL) {
-      for (int j = 0; j < i; j++) freeReplyObject(out[j]);
-      free(out);
-      cpr_drop(r, "pipeline");
-      return -1;
-    }
-    out[i] = rep;
-  }
-  *replies = out;
-  *n = queued;
-  return 0;
-}
-
-void cp_redis_replies_free(redisReply **replies, int n) {
-  if (replies == NULL) return;
-  for (int i = 0; i < n; i++)
-    if (replies[i] != NULL) freeReplyObject(replies[i]);
-  free(replies);
 }

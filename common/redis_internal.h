@@ -9,8 +9,6 @@ struct cp_redis {
   char *host;          // server host
   int port;            // server port
   int timeout_ms;      // connect and command timeout
-  int queued;          // commands appended since cp_redis_pipeline_begin (the old pipeline)
-  bool pipe_failed;    // an append failed: cp_redis_pipeline_exec returns -1
   const cp_redis_script_t **loaded;  // scripts loaded on this connection (forgotten on reconnect)
   size_t nloaded;      // entries in loaded
   size_t loadedcap;    // entries allocated

@@ -118,58 +118,6 @@ static void test_error_reply(void **state) {
   cp_redis_destroy(&r);
 }
 
-/* Replies come back in the order the commands were queued, error replies in place. */
-static void test_pipeline_order(void **state) {
-  srv_t *s = *state;
-  cp_redis_t *r = connect_to(s);
-  enum { N = 300 };
-  cp_redis_pipeline_begin(r);
-  for (int i = 0; i < N; i++) {
-    if (i % 3 == 0)
-      cp_redis_append(r, "RPUSH cp:test:{list} %d", i);
-    else if (i % 3 == 1)
-      cp_redis_append(r, "SET cp:test:{k%d} v%d", i, i);
-    else
-      cp_redis_append(r, "GET cp:test:{k%d}", i - 1);
-  }
-  const char *argv[] = {"INCR", "cp:test:{k1}"}; /* "v1" is not an integer: an error reply */
-  cp_redis_append_argv(r, 2, argv, NULL);
-  cp_redis_append(r, "LRANGE cp:test:{list} 0 -1");
-  redisReply **reps = NULL;
-  int n = 0;
-  assert_int_equal(cp_redis_pipeline_exec(r, &reps, &n), 0);
-  assert_int_equal(n, N + 2);
-  for (int i = 0; i < N; i++) {
-    if (i % 3 == 0) {
-      assert_int_equal(reps[i]->type, REDIS_REPLY_INTEGER);
-      assert_int_equal(reps[i]->integer, i / 3 + 1); /* list length after this push */
-    } else if (i % 3 == 1) {
-      assert_int_equal(reps[i]->type, REDIS_REPLY_STATUS);
-    } else {
-      char want[16];
-      snprintf(want, sizeof want, "v%d", i - 1);
-      assert_int_equal(reps[i]->type, REDIS_REPLY_STRING);
-      assert_string_equal(reps[i]->str, want);
-    }
-  }
-  assert_int_equal(reps[N]->type, REDIS_REPLY_ERROR); /* left for the caller to inspect */
-  assert_int_equal(reps[N + 1]->type, REDIS_REPLY_ARRAY);
-  assert_int_equal(reps[N + 1]->elements, N / 3);
-  for (size_t j = 0; j < reps[N + 1]->elements; j++)
-    assert_int_equal(atoi(reps[N + 1]->element[j]->str), (int)j * 3);
-  for (int i = 0; i < n; i++) freeReplyObject(reps[i]);
-  free(reps);
-
-  /* an empty pipeline is fine */
-  cp_redis_pipeline_begin(r);
-  assert_int_equal(cp_redis_pipeline_exec(r, &reps, &n), 0);
-  assert_int_equal(n, 0);
-  free(reps);
-  /* and plain commands work after pipelines */
-  expect_str(cp_redis_cmd(r, "GET cp:test:{k1}"), "v1");
-  cp_redis_destroy(&r);
-}
-
 /* The server drops our connection (CLIENT KILL): the next command reconnects once and succeeds. */
 static void test_reconnect_after_client_kill(void **state) {
   srv_t *s = *state;
@@ -188,24 +136,24 @@ static void test_reconnect_after_client_kill(void **state) {
   long long id2 = client_id(r);
   assert_true(id2 != id); /* a new connection */
 
-  /* killed between pipeline_begin and exec: exec fails (-1), the caller re-queues, the retry works */
-  cp_redis_pipeline_begin(r);
-  cp_redis_append(r, "INCR cp:test:{ctr}");
-  cp_redis_append(r, "INCR cp:test:{ctr}");
+  /* killed while a pipe is queued: exec fails (-1, no replies, errstr set) and keeps the commands;
+   * exec again reconnects and runs them, replies by handle */
+  cp_redis_pipe_t *p = cp_redis_pipe_new();
+  cp_redis_handle_t i1 = cp_redis_pipe_cmd(p, "INCR cp:test:{ctr}");
+  cp_redis_handle_t i2 = cp_redis_pipe_cmd(p, "INCR cp:test:{ctr}");
+  cp_redis_handle_t g = cp_redis_pipe_cmd(p, "GET cp:test:{after-kill}");
   rep = cp_redis_cmd(admin, "CLIENT KILL ID %lld", id2);
   freeReplyObject(rep);
-  redisReply **reps = NULL;
-  int n = 0;
-  assert_int_equal(cp_redis_pipeline_exec(r, &reps, &n), -1);
-  assert_null(reps);
+  assert_int_equal(cp_redis_pipe_exec(p, r), -1);
+  assert_null(cp_redis_pipe_reply(p, g));
   assert_true(cp_redis_errstr(r)[0] != '\0');
-  cp_redis_pipeline_begin(r);
-  cp_redis_append(r, "GET cp:test:{after-kill}");
-  assert_int_equal(cp_redis_pipeline_exec(r, &reps, &n), 0);
-  assert_int_equal(n, 1);
-  assert_string_equal(reps[0]->str, "1");
-  freeReplyObject(reps[0]);
-  free(reps);
+  assert_int_equal(cp_redis_pipe_exec(p, r), 0);
+  const redisReply *a1 = cp_redis_pipe_reply(p, i1), *a2 = cp_redis_pipe_reply(p, i2);
+  assert_int_equal(a1->type, REDIS_REPLY_INTEGER);
+  assert_true(cp_redis_reply_is_int(a2, a1->integer + 1));
+  assert_true(cp_redis_reply_is_str(cp_redis_pipe_reply(p, g), "1"));
+  assert_true(client_id(r) != id2);
+  cp_redis_pipe_destroy(&p);
 
   cp_redis_destroy(&admin);
   cp_redis_destroy(&r);
@@ -227,13 +175,16 @@ static void test_reconnect_after_restart(void **state) {
   snprintf(want, sizeof want, "127.0.0.1:%d", s->port);
   assert_non_null(strstr(e, want));
   assert_int_equal(cp_redis_reconnect(r), -1);
-  cp_redis_pipeline_begin(r);
-  cp_redis_append(r, "PING");
-  redisReply **reps = NULL;
-  int n = 0;
-  assert_int_equal(cp_redis_pipeline_exec(r, &reps, &n), -1);
+  cp_redis_pipe_t *p = cp_redis_pipe_new();
+  cp_redis_handle_t ping = cp_redis_pipe_cmd(p, "PING");
+  assert_int_equal(cp_redis_pipe_exec(p, r), -1);   /* down: fails, commands kept */
 
   assert_int_equal(srv_start(s), 0);
+  assert_int_equal(cp_redis_pipe_exec(p, r), 0);    /* back: the same pipe runs */
+  const redisReply *pong = cp_redis_pipe_reply(p, ping);
+  assert_non_null(pong);
+  assert_string_equal(pong->str, "PONG");
+  cp_redis_pipe_destroy(&p);
   rep = cp_redis_cmd(r, "PING");
   assert_non_null(rep);
   assert_string_equal(rep->str, "PONG");
@@ -539,7 +490,6 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_cmd, setup, teardown),
       cmocka_unit_test_setup_teardown(test_error_reply, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_pipeline_order, setup, teardown),
       cmocka_unit_test_setup_teardown(test_reconnect_after_client_kill, setup, teardown),
       cmocka_unit_test_setup_teardown(test_reconnect_after_restart, setup, teardown),
       cmocka_unit_test_setup_teardown(test_script_sha, setup, teardown),
