@@ -91,6 +91,7 @@ static enum MHD_Result queue_reply(struct gw_conn *c) {
   if (req->resp == NULL)
     gw_reply_error(req, 500, GW_E_INTERNAL, "the server failed to answer; retry later");
   c->answered = true;
+  if (req->resp == NULL) return MHD_NO; /* not even a 500 could be made: MHD closes the connection */
   enum MHD_Result rc = MHD_queue_response(req->conn, (unsigned)req->status, req->resp);
   return rc;
 }
@@ -98,6 +99,15 @@ static enum MHD_Result queue_reply(struct gw_conn *c) {
 static bool has_body_method(const char *method) {
   return strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0 ||
          strcmp(method, "DELETE") == 0;
+}
+
+/* May the method be quoted back? Only 1-16 upper-case letters (every method the routes know is
+ * one): the request line's bytes are otherwise never echoed. */
+static bool method_is_token(const char *method) {
+  size_t n = 0;
+  for (; method[n] != '\0'; n++)
+    if (method[n] < 'A' || method[n] > 'Z' || n >= 16) return false;
+  return n > 0;
 }
 
 /* First call for a request: route, credential, Content-Length. Returns true when a
@@ -110,7 +120,7 @@ static bool request_start(gw_t *gw, struct gw_conn *c, const char *url, const ch
   if (req->route == NULL) {
     if (path_known) {
       gw_reply_error(req, 405, GW_E_METHOD_NOT_ALLOWED, "%s is not allowed on this path; use %s",
-                     strlen(method) <= 16 ? method : "this method", allow);
+                     method_is_token(method) ? method : "this method", allow);
       gw_reply_header(req, "Allow", allow);
     } else {
       gw_reply_error(req, 404, GW_E_ROUTE_NOT_FOUND, "there is no such route; see the API documentation");

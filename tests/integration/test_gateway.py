@@ -385,3 +385,91 @@ def test_per_ip_limit_counts_every_loop(tmp_path):
         for c in held:
             c.close()
         s.stop(show_logs=True)
+
+
+# ---- hostile input (Issue 10 item 3) ------------------------------------------------
+
+def raw_exchange(s, data, timeout=10):
+    """Send the exact bytes on a fresh connection; return everything read until the server
+    closes (or the first complete answer, when it keeps the connection open)."""
+    sock = socket.create_connection(("127.0.0.1", s.gateway_port), timeout=timeout)
+    try:
+        sock.sendall(data)
+        out = b""
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except (ConnectionResetError, socket.timeout):
+                break
+            if not chunk:
+                break
+            out += chunk
+            head, sep, rest = out.partition(b"\r\n\r\n")
+            if sep:
+                m = [l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")]
+                if m and len(rest) >= int(m[0].split(b":", 1)[1]):
+                    break
+        return out
+    finally:
+        sock.close()
+
+
+def parse_raw(out):
+    head, _, body = out.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for l in lines[1:]:
+        k, _, v = l.partition(b":")
+        headers[k.strip().lower().decode()] = v.strip().decode("latin-1")
+    return status, headers, body
+
+
+@pytest.fixture
+def lone_gw(tmp_path):
+    """A gateway of its own per test: a crash here takes no other test with it."""
+    s = CarepassSystem(tmp_path, services=("gateway",))
+    try:
+        yield s
+    finally:
+        s.stop(show_logs=True)
+
+
+def assert_gateway_alive(s):
+    assert s.running("gateway"), "one request stopped the gateway"
+    st, h, body = request(s, "GET", "/healthz")
+    assert st in (200, 503) and "status" in json.loads(body)
+
+
+@pytest.mark.parametrize("data", [
+    b"P\xffOST /v1/check HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",   # the probe's request
+    b"\xc3( /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",        # invalid UTF-8 method
+    b"GE\x01T /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",      # a control byte
+    b"GET /v1/\xff\xfe/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",    # invalid UTF-8 path
+    b"GET /log/tile/\xff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    b"POST /v1/check HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\n"
+    b"Connection: close\r\nContent-Length: 2\r\n\r\n{}",                       # invalid UTF-8 token
+    b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: \xff\r\n"
+    b"Connection: close\r\nContent-Length: 2\r\n\r\n[]",
+])
+def test_hostile_bytes_never_stop_the_gateway(lone_gw, data):
+    out = raw_exchange(lone_gw, data)
+    if out:  # an answer, when there is one, is a JSON error of fixed, printable text
+        st, h, body = parse_raw(out)
+        assert 400 <= st < 600
+        if h.get("content-type", "").startswith("application/json"):
+            j = json.loads(body.decode("utf-8"))
+            assert j["error"]["code"] and j["error"]["message"]
+            assert all(0x20 <= b < 0x7f for b in body.rstrip(b"\n")), body
+    assert_gateway_alive(lone_gw)
+
+
+def test_405_does_not_echo_unchecked_method(lone_gw):
+    st, h, body = parse_raw(raw_exchange(
+        lone_gw, b"P\xffOST /v1/check HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+    assert st == 405 and error_code(body) == "METHOD_NOT_ALLOWED" and h["allow"] == "POST"
+    assert b"\xff" not in body and "POST" in json.loads(body)["error"]["message"]
+    st, _, body = request(lone_gw, "DELETE", "/healthz")  # a plain token is still named
+    assert st == 405 and json.loads(body)["error"]["message"].startswith("DELETE ")
+    assert_gateway_alive(lone_gw)
+
