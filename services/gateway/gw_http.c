@@ -132,6 +132,9 @@ int gw_json_bool(gw_req_t *req, json_t *obj, const char *field, bool required, b
   return 0;
 }
 
+/* Headers every JSON answer carries: no MIME sniffing, and nothing may run or frame it. */
+#define GW_JSON_CSP "default-src 'none'; frame-ancestors 'none'"
+
 /* Replace any response already made (a handler answering twice is a bug, but the last wins).
  * A NULL resp (MHD could not allocate) leaves no response: the dispatcher then answers 500 or
  * closes the connection, so an allocation failure never stops the service. */
@@ -148,7 +151,13 @@ static void set_response(gw_req_t *req, int status, struct MHD_Response *resp, c
   req->resp = resp;
   req->status = status;
   req->error_code = NULL;
-  if (content_type != NULL) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+  if (content_type != NULL) {
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    if (strncmp(content_type, "application/json", 16) == 0) {
+      MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+      MHD_add_response_header(resp, "Content-Security-Policy", GW_JSON_CSP);
+    }
+  }
 }
 
 void gw_reply_response(gw_req_t *req, int status, struct MHD_Response *resp, const char *content_type) {

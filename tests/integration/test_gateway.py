@@ -473,3 +473,15 @@ def test_405_does_not_echo_unchecked_method(lone_gw):
     assert st == 405 and json.loads(body)["error"]["message"].startswith("DELETE ")
     assert_gateway_alive(lone_gw)
 
+
+def test_json_responses_carry_security_headers(gw):
+    csp = "default-src 'none'; frame-ancestors 'none'"
+    for method, path, headers in (("GET", "/healthz", None), ("GET", "/v2/whatever", None),
+                                  ("DELETE", "/healthz", None),
+                                  ("POST", "/v1/events", {"Content-Type": "application/json"})):
+        st, h, _ = request(gw, method, path, b"[]" if method == "POST" else None, headers)
+        assert h["content-type"] == "application/json", (path, st)
+        assert h.get("x-content-type-options") == "nosniff", (path, st)
+        assert h.get("content-security-policy") == csp, (path, st)
+    st, h, _ = request(gw, "GET", "/")  # the page keeps its own policy
+    assert st == 200 and "script-src 'self'" in h["content-security-policy"]
