@@ -485,3 +485,65 @@ def test_json_responses_carry_security_headers(gw):
         assert h.get("content-security-policy") == csp, (path, st)
     st, h, _ = request(gw, "GET", "/")  # the page keeps its own policy
     assert st == 200 and "script-src 'self'" in h["content-security-policy"]
+
+
+def answer_and_close(s, data):
+    """Send data; return (status, error code, closed) where closed says the gateway ended the
+    connection after its answer instead of reading the bytes that follow as a new request."""
+    sock = socket.create_connection(("127.0.0.1", s.gateway_port), timeout=15)
+    try:
+        sock.sendall(data)
+        out, closed = b"", False
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                closed = True
+                break
+            except socket.timeout:
+                break
+            if not chunk:
+                closed = True
+                break
+            out += chunk
+        first = out.split(b"\r\n\r\n", 1)
+        length = int(parse_raw(out)[1]["content-length"])
+        one = first[0] + b"\r\n\r\n" + first[1][:length]
+        st, _, body = parse_raw(one)
+        assert out == one, "the bytes after the refused request were answered as a request"
+        return st, error_code(body), closed
+    finally:
+        sock.close()
+
+
+@pytest.mark.parametrize("te", [b"chunked", b"Chunked", b"gzip"])
+def test_content_length_with_transfer_encoding_is_refused(lone_gw, te):
+    """Both framings at once is the request-smuggling shape: 400, and the connection is closed so
+    no byte after it is read as a request (here a smuggled GET)."""
+    smuggled = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    body = b"0\r\n\r\n" + smuggled
+    data = (b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nTransfer-Encoding: %s\r\n\r\n" % (len(body), te)) + body
+    st, code, closed = answer_and_close(lone_gw, data)
+    assert st == 400 and code == "BAD_FRAMING" and closed
+    assert_gateway_alive(lone_gw)
+
+
+@pytest.mark.parametrize("te", [b"gzip", b"gzip, chunked", b"identity", b"chunked, chunked"])
+def test_unknown_transfer_coding_is_not_implemented(lone_gw, te):
+    data = (b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: %s\r\n\r\n0\r\n\r\n" % te)
+    st, code, closed = answer_and_close(lone_gw, data)
+    assert st == 501 and code == "TRANSFER_CODING_NOT_IMPLEMENTED" and closed
+    assert_gateway_alive(lone_gw)
+
+
+def test_chunked_body_still_accepted(gw):
+    """The one transfer coding HTTP/1.1 requires keeps working (with or without a body route)."""
+    body = json.dumps([event("te-1")]).encode()
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    data = (b"POST /v1/events?ack=accepted HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Authorization: Bearer %s\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            % gw.token.encode()) + chunked
+    st, _, resp = parse_raw(raw_exchange(gw, data))
+    assert st == 200 and replies_by_id(resp)["te-1"]["outcome"] == "accepted"
