@@ -75,6 +75,8 @@
 #define GW_E_RATE_LIMITED "RATE_LIMITED"             /* 429 (+ Retry-After) */
 #define GW_E_UNAVAILABLE "UNAVAILABLE"               /* 503 Redis or the bus is down; retry later */
 #define GW_E_INTERNAL "INTERNAL"                     /* 500 */
+#define GW_E_BAD_FRAMING "BAD_FRAMING"               /* 400 both Content-Length and Transfer-Encoding (+ close) */
+#define GW_E_TRANSFER_CODING "TRANSFER_CODING_NOT_IMPLEMENTED" /* 501 a transfer coding other than chunked (+ close) */
 
 #define GW_SUBJECT_MAX 128   /* authenticated subject (provider id, worker pseudonym hex) incl. NUL */
 #define GW_IP_MAX 64         /* textual client address incl. NUL */

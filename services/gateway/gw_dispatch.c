@@ -8,6 +8,9 @@
  *   GATEWAY_PER_IP_LIMIT    concurrent connections per client address (counted over all loops)
  *   GATEWAY_MAX_CONNECTIONS concurrent connections in total (same)
  *   GATEWAY_MAX_BODY        body size (Content-Length checked first, then the bytes received)
+ * and the framing: Content-Length with Transfer-Encoding is 400, a transfer coding other than
+ * one "chunked" is 501; both are answered before any body byte is read and close the connection,
+ * so no byte after them can be taken for a request (request smuggling).
  */
 #include "gw.h"
 #include "gw_http.h"
@@ -19,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "cp_config.h"
@@ -91,6 +95,7 @@ static enum MHD_Result queue_reply(struct gw_conn *c) {
   if (req->resp == NULL)
     gw_reply_error(req, 500, GW_E_INTERNAL, "the server failed to answer; retry later");
   c->answered = true;
+  if (req->resp == NULL) return MHD_NO; /* not even a 500 could be made: MHD closes the connection */
   enum MHD_Result rc = MHD_queue_response(req->conn, (unsigned)req->status, req->resp);
   return rc;
 }
@@ -98,6 +103,55 @@ static enum MHD_Result queue_reply(struct gw_conn *c) {
 static bool has_body_method(const char *method) {
   return strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0 ||
          strcmp(method, "DELETE") == 0;
+}
+
+/* May the method be quoted back? Only 1-16 upper-case letters (every method the routes know is
+ * one): the request line's bytes are otherwise never echoed. */
+static bool method_is_token(const char *method) {
+  size_t n = 0;
+  for (; method[n] != '\0'; n++)
+    if (method[n] < 'A' || method[n] > 'Z' || n >= 16) return false;
+  return n > 0;
+}
+
+/* The request's framing headers, counted over every occurrence. */
+typedef struct {
+  unsigned content_length;    // Content-Length headers
+  unsigned transfer_encoding; // Transfer-Encoding headers
+  bool chunked_only;          // every Transfer-Encoding value is exactly one "chunked"
+} framing_t;
+
+static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value) {
+  (void)kind;
+  framing_t *f = cls;
+  if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) f->content_length++;
+  if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) != 0) return MHD_YES;
+  f->transfer_encoding++;
+  const char *v = value != NULL ? value : "";
+  size_t n = strlen(v);
+  while (n > 0 && (v[0] == ' ' || v[0] == '\t')) v++, n--;
+  while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t')) n--;
+  if (f->transfer_encoding > 1 || n != 7 || strncasecmp(v, "chunked", 7) != 0) f->chunked_only = false;
+  return MHD_YES;
+}
+
+/* Refuse an ambiguous or unsupported framing. Returns true when a response was made; it asks
+ * MHD to close the connection, since where this request's body ends cannot be trusted. */
+static bool framing_refused(gw_req_t *req) {
+  framing_t f = {0, 0, true};
+  MHD_get_connection_values(req->conn, MHD_HEADER_KIND, framing_header, &f);
+  if (f.transfer_encoding == 0) return false;
+  if (f.content_length > 0)
+    gw_reply_error(req, 400, GW_E_BAD_FRAMING,
+                   "the request has both Content-Length and Transfer-Encoding; send only one of them");
+  else if (!f.chunked_only)
+    gw_reply_error(req, 501, GW_E_TRANSFER_CODING,
+                   "the only transfer coding accepted is chunked; send the body plain or chunked");
+  else
+    return false;
+  gw_reply_header(req, MHD_HTTP_HEADER_CONNECTION, "close");
+  return true;
 }
 
 /* First call for a request: route, credential, Content-Length. Returns true when a
@@ -110,7 +164,7 @@ static bool request_start(gw_t *gw, struct gw_conn *c, const char *url, const ch
   if (req->route == NULL) {
     if (path_known) {
       gw_reply_error(req, 405, GW_E_METHOD_NOT_ALLOWED, "%s is not allowed on this path; use %s",
-                     strlen(method) <= 16 ? method : "this method", allow);
+                     method_is_token(method) ? method : "this method", allow);
       gw_reply_header(req, "Allow", allow);
     } else {
       gw_reply_error(req, 404, GW_E_ROUTE_NOT_FOUND, "there is no such route; see the API documentation");
@@ -150,6 +204,7 @@ enum MHD_Result gw_dispatch(void *cls, struct MHD_Connection *conn, const char *
     c->req.rest = "";
     c->req.started_ms = cp_mono_ms();
     client_address(conn, c->req.client_ip, sizeof c->req.client_ip);
+    if (framing_refused(&c->req)) return queue_reply(c); /* now, before any body byte */
     if (request_start(gw, c, url, method)) {
       /* A refusal is sent once the request is read (MHD keeps the connection alive only
        * then), except 413 which must not wait for the body: it is sent now and MHD closes. */

@@ -132,9 +132,18 @@ int gw_json_bool(gw_req_t *req, json_t *obj, const char *field, bool required, b
   return 0;
 }
 
-/* Replace any response already made (a handler answering twice is a bug, but the last wins). */
+/* Headers every JSON answer carries: no MIME sniffing, and nothing may run or frame it. */
+#define GW_JSON_CSP "default-src 'none'; frame-ancestors 'none'"
+
+/* Replace any response already made (a handler answering twice is a bug, but the last wins).
+ * A NULL resp (MHD could not allocate) leaves no response: the dispatcher then answers 500 or
+ * closes the connection, so an allocation failure never stops the service. */
 static void set_response(gw_req_t *req, int status, struct MHD_Response *resp, const char *content_type) {
-  if (resp == NULL) abort(); /* MHD allocation failure: OOM is fatal */
+  if (resp == NULL) {
+    cp_log_warn("response allocation failed", CP_KV_STR("route", req->route ? req->route->name : "-"),
+                CP_KV_END);
+    return;
+  }
   if (req->resp != NULL) {
     cp_log_warn("handler answered twice", CP_KV_STR("route", req->route ? req->route->name : "-"), CP_KV_END);
     MHD_destroy_response(req->resp);
@@ -142,7 +151,13 @@ static void set_response(gw_req_t *req, int status, struct MHD_Response *resp, c
   req->resp = resp;
   req->status = status;
   req->error_code = NULL;
-  if (content_type != NULL) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+  if (content_type != NULL) {
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    if (strncmp(content_type, "application/json", 16) == 0) {
+      MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+      MHD_add_response_header(resp, "Content-Security-Policy", GW_JSON_CSP);
+    }
+  }
 }
 
 void gw_reply_response(gw_req_t *req, int status, struct MHD_Response *resp, const char *content_type) {
@@ -159,17 +174,61 @@ void gw_reply_bytes(gw_req_t *req, int status, const char *content_type, const v
   set_response(req, status, r, content_type);
 }
 
-void gw_reply_json(gw_req_t *req, int status, json_t *body) {
-  char *s = json_dumps(body, JSON_COMPACT);
+/* The answer when a JSON body cannot be encoded (NULL from json_pack, e.g. on invalid UTF-8,
+ * or no memory): fixed text, so a failed encode never stops the service. */
+static const char GW_ENCODE_FAILED[] =
+    "{\"error\":{\"code\":\"" GW_E_INTERNAL "\",\"message\":\"the server failed to encode its answer; "
+    "retry later\"}}\n";
+
+/* Reply with body (taken); false when it could not be encoded and the fixed 500 was made. */
+static bool reply_json(gw_req_t *req, int status, json_t *body) {
+  char *s = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
   json_decref(body);
-  if (s == NULL) abort(); /* OOM */
+  if (s == NULL) {
+    cp_log_warn("JSON encode failed", CP_KV_STR("route", req->route ? req->route->name : "-"), CP_KV_END);
+    gw_reply_bytes(req, 500, "application/json", GW_ENCODE_FAILED, sizeof GW_ENCODE_FAILED - 1);
+    req->error_code = GW_E_INTERNAL;
+    return false;
+  }
   size_t n = strlen(s);
   /* one trailing newline: friendlier to curl and NDJSON-minded clients */
   char *t = realloc(s, n + 2);
-  if (t == NULL) abort();
+  if (t == NULL) { /* no room for the newline: send it without */
+    gw_reply_take(req, status, "application/json", s, n);
+    return true;
+  }
   t[n] = '\n';
   t[n + 1] = '\0';
   gw_reply_take(req, status, "application/json", t, n + 1);
+  return true;
+}
+
+void gw_reply_json(gw_req_t *req, int status, json_t *body) { (void)reply_json(req, status, body); }
+
+/* Make msg printable in place: valid UTF-8 without control characters stays as it is, every
+ * other byte (invalid or cut sequences, C0 controls, DEL) becomes '?'. Messages may quote
+ * request data, and json_pack refuses invalid UTF-8. */
+static void printable_utf8(char *msg) {
+  unsigned char *p = (unsigned char *)msg;
+  while (*p != '\0') {
+    unsigned c = *p;
+    size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    bool ok = len > 0 && !(len == 1 && (c < 0x20 || c == 0x7F));
+    uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
+    for (size_t i = 1; ok && i < len; i++) {
+      if ((p[i] & 0xC0) != 0x80) ok = false; /* also stops at the NUL */
+      else cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    /* no overlong forms, surrogates or code points past U+10FFFF; no C1 controls */
+    if (ok && len > 1)
+      ok = !((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+             (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF || (cp >= 0x80 && cp < 0xA0));
+    if (!ok) {
+      *p++ = '?';
+      continue;
+    }
+    p += len;
+  }
 }
 
 void gw_reply_error(gw_req_t *req, int status, const char *code, const char *fmt, ...) {
@@ -178,8 +237,9 @@ void gw_reply_error(gw_req_t *req, int status, const char *code, const char *fmt
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  printable_utf8(msg);
   json_t *err = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
-  gw_reply_json(req, status, err);
+  if (!reply_json(req, status, err)) return;
   req->error_code = code;
   if (status == 401)
     gw_reply_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"carepass\"");

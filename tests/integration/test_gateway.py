@@ -385,3 +385,165 @@ def test_per_ip_limit_counts_every_loop(tmp_path):
         for c in held:
             c.close()
         s.stop(show_logs=True)
+
+
+# ---- hostile input (Issue 10 item 3) ------------------------------------------------
+
+def raw_exchange(s, data, timeout=10):
+    """Send the exact bytes on a fresh connection; return everything read until the server
+    closes (or the first complete answer, when it keeps the connection open)."""
+    sock = socket.create_connection(("127.0.0.1", s.gateway_port), timeout=timeout)
+    try:
+        sock.sendall(data)
+        out = b""
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except (ConnectionResetError, socket.timeout):
+                break
+            if not chunk:
+                break
+            out += chunk
+            head, sep, rest = out.partition(b"\r\n\r\n")
+            if sep:
+                m = [l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")]
+                if m and len(rest) >= int(m[0].split(b":", 1)[1]):
+                    break
+        return out
+    finally:
+        sock.close()
+
+
+def parse_raw(out):
+    head, _, body = out.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for l in lines[1:]:
+        k, _, v = l.partition(b":")
+        headers[k.strip().lower().decode()] = v.strip().decode("latin-1")
+    return status, headers, body
+
+
+@pytest.fixture
+def lone_gw(tmp_path):
+    """A gateway of its own per test: a crash here takes no other test with it."""
+    s = CarepassSystem(tmp_path, services=("gateway",))
+    try:
+        yield s
+    finally:
+        s.stop(show_logs=True)
+
+
+def assert_gateway_alive(s):
+    assert s.running("gateway"), "one request stopped the gateway"
+    st, h, body = request(s, "GET", "/healthz")
+    assert st in (200, 503) and "status" in json.loads(body)
+
+
+@pytest.mark.parametrize("data", [
+    b"P\xffOST /v1/check HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",   # the probe's request
+    b"\xc3( /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",        # invalid UTF-8 method
+    b"GE\x01T /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",      # a control byte
+    b"GET /v1/\xff\xfe/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",    # invalid UTF-8 path
+    b"GET /log/tile/\xff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    b"POST /v1/check HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\n"
+    b"Connection: close\r\nContent-Length: 2\r\n\r\n{}",                       # invalid UTF-8 token
+    b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: \xff\r\n"
+    b"Connection: close\r\nContent-Length: 2\r\n\r\n[]",
+])
+def test_hostile_bytes_never_stop_the_gateway(lone_gw, data):
+    out = raw_exchange(lone_gw, data)
+    if out:  # an answer, when there is one, is a JSON error of fixed, printable text
+        st, h, body = parse_raw(out)
+        assert 400 <= st < 600
+        if h.get("content-type", "").startswith("application/json"):
+            j = json.loads(body.decode("utf-8"))
+            assert j["error"]["code"] and j["error"]["message"]
+            assert all(0x20 <= b < 0x7f for b in body.rstrip(b"\n")), body
+    assert_gateway_alive(lone_gw)
+
+
+def test_405_does_not_echo_unchecked_method(lone_gw):
+    st, h, body = parse_raw(raw_exchange(
+        lone_gw, b"P\xffOST /v1/check HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+    assert st == 405 and error_code(body) == "METHOD_NOT_ALLOWED" and h["allow"] == "POST"
+    assert b"\xff" not in body and "POST" in json.loads(body)["error"]["message"]
+    st, _, body = request(lone_gw, "DELETE", "/healthz")  # a plain token is still named
+    assert st == 405 and json.loads(body)["error"]["message"].startswith("DELETE ")
+    assert_gateway_alive(lone_gw)
+
+
+def test_json_responses_carry_security_headers(gw):
+    csp = "default-src 'none'; frame-ancestors 'none'"
+    for method, path, headers in (("GET", "/healthz", None), ("GET", "/v2/whatever", None),
+                                  ("DELETE", "/healthz", None),
+                                  ("POST", "/v1/events", {"Content-Type": "application/json"})):
+        st, h, _ = request(gw, method, path, b"[]" if method == "POST" else None, headers)
+        assert h["content-type"] == "application/json", (path, st)
+        assert h.get("x-content-type-options") == "nosniff", (path, st)
+        assert h.get("content-security-policy") == csp, (path, st)
+    st, h, _ = request(gw, "GET", "/")  # the page keeps its own policy
+    assert st == 200 and "script-src 'self'" in h["content-security-policy"]
+
+
+def answer_and_close(s, data):
+    """Send data; return (status, error code, closed) where closed says the gateway ended the
+    connection after its answer instead of reading the bytes that follow as a new request."""
+    sock = socket.create_connection(("127.0.0.1", s.gateway_port), timeout=15)
+    try:
+        sock.sendall(data)
+        out, closed = b"", False
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                closed = True
+                break
+            except socket.timeout:
+                break
+            if not chunk:
+                closed = True
+                break
+            out += chunk
+        first = out.split(b"\r\n\r\n", 1)
+        length = int(parse_raw(out)[1]["content-length"])
+        one = first[0] + b"\r\n\r\n" + first[1][:length]
+        st, _, body = parse_raw(one)
+        assert out == one, "the bytes after the refused request were answered as a request"
+        return st, error_code(body), closed
+    finally:
+        sock.close()
+
+
+@pytest.mark.parametrize("te", [b"chunked", b"Chunked", b"gzip"])
+def test_content_length_with_transfer_encoding_is_refused(lone_gw, te):
+    """Both framings at once is the request-smuggling shape: 400, and the connection is closed so
+    no byte after it is read as a request (here a smuggled GET)."""
+    smuggled = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    body = b"0\r\n\r\n" + smuggled
+    data = (b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nTransfer-Encoding: %s\r\n\r\n" % (len(body), te)) + body
+    st, code, closed = answer_and_close(lone_gw, data)
+    assert st == 400 and code == "BAD_FRAMING" and closed
+    assert_gateway_alive(lone_gw)
+
+
+@pytest.mark.parametrize("te", [b"gzip", b"gzip, chunked", b"identity", b"chunked, chunked"])
+def test_unknown_transfer_coding_is_not_implemented(lone_gw, te):
+    data = (b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: %s\r\n\r\n0\r\n\r\n" % te)
+    st, code, closed = answer_and_close(lone_gw, data)
+    assert st == 501 and code == "TRANSFER_CODING_NOT_IMPLEMENTED" and closed
+    assert_gateway_alive(lone_gw)
+
+
+def test_chunked_body_still_accepted(gw):
+    """The one transfer coding HTTP/1.1 requires keeps working (with or without a body route)."""
+    body = json.dumps([event("te-1")]).encode()
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    data = (b"POST /v1/events?ack=accepted HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Authorization: Bearer %s\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            % gw.token.encode()) + chunked
+    st, _, resp = parse_raw(raw_exchange(gw, data))
+    assert st == 200 and replies_by_id(resp)["te-1"]["outcome"] == "accepted"
