@@ -24,6 +24,7 @@
 #define AUDIT_JOBS_PER_THREAD 512     /* fewer signatures than this per thread are verified on fewer threads */
 #define ARENA_SCRATCH_BYTES (64 * 1024)          /* one entry's decoding */
 #define ARENA_KEEP_BYTES (1024 * 1024)           /* a thread's share of a chunk's SignedEntries, kept for verifying */
+#define AUDIT_SIZE_MAX ((uint64_t)INT64_MAX)    /* largest tree audited: tlog readers (Go's sumdb/tlog) count in int64 */
 
 /* ---- a bump allocator for protobuf-c: an entry is decoded without a malloc per field ---- */
 
@@ -429,8 +430,8 @@ static void audit_entry(audit_t *a, uint64_t index, const chunk_entry_t *ce) {
 
 /* Read the chunk of entry bundles from tile t0 on and find their entries. Stops at the
  * first bundle that cannot be read or is malformed: *why is then its failure (the
- * entries found in it before the damage are still in the chunk). Returns the
- * bundles in the chunk, the failed one included. */
+ * walk audits none of its entries). Returns the bundles in the chunk, the failed
+ * one included. */
 static size_t read_chunk(audit_t *a, uint64_t t0, uint64_t ntiles, char *why, size_t whylen) {
   char err[CP_ERRLEN];
   size_t nb = 0, n = 0;
@@ -480,13 +481,16 @@ static int walk(audit_t *a) {
     on_threads(a, nb, 2, decode_slice);
     for (size_t k = 0; k < nb; k++) {
       chunk_bundle_t *b = &a->bundles[k];
+      if (k + 1 == nb && why[0] != '\0') {
+        /* a bundle that is truncated, over-long or unreadable: its error is the verdict. What was read
+         * from it is not audited (past a bad length prefix its "entries" are slices of other entries
+         * and would blame intact ones), and the chunk's queued signatures are never verified. */
+        FAILED(a, "entries", "%s", why);
+        return -1;
+      }
       for (unsigned i = 0; i < b->n; i++) {
         memcpy(LVL(a, 0)[i], a->ents[b->first + i].hash, REG_HASH_BYTES);
         audit_entry(a, b->t * REG_TILE_WIDTH + i, &a->ents[b->first + i]);
-      }
-      if (k + 1 == nb && why[0] != '\0') {
-        FAILED(a, "entries", "%s", why);
-        return -1;
       }
       a->nlvl[0] = b->w;
       if (b->w == REG_TILE_WIDTH) {
@@ -685,6 +689,11 @@ int reg_audit_run(const reg_audit_opts_t *o, reg_audit_result_t *res) {
   }
   if (reg_checkpoint_parse(note, notelen, a.origin, sizeof a.origin, &a.size, a.root, err, sizeof err) != 0) {
     FAILED(&a, "checkpoint", "%s", err);
+    goto out;
+  }
+  if (a.size > AUDIT_SIZE_MAX) {   /* the walk's tile counts would wrap around */
+    FAILED(&a, "checkpoint", "checkpoint tree size too large: %" PRIu64 ", a tree holds at most %" PRIu64
+           " entries (the checkpoint is corrupt or forged)", a.size, AUDIT_SIZE_MAX);
     goto out;
   }
   rc = 0;

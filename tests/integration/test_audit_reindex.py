@@ -157,3 +157,51 @@ def test_audit_passes_on_disk_and_over_http_and_fails_on_tampering(system, tmp_p
 
     out = tampered("missing-bundle", missing_bundle)
     assert "missing" in out
+
+
+def test_audit_of_a_hostile_mirror_reports_the_damage_only(system, tmp_path):
+    """A mirror serving a truncated or over-long entry bundle: the audit prints the bundle's
+    error and nothing else (once, queued signature checks read the freed bundle and blamed
+    intact entries); a checkpoint claiming 2^64 - 1 entries: "tree size too large"."""
+    submit_samples(system)
+    size = int((system.register_dir / "checkpoint").read_text().split("\n")[1])
+    assert 0 < size < 256, "the damage below assumes one partial tile"
+    bundle = Path("tile") / "entries" / "000.p" / str(size)
+    good = (system.register_dir / bundle).read_bytes()
+    mirror = tmp_path / "mirror"
+    shutil.copytree(system.register_dir, mirror)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(mirror))
+    handler.log_message = lambda *a, **k: None
+    port = free_port()
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{port}"
+
+    def verdict_lines(where):
+        cp = audit(system, where, "--threads", "2")
+        assert cp.returncode == 1, cp.stdout + cp.stderr
+        assert "ERROR: AddressSanitizer" not in cp.stderr, cp.stderr
+        return [ln for ln in cp.stdout.splitlines() if not ln.startswith("register ")]
+
+    try:
+        (mirror / bundle).write_bytes(good[:-10])
+        assert verdict_lines(url) == [
+            f"entries: failed (entry bundle {bundle} is truncated or corrupt ({size - 1} entries read, "
+            f"{size} expected))",
+            "AUDIT FAILED: 1 check(s) failed"]
+        (mirror / bundle).write_bytes(good + b"\x00\x05abcde")
+        assert verdict_lines(url) == [
+            f"entries: failed (entry bundle {bundle} is truncated or corrupt ({size} entries read, "
+            f"{size} expected, trailing bytes))",
+            "AUDIT FAILED: 1 check(s) failed"]
+        (mirror / bundle).write_bytes(good)
+        text = (mirror / "checkpoint").read_text().split("\n")
+        text[1] = str(2**64 - 1)
+        (mirror / "checkpoint").write_text("\n".join(text))
+        for where in (url, mirror):
+            assert verdict_lines(where) == [
+                "checkpoint: failed (checkpoint tree size too large: 18446744073709551615, a tree holds at most "
+                "9223372036854775807 entries (the checkpoint is corrupt or forged))"]
+    finally:
+        srv.shutdown()
+        srv.server_close()

@@ -1,5 +1,6 @@
 /* test_register_hostile.c -- a damaged or hostile register directory: every defect is
  * refused with an error that names what failed, never a crash or a hang. */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 #include <cmocka.h>
 
 #include "cp_config.h"
+#include "cp_regkeys.h"
 #include "cp_register.h"
 
 #define SIZE 600                        /* level-0 tiles 000, 001, 002.p/88; level 1 000.p/2 */
@@ -330,6 +332,182 @@ static void test_damaged_bundles(void **state) {
   assert_int_equal(reg_bundle_next(two, 3, &pos, &e, &elen), -1);
   pos = 0;
   assert_int_equal(reg_bundle_next(two, 0, &pos, &e, &elen), 0);
+  rmtree(dir);
+}
+
+/* ---- the audit of a damaged mirror: the damage is the verdict ----------------- */
+
+/* A register of SIZE signed entries (a genesis key entry, then records signed by k), as the signer makes. */
+static char *make_signed_register(const cp_signkey_t *k) {
+  char tmpl[256];
+  snprintf(tmpl, sizeof tmpl, "/tmp/cp-hostile-test-XXXXXX");
+  assert_non_null(mkdtemp(tmpl));
+  char *dir = cp_xmalloc(strlen(tmpl) + 8);
+  sprintf(dir, "%s/reg", tmpl);
+  reg_log_t *log = NULL;
+  assert_int_equal(reg_open(dir, k, &log, errbuf, sizeof errbuf), 0);
+  uint8_t *ents[SIZE];
+  size_t lens[SIZE];
+  assert_int_equal(reg_key_entry_build(k, k->name, k->pk, 1700000000, &ents[0], &lens[0], errbuf, sizeof errbuf), 0);
+  for (int i = 1; i < SIZE; i++) {
+    char id[32];
+    snprintf(id, sizeof id, "evt-%d", i);
+    Carepass__V1__PassportEntry pe = CAREPASS__V1__PASSPORT_ENTRY__INIT;
+    uint8_t pseudo[32] = {(uint8_t)i, 2, 3};
+    pe.version = 1;
+    pe.entry_type = CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_RECORD;
+    pe.worker_pseudonym.data = pseudo;
+    pe.worker_pseudonym.len = 32;
+    pe.qualification_code = (char *)"RF-FIRE";
+    pe.provider_id = (char *)"PRV-0001";
+    pe.provider_event_id = id;
+    pe.completion_date = (char *)"2025-03-03";
+    assert_int_equal(reg_entry_sign(k, &pe, &ents[i], &lens[i], errbuf, sizeof errbuf), 0);
+  }
+  uint64_t first;
+  assert_int_equal(reg_append(log, (const uint8_t **)ents, lens, SIZE, &first, errbuf, sizeof errbuf), 0);
+  reg_close(&log);
+  for (int i = 0; i < SIZE; i++) free(ents[i]);
+  return dir;
+}
+
+/* The verdict lines of one audit ("check: failed (why)"), as `carepass audit` prints them. */
+typedef struct {
+  char text[4096];   // the lines, each ending in '\n'
+} lines_t;
+
+static void collect_line(void *arg, reg_verdict_t v, const char *check, const char *why) {
+  lines_t *l = arg;
+  size_t n = strlen(l->text);
+  snprintf(l->text + n, sizeof l->text - n, "%s: %s (%s)\n", check,
+           v == REG_CHECK_PASSED ? "passed" : v == REG_CHECK_FAILED ? "failed" : "not established", why);
+}
+
+/* Audit dir with signatures on `threads` threads; *rc and the lines. */
+static int audit_lines(const char *dir, const char *vkey, int threads, lines_t *l, reg_audit_result_t *res) {
+  l->text[0] = '\0';
+  reg_audit_opts_t o = {.dir = dir, .vkey = vkey, .signatures = true, .threads = threads, .check = collect_line,
+                        .arg = l};
+  return reg_audit_run(&o, res);
+}
+
+/* A truncated or over-long entry bundle, or one whose length prefix was changed, from a hostile
+ * mirror: the audit reports the bundle and nothing else (no signature or key-history line blaming
+ * an intact entry; once the queued signature checks read the freed bundle). */
+static void test_audit_of_damaged_bundles(void **state) {
+  (void)state;
+  cp_signkey_t k;
+  test_key(&k);
+  char *dir = make_signed_register(&k);
+  char vkey[512];
+  assert_int_equal(cp_vkey_format(k.name, k.pk, vkey, sizeof vkey), 0);
+  lines_t l;
+  reg_audit_result_t res;
+  for (int threads = 1; threads <= 2; threads++) {
+    assert_int_equal(audit_lines(dir, vkey, threads, &l, &res), 0);
+    assert_int_equal(res.failed, 0);
+    assert_true(res.complete);
+    assert_non_null(strstr(l.text, "signatures: passed (600 entry signatures verified"));
+  }
+  size_t len;
+  uint8_t *b = slurp(dir, "tile/entries/001", &len);
+  uint8_t *bad = cp_xmalloc(len + 8);
+  /* where entry 100 of the bundle (index 356) starts */
+  size_t pos = 0, elen, at100 = 0;
+  const uint8_t *e;
+  for (int i = 0; i <= 100; i++) {
+    at100 = pos;
+    assert_int_equal(reg_bundle_next(b, len, &pos, &e, &elen), 1);
+  }
+  struct {
+    const char *what;   // the damage
+    size_t len;         // bytes of bad written
+    const char *line;   // the one line the audit prints
+  } cases[] = {
+      {"truncated", len - 10,
+       "entries: failed (entry bundle tile/entries/001 is truncated or corrupt (255 entries read, 256 expected))\n"},
+      {"over-long", len + 7,
+       "entries: failed (entry bundle tile/entries/001 is truncated or corrupt (256 entries read, 256 expected, "
+       "trailing bytes))\n"},
+      {"a length prefix shortened", len,
+       NULL},   /* entries after it are slices of others: how many are read depends on the bytes */
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    memcpy(bad, b, len);
+    memcpy(bad + len, "\x00\x05" "abcde", 7);
+    if (c == 2) {
+      size_t n = ((size_t)bad[at100] << 8 | bad[at100 + 1]) - 40;
+      bad[at100] = (uint8_t)(n >> 8);
+      bad[at100 + 1] = (uint8_t)n;
+    }
+    spit(dir, "tile/entries/001", bad, cases[c].len);
+    for (int threads = 1; threads <= 2; threads++) {
+      assert_int_equal(audit_lines(dir, vkey, threads, &l, &res), 0);
+      printf("  %s, %d thread(s): %s", cases[c].what, threads, l.text);
+      assert_false(res.complete);
+      assert_int_equal(res.failed, 1);
+      if (cases[c].line != NULL) {
+        assert_string_equal(l.text, cases[c].line);
+      } else {
+        assert_non_null(strstr(l.text, "entries: failed (entry bundle tile/entries/001 is truncated or corrupt ("));
+        assert_ptr_equal(strchr(l.text, '\n') + 1, l.text + strlen(l.text));   /* that line only */
+      }
+    }
+  }
+  spit(dir, "tile/entries/001", b, len);
+  assert_int_equal(audit_lines(dir, vkey, 2, &l, &res), 0);
+  assert_int_equal(res.failed, 0);
+  free(bad);
+  free(b);
+  rmtree(dir);
+}
+
+/* A checkpoint claiming 2^64 - 1 entries: "tree size too large", not an internal error. */
+static void test_audit_of_an_absurd_size(void **state) {
+  (void)state;
+  cp_signkey_t k;
+  test_key(&k);
+  char *dir = make_signed_register(&k);
+  char vkey[512];
+  assert_int_equal(cp_vkey_format(k.name, k.pk, vkey, sizeof vkey), 0);
+  char note[REG_CHECKPOINT_MAX + 1];
+  uint8_t root[REG_HASH_BYTES];
+  memset(root, 0x5a, sizeof root);
+  static const struct {
+    uint64_t size;      // claimed size
+    const char *line;   // the audit's one line
+  } cases[] = {
+      {UINT64_MAX, "checkpoint: failed (checkpoint tree size too large: 18446744073709551615, a tree holds at most "
+                   "9223372036854775807 entries (the checkpoint is corrupt or forged))\n"},
+      {UINT64_MAX - 1, "checkpoint: failed (checkpoint tree size too large: 18446744073709551614, a tree holds at "
+                       "most 9223372036854775807 entries (the checkpoint is corrupt or forged))\n"},
+      {(uint64_t)INT64_MAX + 1, "checkpoint: failed (checkpoint tree size too large: 9223372036854775808, a tree "
+                                "holds at most 9223372036854775807 entries (the checkpoint is corrupt or forged))\n"},
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    /* correctly signed (a leaked key), so only the size is wrong */
+    int n = reg_checkpoint_sign(&k, cases[c].size, root, note, sizeof note, errbuf, sizeof errbuf);
+    assert_true(n > 0);
+    spit(dir, "checkpoint", note, (size_t)n);
+    lines_t l;
+    reg_audit_result_t res;
+    assert_int_equal(audit_lines(dir, vkey, 2, &l, &res), -1);
+    printf("  size %" PRIu64 ": %s", cases[c].size, l.text);
+    assert_string_equal(l.text, cases[c].line);
+    assert_int_equal(res.failed, 1);
+    assert_false(res.complete);
+    expect_refused(dir, NULL, NULL, NULL);   /* reg_open refuses it too (the tiles are not there) */
+  }
+  /* the largest size audited is a walk that finds the tiles missing, not a wrap-around */
+  int n = reg_checkpoint_sign(&k, (uint64_t)INT64_MAX, root, note, sizeof note, errbuf, sizeof errbuf);
+  spit(dir, "checkpoint", note, (size_t)n);
+  lines_t l;
+  reg_audit_result_t res;
+  assert_int_equal(audit_lines(dir, vkey, 1, &l, &res), 0);
+  printf("  size %" PRId64 ": %s", INT64_MAX, l.text);
+  assert_int_equal(res.failed, 1);
+  assert_non_null(strstr(l.text, "entries: failed ("));
+  assert_null(strstr(l.text, "internal error"));
   rmtree(dir);
 }
 
@@ -657,6 +835,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_checkpoint_beyond_the_tiles),
       cmocka_unit_test(test_damaged_tiles),
       cmocka_unit_test(test_damaged_bundles),
+      cmocka_unit_test(test_audit_of_damaged_bundles),
+      cmocka_unit_test(test_audit_of_an_absurd_size),
       cmocka_unit_test(test_missing_partials_rebuilt_or_refused),
       cmocka_unit_test(test_links_and_special_files),
       cmocka_unit_test(test_proof_for_the_wrong_tree),
