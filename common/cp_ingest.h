@@ -6,6 +6,8 @@
  *   ingest_store.c    idempotent claims in Redis (cp:ev:{p:e} + cp:pending, one Lua call per
  *                     event, one pipeline per batch) and state reads
  *   ingest_fields.c   CompletionEvent fields by proto name (for edges that read events as text)
+ *   ingest_wire.c     NUL bytes and invalid UTF-8 in the string fields of a packed
+ *                     SubmitRequest, read from the wire (unpacked strings lose their length)
  *   ingest_batch.c    one batch end to end (shape -> pseudonyms -> claims -> forward -> per-event
  *                     answers); each edge passes how it forwards (ing_edge_t)
  * Key scheme: cp_keys.h. */
@@ -49,6 +51,20 @@ void ing_shape_batch(Carepass__V1__CompletionEvent *const *events, size_t n,
 
 /* Wipe the NI numbers held in out[0..n-1]. */
 void ing_shape_wipe(ing_shape_t *out, size_t n);
+
+/* ---- text faults on the wire (ingest_wire.c) --------------------------------- */
+
+/* A string field whose bytes a C string cannot carry faithfully or that is not UTF-8. */
+typedef struct {
+  cp_reason_t reason;  // CP_OK, CP_R_NUL_IN_STRING or CP_R_INVALID_UTF8
+  const char *field;   // proto name of the first such field (static), NULL when CP_OK
+} ing_text_fault_t;
+
+/* Walk the packed SubmitRequest buf[0..len-1] (already unpacked by protobuf-c into n_events
+ * events) and fill faults[i] for its i-th event and *request for request_id. -1 when the
+ * bytes do not frame as a SubmitRequest of n_events events (answer MALFORMED_REQUEST). */
+int ing_wire_check(const uint8_t *buf, size_t len, size_t n_events, ing_text_fault_t *faults,
+                   ing_text_fault_t *request) CP_WUR;
 
 /* ---- fields by name (ingest_fields.c) ---------------------------------------- */
 
@@ -155,6 +171,9 @@ typedef struct {
    * count: the event is durable in cp:pending and the redrive scan resends it. */
   void (*forward)(void *arg, const Carepass__V1__PendingEvent *pe, const uint8_t *packed, size_t len);
   void *arg;                        // passed to forward
+  /* Per event (n entries, or NULL): text faults the edge found where it still knew each
+   * string's length (ing_wire_check); an event with one is rejected with its reason. */
+  const ing_text_fault_t *faults;
 } ing_edge_t;
 
 /* Take in the n events of the authenticated `provider`: shape checks, pseudonyms,

@@ -38,6 +38,9 @@ typedef enum {
   CP_R_INVALID_REVOCATION_REASON, // revocation reason code unknown
   CP_R_ALREADY_REVOKED,        // the record was already revoked
   CP_R_INTERNAL,               // internal error; resend later
+  /* per event: text (intake, gateway) -- added after INTERNAL so no code moves */
+  CP_R_INVALID_UTF8,           // a string field is not well-formed UTF-8
+  CP_R_NUL_IN_STRING,          // a string field contains a NUL byte (would be truncated)
   CP_R__COUNT
 } cp_reason_t;
 

@@ -2,10 +2,13 @@
 #include "cp_ingest.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cp_codec.h"
 #include "cp_dates.h"
+#include "cp_utf8.h"
 
 #define REUSED_MESSAGE                                                                   \
   "provider_event_id was already used for an event with different content; "            \
@@ -47,7 +50,22 @@ int ing_batch_take(const ing_edge_t *edge, const char *provider, bool committed,
   ing_shape_batch(events, n, provider, cp_today(), shape);
   for (size_t i = 0; i < n; i++) {
     ing_answer_t *a = &ans[i];
-    a->event_id = cp_strdup(events[i]->provider_event_id);
+    const char *id = events[i]->provider_event_id;
+    /* the answer echoes the id, so never bytes that are not UTF-8 (the event is rejected) */
+    a->event_id = cp_strdup(cp_utf8_valid(id, strlen(id)) ? id : "");
+    const ing_text_fault_t *tf = edge->faults != NULL ? &edge->faults[i] : NULL;
+    if (tf != NULL && tf->reason != CP_OK) {
+      /* what was unpacked is a truncation of what was sent: this verdict comes first */
+      char m[ING_SHAPE_MSG_MAX];
+      snprintf(m, sizeof m,
+               tf->reason == CP_R_NUL_IN_STRING
+                   ? "%s contains a NUL (zero) byte; remove it and send the event again"
+                   : "%s is not valid UTF-8; send it as UTF-8 and send the event again",
+               tf->field);
+      sodium_memzero(shape[i].ni_norm, sizeof shape[i].ni_norm);
+      answer_reject(a, tf->reason, m);
+      continue;
+    }
     if (shape[i].reason != CP_OK) {
       answer_reject(a, shape[i].reason, shape[i].message);
       continue;

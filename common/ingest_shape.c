@@ -11,6 +11,7 @@
 
 #include "cp_crypto.h"
 #include "cp_dates.h"
+#include "cp_utf8.h"
 
 /* Record the verdict `r` with a formatted sentence (and forget any NI number). */
 static void reject(ing_shape_t *out, cp_reason_t r, const char *fmt, ...) CP_PRINTF(3, 4);
@@ -78,6 +79,18 @@ void ing_shape_event(const Carepass__V1__CompletionEvent *ev, const char *provid
                         int32_t today, ing_shape_t *out) {
   memset(out, 0, sizeof *out);
   out->reason = CP_OK;
+
+  /* Every string field is UTF-8 before anything else is judged: a register entry that is not
+   * parses in no standard protobuf library. (A NUL inside a string is invisible here, where
+   * strings are C strings: the edges that still know lengths report it, see ing_wire_check.) */
+  for (size_t i = 0; i < ING_NSTR_FIELDS; i++) {
+    const char *s = *ing_str_slot((Carepass__V1__CompletionEvent *)ev, &ing_str_fields[i]);
+    if (s != NULL && !cp_utf8_valid(s, strlen(s))) {
+      reject(out, CP_R_INVALID_UTF8, "%s is not valid UTF-8; send it as UTF-8 and send the event again",
+             ing_str_fields[i].name);
+      return;
+    }
+  }
 
   if (!check_event_id("provider_event_id", ev->provider_event_id, out)) return;
 

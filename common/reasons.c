@@ -41,6 +41,8 @@ static const reason_t reasons[CP_R__COUNT] = {
   R(INVALID_REVOCATION_REASON, "The revocation reason is not recognised; use ISSUED_IN_ERROR, FRAUD, PROVIDER_DEACCREDITED, ASSESSMENT_INVALID, DUPLICATE, WORKER_REQUEST, REQUIREMENT_REVOKED or OTHER."),
   R(ALREADY_REVOKED, "This record has already been revoked; no further action is needed."),
   R(INTERNAL, "carepass hit an internal error processing this event; send it again later, and contact carepass if it persists."),
+  R(INVALID_UTF8, "A text field is not valid UTF-8; send every text field as UTF-8 (convert it from Latin-1 or Windows-1252 if your system stores those) and send the event again."),
+  R(NUL_IN_STRING, "A text field contains a NUL (zero) byte, which carepass would otherwise cut the text at; remove it and send the event again."),
 };
 
 #undef R

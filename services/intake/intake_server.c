@@ -191,7 +191,8 @@ static void forward_new(void *arg, const Carepass__V1__PendingEvent *pe, const u
 
 /* Per-event work for a decoded, authenticated request (ing_batch_take: shape, pseudonymise,
  * claim in Redis, forward the new ones). Returns -1 when Redis is unavailable. */
-static int process_events(intake_t *in, intake_req_t *req, const Carepass__V1__SubmitRequest *sr) {
+static int process_events(intake_t *in, intake_req_t *req, const Carepass__V1__SubmitRequest *sr,
+                          const ing_text_fault_t *faults) {
   ing_edge_t edge = {
     .redis = in->redis,
     .script_sha = in->script_sha,
@@ -200,6 +201,7 @@ static int process_events(intake_t *in, intake_req_t *req, const Carepass__V1__S
     .reply_to = req->committed ? in->id : "", /* results come back on our topic while we wait */
     .forward = forward_new,
     .arg = in,
+    .faults = faults,
   };
   return ing_batch_take(&edge, req->provider, req->committed, sr->events, sr->n_events, req->ans, &req->nwaiting);
 }
@@ -208,6 +210,7 @@ static int process_events(intake_t *in, intake_req_t *req, const Carepass__V1__S
 static void handle_request(intake_t *in, zmq_msg_t *frames, int nframes) {
   char msg[CP_ERRLEN];
   Carepass__V1__SubmitRequest *sr = NULL;
+  ing_text_fault_t *faults = NULL;
   intake_req_t *req = cp_xcalloc(1, sizeof *req);
   req->started_ms = cp_mono_ms();
   if (nframes - 1 > INTAKE_MAX_ENVELOPE || nframes < 2) {
@@ -243,6 +246,20 @@ static void handle_request(intake_t *in, zmq_msg_t *frames, int nframes) {
     reply_error(in, req, CP_R_MALFORMED_REQUEST, "the request is not a valid SubmitRequest protobuf");
     goto out;
   }
+  /* NUL bytes and invalid UTF-8 are judged on the wire bytes, where lengths are still known */
+  ing_text_fault_t rq_fault;
+  faults = cp_xcalloc(sr->n_events > 0 ? sr->n_events : 1, sizeof *faults);
+  if (ing_wire_check(zmq_msg_data(body), len, sr->n_events, faults, &rq_fault) != 0) {
+    reply_error(in, req, CP_R_MALFORMED_REQUEST, "the request is not a valid SubmitRequest protobuf");
+    goto out;
+  }
+  if (rq_fault.reason != CP_OK) {
+    /* request_id is echoed in every reply: never echo one that is not clean text */
+    reply_error(in, req, rq_fault.reason,
+                rq_fault.reason == CP_R_NUL_IN_STRING ? "request_id contains a NUL (zero) byte; remove it"
+                                                      : "request_id is not valid UTF-8; send it as UTF-8");
+    goto out;
+  }
   if (strlen(sr->request_id) > INTAKE_REQUEST_ID_MAX) {
     snprintf(msg, sizeof msg, "request_id is %zu characters; the limit is %d", strlen(sr->request_id),
              INTAKE_REQUEST_ID_MAX);
@@ -274,7 +291,7 @@ static void handle_request(intake_t *in, zmq_msg_t *frames, int nframes) {
 
   req->n = sr->n_events;
   req->ans = cp_xcalloc(req->n, sizeof *req->ans);
-  if (process_events(in, req, sr) != 0) {
+  if (process_events(in, req, sr, faults) != 0) {
     reply_error(in, req, CP_R_UNAVAILABLE, "the event store is unavailable; nothing was stored, resend later");
     goto out;
   }
@@ -294,6 +311,7 @@ out:
       sodium_memzero(sr->events[i]->ni_number, strlen(sr->events[i]->ni_number));
     protobuf_c_message_free_unpacked(&sr->base, NULL);
   }
+  free(faults);
   intake_req_destroy(&req);
 }
 

@@ -291,6 +291,29 @@ static void test_large_batch_duplicates(void **state) {
   ing_shape_wipe(out, N);
 }
 
+/* Bytes that are not UTF-8 in any string field: INVALID_UTF8 naming the field, before any
+ * other check (today a Latin-1 assessor_id was signed into the register). */
+static void test_invalid_utf8(void **state) {
+  (void)state;
+  for (size_t i = 0; i < ING_NSTR_FIELDS; i++) {
+    Carepass__V1__CompletionEvent ev = good();
+    *ing_str_slot(&ev, &ing_str_fields[i]) = "Jos\xe9";
+    expect(&ev, CP_R_INVALID_UTF8, ing_str_fields[i].name);
+  }
+  Carepass__V1__CompletionEvent ev = good();
+  ev.assessor_id = "ASR-\xc3\xa9\xe2\x82\xac"; /* UTF-8 beyond ASCII is fine where the field allows it */
+  expect(&ev, CP_OK, NULL);
+  ev.assessor_id = "ASR-\xed\xa0\x80"; /* a surrogate is not UTF-8 */
+  expect(&ev, CP_R_INVALID_UTF8, "assessor_id");
+  /* the message never echoes the bytes (nor the NI number) */
+  ev = good();
+  ev.ni_number = "AB12345\xff";
+  ing_shape_t out = check(&ev);
+  assert_int_equal(out.reason, CP_R_INVALID_UTF8);
+  assert_null(strchr(out.message, '\xff'));
+  assert_null(strstr(out.message, "AB12345"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_good_event_passes),
@@ -304,6 +327,7 @@ int main(void) {
       cmocka_unit_test(test_kinds),
       cmocka_unit_test(test_batch_duplicates_and_isolation),
       cmocka_unit_test(test_large_batch_duplicates),
+      cmocka_unit_test(test_invalid_utf8),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
 }
