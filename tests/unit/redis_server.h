@@ -38,8 +38,8 @@ static void sleep_ms(int ms) {
   nanosleep(&ts, NULL);
 }
 
-/* A loopback TCP port that was free a moment ago. */
-static int free_port(void) {
+/* A TCP socket bound to a free loopback port (in *port). */
+static int loopback_socket(int *port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   assert_true(fd >= 0);
   struct sockaddr_in a;
@@ -49,8 +49,15 @@ static int free_port(void) {
   assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
   socklen_t len = sizeof a;
   assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-  close(fd);
-  return ntohs(a.sin_port);
+  *port = ntohs(a.sin_port);
+  return fd;
+}
+
+/* A loopback TCP port that was free a moment ago. */
+static int free_port(void) {
+  int port;
+  close(loopback_socket(&port));
+  return port;
 }
 
 /* Is something answering PING on the port? (raw hiredis, independent of cp_redis) */

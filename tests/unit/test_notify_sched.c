@@ -40,16 +40,7 @@ static cp_redis_t *R;         /* the Redis tests' connection to their redis-serv
 /* A loopback TCP listener on a free port; nothing is accepted unless a test does it, so
  * connections wait in its backlog and their requests stay in flight. */
 static int listener(int *port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  assert_true(fd >= 0);
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-  socklen_t len = sizeof a;
-  assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-  *port = ntohs(a.sin_port);
+  int fd = loopback_socket(port);   /* redis_server.h */
   assert_int_equal(listen(fd, 64), 0);
   return fd;
 }
