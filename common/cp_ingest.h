@@ -124,14 +124,14 @@ typedef struct {
   size_t pending_len;     // its length
 } ing_claim_req_t;
 
-/* SCRIPT LOAD the claim script (a start-up check that Redis runs it); sha receives its SHA-1
- * (hex). ing_store_claim no longer needs it: the script is in the Redis layer's registry. */
-int ing_store_init(cp_redis_t *r, char sha[41], char *err, size_t errlen) CP_WUR;
+/* SCRIPT LOAD the claim script now, so that a Redis that cannot run it is found at start-up
+ * (calls run it by EVALSHA through the Redis layer's script registry). */
+int ing_store_init(cp_redis_t *r, char *err, size_t errlen) CP_WUR;
 /* Claim n events of `provider` in one pipeline; out[i] for reqs[i]. A new event is
  * scheduled in cp:pending for redrive after redrive_after_ms. Idempotent: after a
  * connection failure it reconnects and reruns once (scripts are reloaded by the Redis
- * layer). -1 when Redis is unavailable (nothing to clear). sha is unused. */
-int ing_store_claim(cp_redis_t *r, const char *sha, int64_t redrive_after_ms, const char *provider,
+ * layer). -1 when Redis is unavailable (nothing to clear). */
+int ing_store_claim(cp_redis_t *r, int64_t redrive_after_ms, const char *provider,
                     const ing_claim_req_t *reqs, size_t n, ing_claim_t *out) CP_WUR;
 /* Read the states of n events of `provider` in one pipeline (out[i].st ING_ST_UNKNOWN
  * when absent). -1 when Redis is unavailable. */
@@ -143,9 +143,6 @@ void ing_claim_clear(ing_claim_t *c);
 void ing_claim_from_hmget(const redisReply *x, ing_claim_t *out);
 /* State name in Redis ("accepted", ...) -> ing_st_t (ING_ST_UNKNOWN otherwise). */
 ing_st_t ing_state_of(const char *s, size_t len);
-/* cp_redis_reply_strdup / cp_redis_reply_u64 under their old names (the gateway's callers). */
-char *ing_reply_str(const redisReply *r);
-uint64_t ing_reply_u64(const redisReply *r);
 
 /* ---- one batch end to end (ingest_batch.c) ----------------------------------- */
 
@@ -162,7 +159,6 @@ typedef struct {
 /* What differs between edges when a batch is taken in. */
 typedef struct {
   cp_redis_t *redis;                // Redis connection for the claims
-  const char *script_sha;           // SHA-1 of the claim script (ing_store_init)
   int64_t redrive_after_ms;         // REDRIVE_AFTER_MS (ing_store_claim)
   const unsigned char *secret;      // pseudonym key, CP_SECRET_BYTES
   const char *reply_to;             // PendingEvent.reply_to: results topic of the edge, or ""

@@ -85,7 +85,7 @@ int ing_batch_take(const ing_edge_t *edge, const char *provider, bool committed,
   }
 
   if (nclaim > 0 &&
-      ing_store_claim(edge->redis, edge->script_sha, edge->redrive_after_ms, provider, creq, nclaim, claim) != 0)
+      ing_store_claim(edge->redis, edge->redrive_after_ms, provider, creq, nclaim, claim) != 0)
     goto done;
 
   for (size_t k = 0; k < nclaim; k++) {

@@ -32,11 +32,7 @@ ing_st_t ing_state_of(const char *s, size_t len) {
   return ING_ST_UNKNOWN;
 }
 
-char *ing_reply_str(const redisReply *r) { return cp_redis_reply_strdup(r); }
-
-uint64_t ing_reply_u64(const redisReply *r) { return cp_redis_reply_u64(r); }
-
-int ing_store_init(cp_redis_t *r, char sha[41], char *err, size_t errlen) {
+int ing_store_init(cp_redis_t *r, char *err, size_t errlen) {
   /* load it now, so that a Redis that cannot run it is found at start-up */
   redisReply *rep = cp_redis_cmd(r, "SCRIPT LOAD %s", claim_script.src);
   bool ok = rep != NULL && rep->type == REDIS_REPLY_STRING && rep->len == 40 &&
@@ -47,7 +43,6 @@ int ing_store_init(cp_redis_t *r, char sha[41], char *err, size_t errlen) {
     return -1;
   }
   freeReplyObject(rep);
-  memcpy(sha, cp_redis_script_sha(&claim_script), 41);
   return 0;
 }
 
@@ -76,9 +71,8 @@ static void queue_claims(cp_redis_pipe_t *p, int64_t redrive_after_ms, const cha
   }
 }
 
-int ing_store_claim(cp_redis_t *r, const char *sha, int64_t redrive_after_ms, const char *provider,
+int ing_store_claim(cp_redis_t *r, int64_t redrive_after_ms, const char *provider,
                     const ing_claim_req_t *reqs, size_t n, ing_claim_t *out) {
-  (void)sha;   /* the claim script is claim_script (SHA-1 computed once); kept for the gateway's callers */
   if (n == 0) return 0;
   cp_redis_pipe_t *p = cp_redis_pipe_new();
   cp_redis_handle_t *h = cp_xcalloc(n, sizeof *h);

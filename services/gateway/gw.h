@@ -158,7 +158,6 @@ struct gw {
   void *verify_push;                       // PUSH to BUS_VERIFY_IN; guarded by push_lock
   void *notify_push;                       // PUSH to BUS_NOTIFY_IN (event.accepted notices); guarded by push_lock
   pthread_mutex_t push_lock;               // zmq sockets are not thread-safe
-  char claim_sha[41];                      // SHA-1 of the ingest claim script (ing_store)
   gw_metrics_t *metrics;                   // counters and histograms (internally locked)
   struct gw_waiter *waiter;                // helper thread answering ?ack=committed requests (gw_wait.h)
   int64_t next_keys_ms;                    // monotonic ms of the next key refresh (main thread only)

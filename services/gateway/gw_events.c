@@ -182,7 +182,6 @@ static int process(gw_req_t *req, gw_batch_t *b, Carepass__V1__CompletionEvent *
   gw_t *gw = req->gw;
   ing_edge_t edge = {
     .redis = gw_redis(req),
-    .script_sha = gw->claim_sha,
     .redrive_after_ms = gw->cfg.redrive_after_ms,
     .secret = gw->pseudonym_secret,
     .reply_to = "", /* the gateway reads final states from Redis, not a results topic */

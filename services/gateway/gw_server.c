@@ -71,7 +71,7 @@ int gw_new(gw_t **out, char *err, size_t errlen) {
   /* Redis must be reachable at start (to load the claim script); later outages give 503s */
   cp_redis_t *r = cp_redis_new(gw->cfg.redis_host, gw->cfg.redis_port, gw->cfg.redis_timeout_ms, err, errlen);
   if (r == NULL) goto err;
-  int rc = ing_store_init(r, gw->claim_sha, err, errlen);
+  int rc = ing_store_init(r, err, errlen);
   cp_redis_destroy(&r);
   if (rc != 0) goto err;
 

@@ -33,7 +33,6 @@ typedef struct {
   cp_zap_t *zap;              // ZAP handler admitting registered provider keys
   prov_registry_t *providers; // provider registry (read-only; shared with the ZAP thread)
   cp_redis_t *redis;          // Redis connection
-  char script_sha[41];        // SHA-1 of the claim script loaded into Redis
   unsigned char secret[CP_SECRET_BYTES]; // pseudonym key (wiped at destroy)
   char id[INTAKE_ID_MAX];     // this replica's id: the topic its results are published on
   size_t max_message;         // MAX_MESSAGE_BYTES: larger requests get MESSAGE_TOO_LARGE

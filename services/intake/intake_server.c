@@ -118,7 +118,7 @@ int intake_new(intake_t **out, char *err, size_t errlen) {
   in->redis = cp_redis_new(cp_cfg_str(CP_OPT_REDIS_HOST), (int)cp_cfg_int(CP_OPT_REDIS_PORT),
                            (int)cp_cfg_int(CP_OPT_REDIS_TIMEOUT_MS), err, errlen);
   if (in->redis == NULL) goto err;
-  if (ing_store_init(in->redis, in->script_sha, err, errlen) != 0) goto err;
+  if (ing_store_init(in->redis, err, errlen) != 0) goto err;
 
   in->ctx = zmq_ctx_new();
   if (in->ctx == NULL) {
@@ -195,7 +195,6 @@ static int process_events(intake_t *in, intake_req_t *req, const Carepass__V1__S
                           const ing_text_fault_t *faults) {
   ing_edge_t edge = {
     .redis = in->redis,
-    .script_sha = in->script_sha,
     .redrive_after_ms = in->redrive_after_ms,
     .secret = in->secret,
     .reply_to = req->committed ? in->id : "", /* results come back on our topic while we wait */

@@ -170,7 +170,7 @@ static void build_event(const target_t *t, const char *reason, char ref[REVOKE_R
 /* Record one revocation as a pending event in Redis (as intake records a provider's; idempotent by
  * its event id) and push it to verify. A claim that is already committed marks t done; a stale one
  * (refused before, or another --reason never committed) is forgotten and claimed again, once. */
-static int claim_and_send(cp_redis_t *r, const char *sha, int64_t redrive_ms, void *sock, target_t *t,
+static int claim_and_send(cp_redis_t *r, int64_t redrive_ms, void *sock, target_t *t,
                           const char *reason, char *err, size_t errlen) {
   char ref[REVOKE_REF_MAX], digest[65];
   Carepass__V1__PendingEvent ev;
@@ -188,7 +188,7 @@ static int claim_and_send(cp_redis_t *r, const char *sha, int64_t redrive_ms, vo
   for (int attempt = 0; attempt < 2; attempt++) {
     ing_claim_req_t req = {t->op_event, digest, packed, plen};
     ing_claim_t c;
-    if (ing_store_claim(r, sha, redrive_ms, REVOKE_PROVIDER, &req, 1, &c) != 0) {
+    if (ing_store_claim(r, redrive_ms, REVOKE_PROVIDER, &req, 1, &c) != 0) {
       cp_err(err, errlen, "Redis: %s", cp_redis_errstr(r));
       break;
     }
@@ -374,8 +374,7 @@ int cmd_revoke(int argc, char **argv) {
     cli_error(CMD, "Redis: %s (operator revocations are recorded there before they are sent)", err);
     goto out;
   }
-  char sha[41];
-  if (ing_store_init(redis, sha, err, sizeof err) != 0) {
+  if (ing_store_init(redis, err, sizeof err) != 0) {
     cli_error(CMD, "Redis: %s", err);
     goto out;
   }
@@ -391,7 +390,7 @@ int cmd_revoke(int argc, char **argv) {
   }
   int64_t redrive_ms = cp_cfg_int(CP_OPT_REDRIVE_AFTER_MS);
   for (size_t i = 0; i < sc.nt; i++)
-    if (claim_and_send(redis, sha, redrive_ms, sock, &sc.t[i], reason, err, sizeof err) != 0) {
+    if (claim_and_send(redis, redrive_ms, sock, &sc.t[i], reason, err, sizeof err) != 0) {
       cli_error(CMD, "sending the revocation of entry %" PRIu64 ": %s", sc.t[i].index, err);
       goto out;
     }
