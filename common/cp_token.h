@@ -22,9 +22,11 @@
  *
  * Revocation list file: text, one token id (32 lowercase hex) per line, '#' comment lines and
  * blank lines ignored; no personal data (ids are random). Written whole and crash-safely (temp
- * file, fsync, rename, directory fsync) under an flock on "<path>.lock". A missing file is an
- * empty list. cp_token_revlist_t re-reads it when its inode, size or mtime change, so a running
- * service follows `carepass token revoke` without a restart.
+ * file, fsync, rename, directory fsync) under an flock on "<path>.lock". A file missing at start
+ * is an empty list. cp_token_revlist_t re-reads it when its inode, size or mtime change, so a
+ * running service follows `carepass token revoke` without a restart; a changed file that does not
+ * parse, or a file that disappears, leaves the previous list in force (fail closed, logged). To
+ * un-revoke, edit the file (write it whole and rename it into place).
  */
 #ifndef CP_TOKEN_H
 #define CP_TOKEN_H
@@ -96,7 +98,7 @@ typedef struct cp_token_revlist cp_token_revlist_t;
 int cp_token_revlist_new(const char *path, cp_token_revlist_t **out, char *err, size_t errlen) CP_WUR;
 void cp_token_revlist_destroy(cp_token_revlist_t **rl);
 /* True when id is revoked. Re-reads the file first when it changed (stat: inode, size, mtime);
- * when a changed file cannot be read the previous list stays in force (logged once per change). */
+ * when a changed file cannot be read, or is gone, the previous list stays in force (logged once). */
 bool cp_token_revlist_has(cp_token_revlist_t *rl, const uint8_t id[CP_TOKEN_ID_BYTES]);
 /* Ids in the list now. */
 size_t cp_token_revlist_count(cp_token_revlist_t *rl);

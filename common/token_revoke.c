@@ -112,6 +112,15 @@ static void refresh(cp_token_revlist_t *rl) {
   bool present = stat(rl->path, &st) == 0;
   if (!present && errno != ENOENT) return; /* cannot tell: keep what is in force */
   if (same_file(rl, present, &st)) return;
+  if (!present) {
+    /* the file went away (writes rename over it, so never mid-write): an unmounted volume must
+     * not un-revoke anything; keep the list in force until a file is there again */
+    if (!rl->failed)
+      cp_log_error("token revocation list missing; the previous list stays in force",
+                   CP_KV_STR("path", rl->path), CP_KV_INT("revoked", rl->n), CP_KV_END);
+    rl->failed = true;
+    return;
+  }
   char err[CP_ERRLEN];
   revid_t *ids = NULL;
   size_t n = 0;

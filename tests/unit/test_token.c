@@ -146,7 +146,7 @@ static void test_id_parse(void **state) {
 }
 
 /* The list on disk: missing = empty, revoke adds (once), a running list follows the file, a bad
- * file leaves the previous list in force, the file holds ids only and is 0600. */
+ * or missing file leaves the previous list in force, the file holds ids only and is 0600. */
 static void test_revocation_list(void **state) {
   (void)state;
   char dir[] = "/tmp/test_token_XXXXXX", path[128], err[CP_ERRLEN];
@@ -196,9 +196,16 @@ static void test_revocation_list(void **state) {
   assert_false(cp_token_revlist_has(rl, info.id));
   assert_true(cp_token_revlist_has(rl, info2.id));
   assert_int_equal(cp_token_revlist_count(rl), 1); /* duplicates collapse */
-  /* removed file: nothing revoked */
+  /* a file that disappears (an unmounted volume) un-revokes nothing */
   assert_int_equal(unlink(path), 0);
+  assert_true(cp_token_revlist_has(rl, info2.id));
+  /* ... and a list written again is followed again */
+  bool added2 = false;
+  assert_int_equal(cp_token_revoke(path, id, &added2, err, sizeof err), 0);
+  assert_true(added2);
+  assert_true(cp_token_revlist_has(rl, info.id));
   assert_false(cp_token_revlist_has(rl, info2.id));
+  assert_int_equal(unlink(path), 0);
   cp_token_revlist_destroy(&rl);
   assert_null(rl);
   char lock[160];
