@@ -127,4 +127,8 @@ CP_OPT(GATEWAY_CONN_MEMORY, INT, "32768", 4096, 1048576, CP_SVC_GATEWAY, CP_V_NO
        "memory per connection for the request line and headers; more gets 431/413")
 CP_OPT(TOKEN_SECRET, STR, "var/keys/token.secret", 1, 4096, CP_SVC_GATEWAY | CP_SVC_CLI, CP_V_PATH,
        "deployment secret that MACs provider (cpp_) and worker (cpw_) API tokens (created at first start, 0600)")
+CP_OPT(REVOKED_TOKENS, STR, "var/keys/revoked-tokens", 1, 4096, CP_SVC_GATEWAY | CP_SVC_CLI, CP_V_PATH,
+       "revocation list of API token ids (carepass token revoke); the gateway re-reads it when it changes (missing = none)")
+CP_OPT(SHARE_CODE_SECRET, STR, "var/keys/share-code.secret", 1, 4096, CP_SVC_GATEWAY, CP_V_PATH,
+       "deployment secret that keys share-code hashes, apart from the token secret (created at first start, 0600)")
 

@@ -126,6 +126,7 @@ setup() {
   flock -w 60 9 || { log error "setup lock busy for 60s"; return 1; }
   make_secret "${CAREPASS_PSEUDONYM_SECRET:-$STATE/keys/pseudonym.secret}"
   make_secret "${CAREPASS_TOKEN_SECRET:-$STATE/keys/token.secret}"
+  make_secret "${CAREPASS_SHARE_CODE_SECRET:-$STATE/keys/share-code.secret}"
   if [ "${CAREPASS_SAMPLE_PROVIDER_KEYS:-0}" = 1 ]; then
     # The sample registry's ids ("id": "PRV-0001"); the CLI checks them again.
     while read -r id; do

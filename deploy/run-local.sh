@@ -79,6 +79,8 @@ export CAREPASS_REGISTER_DIR=${CAREPASS_REGISTER_DIR:-$VAR/register}
 export CAREPASS_CATALOGUE=${CAREPASS_CATALOGUE:-$ROOT/data/catalogue.json}
 export CAREPASS_PROVIDERS="$VAR/providers.json"
 export CAREPASS_TOKEN_SECRET=${CAREPASS_TOKEN_SECRET:-$VAR/keys/token.secret}
+export CAREPASS_SHARE_CODE_SECRET=${CAREPASS_SHARE_CODE_SECRET:-$VAR/keys/share-code.secret}
+export CAREPASS_REVOKED_TOKENS=${CAREPASS_REVOKED_TOKENS:-$VAR/keys/revoked-tokens}
 export CAREPASS_GATEWAY_BIND=${CAREPASS_GATEWAY_BIND:-127.0.0.1:8080}
 
 # ---- 3. sample provider keys and the registry that lists them ----------------

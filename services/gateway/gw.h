@@ -71,6 +71,7 @@
 #define GW_E_UNAUTHENTICATED "UNAUTHENTICATED"       /* 401 no Bearer token (+ WWW-Authenticate) */
 #define GW_E_INVALID_TOKEN "INVALID_TOKEN"           /* 401 malformed, wrong kind or bad MAC */
 #define GW_E_TOKEN_EXPIRED "TOKEN_EXPIRED"           /* 401 */
+#define GW_E_TOKEN_REVOKED "TOKEN_REVOKED"           /* 401 the token's id is on CAREPASS_REVOKED_TOKENS */
 #define GW_E_PROVIDER_UNKNOWN "PROVIDER_UNKNOWN"     /* 403 provider token for a provider not in the registry */
 #define GW_E_RATE_LIMITED "RATE_LIMITED"             /* 429 (+ Retry-After) */
 #define GW_E_UNAVAILABLE "UNAVAILABLE"               /* 503 Redis or the bus is down; retry later */
@@ -149,6 +150,8 @@ struct gw {
   cat_catalogue_t *catalogue;              // qualification catalogue (read-only)
   unsigned char token_secret[CP_SECRET_BYTES];     // TOKEN_SECRET: MAC key of cpp_/cpw_ tokens (wiped)
   unsigned char pseudonym_secret[CP_SECRET_BYTES]; // PSEUDONYM_SECRET: worker pseudonyms (wiped)
+  unsigned char share_code_secret[CP_SECRET_BYTES]; // SHARE_CODE_SECRET: keys share-code hashes (wiped)
+  cp_token_revlist_t *revoked;             // REVOKED_TOKENS, re-read when the file changes (thread safe)
   char vkey[256];                          // register verifier key (note vkey), "" if not readable yet; guarded by keys_lock
   char webhook_key[256];                   // notify public key "whpk_...", "" if not readable yet; guarded by keys_lock
   pthread_mutex_t keys_lock;               // the main loop re-reads the two keys above every 2 s

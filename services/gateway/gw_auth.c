@@ -1,6 +1,8 @@
 /* gw_auth.c -- route credentials: "Authorization: Bearer cpp_..." (providers) and "cpw_..." (workers).
  * Errors: 401 UNAUTHENTICATED (no or non-Bearer credential), 401 INVALID_TOKEN (not genuine,
- * wrong kind), 401 TOKEN_EXPIRED, 403 PROVIDER_UNKNOWN (genuine token, provider not in the registry). */
+ * wrong kind, old format, lifetime beyond the kind's maximum), 401 TOKEN_EXPIRED, 401 TOKEN_REVOKED
+ * (its id is on CAREPASS_REVOKED_TOKENS, re-read when the file changes), 403 PROVIDER_UNKNOWN
+ * (genuine token, provider not in the registry). Logs name a token by its id only, never the token. */
 #include "gw_internal.h"
 #include "gw_http.h"
 
@@ -23,16 +25,25 @@ int gw_auth_check(gw_req_t *req) {
   const char *tok = h + 7;
   while (*tok == ' ') tok++;
   cp_token_kind_t kind = req->route->auth == GW_AUTH_PROVIDER ? CP_TOKEN_PROVIDER : CP_TOKEN_WORKER;
-  cp_token_status_t st = cp_token_check(gw->token_secret, kind, tok, req->subject, sizeof req->subject,
-                                        &req->token_expiry, (int64_t)time(NULL));
-  if (st == CP_TOKEN_EXPIRED) {
-    gw_reply_error(req, 401, GW_E_TOKEN_EXPIRED, "%s", cp_token_status_text(st));
+  cp_token_info_t info;
+  cp_token_status_t st = cp_token_check(gw->token_secret, kind, tok, &info, (int64_t)time(NULL));
+  if (st == CP_TOKEN_OK && cp_token_revlist_has(gw->revoked, info.id)) st = CP_TOKEN_REVOKED;
+  if (st == CP_TOKEN_EXPIRED || st == CP_TOKEN_REVOKED) {
+    if (st == CP_TOKEN_REVOKED)
+      cp_log_info("revoked token refused", CP_KV_STR("token_id", info.id_hex), CP_KV_END);
+    gw_reply_error(req, 401, st == CP_TOKEN_EXPIRED ? GW_E_TOKEN_EXPIRED : GW_E_TOKEN_REVOKED, "%s",
+                   cp_token_status_text(st));
+    sodium_memzero(&info, sizeof info);
     return -1;
   }
   if (st != CP_TOKEN_OK) {
     gw_reply_error(req, 401, GW_E_INVALID_TOKEN, "%s", cp_token_status_text(st));
+    sodium_memzero(&info, sizeof info);
     return -1;
   }
+  snprintf(req->subject, sizeof req->subject, "%s", info.subject);
+  req->token_expiry = info.expiry;
+  sodium_memzero(&info, sizeof info);
   if (kind == CP_TOKEN_PROVIDER && prov_find(gw->providers, req->subject) == NULL) {
     /* the id is from a genuine token (our own MAC), so it is safe to name */
     gw_reply_error(req, 403, GW_E_PROVIDER_UNKNOWN, "provider %s is not in the provider registry",

@@ -67,6 +67,8 @@ int gw_new(gw_t **out, char *err, size_t errlen) {
   if (cat_load(cp_cfg_str(CP_OPT_CATALOGUE), &gw->catalogue, err, errlen) != 0) goto err;
   if (cp_secret_load(cp_cfg_str(CP_OPT_TOKEN_SECRET), true, gw->token_secret, err, errlen) != 0) goto err;
   if (cp_secret_load(cp_cfg_str(CP_OPT_PSEUDONYM_SECRET), true, gw->pseudonym_secret, err, errlen) != 0) goto err;
+  if (cp_secret_load(cp_cfg_str(CP_OPT_SHARE_CODE_SECRET), true, gw->share_code_secret, err, errlen) != 0) goto err;
+  if (cp_token_revlist_new(cp_cfg_str(CP_OPT_REVOKED_TOKENS), &gw->revoked, err, errlen) != 0) goto err;
 
   /* Redis must be reachable at start (to load the claim script); later outages give 503s */
   cp_redis_t *r = cp_redis_new(gw->cfg.redis_host, gw->cfg.redis_port, gw->cfg.redis_timeout_ms, err, errlen);
@@ -136,6 +138,8 @@ void gw_destroy(gw_t **gwp) {
   gw_metrics_destroy(&gw->metrics);
   sodium_memzero(gw->token_secret, sizeof gw->token_secret);
   sodium_memzero(gw->pseudonym_secret, sizeof gw->pseudonym_secret);
+  sodium_memzero(gw->share_code_secret, sizeof gw->share_code_secret);
+  cp_token_revlist_destroy(&gw->revoked);
   pthread_mutex_destroy(&gw->reg_lock);
   pthread_mutex_destroy(&gw->push_lock);
   pthread_mutex_destroy(&gw->redis_lock);

@@ -28,8 +28,9 @@
  *  cp:sub:{<sub id>}, cp:w:{<pseudonym hex>}:subs   employer subscriptions, in the format notify
  *                                     reads (services/notify/notify_keys.h)
  *
- * Hashes: code hash = BLAKE2b-256 keyed with TOKEN_SECRET over "carepass/share-code/v1\n" || the
- * 9 normalised characters; dob hash = BLAKE2b-256 keyed with PSEUDONYM_SECRET over
+ * Hashes: code hash = BLAKE2b-256 keyed with SHARE_CODE_SECRET over "carepass/share-code/v1\n" ||
+ * the 9 normalised characters (its own secret, so rotating TOKEN_SECRET leaves live codes working;
+ * codes made before this secret existed were keyed with TOKEN_SECRET and stopped working once); dob hash = BLAKE2b-256 keyed with PSEUDONYM_SECRET over
  * "carepass/share-dob/v1\n" || code hash || YYYY-MM-DD (bound to the code, so two codes of one
  * worker do not carry the same value). Neither the code nor the date of birth is ever stored,
  * logged or put in an error message. Names are not stored at all.

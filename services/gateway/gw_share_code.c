@@ -37,7 +37,8 @@ void gw_sc_format(const char code[GW_SC_LEN + 1], char out[12]) {
 void gw_sc_hash(const gw_t *gw, const char code[GW_SC_LEN + 1], uint8_t out[32]) {
   static const char dom[] = "carepass/share-code/v1\n";
   crypto_generichash_state st;
-  crypto_generichash_init(&st, gw->token_secret, CP_SECRET_BYTES, 32);
+  /* its own secret, not TOKEN_SECRET: rotating the token secret must not void live codes */
+  crypto_generichash_init(&st, gw->share_code_secret, CP_SECRET_BYTES, 32);
   crypto_generichash_update(&st, (const unsigned char *)dom, sizeof dom - 1);
   crypto_generichash_update(&st, (const unsigned char *)code, GW_SC_LEN);
   crypto_generichash_final(&st, out, 32);

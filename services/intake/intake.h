@@ -3,6 +3,8 @@
 #ifndef INTAKE_H
 #define INTAKE_H
 
+#include <pthread.h>
+#include <sys/stat.h>
 #include <zmq.h>
 
 #include "carepass/v1/event.pb-c.h"
@@ -19,6 +21,7 @@
 #define INTAKE_REFRESH_MS 500       /* how often waiting requests re-read states from Redis */
 #define INTAKE_REDRIVE_EVERY_MS 1000 /* how often the redrive scan runs */
 #define INTAKE_REDRIVE_LIMIT 500    /* most pending events looked at per scan */
+#define INTAKE_REGISTRY_CHECK_MS 1000 /* how often the provider registry file is looked at (reload) */
 
 typedef struct intake_req intake_req_t;    // one request being answered (intake_req.h)
 typedef struct intake_waits intake_waits_t;  // requests waiting for committed acks (intake_wait.h)
@@ -31,7 +34,11 @@ typedef struct {
   void *notify_push;          // PUSH connected to the notify queue (BUS_NOTIFY_IN)
   void *results_sub;          // SUB connected to BUS_RESULTS_OUT, subscribed to id
   cp_zap_t *zap;              // ZAP handler admitting registered provider keys
-  prov_registry_t *providers; // provider registry (read-only; shared with the ZAP thread)
+  prov_registry_t *providers; // provider registry; swapped on reload under reg_lock (the ZAP thread reads it)
+  pthread_mutex_t reg_lock;   // guards providers against the ZAP thread during a reload
+  struct stat reg_st;         // the registry file as last loaded (inode, size, mtime: a change reloads)
+  bool reg_failed;            // the changed file could not be loaded (logged once; the old registry stays)
+  int64_t next_registry_ms;   // monotonic ms of the next look at the registry file
   cp_redis_t *redis;          // Redis connection
   unsigned char secret[CP_SECRET_BYTES]; // pseudonym key (wiped at destroy)
   char id[INTAKE_ID_MAX];     // this replica's id: the topic its results are published on

@@ -9,7 +9,12 @@
  * "carepass") admits only public keys listed as "curve_public_key" in the provider
  * registry (CAREPASS_PROVIDERS); any other key never completes the handshake, so
  * its requests go unanswered. The provider's identity is the registry entry of the
- * key that connected: never anything in the message body.
+ * key that connected: never anything in the message body. Intake looks at the
+ * registry file every INTAKE_REGISTRY_CHECK_MS and reloads it when it changed (inode,
+ * size or mtime; a file that does not load leaves the old registry in force): a key
+ * removed from it is refused from then on without a restart, both at the next
+ * handshake and on connections already open (the ZAP user id is the client's key,
+ * looked up in the current registry on every request: NOT_AUTHENTICATED).
  *
  * Socket: intake binds a ROUTER. The client uses a DEALER (or a REQ):
  *   DEALER request frames:  [SubmitRequest bytes]          (or ["" , SubmitRequest bytes])
@@ -55,6 +60,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cp_codec.h"
@@ -67,13 +73,51 @@
 #define INTAKE_REQUEST_ID_MAX 64   /* longest request_id echoed */
 #define INTAKE_BURST 64            /* requests / results handled per poll round before timers run */
 
-/* ZAP admission: the key must be a provider's registered key; the user id is the provider id. */
+/* The provider id of a registered CURVE key in the current registry (copied under reg_lock);
+ * false when the key is not (or no longer) registered. */
+static bool provider_of_key(intake_t *in, const char *key_z85, char *id, size_t idlen) {
+  pthread_mutex_lock(&in->reg_lock);
+  const prov_t *p = prov_find_by_key(in->providers, key_z85);
+  bool ok = p != NULL && p->curve_key[0] != '\0';
+  if (ok) snprintf(id, idlen, "%s", p->id);
+  pthread_mutex_unlock(&in->reg_lock);
+  return ok;
+}
+
+/* ZAP admission: the key must be a provider's registered key; the user id is the key itself, so
+ * every request is judged against the registry in force when it arrives (see handle_request). */
 static bool admit_provider(const char *key_z85, char *user_id, size_t user_id_len, void *arg) {
-  const prov_registry_t *reg = arg;
-  const prov_t *p = prov_find_by_key(reg, key_z85);
-  if (p == NULL || p->curve_key[0] == '\0') return false;
-  snprintf(user_id, user_id_len, "%s", p->id);
+  char id[PROV_ID_MAX];
+  if (!provider_of_key(arg, key_z85, id, sizeof id)) return false;
+  snprintf(user_id, user_id_len, "%s", key_z85);
   return true;
+}
+
+/* Reload the provider registry when its file changed since it was loaded. */
+static void registry_refresh(intake_t *in) {
+  const char *path = cp_cfg_str(CP_OPT_PROVIDERS);
+  struct stat st;
+  if (stat(path, &st) != 0) return; /* a missing file (mid-replace by hand) keeps what is in force */
+  if (st.st_ino == in->reg_st.st_ino && st.st_dev == in->reg_st.st_dev && st.st_size == in->reg_st.st_size &&
+      st.st_mtim.tv_sec == in->reg_st.st_mtim.tv_sec && st.st_mtim.tv_nsec == in->reg_st.st_mtim.tv_nsec)
+    return;
+  char err[CP_ERRLEN];
+  prov_registry_t *fresh = NULL;
+  if (prov_load(path, &fresh, err, sizeof err) != 0) {
+    if (!in->reg_failed)
+      cp_log_error("provider registry changed but does not load; the previous one stays in force",
+                   CP_KV_STR("error", err), CP_KV_END);
+    in->reg_failed = true;
+    return;
+  }
+  pthread_mutex_lock(&in->reg_lock);
+  prov_registry_t *old = in->providers;
+  in->providers = fresh;
+  pthread_mutex_unlock(&in->reg_lock);
+  prov_destroy(&old);
+  in->reg_st = st;
+  in->reg_failed = false;
+  cp_log_info("provider registry reloaded", CP_KV_INT("providers", prov_count(fresh)), CP_KV_END);
 }
 
 static int make_router(intake_t *in, const char *secret_z85, char *err, size_t errlen) {
@@ -112,6 +156,8 @@ int intake_new(intake_t **out, char *err, size_t errlen) {
     snprintf(in->id, sizeof in->id, "%s-%ld", host, (long)getpid());
   }
 
+  pthread_mutex_init(&in->reg_lock, NULL);
+  if (stat(cp_cfg_str(CP_OPT_PROVIDERS), &in->reg_st) != 0) memset(&in->reg_st, 0, sizeof in->reg_st);
   if (prov_load(cp_cfg_str(CP_OPT_PROVIDERS), &in->providers, err, errlen) != 0) goto err;
   if (cp_secret_load(cp_cfg_str(CP_OPT_PSEUDONYM_SECRET), true, in->secret, err, errlen) != 0) goto err;
   if (cp_curve_load(cp_cfg_str(CP_OPT_INTAKE_CURVE_KEY), true, pub, sec, err, errlen) != 0) goto err;
@@ -126,7 +172,7 @@ int intake_new(intake_t **out, char *err, size_t errlen) {
     goto err;
   }
   /* the ZAP handler must be bound before the CURVE socket accepts anyone */
-  in->zap = cp_zap_start(in->ctx, admit_provider, in->providers, err, errlen);
+  in->zap = cp_zap_start(in->ctx, admit_provider, in, err, errlen);
   if (in->zap == NULL) goto err;
   if (make_router(in, sec, err, errlen) != 0) goto err;
   in->verify_push = cp_zmq_socket(in->ctx, ZMQ_PUSH, cp_cfg_str(CP_OPT_BUS_VERIFY_IN), false, hwm, 0, err, errlen);
@@ -164,6 +210,7 @@ void intake_destroy(intake_t **inp) {
   if (in->ctx != NULL) zmq_ctx_term(in->ctx);
   cp_redis_destroy(&in->redis);
   prov_destroy(&in->providers);
+  pthread_mutex_destroy(&in->reg_lock);
   sodium_memzero(in->secret, sizeof in->secret);
   free(in);
   *inp = NULL;
@@ -218,8 +265,14 @@ static void handle_request(intake_t *in, zmq_msg_t *frames, int nframes) {
     goto out;
   }
   zmq_msg_t *body = &frames[nframes - 1];
+  /* the ZAP user id is the client's CURVE key; the provider is whoever holds it in the registry
+   * now (a key removed since the handshake is refused below) */
   const char *user = zmq_msg_gets(body, "User-Id");
-  if (user != NULL) snprintf(req->provider, sizeof req->provider, "%s", user);
+  bool removed = false;
+  if (user != NULL && !provider_of_key(in, user, req->provider, sizeof req->provider)) {
+    req->provider[0] = '\0';
+    removed = true;
+  }
   for (int i = 0; i < nframes - 1; i++) {
     zmq_msg_init(&req->env[i]);
     zmq_msg_move(&req->env[i], &frames[i]);
@@ -234,7 +287,9 @@ static void handle_request(intake_t *in, zmq_msg_t *frames, int nframes) {
     goto out;
   }
   if (req->provider[0] == '\0') {
-    reply_error(in, req, CP_R_NOT_AUTHENTICATED, "the connection carries no provider identity");
+    reply_error(in, req, CP_R_NOT_AUTHENTICATED,
+                removed ? "this connection's key is no longer in the provider registry"
+                        : "the connection carries no provider identity");
     goto out;
   }
   char uerr[CP_ERRLEN];
@@ -382,6 +437,10 @@ int intake_turn(intake_t *in, int timeout_ms) {
   if (items[0].revents & ZMQ_POLLIN) drain_router(in);
   now = cp_mono_ms();
   if (results || intake_waits_next_ms(in->waits) <= now) intake_waits_tick(in, false);
+  if (now >= in->next_registry_ms) {
+    registry_refresh(in);
+    in->next_registry_ms = cp_mono_ms() + INTAKE_REGISTRY_CHECK_MS;
+  }
   if (now >= in->next_redrive_ms) {
     intake_redrive(in);
     in->next_redrive_ms = cp_mono_ms() + INTAKE_REDRIVE_EVERY_MS;

@@ -329,6 +329,8 @@ class CarepassSystem:
             "CAREPASS_PROVIDERS": str(self.providers_file),
             "CAREPASS_GATEWAY_BIND": f"127.0.0.1:{self.gateway_port}",
             "CAREPASS_TOKEN_SECRET": str(self.keys_dir / "token.secret"),
+            "CAREPASS_SHARE_CODE_SECRET": str(self.keys_dir / "share-code.secret"),
+            "CAREPASS_REVOKED_TOKENS": str(self.keys_dir / "revoked-tokens"),
         })
         for name, ep in self.bus.items():
             env[f"CAREPASS_BUS_{name}"] = ep

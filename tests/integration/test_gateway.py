@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import os
 import socket
 import struct
 import time
@@ -68,11 +69,13 @@ def post_events(s, events, ack="accepted", token=None, ctype="application/json",
                    {"Authorization": f"Bearer {token or s.token}", "Content-Type": ctype})
 
 
-def mint_token(s, subject, expiry, kind="cpp_"):
-    """A token made in Python from the deployment secret (see cp_token.h)."""
+def mint_token(s, subject, expiry, kind="cpp_", version=2, token_id=None):
+    """A token made in Python from the deployment secret (see cp_token.h); version 1 is the
+    retired layout without a token id."""
     secret = bytes.fromhex((s.keys_dir / "token.secret").read_text().strip())
     key = hashlib.blake2b(b"carepass/token/v1", digest_size=32, key=secret).digest()
-    payload = bytes([1]) + struct.pack(">Q", expiry) + bytes([len(subject)]) + subject.encode()
+    tid = b"" if version == 1 else (token_id or os.urandom(16))
+    payload = bytes([version]) + tid + struct.pack(">Q", expiry) + bytes([len(subject)]) + subject.encode()
     tag = hmac.new(key, kind.encode() + payload, hashlib.sha512).digest()[:32]
     return kind + base64.urlsafe_b64encode(payload + tag).decode().rstrip("=")
 
@@ -217,6 +220,11 @@ def test_events_tokens(gw):
     # a Python-minted token for a real provider works: the format is what cp_token.h says
     st, _, body = post_events(gw, ev, token=mint_token(gw, "PRV-0001", int(time.time()) + 60))
     assert st == 200, body
+    # the retired version 1 (no token id) and a lifetime past the provider maximum are refused
+    st, _, body = post_events(gw, ev, token=mint_token(gw, "PRV-0001", int(time.time()) + 60, version=1))
+    assert st == 401 and error_code(body) == "INVALID_TOKEN"
+    st, _, body = post_events(gw, ev, token=mint_token(gw, "PRV-0001", int(time.time()) + 3650 * 86400))
+    assert st == 401 and error_code(body) == "INVALID_TOKEN" and "lifetime" in json.loads(body)["error"]["message"]
     assert gw.run_cli(["provider-token", "PRV-9999"]).returncode == 1
 
 

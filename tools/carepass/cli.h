@@ -32,6 +32,7 @@ int cmd_reindex(int argc, char **argv);
 int cmd_webhooks(int argc, char **argv);
 int cmd_provider_token(int argc, char **argv);
 int cmd_worker_token(int argc, char **argv);
+int cmd_token(int argc, char **argv);
 
 /* ---- proofs and offline verification (cmd_proof.c, cmd_verify.c) ---- */
 struct reg_log;

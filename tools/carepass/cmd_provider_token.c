@@ -10,19 +10,21 @@
 #include "cp_crypto.h"
 #include "cp_token.h"
 
-#define DEFAULT_DAYS 365
+#define DEFAULT_DAYS 90
+#define MAX_DAYS (CP_TOKEN_PROVIDER_MAX_S / 86400)
 
 static void help(FILE *out) {
   fprintf(out,
           "usage: carepass provider-token PROVIDER_ID [--days N]\n\n"
           "Print a bearer token for the gateway's provider routes (POST /v1/events):\n"
           "  Authorization: Bearer cpp_...\n"
-          "The token names the provider and its expiry (default %d days, at most 3650) and is\n"
-          "MAC'd with the deployment secret $CAREPASS_TOKEN_SECRET (created if missing, 0600),\n"
-          "so it must be made on a host that shares the gateway's secret. The provider must be in\n"
-          "the registry ($CAREPASS_PROVIDERS). Tokens cannot be revoked one by one: rotating the\n"
-          "secret invalidates them all.\n",
-          DEFAULT_DAYS);
+          "The token names the provider, a random token id and its expiry (default %d days, at\n"
+          "most %lld; the gateway refuses longer ones) and is MAC'd with the deployment secret\n"
+          "$CAREPASS_TOKEN_SECRET (created if missing, 0600), so it must be made on a host that\n"
+          "shares the gateway's secret. The provider must be in the registry ($CAREPASS_PROVIDERS).\n"
+          "The token id is printed on stderr (\"token id: ...\"); keep it to revoke this one token\n"
+          "with `carepass token revoke ID`. Rotating the secret invalidates every token at once.\n",
+          DEFAULT_DAYS, (long long)MAX_DAYS);
 }
 
 int cmd_provider_token(int argc, char **argv) {
@@ -31,8 +33,8 @@ int cmd_provider_token(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (cli_is_help(argv[i])) { help(stdout); return CLI_EXIT_OK; }
     if (strcmp(argv[i], "--days") == 0 && i + 1 < argc) {
-      if (cli_parse_long(argv[++i], 1, 3650, &days) != 0) {
-        cli_error("provider-token", "--days must be a whole number from 1 to 3650");
+      if (cli_parse_long(argv[++i], 1, (long)MAX_DAYS, &days) != 0) {
+        cli_error("provider-token", "--days must be a whole number from 1 to %lld", (long long)MAX_DAYS);
         return CLI_EXIT_USAGE;
       }
       continue;
@@ -67,15 +69,17 @@ int cmd_provider_token(int argc, char **argv) {
     cli_error("provider-token", "%s", err);
     return CLI_EXIT_FAIL;
   }
-  char token[CP_TOKEN_MAX];
+  char token[CP_TOKEN_MAX], id[CP_TOKEN_ID_HEX];
   int64_t expiry = (int64_t)time(NULL) + (int64_t)days * 86400;
-  int rc = cp_token_make(secret, CP_TOKEN_PROVIDER, provider, expiry, token, sizeof token);
+  int rc = cp_token_make(secret, CP_TOKEN_PROVIDER, provider, expiry, token, sizeof token, id);
   sodium_memzero(secret, sizeof secret);
   if (rc != 0) {
     cli_error("provider-token", "provider id %s cannot be put in a token (1 to %d printable characters)",
               provider, CP_TOKEN_SUBJECT_MAX);
     return CLI_EXIT_FAIL;
   }
+  fprintf(stderr, "token id: %s (expires %lld)\n", id, (long long)expiry);
   printf("%s\n", token);
+  sodium_memzero(token, sizeof token);
   return CLI_EXIT_OK;
 }

@@ -29,6 +29,7 @@ static const cli_command_t commands[] = {
   {"webhooks", cmd_webhooks, "webhook dead letters: list them (dead) or send them again (replay ID|--all)"},
   {"provider-token", cmd_provider_token, "print an HTTP API token (cpp_...) for a provider in the registry"},
   {"worker-token", cmd_worker_token, "print a worker's HTTP token (cpw_...) for share codes and views"},
+  {"token", cmd_token, "revoke one API token by its id (revoke ID|TOKEN), or show a token's id"},
 };
 
 static void usage(FILE *out) {
