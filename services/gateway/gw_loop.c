@@ -340,7 +340,10 @@ static struct MHD_Daemon *start_daemon(gw_t *gw, gw_loop_t *l, uint16_t port, co
       MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)sa,
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, gw->cfg.conn_memory,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)gw->cfg.timeout_s,
-      MHD_OPTION_CONNECTION_LIMIT, (unsigned)gw->cfg.max_connections,
+      /* a backstop above the shared count (which refuses first, at exactly max_connections): at
+       * its own limit MHD stops accepting and a client would hang in the backlog, not be refused;
+       * and 0.9.75 stops a little short of the number given */
+      MHD_OPTION_CONNECTION_LIMIT, (unsigned)gw->cfg.max_connections + (unsigned)gw->cfg.threads + 16u,
       MHD_OPTION_NOTIFY_COMPLETED, gw_dispatch_completed, gw,
       MHD_OPTION_NOTIFY_CONNECTION, conn_notify, l,
       MHD_OPTION_URI_LOG_CALLBACK, uri_seen, l,
