@@ -125,6 +125,20 @@ CP_OPT(GATEWAY_MAX_CONNECTIONS, INT, "1024", 1, 100000, CP_SVC_GATEWAY, CP_V_NON
        "concurrent HTTP connections in total")
 CP_OPT(GATEWAY_CONN_MEMORY, INT, "32768", 4096, 1048576, CP_SVC_GATEWAY, CP_V_NONE,
        "memory per connection for the request line and headers; more gets 431/413")
+CP_OPT(GATEWAY_HEAD_TIMEOUT_S, INT, "10", 1, 3600, CP_SVC_GATEWAY, CP_V_DURATION,
+       "the whole request head (request line and headers) must arrive within this many seconds of the connection (or, on keep-alive, of the request line); slower is closed")
+CP_OPT(GATEWAY_MIN_BODY_RATE, INT, "1024", 0, 100000000, CP_SVC_GATEWAY, CP_V_NONE,
+       "bytes per second a request body must average once GATEWAY_HEAD_TIMEOUT_S has passed since its head; slower is closed (0 = off)")
+CP_OPT(GATEWAY_RESERVED_PCT, INT, "25", 0, 90, CP_SVC_GATEWAY, CP_V_NONE,
+       "percent of GATEWAY_MAX_CONNECTIONS kept for addresses with fewer than GATEWAY_FEW_CONNECTIONS connections, so a few busy addresses cannot fill every slot")
+CP_OPT(GATEWAY_FEW_CONNECTIONS, INT, "4", 1, 100000, CP_SVC_GATEWAY, CP_V_NONE,
+       "an address with fewer open connections than this may use the reserved share of connections")
+CP_OPT(GATEWAY_TRUSTED_PROXIES, STR, "", 0, 4096, CP_SVC_GATEWAY, CP_V_NONE,
+       "addresses and CIDRs (IPv4, IPv6; comma-separated) of the proxies in front: from them the client address is the right-most untrusted GATEWAY_FORWARDED_HEADER entry; empty = the peer is the client")
+CP_OPT(GATEWAY_FORWARDED_HEADER, STR, "x-forwarded-for", 9, 15, CP_SVC_GATEWAY, CP_V_NONE,
+       "which header the trusted proxies set: x-forwarded-for or forwarded (RFC 7239 for=); only that one is read")
+CP_OPT(GATEWAY_METRICS_BIND, STR, "127.0.0.1:9464", 0, 255, CP_SVC_GATEWAY, CP_V_NONE,
+       "operator-only listener host:port (IPv4) serving GET /metrics and /healthz; /metrics is not served on GATEWAY_BIND; empty = off")
 CP_OPT(TOKEN_SECRET, STR, "var/keys/token.secret", 1, 4096, CP_SVC_GATEWAY | CP_SVC_CLI, CP_V_PATH,
        "deployment secret that MACs provider (cpp_) and worker (cpw_) API tokens (created at first start, 0600)")
 CP_OPT(REVOKED_TOKENS, STR, "var/keys/revoked-tokens", 1, 4096, CP_SVC_GATEWAY | CP_SVC_CLI, CP_V_PATH,

@@ -41,6 +41,10 @@ typedef enum {
   /* per event: text (intake, gateway) -- added after INTERNAL so no code moves */
   CP_R_INVALID_UTF8,           // a string field is not well-formed UTF-8
   CP_R_NUL_IN_STRING,          // a string field contains a NUL byte (would be truncated)
+  /* self-declared labels (gateway: employer label, user agent shown to the worker) */
+  CP_R_LABEL_TOO_LONG,         // longer than its limit
+  CP_R_LABEL_CONTROL_CHAR,     // a control, invisible or line-separator character (or NUL)
+  CP_R_LABEL_BIDI_CONTROL,     // a bidirectional control (U+202A-202E, U+2066-2069, U+200E/F, U+061C)
   CP_R__COUNT
 } cp_reason_t;
 

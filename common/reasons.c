@@ -43,6 +43,9 @@ static const reason_t reasons[CP_R__COUNT] = {
   R(INTERNAL, "carepass hit an internal error processing this event; send it again later, and contact carepass if it persists."),
   R(INVALID_UTF8, "A text field is not valid UTF-8; send every text field as UTF-8 (convert it from Latin-1 or Windows-1252 if your system stores those) and send the event again."),
   R(NUL_IN_STRING, "A text field contains a NUL (zero) byte, which carepass would otherwise cut the text at; remove it and send the event again."),
+  R(LABEL_TOO_LONG, "The label is longer than its limit; shorten it and send the request again."),
+  R(LABEL_CONTROL_CHAR, "The label contains a control, invisible or line-separator character; send plain printable text."),
+  R(LABEL_BIDI_CONTROL, "The label contains a bidirectional control character (U+202A-202E, U+2066-2069, U+200E, U+200F or U+061C), which can make text show differently from what it says; remove it."),
 };
 
 #undef R

@@ -79,6 +79,9 @@
 #define GW_E_BAD_FRAMING "BAD_FRAMING"               /* 400 both Content-Length and Transfer-Encoding (+ close) */
 #define GW_E_TRANSFER_CODING "TRANSFER_CODING_NOT_IMPLEMENTED" /* 501 a transfer coding other than chunked (+ close) */
 
+#define GW_E_TOO_MANY_CONNECTIONS "TOO_MANY_CONNECTIONS" /* 429 a proxied client has GATEWAY_PER_IP_LIMIT requests open */
+#define GW_E_INVALID_LABEL "INVALID_LABEL"          /* 400 a self-declared label has control, bidi or unprintable characters */
+
 #define GW_SUBJECT_MAX 128   /* authenticated subject (provider id, worker pseudonym hex) incl. NUL */
 #define GW_IP_MAX 64         /* textual client address incl. NUL */
 
@@ -118,6 +121,15 @@ extern const size_t gw_routes_len;
 
 /* ---- the server context --------------------------------------------------- */
 
+#define GW_TRUSTED_MAX 64   /* entries of GATEWAY_TRUSTED_PROXIES */
+
+/* One trusted proxy range (gw_proxy.c): an address in 16-byte form (IPv4 as ::ffff:a.b.c.d) and
+ * how many leading bits of it must match. */
+typedef struct {
+  unsigned char addr[16];   // the range's address
+  int bits;                 // prefix length over the 16 bytes (IPv4 /n is 96 + n)
+} gw_cidr_t;
+
 /* Settings read once from the config table at start. */
 typedef struct {
   char bind_host[256];      // GATEWAY_BIND host part (IPv4 dotted quad or "0.0.0.0")
@@ -128,6 +140,15 @@ typedef struct {
   int per_ip_limit;         // GATEWAY_PER_IP_LIMIT: concurrent connections per client address (0 = none)
   int max_connections;      // GATEWAY_MAX_CONNECTIONS: concurrent connections in total
   size_t conn_memory;       // GATEWAY_CONN_MEMORY: MHD per-connection memory (headers) limit
+  int head_timeout_s;       // GATEWAY_HEAD_TIMEOUT_S: whole request head within this (from the first byte seen)
+  int min_body_rate;        // GATEWAY_MIN_BODY_RATE: bytes/s a body must average after head_timeout_s (0 = off)
+  int reserved_pct;         // GATEWAY_RESERVED_PCT: share of max_connections kept for addresses with few connections
+  int few_connections;      // GATEWAY_FEW_CONNECTIONS: below this many an address may use the reserved share
+  gw_cidr_t trusted[GW_TRUSTED_MAX]; // GATEWAY_TRUSTED_PROXIES
+  int ntrusted;             // entries in trusted
+  bool forwarded_rfc7239;   // GATEWAY_FORWARDED_HEADER is "forwarded" (else "x-forwarded-for")
+  char metrics_host[256];   // GATEWAY_METRICS_BIND host ("" = no operator listener)
+  int metrics_port;         // GATEWAY_METRICS_BIND port
   size_t max_batch;         // MAX_BATCH: most events in one POST /v1/events
   int64_t ack_timeout_ms;   // ACK_TIMEOUT_MS: longest wait of ?ack=committed
   int64_t redrive_after_ms; // REDRIVE_AFTER_MS: when intake's redrive re-sends an accepted event
@@ -146,6 +167,7 @@ typedef struct gw_metrics gw_metrics_t;
 struct gw {
   gw_config_t cfg;                         // settings
   struct gw_loops *loops;                  // the event loops, each with its HTTP daemon (gw_loop.c)
+  struct MHD_Daemon *ops;                  // the operator listener (/metrics, /healthz; gw_ops.c), NULL = off
   prov_registry_t *providers;              // provider registry (read-only)
   cat_catalogue_t *catalogue;              // qualification catalogue (read-only)
   unsigned char token_secret[CP_SECRET_BYTES];     // TOKEN_SECRET: MAC key of cpp_/cpw_ tokens (wiped)
@@ -181,7 +203,8 @@ struct gw_req {
   size_t body_len;                  // its length
   char subject[GW_SUBJECT_MAX];     // authenticated subject ("" for GW_AUTH_NONE)
   int64_t token_expiry;             // expiry (unix s) of the credential, 0 for GW_AUTH_NONE
-  char client_ip[GW_IP_MAX];        // peer address as text (no port)
+  char client_ip[GW_IP_MAX];        // client address as text (no port): the peer, or what a trusted proxy says (gw_proxy.c)
+  bool operator_port;               // arrived on the operator listener (GATEWAY_METRICS_BIND)
   int64_t started_ms;               // monotonic ms when the request arrived
   /* set by gw_reply_*; the dispatcher queues it */
   int status;                       // HTTP status of the response (0 = none yet)

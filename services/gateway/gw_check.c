@@ -3,7 +3,9 @@
  * `carepass verify` checks offline). No credential; failed checks are rate limited (gw_share_open.c).
  *
  * Request {"share_code": "ABC-DEF-GHJ", "date_of_birth": "YYYY-MM-DD", "employer": "label" (optional,
- *          <= 200 bytes, shown to the worker), "format": "json" | "bundle" (POST /v1/check only)}
+ *          <= 200 bytes of printable text, shown to the worker marked self-declared; control or bidi
+ *          characters: 400 LABEL_CONTROL_CHAR / LABEL_BIDI_CONTROL, longer: LABEL_TOO_LONG),
+ *          "format": "json" | "bundle" (POST /v1/check only)}
  * Reply 200 {"checked_on": "YYYY-MM-DD", "share_code": {"id", "expires_at", "allow_subscriptions"},
  *   "checkpoint": {"origin", "size", "root"},
  *   "records": [{"index", "type": "record" | "award", "qualification_code", "title",
@@ -42,7 +44,8 @@
 #include "cp_regkeys.h"
 
 #define ENTRIES_MAX 100000     /* most register indexes read for one worker */
-#define EMPLOYER_MAX 200       /* longest employer label */
+#define EMPLOYER_MAX 200       /* longest employer label (self-declared: gw_json_label) */
+#define UA_MAX 200             /* longest user agent kept for the worker (longer is cut) */
 
 #define ET_RECORD CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_RECORD
 #define ET_REVOCATION CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_REVOCATION
@@ -104,7 +107,7 @@ static int pp_parse(gw_req_t *req, pp_t *p) {
   if (p->body == NULL) return -1;
   p->employer = "";
   p->ua = gw_header(req, MHD_HTTP_HEADER_USER_AGENT);
-  if (gw_json_str(req, p->body, "employer", false, EMPLOYER_MAX, &p->employer) != 0) return -1;
+  if (gw_json_label(req, p->body, "employer", EMPLOYER_MAX, &p->employer) != 0) return -1;
   return 0;
 }
 
@@ -358,9 +361,18 @@ static void record_json(gw_req_t *req, const pp_t *p, size_t i, const char *toda
 
 /* Remember the view for the worker (best effort: a failure is logged, the employer still gets the answer). */
 static void record_view(gw_req_t *req, const pp_t *p, size_t nrec, const char *kind) {
-  const char *ua = p->ua;
-  char uab[201];
-  snprintf(uab, sizeof uab, "%s", ua != NULL ? ua : "");
+  /* the user agent is self-declared too: cut to UA_MAX bytes at a character boundary; one with
+   * control or bidi characters (or not UTF-8) is left out, not shown to the worker */
+  const char *ua = p->ua != NULL ? p->ua : "";
+  char uab[UA_MAX + 1];
+  size_t ul = strlen(ua);
+  if (ul > UA_MAX) {
+    ul = UA_MAX;
+    while (ul > 0 && ((unsigned char)ua[ul] & 0xC0) == 0x80) ul--; /* not inside a sequence */
+  }
+  memcpy(uab, ua, ul);
+  uab[ul] = '\0';
+  bool ua_ok = gw_label_check(uab, ul, UA_MAX) == CP_OK;
   gw_jw_t w;
   gw_jw_init(&w, 512);
   gw_jw_raw(&w, "{\"at\":");
@@ -369,7 +381,7 @@ static void record_view(gw_req_t *req, const pp_t *p, size_t nrec, const char *k
   gw_jw_kstr(&w, ",\"kind\":", kind);
   gw_jw_kstr(&w, ",\"employer\":", p->employer);
   gw_jw_kstr(&w, ",\"client\":{\"ip\":", req->client_ip);
-  if (gw_utf8_valid(uab, strlen(uab))) gw_jw_kstr(&w, ",\"user_agent\":", uab); /* else left out */
+  if (ua_ok) gw_jw_kstr(&w, ",\"user_agent\":", uab); /* else left out */
   gw_jw_raw(&w, "},\"records\":");
   gw_jw_u64(&w, nrec);
   gw_jw_raw(&w, "}");
@@ -501,8 +513,12 @@ static void append_lrange(redisContext *c, const char *worker) {
 }
 
 static int cjob_lookup(gw_cjob_t *j, redisContext *c) {
-  gw_redis_cmd(c, 2, (const char *[]){"GET", j->probe.ipkey});
-  gw_redis_cmd(c, 2, (const char *[]){"GET", j->probe.codekey});
+  char bufs[2][24];
+  const char *argv[GW_RL_RESERVE_ARGC];
+  gw_sc_reserve_argv(j->probe.ipkey, GW_RL_PER_IP, bufs, argv);
+  gw_redis_cmd(c, GW_RL_RESERVE_ARGC, argv);
+  gw_sc_reserve_argv(j->probe.codekey, GW_RL_PER_CODE, bufs, argv);
+  gw_redis_cmd(c, GW_RL_RESERVE_ARGC, argv);
   gw_redis_cmd(c, 2, (const char *[]){"HGETALL", j->probe.sckey});
   snprintf(j->hinted, sizeof j->hinted, "%s", gw_sc_hint_get(j->probe.code_hash));
   j->nlookup = 3;
@@ -518,11 +534,7 @@ static int cjob_judge(gw_cjob_t *j, redisReply **rep, redisContext *c) {
   gw_sc_probe_clear(&j->probe);
   switch (j->verdict) {
   case GW_SC_LIMITED_IP:
-    gw_redis_cmd(c, 2, (const char *[]){"TTL", j->probe.ipkey});
-    return 1;
   case GW_SC_LIMITED_CODE:
-    gw_redis_cmd(c, 2, (const char *[]){"TTL", j->probe.codekey});
-    return 1;
   case GW_SC_NO_MATCH:
     return 0;
   case GW_SC_OPENED:
@@ -541,15 +553,15 @@ static int cjob_judge(gw_cjob_t *j, redisReply **rep, redisContext *c) {
 
 static void cjob_finish(gw_cjob_t *j, redisReply *extra, gw_cconn_t *cc) {
   gw_req_t *req = j->req;
+  for (int i = 0; i < j->probe.nrelease; i++) gw_cconn_release(cc, j->probe.release[i]);
   switch (j->verdict) {
   case GW_SC_LIMITED_IP:
-    gw_sc_reply_limited(req, extra, "from your address");
+    gw_sc_reply_limited(req, j->probe.ttl, "from your address");
     break;
   case GW_SC_LIMITED_CODE:
-    gw_sc_reply_limited(req, extra, "for this share code");
+    gw_sc_reply_limited(req, j->probe.ttl, "for this share code");
     break;
-  case GW_SC_NO_MATCH:
-    gw_cconn_failure(cc, j->probe.ipkey, j->probe.codekey);
+  case GW_SC_NO_MATCH: /* the reservations made in the lookup are the failure's count */
     gw_sc_reply_no_match(req);
     break;
   case GW_SC_OPENED: {

@@ -115,14 +115,11 @@ void gw_cconn_view(gw_cconn_t *cc, const char *views_key, const char *view_json,
   cc->discard += gw_view_append(cc->c, views_key, view_json, code_id);
 }
 
-void gw_cconn_failure(gw_cconn_t *cc, const char *ipkey, const char *codekey) {
-  char win[24];
-  u2s(GW_RL_WINDOW_S, win);
-  gw_redis_cmd(cc->c, 2, (const char *[]){"INCR", ipkey});
-  gw_redis_cmd(cc->c, 4, (const char *[]){"EXPIRE", ipkey, win, "NX"});
-  gw_redis_cmd(cc->c, 2, (const char *[]){"INCR", codekey});
-  gw_redis_cmd(cc->c, 4, (const char *[]){"EXPIRE", codekey, win, "NX"});
-  cc->discard += 4;
+void gw_cconn_release(gw_cconn_t *cc, const char *key) {
+  const char *argv[GW_RL_RELEASE_ARGC];
+  gw_sc_release_argv(key, argv);
+  gw_redis_cmd(cc->c, GW_RL_RELEASE_ARGC, argv);
+  cc->discard += 1;
 }
 
 /* Read the replies of the commands written without waiting (sent before this batch's). -1: broken. */
@@ -220,7 +217,7 @@ static void answer(gw_checkq_t *q, batch_t *b) {
   free(nx);
 }
 
-/* Send what is appended (the lookups of a batch, or the views and failure counts of the batch
+/* Send what is appended (the lookups of a batch, or the views and released reservations of the batch
  * just answered: they reach Redis before any answer is sent). */
 static void flush(gw_cconn_t *cc) {
   if (cc->c == NULL) return;

@@ -24,7 +24,7 @@
 /* A loop's Redis connection for checks. */
 typedef struct {
   redisContext *c;   // hiredis connection (NULL = not connected)
-  int discard;       // replies of commands written without waiting (views, failure counts) not read yet
+  int discard;       // replies of commands written without waiting (views, released reservations) not read yet
 } gw_cconn_t;
 
 /* Append one command (arguments as NUL-terminated strings, GW_CMD_ARGS_MAX at most) to c's output
@@ -36,10 +36,11 @@ void gw_redis_cmd(redisContext *c, int argc, const char *const *argv);
 /* Append the commands that record one view (LPUSH the JSON view onto views_key, LTRIM, EXPIRE,
  * HINCRBY the code's count); returns how many (their replies are the caller's to read). */
 int gw_view_append(redisContext *c, const char *views_key, const char *view_json, const char *code_id);
-/* Append one view / one failed check (4 commands each) on the loop's connection, without waiting:
- * their replies are read (an error logged) before the next batch's. */
+/* Append one view (4 commands) / the release of one failed-check reservation (1 command,
+ * gw_sc_release_argv) on the loop's connection, without waiting: their replies are read (an error
+ * logged) before the next batch's. */
 void gw_cconn_view(gw_cconn_t *cc, const char *views_key, const char *view_json, const char *code_id);
-void gw_cconn_failure(gw_cconn_t *cc, const char *ipkey, const char *codekey);
+void gw_cconn_release(gw_cconn_t *cc, const char *key);
 
 /* One queued check: its type belongs to whoever gives the steps (gw_check.c). */
 typedef struct gw_cjob gw_cjob_t;
@@ -49,7 +50,7 @@ typedef struct gw_cjob gw_cjob_t;
  * queue's unless the step takes one and sets its slot NULL; appends 0 or 1 follow-up command,
  * returns how many), finish (with the follow-up's reply, taken over, or NULL: makes the reply,
  * may write views on cc); or, when Redis failed for the batch, fail (answers 503) instead of
- * judge and finish. Then done, once the batch's views and failure counts have reached Redis:
+ * judge and finish. Then done, once the batch's views and released reservations have reached Redis:
  * frees the check and lets its reply go (*j set to NULL). */
 typedef struct {
   int (*lookup)(gw_cjob_t *j, redisContext *c);

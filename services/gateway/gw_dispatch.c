@@ -8,7 +8,8 @@
  *   GATEWAY_PER_IP_LIMIT    concurrent connections per client address (counted over all loops)
  *   GATEWAY_MAX_CONNECTIONS concurrent connections in total (same)
  *   GATEWAY_MAX_BODY        body size (Content-Length checked first, then the bytes received)
- * and the framing: Content-Length with Transfer-Encoding is 400, a transfer coding other than
+ * and the framing: Content-Length values that differ (two headers, or a list in one) are 400,
+ * Content-Length with Transfer-Encoding is 400, a transfer coding other than
  * one "chunked" is 501; both are answered before any body byte is read and close the connection,
  * so no byte after them can be taken for a request (request smuggling).
  */
@@ -32,6 +33,7 @@
 #include "cp_zmq.h"
 #include "gw_dispatch.h"
 #include "gw_internal.h"
+#include "gw_loop.h"
 
 /* The dispatcher's state of one request (MHD's con_cls). */
 struct gw_conn {
@@ -56,14 +58,22 @@ static bool method_matches(const gw_route_t *r, const char *method) {
   return strcmp(method, "HEAD") == 0 && strcmp(r->method, "GET") == 0;
 }
 
+/* Is row r served on this listener? The operator listener serves only /metrics and /healthz;
+ * the public one everything but /metrics (live counters are rate-limit feedback for an attacker). */
+static bool route_listed(const gw_route_t *r, bool operator_port) {
+  bool metrics = strcmp(r->name, "metrics") == 0;
+  if (operator_port) return metrics || strcmp(r->name, "healthz") == 0;
+  return !metrics;
+}
+
 /* Find the route; on no method match, fill allow (comma-separated methods of the path). */
-static const gw_route_t *route_find(const char *path, const char *method, char *allow, size_t allowlen,
-                                    bool *path_known) {
+static const gw_route_t *route_find(const char *path, const char *method, bool operator_port, char *allow,
+                                    size_t allowlen, bool *path_known) {
   *path_known = false;
   allow[0] = '\0';
   for (size_t i = 0; i < gw_routes_len; i++) {
     const gw_route_t *r = &gw_routes[i];
-    if (!path_matches(r, path)) continue;
+    if (!route_listed(r, operator_port) || !path_matches(r, path)) continue;
     if (method_matches(r, method)) return r;
     *path_known = true;
     if (strstr(allow, r->method) == NULL) {
@@ -78,11 +88,19 @@ static const gw_route_t *route_find(const char *path, const char *method, char *
   return NULL;
 }
 
-static void client_address(struct MHD_Connection *conn, char *out, size_t outlen) {
+/* The client's address: the peer's, or from a trusted proxy what its header says (gw_proxy.c).
+ * *proxied: it came from a trusted proxy's header. */
+static void client_address(gw_t *gw, struct MHD_Connection *conn, char *out, size_t outlen, bool *proxied) {
   snprintf(out, outlen, "-");
+  *proxied = false;
   const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
   if (ci == NULL || ci->client_addr == NULL) return;
   const struct sockaddr *sa = ci->client_addr;
+  if ((sa->sa_family == AF_INET || sa->sa_family == AF_INET6) && gw_proxy_trusted(&gw->cfg, sa)) {
+    gw_proxy_client(&gw->cfg, conn, sa, out, outlen);
+    *proxied = true;
+    return;
+  }
   if (sa->sa_family == AF_INET)
     inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)outlen);
   else if (sa->sa_family == AF_INET6)
@@ -117,15 +135,42 @@ static bool method_is_token(const char *method) {
 /* The request's framing headers, counted over every occurrence. */
 typedef struct {
   unsigned content_length;    // Content-Length headers
+  const char *first_length;   // the value of the first one (MHD's storage)
+  bool lengths_differ;        // a later Content-Length (or a list in one) says another length
   unsigned transfer_encoding; // Transfer-Encoding headers
   bool chunked_only;          // every Transfer-Encoding value is exactly one "chunked"
 } framing_t;
+
+/* The value of a Content-Length with blanks trimmed, in out (cap bytes); a comma list
+ * ("5, 5" -- what a proxy may make of two headers) counts as differing unless every item is
+ * the same. Returns false when the items differ. */
+static bool length_value(const char *v, char *out, size_t cap) {
+  out[0] = '\0';
+  bool first = true, same = true;
+  while (*v != '\0') {
+    while (*v == ' ' || *v == '\t' || *v == ',') v++;
+    size_t n = 0;
+    while (v[n] != '\0' && v[n] != ',' && v[n] != ' ' && v[n] != '\t') n++;
+    if (n == 0) break;
+    if (first) snprintf(out, cap, "%.*s", (int)n, v);
+    else if (strlen(out) != n || strncmp(out, v, n) != 0) same = false;
+    first = false;
+    v += n;
+  }
+  return same;
+}
 
 static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                       const char *value) {
   (void)kind;
   framing_t *f = cls;
-  if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) f->content_length++;
+  if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+    char now[32], was[32];
+    f->content_length++;
+    if (!length_value(value != NULL ? value : "", now, sizeof now)) f->lengths_differ = true;
+    if (f->first_length == NULL) f->first_length = value != NULL ? value : "";
+    else if ((void)length_value(f->first_length, was, sizeof was), strcmp(was, now) != 0) f->lengths_differ = true;
+  }
   if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) != 0) return MHD_YES;
   f->transfer_encoding++;
   const char *v = value != NULL ? value : "";
@@ -139,8 +184,14 @@ static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const 
 /* Refuse an ambiguous or unsupported framing. Returns true when a response was made; it asks
  * MHD to close the connection, since where this request's body ends cannot be trusted. */
 static bool framing_refused(gw_req_t *req) {
-  framing_t f = {0, 0, true};
+  framing_t f = {0, NULL, false, 0, true};
   MHD_get_connection_values(req->conn, MHD_HEADER_KIND, framing_header, &f);
+  if (f.lengths_differ) {
+    gw_reply_error(req, 400, GW_E_BAD_FRAMING,
+                   "the request has Content-Length values that differ; send one Content-Length");
+    gw_reply_header(req, MHD_HTTP_HEADER_CONNECTION, "close");
+    return true;
+  }
   if (f.transfer_encoding == 0) return false;
   if (f.content_length > 0)
     gw_reply_error(req, 400, GW_E_BAD_FRAMING,
@@ -160,7 +211,7 @@ static bool request_start(gw_t *gw, struct gw_conn *c, const char *url, const ch
   gw_req_t *req = &c->req;
   char allow[128];
   bool path_known = false;
-  req->route = route_find(url, method, allow, sizeof allow, &path_known);
+  req->route = route_find(url, method, req->operator_port, allow, sizeof allow, &path_known);
   if (req->route == NULL) {
     if (path_known) {
       gw_reply_error(req, 405, GW_E_METHOD_NOT_ALLOWED, "%s is not allowed on this path; use %s",
@@ -188,11 +239,21 @@ static bool request_start(gw_t *gw, struct gw_conn *c, const char *url, const ch
   return false;
 }
 
-enum MHD_Result gw_dispatch(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version, const char *upload_data,
-                                  size_t *upload_data_size, void **con_cls) {
-  gw_t *gw = cls;
+/* The connection's slot for the request from a proxied client: refused (429, and the request is
+ * read and dropped) when that client has GATEWAY_PER_IP_LIMIT requests open already. */
+static bool proxied_refused(gw_req_t *req, gw_sock_t *k) {
+  if (gw_sock_forwarded(k, req->client_ip) == 0) return false;
+  gw_reply_error(req, 429, GW_E_TOO_MANY_CONNECTIONS,
+                 "your address has too many requests open at once; wait for one to finish");
+  gw_reply_header(req, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+  return true;
+}
+
+static enum MHD_Result dispatch(gw_t *gw, bool operator_port, struct MHD_Connection *conn, const char *url,
+                                const char *method, const char *upload_data, size_t *upload_data_size,
+                                void **con_cls) {
   struct gw_conn *c = *con_cls;
+  gw_sock_t *k = operator_port ? NULL : gw_sock_of(conn);
   if (c == NULL) {
     c = cp_xcalloc(1, sizeof *c);
     *con_cls = c;
@@ -203,9 +264,12 @@ enum MHD_Result gw_dispatch(void *cls, struct MHD_Connection *conn, const char *
     c->req.path = url;
     c->req.rest = "";
     c->req.started_ms = cp_mono_ms();
-    client_address(conn, c->req.client_ip, sizeof c->req.client_ip);
+    c->req.operator_port = operator_port;
+    bool proxied = false;
+    client_address(gw, conn, c->req.client_ip, sizeof c->req.client_ip, &proxied);
+    gw_sock_head_done(k, has_body_method(method));
     if (framing_refused(&c->req)) return queue_reply(c); /* now, before any body byte */
-    if (request_start(gw, c, url, method)) {
+    if ((proxied && proxied_refused(&c->req, k)) || request_start(gw, c, url, method)) {
       /* A refusal is sent once the request is read (MHD keeps the connection alive only
        * then), except 413 which must not wait for the body: it is sent now and MHD closes. */
       if (c->req.status == 413) return queue_reply(c);
@@ -222,6 +286,7 @@ enum MHD_Result gw_dispatch(void *cls, struct MHD_Connection *conn, const char *
   if (*upload_data_size > 0) {
     size_t n = *upload_data_size;
     *upload_data_size = 0;
+    gw_sock_body(k, n);
     if (c->body_too_large) return MHD_YES;
     if (c->refused) { /* the body of a refused request is counted and dropped */
       c->discarded += n;
@@ -257,6 +322,7 @@ enum MHD_Result gw_dispatch(void *cls, struct MHD_Connection *conn, const char *
     return MHD_YES;
   }
   /* the whole request is in */
+  gw_sock_body_done(k);
   if (c->refused) return queue_reply(c);
   if (!c->started) {
     c->started = true;
@@ -272,12 +338,27 @@ enum MHD_Result gw_dispatch(void *cls, struct MHD_Connection *conn, const char *
   return queue_reply(c);
 }
 
+enum MHD_Result gw_dispatch(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                            const char *version, const char *upload_data, size_t *upload_data_size,
+                            void **con_cls) {
+  (void)version;
+  return dispatch(cls, false, conn, url, method, upload_data, upload_data_size, con_cls);
+}
+
+enum MHD_Result gw_dispatch_ops(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                const char *version, const char *upload_data, size_t *upload_data_size,
+                                void **con_cls) {
+  (void)version;
+  return dispatch(cls, true, conn, url, method, upload_data, upload_data_size, con_cls);
+}
+
 void gw_dispatch_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
   gw_t *gw = cls;
   struct gw_conn *c = *con_cls;
   if (c == NULL) return;
   gw_req_t *req = &c->req;
+  if (!req->operator_port) gw_sock_request_done(gw_sock_of(conn));
   int status = c->answered ? req->status : 0; /* 0: the client went away first */
   gw_metrics_request(gw, req->route != NULL ? req->route->name : "unmatched", status,
                      cp_mono_ms() - req->started_ms);

@@ -10,6 +10,10 @@
 enum MHD_Result gw_dispatch(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                             const char *version, const char *upload_data, size_t *upload_data_size,
                             void **con_cls);
+/* The same for the operator listener (gw_ops.c): only /metrics and /healthz. */
+enum MHD_Result gw_dispatch_ops(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                const char *version, const char *upload_data, size_t *upload_data_size,
+                                void **con_cls);
 void gw_dispatch_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                            enum MHD_RequestTerminationCode toe);
 size_t gw_unescape(void *cls, struct MHD_Connection *conn, char *s);

@@ -132,6 +132,57 @@ int gw_json_bool(gw_req_t *req, json_t *obj, const char *field, bool required, b
   return 0;
 }
 
+/* One UTF-8 sequence at p (n bytes left): its length and code point, or 0 when malformed (overlong,
+ * surrogate, past U+10FFFF, cut). */
+static size_t utf8_next(const unsigned char *p, size_t n, uint32_t *cp) {
+  unsigned c = p[0];
+  size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+  if (len == 0 || len > n) return 0;
+  uint32_t v = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
+  for (size_t i = 1; i < len; i++) {
+    if ((p[i] & 0xC0) != 0x80) return 0;
+    v = (v << 6) | (p[i] & 0x3F);
+  }
+  if ((len == 2 && v < 0x80) || (len == 3 && v < 0x800) || (len == 4 && v < 0x10000) ||
+      (v >= 0xD800 && v <= 0xDFFF) || v > 0x10FFFF)
+    return 0;
+  *cp = v;
+  return len;
+}
+
+cp_reason_t gw_label_check(const char *s, size_t n, size_t max_len) {
+  if (n > max_len) return CP_R_LABEL_TOO_LONG;
+  const unsigned char *p = (const unsigned char *)s;
+  for (size_t i = 0; i < n;) {
+    uint32_t c = 0;
+    size_t len = utf8_next(p + i, n - i, &c);
+    if (len == 0) return CP_R_INVALID_UTF8;
+    i += len;
+    if ((c >= 0x202A && c <= 0x202E) || (c >= 0x2066 && c <= 0x2069) || c == 0x200E || c == 0x200F || c == 0x061C)
+      return CP_R_LABEL_BIDI_CONTROL;
+    if (c < 0x20 || (c >= 0x7F && c < 0xA0) || (c >= 0x200B && c <= 0x200D) || c == 0x2028 || c == 0x2029 ||
+        c == 0x2060 || c == 0xFEFF)
+      return CP_R_LABEL_CONTROL_CHAR;
+  }
+  return CP_OK;
+}
+
+int gw_json_label(gw_req_t *req, json_t *obj, const char *field, size_t max_len, const char **out) {
+  const char *v = NULL;
+  if (gw_json_str(req, obj, field, false, 0, &v) != 0) return -1;
+  if (v == NULL) return 0;
+  cp_reason_t r = gw_label_check(v, json_string_length(json_object_get(obj, field)), max_len);
+  if (r != CP_OK) {
+    if (r == CP_R_LABEL_TOO_LONG)
+      gw_reply_error(req, 400, cp_reason_code(r), "%s is longer than %zu bytes; shorten it", field, max_len);
+    else
+      gw_reply_error(req, 400, cp_reason_code(r), "%s: %s", field, cp_reason_text(r));
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
 /* Headers every JSON answer carries: no MIME sniffing, and nothing may run or frame it. */
 #define GW_JSON_CSP "default-src 'none'; frame-ancestors 'none'"
 

@@ -5,6 +5,8 @@
 
 #include "gw.h"
 
+#include "cp_reasons.h"
+
 /* gw_http.c: the shared read-only register, opened on first use and refreshed to the latest
  * checkpoint. Returns it with gw->reg_lock held (release with gw_register_unlock), or NULL
  * (lock not held) when the register cannot be opened yet; err says why. */
@@ -34,6 +36,17 @@ int gw_json_str(gw_req_t *req, json_t *obj, const char *field, bool required, si
 int gw_json_int(gw_req_t *req, json_t *obj, const char *field, bool required, long long min,
                 long long max, long long *out) CP_WUR;
 int gw_json_bool(gw_req_t *req, json_t *obj, const char *field, bool required, bool *out) CP_WUR;
+
+/* Self-declared labels (an employer's name for itself, a user agent shown to a worker): printable
+ * UTF-8 text of at most max_len bytes, without control characters (C0, DEL, C1, NUL), invisible
+ * or line-separator characters (U+200B-200D, U+2028/2029, U+2060, U+FEFF) or bidirectional
+ * controls (U+202A-202E, U+2066-2069, U+200E/F, U+061C). CP_OK, or the reason it is refused
+ * (CP_R_LABEL_TOO_LONG, CP_R_LABEL_CONTROL_CHAR, CP_R_LABEL_BIDI_CONTROL, CP_R_INVALID_UTF8).
+ * The API marks them "self_declared": nobody checked them. */
+cp_reason_t gw_label_check(const char *s, size_t n, size_t max_len);
+/* An optional label field (gw_json_str + gw_label_check): a refused one gets 400 with the reason's
+ * code (LABEL_BIDI_CONTROL, ...) naming the field, never quoting it. 0, or -1 replied. */
+int gw_json_label(gw_req_t *req, json_t *obj, const char *field, size_t max_len, const char **out) CP_WUR;
 
 /* ---- replies (gw_http.c); exactly one per request -------------------------- */
 

@@ -17,7 +17,26 @@
  * the accept policy refuses a connection when the address or the whole gateway is at its limit,
  * and MHD's connection notifications count them in and out. Between the policy check and the
  * count a simultaneous accept on another loop may slip in: the limits can be passed by at most
- * GATEWAY_THREADS - 1 for an instant. */
+ * GATEWAY_THREADS - 1 for an instant.
+ *
+ * Fair shares of the connections: past (100 - GATEWAY_RESERVED_PCT) % of GATEWAY_MAX_CONNECTIONS,
+ * only addresses with fewer than GATEWAY_FEW_CONNECTIONS open connections are let in, so a few
+ * addresses each at GATEWAY_PER_IP_LIMIT cannot take every slot (17 x 64 = 1,088 > 1,024 did).
+ * A trusted proxy (GATEWAY_TRUSTED_PROXIES) carries many clients: it is not held to the
+ * per-address cap or the fair share; instead each proxied client address may have
+ * GATEWAY_PER_IP_LIMIT requests open at once (counted from its head to its answer, in the same
+ * table: gw_sock_forwarded), past which it gets 429 TOO_MANY_CONNECTIONS.
+ *
+ * Slow clients (GATEWAY_TIMEOUT_S is MHD's idle timeout: a byte every few seconds resets it): every
+ * connection has a state (gw_sock_t, MHD's socket context) with the time its request head began --
+ * the connection's start for the first request, the request line (MHD's URI callback) for the next
+ * ones on a keep-alive connection -- and, while a body is read, when it began and how many bytes came.
+ * Each loop sweeps its connections every GW_SWEEP_MS: a head older than GATEWAY_HEAD_TIMEOUT_S, or
+ * a body that, GATEWAY_HEAD_TIMEOUT_S after its head, averages less than GATEWAY_MIN_BODY_RATE
+ * bytes/s, is closed (shutdown(2) of its socket: MHD sees the end and cleans up as for any close;
+ * counted in carepass_gateway_slow_closed_total{phase}). An idle keep-alive connection between
+ * requests is MHD's idle timeout's business; a request line sent slowly on one is too (the head
+ * deadline starts when the request line is complete). */
 #include "gw_loop.h"
 
 #include "gw_check.h"
@@ -30,10 +49,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "cp_log.h"
+#include "gw_internal.h"
+#include "gw_metrics.h"
 
 #define GW_LOOP_TICK_MS 100   /* longest sleep of an idle loop (the stop flag is seen this soon) */
+#define GW_SWEEP_MS 250       /* how often a loop looks for slow connections */
 #define GW_LIMIT_BUCKETS 1024 /* hash buckets of the per-address connection counts */
 
 /* Open connections from one client address. */
@@ -44,8 +67,22 @@ typedef struct addr_count {
   int n;                    // open connections (the node is freed at 0)
 } addr_count_t;
 
+/* One connection's state (MHD's socket context), on its loop's list. */
+struct gw_sock {
+  struct gw_sock *prev, *next; // the loop's list of open connections
+  struct gw_loop *loop;        // the loop that serves it
+  struct MHD_Connection *conn; // the connection
+  addr_count_t *addr;          // the peer's count node (NULL: not counted)
+  bool trusted;                // the peer is a trusted proxy
+  bool closing;                // the sweep shut it down
+  int64_t head_ms;             // monotonic ms the current request head began (0 = none being read)
+  int64_t body_ms;             // monotonic ms its body began to be read (0 = none being read)
+  uint64_t body_bytes;         // body bytes received so far
+  addr_count_t *fwd;           // the proxied client's count node, held while its request is open
+};
+
 /* One loop: a thread, its daemon and its check queue. */
-typedef struct {
+typedef struct gw_loop {
   struct gw_loops *all;     // the set it belongs to
   int idx;                  // 0..n-1 (log lines)
   struct MHD_Daemon *mhd;   // its daemon (external epoll mode)
@@ -53,6 +90,8 @@ typedef struct {
   gw_rcache_t *rcache;      // its rendered records (used on this thread only)
   pthread_t thread;         // the thread
   bool started;             // thread created and not joined
+  gw_sock_t *socks;         // its open connections (this loop's thread only)
+  int64_t next_sweep_ms;    // when it next looks for slow ones
 } gw_loop_t;
 
 struct gw_loops {
@@ -98,49 +137,166 @@ static enum MHD_Result accept_policy(void *cls, const struct sockaddr *sa, sockl
   unsigned char key[16];
   int family = 0;
   bool ok = true;
+  bool trusted = gw_proxy_trusted(cfg, sa);
+  int shared = cfg->max_connections - (int)((long)cfg->max_connections * cfg->reserved_pct / 100);
   pthread_mutex_lock(&ls->lock);
   if (ls->total >= cfg->max_connections) ok = false;
-  else if (cfg->per_ip_limit > 0 && addr_key(sa, key, &family)) {
+  else if (!trusted && addr_key(sa, key, &family)) {
     addr_count_t *a = *addr_slot(ls, key, family);
-    if (a != NULL && a->n >= cfg->per_ip_limit) ok = false;
+    int n = a != NULL ? a->n : 0;
+    if (cfg->per_ip_limit > 0 && n >= cfg->per_ip_limit) ok = false;
+    else if (ls->total >= shared && n >= cfg->few_connections) ok = false; /* the reserved share */
   }
   pthread_mutex_unlock(&ls->lock);
   return ok ? MHD_YES : MHD_NO;
 }
 
-/* MHD's connection notifications: count connections in and out. *socket_context holds the
- * address's count node while the connection is open (the node lives while n > 0). */
+/* Count one more on the node for key (made when absent); the caller holds ls->lock. */
+static addr_count_t *count_in(struct gw_loops *ls, const unsigned char key[16], int family) {
+  addr_count_t **pp = addr_slot(ls, key, family);
+  if (*pp == NULL) {
+    *pp = cp_xcalloc(1, sizeof **pp);
+    memcpy((*pp)->addr, key, 16);
+    (*pp)->family = family;
+  }
+  (*pp)->n++;
+  return *pp;
+}
+
+/* Count one less (the node is freed at 0); the caller holds ls->lock. */
+static void count_out(struct gw_loops *ls, addr_count_t *a) {
+  if (a == NULL || --a->n > 0) return;
+  addr_count_t **pp = addr_slot(ls, a->addr, a->family);
+  assert(*pp == a);
+  *pp = a->next;
+  free(a);
+}
+
+/* MHD's connection notifications (on the loop's thread): count connections in and out, and keep
+ * each one's state (gw_sock_t) on the loop's list. */
 static void conn_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
                         enum MHD_ConnectionNotificationCode code) {
-  struct gw_loops *ls = cls;
-  pthread_mutex_lock(&ls->lock);
+  gw_loop_t *l = cls;
+  struct gw_loops *ls = l->all;
   if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-    ls->total++;
+    gw_sock_t *k = cp_xcalloc(1, sizeof *k);
+    k->loop = l;
+    k->conn = conn;
+    k->head_ms = cp_mono_ms();
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     unsigned char key[16];
     int family = 0;
-    if (ci != NULL && addr_key(ci->client_addr, key, &family)) {
-      addr_count_t **pp = addr_slot(ls, key, family);
-      if (*pp == NULL) {
-        *pp = cp_xcalloc(1, sizeof **pp);
-        memcpy((*pp)->addr, key, 16);
-        (*pp)->family = family;
-      }
-      (*pp)->n++;
-      *socket_context = *pp;
-    }
+    pthread_mutex_lock(&ls->lock);
+    ls->total++;
+    if (ci != NULL && addr_key(ci->client_addr, key, &family)) k->addr = count_in(ls, key, family);
+    pthread_mutex_unlock(&ls->lock);
+    k->trusted = ci != NULL && gw_proxy_trusted(&ls->gw->cfg, ci->client_addr);
+    k->next = l->socks;
+    if (l->socks != NULL) l->socks->prev = k;
+    l->socks = k;
+    *socket_context = k;
   } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
-    ls->total--;
-    addr_count_t *a = *socket_context;
+    gw_sock_t *k = *socket_context;
     *socket_context = NULL;
-    if (a != NULL && --a->n == 0) {
-      addr_count_t **pp = addr_slot(ls, a->addr, a->family);
-      assert(*pp == a);
-      *pp = a->next;
-      free(a);
+    pthread_mutex_lock(&ls->lock);
+    ls->total--;
+    if (k != NULL) {
+      count_out(ls, k->addr);
+      count_out(ls, k->fwd);
     }
+    pthread_mutex_unlock(&ls->lock);
+    if (k == NULL) return;
+    if (k->prev != NULL) k->prev->next = k->next;
+    else l->socks = k->next;
+    if (k->next != NULL) k->next->prev = k->prev;
+    free(k);
   }
+}
+
+/* MHD's URI callback: a request line is complete. A keep-alive connection's next head begins. */
+static void *uri_seen(void *cls, const char *uri, struct MHD_Connection *conn) {
+  (void)cls;
+  (void)uri;
+  gw_sock_t *k = gw_sock_of(conn);
+  if (k != NULL && k->head_ms == 0) k->head_ms = cp_mono_ms();
+  return NULL; /* the dispatcher makes its state on its first call */
+}
+
+gw_sock_t *gw_sock_of(struct MHD_Connection *conn) {
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return ci != NULL ? ci->socket_context : NULL;
+}
+
+bool gw_sock_trusted(const gw_sock_t *k) { return k != NULL && k->trusted; }
+
+void gw_sock_head_done(gw_sock_t *k, bool body) {
+  if (k == NULL) return;
+  k->head_ms = 0;
+  k->body_ms = body ? cp_mono_ms() : 0;
+  k->body_bytes = 0;
+}
+
+void gw_sock_body(gw_sock_t *k, size_t n) {
+  if (k != NULL) k->body_bytes += n;
+}
+
+void gw_sock_body_done(gw_sock_t *k) {
+  if (k != NULL) k->body_ms = 0;
+}
+
+int gw_sock_forwarded(gw_sock_t *k, const char *client_ip) {
+  if (k == NULL || k->fwd != NULL) return 0;
+  struct gw_loops *ls = k->loop->all;
+  int limit = ls->gw->cfg.per_ip_limit;
+  unsigned char a[16];
+  int family = AF_INET;
+  memset(a, 0, sizeof a);
+  if (inet_pton(AF_INET, client_ip, a) != 1) {
+    family = AF_INET6;
+    if (inet_pton(AF_INET6, client_ip, a) != 1) return 0; /* not an address: not counted */
+  }
+  int rc = 0;
+  pthread_mutex_lock(&ls->lock);
+  addr_count_t *c = *addr_slot(ls, a, family);
+  if (limit > 0 && c != NULL && c->n >= limit) rc = -1;
+  else k->fwd = count_in(ls, a, family);
   pthread_mutex_unlock(&ls->lock);
+  return rc;
+}
+
+void gw_sock_request_done(gw_sock_t *k) {
+  if (k == NULL) return;
+  k->head_ms = 0; /* the next head begins with its request line (uri_seen) */
+  k->body_ms = 0;
+  if (k->fwd != NULL) {
+    struct gw_loops *ls = k->loop->all;
+    pthread_mutex_lock(&ls->lock);
+    count_out(ls, k->fwd);
+    k->fwd = NULL;
+    pthread_mutex_unlock(&ls->lock);
+  }
+}
+
+/* Close the connections of l that are too slow (see the top comment). */
+static void sweep(gw_loop_t *l, int64_t now) {
+  const gw_config_t *cfg = &l->all->gw->cfg;
+  int64_t head_ms = (int64_t)cfg->head_timeout_s * 1000;
+  for (gw_sock_t *k = l->socks; k != NULL; k = k->next) {
+    if (k->closing) continue;
+    const char *phase = NULL;
+    if (k->head_ms != 0 && now - k->head_ms > head_ms) phase = "head";
+    else if (k->body_ms != 0 && cfg->min_body_rate > 0 && now - k->body_ms > head_ms &&
+             k->body_bytes * 1000 < (uint64_t)cfg->min_body_rate * (uint64_t)(now - k->body_ms - head_ms))
+      phase = "body";
+    if (phase == NULL) continue;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(k->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci == NULL) continue;
+    k->closing = true;
+    (void)shutdown(ci->connect_fd, SHUT_RDWR); /* MHD reads the end on its next turn and closes */
+    char labels[32];
+    snprintf(labels, sizeof labels, "phase=\"%s\"", phase);
+    gw_metric_add(l->all->gw, "carepass_gateway_slow_closed_total", labels, 1);
+  }
 }
 
 /* ---- the loops ---------------------------------------------------------------------- */
@@ -157,6 +313,11 @@ static void *loop_main(void *arg) {
      * due sooner makes MHD wait less) */
     (void)MHD_run_wait(l->mhd, gw_checkq_pending(l->checks) ? 0 : GW_LOOP_TICK_MS);
     gw_checkq_run(l->checks, pump, l->mhd);
+    int64_t now = cp_mono_ms();
+    if (now >= l->next_sweep_ms) {
+      sweep(l, now);
+      l->next_sweep_ms = now + GW_SWEEP_MS;
+    }
   }
   /* stopping: what is queued is answered; the replies get a last few turns to go out */
   gw_checkq_close(l->checks);
@@ -169,7 +330,8 @@ static void *loop_main(void *arg) {
   return NULL;
 }
 
-static struct MHD_Daemon *start_daemon(gw_t *gw, struct gw_loops *ls, uint16_t port, const struct sockaddr_in *sa) {
+static struct MHD_Daemon *start_daemon(gw_t *gw, gw_loop_t *l, uint16_t port, const struct sockaddr_in *sa) {
+  struct gw_loops *ls = l->all;
   /* MHD's own connection limits are per daemon: the shared ones above do the counting, MHD's
    * total stays as a backstop */
   unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
@@ -178,9 +340,13 @@ static struct MHD_Daemon *start_daemon(gw_t *gw, struct gw_loops *ls, uint16_t p
       MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)sa,
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, gw->cfg.conn_memory,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)gw->cfg.timeout_s,
-      MHD_OPTION_CONNECTION_LIMIT, (unsigned)gw->cfg.max_connections,
+      /* a backstop above the shared count (which refuses first, at exactly max_connections): at
+       * its own limit MHD stops accepting and a client would hang in the backlog, not be refused;
+       * and 0.9.75 stops a little short of the number given */
+      MHD_OPTION_CONNECTION_LIMIT, (unsigned)gw->cfg.max_connections + (unsigned)gw->cfg.threads + 16u,
       MHD_OPTION_NOTIFY_COMPLETED, gw_dispatch_completed, gw,
-      MHD_OPTION_NOTIFY_CONNECTION, conn_notify, ls,
+      MHD_OPTION_NOTIFY_CONNECTION, conn_notify, l,
+      MHD_OPTION_URI_LOG_CALLBACK, uri_seen, l,
       MHD_OPTION_EXTERNAL_LOGGER, gw_mhd_log, gw,
       MHD_OPTION_UNESCAPE_CALLBACK, gw_unescape, gw,
       MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
@@ -213,7 +379,7 @@ static int loops_start(gw_t *gw, struct gw_loops *ls, char *err, size_t errlen) 
                       err, errlen) != 0)
       return -1;
     l->rcache = gw_rcache_new();
-    l->mhd = start_daemon(gw, ls, ntohs(sa.sin_port), &sa);
+    l->mhd = start_daemon(gw, l, ntohs(sa.sin_port), &sa);
     if (l->mhd == NULL)
       return cp_err(err, errlen, "cannot listen on %s:%d (MHD_start_daemon failed: %s)", gw->cfg.bind_host,
                     gw->cfg.port, strerror(errno));

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "cp_config.h"
@@ -20,22 +21,38 @@
 
 #define GW_KEYS_REFRESH_MS 2000 /* how often the verifier and notify keys are re-read */
 
-static int parse_bind(const char *bind, gw_config_t *cfg, char *err, size_t errlen) {
+/* host:port of the option `name` into host (256 bytes) and *port. */
+static int parse_bind(const char *name, const char *bind, char host[256], int *port_out, char *err,
+                      size_t errlen) {
   const char *colon = strrchr(bind, ':');
-  if (colon == NULL || colon == bind || (size_t)(colon - bind) >= sizeof cfg->bind_host)
-    return cp_err(err, errlen, "CAREPASS_GATEWAY_BIND=%s: expected host:port", bind);
-  memcpy(cfg->bind_host, bind, (size_t)(colon - bind));
-  cfg->bind_host[colon - bind] = '\0';
+  if (colon == NULL || colon == bind || (size_t)(colon - bind) >= 256)
+    return cp_err(err, errlen, "CAREPASS_%s=%s: expected host:port", name, bind);
+  memcpy(host, bind, (size_t)(colon - bind));
+  host[colon - bind] = '\0';
   char *end = NULL;
   long port = strtol(colon + 1, &end, 10);
   if (end == colon + 1 || *end != '\0' || port < 0 || port > 65535)
-    return cp_err(err, errlen, "CAREPASS_GATEWAY_BIND=%s: bad port", bind);
-  cfg->port = (int)port;
+    return cp_err(err, errlen, "CAREPASS_%s=%s: bad port", name, bind);
+  *port_out = (int)port;
   return 0;
 }
 
 static int load_config(gw_config_t *cfg, char *err, size_t errlen) {
-  if (parse_bind(cp_cfg_str(CP_OPT_GATEWAY_BIND), cfg, err, errlen) != 0) return -1;
+  if (parse_bind("GATEWAY_BIND", cp_cfg_str(CP_OPT_GATEWAY_BIND), cfg->bind_host, &cfg->port, err, errlen) != 0)
+    return -1;
+  const char *mb = cp_cfg_str(CP_OPT_GATEWAY_METRICS_BIND);
+  if (mb[0] != '\0' &&
+      parse_bind("GATEWAY_METRICS_BIND", mb, cfg->metrics_host, &cfg->metrics_port, err, errlen) != 0)
+    return -1;
+  if (gw_proxies_parse(cp_cfg_str(CP_OPT_GATEWAY_TRUSTED_PROXIES), cfg, err, errlen) != 0) return -1;
+  const char *fh = cp_cfg_str(CP_OPT_GATEWAY_FORWARDED_HEADER);
+  if (strcasecmp(fh, "forwarded") == 0) cfg->forwarded_rfc7239 = true;
+  else if (strcasecmp(fh, "x-forwarded-for") != 0)
+    return cp_err(err, errlen, "CAREPASS_GATEWAY_FORWARDED_HEADER=%s: expected x-forwarded-for or forwarded", fh);
+  cfg->head_timeout_s = (int)cp_cfg_int(CP_OPT_GATEWAY_HEAD_TIMEOUT_S);
+  cfg->min_body_rate = (int)cp_cfg_int(CP_OPT_GATEWAY_MIN_BODY_RATE);
+  cfg->reserved_pct = (int)cp_cfg_int(CP_OPT_GATEWAY_RESERVED_PCT);
+  cfg->few_connections = (int)cp_cfg_int(CP_OPT_GATEWAY_FEW_CONNECTIONS);
   cfg->threads = (int)cp_cfg_int(CP_OPT_GATEWAY_THREADS);
   cfg->max_body = (size_t)cp_cfg_int(CP_OPT_GATEWAY_MAX_BODY);
   cfg->timeout_s = (int)cp_cfg_int(CP_OPT_GATEWAY_TIMEOUT_S);
@@ -90,9 +107,11 @@ int gw_new(gw_t **out, char *err, size_t errlen) {
   gw_metrics_describe_core(gw);
   if (gw_waiter_new(&gw->waiter, gw, err, errlen) != 0) goto err;
   if (gw_loops_new(&gw->loops, gw, err, errlen) != 0) goto err;
+  if (gw_ops_start(gw, err, errlen) != 0) goto err;
   cp_log_info("gateway listening", CP_KV_STR("host", gw->cfg.bind_host), CP_KV_INT("port", gw->cfg.port),
               CP_KV_INT("threads", gw->cfg.threads), CP_KV_INT("routes", gw_routes_len),
-              CP_KV_INT("providers", prov_count(gw->providers)), CP_KV_END);
+              CP_KV_INT("providers", prov_count(gw->providers)), CP_KV_INT("trusted_proxies", gw->cfg.ntrusted),
+              CP_KV_END);
   *out = gw;
   return 0;
 err:
@@ -117,6 +136,7 @@ int gw_drain(gw_t *gw) {
    * queued checks first) */
   gw_waiter_drain(gw->waiter);
   gw_loops_stop(gw->loops);
+  gw_ops_stop(gw);
   return 0;
 }
 
@@ -125,6 +145,7 @@ void gw_destroy(gw_t **gwp) {
   gw_t *gw = *gwp;
   /* the order of gw_drain (it may not have run: a start-up failure), then the daemons */
   gw_waiter_drain(gw->waiter);
+  gw_ops_stop(gw);
   gw_loops_destroy(&gw->loops);
   gw_waiter_destroy(&gw->waiter);
   cp_zmq_close(&gw->verify_push);

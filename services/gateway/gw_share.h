@@ -23,8 +23,9 @@
  *                                     GW_VIEWS_KEEP, TTL GW_VIEWS_TTL_S after the last view:
  *                                     {"at": unix s, "code_id": "sc_...", "employer": "label",
  *                                      "client": {"ip": "...", "user_agent": "..."}, "records": n}
- *  cp:rl:ip:{<client address>}      STRING failed share-code checks from that address (INCR, EXPIRE NX)
- *  cp:rl:code:{<code hash hex>}     STRING failed checks naming that code (whether or not it exists)
+ *  cp:rl:ip:{<client address>}      STRING failed share-code checks from that address, plus checks
+ *                                     being judged now (reserved by gw_rl_reserve_script, EXPIRE NX)
+ *  cp:rl:code:{<code hash hex>}     STRING the same for checks naming that code (whether or not it exists)
  *  cp:sub:{<sub id>}, cp:w:{<pseudonym hex>}:subs   employer subscriptions, in the format notify
  *                                     reads (services/notify/notify_keys.h)
  *
@@ -52,7 +53,14 @@
 #define GW_VIEWS_KEEP 1000          /* views kept per worker */
 #define GW_VIEWS_TTL_S (180 * 86400) /* views list lives this long after the last view */
 
-/* Failed-check limits (Redis counters): per client address and per code, in a fixed window. */
+/* Failed-check limits (Redis counters): per client address and per code, in a fixed window.
+ * Each check reserves one attempt on both counters (one atomic script per counter: refused at the
+ * limit, else INCR) BEFORE its date of birth is compared, so a concurrent burst gets at most the
+ * limit judged. A failed check keeps its reservations (that is the count); a check that opened the
+ * code gives both back (a right answer is not a guess). The per-code limit is the defence against
+ * date-of-birth guessing: it holds whatever addresses the guesses come from; the per-address limit
+ * slows one client trying many codes. Behind a proxy the address is the one the trusted proxy
+ * reports (CAREPASS_GATEWAY_TRUSTED_PROXIES), so one client's lockout is never everyone's. */
 #define GW_RL_WINDOW_S 900          /* 15 minutes */
 #define GW_RL_PER_IP 10             /* failed checks per client address per window */
 #define GW_RL_PER_CODE 5            /* failed checks per code per window */
@@ -105,8 +113,10 @@ int gw_sc_open_entries(gw_req_t *req, json_t *body, gw_sc_t *sc, cp_redis_pipe_t
 
 /* Opening a code in steps, so gw_check_batch.c can put many employers' checks in one Redis
  * pipeline. gw_sc_probe_init reads and checks the fields and hashes them (-1: a 400 was replied);
- * the caller then sends, in this order, GET ipkey, GET codekey, HGETALL sckey and gives the three
- * replies to gw_sc_probe_judge, which makes the constant-time compare. */
+ * the caller then sends, in this order, the reservation of ipkey, the reservation of codekey
+ * (gw_sc_reserve_argv: EVAL of gw_rl_reserve_script), HGETALL sckey and gives the three replies
+ * to gw_sc_probe_judge, which makes the constant-time compare. Afterwards the reservations in
+ * p->release[] (0, 1 or 2 keys: those to give back) are released with gw_sc_release_argv. */
 typedef struct {
   uint8_t h[32];                     // code hash
   uint8_t dh[32];                    // date-of-birth hash bound to the code (wiped by gw_sc_probe_clear)
@@ -114,6 +124,9 @@ typedef struct {
   char ipkey[GW_IP_MAX + 32];        // cp:rl:ip:{client address}
   char codekey[128];                 // cp:rl:code:{code hash}
   char sckey[128];                   // cp:sc:{code hash}
+  const char *release[2];            // after judge: counters whose reservation is given back (ipkey/codekey)
+  int nrelease;                      // how many of release[] are set
+  long long ttl;                     // after a LIMITED verdict: seconds until the counter that refused expires
 } gw_sc_probe_t;
 typedef enum {
   GW_SC_OPENED = 0,      // code and date of birth match, code live: *sc filled
@@ -125,8 +138,17 @@ int gw_sc_probe_init(gw_req_t *req, json_t *body, gw_sc_probe_t *p) CP_WUR;
 gw_sc_verdict_t gw_sc_probe_judge(gw_sc_probe_t *p, const redisReply *ipcount, const redisReply *codecount,
                                   const redisReply *hash, gw_sc_t *sc);
 void gw_sc_probe_clear(gw_sc_probe_t *p);
-/* The 429 (ttl: reply of TTL on the counter's key, may be NULL) and the 404 of a failed open. */
-void gw_sc_reply_limited(gw_req_t *req, const redisReply *ttl, const char *what);
+/* The argv of the reservation of key (EVAL, the script's source, 1, key, limit, window: 6 entries,
+ * pointing into bufs and key) and of giving one back (EVAL, source, 1, key: 4 entries). EVAL with
+ * the source rather than EVALSHA: the batch connection is raw hiredis that loads no scripts, and
+ * Redis caches the compiled script by its text. Reply of a reservation: [1, count] or [0, ttl]. */
+#define GW_RL_RESERVE_ARGC 6
+#define GW_RL_RELEASE_ARGC 4
+void gw_sc_reserve_argv(const char *key, long limit, char bufs[2][24], const char *argv[GW_RL_RESERVE_ARGC]);
+void gw_sc_release_argv(const char *key, const char *argv[GW_RL_RELEASE_ARGC]);
+/* The 429 (ttl: seconds left on the counter that refused; <= 0 = the whole window) and the 404 of
+ * a failed open. */
+void gw_sc_reply_limited(gw_req_t *req, long long ttl, const char *what);
 void gw_sc_reply_no_match(gw_req_t *req);
 /* Which worker a code hash named when this thread last opened it ("" = no guess): a per-thread
  * hint that decides whether to read that worker's index in the same pipeline as the code. */

@@ -1,9 +1,9 @@
 /* gw_share_open.c -- an employer opens a share code with the worker's date of birth: failed-check
- * limits per client address and per code (Redis counters), one constant-time compare, one answer
- * for every kind of mismatch. Errors: 400 MISSING_FIELD / INVALID_FIELD, 404 SHARE_CODE_NOT_FOUND,
+ * limits per client address and per code (Redis counters, an attempt reserved atomically before it
+ * is judged: gw_share.h), one constant-time compare, one answer for every kind of mismatch. Errors: 400 MISSING_FIELD / INVALID_FIELD, 404 SHARE_CODE_NOT_FOUND,
  * 429 RATE_LIMITED (+ Retry-After), 503 UNAVAILABLE.
  *
- * One round trip: the two counters, the code's hash and -- when this thread has opened the same
+ * One round trip: the two reservations, the code's hash and -- when this thread has opened the same
  * code before -- the worker's register index (cp:w:{worker}:entries) are read in one pipeline
  * (gw_sc_open_entries here; gw_check_batch.c sends the same commands for many checks at once
  * through gw_sc_probe_init / gw_sc_probe_judge).
@@ -21,16 +21,49 @@
 #include "cp_dates.h"
 #include "cp_keys.h"
 
-/* Integer value of a GET reply (nil = 0). */
-static long long reply_ll(const redisReply *r) {
-  if (r == NULL || r->type != REDIS_REPLY_STRING) return 0;
-  return strtoll(r->str, NULL, 10);
+/* Reserve one attempt on a failed-check counter: refused at the limit (reply [0, ttl]), else
+ * counted (reply [1, count]; the window starts with the first). */
+#define RL_RESERVE_LUA \
+  "local n = tonumber(redis.call('GET', KEYS[1]) or '0')\n" \
+  "if n >= tonumber(ARGV[1]) then return {0, redis.call('TTL', KEYS[1])} end\n" \
+  "n = redis.call('INCR', KEYS[1])\n" \
+  "redis.call('EXPIRE', KEYS[1], ARGV[2], 'NX')\n" \
+  "return {1, n}\n"
+/* Give a reservation back: never below 0, never a key without a TTL (DECR of an expired key would
+ * make one). */
+#define RL_RELEASE_LUA \
+  "local n = tonumber(redis.call('GET', KEYS[1]) or '0')\n" \
+  "if n > 0 then redis.call('DECR', KEYS[1]) end\n" \
+  "return 0\n"
+static cp_redis_script_t rl_reserve_script = CP_REDIS_SCRIPT("reserve a share-code attempt", 1, RL_RESERVE_LUA);
+static cp_redis_script_t rl_release_script = CP_REDIS_SCRIPT("give a share-code attempt back", 1, RL_RELEASE_LUA);
+
+void gw_sc_reserve_argv(const char *key, long limit, char bufs[2][24], const char *argv[GW_RL_RESERVE_ARGC]) {
+  snprintf(bufs[0], 24, "%ld", limit);
+  snprintf(bufs[1], 24, "%d", GW_RL_WINDOW_S);
+  argv[0] = "EVAL", argv[1] = rl_reserve_script.src, argv[2] = "1", argv[3] = key, argv[4] = bufs[0],
+  argv[5] = bufs[1];
+}
+
+void gw_sc_release_argv(const char *key, const char *argv[GW_RL_RELEASE_ARGC]) {
+  argv[0] = "EVAL", argv[1] = rl_release_script.src, argv[2] = "1", argv[3] = key;
+}
+
+/* A reservation's reply: 1 reserved, 0 refused (*ttl = seconds left), -1 no answer (Redis
+ * failed: treated as refused, with the whole window, so an outage never opens the door). */
+static int reserved(const redisReply *r, long long *ttl) {
+  *ttl = GW_RL_WINDOW_S;
+  if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_INTEGER ||
+      r->element[1]->type != REDIS_REPLY_INTEGER)
+    return -1;
+  if (r->element[0]->integer == 1) return 1;
+  if (r->element[1]->integer > 0) *ttl = r->element[1]->integer;
+  return 0;
 }
 
 /* 429 with Retry-After = the remaining life of the counter that hit its limit. */
-void gw_sc_reply_limited(gw_req_t *req, const redisReply *t, const char *what) {
-  long long ttl = GW_RL_WINDOW_S;
-  if (t != NULL && t->type == REDIS_REPLY_INTEGER && t->integer > 0) ttl = t->integer;
+void gw_sc_reply_limited(gw_req_t *req, long long ttl, const char *what) {
+  if (ttl <= 0) ttl = GW_RL_WINDOW_S;
   gw_reply_error(req, 429, GW_E_RATE_LIMITED,
                  "too many failed share-code checks %s; try again in %lld seconds", what, ttl);
   char v[32];
@@ -42,12 +75,6 @@ void gw_sc_reply_no_match(gw_req_t *req) {
   gw_reply_error(req, 404, GW_E_SHARE_CODE_NOT_FOUND,
                  "no passport matches that share code and date of birth (the code may also have been "
                  "withdrawn or have expired)");
-}
-
-static void reply_limited(gw_req_t *req, cp_redis_t *r, const char *key, const char *what) {
-  redisReply *t = cp_redis_cmd(r, "TTL %s", key);
-  gw_sc_reply_limited(req, t, what);
-  if (t != NULL) freeReplyObject(t);
 }
 
 /* Which worker a code hash named when this thread last opened it (direct-mapped, per thread so no
@@ -75,19 +102,6 @@ void gw_sc_hint_set(const char *code_hash, const char *worker) {
   hint_t *hs = hint_slot(code_hash);
   snprintf(hs->code_hash, sizeof hs->code_hash, "%s", code_hash);
   snprintf(hs->worker, sizeof hs->worker, "%s", worker);
-}
-
-/* Count one failed check against the address and the code. */
-static void count_failure(cp_redis_t *r, const char *ipkey, const char *codekey) {
-  cp_redis_pipe_t *pipe = cp_redis_pipe_new();
-  cp_redis_pipe_cmd(pipe, "INCR %s", ipkey);
-  cp_redis_pipe_cmd(pipe, "EXPIRE %s %d NX", ipkey, GW_RL_WINDOW_S);
-  cp_redis_pipe_cmd(pipe, "INCR %s", codekey);
-  cp_redis_pipe_cmd(pipe, "EXPIRE %s %d NX", codekey, GW_RL_WINDOW_S);
-  if (cp_redis_pipe_exec(pipe, r) != 0) {
-    /* best effort, as before: the employer's answer does not wait on the count */
-  }
-  cp_redis_pipe_destroy(&pipe);
 }
 
 int gw_sc_probe_init(gw_req_t *req, json_t *body, gw_sc_probe_t *p) {
@@ -121,12 +135,19 @@ int gw_sc_probe_init(gw_req_t *req, json_t *body, gw_sc_probe_t *p) {
 
 void gw_sc_probe_clear(gw_sc_probe_t *p) { sodium_memzero(p->dh, sizeof p->dh); }
 
-gw_sc_verdict_t gw_sc_probe_judge(gw_sc_probe_t *p, const redisReply *ipcount, const redisReply *codecount,
+gw_sc_verdict_t gw_sc_probe_judge(gw_sc_probe_t *p, const redisReply *ipres, const redisReply *coderes,
                                   const redisReply *hash, gw_sc_t *sc) {
   memset(sc, 0, sizeof *sc);
   snprintf(sc->code_hash, sizeof sc->code_hash, "%s", p->code_hash);
-  if (reply_ll(ipcount) >= GW_RL_PER_IP) return GW_SC_LIMITED_IP;
-  if (reply_ll(codecount) >= GW_RL_PER_CODE) return GW_SC_LIMITED_CODE;
+  long long ipttl, codettl;
+  int ipok = reserved(ipres, &ipttl), codeok = reserved(coderes, &codettl);
+  p->nrelease = 0;
+  if (ipok != 1 || codeok != 1) { /* refused: the reservation that was made is given back */
+    if (ipok == 1) p->release[p->nrelease++] = p->ipkey;
+    if (codeok == 1) p->release[p->nrelease++] = p->codekey;
+    p->ttl = ipok != 1 ? ipttl : codettl;
+    return ipok != 1 ? GW_SC_LIMITED_IP : GW_SC_LIMITED_CODE;
+  }
   /* the same work whether or not the code exists: compare 32 bytes in constant time */
   uint8_t want[32];
   const char *worker = cp_redis_hfield(hash, "worker"), *dobhex = cp_redis_hfield(hash, "dob"), *id = cp_redis_hfield(hash, "id");
@@ -141,7 +162,8 @@ gw_sc_verdict_t gw_sc_probe_judge(gw_sc_probe_t *p, const redisReply *ipcount, c
   int64_t expires = exp != NULL ? strtoll(exp, NULL, 10) : 0;
   if (!found || !match || expires <= (int64_t)time(NULL) || strlen(worker) != 2 * CP_PSEUDONYM_BYTES ||
       strlen(id) >= sizeof sc->id)
-    return GW_SC_NO_MATCH;
+    return GW_SC_NO_MATCH; /* the reservations stay: they are the failure's count */
+  p->release[0] = p->ipkey, p->release[1] = p->codekey, p->nrelease = 2;
   snprintf(sc->worker, sizeof sc->worker, "%s", worker);
   snprintf(sc->id, sizeof sc->id, "%s", id);
   const char *scope = cp_redis_hfield(hash, "scope"), *subs = cp_redis_hfield(hash, "subs"), *created = cp_redis_hfield(hash, "created");
@@ -150,6 +172,20 @@ gw_sc_verdict_t gw_sc_probe_judge(gw_sc_probe_t *p, const redisReply *ipcount, c
   sc->created = created != NULL ? strtoll(created, NULL, 10) : 0;
   sc->expires = expires;
   return GW_SC_OPENED;
+}
+
+#define RL_STR(x) #x
+#define RL_XSTR(x) RL_STR(x)
+/* The window as text (the reservation script's ARGV[2]). */
+static const char *win_s(void) { return RL_XSTR(GW_RL_WINDOW_S); }
+
+/* Give back the reservations the verdict left in p->release (best effort: a lost release only
+ * counts one more attempt, never fewer). */
+static void release(cp_redis_t *r, const gw_sc_probe_t *p) {
+  for (int i = 0; i < p->nrelease; i++) {
+    redisReply *x = cp_redis_eval(r, &rl_release_script, 1, (const char *[]){p->release[i]}, NULL);
+    if (x != NULL) freeReplyObject(x);
+  }
 }
 
 int gw_sc_open(gw_req_t *req, json_t *body, gw_sc_t *sc) { return gw_sc_open_entries(req, body, sc, NULL, NULL, 0); }
@@ -167,8 +203,11 @@ int gw_sc_open_entries(gw_req_t *req, json_t *body, gw_sc_t *sc, cp_redis_pipe_t
     return -1;
   }
   cp_redis_pipe_t *pipe = cp_redis_pipe_new();
-  cp_redis_handle_t hip = cp_redis_pipe_cmd(pipe, "GET %s", p.ipkey);
-  cp_redis_handle_t hcode = cp_redis_pipe_cmd(pipe, "GET %s", p.codekey);
+  char lim[24];
+  snprintf(lim, sizeof lim, "%d", GW_RL_PER_IP);
+  cp_redis_handle_t hip = cp_redis_pipe_script(pipe, &rl_reserve_script, 3, (const char *[]){p.ipkey, lim, win_s()}, NULL);
+  snprintf(lim, sizeof lim, "%d", GW_RL_PER_CODE);
+  cp_redis_handle_t hcode = cp_redis_pipe_script(pipe, &rl_reserve_script, 3, (const char *[]){p.codekey, lim, win_s()}, NULL);
   cp_redis_handle_t hsc = cp_redis_pipe_cmd(pipe, "HGETALL %s", p.sckey);
   cp_redis_handle_t hent = {0, 0};
   char hinted[2 * CP_PSEUDONYM_BYTES + 1] = "";
@@ -188,15 +227,14 @@ int gw_sc_open_entries(gw_req_t *req, json_t *body, gw_sc_t *sc, cp_redis_pipe_t
   gw_sc_verdict_t v = gw_sc_probe_judge(&p, cp_redis_pipe_reply(pipe, hip), cp_redis_pipe_reply(pipe, hcode),
                                         cp_redis_pipe_reply(pipe, hsc), sc);
   gw_sc_probe_clear(&p);
+  release(r, &p);
   if (v == GW_SC_LIMITED_IP || v == GW_SC_LIMITED_CODE) {
     cp_redis_pipe_destroy(&pipe);
-    if (v == GW_SC_LIMITED_IP) reply_limited(req, r, p.ipkey, "from your address");
-    else reply_limited(req, r, p.codekey, "for this share code");
+    gw_sc_reply_limited(req, p.ttl, v == GW_SC_LIMITED_IP ? "from your address" : "for this share code");
     return -1;
   }
   if (v == GW_SC_NO_MATCH) {
     cp_redis_pipe_destroy(&pipe);
-    count_failure(r, p.ipkey, p.codekey);
     gw_sc_reply_no_match(req);
     return -1;
   }

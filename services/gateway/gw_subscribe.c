@@ -82,7 +82,7 @@ void gw_subscribe_post(gw_req_t *req) {
   char evs[128];
   gw_sc_t sc;
   if (gw_json_str(req, body, "url", true, URL_MAX, &url) != 0 ||
-      gw_json_str(req, body, "employer", false, EMPLOYER_MAX, &employer) != 0)
+      gw_json_label(req, body, "employer", EMPLOYER_MAX, &employer) != 0) /* self-declared: printable text */
     goto out;
   if (!url_ok(url)) {
     gw_reply_error(req, 400, GW_E_INVALID_FIELD, "url must be an http:// or https:// URL without spaces");

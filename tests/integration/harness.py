@@ -304,6 +304,7 @@ class CarepassSystem:
         self.signer_port = free_port()
         self.gateway_port = free_port()
         self.gateway_url = f"http://127.0.0.1:{self.gateway_port}"
+        self.metrics_port = free_port()   # the gateway's operator listener (/metrics)
         self.bus = {name: f"tcp://127.0.0.1:{free_port()}" for name in (
             "VERIFY_IN", "VERIFY_OUT", "NOTIFY_IN", "NOTIFY_OUT", "RESULTS_IN", "RESULTS_OUT")}
         self.intake_endpoint = f"tcp://127.0.0.1:{self.intake_port}"
@@ -328,6 +329,7 @@ class CarepassSystem:
             "CAREPASS_CATALOGUE": str(self.source_dir / "data" / "catalogue.json"),
             "CAREPASS_PROVIDERS": str(self.providers_file),
             "CAREPASS_GATEWAY_BIND": f"127.0.0.1:{self.gateway_port}",
+            "CAREPASS_GATEWAY_METRICS_BIND": f"127.0.0.1:{self.metrics_port}",
             "CAREPASS_TOKEN_SECRET": str(self.keys_dir / "token.secret"),
             "CAREPASS_SHARE_CODE_SECRET": str(self.keys_dir / "share-code.secret"),
             "CAREPASS_REVOKED_TOKENS": str(self.keys_dir / "revoked-tokens"),

@@ -41,10 +41,11 @@ def gw(tmp_path_factory):
 
 # ---- helpers -------------------------------------------------------------------
 
-def request(s, method, path, body=None, headers=None, conn=None):
-    """One request; returns (status, headers dict (lower-case names), body bytes)."""
+def request(s, method, path, body=None, headers=None, conn=None, port=None):
+    """One request (to the public port, or port); returns (status, headers dict (lower-case
+    names), body bytes)."""
     own = conn is None
-    c = conn or http.client.HTTPConnection("127.0.0.1", s.gateway_port, timeout=30)
+    c = conn or http.client.HTTPConnection("127.0.0.1", port or s.gateway_port, timeout=30)
     try:
         if isinstance(body, (dict, list)):
             body = json.dumps(body).encode()
@@ -111,7 +112,7 @@ def test_metrics(gw):
     # may already have its answer), so look again for a bounded while
     deadline = time.monotonic() + 5
     while True:
-        st, h, body = request(gw, "GET", "/metrics")
+        st, h, body = request(gw, "GET", "/metrics", port=gw.metrics_port)
         assert st == 200 and h["content-type"].startswith("text/plain; version=0.0.4")
         text = body.decode()
         missing = [n for n in needles if n not in text]
@@ -122,6 +123,14 @@ def test_metrics(gw):
     for line in text.splitlines():  # every sample line is "name{labels} value"
         if line and not line.startswith("#"):
             float(line.rsplit(" ", 1)[1])
+    # operators only: the employers' port does not serve it (live counters are rate-limit
+    # feedback), health is on both, and the operator port serves nothing else
+    st, _, body = request(gw, "GET", "/metrics")
+    assert st == 404 and error_code(body) == "ROUTE_NOT_FOUND"
+    assert request(gw, "GET", "/healthz")[0] == 200
+    assert request(gw, "GET", "/healthz", port=gw.metrics_port)[0] == 200
+    st, _, body = request(gw, "GET", "/v1/vkey", port=gw.metrics_port)
+    assert st == 404 and error_code(body) == "ROUTE_NOT_FOUND"
 
 
 def test_unknown_route_and_wrong_method(gw):
