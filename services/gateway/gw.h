@@ -51,6 +51,7 @@
 #include <microhttpd.h>
 
 #include "cp_catalogue.h"
+#include "cp_cidr.h"
 #include "cp_crypto.h"
 #include "cp_redis.h"
 #include "cp_register.h"
@@ -121,14 +122,6 @@ extern const size_t gw_routes_len;
 
 /* ---- the server context --------------------------------------------------- */
 
-#define GW_TRUSTED_MAX 64   /* entries of GATEWAY_TRUSTED_PROXIES */
-
-/* One trusted proxy range (gw_proxy.c): an address in 16-byte form (IPv4 as ::ffff:a.b.c.d) and
- * how many leading bits of it must match. */
-typedef struct {
-  unsigned char addr[16];   // the range's address
-  int bits;                 // prefix length over the 16 bytes (IPv4 /n is 96 + n)
-} gw_cidr_t;
 
 /* Settings read once from the config table at start. */
 typedef struct {
@@ -144,8 +137,7 @@ typedef struct {
   int min_body_rate;        // GATEWAY_MIN_BODY_RATE: bytes/s a body must average after head_timeout_s (0 = off)
   int reserved_pct;         // GATEWAY_RESERVED_PCT: share of max_connections kept for addresses with few connections
   int few_connections;      // GATEWAY_FEW_CONNECTIONS: below this many an address may use the reserved share
-  gw_cidr_t trusted[GW_TRUSTED_MAX]; // GATEWAY_TRUSTED_PROXIES
-  int ntrusted;             // entries in trusted
+  cp_cidr_list_t trusted;   // GATEWAY_TRUSTED_PROXIES
   bool forwarded_rfc7239;   // GATEWAY_FORWARDED_HEADER is "forwarded" (else "x-forwarded-for")
   char metrics_host[256];   // GATEWAY_METRICS_BIND host ("" = no operator listener)
   int metrics_port;         // GATEWAY_METRICS_BIND port

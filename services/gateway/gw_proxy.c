@@ -24,107 +24,23 @@
 #include <string.h>
 #include <strings.h>
 
-/* An address as 16 bytes: IPv4 as ::ffff:a.b.c.d (so a v4-mapped v6 address is the same one). */
-static void to16(int family, const void *a, unsigned char out[16]) {
-  if (family == AF_INET) {
-    memset(out, 0, 10);
-    out[10] = out[11] = 0xff;
-    memcpy(out + 12, a, 4);
-  } else {
-    memcpy(out, a, 16);
-  }
-}
-
-static bool is_v4(const unsigned char a[16]) {
-  static const unsigned char pre[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  return memcmp(a, pre, 12) == 0;
-}
-
-/* Parse an address literal of exactly n bytes ("192.0.2.1", "2001:db8::1"). */
-static bool parse_addr(const char *s, size_t n, unsigned char out[16]) {
-  char buf[INET6_ADDRSTRLEN + 1];
-  if (n == 0 || n >= sizeof buf) return false;
-  memcpy(buf, s, n);
-  buf[n] = '\0';
-  unsigned char a[16];
-  if (inet_pton(AF_INET, buf, a) == 1) {
-    to16(AF_INET, a, out);
-    return true;
-  }
-  if (inet_pton(AF_INET6, buf, a) == 1) {
-    to16(AF_INET6, a, out);
-    return true;
-  }
-  return false;
-}
-
 int gw_proxies_parse(const char *text, gw_config_t *cfg, char *err, size_t errlen) {
-  cfg->ntrusted = 0;
+  cfg->trusted.n = 0;
   const char *p = text;
   while (*p != '\0') {
     while (*p == ',' || *p == ' ' || *p == '\t') p++;
     size_t n = strcspn(p, ", \t");
     if (n == 0) break;
-    if (cfg->ntrusted >= GW_TRUSTED_MAX)
-      return cp_err(err, errlen, "CAREPASS_GATEWAY_TRUSTED_PROXIES: more than %d entries", GW_TRUSTED_MAX);
-    gw_cidr_t *c = &cfg->trusted[cfg->ntrusted];
-    const char *slash = memchr(p, '/', n);
-    size_t alen = slash != NULL ? (size_t)(slash - p) : n;
-    if (!parse_addr(p, alen, c->addr))
-      return cp_err(err, errlen, "CAREPASS_GATEWAY_TRUSTED_PROXIES: entry %d is not an address or CIDR",
-                    cfg->ntrusted + 1);
-    int maxbits = is_v4(c->addr) ? 32 : 128;
-    int bits = maxbits;
-    if (slash != NULL) {
-      char num[8];
-      size_t k = n - alen - 1;
-      char *end = NULL;
-      if (k == 0 || k >= sizeof num)
-        return cp_err(err, errlen, "CAREPASS_GATEWAY_TRUSTED_PROXIES: entry %d has a bad prefix length",
-                      cfg->ntrusted + 1);
-      memcpy(num, slash + 1, k);
-      num[k] = '\0';
-      long v = strtol(num, &end, 10);
-      if (*end != '\0' || v < 0 || v > maxbits)
-        return cp_err(err, errlen, "CAREPASS_GATEWAY_TRUSTED_PROXIES: entry %d has a bad prefix length",
-                      cfg->ntrusted + 1);
-      bits = (int)v;
-    }
-    c->bits = bits + (maxbits == 32 ? 96 : 0); /* over the 16-byte form */
-    cfg->ntrusted++;
+    if (cp_cidr_add(&cfg->trusted, p, n, "CAREPASS_GATEWAY_TRUSTED_PROXIES", err, errlen) != 0) return -1;
     p += n;
   }
   return 0;
 }
 
-/* Is a (16-byte form) inside one of the trusted ranges? */
-static bool trusted16(const gw_config_t *cfg, const unsigned char a[16]) {
-  for (int i = 0; i < cfg->ntrusted; i++) {
-    const gw_cidr_t *c = &cfg->trusted[i];
-    int full = c->bits / 8, rest = c->bits % 8;
-    if (memcmp(a, c->addr, (size_t)full) != 0) continue;
-    if (rest != 0) {
-      unsigned char mask = (unsigned char)(0xff << (8 - rest));
-      if ((a[full] & mask) != (c->addr[full] & mask)) continue;
-    }
-    return true;
-  }
-  return false;
-}
-
 bool gw_proxy_trusted(const gw_config_t *cfg, const struct sockaddr *sa) {
-  if (cfg->ntrusted == 0 || sa == NULL) return false;
   unsigned char a[16];
-  if (sa->sa_family == AF_INET) to16(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, a);
-  else if (sa->sa_family == AF_INET6) to16(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, a);
-  else return false;
-  return trusted16(cfg, a);
-}
-
-/* The textual form of a (v4 as a dotted quad). */
-static void addr_text(const unsigned char a[16], char *out, size_t outlen) {
-  if (is_v4(a)) inet_ntop(AF_INET, a + 12, out, (socklen_t)outlen);
-  else inet_ntop(AF_INET6, a, out, (socklen_t)outlen);
+  if (cfg->trusted.n == 0 || !cp_addr_from_sa(sa, a)) return false;
+  return cp_cidr_contains(&cfg->trusted, a);
 }
 
 /* Every occurrence of the header, joined with commas (in the order received). */
@@ -165,12 +81,12 @@ static bool xff_entry(const char *s, size_t n, unsigned char out[16]) {
   if (n > 0 && s[0] == '"' && n >= 2 && s[n - 1] == '"') s++, n -= 2;
   if (n > 0 && s[0] == '[') {
     const char *close = memchr(s, ']', n);
-    return close != NULL && parse_addr(s + 1, (size_t)(close - s - 1), out);
+    return close != NULL && cp_addr_parse(s + 1, (size_t)(close - s - 1), out);
   }
-  if (parse_addr(s, n, out)) return true;
+  if (cp_addr_parse(s, n, out)) return true;
   const char *colon = memchr(s, ':', n);
   if (colon != NULL && memchr(colon + 1, ':', n - (size_t)(colon - s) - 1) == NULL) /* v4:port */
-    return parse_addr(s, (size_t)(colon - s), out);
+    return cp_addr_parse(s, (size_t)(colon - s), out);
   return false;
 }
 
@@ -197,8 +113,7 @@ static bool fwd_element(const char *s, size_t n, unsigned char out[16]) {
 void gw_proxy_client(const gw_config_t *cfg, struct MHD_Connection *conn, const struct sockaddr *peer,
                      char *out, size_t outlen) {
   unsigned char last[16]; /* the last trusted hop read: the peer to begin with */
-  if (peer->sa_family == AF_INET) to16(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, last);
-  else to16(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr, last);
+  if (!cp_addr_from_sa(peer, last)) memset(last, 0, sizeof last);
   bool rfc7239 = cfg->forwarded_rfc7239;
   collect_t c = {rfc7239 ? "Forwarded" : "X-Forwarded-For", NULL, 0, 0, false};
   MHD_get_connection_values(conn, MHD_HEADER_KIND, collect, &c);
@@ -220,11 +135,11 @@ void gw_proxy_client(const gw_config_t *cfg, struct MHD_Connection *conn, const 
         bool ok = rfc7239 ? fwd_element(e, n, a) : xff_entry(e, n, a);
         if (!ok) break;            /* not an address: the last trusted hop is all we know */
         memcpy(last, a, 16);
-        if (!trusted16(cfg, a)) break; /* the client */
+        if (!cp_cidr_contains(&cfg->trusted, a)) break; /* the client */
       }
       endpos = start > 0 ? start - 1 : 0;
     }
   }
   free(c.buf);
-  addr_text(last, out, outlen);
+  cp_addr_text(last, out, outlen);
 }

@@ -110,7 +110,7 @@ int gw_new(gw_t **out, char *err, size_t errlen) {
   if (gw_ops_start(gw, err, errlen) != 0) goto err;
   cp_log_info("gateway listening", CP_KV_STR("host", gw->cfg.bind_host), CP_KV_INT("port", gw->cfg.port),
               CP_KV_INT("threads", gw->cfg.threads), CP_KV_INT("routes", gw_routes_len),
-              CP_KV_INT("providers", prov_count(gw->providers)), CP_KV_INT("trusted_proxies", gw->cfg.ntrusted),
+              CP_KV_INT("providers", prov_count(gw->providers)), CP_KV_INT("trusted_proxies", gw->cfg.trusted.n),
               CP_KV_END);
   *out = gw;
   return 0;
