@@ -228,7 +228,8 @@ def run_case(args, build, tmp, per_endpoint, rx_port, counts):
         keys = tmp / f"keys-{per_endpoint}"
         keys.mkdir()
         env = {k: v for k, v in os.environ.items() if not k.startswith("CAREPASS_")}
-        env.update({"CAREPASS_REDIS_PORT": str(rport), "CAREPASS_BUS_NOTIFY_OUT": bus,
+        env.update({"CAREPASS_WEBHOOK_ALLOW_HOSTS": "127.0.0.0/8",  # the receiver is on loopback
+                    "CAREPASS_REDIS_PORT": str(rport), "CAREPASS_BUS_NOTIFY_OUT": bus,
                     "CAREPASS_NOTIFY_SIGNING_KEY": str(keys / "notify.key"),
                     "CAREPASS_PROVIDERS": str(SRC / "data" / "providers.json"),
                     "CAREPASS_WEBHOOK_PER_ENDPOINT": str(per_endpoint),

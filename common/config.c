@@ -1,5 +1,6 @@
 /* config.c -- load the CAREPASS_* configuration table from the environment, --help and Markdown. */
 #include "cp_config.h"
+#include "cp_url_check.h"
 #include "cp_dates.h"
 
 #include <assert.h>
@@ -90,6 +91,7 @@ static const char *form_name(cp_cfg_valid_t v) {
   case CP_V_LOG_LEVEL: return "debug, info, warn or error";
   case CP_V_DATE: return "YYYY-MM-DD or empty";
   case CP_V_CRASH_POINT: return "<point>:<n> or empty";
+  case CP_V_ALLOW_LIST: return "hosts and CIDRs, comma-separated";
   }
   return "";
 }
@@ -151,6 +153,14 @@ static bool valid_form(cp_cfg_valid_t v, const char *text, const char **what) {
       if (!(isalnum((unsigned char)*c) || strchr("._-", *c) != NULL)) return false;
     if (strspn(colon + 1, "0123456789") != strlen(colon + 1)) return false;
     return strtol(colon + 1, NULL, 10) >= 1;
+  }
+  case CP_V_ALLOW_LIST: {
+    *what = "comma-separated host names, IP addresses and address/prefix-length ranges";
+    cp_url_allow_t *a = cp_xcalloc(1, sizeof *a);
+    char why[200];
+    bool ok = cp_url_allow_parse(text, a, why, sizeof why) == 0;
+    free(a);
+    return ok;
   }
   }
   return false;

@@ -36,6 +36,7 @@ typedef enum {
   CP_V_LOG_LEVEL,       // one of debug, info, warn, error
   CP_V_DATE,            // YYYY-MM-DD, or empty
   CP_V_CRASH_POINT,     // <point>:<n>, n >= 1, or empty (test fault injection, cp_crash.h)
+  CP_V_ALLOW_LIST,      // comma-separated host names, addresses and CIDRs (cp_url_check.h), or empty
 } cp_cfg_valid_t;
 
 /* Every option as a constant: CP_OPT_REDIS_PORT etc. A misspelt option fails to compile. */

@@ -91,6 +91,8 @@ CP_OPT(SIGNER_BATCH_WAIT_MS, INT, "5", 0, 1000, CP_SVC_SIGNER, CP_V_DURATION,
 /* notify */
 CP_OPT(NOTIFY_SIGNING_KEY, STR, "var/keys/notify.key", 1, 4096, CP_SVC_NOTIFY | CP_SVC_CLI | CP_SVC_GATEWAY, CP_V_PATH,
        "Ed25519 webhook signing key file (created at first start, 0600)")
+CP_OPT(WEBHOOK_ALLOW_HOSTS, STR, "", 0, 4096, CP_SVC_INTAKE | CP_SVC_VERIFY | CP_SVC_NOTIFY | CP_SVC_CLI | CP_SVC_GATEWAY, CP_V_ALLOW_LIST,
+       "internal webhook destinations allowed beside public addresses: host names and address ranges, e.g. \"hooks.internal,10.20.0.0/16\" (empty = public addresses only)")
 CP_OPT(WEBHOOK_TIMEOUT_MS, INT, "5000", 100, 60000, CP_SVC_NOTIFY, CP_V_DURATION,
        "per-delivery HTTP timeout")
 CP_OPT(WEBHOOK_MAX_ATTEMPTS, INT, "0", 0, 100000, CP_SVC_NOTIFY, CP_V_NONE,

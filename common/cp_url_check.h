@@ -57,6 +57,10 @@ int cp_url_check(const char *url, const cp_url_allow_t *allow, cp_url_t *out, ch
  * allowed CIDR. why (may be NULL) receives the class of a refused address ("loopback", ...). */
 bool cp_url_addr_allowed(const struct sockaddr *sa, const cp_url_allow_t *allow, const char **why);
 
+/* The process's allow list: CAREPASS_WEBHOOK_ALLOW_HOSTS parsed once (the config table has
+ * checked its form; an unloaded table gives the empty default). Never NULL. */
+const cp_url_allow_t *cp_url_allow_config(void);
+
 /* Whether host (lower-case) is one of the allow list's host names. */
 bool cp_url_host_allowed(const char *host, const cp_url_allow_t *allow);
 

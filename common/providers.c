@@ -2,6 +2,7 @@
 #include "cp_catalogue.h"
 #include "cp_dates.h"
 #include "cp_json.h"
+#include "cp_url_check.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -177,9 +178,12 @@ static int prov_parse(json_t *e, prov_t *p, const char *where, char *err, size_t
   }
   if (opt_string(e, "webhook_url", p->webhook_url, sizeof p->webhook_url, w, err, errlen) != 0)
     return -1;
-  if (p->webhook_url[0] != '\0' && strncmp(p->webhook_url, "http://", 7) != 0 &&
-      strncmp(p->webhook_url, "https://", 8) != 0)
-    return cp_err(err, errlen, "%s: field \"webhook_url\" must start with http:// or https://", w);
+  if (p->webhook_url[0] != '\0') {
+    cp_url_t u;
+    char uw[300];
+    if (cp_url_check(p->webhook_url, cp_url_allow_config(), &u, uw, sizeof uw) != 0)
+      return cp_err(err, errlen, "%s: field \"webhook_url\": %s", w, uw);
+  }
 
   json_t *arr = json_object_get(e, "approvals");
   if (arr != NULL && !json_is_array(arr))

@@ -1,8 +1,11 @@
 /* url_check.c -- where a webhook may point: the URL's form and the addresses it may reach
  * (see cp_url_check.h for the rules). */
 #include "cp_url_check.h"
+#include "cp_config.h"
+#include "cp_log.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <ctype.h>
 #include <netinet/in.h>
 #include <stdint.h>
@@ -153,6 +156,23 @@ int cp_url_allow_parse(const char *spec, cp_url_allow_t *out, char *err, size_t 
     p += n;
   }
   return 0;
+}
+
+static cp_url_allow_t config_allow;        /* CAREPASS_WEBHOOK_ALLOW_HOSTS, parsed once */
+static pthread_once_t config_once = PTHREAD_ONCE_INIT;
+
+static void config_parse(void) {
+  char err[256];
+  if (cp_url_allow_parse(cp_cfg_str(CP_OPT_WEBHOOK_ALLOW_HOSTS), &config_allow, err, sizeof err) != 0) {
+    /* the table's validator ran the same parse, so this is a bug: allow nothing extra */
+    cp_log_error("webhook allow list ignored", CP_KV_STR("error", err), CP_KV_END);
+    memset(&config_allow, 0, sizeof config_allow);
+  }
+}
+
+const cp_url_allow_t *cp_url_allow_config(void) {
+  pthread_once(&config_once, config_parse);
+  return &config_allow;
 }
 
 /* ---- the URL ---------------------------------------------------------------- */

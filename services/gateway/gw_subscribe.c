@@ -22,23 +22,13 @@
 
 #include "cp_keys.h"
 #include "cp_log.h"
+#include "cp_url_check.h"
 
 #define URL_MAX 2048
 #define EMPLOYER_MAX 200
 #define SUB_ID_MAX 64
 
 static const char *const EVENTS[] = {"record.revoked", "record.expiring", "record.expired"};
-
-static bool url_ok(const char *u) {
-  size_t skip;
-  if (strncasecmp(u, "https://", 8) == 0) skip = 8;
-  else if (strncasecmp(u, "http://", 7) == 0) skip = 7;
-  else return false;
-  if (u[skip] == '\0' || u[skip] == '/') return false;
-  for (const unsigned char *p = (const unsigned char *)u; *p; p++)
-    if (*p <= 0x20 || *p >= 0x7f) return false;
-  return true;
-}
 
 /* The events list as "a,b,c"; -1 = replied. */
 static int read_events(gw_req_t *req, json_t *body, char *out, size_t outlen, json_t **list) {
@@ -84,8 +74,10 @@ void gw_subscribe_post(gw_req_t *req) {
   if (gw_json_str(req, body, "url", true, URL_MAX, &url) != 0 ||
       gw_json_label(req, body, "employer", EMPLOYER_MAX, &employer) != 0) /* self-declared: printable text */
     goto out;
-  if (!url_ok(url)) {
-    gw_reply_error(req, 400, GW_E_INVALID_FIELD, "url must be an http:// or https:// URL without spaces");
+  cp_url_t where;
+  char why[300];
+  if (cp_url_check(url, cp_url_allow_config(), &where, why, sizeof why) != 0) {
+    gw_reply_error(req, 400, GW_E_URL_REFUSED, "url: %s", why);
     goto out;
   }
   if (read_events(req, body, evs, sizeof evs, &events) != 0) goto out;

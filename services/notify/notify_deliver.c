@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <curl/curl.h>
+#include <sys/socket.h>
+#include "cp_url_check.h"
 #include "notify_deliver.h"
 #include "notify_retry.h"
 #include "notify_sign.h"
@@ -20,6 +22,10 @@ typedef struct {
   int64_t started_ms;         // monotonic start time
   char errbuf[CURL_ERROR_SIZE]; // curl's error text
   char ep[300];               // "host:port" of the transfer (per-endpoint limit)
+  bool host_allowed;          // the URL's host name is on CAREPASS_WEBHOOK_ALLOW_HOSTS: any address
+  bool url_refused;           // cp_url_check refused the URL itself (why says why): no connection
+  const char *refused;        // class of an address the connect-time check refused (NULL = none)
+  char why[200];              // the refusal as the result's error text
 } slot_t;
 
 struct nt_deliverer {
@@ -67,6 +73,25 @@ nt_deliverer_t *nt_deliverer_new(const cp_signkey_t *key, int concurrency, long 
 err:
   nt_deliverer_destroy(&d);
   return NULL;
+}
+
+/* Open the socket of a connection curl is about to make, unless the address is one carepass does
+ * not send to (cp_url_check.h): judged here, at connect time, for every address a host name
+ * resolves to, so a name that points (or is later re-pointed) at loopback, a private network or
+ * the cloud metadata address is never connected to. */
+static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a) {
+  slot_t *s = clientp;
+  (void)purpose;
+  const char *why = NULL;
+  if (s->url_refused) {
+    s->refused = "";
+    return CURL_SOCKET_BAD;
+  }
+  if (!s->host_allowed && !cp_url_addr_allowed(&a->addr, cp_url_allow_config(), &why)) {
+    s->refused = why;
+    return CURL_SOCKET_BAD;
+  }
+  return socket(a->family, a->socktype, a->protocol);
 }
 
 static void slot_clear(nt_deliverer_t *d, slot_t *s) {
@@ -147,6 +172,13 @@ int nt_deliverer_start(nt_deliverer_t *d, nt_claimed_t *c, char *err, size_t err
   s->c = *c;
   memset(c, 0, sizeof *c);
   nt_endpoint(s->c.url, s->ep, sizeof s->ep);
+  /* A URL refused as a whole (stored before these rules, or a literal address) gets no connection
+   * at all; otherwise every address is judged as it is connected to (open_socket). */
+  cp_url_t where;
+  s->refused = NULL;
+  s->why[0] = '\0';
+  s->url_refused = cp_url_check(s->c.url, cp_url_allow_config(), &where, s->why, sizeof s->why) != 0;
+  s->host_allowed = !s->url_refused && cp_url_host_allowed(where.host, cp_url_allow_config());
 
   char ts[24], sig[NT_SIG_HDR_SIZE];
   int64_t now_s = cp_now_ms() / 1000;
@@ -171,6 +203,9 @@ int nt_deliverer_start(nt_deliverer_t *d, nt_claimed_t *c, char *err, size_t err
 #define SET(opt, val) do { if (cc == CURLE_OK) cc = curl_easy_setopt(e, opt, val); } while (0)
   SET(CURLOPT_URL, s->c.url);
   SET(CURLOPT_PROTOCOLS_STR, "http,https");
+  SET(CURLOPT_PROXY, "");     /* never a proxy from the environment: the address check is ours */
+  SET(CURLOPT_OPENSOCKETFUNCTION, open_socket);
+  SET(CURLOPT_OPENSOCKETDATA, (void *)s);
   SET(CURLOPT_FOLLOWLOCATION, 0L);
   SET(CURLOPT_NOSIGNAL, 1L);
   SET(CURLOPT_TIMEOUT_MS, d->timeout_ms);
@@ -233,7 +268,12 @@ int nt_deliverer_run(nt_deliverer_t *d, const nt_waitfd_t *extra, size_t nextra,
                        .error = s->errbuf, .elapsed_ms = cp_mono_ms() - s->started_ms};
     if (m->data.result == CURLE_OK)
       curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &res.status);
-    else if (!s->errbuf[0])
+    else if (s->refused != NULL) {
+      if (!s->url_refused)
+        snprintf(s->why, sizeof s->why, "refused to connect to a %s address (CAREPASS_WEBHOOK_ALLOW_HOSTS)",
+                 s->refused);
+      res.error = s->why;
+    } else if (!s->errbuf[0])
       res.error = curl_easy_strerror(m->data.result);
     fn(&res, arg);
     slot_clear(d, s);

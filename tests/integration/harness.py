@@ -66,6 +66,9 @@ HEALTH_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
 
 
+# CAREPASS_WEBHOOK_ALLOW_HOSTS for tests: their webhook receivers are on loopback
+LOOPBACK_ALLOWED = "127.0.0.0/8,::1,localhost"
+
 def free_port():
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -333,6 +336,8 @@ class CarepassSystem:
             "CAREPASS_TOKEN_SECRET": str(self.keys_dir / "token.secret"),
             "CAREPASS_SHARE_CODE_SECRET": str(self.keys_dir / "share-code.secret"),
             "CAREPASS_REVOKED_TOKENS": str(self.keys_dir / "revoked-tokens"),
+            # the tests' webhook receivers listen on loopback, which carepass refuses by default
+            "CAREPASS_WEBHOOK_ALLOW_HOSTS": LOOPBACK_ALLOWED,
         })
         for name, ep in self.bus.items():
             env[f"CAREPASS_BUS_{name}"] = ep

@@ -154,7 +154,8 @@ class Env:
 
     def spawn(self, name, argv, extra):
         env = dict(os.environ)
-        env.update({"CAREPASS_LOG_LEVEL": "debug", "CAREPASS_HEALTH_DIR": ""})
+        env.update({"CAREPASS_LOG_LEVEL": "debug", "CAREPASS_HEALTH_DIR": "",
+                    "CAREPASS_WEBHOOK_ALLOW_HOSTS": "127.0.0.0/8,::1,localhost"})
         env.update(extra)
         log = open(os.path.join(self.tmp, "%s.%d.log" % (name, len(self.procs))), "wb")
         self.logs.append(log.name)
