@@ -139,6 +139,10 @@ CP_OPT(GATEWAY_TRUSTED_PROXIES, STR, "", 0, 4096, CP_SVC_GATEWAY, CP_V_NONE,
        "addresses and CIDRs (IPv4, IPv6; comma-separated) of the proxies in front: from them the client address is the right-most untrusted GATEWAY_FORWARDED_HEADER entry; empty = the peer is the client")
 CP_OPT(GATEWAY_FORWARDED_HEADER, STR, "x-forwarded-for", 9, 15, CP_SVC_GATEWAY, CP_V_NONE,
        "which header the trusted proxies set: x-forwarded-for or forwarded (RFC 7239 for=); only that one is read")
+CP_OPT(GATEWAY_SUBS_PER_CODE, INT, "5", 1, 1000, CP_SVC_GATEWAY, CP_V_NONE,
+       "most live subscriptions made with one share code (409 SUBSCRIPTION_LIMIT past it)")
+CP_OPT(GATEWAY_SUBS_PER_WORKER, INT, "50", 1, 100000, CP_SVC_GATEWAY, CP_V_NONE,
+       "most live subscriptions about one worker, over all their share codes (409 SUBSCRIPTION_LIMIT past it)")
 CP_OPT(GATEWAY_METRICS_BIND, STR, "127.0.0.1:9464", 0, 255, CP_SVC_GATEWAY, CP_V_NONE,
        "operator-only listener host:port (IPv4) serving GET /metrics and /healthz; /metrics is not served on GATEWAY_BIND; empty = off")
 CP_OPT(TOKEN_SECRET, STR, "var/keys/token.secret", 1, 4096, CP_SVC_GATEWAY | CP_SVC_CLI, CP_V_PATH,

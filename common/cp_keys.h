@@ -43,6 +43,7 @@
  *  cp:w:{<pseudonym hex>}:profile HASH  the worker's own webhook_url (notify)
  *  cp:sc:{<code hash hex>}        HASH  one live share code (gateway; see services/gateway/gw_share.h)
  *  cp:scid:{<id>}, cp:scid:{<id>}:subs  HASH, SET  the same code by its id, its subscriptions
+ *  cp:scid:{<id>}:sub_urls        HASH  the code's subscriptions by URL (url -> sub id: one per URL)
  *  cp:w:{<pseudonym hex>}:sc      SET   the worker's share-code ids
  *  cp:w:{<pseudonym hex>}:views   LIST  views of the worker's passport, newest first
  *  cp:rl:ip:{<address>}, cp:rl:code:{<code hash hex>}  STRING  failed-check counters (gateway)
@@ -104,6 +105,7 @@ const char *cp_key_w_profile(cp_key_t *k, const char *pseudonym_hex);
 const char *cp_key_sc(cp_key_t *k, const char *code_hash_hex);
 const char *cp_key_scid(cp_key_t *k, const char *share_code_id);
 const char *cp_key_scid_subs(cp_key_t *k, const char *share_code_id);
+const char *cp_key_scid_sub_urls(cp_key_t *k, const char *share_code_id);
 const char *cp_key_w_sc(cp_key_t *k, const char *pseudonym_hex);
 const char *cp_key_w_views(cp_key_t *k, const char *pseudonym_hex);
 const char *cp_key_rl_ip(cp_key_t *k, const char *client_address);

@@ -57,6 +57,7 @@ const char *cp_key_w_profile(cp_key_t *k, const char *hex) { return build(k, "cp
 const char *cp_key_sc(cp_key_t *k, const char *hash) { return build(k, "cp:sc:{%s}", hash); }
 const char *cp_key_scid(cp_key_t *k, const char *id) { return build(k, "cp:scid:{%s}", id); }
 const char *cp_key_scid_subs(cp_key_t *k, const char *id) { return build(k, "cp:scid:{%s}:subs", id); }
+const char *cp_key_scid_sub_urls(cp_key_t *k, const char *id) { return build(k, "cp:scid:{%s}:sub_urls", id); }
 const char *cp_key_w_sc(cp_key_t *k, const char *hex) { return build(k, "cp:w:{%s}:sc", hex); }
 const char *cp_key_w_views(cp_key_t *k, const char *hex) { return build(k, "cp:w:{%s}:views", hex); }
 const char *cp_key_rl_ip(cp_key_t *k, const char *addr) { return build(k, "cp:rl:ip:{%s}", addr); }

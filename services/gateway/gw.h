@@ -137,6 +137,8 @@ typedef struct {
   int min_body_rate;        // GATEWAY_MIN_BODY_RATE: bytes/s a body must average after head_timeout_s (0 = off)
   int reserved_pct;         // GATEWAY_RESERVED_PCT: share of max_connections kept for addresses with few connections
   int few_connections;      // GATEWAY_FEW_CONNECTIONS: below this many an address may use the reserved share
+  int subs_per_code;        // GATEWAY_SUBS_PER_CODE: live subscriptions per share code
+  int subs_per_worker;      // GATEWAY_SUBS_PER_WORKER: live subscriptions per worker
   cp_cidr_list_t trusted;   // GATEWAY_TRUSTED_PROXIES
   bool forwarded_rfc7239;   // GATEWAY_FORWARDED_HEADER is "forwarded" (else "x-forwarded-for")
   char metrics_host[256];   // GATEWAY_METRICS_BIND host ("" = no operator listener)

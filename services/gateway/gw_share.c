@@ -288,6 +288,7 @@ int gw_sc_withdraw(cp_redis_t *r, const char *worker, const char *id) {
     cp_redis_pipe_cmd(del, "SREM %s %s", cp_key_w_subs(&k, worker), subs->element[i]->str);
   }
   cp_redis_pipe_cmd(del, "DEL %s", subskey);
+  cp_redis_pipe_cmd(del, "DEL %s", cp_key_scid_sub_urls(&k, id));
   cp_redis_pipe_cmd(del, "SREM %s %s", cp_key_w_sc(&k, worker), id);
   rc = cp_redis_pipe_exec(del, r) == 0 ? 0 : -1;
   cp_redis_pipe_destroy(&del);

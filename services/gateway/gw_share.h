@@ -70,6 +70,7 @@
 #define GW_E_NOT_YOUR_RECORD "NOT_YOUR_RECORD"           /* 400 entries names an index that is not the worker's record */
 #define GW_E_TOO_MANY_CODES "TOO_MANY_SHARE_CODES"       /* 409 the worker has GW_SC_PER_WORKER_MAX live codes */
 #define GW_E_URL_REFUSED "URL_REFUSED" /* 400 a webhook URL carepass will not send to (form or address: cp_url_check.h) */
+#define GW_E_SUBS_LIMIT "SUBSCRIPTION_LIMIT" /* 409 the share code or the worker has as many subscriptions as allowed */
 #define GW_E_SUBS_NOT_ALLOWED "SUBSCRIPTIONS_NOT_ALLOWED" /* 403 the share code does not allow subscriptions */
 
 /* A share code opened by an employer (code and date of birth matched). */

@@ -8,8 +8,11 @@
  *      with the share code (or when the worker withdraws the code).
  * DELETE /v1/subscriptions/<id> -> 200 {"deleted": id}; 404 NOT_FOUND. The id is a 128-bit random
  *   capability: whoever holds it may unsubscribe.
- * Errors: those of gw_share_open.c, 403 SUBSCRIPTIONS_NOT_ALLOWED, 400 INVALID_FIELD (url, events),
- * 503 UNAVAILABLE. */
+ *   -> 200, the same fields and "existing": true, when this URL already has a live subscription made
+ *      with this share code (one per URL per code: a retry never makes a second).
+ * Errors: those of gw_share_open.c, 403 SUBSCRIPTIONS_NOT_ALLOWED, 400 INVALID_FIELD (events),
+ * 400 URL_REFUSED (common/url_check.c), 409 SUBSCRIPTION_LIMIT (GATEWAY_SUBS_PER_CODE live ones made
+ * with this code, or GATEWAY_SUBS_PER_WORKER about this worker), 503 UNAVAILABLE. */
 #include "gw_share.h"
 #include "gw_http.h"
 #include "gw_subscribe_routes.h"
@@ -65,6 +68,212 @@ static int read_events(gw_req_t *req, json_t *body, char *out, size_t outlen, js
   return 0;
 }
 
+/* ---- making one subscription: bounded per code and per worker, one per URL per code ----------
+ *
+ * 1. the code's script (its own hash slot): refused if the code is gone, the URL already has a
+ *    live subscription under this code (that one is answered again, 200), or the code has
+ *    GATEWAY_SUBS_PER_CODE; else the id is added to the code's set and URL map;
+ * 2. the subscription hash is written;
+ * 3. the worker's script (the worker's slot): refused at GATEWAY_SUBS_PER_WORKER, else the id is
+ *    added to the worker's set (the one notify reads). Ids of subscriptions that have expired stay
+ *    in that set until notify prunes them, so at the limit the set is pruned here first (only ids
+ *    whose hash is gone: step 2 comes before step 3, so a subscription being made is never
+ *    pruned) and the step tried once more;
+ * 4. the code is checked again (a withdrawal during 1-3 may have missed the new hash): gone = undo.
+ * A refusal after step 1 undoes what was done. */
+#define CODE_RESERVE_LUA \
+  "if redis.call('EXISTS', KEYS[1]) == 0 then return {'gone'} end\n" \
+  "local old = redis.call('HGET', KEYS[3], ARGV[2])\n" \
+  "if old and redis.call('SISMEMBER', KEYS[2], old) == 1 then return {'dup', old} end\n" \
+  "if redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[3]) then return {'full'} end\n" \
+  "redis.call('SADD', KEYS[2], ARGV[1])\n" \
+  "redis.call('HSET', KEYS[3], ARGV[2], ARGV[1])\n" \
+  "redis.call('EXPIREAT', KEYS[2], ARGV[4])\n" \
+  "redis.call('EXPIREAT', KEYS[3], ARGV[4])\n" \
+  "return {'ok'}\n"
+#define WORKER_RESERVE_LUA \
+  "if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end\n" \
+  "redis.call('SADD', KEYS[1], ARGV[1])\n" \
+  "return 1\n"
+static cp_redis_script_t code_reserve_script = CP_REDIS_SCRIPT("reserve a subscription on a share code", 3, CODE_RESERVE_LUA);
+static cp_redis_script_t worker_reserve_script = CP_REDIS_SCRIPT("reserve a subscription on a worker", 1, WORKER_RESERVE_LUA);
+
+/* Step 1: "ok", "gone", "full", "dup" (*dup = the existing id), or NULL (Redis failed). */
+static const char *code_reserve(cp_redis_t *r, const gw_sc_t *sc, const char *id, const char *url, int cap,
+                                long long expire_at, char *dup, size_t duplen) {
+  cp_key_t k1, k2, k3;
+  char scap[16], sexp[24];
+  snprintf(scap, sizeof scap, "%d", cap);
+  snprintf(sexp, sizeof sexp, "%lld", expire_at);
+  const char *argv[] = {cp_key_scid(&k1, sc->id), cp_key_scid_subs(&k2, sc->id), cp_key_scid_sub_urls(&k3, sc->id),
+                        id, url, scap, sexp};
+  redisReply *rep = cp_redis_eval(r, &code_reserve_script, 7, argv, NULL);
+  const char *out = NULL;
+  if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 &&
+      rep->element[0]->type == REDIS_REPLY_STRING) {
+    const char *v = rep->element[0]->str;
+    out = strcmp(v, "ok") == 0 ? "ok" : strcmp(v, "gone") == 0 ? "gone" : strcmp(v, "full") == 0 ? "full" : NULL;
+    if (strcmp(v, "dup") == 0 && rep->elements == 2 && rep->element[1]->type == REDIS_REPLY_STRING) {
+      snprintf(dup, duplen, "%s", rep->element[1]->str);
+      out = "dup";
+    }
+  }
+  if (rep != NULL) freeReplyObject(rep);
+  return out;
+}
+
+/* Step 3: 1 reserved, 0 at the limit, -1 Redis failed. */
+static int worker_reserve(cp_redis_t *r, const char *worker, const char *id, int cap) {
+  cp_key_t k;
+  char scap[16];
+  snprintf(scap, sizeof scap, "%d", cap);
+  const char *argv[] = {cp_key_w_subs(&k, worker), id, scap};
+  redisReply *rep = cp_redis_eval(r, &worker_reserve_script, 3, argv, NULL);
+  int rc = rep != NULL && rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : -1;
+  if (rep != NULL) freeReplyObject(rep);
+  return rc;
+}
+
+/* Remove from the worker's set the ids whose subscription hash is gone (expired or deleted). */
+static void worker_prune(cp_redis_t *r, const char *worker) {
+  cp_key_t k;
+  redisReply *m = cp_redis_cmd(r, "SMEMBERS %s", cp_key_w_subs(&k, worker));
+  if (m == NULL || m->type != REDIS_REPLY_ARRAY || m->elements == 0) {
+    if (m != NULL) freeReplyObject(m);
+    return;
+  }
+  cp_redis_pipe_t *p = cp_redis_pipe_new();
+  cp_redis_handle_t *h = cp_xcalloc(m->elements, sizeof *h);
+  for (size_t i = 0; i < m->elements; i++) h[i] = cp_redis_pipe_cmd(p, "EXISTS %s", cp_key_sub(&k, m->element[i]->str));
+  if (cp_redis_pipe_exec(p, r) == 0) {
+    cp_redis_pipe_t *del = cp_redis_pipe_new();
+    size_t n = 0;
+    for (size_t i = 0; i < m->elements; i++) {
+      const redisReply *e = cp_redis_pipe_reply(p, h[i]);
+      if (e != NULL && e->type == REDIS_REPLY_INTEGER && e->integer == 0) {
+        cp_redis_pipe_cmd(del, "SREM %s %s", cp_key_w_subs(&k, worker), m->element[i]->str);
+        n++;
+      }
+    }
+    if (n > 0 && cp_redis_pipe_exec(del, r) != 0) cp_log_warn("subscription prune failed", CP_KV_END);
+    cp_redis_pipe_destroy(&del);
+  }
+  free(h);
+  cp_redis_pipe_destroy(&p);
+  freeReplyObject(m);
+}
+
+/* Undo steps 1-3 for id (best effort: what is left expires with the code). */
+static void undo(cp_redis_t *r, const gw_sc_t *sc, const char *id, const char *url, bool in_worker_set) {
+  cp_key_t k;
+  cp_redis_pipe_t *p = cp_redis_pipe_new();
+  cp_redis_pipe_cmd(p, "DEL %s", cp_key_sub(&k, id));
+  cp_redis_pipe_cmd(p, "SREM %s %s", cp_key_scid_subs(&k, sc->id), id);
+  cp_redis_pipe_cmd(p, "HDEL %s %s", cp_key_scid_sub_urls(&k, sc->id), url);
+  if (in_worker_set) cp_redis_pipe_cmd(p, "SREM %s %s", cp_key_w_subs(&k, sc->worker), id);
+  if (cp_redis_pipe_exec(p, r) != 0) cp_log_warn("subscription undo failed", CP_KV_STR("id", id), CP_KV_END);
+  cp_redis_pipe_destroy(&p);
+}
+
+static void reply_subscription(gw_req_t *req, int status, const char *id, long long expires, json_t *events,
+                               bool existing) {
+  char exp_at[32];
+  time_t t = (time_t)expires;
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(exp_at, sizeof exp_at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  json_t *o = json_pack("{s:s,s:s,s:I,s:O}", "id", id, "expires_at", exp_at, "expires", (json_int_t)expires,
+                        "events", events);
+  if (existing && o != NULL) json_object_set_new(o, "existing", json_true());
+  gw_reply_json(req, status, o);
+}
+
+/* The subscription already made for this URL under this code, answered again (200, "existing"). */
+static void reply_existing(gw_req_t *req, cp_redis_t *r, const char *id) {
+  cp_key_t k;
+  redisReply *h = cp_redis_cmd(r, "HMGET %s expires_at events", cp_key_sub(&k, id));
+  if (h == NULL || h->type != REDIS_REPLY_ARRAY || h->elements != 2 || h->element[0]->type != REDIS_REPLY_STRING ||
+      h->element[1]->type != REDIS_REPLY_STRING) {
+    if (h != NULL) freeReplyObject(h);
+    gw_reply_unavailable(req, "the subscription store");
+    return;
+  }
+  json_t *events = json_array();
+  char evs[128];
+  snprintf(evs, sizeof evs, "%s", h->element[1]->str);
+  for (char *save = NULL, *t = strtok_r(evs, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save))
+    json_array_append_new(events, json_string(t));
+  reply_subscription(req, 200, id, strtoll(h->element[0]->str, NULL, 10), events, true);
+  json_decref(events);
+  freeReplyObject(h);
+}
+
+static void make_subscription(gw_req_t *req, cp_redis_t *r, const gw_sc_t *sc, const char *url,
+                              const char *employer, const char *evs, json_t *events) {
+  const gw_config_t *cfg = &req->gw->cfg;
+  char id[SUB_ID_MAX], sexp[24], snow[24], dup[SUB_ID_MAX] = "";
+  gw_random_id("sub_", 16, id, sizeof id);
+  long long until = (long long)sc->expires + 86400;
+  const char *got = code_reserve(r, sc, id, url, cfg->subs_per_code, until, dup, sizeof dup);
+  if (got == NULL) {
+    gw_reply_unavailable(req, "the subscription store");
+    return;
+  }
+  if (strcmp(got, "gone") == 0) {
+    gw_reply_error(req, 404, GW_E_SHARE_CODE_NOT_FOUND, "the share code was withdrawn");
+    return;
+  }
+  if (strcmp(got, "dup") == 0) {
+    reply_existing(req, r, dup);
+    return;
+  }
+  if (strcmp(got, "full") == 0) {
+    gw_reply_error(req, 409, GW_E_SUBS_LIMIT,
+                   "this share code already has %d subscriptions, the most allowed; delete one you no longer "
+                   "need (DELETE /v1/subscriptions/<id>) or send several events to one URL",
+                   cfg->subs_per_code);
+    return;
+  }
+  cp_key_t k;
+  const char *key = cp_key_sub(&k, id);
+  snprintf(sexp, sizeof sexp, "%lld", (long long)sc->expires);
+  snprintf(snow, sizeof snow, "%lld", (long long)time(NULL));
+  cp_redis_pipe_t *pipe = cp_redis_pipe_new();
+  cp_redis_pipe_cmd(pipe, "HSET %s url %s worker %s employer %s share_code %s expires_at %s events %s entries %s created %s",
+                    key, url, sc->worker, employer, sc->id, sexp, evs, sc->scope, snow);
+  cp_redis_pipe_cmd(pipe, "EXPIREAT %s %lld", key, until);
+  bool ok = cp_redis_pipe_exec(pipe, r) == 0 && cp_redis_pipe_check(pipe, "subscription", NULL, 0) == 0;
+  cp_redis_pipe_destroy(&pipe);
+  int w = ok ? worker_reserve(r, sc->worker, id, cfg->subs_per_worker) : -1;
+  if (w == 0) {
+    worker_prune(r, sc->worker);
+    w = worker_reserve(r, sc->worker, id, cfg->subs_per_worker);
+  }
+  if (w != 1) {
+    undo(r, sc, id, url, false);
+    if (w == 0)
+      gw_reply_error(req, 409, GW_E_SUBS_LIMIT,
+                     "this worker already has %d subscriptions, the most allowed; delete one you no longer need",
+                     cfg->subs_per_worker);
+    else
+      gw_reply_unavailable(req, "the subscription store");
+    return;
+  }
+  /* the code may have been withdrawn meanwhile: then undo (withdraw deletes what it saw) */
+  redisReply *alive = cp_redis_cmd(r, "EXISTS %s", cp_key_scid(&k, sc->id));
+  bool live = alive != NULL && alive->type == REDIS_REPLY_INTEGER && alive->integer == 1;
+  bool answered = alive != NULL && alive->type == REDIS_REPLY_INTEGER;
+  if (alive != NULL) freeReplyObject(alive);
+  if (!live) {
+    undo(r, sc, id, url, true);
+    if (answered) gw_reply_error(req, 404, GW_E_SHARE_CODE_NOT_FOUND, "the share code was withdrawn");
+    else gw_reply_unavailable(req, "the subscription store");
+    return;
+  }
+  cp_log_info("subscription created", CP_KV_STR("id", id), CP_KV_STR("share_code_id", sc->id), CP_KV_END);
+  reply_subscription(req, 201, id, (long long)sc->expires, events, false);
+}
+
 void gw_subscribe_post(gw_req_t *req) {
   json_t *body = gw_body_json(req, JSON_OBJECT), *events = NULL;
   if (body == NULL) return;
@@ -92,39 +301,7 @@ void gw_subscribe_post(gw_req_t *req) {
     gw_reply_unavailable(req, "the subscription store");
     goto out;
   }
-  char id[SUB_ID_MAX], sexp[24], snow[24], exp_at[32];
-  gw_random_id("sub_", 16, id, sizeof id);
-  cp_key_t subk, k;
-  const char *key = cp_key_sub(&subk, id);
-  snprintf(sexp, sizeof sexp, "%lld", (long long)sc.expires);
-  snprintf(snow, sizeof snow, "%lld", (long long)time(NULL));
-  cp_redis_pipe_t *pipe = cp_redis_pipe_new();
-  cp_redis_pipe_cmd(pipe, "HSET %s url %s worker %s employer %s share_code %s expires_at %s events %s entries %s created %s",
-                    key, url, sc.worker, employer, sc.id, sexp, evs, sc.scope, snow);
-  cp_redis_pipe_cmd(pipe, "EXPIREAT %s %lld", key, (long long)sc.expires + 86400);
-  cp_redis_pipe_cmd(pipe, "SADD %s %s", cp_key_w_subs(&k, sc.worker), id);
-  cp_redis_pipe_cmd(pipe, "SADD %s %s", cp_key_scid_subs(&k, sc.id), id);
-  cp_redis_pipe_cmd(pipe, "EXPIREAT %s %lld", cp_key_scid_subs(&k, sc.id), (long long)sc.expires + 86400);
-  bool ok = cp_redis_pipe_exec(pipe, r) == 0;
-  cp_redis_pipe_destroy(&pipe);
-  /* the code may have been withdrawn meanwhile: then undo (withdraw deletes what it saw) */
-  redisReply *alive = ok ? cp_redis_cmd(r, "EXISTS %s", cp_key_scid(&k, sc.id)) : NULL;
-  bool live = alive != NULL && alive->type == REDIS_REPLY_INTEGER && alive->integer == 1;
-  if (alive != NULL) freeReplyObject(alive);
-  if (!ok || !live) {
-    redisReply *d = cp_redis_cmd(r, "DEL %s", key);
-    if (d != NULL) freeReplyObject(d);
-    if (!ok) gw_reply_unavailable(req, "the subscription store");
-    else gw_reply_error(req, 404, GW_E_SHARE_CODE_NOT_FOUND, "the share code was withdrawn");
-    goto out;
-  }
-  time_t t = (time_t)sc.expires;
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  strftime(exp_at, sizeof exp_at, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  cp_log_info("subscription created", CP_KV_STR("id", id), CP_KV_STR("share_code_id", sc.id), CP_KV_END);
-  gw_reply_json(req, 201, json_pack("{s:s,s:s,s:I,s:O}", "id", id, "expires_at", exp_at, "expires",
-                                    (json_int_t)sc.expires, "events", events));
+  make_subscription(req, r, &sc, url, employer, evs, events);
 out:
   json_decref(events);
   json_decref(body);
@@ -146,8 +323,8 @@ void gw_subscribe_delete(gw_req_t *req) {
     return;
   }
   cp_key_t k;
-  redisReply *h = cp_redis_cmd(r, "HMGET %s worker share_code", cp_key_sub(&k, id));
-  if (h == NULL || h->type != REDIS_REPLY_ARRAY || h->elements != 2) {
+  redisReply *h = cp_redis_cmd(r, "HMGET %s worker share_code url", cp_key_sub(&k, id));
+  if (h == NULL || h->type != REDIS_REPLY_ARRAY || h->elements != 3) {
     if (h != NULL) freeReplyObject(h);
     gw_reply_unavailable(req, "the subscription store");
     return;
@@ -160,8 +337,11 @@ void gw_subscribe_delete(gw_req_t *req) {
   cp_redis_pipe_t *pipe = cp_redis_pipe_new();
   cp_redis_pipe_cmd(pipe, "DEL %s", cp_key_sub(&k, id));
   cp_redis_pipe_cmd(pipe, "SREM %s %s", cp_key_w_subs(&k, h->element[0]->str), id);
-  if (h->element[1]->type == REDIS_REPLY_STRING)
+  if (h->element[1]->type == REDIS_REPLY_STRING) {
     cp_redis_pipe_cmd(pipe, "SREM %s %s", cp_key_scid_subs(&k, h->element[1]->str), id);
+    if (h->element[2]->type == REDIS_REPLY_STRING)
+      cp_redis_pipe_cmd(pipe, "HDEL %s %s", cp_key_scid_sub_urls(&k, h->element[1]->str), h->element[2]->str);
+  }
   int rc = cp_redis_pipe_exec(pipe, r);
   cp_redis_pipe_destroy(&pipe);
   freeReplyObject(h);

@@ -357,9 +357,11 @@ def test_subscriptions(gw):
 
     yes = make_code(gw, tok, DOB_B, allow_subscriptions=True, valid_days=10)
     sub["share_code"] = yes["code"]
-    for bad in ({"url": "ftp://x"}, {"url": "http://a b"}, {"events": ["record.created"]}):
+    for bad in ({"url": "ftp://x"}, {"url": "http://a b"}):
         st, _, b = request(gw, "POST", "/v1/subscriptions", dict(sub, **bad))
-        assert st == 400 and err_code(b) == "INVALID_FIELD", (bad, b)
+        assert st == 400 and err_code(b) == "URL_REFUSED", (bad, b)
+    st, _, b = request(gw, "POST", "/v1/subscriptions", dict(sub, events=["record.created"]))
+    assert st == 400 and err_code(b) == "INVALID_FIELD", b
     st, _, b = request(gw, "POST", "/v1/subscriptions", dict(sub, date_of_birth="1990-11-01"))
     assert st == 404 and err_code(b) == "SHARE_CODE_NOT_FOUND"
     st, _, b = request(gw, "POST", "/v1/subscriptions", dict(sub, events=["record.revoked"]))
@@ -396,3 +398,57 @@ def test_no_personal_data_in_logs(gw):
     assert text, "no logs"
     for secret in [NI_A, NI_B, NI_C, DOB_A, DOB_B, DOB_C] + SEEN_CODES + [c.replace("-", "") for c in SEEN_CODES]:
         assert secret not in text, f"{secret!r} found in a service log"
+
+
+def test_subscription_caps_and_one_per_url(tmp_path):
+    """Subscriptions are bounded per share code and per worker (409 SUBSCRIPTION_LIMIT), a
+    concurrent burst gets no more than the cap, the same URL under one code is one subscription,
+    and expired subscriptions stop counting."""
+    import concurrent.futures
+    env = {"CAREPASS_GATEWAY_SUBS_PER_CODE": 3, "CAREPASS_GATEWAY_SUBS_PER_WORKER": 5}
+    with CarepassSystem(tmp_path, services=("bus", "gateway"), extra_env=env) as s:
+        tok = worker_token(s, NI_C)
+        one = make_code(s, tok, DOB_C, allow_subscriptions=True)
+        base = {"share_code": one["code"], "date_of_birth": DOB_C, "employer": "Sunrise Care"}
+
+        def sub(code, url):
+            st, _, b = request(s, "POST", "/v1/subscriptions", dict(base, share_code=code, url=url))
+            return st, jbody(b)
+
+        # the same URL twice is one subscription (200, existing, same id)
+        st, first = sub(one["code"], "http://127.0.0.1:9/a")
+        assert st == 201, first
+        st, again = sub(one["code"], "http://127.0.0.1:9/a")
+        assert st == 200 and again["id"] == first["id"] and again.get("existing") is True, again
+        assert again["events"] == first["events"] and again["expires"] == first["expires"]
+        # a burst of 20 different URLs on the same code: 2 more fit (3 per code), the rest 409
+        with concurrent.futures.ThreadPoolExecutor(10) as ex:
+            res = list(ex.map(lambda i: sub(one["code"], f"http://127.0.0.1:9/burst/{i}"), range(20)))
+        made = [j for st, j in res if st == 201]
+        refused = [j for st, j in res if st == 409]
+        assert len(made) == 2 and len(refused) == 18, [st for st, _ in res]
+        assert all(j["error"]["code"] == "SUBSCRIPTION_LIMIT" and "3" in j["error"]["message"] for j in refused)
+        r = s.redis()
+        assert r.cmd("SCARD", f"cp:scid:{{{one['id']}}}:subs") == 3
+        worker = r.hgetall(f"cp:sub:{{{first['id']}}}")["worker"].decode()
+        assert r.cmd("SCARD", f"cp:w:{{{worker}}}:subs") == 3
+        # deleting one makes room under the code
+        st, _, b = request(s, "DELETE", f"/v1/subscriptions/{made[0]['id']}")
+        assert st == 200, b
+        st, j = sub(one["code"], "http://127.0.0.1:9/after-delete")
+        assert st == 201, j
+        # a second code: the worker's cap (5) holds over both codes
+        two = make_code(s, tok, DOB_C, allow_subscriptions=True)
+        got = [sub(two["code"], f"http://127.0.0.1:9/two/{i}")[0] for i in range(3)]
+        assert got == [201, 201, 409], got
+        st, j = sub(two["code"], "http://127.0.0.1:9/two/x")
+        assert st == 409 and "worker" in j["error"]["message"], j
+        # nothing half-made by the refusals: the code's set and URL map match its subscriptions
+        assert r.cmd("SCARD", f"cp:scid:{{{two['id']}}}:subs") == 2
+        assert r.cmd("HLEN", f"cp:scid:{{{two['id']}}}:sub_urls") == 2
+        assert r.cmd("SCARD", f"cp:w:{{{worker}}}:subs") == 5
+        # an expired subscription stops counting (its hash is gone; the worker's set is pruned)
+        r.cmd("DEL", f"cp:sub:{{{first['id']}}}")
+        st, j = sub(two["code"], "http://127.0.0.1:9/two/after-expiry")
+        assert st == 201, j
+        assert first["id"].encode() not in r.cmd("SMEMBERS", f"cp:w:{{{worker}}}:subs")
