@@ -103,6 +103,10 @@ CP_OPT(WEBHOOK_BACKOFF_MS, INT, "1000", 1, 3600000, CP_SVC_NOTIFY, CP_V_DURATION
        "first retry delay; doubles each attempt, with jitter")
 CP_OPT(WEBHOOK_BACKOFF_MAX_MS, INT, "3600000", 1, 86400000, CP_SVC_NOTIFY, CP_V_DURATION,
        "longest retry delay")
+CP_OPT(WEBHOOK_BREAKER_FAILS, INT, "5", 0, 1000, CP_SVC_NOTIFY, CP_V_NONE,
+       "attempts in a row without an HTTP answer (timeout, refused) after which an endpoint is parked (0 = never parked; a failing endpoint still gets one transfer at a time)")
+CP_OPT(WEBHOOK_BREAKER_PARK_MS, INT, "30000", 100, 3600000, CP_SVC_NOTIFY, CP_V_DURATION,
+       "how long a parked endpoint gets no deliveries (doubling, up to 16x, while it stays silent); then one probe")
 CP_OPT(WEBHOOK_CONCURRENCY, INT, "64", 1, 4096, CP_SVC_NOTIFY, CP_V_NONE,
        "deliveries in flight at once")
 CP_OPT(WEBHOOK_PER_ENDPOINT, INT, "8", 1, 4096, CP_SVC_NOTIFY, CP_V_NONE,

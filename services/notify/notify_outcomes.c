@@ -52,7 +52,7 @@ void nt_outcomes_on_result(const nt_result_t *res, void *arg) {
          CP_KV_INT("status", status), CP_KV_INT("attempt", c->attempts),
          CP_KV_STR("outcome", outcome), CP_KV_INT("ms", res->elapsed_ms),
          CP_KV_STR("error", res->curl_code ? res->error : ""), CP_KV_END);
-  nt_sched_result(s->sched, c->url, status >= 200 && status < 300, res->elapsed_ms);
+  nt_sched_result(s->sched, c->url, (int)status, res->elapsed_ms);
   s->results = true;                  /* a slot (and an endpoint slot) is free again */
 }
 

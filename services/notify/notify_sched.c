@@ -9,7 +9,8 @@
 #define PREFETCH_FACTOR 16       /* a fast endpoint may have per-endpoint limit x this queued ... */
 #define PREFETCH_EP_MAX 256      /* ... but never more than this */
 #define FAST_MS 100              /* "fast": last answer 2xx and smoothed attempt time below this */
-#define EP_STATS_MAX 64          /* endpoints whose answer times are tracked */
+#define EP_STATS_MAX 1024        /* endpoints whose answers are tracked (linear scan: ~1 us) */
+#define PARK_DOUBLINGS 4         /* a re-parked endpoint waits up to 2^this x the park time */
 #define EP_LEN 300               /* "host:port" buffer (as the deliverer's) */
 
 /* A claimed delivery waiting for a free slot of its endpoint. Claims are taken in
@@ -28,6 +29,9 @@ typedef struct {
   bool ok;                     // the last attempt answered 2xx
   int queued;                  // deliveries queued locally for it (never evicted while > 0)
   int64_t used_mono;           // last touched (eviction of the least recently used)
+  int fails;                   // attempts in a row with no HTTP answer (timeout, refused); 0 = healthy
+  int trips;                   // times parked in a row (the park time doubles each time)
+  int64_t parked_until;        // monotonic ms: no delivery starts to it before this
 } ep_stat_t;
 
 struct nt_sched {
@@ -38,7 +42,10 @@ struct nt_sched {
   void *arg;                   // release's argument
   queued_t **queue;            // claimed deliveries waiting for a slot, oldest first (QUEUE_MAX)
   size_t nqueue;               // entries used in queue
-  ep_stat_t eps[EP_STATS_MAX]; // recent answer times per endpoint
+  int breaker_fails;           // WEBHOOK_BREAKER_FAILS: unanswered attempts in a row that park an endpoint (0 = off)
+  int64_t breaker_park_ms;     // WEBHOOK_BREAKER_PARK_MS: how long the first park lasts
+  int suspect_share;           // most transfers in flight to failing endpoints together (half the slots)
+  ep_stat_t *eps;              // what notify knows per endpoint (EP_STATS_MAX)
 };
 
 nt_sched_t *nt_sched_new(nt_deliverer_t *dlv, int per_endpoint, int64_t queue_wait_ms,
@@ -50,7 +57,15 @@ nt_sched_t *nt_sched_new(nt_deliverer_t *dlv, int per_endpoint, int64_t queue_wa
   s->release = release;
   s->arg = arg;
   s->queue = cp_xcalloc(QUEUE_MAX, sizeof *s->queue);
+  s->eps = cp_xcalloc(EP_STATS_MAX, sizeof *s->eps);
+  s->suspect_share = (int)(nt_deliverer_room(dlv) / 2);
+  if (s->suspect_share < 1) s->suspect_share = 1;
   return s;
+}
+
+void nt_sched_set_breaker(nt_sched_t *s, int fails, int64_t park_ms) {
+  s->breaker_fails = fails;
+  s->breaker_park_ms = park_ms;
 }
 
 void nt_sched_destroy(nt_sched_t **sp) {
@@ -61,6 +76,7 @@ void nt_sched_destroy(nt_sched_t **sp) {
     free(s->queue[i]);
   }
   free(s->queue);
+  free(s->eps);
   free(s);
   *sp = NULL;
 }
@@ -77,7 +93,12 @@ static int ep_stat(nt_sched_t *s, const char *ep, bool create) {
       e->used_mono = cp_mono_ms();
       return i;
     }
-    if (e->queued == 0 && (victim < 0 || e->used_mono < s->eps[victim].used_mono)) victim = i;
+    /* evict the least recently used entry with nothing queued, a healthy one before one that
+     * is failing (forgetting a failing endpoint would let it take every slot again) */
+    if (e->queued == 0 &&
+        (victim < 0 || (e->fails == 0 && s->eps[victim].fails > 0) ||
+         ((e->fails == 0) == (s->eps[victim].fails == 0) && e->used_mono < s->eps[victim].used_mono)))
+      victim = i;
   }
   if (!create || victim < 0 || !ep[0]) return -1;
   ep_stat_t *e = &s->eps[victim];
@@ -96,19 +117,57 @@ static int ep_allowance(const nt_sched_t *s, const ep_stat_t *e) {
   return a < PREFETCH_EP_MAX ? a : PREFETCH_EP_MAX;
 }
 
-void nt_sched_result(nt_sched_t *s, const char *url, bool ok, int64_t ms) {
+void nt_sched_result(nt_sched_t *s, const char *url, int status, int64_t ms) {
   char ep[EP_LEN];
   nt_endpoint(url, ep, sizeof ep);
   int i = ep_stat(s, ep, true);
   if (i < 0) return;
   ep_stat_t *e = &s->eps[i];
   e->ewma_ms = e->ewma_ms > 0 ? 0.8 * e->ewma_ms + 0.2 * (double)ms : (double)ms + 0.001;
-  e->ok = ok;
+  e->ok = status >= 200 && status < 300;
+  if (status != 0) {   /* it answered: not a slot-holder, whatever the status */
+    e->fails = 0;
+    e->trips = 0;
+    e->parked_until = 0;
+    return;
+  }
+  e->fails++;
+  if (s->breaker_fails > 0 && e->fails >= s->breaker_fails) {
+    int64_t park = s->breaker_park_ms << (e->trips < PARK_DOUBLINGS ? e->trips : PARK_DOUBLINGS);
+    e->parked_until = cp_mono_ms() + park;
+    e->trips++;
+    cp_log_warn("webhook endpoint parked", CP_KV_STR("endpoint", e->ep), CP_KV_INT("unanswered", e->fails),
+                CP_KV_INT("park_ms", park), CP_KV_END);
+  }
+}
+
+static bool ep_parked(const ep_stat_t *e, int64_t mono) {
+  return e != NULL && e->fails > 0 && mono < e->parked_until;
+}
+
+/* How many transfers may be in flight to a tracked endpoint now: none while parked; one while
+ * it is failing (and after a park, the probe whose answer closes or re-opens the breaker);
+ * per_endpoint when healthy (0 = no limit). */
+static int ep_limit(const nt_sched_t *s, const ep_stat_t *e, int64_t mono) {
+  if (e == NULL || e->fails == 0) return s->per_endpoint;
+  return ep_parked(e, mono) ? 0 : 1;
 }
 
 /* Take a delivery out of the queue: its endpoint count goes down. */
 static void dequeued(nt_sched_t *s, const queued_t *q) {
   if (q->stat >= 0 && s->eps[q->stat].queued > 0) s->eps[q->stat].queued--;
+}
+
+/* Transfers in flight to failing endpoints, together. */
+static int suspect_inflight(nt_sched_t *s) {
+  const nt_ep_load_t *loads = NULL;
+  size_t n = nt_deliverer_loads(s->dlv, &loads);
+  int total = 0;
+  for (size_t i = 0; i < n; i++) {
+    int k = ep_stat(s, loads[i].endpoint, false);
+    if (k >= 0 && s->eps[k].fails > 0) total += loads[i].inflight;
+  }
+  return total;
 }
 
 void nt_sched_start(nt_sched_t *s) {
@@ -117,14 +176,21 @@ void nt_sched_start(nt_sched_t *s) {
   int64_t mono = cp_mono_ms();
   const char *full[8];   /* endpoints found at their limit in this pass */
   size_t nfull = 0;
+  int suspects = suspect_inflight(s);
   for (; i < s->nqueue; i++) {
     queued_t *q = s->queue[i];
-    bool stale = mono - q->claimed_mono > s->queue_wait_ms;
+    const ep_stat_t *e = q->stat >= 0 ? &s->eps[q->stat] : NULL;
+    /* a parked endpoint's deliveries go back to Redis (any replica, after the park) */
+    bool stale = mono - q->claimed_mono > s->queue_wait_ms || ep_parked(e, mono);
     /* oldest first: once nothing can start, the rest are younger and wait too */
     if (!stale && room == 0) break;
     bool go = !stale;
     for (size_t k = 0; go && k < nfull; k++) go = strcmp(full[k], q->ep) != 0;
-    if (go && s->per_endpoint > 0 && nt_deliverer_ep_inflight(s->dlv, q->ep) >= s->per_endpoint) {
+    int limit = ep_limit(s, e, mono);
+    bool suspect = e != NULL && e->fails > 0;
+    bool bounded = limit > 0 || (e != NULL && e->fails > 0);
+    if (go && ((bounded && nt_deliverer_ep_inflight(s->dlv, q->ep) >= limit) ||
+               (suspect && suspects >= s->suspect_share))) {
       if (nfull < CP_ARRAY_LEN(full)) full[nfull++] = q->ep;
       go = false;
     }
@@ -135,6 +201,7 @@ void nt_sched_start(nt_sched_t *s) {
     dequeued(s, q);
     if (go && nt_deliverer_start(s->dlv, &q->c, err, sizeof err) == 0) {
       room--;
+      if (suspect) suspects++;
     } else {
       if (go) cp_log_error("cannot start delivery", CP_KV_STR("id", q->c.id), CP_KV_STR("error", err), CP_KV_END);
       s->release(q->c.id, s->arg);   /* handed back next turn */
@@ -181,10 +248,16 @@ size_t nt_sched_claim_loads(nt_sched_t *s, nt_ep_load_t **outp, size_t *nout) {
   *outp = out;
   size_t max = nt_deliverer_room(s->dlv);
   for (size_t i = 0; i < nin; i++) out[n++] = inflight[i];
+  int64_t mono = cp_mono_ms();
+  bool suspects_full = suspect_inflight(s) >= s->suspect_share;
   for (int i = 0; i < EP_STATS_MAX; i++) {
     const ep_stat_t *e = &s->eps[i];
     if (!e->ep[0]) continue;
     int extra = e->queued - ep_allowance(s, e);
+    /* a failing or parked endpoint claims only up to its own limit (none once failing
+     * endpoints hold their share of the slots): the rest stays in Redis */
+    if (s->per_endpoint > 0 && e->fails > 0)
+      extra += s->per_endpoint - (suspects_full ? 0 : ep_limit(s, e, mono));
     if (extra == 0) continue;
     size_t j = 0;
     while (j < n && strcmp(out[j].endpoint, e->ep) != 0) j++;

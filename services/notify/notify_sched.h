@@ -17,6 +17,11 @@
  *    the deliveries of another endpoint queued behind it;
  *  - a delivery that waited longer than queue_wait_ms (its lease must outlive its attempt)
  *    is handed back (release callback) instead of started, as is one that cannot start;
+ *  - fair to every destination: an endpoint whose last attempt got no HTTP answer (timeout,
+ *    refused) may have one transfer in flight, and all such endpoints together at most half
+ *    of the deliverer's slots, so receivers that hang never delay one that answers; after
+ *    WEBHOOK_BREAKER_FAILS unanswered attempts in a row it is parked (its deliveries stay in
+ *    Redis, retried after the park by one probe whose answer closes the breaker);
  *  - claims for endpoints that answer 2xx quickly may take up to per_endpoint x 16 (at
  *    most 256) beyond the free slots, queued here (nt_sched_claim_loads); slow or failing
  *    endpoints get no such allowance, so their deliveries stay in Redis for any replica. */
@@ -37,8 +42,13 @@ void nt_sched_enqueue(nt_sched_t *s, nt_claimed_t *batch, size_t n);
 void nt_sched_start(nt_sched_t *s);
 /* Deliveries waiting in the queue. */
 size_t nt_sched_queued(const nt_sched_t *s);
-/* A finished attempt to url: feeds the endpoint's answer time and success. */
-void nt_sched_result(nt_sched_t *s, const char *url, bool ok, int64_t ms);
+/* A finished attempt to url with its HTTP status (0 = no answer: timeout, refused, ...): feeds
+ * the endpoint's answer time, success and circuit breaker. */
+void nt_sched_result(nt_sched_t *s, const char *url, int status, int64_t ms);
+/* The circuit breaker: after `fails` attempts in a row with no HTTP answer an endpoint is
+ * parked for park_ms (doubling, up to 16x, each time it is parked again without answering in
+ * between); 0 = off. */
+void nt_sched_set_breaker(nt_sched_t *s, int fails, int64_t park_ms);
 /* After results, with due work maybe in Redis: is a claim worth it (free slots with an
  * empty queue, or a fast endpoint's queue down to half its allowance)? */
 bool nt_sched_hungry(const nt_sched_t *s, size_t free_slots);

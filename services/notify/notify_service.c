@@ -66,6 +66,7 @@ int nt_service_new(nt_service_t **out, char *err, size_t errlen) {
   if (!s->dlv) goto err;
   /* started by then, an attempt ends (timeout) a second before the lease does */
   s->sched = nt_sched_new(s->dlv, s->per_endpoint, s->lease_ms - timeout_ms - 1000, nt_outcomes_release, s);
+  nt_sched_set_breaker(s->sched, (int)cp_cfg_int(CP_OPT_WEBHOOK_BREAKER_FAILS), cp_cfg_int(CP_OPT_WEBHOOK_BREAKER_PARK_MS));
 
   s->zctx = zmq_ctx_new();
   if (!s->zctx) {

@@ -256,7 +256,7 @@ static void on_release(const char *id, void *arg) {
 static void on_result(const nt_result_t *res, void *arg) {
   lq_t *q = arg;
   q->results++;
-  nt_sched_result(q->sched, res->d->url, res->status >= 200 && res->status < 300, res->elapsed_ms);
+  nt_sched_result(q->sched, res->d->url, (int)res->status, res->elapsed_ms);
 }
 
 static lq_t *lq_new(int concurrency, int per_endpoint, int64_t queue_wait_ms) {
@@ -453,15 +453,98 @@ static void test_sched_claim_loads(void **state) {
   assert_int_equal(load_of(l, nl, q->ep[1]), PER_EP + 1);
   free(l);
 
-  nt_sched_result(q->sched, q->url[0], true, 5);   /* A answers 2xx quickly: it becomes fast */
+  nt_sched_result(q->sched, q->url[0], 200, 5);   /* A answers 2xx quickly: it becomes fast */
   int allowance = PER_EP * 16;
   assert_true(nt_sched_hungry(q->sched, 4));   /* A's queue is below half its allowance */
   max = nt_sched_claim_loads(q->sched, &l, &nl);
   assert_int_equal(load_of(l, nl, q->ep[0]), PER_EP + 3 - allowance);
   assert_int_equal(load_of(l, nl, q->ep[1]), PER_EP + 1);
   assert_int_equal(max, (size_t)(8 - 2 * PER_EP) + (size_t)(allowance - 3));
-  nt_sched_result(q->sched, q->url[0], false, 5);   /* a failure: no allowance any more */
+  nt_sched_result(q->sched, q->url[0], 500, 5);   /* a failure: no allowance any more */
   free(l);
+  lq_destroy(&q);
+}
+
+/* Queue n deliveries to an arbitrary url (ids "msg_<tag><i>"). */
+static void lq_enqueue_url(lq_t *q, const char *url, char tag, int n) {
+  nt_claimed_t *batch = cp_xcalloc((size_t)n, sizeof *batch);
+  for (int i = 0; i < n; i++) {
+    snprintf(batch[i].id, sizeof batch[i].id, "msg_%c%031d", tag, i);
+    batch[i].attempts = 1;
+    batch[i].url = cp_strdup(url);
+    batch[i].body = cp_strdup("{}");
+    snprintf(batch[i].type, sizeof batch[i].type, "record.committed");
+    snprintf(batch[i].provider, sizeof batch[i].provider, "PRV-1");
+    batch[i].created_ms = cp_now_ms();
+  }
+  nt_sched_enqueue(q->sched, batch, (size_t)n);
+  free(batch);
+}
+
+/* Fair to every destination: an endpoint that did not answer gets one transfer at a time, and
+ * such endpoints together at most half the slots, so a healthy one always has room. */
+static void test_sched_failing_endpoints_share_half(void **state) {
+  (void)state;
+  lq_t *q = lq_new(8, 4, 60000);             /* 8 slots, 4 per endpoint: 4 for failing ones */
+  nt_sched_set_breaker(q->sched, 100, 60000); /* not parked in this test */
+  const char *bad[6] = {"http://127.0.0.1:1/h", "http://127.0.0.1:2/h", "http://127.0.0.1:3/h",
+                        "http://127.0.0.1:4/h", "http://127.0.0.1:5/h", "http://127.0.0.1:6/h"};
+  for (int i = 0; i < 6; i++) {
+    nt_sched_result(q->sched, bad[i], 0, 2000);   /* no answer */
+    lq_enqueue_url(q, bad[i], (char)('a' + i), 3);
+  }
+  lq_enqueue(q, 0, 'z', 6);                  /* A: healthy (never failed), queued last */
+  nt_sched_start(q->sched);
+  int suspects = 0;
+  char ep[32];
+  for (int i = 0; i < 6; i++) {
+    snprintf(ep, sizeof ep, "127.0.0.1:%d", i + 1);
+    int n = nt_deliverer_ep_inflight(q->dlv, ep);
+    assert_true(n <= 1);                     /* one at a time each */
+    suspects += n;
+  }
+  assert_int_equal(suspects, 4);             /* half the slots */
+  assert_int_equal(inflight(q, 0), 4);       /* the healthy one gets the rest, up to its limit */
+  /* the next claim asks Redis for nothing more for failing endpoints */
+  nt_ep_load_t *l = NULL;
+  size_t nl = 0;
+  (void)nt_sched_claim_loads(q->sched, &l, &nl);
+  for (size_t i = 0; i < nl; i++)
+    if (strcmp(l[i].endpoint, q->ep[0]) != 0) assert_true(l[i].inflight >= 4);
+  free(l);
+  lq_destroy(&q);
+}
+
+/* The breaker: after `fails` unanswered attempts the endpoint is parked (its queued deliveries go
+ * back to Redis, the claim asks for none); after the park one probe goes; an answer (any status)
+ * closes the breaker. */
+static void test_sched_breaker_parks_and_probes(void **state) {
+  (void)state;
+  lq_t *q = lq_new(8, 4, 60000);
+  nt_sched_set_breaker(q->sched, 2, 150);
+  nt_sched_result(q->sched, q->url[0], 0, 2000);
+  lq_enqueue(q, 0, 'a', 3);
+  nt_sched_start(q->sched);
+  assert_int_equal(inflight(q, 0), 1);       /* failing, not parked: one at a time */
+  nt_sched_result(q->sched, q->url[0], 0, 2000);   /* second in a row: parked */
+  lq_enqueue(q, 0, 'b', 2);
+  size_t before = q->nreleased;
+  nt_sched_start(q->sched);
+  assert_int_equal(q->nreleased - before, 4); /* the 2 left of 'a' and both of 'b' handed back */
+  assert_int_equal(nt_sched_queued(q->sched), 0);
+  nt_ep_load_t *l = NULL;
+  size_t nl = 0;
+  (void)nt_sched_claim_loads(q->sched, &l, &nl);
+  assert_true(load_of(l, nl, q->ep[0]) >= 4); /* parked: Redis keeps its deliveries */
+  free(l);
+  usleep(200 * 1000);                        /* the park is over: one probe */
+  lq_enqueue(q, 0, 'c', 3);
+  int held = inflight(q, 0);
+  nt_sched_start(q->sched);
+  assert_int_equal(inflight(q, 0), held < 1 ? 1 : held);
+  nt_sched_result(q->sched, q->url[0], 503, 5);   /* it answered: closed again */
+  nt_sched_start(q->sched);
+  assert_true(inflight(q, 0) > 1);
   lq_destroy(&q);
 }
 
@@ -485,6 +568,8 @@ int main(void) {
   const struct CMUnitTest local_tests[] = {
       cmocka_unit_test(test_sched_per_endpoint_and_fairness),
       cmocka_unit_test(test_sched_total_concurrency),
+      cmocka_unit_test(test_sched_failing_endpoints_share_half),
+      cmocka_unit_test(test_sched_breaker_parks_and_probes),
       cmocka_unit_test(test_sched_no_limit),
       cmocka_unit_test(test_sched_stale_handed_back),
       cmocka_unit_test(test_sched_hand_back_all),
