@@ -137,3 +137,83 @@ def test_slow_endpoint_limited_and_does_not_block_others(tmp_path, receivers):
         good = True
     finally:
         system.stop(show_logs=not good)
+
+
+class HangingReceivers:
+    """n listening sockets that accept connections and never answer (a receiver that hangs);
+    counts the connections each port has accepted."""
+
+    def __init__(self, n):
+        import selectors
+        import socket
+        import threading
+        self.sel = selectors.DefaultSelector()
+        self.listeners, self.accepted, self.held = [], {}, []
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            s.listen(64)
+            s.setblocking(False)
+            self.sel.register(s, selectors.EVENT_READ)
+            self.listeners.append(s)
+            self.accepted[s.getsockname()[1]] = 0
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stopping:
+            for key, _ in self.sel.select(timeout=0.1):
+                try:
+                    c, _ = key.fileobj.accept()
+                except BlockingIOError:
+                    continue
+                self.held.append(c)
+                self.accepted[key.fileobj.getsockname()[1]] += 1
+
+    @property
+    def urls(self):
+        return [f"http://127.0.0.1:{p}/hook" for p in self.accepted]
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(5)
+        for c in self.held + self.listeners:
+            c.close()
+
+
+def test_hanging_receivers_do_not_delay_one_that_answers(tmp_path, receivers):
+    """12 receivers that accept and never answer, 8 notify slots, a 4 s timeout: once they have
+    failed, they share at most half the slots, so an honest receiver's next webhook goes out at
+    once instead of queueing behind their timeouts (before the fix it waited for them)."""
+    provider_rx, honest_rx = receivers(), receivers()
+    hang = HangingReceivers(12)
+    timeout_s = 4
+    system = start_system(tmp_path, provider_rx, CAREPASS_WEBHOOK_CONCURRENCY="8",
+                          CAREPASS_WEBHOOK_PER_ENDPOINT="2", CAREPASS_WEBHOOK_TIMEOUT_MS=str(timeout_s * 1000),
+                          CAREPASS_WEBHOOK_BREAKER_FAILS="1000")  # the share alone, no parking
+    good = False
+    try:
+        def subs(worker, index):
+            for i, url in enumerate(hang.urls):
+                subscribe(system, "sub_%032x" % i, worker, url)
+            subscribe(system, "sub_%032x" % 99, worker, honest_rx.url + "/honest")
+
+        commit_and_revoke(system, subscribe_fn=subs)
+        # round one: every hanging receiver is tried (and times out) and the honest one is served
+        assert honest_rx.wait_for(lambda reqs: len(ok(honest_rx, "record.revoked")) >= 1, 60)
+        system.wait_for(lambda: all(n >= 1 for n in hang.accepted.values()), timeout=60,
+                        what="every hanging receiver tried once")
+        time.sleep(timeout_s + 0.5)        # their first attempts have timed out: all known as failing
+        # round two: a second record and its revocation fan out to all 13 again
+        t0 = time.monotonic()
+        commit_and_revoke(system, eid="s-2")
+        assert honest_rx.wait_for(lambda reqs: len(ok(honest_rx, "record.revoked")) >= 2, 60)
+        waited = time.monotonic() - t0
+        # the hanging receivers hold connections meanwhile: the honest one did not wait for them
+        assert waited < timeout_s, (waited, hang.accepted)
+        assert len(hang.held) >= 12
+        good = True
+    finally:
+        hang.stop()
+        system.stop(show_logs=not good)
