@@ -33,14 +33,12 @@ CP_OPT(BUS_VERIFY_IN, STR, "tcp://127.0.0.1:5601", 1, 255, CP_SVC_BUS | CP_SVC_I
        "verify queue, producer side (intake PUSHes accepted events here, `carepass revoke` operator revocations)")
 CP_OPT(BUS_VERIFY_OUT, STR, "tcp://127.0.0.1:5602", 1, 255, CP_SVC_BUS | CP_SVC_VERIFY, CP_V_ZMQ_ENDPOINT,
        "verify queue, consumer side (verify replicas PULL from here)")
-CP_OPT(BUS_NOTIFY_IN, STR, "tcp://127.0.0.1:5603", 1, 255, CP_SVC_BUS | CP_SVC_VERIFY | CP_SVC_SIGNER | CP_SVC_INTAKE | CP_SVC_GATEWAY, CP_V_ZMQ_ENDPOINT,
-       "notify queue, producer side (verify and signer PUSH notification jobs)")
-CP_OPT(BUS_NOTIFY_OUT, STR, "tcp://127.0.0.1:5604", 1, 255, CP_SVC_BUS | CP_SVC_NOTIFY, CP_V_ZMQ_ENDPOINT,
-       "notify queue, consumer side (notify replicas PULL from here)")
 CP_OPT(BUS_RESULTS_IN, STR, "tcp://127.0.0.1:5605", 1, 255, CP_SVC_BUS | CP_SVC_VERIFY | CP_SVC_SIGNER, CP_V_ZMQ_ENDPOINT,
        "results topic, publisher side (final event outcomes, XSUB)")
 CP_OPT(BUS_RESULTS_OUT, STR, "tcp://127.0.0.1:5606", 1, 255, CP_SVC_BUS | CP_SVC_INTAKE | CP_SVC_GATEWAY, CP_V_ZMQ_ENDPOINT,
        "results topic, subscriber side (intake waits for committed acks, XPUB)")
+CP_OPT(OUTBOX_MAX, INT, "1000000", 100, 100000000, CP_SVC_INTAKE | CP_SVC_GATEWAY, CP_V_NONE,
+       "most notifications owed and not yet stored by notify (the outbox stream cp:{outbox}); at the bound new events are answered BUSY (not stored; resend later)")
 CP_OPT(BUS_HWM, INT, "100000", 100, 10000000, CP_SVC_ALL & ~CP_SVC_CLI, CP_V_NONE,
        "ZeroMQ high-water mark (messages queued per socket)")
 
@@ -93,6 +91,8 @@ CP_OPT(NOTIFY_SIGNING_KEY, STR, "var/keys/notify.key", 1, 4096, CP_SVC_NOTIFY | 
        "Ed25519 webhook signing key file (created at first start, 0600)")
 CP_OPT(WEBHOOK_ALLOW_HOSTS, STR, "", 0, 4096, CP_SVC_INTAKE | CP_SVC_VERIFY | CP_SVC_NOTIFY | CP_SVC_CLI | CP_SVC_GATEWAY, CP_V_ALLOW_LIST,
        "internal webhook destinations allowed beside public addresses: host names and address ranges, e.g. \"hooks.internal,10.20.0.0/16\" (empty = public addresses only)")
+CP_OPT(NOTIFY_OUTBOX_LEASE_MS, INT, "30000", 500, 3600000, CP_SVC_NOTIFY, CP_V_DURATION,
+       "an outbox entry a notify replica read and has not acknowledged for this long is taken over by another (the replica is presumed dead)")
 CP_OPT(WEBHOOK_TIMEOUT_MS, INT, "5000", 100, 60000, CP_SVC_NOTIFY, CP_V_DURATION,
        "per-delivery HTTP timeout")
 CP_OPT(WEBHOOK_MAX_ATTEMPTS, INT, "0", 0, 100000, CP_SVC_NOTIFY, CP_V_NONE,

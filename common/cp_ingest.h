@@ -3,8 +3,8 @@
  *   ingest_shape.c    per-event shape checks (pure: no I/O, no clock)
  *   ingest_pending.c  the PendingEvent of a shape-checked event, its content digest, and the
  *                     event.accepted notify job
- *   ingest_store.c    idempotent claims in Redis (cp:ev:{p:e} + cp:pending, one Lua call per
- *                     event, one pipeline per batch) and state reads
+ *   ingest_store.c    idempotent claims in Redis (cp:ev:{p:e} + cp:pending + the outbox, one
+ *                     Lua call per event, one pipeline per batch) and state reads
  *   ingest_fields.c   CompletionEvent fields by proto name (for edges that read events as text)
  *   ingest_wire.c     NUL bytes and invalid UTF-8 in the string fields of a packed
  *                     SubmitRequest, read from the wire (unpacked strings lose their length)
@@ -110,6 +110,7 @@ typedef enum {
 typedef struct {
   bool is_new;          // first time: stored as accepted, must be forwarded to verify
   bool reused;          // the id was used before for different content
+  bool busy;            // new, but the outbox is at OUTBOX_MAX: nothing stored, resend later
   ing_st_t st;          // stored state when neither new nor reused
   char *reason;         // stored reason code (rejected; owned)
   char *message;        // stored sentence (rejected; owned)
@@ -122,16 +123,20 @@ typedef struct {
   const char *digest;     // hex SHA-256 of the canonical content
   const uint8_t *pending; // packed PendingEvent to store
   size_t pending_len;     // its length
+  const uint8_t *notice;  // packed event.accepted NotifyJob, added to the outbox if new
+  size_t notice_len;      // its length
 } ing_claim_req_t;
 
 /* SCRIPT LOAD the claim script now, so that a Redis that cannot run it is found at start-up
  * (calls run it by EVALSHA through the Redis layer's script registry). */
 int ing_store_init(cp_redis_t *r, char *err, size_t errlen) CP_WUR;
 /* Claim n events of `provider` in one pipeline; out[i] for reqs[i]. A new event is
- * scheduled in cp:pending for redrive after redrive_after_ms. Idempotent: after a
+ * scheduled in cp:pending for redrive after redrive_after_ms and its notice added to the
+ * outbox in the same script; while the outbox holds outbox_max entries a new event is not
+ * stored (out[i].busy). Idempotent: after a
  * connection failure it reconnects and reruns once (scripts are reloaded by the Redis
  * layer). -1 when Redis is unavailable (nothing to clear). */
-int ing_store_claim(cp_redis_t *r, int64_t redrive_after_ms, const char *provider,
+int ing_store_claim(cp_redis_t *r, int64_t redrive_after_ms, int64_t outbox_max, const char *provider,
                     const ing_claim_req_t *reqs, size_t n, ing_claim_t *out) CP_WUR;
 /* Read the states of n events of `provider` in one pipeline (out[i].st ING_ST_UNKNOWN
  * when absent). -1 when Redis is unavailable. */
@@ -160,11 +165,12 @@ typedef struct {
 typedef struct {
   cp_redis_t *redis;                // Redis connection for the claims
   int64_t redrive_after_ms;         // REDRIVE_AFTER_MS (ing_store_claim)
+  int64_t outbox_max;               // OUTBOX_MAX (ing_store_claim)
   const unsigned char *secret;      // pseudonym key, CP_SECRET_BYTES
   const char *reply_to;             // PendingEvent.reply_to: results topic of the edge, or ""
-  /* Queue one newly claimed event: its packed PendingEvent to verify and the event.accepted
-   * notice (ing_accepted_job) to notify, never blocking. A failed push is the edge's to
-   * count: the event is durable in cp:pending and the redrive scan resends it. */
+  /* Queue one newly claimed event (its packed PendingEvent) to verify, never blocking. A failed
+   * push is the edge's to count: the event is durable in cp:pending and the redrive scan
+   * resends it. (Its event.accepted notice went into the outbox with the claim.) */
   void (*forward)(void *arg, const Carepass__V1__PendingEvent *pe, const uint8_t *packed, size_t len);
   void *arg;                        // passed to forward
   /* Per event (n entries, or NULL): text faults the edge found where it still knew each

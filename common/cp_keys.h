@@ -27,6 +27,12 @@
  *                                       verify writes it with single-key commands (Cluster-safe); reindex
  *                                       sets it from a Lua script on the worker's keys (not yet Cluster-ready)
  *  cp:reg:{<shard>}:indexed       STRING register size up to which Redis is indexed (signer)
+ *  cp:{outbox}                    STREAM notifications owed and not yet stored as deliveries, each
+ *                                       entry field j = a packed NotifyJob (common/outbox.c): added in
+ *                                       the same atomic step as the change it reports (intake's and the
+ *                                       gateway's claim script, verify's rejection, the signer's
+ *                                       projection), read by notify's consumer group "notify", XACKed
+ *                                       and XDELed once the deliveries are stored
  *  cp:nt:d:{<webhook id>}         HASH  one webhook delivery (notify; see services/notify/notify.h)
  *  cp:nt:due                      ZSET  webhook ids scored by the unix ms of their next attempt
  *  cp:nt:dead                     LIST  dead-lettered webhook ids, newest first
@@ -47,7 +53,7 @@
  *  cp:w:{<pseudonym hex>}:sc      SET   the worker's share-code ids
  *  cp:w:{<pseudonym hex>}:views   LIST  views of the worker's passport, newest first
  *  cp:rl:ip:{<address>}, cp:rl:code:{<code hash hex>}  STRING  failed-check counters (gateway)
- * Not yet Cluster-ready: cp:pending, cp:nt:due and cp:nt:dead (and cp:award_wd in `carepass
+ * Not yet Cluster-ready: cp:pending, cp:{outbox}, cp:nt:due and cp:nt:dead (and cp:award_wd in `carepass
  * reindex`) are single keys that Lua scripts touch together with per-entity keys; sharding them is
  * future work.
  */
@@ -93,6 +99,7 @@ const char *cp_key_reg_indexed(cp_key_t *k, int shard);
 /* notify: deliveries, expiry schedule, subscriptions, the worker's profile. */
 const char *cp_key_nt_delivery(cp_key_t *k, const char *webhook_id);
 const char *cp_key_nt_due(void);
+const char *cp_key_outbox(void);
 const char *cp_key_nt_dead(void);
 const char *cp_key_exp_due(void);
 const char *cp_key_exp_lease(void);

@@ -23,6 +23,10 @@
  *                           the hash and its first cp:exp:due score and writes the tombstone; notify
  *                           (services/notify/notify_expiry.c) alone moves stage / state=done, the
  *                           later cp:exp:due scores and cp:exp:lease, and sends the notices.
+ * Live only (PROJ_LIVE): the notice the entry owes, record.committed (records, awards) or
+ * record.revoked, in the outbox (cp_outbox.h). The signer queues the chunk in one transaction with
+ * the indexed marker, so a notice is written once with its entry (again only if a reply was lost:
+ * a harmless duplicate, webhook ids are deterministic); a replay writes none.
  * Replayed only (PROJ_REPLAY), because live they are written before the commit by the service
  * that decides them and they must not be written again at commit (a replay of the signer's last
  * batches after a crash would undo later decisions):

@@ -45,6 +45,8 @@ typedef enum {
   CP_R_LABEL_TOO_LONG,         // longer than its limit
   CP_R_LABEL_CONTROL_CHAR,     // a control, invisible or line-separator character (or NUL)
   CP_R_LABEL_BIDI_CONTROL,     // a bidirectional control (U+202A-202E, U+2066-2069, U+200E/F, U+061C)
+  /* per event: back-pressure (intake, gateway) */
+  CP_R_BUSY,                   // notifications owed are at OUTBOX_MAX: not stored; resend later
   CP_R__COUNT
 } cp_reason_t;
 

@@ -93,6 +93,13 @@ void cp_redis_pipe_arg(cp_redis_pipe_t *p, const char *s);
 void cp_redis_pipe_argn(cp_redis_pipe_t *p, const char *s, size_t len);
 void cp_redis_pipe_argf(cp_redis_pipe_t *p, const char *fmt, ...) CP_PRINTF(2, 3);
 
+/* A transaction: commands queued between tx_begin (MULTI) and tx_end (EXEC) run atomically,
+ * and their handles read their own replies (from EXEC's array) as any other command. One per
+ * round. A script that got NOSCRIPT inside it (the server's cache flushed under an open
+ * connection) is run again alone by exec, so queue only commands that may run twice. */
+cp_redis_handle_t cp_redis_pipe_tx_begin(cp_redis_pipe_t *p);
+cp_redis_handle_t cp_redis_pipe_tx_end(cp_redis_pipe_t *p);
+
 /* Send every queued command, read every reply. 0 = all replies read; -1 = the connection
  * failed (errstr says why; commands kept, no replies). An empty pipe is 0 without I/O. */
 int cp_redis_pipe_exec(cp_redis_pipe_t *p, cp_redis_t *r) CP_WUR;

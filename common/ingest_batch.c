@@ -8,6 +8,7 @@
 
 #include "cp_codec.h"
 #include "cp_dates.h"
+#include "cp_outbox.h"
 #include "cp_utf8.h"
 
 #define REUSED_MESSAGE                                                                   \
@@ -41,6 +42,8 @@ int ing_batch_take(const ing_edge_t *edge, const char *provider, bool committed,
   char (*digest)[65] = cp_xcalloc(n, sizeof *digest);
   uint8_t **packed = cp_xcalloc(n, sizeof *packed);
   size_t *packed_len = cp_xcalloc(n, sizeof *packed_len);
+  uint8_t **notice = cp_xcalloc(n, sizeof *notice);
+  size_t *notice_len = cp_xcalloc(n, sizeof *notice_len);
   size_t *which = cp_xcalloc(n, sizeof *which); /* claim slot -> event index */
   ing_claim_req_t *creq = cp_xcalloc(n, sizeof *creq);
   ing_claim_t *claim = cp_xcalloc(n, sizeof *claim);
@@ -77,7 +80,11 @@ int ing_batch_take(const ing_edge_t *edge, const char *provider, bool committed,
     pe[i].received_at = now;
     pe[i].reply_to = (char *)edge->reply_to;
     if (cp_pb_pack(&pe[i].base, &packed[i], &packed_len[i]) != 0) goto internal;
-    creq[nclaim] = (ing_claim_req_t){pe[i].provider_event_id, digest[i], packed[i], packed_len[i]};
+    Carepass__V1__NotifyJob job;
+    ing_accepted_job(&pe[i], &job);
+    if (cp_outbox_pack(&job, &notice[i], &notice_len[i]) != 0) goto internal;
+    creq[nclaim] = (ing_claim_req_t){pe[i].provider_event_id, digest[i], packed[i], packed_len[i],
+                                     notice[i], notice_len[i]};
     which[nclaim++] = i;
     continue;
   internal:
@@ -85,7 +92,7 @@ int ing_batch_take(const ing_edge_t *edge, const char *provider, bool committed,
   }
 
   if (nclaim > 0 &&
-      ing_store_claim(edge->redis, edge->redrive_after_ms, provider, creq, nclaim, claim) != 0)
+      ing_store_claim(edge->redis, edge->redrive_after_ms, edge->outbox_max, provider, creq, nclaim, claim) != 0)
     goto done;
 
   for (size_t k = 0; k < nclaim; k++) {
@@ -94,6 +101,10 @@ int ing_batch_take(const ing_edge_t *edge, const char *provider, bool committed,
     const ing_claim_t *c = &claim[k];
     if (c->reused) {
       answer_reject(a, CP_R_EVENT_ID_REUSED, REUSED_MESSAGE);
+      continue;
+    }
+    if (c->busy) {   /* not stored: the same event sent again later is taken in */
+      answer_reject(a, CP_R_BUSY, NULL);
       continue;
     }
     if (c->is_new) edge->forward(edge->arg, &pe[i], packed[i], packed_len[i]);
@@ -111,7 +122,10 @@ int ing_batch_take(const ing_edge_t *edge, const char *provider, bool committed,
   rc = 0;
 done:
   for (size_t k = 0; k < nclaim; k++) ing_claim_clear(&claim[k]);
-  for (size_t i = 0; i < n; i++) free(packed[i]);
+  for (size_t i = 0; i < n; i++) {
+    free(packed[i]);
+    free(notice[i]);
+  }
   ing_shape_wipe(shape, n);
   sodium_memzero(pseudo, n * sizeof *pseudo);
   free(shape);
@@ -120,6 +134,8 @@ done:
   free(digest);
   free(packed);
   free(packed_len);
+  free(notice);
+  free(notice_len);
   free(which);
   free(creq);
   free(claim);

@@ -9,17 +9,22 @@
 
 #include "cp_keys.h"
 #include "cp_log.h"
+#include "cp_outbox.h"
 
-/* Claim one event atomically.
- * KEYS[1] cp:ev:{p:e}  KEYS[2] cp:pending
+/* Claim one event atomically: a new event is stored, scheduled for redrive and its
+ * event.accepted notice added to the outbox, all in this one script.
+ * KEYS[1] cp:ev:{p:e}  KEYS[2] cp:pending  KEYS[3] cp:{outbox}
  * ARGV[1] digest  ARGV[2] PendingEvent bytes  ARGV[3] now (unix ms)
- * ARGV[4] redrive time (unix ms)  ARGV[5] pending member "p:e"
- * -> {"new"} | {"reused"} | {state, reason, msg, index} */
-static cp_redis_script_t claim_script = CP_REDIS_SCRIPT("claim event", 2,
+ * ARGV[4] redrive time (unix ms)  ARGV[5] pending member "p:e"  ARGV[6] packed event.accepted job
+ * ARGV[7] OUTBOX_MAX
+ * -> {"new"} | {"busy"} (outbox full: nothing stored) | {"reused"} | {state, reason, msg, index} */
+static cp_redis_script_t claim_script = CP_REDIS_SCRIPT("claim event", 3,
     "local s = redis.call('HMGET', KEYS[1], 'state', 'digest', 'reason', 'msg', 'index')\n"
     "if not s[1] then\n"
+    "  if " CP_OUTBOX_LUA_FULL("KEYS[3]", "ARGV[7]") " then return {'busy'} end\n"
     "  redis.call('HSET', KEYS[1], 'state', 'accepted', 'digest', ARGV[1], 'pending', ARGV[2], 't', ARGV[3])\n"
     "  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])\n"
+    "  " CP_OUTBOX_LUA_ADD("KEYS[3]", "ARGV[6]")
     "  return {'new'}\n"
     "end\n"
     "if s[2] ~= ARGV[1] then return {'reused'} end\n"
@@ -53,31 +58,33 @@ void ing_claim_clear(ing_claim_t *c) {
 }
 
 /* Queue the claim of every event; handles[i] for reqs[i]. */
-static void queue_claims(cp_redis_pipe_t *p, int64_t redrive_after_ms, const char *provider,
+static void queue_claims(cp_redis_pipe_t *p, int64_t redrive_after_ms, int64_t outbox_max, const char *provider,
                          const ing_claim_req_t *reqs, size_t n, cp_redis_handle_t *handles) {
   int64_t now = cp_now_ms();
-  char now_s[24], due_s[24];
+  char now_s[24], due_s[24], max_s[24];
   snprintf(now_s, sizeof now_s, "%" PRId64, now);
   snprintf(due_s, sizeof due_s, "%" PRId64, now + redrive_after_ms);
+  snprintf(max_s, sizeof max_s, "%" PRId64, outbox_max);
   for (size_t i = 0; i < n; i++) {
     cp_key_t key, member;
-    const char *argv[] = {cp_key_event(&key, provider, reqs[i].event_id), cp_key_pending(), reqs[i].digest,
-                          (const char *)reqs[i].pending, now_s, due_s,
-                          cp_key_pending_member(&member, provider, reqs[i].event_id)};
+    const char *argv[] = {cp_key_event(&key, provider, reqs[i].event_id), cp_key_pending(), cp_key_outbox(),
+                          reqs[i].digest, (const char *)reqs[i].pending, now_s, due_s,
+                          cp_key_pending_member(&member, provider, reqs[i].event_id),
+                          (const char *)reqs[i].notice, max_s};
     size_t len[CP_ARRAY_LEN(argv)];
-    for (size_t k = 0; k < CP_ARRAY_LEN(argv); k++)
-      len[k] = k == 3 ? reqs[i].pending_len : strlen(argv[k]); /* argv[3] is binary */
+    for (size_t k = 0; k < CP_ARRAY_LEN(argv); k++)   /* argv[4] and argv[8] are binary */
+      len[k] = k == 4 ? reqs[i].pending_len : k == 8 ? reqs[i].notice_len : strlen(argv[k]);
     handles[i] = cp_redis_pipe_script(p, &claim_script, (int)CP_ARRAY_LEN(argv), argv, len);
   }
 }
 
-int ing_store_claim(cp_redis_t *r, int64_t redrive_after_ms, const char *provider,
+int ing_store_claim(cp_redis_t *r, int64_t redrive_after_ms, int64_t outbox_max, const char *provider,
                     const ing_claim_req_t *reqs, size_t n, ing_claim_t *out) {
   if (n == 0) return 0;
   cp_redis_pipe_t *p = cp_redis_pipe_new();
   cp_redis_handle_t *h = cp_xcalloc(n, sizeof *h);
   int rc = -1;
-  queue_claims(p, redrive_after_ms, provider, reqs, n, h);
+  queue_claims(p, redrive_after_ms, outbox_max, provider, reqs, n, h);
   /* The claim is idempotent, so a failed pipeline can be run again after a reconnect (the layer
    * loads the script on a new connection, and reruns a NOSCRIPT with its source). */
   if (cp_redis_pipe_exec(p, r) != 0 && (cp_redis_reconnect(r) != 0 || cp_redis_pipe_exec(p, r) != 0)) {
@@ -96,6 +103,8 @@ int ing_store_claim(cp_redis_t *r, int64_t redrive_after_ms, const char *provide
     if (cp_redis_reply_is_str(s, "new")) {
       out[i].is_new = true;
       out[i].st = ING_ST_ACCEPTED;
+    } else if (cp_redis_reply_is_str(s, "busy")) {
+      out[i].busy = true;
     } else if (cp_redis_reply_is_str(s, "reused")) {
       out[i].reused = true;
     } else {

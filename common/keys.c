@@ -46,6 +46,7 @@ const char *cp_key_reg_indexed(cp_key_t *k, int shard) { return build(k, CP_KEY_
 
 const char *cp_key_nt_delivery(cp_key_t *k, const char *id) { return build(k, "cp:nt:d:{%s}", id); }
 const char *cp_key_nt_due(void) { return "cp:nt:due"; }
+const char *cp_key_outbox(void) { return "cp:{outbox}"; }
 const char *cp_key_nt_dead(void) { return "cp:nt:dead"; }
 const char *cp_key_exp_due(void) { return "cp:exp:due"; }
 const char *cp_key_exp_lease(void) { return "cp:exp:lease"; }

@@ -11,6 +11,8 @@
 #include "cp_dates.h"
 #include "cp_ingest.h"
 #include "cp_keys.h"
+#include "cp_log.h"
+#include "cp_outbox.h"
 
 #define AWARDS_PER_CODE 4   /* derived awards one code may count towards (the Care Certificate needs 1) */
 
@@ -306,6 +308,25 @@ static void queue_award_state(const proj_t *p, cp_redis_pipe_t *pipe, const char
   }
 }
 
+/* The notice a committed record, award or revocation owes (live only): record.committed or
+ * record.revoked into the outbox, in the caller's transaction with the rest of the entry. */
+static void queue_notice(cp_redis_pipe_t *pipe, uint64_t index, const Carepass__V1__PassportEntry *pe) {
+  Carepass__V1__NotifyJob job = CAREPASS__V1__NOTIFY_JOB__INIT;
+  job.type = (char *)(IS(pe, REVOCATION) ? "record.revoked" : "record.committed");
+  job.provider_id = pe->provider_id;
+  job.provider_event_id = pe->provider_event_id;
+  job.reason_code = pe->reason_code;
+  job.entry_index = index;
+  job.qualification_code = pe->qualification_code;
+  job.worker_pseudonym = pe->worker_pseudonym;
+  job.occurred_at = pe->issued_at * 1000;   /* issued_at is in seconds */
+  job.completion_date = pe->completion_date;
+  job.valid_until = pe->valid_until;
+  job.revokes_index = pe->revokes_index;
+  if (cp_outbox_add(pipe, &job) != 0)
+    cp_log_error("notice of a committed entry could not be packed; not sent", CP_KV_INT("index", index), CP_KV_END);
+}
+
 void proj_entry(proj_t *p, cp_redis_pipe_t *pipe, uint64_t index, const Carepass__V1__PassportEntry *pe,
                 const Carepass__V1__PassportEntry *target) {
   if (IS(pe, KEY)) return;   /* key history: no event, no worker */
@@ -340,4 +361,5 @@ void proj_entry(proj_t *p, cp_redis_pipe_t *pipe, uint64_t index, const Carepass
     queue_exp_schedule(p, pipe, index, pe, hex);
   }
   if (p->mode == PROJ_REPLAY) queue_award_state(p, pipe, ev.s, hex, pe, target);
+  else queue_notice(pipe, index, pe);
 }

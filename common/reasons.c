@@ -46,6 +46,7 @@ static const reason_t reasons[CP_R__COUNT] = {
   R(LABEL_TOO_LONG, "The label is longer than its limit; shorten it and send the request again."),
   R(LABEL_CONTROL_CHAR, "The label contains a control, invisible or line-separator character; send plain printable text."),
   R(LABEL_BIDI_CONTROL, "The label contains a bidirectional control character (U+202A-202E, U+2066-2069, U+200E, U+200F or U+061C), which can make text show differently from what it says; remove it."),
+  R(BUSY, "carepass is holding more notifications than it can deliver right now, so this event was not stored; send it again in a few minutes (resending is safe)."),
 };
 
 #undef R

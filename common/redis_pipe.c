@@ -32,6 +32,9 @@ struct cp_redis_pipe {
   redisReply **replies;       // after exec: one per command
   size_t nreplies;            // replies held (0 or ncmds)
   uint32_t gen;               // resets so far (stamped on handles)
+  bool tx;                    // a MULTI ... EXEC block is queued (at most one per round)
+  size_t tx_multi;            // position of its MULTI
+  size_t tx_exec;             // position of its EXEC (SIZE_MAX while open)
 };
 
 static void grow(void **buf, size_t *cap, size_t need, size_t size, size_t first) {
@@ -58,6 +61,7 @@ void cp_redis_pipe_reset(cp_redis_pipe_t *p) {
   p->nargs = 0;
   p->argslen = 0;
   p->resplen = 0;
+  p->tx = false;
   p->gen++;
 }
 
@@ -237,10 +241,45 @@ int cp_redis_pipe_load_scripts(cp_redis_pipe_t *p, cp_redis_t *r, char *err, siz
   return rc;
 }
 
+cp_redis_handle_t cp_redis_pipe_tx_begin(cp_redis_pipe_t *p) {
+  assert(!p->tx);   /* one transaction per round */
+  cp_redis_handle_t h = cp_redis_pipe_cmd(p, "MULTI");
+  p->tx = true;
+  p->tx_multi = h.i;
+  p->tx_exec = SIZE_MAX;
+  return h;
+}
+
+cp_redis_handle_t cp_redis_pipe_tx_end(cp_redis_pipe_t *p) {
+  assert(p->tx && p->tx_exec == SIZE_MAX);
+  cp_redis_handle_t h = cp_redis_pipe_cmd(p, "EXEC");
+  p->tx_exec = h.i;
+  return h;
+}
+
+/* Give each command of the transaction its own reply: EXEC's array element k goes to the k-th
+ * command after MULTI (which was answered QUEUED), so handles read the real replies. When EXEC
+ * failed (EXECABORT: nothing ran) its error reply stays, and each command keeps QUEUED or the
+ * error it was refused with. */
+static void tx_unwrap(cp_redis_pipe_t *p) {
+  if (!p->tx || p->tx_exec == SIZE_MAX || p->tx_exec >= p->nreplies) return;
+  redisReply *ex = p->replies[p->tx_exec];
+  size_t inside = p->tx_exec - p->tx_multi - 1;
+  if (ex->type != REDIS_REPLY_ARRAY || ex->elements != inside) return;
+  for (size_t k = 0; k < inside; k++) {
+    size_t at = p->tx_multi + 1 + k;
+    freeReplyObject(p->replies[at]);
+    p->replies[at] = ex->element[k];
+    ex->element[k] = NULL;   /* freeReplyObject(NULL) does nothing */
+  }
+}
+
 void cp_redis_pipe_take_replies(cp_redis_pipe_t *p, redisReply **replies, size_t n) {
   assert(p->nreplies == 0 && n == p->ncmds);
+  assert(!p->tx || p->tx_exec != SIZE_MAX);   /* a transaction is closed before it is sent */
   p->replies = replies;
   p->nreplies = n;
+  tx_unwrap(p);
 }
 
 int cp_redis_pipe_fix_noscript(cp_redis_pipe_t *p, cp_redis_t *r, char *err, size_t errlen) {

@@ -10,7 +10,8 @@
 #include "cp_log.h"
 #include "cp_service.h"
 
-/* The three queues: producers connect to *_IN, consumers to *_OUT. */
+/* The two queues: producers connect to *_IN, consumers to *_OUT. (Notifications do not travel
+ * on the bus: they go through the outbox stream in Redis, common/cp_outbox.h.) */
 static const struct {
   const char *name;   // queue name
   int ftype;          // producer-side socket type
@@ -19,7 +20,6 @@ static const struct {
   cp_opt_t out;       // config option of the consumer-side endpoint
 } queues[] = {
     {"verify", ZMQ_PULL, CP_OPT_BUS_VERIFY_IN, ZMQ_PUSH, CP_OPT_BUS_VERIFY_OUT},
-    {"notify", ZMQ_PULL, CP_OPT_BUS_NOTIFY_IN, ZMQ_PUSH, CP_OPT_BUS_NOTIFY_OUT},
     {"results", ZMQ_XSUB, CP_OPT_BUS_RESULTS_IN, ZMQ_XPUB, CP_OPT_BUS_RESULTS_OUT},
 };
 

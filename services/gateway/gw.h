@@ -146,6 +146,7 @@ typedef struct {
   size_t max_batch;         // MAX_BATCH: most events in one POST /v1/events
   int64_t ack_timeout_ms;   // ACK_TIMEOUT_MS: longest wait of ?ack=committed
   int64_t redrive_after_ms; // REDRIVE_AFTER_MS: when intake's redrive re-sends an accepted event
+  int64_t outbox_max;       // OUTBOX_MAX: the claim answers BUSY at this outbox length
   char redis_host[256];     // REDIS_HOST
   int redis_port;           // REDIS_PORT
   int redis_timeout_ms;     // REDIS_TIMEOUT_MS
@@ -175,7 +176,6 @@ struct gw {
   pthread_mutex_t reg_lock;                // serialises every use of reg (reg_log_t is not thread-safe)
   void *zctx;                              // ZeroMQ context
   void *verify_push;                       // PUSH to BUS_VERIFY_IN; guarded by push_lock
-  void *notify_push;                       // PUSH to BUS_NOTIFY_IN (event.accepted notices); guarded by push_lock
   pthread_mutex_t push_lock;               // zmq sockets are not thread-safe
   gw_metrics_t *metrics;                   // counters and histograms (internally locked)
   struct gw_waiter *waiter;                // helper thread answering ?ack=committed requests (gw_wait.h)

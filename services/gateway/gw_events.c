@@ -163,18 +163,15 @@ static json_t *parse_events(gw_req_t *req, bool ndjson) {
   return arr;
 }
 
-/* ing_edge_t.forward for HTTP threads: the sockets are shared, so one lock around both pushes;
- * never block (a full queue leaves the event in cp:pending for redrive), count what failed. */
+/* ing_edge_t.forward for HTTP threads: the socket is shared, so a lock around the push; never
+ * block (a full queue leaves the event in cp:pending for redrive), count what failed. */
 static void forward_new(void *arg, const Carepass__V1__PendingEvent *pe, const uint8_t *packed, size_t len) {
+  (void)pe;
   gw_t *gw = arg;
-  Carepass__V1__NotifyJob job;
-  ing_accepted_job(pe, &job);
   pthread_mutex_lock(&gw->push_lock);
   bool pushed = zmq_send(gw->verify_push, packed, len, ZMQ_DONTWAIT) >= 0;
-  bool noticed = cp_zmq_send_pb(gw->notify_push, &job.base, ZMQ_DONTWAIT) == 0;
   pthread_mutex_unlock(&gw->push_lock);
   if (!pushed) gw_metric_add(gw, "carepass_gateway_verify_push_failed_total", "", 1);
-  if (!noticed) gw_metric_add(gw, "carepass_gateway_notices_dropped_total", "", 1);
 }
 
 /* Take the batch in with the pipeline every edge shares (ing_batch_take). -1 when Redis is unavailable. */
@@ -183,6 +180,7 @@ static int process(gw_req_t *req, gw_batch_t *b, Carepass__V1__CompletionEvent *
   ing_edge_t edge = {
     .redis = gw_redis(req),
     .redrive_after_ms = gw->cfg.redrive_after_ms,
+    .outbox_max = gw->cfg.outbox_max,
     .secret = gw->pseudonym_secret,
     .reply_to = "", /* the gateway reads final states from Redis, not a results topic */
     .forward = forward_new,

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cp_keys.h"
+#include "cp_outbox.h"
 #include "cp_log.h"
 
 #define GW_SERIES_MAX 1024     /* distinct name{labels} series (hash slots) */
@@ -159,6 +160,10 @@ void gw_metrics_describe_core(gw_t *gw) {
   gw_metric_describe(gw, "carepass_queue_pending", "gauge", "events accepted and not yet final (ZCARD cp:pending)");
   gw_metric_describe(gw, "carepass_webhook_due", "gauge", "webhook deliveries waiting for their next attempt (ZCARD cp:nt:due)");
   gw_metric_describe(gw, "carepass_webhook_dead", "gauge", "webhook deliveries in the dead-letter list (LLEN cp:nt:dead)");
+  gw_metric_describe(gw, "carepass_outbox_length", "gauge", "notifications owed and not yet stored as deliveries by notify (XLEN cp:{outbox}); alert above a tenth of CAREPASS_OUTBOX_MAX");
+  gw_metric_describe(gw, "carepass_outbox_pending", "gauge", "of those, read by a notify replica and not yet acknowledged");
+  gw_metric_describe(gw, "carepass_outbox_oldest_age_seconds", "gauge", "age of the oldest notification owed (0 when none); alert when it stays above 60");
+  gw_metric_describe(gw, "carepass_outbox_consumers", "gauge", "notify replicas known to the outbox's consumer group");
   gw_metric_describe(gw, "carepass_gateway_redis_up", "gauge", "1 when the gateway could read Redis for this scrape");
 }
 
@@ -208,6 +213,15 @@ static void scrape_redis(gw_req_t *req) {
       /* reported by carepass_gateway_redis_up 0 */
     }
     cp_redis_pipe_destroy(&pipe);
+    cp_outbox_stats_t ob;
+    if (up && cp_outbox_stats(r, cp_now_ms(), &ob) == 0) {
+      gw_metric_set(gw, "carepass_outbox_length", "", (double)ob.length);
+      gw_metric_set(gw, "carepass_outbox_pending", "", (double)ob.pending);
+      gw_metric_set(gw, "carepass_outbox_oldest_age_seconds", "", (double)ob.oldest_age_ms / 1000.0);
+      gw_metric_set(gw, "carepass_outbox_consumers", "", (double)ob.consumers);
+    } else {
+      up = false;
+    }
   }
   gw_metric_set(gw, "carepass_gateway_redis_up", "", up ? 1 : 0);
 }

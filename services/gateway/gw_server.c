@@ -64,6 +64,7 @@ static int load_config(gw_config_t *cfg, char *err, size_t errlen) {
   cfg->max_batch = (size_t)cp_cfg_int(CP_OPT_MAX_BATCH);
   cfg->ack_timeout_ms = cp_cfg_int(CP_OPT_ACK_TIMEOUT_MS);
   cfg->redrive_after_ms = cp_cfg_int(CP_OPT_REDRIVE_AFTER_MS);
+  cfg->outbox_max = cp_cfg_int(CP_OPT_OUTBOX_MAX);
   snprintf(cfg->redis_host, sizeof cfg->redis_host, "%s", cp_cfg_str(CP_OPT_REDIS_HOST));
   cfg->redis_port = (int)cp_cfg_int(CP_OPT_REDIS_PORT);
   cfg->redis_timeout_ms = (int)cp_cfg_int(CP_OPT_REDIS_TIMEOUT_MS);
@@ -103,8 +104,6 @@ int gw_new(gw_t **out, char *err, size_t errlen) {
   }
   gw->verify_push = cp_zmq_socket(gw->zctx, ZMQ_PUSH, cp_cfg_str(CP_OPT_BUS_VERIFY_IN), false, hwm, 0, err, errlen);
   if (gw->verify_push == NULL) goto err;
-  gw->notify_push = cp_zmq_socket(gw->zctx, ZMQ_PUSH, cp_cfg_str(CP_OPT_BUS_NOTIFY_IN), false, hwm, 0, err, errlen);
-  if (gw->notify_push == NULL) goto err;
   gw_keys_refresh(gw);
   gw_metrics_describe_core(gw);
   if (gw_waiter_new(&gw->waiter, gw, err, errlen) != 0) goto err;
@@ -151,7 +150,6 @@ void gw_destroy(gw_t **gwp) {
   gw_loops_destroy(&gw->loops);
   gw_waiter_destroy(&gw->waiter);
   cp_zmq_close(&gw->verify_push);
-  cp_zmq_close(&gw->notify_push);
   if (gw->zctx != NULL) zmq_ctx_term(gw->zctx);
   for (size_t i = 0; i < gw->nredis; i++) cp_redis_destroy(&gw->redis_all[i]);
   free(gw->redis_all);

@@ -31,7 +31,6 @@ typedef struct {
   void *ctx;                  // ZeroMQ context
   void *router;               // provider-facing ROUTER, CURVE server
   void *verify_push;          // PUSH connected to the verify queue (BUS_VERIFY_IN)
-  void *notify_push;          // PUSH connected to the notify queue (BUS_NOTIFY_IN)
   void *results_sub;          // SUB connected to BUS_RESULTS_OUT, subscribed to id
   cp_zap_t *zap;              // ZAP handler admitting registered provider keys
   prov_registry_t *providers; // provider registry; swapped on reload under reg_lock (the ZAP thread reads it)
@@ -46,10 +45,10 @@ typedef struct {
   size_t max_batch;           // MAX_BATCH
   int64_t ack_timeout_ms;     // ACK_TIMEOUT_MS
   int64_t redrive_after_ms;   // REDRIVE_AFTER_MS
+  int64_t outbox_max;         // OUTBOX_MAX: the claim answers BUSY at this outbox length
   intake_waits_t *waits;      // requests waiting for committed acks
   int64_t next_redrive_ms;    // monotonic ms of the next redrive scan
   uint64_t pushes_failed;     // events that could not be queued to verify (redrive resends them)
-  uint64_t notices_dropped;   // event.accepted jobs the notify queue would not take
 } intake_t;
 
 /* intake_server.c: lifecycle, run by cp_service_main (main.c). new: registry, Redis, sockets

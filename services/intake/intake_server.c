@@ -40,7 +40,8 @@
  * Otherwise SubmitReply.replies has one EventReply per event, in request order:
  *   ACCEPTED   durable in Redis, on its way to verify and the signer
  *   REJECTED   reason_code + message (shape checks here, rules in verify,
- *              EVENT_ID_REUSED when the id was used for different content)
+ *              EVENT_ID_REUSED when the id was used for different content; BUSY when the
+ *              notifications owed are at CAREPASS_OUTBOX_MAX: not stored, resend it later)
  *   COMMITTED  signed and in the register at entry_index
  * Ack levels: ACCEPTED (or UNSPECIFIED) answers at once. COMMITTED answers when
  * every event is final (COMMITTED or REJECTED) or after CAREPASS_ACK_TIMEOUT_MS,
@@ -146,6 +147,7 @@ int intake_new(intake_t **out, char *err, size_t errlen) {
   in->max_batch = (size_t)cp_cfg_int(CP_OPT_MAX_BATCH);
   in->ack_timeout_ms = cp_cfg_int(CP_OPT_ACK_TIMEOUT_MS);
   in->redrive_after_ms = cp_cfg_int(CP_OPT_REDRIVE_AFTER_MS);
+  in->outbox_max = cp_cfg_int(CP_OPT_OUTBOX_MAX);
   const char *id = cp_cfg_str(CP_OPT_INTAKE_ID);
   if (id[0] != '\0') {
     snprintf(in->id, sizeof in->id, "%s", id);
@@ -177,8 +179,6 @@ int intake_new(intake_t **out, char *err, size_t errlen) {
   if (make_router(in, sec, err, errlen) != 0) goto err;
   in->verify_push = cp_zmq_socket(in->ctx, ZMQ_PUSH, cp_cfg_str(CP_OPT_BUS_VERIFY_IN), false, hwm, 0, err, errlen);
   if (in->verify_push == NULL) goto err;
-  in->notify_push = cp_zmq_socket(in->ctx, ZMQ_PUSH, cp_cfg_str(CP_OPT_BUS_NOTIFY_IN), false, hwm, 0, err, errlen);
-  if (in->notify_push == NULL) goto err;
   in->results_sub = cp_zmq_socket(in->ctx, ZMQ_SUB, cp_cfg_str(CP_OPT_BUS_RESULTS_OUT), false, hwm, 0, err, errlen);
   if (in->results_sub == NULL) goto err;
   if (zmq_setsockopt(in->results_sub, ZMQ_SUBSCRIBE, in->id, strlen(in->id)) != 0) {
@@ -204,7 +204,6 @@ void intake_destroy(intake_t **inp) {
   intake_waits_destroy(&in->waits);
   cp_zmq_close(&in->router);
   cp_zmq_close(&in->verify_push);
-  cp_zmq_close(&in->notify_push);
   cp_zmq_close(&in->results_sub);
   cp_zap_stop(&in->zap);
   if (in->ctx != NULL) zmq_ctx_term(in->ctx);
@@ -227,13 +226,13 @@ static void reply_error(intake_t *in, intake_req_t *req, cp_reason_t code, const
               CP_KV_INT("ms", cp_mono_ms() - req->started_ms), CP_KV_END);
 }
 
-/* ing_edge_t.forward: both pushes are best effort (intake_forward.c counts the failures). */
+/* ing_edge_t.forward: the push is best effort (intake_forward.c counts the failures). */
 static void forward_new(void *arg, const Carepass__V1__PendingEvent *pe, const uint8_t *packed, size_t len) {
+  (void)pe;
   intake_t *in = arg;
   if (intake_forward_verify(in, packed, len) != 0) {
     /* queue full or bus down: the event is durable; the redrive scan sends it */
   }
-  intake_forward_accepted(in, pe);
 }
 
 /* Per-event work for a decoded, authenticated request (ing_batch_take: shape, pseudonymise,
@@ -243,6 +242,7 @@ static int process_events(intake_t *in, intake_req_t *req, const Carepass__V1__S
   ing_edge_t edge = {
     .redis = in->redis,
     .redrive_after_ms = in->redrive_after_ms,
+    .outbox_max = in->outbox_max,
     .secret = in->secret,
     .reply_to = req->committed ? in->id : "", /* results come back on our topic while we wait */
     .forward = forward_new,

@@ -1,5 +1,6 @@
 /* notify_fanout.c -- record.revoked / record.expiring / record.expired to the provider,
  * the worker's subscribed employers and the worker's own webhook. */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +139,8 @@ struct nt_plan {
   cp_redis_handle_t *creates; // round 3: the create calls, one per CREATE_PER_CALL deliveries
   size_t ncreates;          // entries used in creates
   int64_t now_ms;           // unix ms of the run (created, expiry test of subscriptions)
+  nt_plan_tail_fn tail;     // the caller's round-3 commands after the creates (NULL = none)
+  void *tail_arg;           // passed to tail
 };
 
 nt_plan_t *nt_plan_new(void) {
@@ -372,6 +375,11 @@ static int run_round(cp_redis_pipe_t *pipe, cp_redis_t *r, const char *what, cha
   return 0;
 }
 
+void nt_plan_set_tail(nt_plan_t *p, nt_plan_tail_fn fn, void *arg) {
+  p->tail = fn;
+  p->tail_arg = arg;
+}
+
 int nt_plan_run(nt_plan_t *p, cp_redis_t *r, int64_t now_ms, char *err, size_t errlen) {
   p->now_ms = now_ms;
   /* The caller's round-1 commands may already be queued; reads go after them. */
@@ -381,9 +389,14 @@ int nt_plan_run(nt_plan_t *p, cp_redis_t *r, int64_t now_ms, char *err, size_t e
   plan_sub_t *subs = queue_subs(p, &nsubs);
   int rc = run_round(p->subs, r, "reading subscriptions", err, errlen);
   if (rc == 0) {
+    assert(cp_redis_pipe_count(p->create) == 0);
+    (void)cp_redis_pipe_tx_begin(p->create);
     plan_recipients(p, subs, nsubs);
     queue_creates(p);
+    if (p->tail != NULL) p->tail(p->create, p->tail_arg);
+    (void)cp_redis_pipe_tx_end(p->create);
     rc = run_round(p->create, r, "storing deliveries", err, errlen);
+    if (rc == 0 && cp_redis_pipe_check(p->create, "storing deliveries", err, errlen) != 0) rc = -1;
     for (size_t c = 0, i = 0; rc == 0 && c < p->ncreates; c++) {
       const redisReply *rep = cp_redis_pipe_reply(p->create, p->creates[c]);
       if (rep && rep->type == REDIS_REPLY_ERROR) {

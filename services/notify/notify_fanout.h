@@ -44,7 +44,9 @@ int nt_delivery_create(cp_redis_t *r, const char *id, const char *url, const cha
 /* A plan: the deliveries of many jobs and record events, stored in three pipelined
  * round trips whatever their number: (1) every event's subscription set and worker profile, (2) every subscription hash,
  * (3) clean-up of dead subscriptions and the creates (one script call per 128
- * deliveries; existing ids are left alone). nt_plan_run once per plan. */
+ * deliveries; existing ids are left alone), then the caller's tail (nt_plan_set_tail), all of
+ * round 3 in one MULTI/EXEC: a plan's effects are stored together or not at all. nt_plan_run
+ * once per plan. */
 typedef struct nt_plan nt_plan_t;
 
 nt_plan_t *nt_plan_new(void);
@@ -60,6 +62,10 @@ void nt_plan_event(nt_plan_t *p, const struct prov_registry *providers, const nt
 /* Run the three rounds. -1 when Redis failed or a create failed (nothing is lost:
  * ids are deterministic and creates idempotent, so the caller runs a new plan later). */
 int nt_plan_run(nt_plan_t *p, cp_redis_t *r, int64_t now_ms, char *err, size_t errlen) CP_WUR;
+/* Commands the caller queues on round 3's pipe after the creates, in their transaction (the
+ * outbox acknowledgement of the jobs planned). Called once per run, before it is sent. */
+typedef void (*nt_plan_tail_fn)(cp_redis_pipe_t *pipe, void *arg);
+void nt_plan_set_tail(nt_plan_t *p, nt_plan_tail_fn fn, void *arg);
 size_t nt_plan_size(const nt_plan_t *p);
 /* After the run: was delivery i new? How many new ones carry tag (-1 = any)? */
 bool nt_plan_created(const nt_plan_t *p, size_t i);

@@ -10,6 +10,7 @@
 #include "cp_catalogue.h"
 #include "cp_crypto.h"
 #include "cp_log.h"
+#include "cp_outbox.h"
 #include "cp_redis.h"
 #include "notify_async.h"
 #include "notify_deliver.h"
@@ -18,7 +19,6 @@
 #include "notify_service.h"
 #include "carepass/v1/internal.pb-c.h"
 
-#define NT_JOBS_PER_TURN 256     /* most bus messages taken per loop turn */
 #define NT_WAIT_MS 50            /* longest wait in one loop turn */
 #define NT_CLAIM_EVERY_MS 50     /* how often to look for due deliveries when idle */
 #define NT_DRAIN_MS 5000         /* at shutdown, wait this long for in-flight deliveries */
@@ -27,7 +27,7 @@
 
 /* Counters (exported in the stats log line; /metrics later). */
 typedef struct {
-  uint64_t jobs;               // NotifyJobs received
+  uint64_t jobs;               // NotifyJobs read from the outbox
   uint64_t jobs_invalid;       // jobs that did not unpack or check
   uint64_t no_target;          // jobs whose provider has no webhook URL (nothing to deliver)
   uint64_t created;            // deliveries created
@@ -38,15 +38,13 @@ typedef struct {
   uint64_t redis_errors;       // Redis failures
   uint64_t fanout;             // deliveries created for subscribers, workers and expiries
   uint64_t expiry_records;     // records handled by the expiry scanner
+  uint64_t outbox_taken_over;  // outbox entries taken over from a replica past its lease
 } nt_stats_t;
 
 struct nt_service {
   cp_signkey_t key;            // webhook signing key
   prov_registry_t *providers;  // provider registry (webhook URLs)
   cp_redis_t *redis;           // Redis connection
-  void *zctx;                  // ZeroMQ context
-  void *pull;                  // PULL socket connected to BUS_NOTIFY_OUT
-  int zfd;                     // ZMQ_FD of pull, waited on together with curl's sockets
   nt_deliverer_t *dlv;         // libcurl multi deliverer
   nt_sched_t *sched;           // claimed deliveries waiting for a slot of their endpoint
   int max_attempts;            // WEBHOOK_MAX_ATTEMPTS (0 = no count limit)
@@ -58,9 +56,13 @@ struct nt_service {
   int64_t backoff_ms;          // WEBHOOK_BACKOFF_MS
   int64_t backoff_max_ms;      // WEBHOOK_BACKOFF_MAX_MS
   int64_t lease_ms;            // visibility timeout of a claim
-  Carepass__V1__NotifyJob **held; // jobs pulled but not yet stored (NT_JOBS_PER_TURN slots)
-  size_t nheld;                // jobs in held (kept while Redis is down, stored as one batch)
-  bool more_jobs;              // the last turn left jobs on the bus: do not wait next turn
+  char consumer[200];          // this replica's consumer name in the outbox group (<host>-<pid>)
+  int64_t outbox_lease_ms;     // NOTIFY_OUTBOX_LEASE_MS: entries held longer are taken over
+  bool outbox_group;           // the consumer group is known to exist
+  bool outbox_reread;          // read this consumer's unacknowledged entries before new ones
+  int64_t next_autoclaim;      // monotonic ms of the next XAUTOCLAIM pass
+  char autoclaim_cursor[CP_OUTBOX_ID_MAX]; // where the XAUTOCLAIM pass stands ("0-0" = from the start)
+  bool more_jobs;              // the last turn left entries in the outbox: do not wait next turn
   nt_mark_t *marks;            // outcomes not yet recorded in Redis (sent once per loop turn)
   size_t nmarks;               // entries used in marks
   size_t markcap;              // entries allocated in marks

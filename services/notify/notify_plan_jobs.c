@@ -1,16 +1,14 @@
-/* notify_plan_jobs.c -- job planning: NotifyJobs from the bus become one plan of
- * deliveries (the provider's, subscribers', the worker's). */
-#include <errno.h>
+/* notify_plan_jobs.c -- job planning: NotifyJobs read from the outbox become one plan of
+ * deliveries (the provider's, subscribers', the worker's), stored with their acknowledgement. */
 #include <stdlib.h>
 #include <string.h>
-#include <zmq.h>
 #include "notify_plan_jobs.h"
 #include "notify_fanout.h"
 #include "notify_jobs.h"
 #include "notify_sign.h"
 #include "cp_codec.h"
 #include "cp_log.h"
-#include "cp_zmq.h"
+#include "cp_outbox.h"
 
 #define TAG_PROVIDER 0   /* plan tag: a job's delivery to its provider */
 #define TAG_FANOUT   1   /* plan tag: subscribers and the worker's own webhook */
@@ -59,19 +57,29 @@ static void plan_record_effects(nt_service_t *s, nt_plan_t *plan, const Carepass
   nt_plan_event(plan, s->providers, &ev, true, now_ms, TAG_FANOUT);
 }
 
-/* Turn a batch of jobs into their deliveries with one plan (three round trips for the
- * whole batch). 0 = done with every job (stored, duplicate or nothing to deliver);
- * -1 = Redis failed, keep the jobs and try again later (every step is idempotent:
- * deterministic ids, create-if-new). */
-static int store_jobs(nt_service_t *s, Carepass__V1__NotifyJob **jobs, size_t n) {
+/* The plan's tail: acknowledge and delete the outbox entries whose jobs it stores. */
+typedef struct {
+  const char *const *ids;   // outbox entry ids
+  size_t n;                 // how many
+} ack_t;
+
+static void queue_ack(cp_redis_pipe_t *pipe, void *arg) {
+  const ack_t *a = arg;
+  cp_outbox_ack(pipe, a->ids, a->n);
+}
+
+int nt_jobs_store(nt_service_t *s, Carepass__V1__NotifyJob *const *jobs, size_t n, const char *const *ack,
+                  size_t nack) {
   char err[CP_ERRLEN];
   int64_t now_ms = cp_now_ms();
   nt_plan_t *plan = nt_plan_new();
-  size_t *pidx = cp_xcalloc(n, sizeof *pidx);
+  size_t *pidx = cp_xcalloc(n ? n : 1, sizeof *pidx);
   for (size_t i = 0; i < n; i++) {
     pidx[i] = plan_provider_delivery(s, plan, jobs[i], now_ms);
     plan_record_effects(s, plan, jobs[i], now_ms);
   }
+  ack_t a = {ack, nack};
+  nt_plan_set_tail(plan, queue_ack, &a);
   int rc = nt_plan_run(plan, s->redis, now_ms, err, sizeof err);
   if (rc < 0) {
     nt_loop_redis_failed(s, err);
@@ -99,63 +107,4 @@ done:
   free(pidx);
   nt_plan_destroy(&plan);
   return rc;
-}
-
-void nt_jobs_free_held(nt_service_t *s) {
-  for (size_t i = 0; i < s->nheld; i++) protobuf_c_message_free_unpacked(&s->held[i]->base, NULL);
-  s->nheld = 0;
-}
-
-/* Take jobs from the bus (up to NT_JOBS_PER_TURN, stored as one batch). Returns true
- * when more may be waiting right now. */
-bool nt_jobs_take(nt_service_t *s) {
-  char err[CP_ERRLEN];
-  if (s->nheld) {   /* a batch Redis could not take: nothing more is pulled until it is stored */
-    if (nt_loop_redis_paused(s) || store_jobs(s, s->held, s->nheld) < 0) return false;
-    nt_jobs_free_held(s);
-  }
-  if (nt_loop_redis_paused(s)) return false;   /* leave jobs queued in ZeroMQ meanwhile */
-  bool more = true;
-  while (s->nheld < NT_JOBS_PER_TURN) {
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    if (cp_zmq_recv_frame(s->pull, &buf, &len, ZMQ_DONTWAIT) < 0) {
-      if (errno != EAGAIN && errno != EINTR)
-        cp_log_warn("bus receive failed", CP_KV_STR("error", zmq_strerror(errno)), CP_KV_END);
-      more = false;
-      break;
-    }
-    s->st.jobs++;
-    Carepass__V1__NotifyJob *job = (Carepass__V1__NotifyJob *)cp_pb_unpack(
-        &carepass__v1__notify_job__descriptor, buf, len, NT_MAX_JOB_BYTES, err, sizeof err);
-    free(buf);
-    if (!job) {
-      s->st.jobs_invalid++;
-      cp_log_warn("bad NotifyJob dropped", CP_KV_STR("error", err), CP_KV_END);
-      continue;
-    }
-    if (nt_job_check(job, err, sizeof err) < 0) {
-      s->st.jobs_invalid++;
-      cp_log_warn("bad NotifyJob dropped", CP_KV_STR("error", err), CP_KV_END);
-      protobuf_c_message_free_unpacked(&job->base, NULL);
-      continue;
-    }
-    s->held[s->nheld++] = job;
-  }
-  if (s->nheld == 0) return more;
-  if (store_jobs(s, s->held, s->nheld) < 0) return false;   /* kept in held for the next try */
-  nt_jobs_free_held(s);
-  return more;
-}
-
-void nt_jobs_store_held(nt_service_t *s) {
-  if (!s->nheld) return;   /* pulled while Redis was down: one last try to store them */
-  s->redis_pause_until = 0;
-  if (store_jobs(s, s->held, s->nheld) < 0)
-    for (size_t i = 0; i < s->nheld; i++)
-      cp_log_error("job lost at shutdown: Redis unavailable", CP_KV_STR("type", s->held[i]->type),
-                   CP_KV_STR("provider", s->held[i]->provider_id),
-                   CP_KV_STR("event", s->held[i]->provider_event_id), CP_KV_END);
-  else
-    nt_jobs_free_held(s);
 }

@@ -5,11 +5,11 @@
 #include <stdbool.h>
 #include "notify_loop.h"
 
-/* Take jobs from the bus (up to NT_JOBS_PER_TURN) and
- * store their deliveries as one plan; true when more may be waiting right now. */
-bool nt_jobs_take(nt_service_t *s);
-/* At shutdown: one last try to store the jobs held while Redis was down (logged if lost). */
-void nt_jobs_store_held(nt_service_t *s);
-void nt_jobs_free_held(nt_service_t *s);
+/* Store the deliveries of jobs[0..n-1] as one plan, and in the same transaction acknowledge and
+ * delete the outbox entries ack[0..nack-1] they came from (with any entry found unusable).
+ * 0 = stored (created, duplicate or nothing to deliver); -1 = Redis failed (counted, paused):
+ * nothing was stored or acknowledged, the entries are read again later. */
+int nt_jobs_store(nt_service_t *s, Carepass__V1__NotifyJob *const *jobs, size_t n, const char *const *ack,
+                  size_t nack) CP_WUR;
 
 #endif

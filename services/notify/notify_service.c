@@ -1,4 +1,4 @@
-/* notify_service.c -- the notify service object and its turn: pull jobs, store
+/* notify_service.c -- the notify service object and its turn: read the outbox, store
  * deliveries, claim due ones, deliver, record results; drain at stop. */
 #include <errno.h>
 #include <libgen.h>
@@ -6,16 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
-#include <zmq.h>
 #include "notify_loop.h"
 #include "notify_expiry_scan.h"
 #include "notify_outcomes.h"
-#include "notify_plan_jobs.h"
+#include "notify_outbox.h"
 #include "notify_jobs.h"
 #include "notify_sign.h"
 #include "cp_config.h"
 #include "cp_log.h"
-#include "cp_zmq.h"
 
 #define STATS_EVERY_MS 60000     /* counters log line period */
 
@@ -54,7 +52,7 @@ int nt_service_new(nt_service_t **out, char *err, size_t errlen) {
   /* A claim outlives the longest attempt, so only a dead replica's claims come back. */
   s->lease_ms = 2 * (int64_t)timeout_ms + 5000;
 
-  s->held = cp_xcalloc(NT_JOBS_PER_TURN, sizeof *s->held);
+  nt_outbox_init(s, cp_cfg_int(CP_OPT_NOTIFY_OUTBOX_LEASE_MS));
   s->due_maybe = true;
   s->pipe = cp_redis_pipe_new();
   s->ar = nt_aredis_new(cp_cfg_str(CP_OPT_REDIS_HOST), (int)cp_cfg_int(CP_OPT_REDIS_PORT),
@@ -68,21 +66,8 @@ int nt_service_new(nt_service_t **out, char *err, size_t errlen) {
   s->sched = nt_sched_new(s->dlv, s->per_endpoint, s->lease_ms - timeout_ms - 1000, nt_outcomes_release, s);
   nt_sched_set_breaker(s->sched, (int)cp_cfg_int(CP_OPT_WEBHOOK_BREAKER_FAILS), cp_cfg_int(CP_OPT_WEBHOOK_BREAKER_PARK_MS));
 
-  s->zctx = zmq_ctx_new();
-  if (!s->zctx) {
-    cp_err(err, errlen, "zmq_ctx_new: %s", zmq_strerror(errno));
-    goto err;
-  }
-  s->pull = cp_zmq_socket(s->zctx, ZMQ_PULL, cp_cfg_str(CP_OPT_BUS_NOTIFY_OUT), false,
-                          (int)cp_cfg_int(CP_OPT_BUS_HWM), NT_MAX_JOB_BYTES, err, errlen);
-  if (!s->pull) goto err;
-  size_t fdlen = sizeof s->zfd;
-  if (zmq_getsockopt(s->pull, ZMQ_FD, &s->zfd, &fdlen) != 0) {
-    cp_err(err, errlen, "zmq_getsockopt(ZMQ_FD): %s", zmq_strerror(errno));
-    goto err;
-  }
   s->next_stats = cp_mono_ms() + STATS_EVERY_MS;
-  cp_log_info("notify started", CP_KV_STR("bus", cp_cfg_str(CP_OPT_BUS_NOTIFY_OUT)),
+  cp_log_info("notify started", CP_KV_STR("consumer", s->consumer), CP_KV_INT("outbox_lease_ms", s->outbox_lease_ms),
               CP_KV_INT("providers", prov_count(s->providers)),
               CP_KV_INT("concurrency", cp_cfg_int(CP_OPT_WEBHOOK_CONCURRENCY)),
               CP_KV_INT("per_endpoint", s->per_endpoint), CP_KV_INT("max_attempts", s->max_attempts),
@@ -97,8 +82,6 @@ err:
 void nt_service_destroy(nt_service_t **sp) {
   nt_service_t *s = sp ? *sp : NULL;
   if (!s) return;
-  nt_jobs_free_held(s);
-  free(s->held);
   free(s->marks);
   nt_sched_destroy(&s->sched);   /* before the deliverer it borrows */
   nt_aredis_destroy(&s->ar);     /* before the pipe it may point to */
@@ -106,8 +89,6 @@ void nt_service_destroy(nt_service_t **sp) {
   free(s->mark_calls);
   free(s->sent);
   nt_deliverer_destroy(&s->dlv);
-  cp_zmq_close(&s->pull);
-  if (s->zctx) zmq_ctx_term(s->zctx);
   cp_redis_destroy(&s->redis);
   prov_destroy(&s->providers);
   cp_signkey_wipe(&s->key);
@@ -122,6 +103,7 @@ static void log_stats(const nt_service_t *s, const char *msg) {
               CP_KV_INT("failed", s->st.failed), CP_KV_INT("dead", s->st.dead),
               CP_KV_INT("redis_errors", s->st.redis_errors), CP_KV_INT("fanout", s->st.fanout),
               CP_KV_INT("expiry_records", s->st.expiry_records),
+              CP_KV_INT("outbox_taken_over", s->st.outbox_taken_over),
               CP_KV_INT("inflight", nt_deliverer_inflight(s->dlv)), CP_KV_END);
 }
 
@@ -130,10 +112,10 @@ static void release_one(const nt_claimed_t *c, void *arg) {
   cp_log_info("delivery handed back", CP_KV_STR("id", c->id), CP_KV_END);
 }
 
-/* The descriptors the loop waits on besides curl's: the bus and the async Redis connection. */
-static size_t wait_fds(const nt_service_t *s, bool bus, nt_waitfd_t fds[2]) {
+/* The descriptor the loop waits on besides curl's: the async Redis connection. (The outbox is
+ * read every turn, at least every NT_WAIT_MS.) */
+static size_t wait_fds(const nt_service_t *s, nt_waitfd_t fds[1]) {
   size_t n = 0;
-  if (bus) fds[n++] = (nt_waitfd_t){.fd = s->zfd, .events = POLLIN};
   short ev = 0;
   int fd = nt_aredis_fd(s->ar, &ev);
   if (fd >= 0) fds[n++] = (nt_waitfd_t){.fd = fd, .events = ev};
@@ -141,16 +123,16 @@ static size_t wait_fds(const nt_service_t *s, bool bus, nt_waitfd_t fds[2]) {
 }
 
 int nt_service_turn(nt_service_t *s, int timeout_ms) {
-  nt_waitfd_t fds[2];
+  nt_waitfd_t fds[1];
   int wait = s->more_jobs ? 0 : (timeout_ms < NT_WAIT_MS ? timeout_ms : NT_WAIT_MS);
   if (s->nmarks > 0 && !nt_loop_redis_paused(s) && !nt_aredis_busy(s->ar)) {   /* wake up in time to record outcomes */
     int64_t left = s->marks_since + NT_MARKS_FLUSH_MS - cp_mono_ms();
     if (left < wait) wait = left > 0 ? (int)left : 0;
   }
-  if (nt_deliverer_run(s->dlv, fds, wait_fds(s, true, fds), wait, nt_outcomes_on_result, s) < 0)
+  if (nt_deliverer_run(s->dlv, fds, wait_fds(s, fds), wait, nt_outcomes_on_result, s) < 0)
     cp_log_error("curl multi failed", CP_KV_END);
   nt_outcomes_collect(s);
-  s->more_jobs = nt_jobs_take(s);
+  s->more_jobs = nt_outbox_turn(s);
   nt_expiry_scan_turn(s);
   nt_sched_start(s->sched);     /* refill free slots from the local queue, no Redis */
   nt_outcomes_send(s, true);
@@ -163,20 +145,20 @@ int nt_service_turn(nt_service_t *s, int timeout_ms) {
 }
 
 int nt_service_drain(nt_service_t *s) {
-  nt_waitfd_t fds[2];
+  nt_waitfd_t fds[1];
   /* Stop pulling and claiming; let in-flight deliveries finish for a while. */
   cp_log_info("draining deliveries", CP_KV_INT("inflight", nt_deliverer_inflight(s->dlv)), CP_KV_END);
   int64_t until = cp_mono_ms() + NT_DRAIN_MS;
   while (nt_deliverer_inflight(s->dlv) > 0 && cp_mono_ms() < until) {
-    if (nt_deliverer_run(s->dlv, fds, wait_fds(s, false, fds), NT_WAIT_MS, nt_outcomes_on_result, s) < 0) break;
+    if (nt_deliverer_run(s->dlv, fds, wait_fds(s, fds), NT_WAIT_MS, nt_outcomes_on_result, s) < 0) break;
     nt_outcomes_collect(s);
     nt_outcomes_send(s, false);
   }
   nt_deliverer_abort_all(s->dlv, release_one, s);
   nt_sched_hand_back_all(s->sched);
-  s->redis_pause_until = 0;   /* last tries: outcomes and hand-backs, then held jobs */
+  s->redis_pause_until = 0;   /* last tries: outcomes and hand-backs (outbox entries read and not
+                               * stored stay unacknowledged: read again at the next start) */
   nt_outcomes_settle(s);
-  nt_jobs_store_held(s);
   log_stats(s, "notify stopped");
   return 0;
 }

@@ -53,15 +53,10 @@ typedef struct signer {
   size_t nkeys;                // spans in keys (0: register written before key entries)
   cp_redis_t *redis;           // Redis connection; NULL while Redis is unreachable
   int64_t redis_retry_at;      // monotonic ms of the next connection attempt
-  bool redis_synced;           // the start-up marker has been read (applied/marked are meaningful)
-  uint64_t applied;            // register size up to which Redis updates are applied
-  uint64_t marked;             // value last written to cp:reg:{shard}:indexed
-  uint64_t notify_hold;        // lowest index whose notification could not be sent (UINT64_MAX = none);
-                               // the marker never moves past it, so the next start replays it
-  uint64_t start_size;         // register size at start: notifications below it are replayed once
+  bool redis_synced;           // the start-up marker has been read (applied is meaningful)
+  uint64_t applied;            // register size up to which Redis updates (and the marker) are applied
   void *zctx;                  // ZeroMQ context
   void *pull;                  // PULL: VerifiedRecords from verify (bound, SIGNER_BIND)
-  void *notify;                // PUSH: NotifyJobs (connects to BUS_NOTIFY_IN)
   void *results;               // PUB: EventResults (connects to BUS_RESULTS_IN)
   int shard;                   // shard number (Redis marker key)
   int batch_max;               // SIGNER_BATCH_MAX
@@ -92,14 +87,10 @@ int signer_batch_drain(signer_t *s) CP_WUR;
 /* Free the held batch without appending it (after a failure; its events are redriven). */
 void signer_batch_discard(signer_t *s);
 
-/* signer_redis.c: connect if due, apply the Redis updates of entries in
- * [applied, size) (replaying their notifications when below start_size). */
+/* signer_redis.c: connect if due, apply the Redis updates of entries in [applied, size): the
+ * projection with each entry's notice, and cp:reg:{shard}:indexed, one transaction per chunk. */
 void signer_redis_apply(signer_t *s);
-/* Then move cp:reg:{shard}:indexed to `applied` (after results and notifications went out). */
-void signer_redis_mark_indexed(signer_t *s);
 /* Mark one (duplicate) event as committed at index (best effort). */
 void signer_redis_mark(signer_t *s, const char *provider_id, const char *event_id, uint64_t index);
-/* Push the NotifyJob for a committed entry (signer_redis.c, shared with replay). */
-void signer_notify_entry(signer_t *s, const Carepass__V1__PassportEntry *pe, uint64_t index);
 
 #endif

@@ -1,5 +1,5 @@
 /* signer_batch.c -- the signer loop, pipelined: receive verified records, drop duplicates, sign on a
- * worker thread while the batch before is appended (fsync) and announced (Redis, results, NotifyJobs). */
+ * worker thread while the batch before is appended (fsync) and announced (Redis with its notices, results). */
 #include "signer.h"
 
 #include <errno.h>
@@ -20,8 +20,8 @@
  *      that builds and signs its entries (CPU only: records, key, the batch's own
  *      items; no socket, no Redis, no register, no logging);
  *   2. meanwhile, on this thread, appends batch k (reg_append: the fsyncs) and,
- *      only once that returned 0 -- the checkpoint durable -- updates Redis and
- *      sends batch k's results and NotifyJobs;
+ *      only once that returned 0 -- the checkpoint durable -- updates Redis (the
+ *      projection, with the notices into the outbox) and sends batch k's results;
  *   3. joins the worker: batch k+1 is now held, signed, for the next pass.
  * Every socket, the Redis connection and the register stay on this thread.
  * Idempotency: a record that repeats one of the held batch (signed, not yet
@@ -113,12 +113,6 @@ static void publish_result(signer_t *s, const item_t *it) {
   if (zmq_send(s->results, ev->reply_to, strlen(ev->reply_to), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
       cp_zmq_send_pb(s->results, &res.base, ZMQ_DONTWAIT) != 0)
     cp_log_warn("result not published", CP_KV_STR("error", zmq_strerror(errno)), CP_KV_END);
-}
-
-static void notify_item(signer_t *s, const signer_batch_t *b, const item_t *it) {
-  Carepass__V1__PassportEntry pe;
-  signer_entry_fill(it->rec, b->issued_at, &pe);
-  signer_notify_entry(s, &pe, it->index);
 }
 
 /* Collect a batch; NULL when nothing arrived. wait: block up to timeout_ms for the
@@ -235,8 +229,8 @@ static void sign_join(signer_batch_t *b) {
   }
 }
 
-/* Append a signed batch; once it is durable, index it and announce it (Redis,
- * results, NotifyJobs, marker). -1 only when the register must be reopened. */
+/* Append a signed batch; once it is durable, index it and announce it (Redis with the
+ * notices and the marker, then results). -1 only when the register must be reopened. */
 static int commit(signer_t *s, signer_batch_t *b) {
   const uint8_t **ents = cp_xcalloc(b->n, sizeof *ents);
   size_t *lens = cp_xcalloc(b->n, sizeof *lens);
@@ -279,7 +273,7 @@ static int commit(signer_t *s, signer_batch_t *b) {
   s->appended += nnew;
   s->duplicates += b->ndup;
 
-  /* the register is durable: Redis, then results and notifications, then the marker */
+  /* the register is durable: Redis (state, notices, marker), then results */
   signer_redis_apply(s);
   for (size_t i = 0; i < b->n; i++) {
     item_t *it = &b->items[i];
@@ -290,9 +284,7 @@ static int commit(signer_t *s, signer_batch_t *b) {
     item_t *it = &b->items[i];
     if (it->index == UINT64_MAX) continue;
     publish_result(s, it);
-    if (it->entry != NULL) notify_item(s, b, it);
   }
-  signer_redis_mark_indexed(s);
   cp_log_info("batch committed", CP_KV_INT("count", nnew), CP_KV_INT("duplicates", b->ndup),
               CP_KV_INT("first_index", first), CP_KV_INT("size", reg_size(s->log)),
               CP_KV_INT("ms", cp_mono_ms() - b->t0), CP_KV_INT("redis_ok", s->redis != NULL), CP_KV_END);
@@ -308,7 +300,6 @@ int signer_batch_run(signer_t *s, int timeout_ms) {
   if (cur == NULL && s->held == NULL) {
     /* idle: a good moment to catch Redis up after an outage */
     signer_redis_apply(s);
-    signer_redis_mark_indexed(s);
     return (prc < 0 && errno != EINTR) ? -1 : 0;
   }
   if (cur != NULL) {

@@ -1,6 +1,6 @@
 /* signer_redis.c -- the Redis side of a commit: each durable entry through the projection
  * (common/projection.c: event state, pending set, worker index, revocation markers, expiry
- * schedule), the indexed marker, and the notification jobs that go with committed entries. */
+ * schedule, the notice it owes in the outbox) and the indexed marker, one transaction per chunk. */
 #include "signer.h"
 
 #include <errno.h>
@@ -55,7 +55,6 @@ static bool ensure_redis(signer_t *s) {
     marker = size;
   }
   s->applied = marker;
-  s->marked = marker;
   s->redis_synced = true;
   if (marker < size)
     cp_log_info("re-applying redis updates", CP_KV_INT("from", marker), CP_KV_INT("to", size), CP_KV_END);
@@ -137,14 +136,17 @@ void signer_redis_apply(signer_t *s) {
       chunk_clear(&c);
       break;
     }
+    /* One transaction: the entries' state, their notices and the marker land together or not
+     * at all, so a crash anywhere re-applies the chunk (the projection is idempotent; a notice
+     * written twice is a duplicate receivers drop by webhook-id) and never loses a notice. */
+    (void)cp_redis_pipe_tx_begin(pipe);
     for (size_t i = 0; i < c.n; i++) {
       Carepass__V1__PassportEntry *target = read_target(s, c.index[i], c.pe[i]);
       proj_entry(proj, pipe, c.index[i], c.pe[i], target);
       if (target != NULL) protobuf_c_message_free_unpacked(&target->base, NULL);
-      /* entries committed before this start may not have been announced: announce again */
-      if (c.index[i] < s->start_size && c.pe[i]->entry_type != CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_KEY)
-        signer_notify_entry(s, c.pe[i], c.index[i]);
     }
+    proj_indexed(pipe, s->shard, to);
+    (void)cp_redis_pipe_tx_end(pipe);
     chunk_clear(&c);
     if (!run_pipeline(s, pipe)) break;
     s->applied = to;
@@ -153,46 +155,10 @@ void signer_redis_apply(signer_t *s) {
   proj_destroy(&proj);
 }
 
-void signer_redis_mark_indexed(signer_t *s) {
-  uint64_t to = s->applied < s->notify_hold ? s->applied : s->notify_hold;
-  if (s->redis == NULL || !s->redis_synced || s->marked >= to) return;
-  cp_redis_pipe_t *pipe = cp_redis_pipe_new();
-  proj_indexed(pipe, s->shard, to);
-  if (run_pipeline(s, pipe)) s->marked = to;
-  cp_redis_pipe_destroy(&pipe);
-}
-
 void signer_redis_mark(signer_t *s, const char *provider_id, const char *event_id, uint64_t index) {
   if (!ensure_redis(s)) return;
   cp_redis_pipe_t *pipe = cp_redis_pipe_new();
   proj_event_committed(pipe, provider_id, event_id, index);
   (void)run_pipeline(s, pipe);
   cp_redis_pipe_destroy(&pipe);
-}
-
-void signer_notify_entry(signer_t *s, const Carepass__V1__PassportEntry *pe, uint64_t index) {
-  Carepass__V1__NotifyJob job = CAREPASS__V1__NOTIFY_JOB__INIT;
-  bool revoke = pe->entry_type == CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_REVOCATION;
-  job.type = (char *)(revoke ? "record.revoked" : "record.committed");
-  job.provider_id = pe->provider_id;
-  job.provider_event_id = pe->provider_event_id;
-  job.reason_code = pe->reason_code;
-  job.entry_index = index;
-  job.qualification_code = pe->qualification_code;
-  job.worker_pseudonym = pe->worker_pseudonym;
-  job.occurred_at = cp_now_ms();
-  job.completion_date = pe->completion_date;
-  job.valid_until = pe->valid_until;
-  job.revokes_index = pe->revokes_index;
-  /* wait while the queue is full (bounded by the stop flag): a job must not be dropped */
-  while (cp_zmq_send_pb(s->notify, &job.base, ZMQ_DONTWAIT) != 0) {
-    if (errno != EAGAIN || cp_stop_requested) {
-      cp_log_error("notification job not sent; it is replayed at the next start", CP_KV_INT("index", index),
-                   CP_KV_STR("error", zmq_strerror(errno)), CP_KV_END);
-      if (index < s->notify_hold) s->notify_hold = index;
-      return;
-    }
-    zmq_pollitem_t pi = {s->notify, 0, ZMQ_POLLOUT, 0};
-    (void)zmq_poll(&pi, 1, 200);
-  }
 }

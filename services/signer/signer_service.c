@@ -50,7 +50,6 @@ static int check_current_key(signer_t *s, char *err, size_t errlen) {
 
 /* Everything signer_new does, on an object destroy can always free. */
 static int signer_open(signer_t *s, char *err, size_t errlen) {
-  s->notify_hold = UINT64_MAX;
   s->shard = (int)cp_cfg_int(CP_OPT_SHARD);
   s->batch_max = (int)cp_cfg_int(CP_OPT_SIGNER_BATCH_MAX);
   s->batch_wait_ms = (int)cp_cfg_int(CP_OPT_SIGNER_BATCH_WAIT_MS);
@@ -72,8 +71,7 @@ static int signer_open(signer_t *s, char *err, size_t errlen) {
   if (cp_vkey_format(s->key.name, s->key.pk, vkey, sizeof vkey) != 0)
     return cp_err(err, errlen, "cannot format the verifier key");
   if (reg_vkeys_publish(dir, vkey, err, errlen) != 0) return -1;
-  s->start_size = reg_size(s->log);
-  cp_log_info("register open", CP_KV_STR("dir", dir), CP_KV_INT("size", s->start_size),
+  cp_log_info("register open", CP_KV_STR("dir", dir), CP_KV_INT("size", reg_size(s->log)),
               CP_KV_INT("events_indexed", signer_index_count(s->index)), CP_KV_INT("index_ms", cp_mono_ms() - t0),
               CP_KV_INT("shard", s->shard), CP_KV_END);
 
@@ -82,8 +80,6 @@ static int signer_open(signer_t *s, char *err, size_t errlen) {
   if (s->zctx == NULL) return cp_err(err, errlen, "zmq_ctx_new failed");
   s->pull = cp_zmq_socket(s->zctx, ZMQ_PULL, cp_cfg_str(CP_OPT_SIGNER_BIND), true, hwm, SIGNER_MAX_RECORD_BYTES, err, errlen);
   if (s->pull == NULL) return -1;
-  s->notify = cp_zmq_socket(s->zctx, ZMQ_PUSH, cp_cfg_str(CP_OPT_BUS_NOTIFY_IN), false, hwm, 0, err, errlen);
-  if (s->notify == NULL) return -1;
   s->results = cp_zmq_socket(s->zctx, ZMQ_PUB, cp_cfg_str(CP_OPT_BUS_RESULTS_IN), false, hwm, 0, err, errlen);
   if (s->results == NULL) return -1;
 
@@ -96,7 +92,6 @@ static int signer_open(signer_t *s, char *err, size_t errlen) {
     s->redis_retry_at = cp_mono_ms() + SIGNER_REDIS_RETRY_MS;
   }
   signer_redis_apply(s);   /* re-apply what a crash between fsync and Redis left behind */
-  signer_redis_mark_indexed(s);
   return 0;
 }
 
@@ -122,7 +117,6 @@ void signer_destroy(signer_t **sp) {
   if (s == NULL) return;
   signer_batch_discard(s);
   cp_zmq_close(&s->pull);
-  cp_zmq_close(&s->notify);
   cp_zmq_close(&s->results);
   if (s->zctx != NULL) zmq_ctx_term(s->zctx);
   cp_redis_destroy(&s->redis);

@@ -39,7 +39,7 @@ typedef struct {
 typedef enum {
   VITEM_DROP = 0,     // unusable (malformed); nothing to do
   VITEM_REPLAY,       // already final in Redis: re-publish the stored result
-  VITEM_REJECT,       // failed a rule: store, publish, notify
+  VITEM_REJECT,       // failed a rule: store with its notice, publish
   VITEM_PASS,         // passed: send a VerifiedRecord to the worker's signer shard
 } verify_state_t;
 
@@ -75,7 +75,6 @@ typedef struct verify {
   void *pull;                   // PULL from the bus verify queue
   void **shards;                // PUSH to each signer shard, in shard order
   size_t nshards;               // number of signer shards
-  void *notify;                 // PUSH to the bus notify queue
   void *results;                // PUB to the bus results topic
   int64_t redrive_after_ms;     // REDRIVE_AFTER_MS: when intake re-sends an issued award not yet committed
   char wd_cursor[24];           // HSCAN cursor over cp:award_wd between ticks ("0" = start again)
@@ -145,6 +144,5 @@ void verify_award_revocation_event(const Carepass__V1__PendingEvent *src, const 
 size_t verify_shard_of(const ProtobufCBinaryData *pseudonym, size_t nshards);
 int verify_send_record(verify_t *v, const Carepass__V1__VerifiedRecord *rec) CP_WUR;
 int verify_publish_result(verify_t *v, const char *reply_to, const Carepass__V1__EventResult *res) CP_WUR;
-int verify_send_notify(verify_t *v, const Carepass__V1__NotifyJob *job) CP_WUR;
 
 #endif

@@ -1,8 +1,9 @@
 /* verify_batch.c -- one batch of events: read their state from Redis, apply the rules,
- * store rejections, then send records, results and notifications. */
+ * store rejections (with their notices, in the outbox), then send records and results. */
 #include "verify.h"
 #include "cp_dates.h"
 #include "cp_log.h"
+#include "cp_outbox.h"
 #include "cp_service.h"
 #include "cp_util.h"
 
@@ -141,11 +142,30 @@ static int stage_read(verify_t *v, verify_item_t *items, size_t n, int32_t today
   return rc;
 }
 
-/* Stage 2: one pipeline storing rejections (final state, out of the pending set) and marking
- * revoked events, so that a second revocation of the same record is refused. */
+/* The event.rejected notice of a rejected event, queued in the transaction that stores the
+ * rejection (our own stale awards have no provider to tell). */
+static int queue_rejection_notice(cp_redis_pipe_t *p, const verify_item_t *it) {
+  if (it->award_redrive)
+    return 0;
+  Carepass__V1__NotifyJob job = CAREPASS__V1__NOTIFY_JOB__INIT;
+  job.type = "event.rejected";
+  job.provider_id = it->ev->provider_id;
+  job.provider_event_id = it->ev->provider_event_id;
+  job.reason_code = (char *)cp_reason_code(it->res.reason);
+  job.message = (char *)it->res.message;
+  job.qualification_code = it->ev->qualification_code;
+  job.worker_pseudonym = it->ev->worker_pseudonym;
+  job.occurred_at = cp_now_ms();
+  return cp_outbox_add(p, &job);
+}
+
+/* Stage 2: one transaction storing rejections (final state, out of the pending set, the
+ * event.rejected notice in the outbox) and marking revoked events, so that a second revocation
+ * of the same record is refused. */
 static int stage_write(verify_t *v, verify_item_t *items, size_t n) {
   cp_key_t member;
   cp_redis_pipe_t *p = cp_redis_pipe_new();
+  (void)cp_redis_pipe_tx_begin(p);
   for (size_t i = 0; i < n; i++) {
     verify_item_t *it = &items[i];
     const Carepass__V1__PendingEvent *ev = it->ev;
@@ -160,11 +180,20 @@ static int stage_write(verify_t *v, verify_item_t *items, size_t n) {
       (void)cp_redis_pipe_cmd(p, "HSET %s state rejected reason %s msg %s", it->key, cp_reason_code(it->res.reason),
                               it->res.message);
       (void)cp_redis_pipe_cmd(p, "HDEL %s pending", it->key);
+      if (queue_rejection_notice(p, it) != 0)
+        cp_log_error("event.rejected notice could not be packed; not sent", CP_KV_STR("provider", it->ev->provider_id),
+                     CP_KV_STR("event", it->ev->provider_event_id), CP_KV_END);
     }
     (void)cp_redis_pipe_cmd(p, "ZREM %s %s", cp_key_pending(),
                             cp_key_pending_member(&member, ev->provider_id, ev->provider_event_id));
   }
+  (void)cp_redis_pipe_tx_end(p);
+  char err[CP_ERRLEN];
   int rc = cp_redis_pipe_exec(p, v->redis);
+  if (rc == 0 && cp_redis_pipe_check(p, "storing rejections", err, sizeof err) != 0) {
+    cp_log_error("redis refused the rejections; the batch is tried again", CP_KV_STR("error", err), CP_KV_END);
+    rc = -1;
+  }
   cp_redis_pipe_destroy(&p);
   return rc;
 }
@@ -185,20 +214,8 @@ static int send_rejection(verify_t *v, const verify_item_t *it) {
   const char *code = cp_reason_code(it->res.reason);
   cp_log_info("event rejected", CP_KV_STR("provider", it->ev->provider_id),
               CP_KV_STR("event", it->ev->provider_event_id), CP_KV_STR("reason", code), CP_KV_END);
-  if (send_result(v, it, CAREPASS__V1__OUTCOME__OUTCOME_REJECTED, code, it->res.message, 0) != 0)
-    return -1;
-  if (it->award_redrive)
-    return 0;   /* our own stale award: no provider to tell */
-  Carepass__V1__NotifyJob job = CAREPASS__V1__NOTIFY_JOB__INIT;
-  job.type = "event.rejected";
-  job.provider_id = it->ev->provider_id;
-  job.provider_event_id = it->ev->provider_event_id;
-  job.reason_code = (char *)code;
-  job.message = (char *)it->res.message;
-  job.qualification_code = it->ev->qualification_code;
-  job.worker_pseudonym = it->ev->worker_pseudonym;
-  job.occurred_at = cp_now_ms();
-  return verify_send_notify(v, &job);
+  /* its event.rejected notice went into the outbox with the rejection (stage_write) */
+  return send_result(v, it, CAREPASS__V1__OUTCOME__OUTCOME_REJECTED, code, it->res.message, 0);
 }
 
 /* The revoked standard's revocation went first on the same shard socket; the award's follows it. */

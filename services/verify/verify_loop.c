@@ -59,9 +59,6 @@ int verify_new(verify_t **out, cat_catalogue_t **cat, prov_registry_t **reg, cha
                           VERIFY_MAX_EVENT_BYTES, err, errlen);
   if (v->pull == NULL)
     goto err;
-  v->notify = cp_zmq_socket(v->zctx, ZMQ_PUSH, cp_cfg_str(CP_OPT_BUS_NOTIFY_IN), false, hwm, 0, err, errlen);
-  if (v->notify == NULL)
-    goto err;
   v->results = cp_zmq_socket(v->zctx, ZMQ_PUB, cp_cfg_str(CP_OPT_BUS_RESULTS_IN), false, hwm, 0, err, errlen);
   if (v->results == NULL)
     goto err;
@@ -115,7 +112,6 @@ void verify_destroy(verify_t **vp) {
     cp_zmq_close(&v->shards[i]);
   free(v->shards);
   cp_zmq_close(&v->pull);
-  cp_zmq_close(&v->notify);
   cp_zmq_close(&v->results);
   if (v->zctx != NULL)
     zmq_ctx_term(v->zctx);

@@ -57,6 +57,3 @@ int verify_publish_result(verify_t *v, const char *reply_to, const Carepass__V1_
   return send_frame(v->results, &res->base, NULL, 0, 0, "results");
 }
 
-int verify_send_notify(verify_t *v, const Carepass__V1__NotifyJob *job) {
-  return send_frame(v->notify, &job->base, NULL, 0, 0, "notify");
-}

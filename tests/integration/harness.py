@@ -309,7 +309,7 @@ class CarepassSystem:
         self.gateway_url = f"http://127.0.0.1:{self.gateway_port}"
         self.metrics_port = free_port()   # the gateway's operator listener (/metrics)
         self.bus = {name: f"tcp://127.0.0.1:{free_port()}" for name in (
-            "VERIFY_IN", "VERIFY_OUT", "NOTIFY_IN", "NOTIFY_OUT", "RESULTS_IN", "RESULTS_OUT")}
+            "VERIFY_IN", "VERIFY_OUT", "RESULTS_IN", "RESULTS_OUT")}
         self.intake_endpoint = f"tcp://127.0.0.1:{self.intake_port}"
         self.env = self._make_env()
 

@@ -14,6 +14,7 @@
 #include "cp_dates.h"
 #include "cp_ingest.h"
 #include "cp_keys.h"
+#include "cp_outbox.h"
 #include "cp_reasons.h"
 #include "cp_redis.h"
 #include "cp_regkeys.h"
@@ -184,11 +185,20 @@ static int claim_and_send(cp_redis_t *r, int64_t redrive_ms, void *sock, target_
   size_t plen = 0;
   if (cp_pb_pack(&ev.base, &packed, &plen) != 0)
     return cp_err(err, errlen, "cannot pack the revocation event");
+  Carepass__V1__NotifyJob job;
+  ing_accepted_job(&ev, &job);
+  uint8_t *notice = NULL;
+  size_t nlen = 0;
+  if (cp_outbox_pack(&job, &notice, &nlen) != 0) {
+    free(packed);
+    return cp_err(err, errlen, "cannot pack the revocation's notice");
+  }
   int rc = -1;
   for (int attempt = 0; attempt < 2; attempt++) {
-    ing_claim_req_t req = {t->op_event, digest, packed, plen};
+    ing_claim_req_t req = {t->op_event, digest, packed, plen, notice, nlen};
     ing_claim_t c;
-    if (ing_store_claim(r, redrive_ms, REVOKE_PROVIDER, &req, 1, &c) != 0) {
+    /* an operator's revocation is never held back by the outbox bound */
+    if (ing_store_claim(r, redrive_ms, INT64_MAX, REVOKE_PROVIDER, &req, 1, &c) != 0) {
       cp_err(err, errlen, "Redis: %s", cp_redis_errstr(r));
       break;
     }
@@ -215,6 +225,7 @@ static int claim_and_send(cp_redis_t *r, int64_t redrive_ms, void *sock, target_
     }
   }
   free(packed);
+  free(notice);
   return rc;
 }
 
