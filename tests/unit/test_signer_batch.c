@@ -3,14 +3,15 @@
  * up to SIGNER_BATCH_MAX (waiting SIGNER_BATCH_WAIT_MS for more), one append per batch, duplicates
  * of the register / of the held batch / of the same batch answered with the original's index and
  * never appended twice, malformed records dropped, the held batch appended on drain, and every
- * result (EventResult, NotifyJob, Redis event state, indexed marker) announced only once the
- * checkpoint that covers it is on disk. */
+ * result (EventResult, the notice in the outbox stream, Redis event state, indexed marker)
+ * announced only once the checkpoint that covers it is on disk. */
 #include <pthread.h>
 #include <string.h>
 
 #include "redis_server.h"
 #include "cp_config.h"
 #include "cp_keys.h"
+#include "cp_outbox.h"
 #include "cp_zmq.h"
 #include "signer.h"
 
@@ -23,7 +24,7 @@ typedef struct {
   srv_t *srv;           // redis-server; its temp dir also holds the register and the key
   void *zctx;           // the test's own ZeroMQ context
   void *push;           // PUSH -> signer's PULL (plays verify)
-  void *notify;         // PULL <- signer's NotifyJobs (plays the bus notify queue)
+  char outbox_seen[CP_OUTBOX_ID_MAX]; // id of the last outbox entry read ("" = none yet)
   void *results;        // SUB <- signer's EventResults (plays the bus results topic)
   signer_t *s;          // the signer under test
 } fx_t;
@@ -68,7 +69,7 @@ static void wait_subscribed(void *sock, void *mon) {
 
 /* A signer configured as the service would be, over a fresh register, Redis and sockets. */
 static void fx_start(fx_t *f, int batch_max) {
-  char path[128], ep_pull[64], ep_notify[64], ep_results[64];
+  char path[128], ep_pull[64], ep_results[64];
   snprintf(path, sizeof path, "%s/keys/signer.key", f->srv->dir);
   setenv("CAREPASS_SIGNING_KEY", path, 1);
   snprintf(path, sizeof path, "%s/register", f->srv->dir);
@@ -79,16 +80,13 @@ static void fx_start(fx_t *f, int batch_max) {
   set_env_int("CAREPASS_SIGNER_BATCH_MAX", batch_max);
   set_env_int("CAREPASS_SIGNER_BATCH_WAIT_MS", BATCH_WAIT_MS);
   set_env_endpoint("CAREPASS_SIGNER_BIND", free_port(), ep_pull, sizeof ep_pull);
-  set_env_endpoint("CAREPASS_BUS_NOTIFY_IN", free_port(), ep_notify, sizeof ep_notify);
   set_env_endpoint("CAREPASS_BUS_RESULTS_IN", free_port(), ep_results, sizeof ep_results);
   char err[CP_ERRLEN] = "";
   if (cp_config_load(CP_SVC_SIGNER, err, sizeof err) != 0) fail_msg("config: %s", err);
 
   f->zctx = zmq_ctx_new();
   assert_non_null(f->zctx);
-  f->notify = cp_zmq_socket(f->zctx, ZMQ_PULL, ep_notify, true, 0, 0, err, sizeof err);
   f->results = cp_zmq_socket(f->zctx, ZMQ_SUB, NULL, false, 0, 0, err, sizeof err);
-  assert_non_null(f->notify);
   assert_non_null(f->results);
   assert_int_equal(zmq_setsockopt(f->results, ZMQ_SUBSCRIBE, TOPIC, strlen(TOPIC)), 0);
   assert_int_equal(zmq_bind(f->results, ep_results), 0);
@@ -119,7 +117,6 @@ static int fx_teardown(void **state) {
   signer_destroy(&f->s);
   signer_destroy(&f->s);   /* NULL-safe */
   cp_zmq_close(&f->push);
-  cp_zmq_close(&f->notify);
   cp_zmq_close(&f->results);
   if (f->zctx != NULL) zmq_ctx_term(f->zctx);
   cp_config_free();
@@ -186,21 +183,40 @@ static void expect_result(fx_t *f, const char *event, uint64_t index) {
   carepass__v1__event_result__free_unpacked(res, NULL);
 }
 
-/* The next NotifyJob: record.committed for `event` at `index`. */
+/* The next entry of the outbox stream after the last one read (NULL when there is none). */
+static Carepass__V1__NotifyJob *next_outbox_job(fx_t *f) {
+  char err[CP_ERRLEN], from[CP_OUTBOX_ID_MAX + 1];
+  cp_redis_t *r = cp_redis_new("127.0.0.1", f->srv->port, 2000, err, sizeof err);
+  assert_non_null(r);
+  snprintf(from, sizeof from, "%s%s", f->outbox_seen[0] ? "(" : "", f->outbox_seen[0] ? f->outbox_seen : "-");
+  redisReply *rep = cp_redis_cmd(r, "XRANGE %s %s + COUNT 1", cp_key_outbox(), from);
+  assert_non_null(rep);
+  assert_int_equal(rep->type, REDIS_REPLY_ARRAY);
+  Carepass__V1__NotifyJob *job = NULL;
+  if (rep->elements == 1) {
+    cp_outbox_entry_t e;
+    assert_int_equal(cp_outbox_entry(rep->element[0], &e), 0);
+    snprintf(f->outbox_seen, sizeof f->outbox_seen, "%s", e.id);
+    job = carepass__v1__notify_job__unpack(NULL, e.len, e.job);
+    assert_non_null(job);
+  }
+  freeReplyObject(rep);
+  cp_redis_destroy(&r);
+  return job;
+}
+
+/* The next notice in the outbox: record.committed for `event` at `index` (written with the commit,
+ * so it is there by the time the result is published). */
 static void expect_notify(fx_t *f, const char *event, uint64_t index) {
-  zmq_pollitem_t pi = {f->notify, 0, ZMQ_POLLIN, 0};
-  assert_int_equal(zmq_poll(&pi, 1, WAIT_MS), 1);
-  uint8_t *buf = NULL;
-  size_t len = 0;
-  assert_int_equal(cp_zmq_recv_frame(f->notify, &buf, &len, 0), 0);
-  Carepass__V1__NotifyJob *job = carepass__v1__notify_job__unpack(NULL, len, buf);
-  free(buf);
+  Carepass__V1__NotifyJob *job = next_outbox_job(f);
   assert_non_null(job);
   assert_string_equal(job->type, "record.committed");
   assert_string_equal(job->provider_event_id, event);
   assert_int_equal(job->entry_index, index);
   carepass__v1__notify_job__free_unpacked(job, NULL);
 }
+
+static void expect_no_notice(fx_t *f) { assert_null(next_outbox_job(f)); }
 
 static void expect_no_message(void *sock) {
   zmq_pollitem_t pi = {sock, 0, ZMQ_POLLIN, 0};
@@ -240,6 +256,7 @@ static void test_batches_up_to_max(void **state) {
   assert_int_equal(reg_size(f->s->log), 1);     /* held: signed, not yet appended */
   assert_int_equal(checkpoint_size(f), 1);
   expect_no_message(f->results);                /* nothing announced before it is durable */
+  expect_no_notice(f);
   assert_int_equal(signer_batch_drain(f->s), 0);
   assert_int_equal(reg_size(f->s->log), 4);     /* the whole batch in one append */
   assert_int_equal(checkpoint_size(f), 4);
@@ -310,7 +327,7 @@ static void test_duplicates(void **state) {
   expect_result(f, "a", 1);
   expect_notify(f, "a", 1);   /* one NotifyJob per appended entry, none for a duplicate */
   expect_notify(f, "b", 2);
-  expect_no_message(f->notify);
+  expect_no_notice(f);
   expect_redis(f, "a", 1);
   assert_int_equal(f->s->appended, 2);
   assert_int_equal(f->s->duplicates, 3);
