@@ -39,12 +39,15 @@ void nt_outbox_init(nt_service_t *s, int64_t lease_ms) {
   snprintf(s->autoclaim_cursor, sizeof s->autoclaim_cursor, "0-0");
 }
 
-/* A Redis error reply: NOGROUP means the stream or group went (Redis lost its data): make it again. */
+/* A failed outbox command. cp_redis_cmd answers NULL for an error reply as for a lost
+ * connection, with the text in errstr: NOGROUP means the stream or group went (Redis lost its
+ * data): make it again; other failures reconnect. Our own pending entries are read again. */
 static void redis_error(nt_service_t *s, const redisReply *r, const char *what) {
+  const char *why = r == NULL ? cp_redis_errstr(s->redis) : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply";
   char err[CP_ERRLEN];
-  snprintf(err, sizeof err, "%s: %s", what, r == NULL ? cp_redis_errstr(s->redis) : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-  if (r != NULL && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOGROUP", 7) == 0) s->outbox_group = false;
-  if (r == NULL && cp_redis_reconnect(s->redis) != 0) { /* tried again after the pause */ }
+  snprintf(err, sizeof err, "%s: %s", what, why);
+  if (strncmp(why, "NOGROUP", 7) == 0) s->outbox_group = false;
+  else if (r == NULL && cp_redis_reconnect(s->redis) != 0) { /* tried again after the pause */ }
   s->outbox_reread = true;
   nt_loop_redis_failed(s, err);
 }
@@ -52,8 +55,9 @@ static void redis_error(nt_service_t *s, const redisReply *r, const char *what) 
 static bool ensure_group(nt_service_t *s) {
   if (s->outbox_group) return true;
   redisReply *r = cp_redis_cmd(s->redis, "XGROUP CREATE %s %s 0 MKSTREAM", cp_key_outbox(), CP_OUTBOX_GROUP);
-  bool ok = r != NULL && (r->type == REDIS_REPLY_STATUS ||
-                          (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) == 0));
+  /* cp_redis_cmd answers NULL for an error reply too; BUSYGROUP (another replica made it)
+   * is success, and its text is in errstr. */
+  bool ok = r != NULL || strncmp(cp_redis_errstr(s->redis), "BUSYGROUP", 9) == 0;
   if (!ok) redis_error(s, r, "creating the outbox group");
   if (r != NULL) freeReplyObject(r);
   s->outbox_group = ok;

@@ -1,8 +1,8 @@
 """test_notify.py -- the notify service against a real redis-server and a real HTTP receiver.
 
-NotifyJobs go in through the bus (build/services/bus/bus when it exists, otherwise
-the test binds the PUSH socket notify connects to); webhooks come out at
-WebhookReceiver, whose signatures are checked with the key notify writes to notify.pub.
+NotifyJobs go in as producers write them: XADD to the outbox stream cp:{outbox}
+(field "j", the packed job); webhooks come out at WebhookReceiver, whose signatures
+are checked with the key notify writes to notify.pub.
 """
 
 import base64
@@ -17,14 +17,14 @@ import tempfile
 import time
 
 import pytest
-import zmq
 
 from carepass.v1 import internal_pb2
+from harness import Resp
 from webhook_receiver import WebhookReceiver
 
 BUILD = os.environ.get("CAREPASS_BUILD_DIR", os.path.join(os.getcwd(), "build"))
 NOTIFY_BIN = os.path.join(BUILD, "services", "notify", "notify")
-BUS_BIN = os.path.join(BUILD, "services", "bus", "bus")
+OUTBOX = "cp:{outbox}"
 MAX_ATTEMPTS = 3
 BACKOFF_MS = 50
 
@@ -57,7 +57,7 @@ class Redis:
     def start(self):
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", self.tmp],
+             "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", self.tmp],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         assert wait_until(lambda: self.cli("PING") == "PONG", 10), "redis-server did not start"
 
@@ -108,7 +108,7 @@ def job(type_="record.committed", provider="PRV-0001", event_id="EV-1", index=7,
 
 
 class Env:
-    """redis + receivers + (bus) + notify, and a PUSH socket into the notify queue."""
+    """redis + receivers + notify; jobs are added to the outbox stream as producers do."""
 
     def __init__(self):
         self.tmp = tempfile.mkdtemp(prefix="cp-notify-")
@@ -126,25 +126,6 @@ class Env:
             ]}, f)
         self.key = os.path.join(self.tmp, "keys", "notify.key")
         self.pub = os.path.join(self.tmp, "keys", "notify.pub")
-        self.ctx = zmq.Context()
-        self.push = self.ctx.socket(zmq.PUSH)
-        self.push.setsockopt(zmq.LINGER, 0)
-        self.bus_env = {}
-        self.use_bus = os.access(BUS_BIN, os.X_OK)
-        if self.use_bus:
-            names = ["VERIFY_IN", "VERIFY_OUT", "NOTIFY_IN", "NOTIFY_OUT", "RESULTS_IN", "RESULTS_OUT"]
-            self.bus_env = {"CAREPASS_BUS_" + n: "tcp://127.0.0.1:%d" % free_port() for n in names}
-            self.spawn("bus", [BUS_BIN], self.bus_env)
-            time.sleep(0.3)
-            if self.procs[-1].poll() is not None:   # bus not usable yet: push directly
-                self.use_bus = False
-                self.bus_env = {}
-        if self.use_bus:
-            self.push.connect(self.bus_env["CAREPASS_BUS_NOTIFY_IN"])
-            self.notify_out = self.bus_env["CAREPASS_BUS_NOTIFY_OUT"]
-        else:
-            self.notify_out = "tcp://127.0.0.1:%d" % free_port()
-            self.push.bind(self.notify_out)
         self.notify = self.start_notify()
         assert wait_until(lambda: os.path.exists(self.pub), 10), "notify did not write notify.pub"
         with open(self.pub) as f:
@@ -167,7 +148,6 @@ class Env:
     def start_notify(self, **extra):
         env = {
             "CAREPASS_REDIS_PORT": str(self.redis.port),
-            "CAREPASS_BUS_NOTIFY_OUT": self.notify_out,
             "CAREPASS_PROVIDERS": self.providers,
             "CAREPASS_NOTIFY_SIGNING_KEY": self.key,
             "CAREPASS_WEBHOOK_BACKOFF_MS": str(BACKOFF_MS),
@@ -190,7 +170,19 @@ class Env:
                               text=True, timeout=30)
 
     def send(self, j):
-        self.push.send(j.SerializeToString())
+        self.send_raw(j.SerializeToString())
+
+    def send_raw(self, data):
+        """XADD one entry, as the claim script, verify and the projection do."""
+        with Resp(self.redis.port) as r:
+            r.cmd("XADD", OUTBOX, "*", "j", data)
+
+    def outbox_len(self):
+        return int(self.redis.cli("XLEN", OUTBOX) or 0)
+
+    def outbox_pending(self):
+        out = self.redis.lines("XPENDING", OUTBOX, "notify")
+        return int(out[0]) if out else 0
 
     def log_text(self):
         text = ""
@@ -202,8 +194,6 @@ class Env:
     def close(self):
         for p in reversed(self.procs):
             stop_process(p)
-        self.push.close(0)
-        self.ctx.term()
         self.rx.stop()
         self.slow.stop()
         self.redis.stop()
@@ -359,13 +349,54 @@ def test_provider_without_url_is_not_delivered(env):
 
 
 def test_bad_job_is_dropped_not_fatal(env):
-    env.push.send(b"\xff\xff\xff not a protobuf")
+    env.send_raw(b"\xff\xff\xff not a protobuf")
+    with Resp(env.redis.port) as r:                  # an entry without the job field
+        r.cmd("XADD", OUTBOX, "*", "x", "1")
     env.send(job(type_="Bad Type!", event_id="EV-BAD"))
     env.send(job(event_id="EV-AFTER-BAD"))
     wid = delivery_id("record.committed", "PRV-0001", "EV-AFTER-BAD", 7)
     assert env.rx.wait_for(lambda reqs: requests_for(env.rx, wid), 10), env.log_text()
-    assert env.log_text().count("bad NotifyJob dropped") >= 2
+    assert env.log_text().count("bad outbox entry dropped") >= 3
     assert env.notify.poll() is None
+    # bad entries are acknowledged and deleted like good ones: nothing stays behind
+    assert wait_until(lambda: env.outbox_len() == 0 and env.outbox_pending() == 0, 5)
+
+
+def test_jobs_written_while_notify_is_stopped_are_delivered(env):
+    """The outbox holds what producers wrote while no notify ran; nothing is lost."""
+    env.notify.send_signal(signal.SIGSTOP)
+    try:
+        ids = []
+        for i in range(20):
+            env.send(job(event_id="EV-STOPPED-%d" % i, index=200 + i))
+            ids.append(delivery_id("record.committed", "PRV-0001", "EV-STOPPED-%d" % i, 200 + i))
+        time.sleep(0.3)
+        assert env.outbox_len() == 20 and env.rx.requests == []
+    finally:
+        env.notify.send_signal(signal.SIGCONT)
+    assert env.rx.wait_for(lambda reqs: set(ids) <= {r.webhook_id for r in reqs}, 10), env.log_text()
+    assert sorted(r.webhook_id for r in env.rx.requests) == sorted(ids)
+    assert wait_until(lambda: env.outbox_len() == 0 and env.outbox_pending() == 0, 5)
+
+
+def test_notify_killed_before_storing_rereads_its_entries(env):
+    """Entries a replica read but had not stored when killed are read again, not lost."""
+    # SIGSTOP after notify has read nothing; add jobs; the kill lands at a random point
+    # in read/store; a new replica (new consumer name) must take over via XAUTOCLAIM or
+    # the stream's unread tail, so every job is delivered.
+    victim = env.start_notify(CAREPASS_NOTIFY_OUTBOX_LEASE_MS="1000")
+    stop_process(env.notify, signal.SIGTERM)
+    ids = []
+    for i in range(200):
+        env.send(job(type_="event.accepted", event_id="EV-KILLED-%d" % i, index=0))
+        ids.append(delivery_id("event.accepted", "PRV-0001", "EV-KILLED-%d" % i, 0))
+    victim.kill()
+    victim.wait(timeout=5)
+    env.notify = env.start_notify(CAREPASS_NOTIFY_OUTBOX_LEASE_MS="1000")
+    assert env.rx.wait_for(lambda reqs: set(ids) <= {r.webhook_id for r in reqs}, 20), env.log_text()
+    assert wait_until(lambda: env.outbox_len() == 0 and env.outbox_pending() == 0, 10)
+    stop_process(env.notify)
+    env.notify = env.start_notify()
 
 
 def test_slow_receiver_does_not_block_others(env):
@@ -419,10 +450,13 @@ def test_killed_replica_delivery_comes_back(env):
 
 
 def test_redis_outage_delays_but_does_not_drop(env):
-    """A job pulled while Redis is down is held and stored once Redis is back."""
-    env.redis.stop()
-    time.sleep(0.2)
-    env.send(job(event_id="EV-OUTAGE"))
+    """An entry written before Redis went down is delivered once Redis is back on its data."""
+    env.notify.send_signal(signal.SIGSTOP)           # the entry waits unread in the stream
+    try:
+        env.send(job(event_id="EV-OUTAGE"))
+        env.redis.stop()                             # SIGTERM: the AOF keeps the entry
+    finally:
+        env.notify.send_signal(signal.SIGCONT)
     wid = delivery_id("record.committed", "PRV-0001", "EV-OUTAGE", 7)
     assert wait_until(lambda: "redis error" in env.log_text(), 10)
     assert env.rx.requests == []
@@ -430,6 +464,17 @@ def test_redis_outage_delays_but_does_not_drop(env):
     assert env.rx.wait_for(lambda reqs: requests_for(env.rx, wid), 15), env.log_text()
     assert env.rx.verify(requests_for(env.rx, wid)[0])
     assert env.notify.poll() is None
+
+
+def test_outbox_group_made_again_when_redis_lost_it(env):
+    """A Redis that lost the stream (NOGROUP): notify makes the group again and goes on."""
+    assert wait_until(lambda: env.outbox_len() == 0, 5)
+    env.redis.cli("DEL", OUTBOX)
+    env.send(job(event_id="EV-NOGROUP"))
+    wid = delivery_id("record.committed", "PRV-0001", "EV-NOGROUP", 7)
+    assert env.rx.wait_for(lambda reqs: requests_for(env.rx, wid), 15), env.log_text()
+    assert "NOGROUP" in env.log_text()
+    assert wait_until(lambda: env.outbox_len() == 0 and env.outbox_pending() == 0, 5)
 
 
 def test_sigterm_finishes_in_flight_delivery(env):
