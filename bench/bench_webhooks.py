@@ -3,8 +3,8 @@
 
 Starts its own redis-server and one notify on free loopback ports, writes W workers
 with S employer subscriptions each (W * S = N, default 1000 * 10) straight into
-Redis as the gateway would, then pushes W record.revoked NotifyJobs onto notify's
-bus queue and times until the receiver has seen N distinct webhook-ids with a 2xx.
+Redis as the gateway would, then adds W record.revoked NotifyJobs to the outbox
+stream cp:{outbox} (pipelined, as the projection writes them) and times until the receiver has seen N distinct webhook-ids with a 2xx.
 Fan-out (reading subscriptions, creating deliveries), signing and delivery are all
 inside the timing. The receiver is an asyncio HTTP/1.1 keep-alive server in its own
 process; the baseline, measured in the same run, is the receiver's raw rate with a
@@ -188,7 +188,6 @@ def print_stats(r, notify_pid, per_endpoint, before, pids):
 
 def run_case(args, build, tmp, per_endpoint, rx_port, counts):
     from carepass.v1 import internal_pb2  # noqa: E402
-    import zmq  # noqa: E402
 
     rport = free_port()
     rdir = tmp / f"redis-{per_endpoint}"
@@ -196,8 +195,6 @@ def run_case(args, build, tmp, per_endpoint, rx_port, counts):
     redis = subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
                               "--appendonly", "no", "--dir", str(rdir)], stdout=subprocess.DEVNULL)
     notify = None
-    ctx = zmq.Context()
-    push = ctx.socket(zmq.PUSH)
     try:
         for _ in range(100):
             try:
@@ -223,13 +220,11 @@ def run_case(args, build, tmp, per_endpoint, rx_port, counts):
         if cmds:
             r.pipeline(cmds)
 
-        bus = f"tcp://127.0.0.1:{free_port()}"
-        push.bind(bus)
         keys = tmp / f"keys-{per_endpoint}"
         keys.mkdir()
         env = {k: v for k, v in os.environ.items() if not k.startswith("CAREPASS_")}
         env.update({"CAREPASS_WEBHOOK_ALLOW_HOSTS": "127.0.0.0/8",  # the receiver is on loopback
-                    "CAREPASS_REDIS_PORT": str(rport), "CAREPASS_BUS_NOTIFY_OUT": bus,
+                    "CAREPASS_REDIS_PORT": str(rport),
                     "CAREPASS_NOTIFY_SIGNING_KEY": str(keys / "notify.key"),
                     "CAREPASS_PROVIDERS": str(SRC / "data" / "providers.json"),
                     "CAREPASS_WEBHOOK_PER_ENDPOINT": str(per_endpoint),
@@ -243,13 +238,19 @@ def run_case(args, build, tmp, per_endpoint, rx_port, counts):
         before = sched_snapshot(pids)
         base_reqs, base_ids = counts[0], counts[1]
         t0 = time.monotonic()
+        adds = []
         for w, pseud in enumerate(hexes):
             job = internal_pb2.NotifyJob(type="record.revoked", provider_id="PRV-0001",
                                          provider_event_id=f"rev-{per_endpoint}-{w}", reason_code="ISSUED_IN_ERROR",
                                          entry_index=100000 + w, revokes_index=w + 1,
                                          qualification_code="RF-FIRE", worker_pseudonym=pseud,
                                          occurred_at=int(time.time() * 1000))
-            push.send(job.SerializeToString())
+            adds.append(["XADD", "cp:{outbox}", "*", "j", job.SerializeToString()])
+            if len(adds) >= 500:
+                r.pipeline(adds)
+                adds = []
+        if adds:
+            r.pipeline(adds)
         want = workers * args.subs_per_worker
         deadline = t0 + args.timeout
         while counts[1] - base_ids < want and time.monotonic() < deadline:
@@ -260,8 +261,6 @@ def run_case(args, build, tmp, per_endpoint, rx_port, counts):
             print_stats(r, notify.pid, per_endpoint, before, pids)
         return got, want, elapsed, counts[0] - base_reqs
     finally:
-        push.close(linger=0)
-        ctx.term()
         if notify:
             notify.send_signal(signal.SIGTERM)
             try:

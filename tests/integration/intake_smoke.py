@@ -27,6 +27,7 @@ BUILD = os.environ.get("CAREPASS_BUILD_DIR", os.path.join(SOURCE, "build"))
 sys.path.insert(0, os.path.join(BUILD, "gen", "py"))
 
 from carepass.v1 import event_pb2, internal_pb2  # noqa: E402
+from harness import Resp  # noqa: E402
 
 E = event_pb2
 NI_GOOD = "AB123456C"
@@ -85,7 +86,7 @@ class Env:
         self.ctx = zmq.Context()
         self.procs = {}
         self.ports = {k: free_port() for k in
-                      ["redis", "vin", "vout", "nin", "nout", "rin", "rout", "intake"]}
+                      ["redis", "vin", "vout", "rin", "rout", "intake"]}
         self.prov1_pub, self.prov1_sec = zmq.curve_keypair()
         self.prov2_pub, self.prov2_sec = zmq.curve_keypair()
         os.makedirs(os.path.join(tmp, "keys"), mode=0o700)
@@ -104,8 +105,6 @@ class Env:
             "CAREPASS_REDIS_PORT": str(p["redis"]),
             "CAREPASS_BUS_VERIFY_IN": f"tcp://127.0.0.1:{p['vin']}",
             "CAREPASS_BUS_VERIFY_OUT": f"tcp://127.0.0.1:{p['vout']}",
-            "CAREPASS_BUS_NOTIFY_IN": f"tcp://127.0.0.1:{p['nin']}",
-            "CAREPASS_BUS_NOTIFY_OUT": f"tcp://127.0.0.1:{p['nout']}",
             "CAREPASS_BUS_RESULTS_IN": f"tcp://127.0.0.1:{p['rin']}",
             "CAREPASS_BUS_RESULTS_OUT": f"tcp://127.0.0.1:{p['rout']}",
             "CAREPASS_INTAKE_BIND": f"tcp://127.0.0.1:{p['intake']}",
@@ -145,11 +144,10 @@ class Env:
         wait_port(p["intake"], self.procs["intake"])
         with open(self.env["CAREPASS_INTAKE_CURVE_KEY"] + ".pub") as f:
             self.server_key = f.read().strip().encode()
-        # play verify (PULL), notify (PULL) and the signer's result publisher (PUB)
+        # play verify (PULL) and the signer's result publisher (PUB); notify's part is
+        # take_notices(), which reads the outbox stream intake writes with each new event
         self.verify = self.ctx.socket(zmq.PULL)
         self.verify.connect(self.env["CAREPASS_BUS_VERIFY_OUT"])
-        self.notify = self.ctx.socket(zmq.PULL)
-        self.notify.connect(self.env["CAREPASS_BUS_NOTIFY_OUT"])
         self.results = self.ctx.socket(zmq.PUB)
         self.results.connect(self.env["CAREPASS_BUS_RESULTS_IN"])
         time.sleep(0.5)  # let subscriptions and connections settle
@@ -162,6 +160,18 @@ class Env:
         s.curve_serverkey = self.server_key
         s.connect(self.env["CAREPASS_INTAKE_BIND"])
         return s
+
+    def take_notices(self):
+        """The NotifyJobs in the outbox stream, oldest first; taken out as notify would."""
+        with Resp(self.ports["redis"]) as r:
+            entries = r.cmd("XRANGE", "cp:{outbox}", "-", "+") or []
+            if entries:
+                r.cmd("XDEL", "cp:{outbox}", *[e[0] for e in entries])
+        jobs = []
+        for _, fields in entries:
+            kv = dict(zip(fields[0::2], fields[1::2]))
+            jobs.append(internal_pb2.NotifyJob.FromString(kv[b"j"]))
+        return jobs
 
     def redis(self, *args):
         out = subprocess.run(["redis-cli", "-p", str(self.ports["redis"]), *args],
@@ -260,12 +270,7 @@ def run_smoke(f):
                 "A: no NI number on the bus")
         pse = {p.provider_event_id: p.worker_pseudonym for p in pes}
         f.check(pse.get("e1") == pse.get("e7"), "A: same worker, same pseudonym (NI normalised)")
-        jobs = recv_all(env.notify)
-        types = []
-        for m in jobs:
-            j = internal_pb2.NotifyJob()
-            j.ParseFromString(m[-1])
-            types.append((j.type, j.provider_event_id))
+        types = [(j.type, j.provider_event_id) for j in env.take_notices()]
         f.check(sorted(types) == [("event.accepted", "e1"), ("event.accepted", "e7"),
                                   ("event.accepted", "e8")], f"A: notify jobs {types}")
 
@@ -273,6 +278,7 @@ def run_smoke(f):
         rep2 = call(c, req_a)
         f.check(rep2 is not None and outcomes(rep2) == want, "B: resend gives the same answers")
         f.check(recv_all(env.verify) == [], "B: resend forwards nothing")
+        f.check(env.take_notices() == [], "B: resend owes no second notice")
 
         # --- C: same id, different content ------------------------------------------------
         rep = call(c, request([event("e1", code="CC-STD-09")]).SerializeToString())
@@ -330,7 +336,7 @@ def run_smoke(f):
                 "G: identity is the key: PRV-0002 has its own e1, PRV-0001 is a mismatch")
         c2.close()
         recv_all(env.verify)
-        recv_all(env.notify)
+        env.take_notices()
 
         # --- H: COMMITTED acks: one result published, one only in Redis ------------------
         c.send_multipart([request([event("c1"), event("c2")], ack=E.ACK_LEVEL_COMMITTED,
