@@ -22,6 +22,7 @@ TEST_PKGS=(
   python3 python3-zmq python3-protobuf python3-nacl python3-pytest
   golang-go golang-golang-x-mod-dev
   chromium chromium-driver python3-selenium
+  clang libfuzzer-14-dev libclang-rt-14-dev
 )
 PODMAN_PKGS=( podman podman-compose runc debootstrap slirp4netns fuse-overlayfs uidmap )
 
