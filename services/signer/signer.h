@@ -90,7 +90,7 @@ void signer_batch_discard(signer_t *s);
 /* signer_redis.c: connect if due, apply the Redis updates of entries in [applied, size): the
  * projection with each entry's notice, and cp:reg:{shard}:indexed, one transaction per chunk. */
 void signer_redis_apply(signer_t *s);
-/* Mark one (duplicate) event as committed at index (best effort). */
-void signer_redis_mark(signer_t *s, const char *provider_id, const char *event_id, uint64_t index);
+/* Mark one (duplicate) event as committed at index; false when Redis did not take it. */
+bool signer_redis_mark(signer_t *s, const char *provider_id, const char *event_id, uint64_t index);
 
 #endif

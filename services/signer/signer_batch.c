@@ -40,6 +40,7 @@ typedef struct {
   size_t first_in_batch;               // for an in-batch duplicate: the item it repeats
   bool dup_in_batch;                   // dup of an item of this batch (index known after append)
   bool dup_inflight;                   // dup of an item of the held batch (index known after its append)
+  bool announce;                       // Redis holds its committed state: its result may be published
   uint64_t index;                      // register index (known after append); UINT64_MAX = not answered
 } item_t;
 
@@ -273,18 +274,29 @@ static int commit(signer_t *s, signer_batch_t *b) {
   s->appended += nnew;
   s->duplicates += b->ndup;
 
-  /* the register is durable: Redis (state, notices, marker), then results */
+  /* the register is durable: Redis (state, notices, marker), then results -- and a result only
+   * for an event whose committed state Redis holds: a provider told COMMITTED acts on it at once
+   * (a revocation of the record is checked against Redis). What Redis did not take (it is down)
+   * is not announced; intake answers ACCEPTED at its timeout and the provider's resend finds the
+   * final state once this signer has caught Redis up. */
   signer_redis_apply(s);
+  size_t unannounced = 0;
   for (size_t i = 0; i < b->n; i++) {
     item_t *it = &b->items[i];
+    it->announce = it->index != UINT64_MAX && it->index < s->applied;
     if (it->dup && it->index != UINT64_MAX)
-      signer_redis_mark(s, it->rec->event->provider_id, it->rec->event->provider_event_id, it->index);
+      it->announce = signer_redis_mark(s, it->rec->event->provider_id, it->rec->event->provider_event_id, it->index);
   }
   for (size_t i = 0; i < b->n; i++) {
     item_t *it = &b->items[i];
-    if (it->index == UINT64_MAX) continue;
+    if (!it->announce) {
+      unannounced += it->index != UINT64_MAX;
+      continue;
+    }
     publish_result(s, it);
   }
+  if (unannounced > 0)
+    cp_log_warn("results held until Redis has the committed state", CP_KV_INT("count", (int64_t)unannounced), CP_KV_END);
   cp_log_info("batch committed", CP_KV_INT("count", nnew), CP_KV_INT("duplicates", b->ndup),
               CP_KV_INT("first_index", first), CP_KV_INT("size", reg_size(s->log)),
               CP_KV_INT("ms", cp_mono_ms() - b->t0), CP_KV_INT("redis_ok", s->redis != NULL), CP_KV_END);

@@ -155,10 +155,11 @@ void signer_redis_apply(signer_t *s) {
   proj_destroy(&proj);
 }
 
-void signer_redis_mark(signer_t *s, const char *provider_id, const char *event_id, uint64_t index) {
-  if (!ensure_redis(s)) return;
+bool signer_redis_mark(signer_t *s, const char *provider_id, const char *event_id, uint64_t index) {
+  if (!ensure_redis(s)) return false;
   cp_redis_pipe_t *pipe = cp_redis_pipe_new();
   proj_event_committed(pipe, provider_id, event_id, index);
-  (void)run_pipeline(s, pipe);
+  bool ok = run_pipeline(s, pipe);
   cp_redis_pipe_destroy(&pipe);
+  return ok;
 }
