@@ -85,6 +85,8 @@ const char *cp_key_pending_member(cp_key_t *k, const char *provider_id, const ch
 
 /* The worker's derived state (pseudonym hex). */
 const char *cp_key_w_entries(cp_key_t *k, const char *pseudonym_hex);
+/* HASH register index -> hex r of the worker's format-2 entries (the opening with the pseudonym). */
+const char *cp_key_w_openings(cp_key_t *k, const char *pseudonym_hex);
 const char *cp_key_w_cc(cp_key_t *k, const char *pseudonym_hex);
 const char *cp_key_w_awards(cp_key_t *k, const char *pseudonym_hex);
 const char *cp_key_w_award_gen(cp_key_t *k, const char *pseudonym_hex);
@@ -123,6 +125,7 @@ const char *cp_key_rl_code(cp_key_t *k, const char *code_hash_hex);
 #define CP_KEY_EVENT_FMT    "cp:ev:{%s:%s}"
 #define CP_KEY_PENDING      "cp:pending"
 #define CP_KEY_W_ENTRIES_FMT "cp:w:{%s}:entries"
+#define CP_KEY_W_OPENINGS_FMT "cp:w:{%s}:r"
 #define CP_KEY_W_CC_FMT     "cp:w:{%s}:cc"
 #define CP_KEY_W_AWARDS_FMT "cp:w:{%s}:awards"
 #define CP_KEY_W_AWARD_GEN_FMT "cp:w:{%s}:award_gen"

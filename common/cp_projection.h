@@ -49,6 +49,7 @@
 #include "carepass/v1/register.pb-c.h"
 #include "cp_catalogue.h"
 #include "cp_redis.h"
+#include "cp_subject.h"
 
 #define PROJ_AWARD_PROVIDER "carepass"             /* provider id of derived awards and their revocations */
 #define PROJ_OPERATOR_PROVIDER "carepass-operator" /* provider id of operator revocations (carepass revoke) */
@@ -85,6 +86,10 @@ int32_t proj_exp_threshold(int32_t valid_until, int stage);
  * day are skipped, as they always were when a record was scheduled. */
 proj_t *proj_new(proj_mode_t mode, const cat_catalogue_t *cat, int32_t today);
 void proj_destroy(proj_t **p);
+/* The subject key store that opens format-2 entries (cp_subject.h); without one, or for an entry
+ * it cannot open (its worker left the register), the entry is projected without a worker: its
+ * event state only, no worker index, award state, expiry schedule or worker in its notice. */
+void proj_set_subjects(proj_t *p, const cp_subject_store_t *subjects);
 
 /* Queue on pipe the Redis updates of committed entry `index`. For a revocation, target is the
  * entry it revokes (NULL when it names none below it or that entry cannot be read). */

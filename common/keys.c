@@ -33,6 +33,7 @@ const char *cp_key_pending(void) { return CP_KEY_PENDING; }
 const char *cp_key_pending_member(cp_key_t *k, const char *p, const char *e) { return build(k, "%s:%s", p, e); }
 
 const char *cp_key_w_entries(cp_key_t *k, const char *hex) { return build(k, CP_KEY_W_ENTRIES_FMT, hex); }
+const char *cp_key_w_openings(cp_key_t *k, const char *hex) { return build(k, CP_KEY_W_OPENINGS_FMT, hex); }
 const char *cp_key_w_cc(cp_key_t *k, const char *hex) { return build(k, CP_KEY_W_CC_FMT, hex); }
 const char *cp_key_w_awards(cp_key_t *k, const char *hex) { return build(k, CP_KEY_W_AWARDS_FMT, hex); }
 const char *cp_key_w_award_gen(cp_key_t *k, const char *hex) { return build(k, CP_KEY_W_AWARD_GEN_FMT, hex); }

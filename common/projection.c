@@ -20,6 +20,7 @@ struct proj {
   proj_mode_t mode;            // live (signer) or replay (reindex)
   const cat_catalogue_t *cat;  // catalogue: which codes derived awards require (replay only)
   int32_t today;               // day number an expiry schedule starts from (thresholds passed are skipped)
+  const cp_subject_store_t *subjects;  // opens format-2 entries; NULL = none (proj_set_subjects)
 };
 
 /* Append a worker's index only once, so that applying an entry again adds nothing twice. */
@@ -148,6 +149,8 @@ proj_t *proj_new(proj_mode_t mode, const cat_catalogue_t *cat, int32_t today) {
   p->today = today;
   return p;
 }
+
+void proj_set_subjects(proj_t *p, const cp_subject_store_t *subjects) { p->subjects = subjects; }
 
 void proj_destroy(proj_t **pp) {
   if (pp == NULL || *pp == NULL) return;
@@ -327,9 +330,34 @@ static void queue_notice(cp_redis_pipe_t *pipe, uint64_t index, const Carepass__
     cp_log_error("notice of a committed entry could not be packed; not sent", CP_KV_INT("index", index), CP_KV_END);
 }
 
+/* A format-2 entry seen as a format-1 one: its worker's pseudonym opened through the subject key
+ * store into view (none when it does not open: a worker who left). Format 1 is returned as is. */
+static const Carepass__V1__PassportEntry *opened(const proj_t *p, const Carepass__V1__PassportEntry *pe,
+                                                 Carepass__V1__PassportEntry *view, cp_opening_t *op, bool *has_r) {
+  *has_r = false;
+  if (pe == NULL || pe->version < 2) return pe;
+  *view = *pe;   /* shallow: the view is never freed */
+  view->worker_pseudonym.data = NULL;
+  view->worker_pseudonym.len = 0;
+  if (p->subjects != NULL &&
+      cp_subject_store_open_entry(p->subjects, pe->subject.data, pe->subject.len, pe->subject_slot.data,
+                                  pe->subject_slot.len, pe->sealed_opening.data, pe->sealed_opening.len,
+                                  op) == CP_SUBJECT_OK) {
+    view->worker_pseudonym.data = op->pseudonym;
+    view->worker_pseudonym.len = CP_PSEUDONYM_BYTES;
+    *has_r = true;
+  }
+  return view;
+}
+
 void proj_entry(proj_t *p, cp_redis_pipe_t *pipe, uint64_t index, const Carepass__V1__PassportEntry *pe,
                 const Carepass__V1__PassportEntry *target) {
   if (IS(pe, KEY)) return;   /* key history: no event, no worker */
+  Carepass__V1__PassportEntry pview, tview;
+  cp_opening_t pop, top;
+  bool has_r, target_r;
+  pe = opened(p, pe, &pview, &pop, &has_r);
+  target = opened(p, target, &tview, &top, &target_r);
   if (target != NULL && (!IS(pe, REVOCATION) || pe->revokes_index >= index ||
                          !(IS(target, RECORD) || IS(target, DERIVED_AWARD))))
     target = NULL;           /* only a record or award below the revocation is marked */
@@ -345,6 +373,11 @@ void proj_entry(proj_t *p, cp_redis_pipe_t *pipe, uint64_t index, const Carepass
     snprintf(idx, sizeof idx, "%" PRIu64, index);
     const char *argv[] = {cp_key_w_entries(&wk, hex), idx};
     (void)cp_redis_pipe_script(pipe, &rpush_once, 2, argv, NULL);
+    if (has_r) {   /* the opening's r, with which the gateway shows the entry is this worker's */
+      char rhex[2 * CP_SUBJECT_R_BYTES + 1];
+      cp_hex(pop.r, CP_SUBJECT_R_BYTES, rhex);
+      (void)cp_redis_pipe_cmd(pipe, "HSET %s %s %s", cp_key_w_openings(&wk, hex), idx, rhex);
+    }
   }
   if (target != NULL) {
     /* revoked_by is the revoking event id (verify sets it first, HSETNX keeps that);

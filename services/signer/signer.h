@@ -7,6 +7,7 @@
 #include "cp_redis.h"
 #include "cp_register.h"
 #include "cp_regkeys.h"
+#include "cp_subject.h"
 #include "carepass/v1/internal.pb-c.h"
 #include "carepass/v1/register.pb-c.h"
 
@@ -33,13 +34,15 @@ int signer_index_build(signer_index_t *ix, reg_log_t *log, reg_keyspan_t **keys,
 /* Decode a register entry (SignedEntry -> PassportEntry); free with
  * protobuf_c_message_free_unpacked. NULL with err set when malformed (signer_entry.c). */
 Carepass__V1__PassportEntry *signer_entry_decode(const uint8_t *buf, size_t len, char *err, size_t errlen);
-/* The canonical PassportEntry of a verified record (strings and bytes point into rec). */
-void signer_entry_fill(const Carepass__V1__VerifiedRecord *rec, int64_t issued_at,
+/* The canonical PassportEntry of a verified record (strings and bytes point into rec, and into
+ * subject when given): version 1 names the worker by pseudonym; with a subject (ENTRY_FORMAT 2)
+ * version 2 carries the subject commitment, slot and sealed opening instead (cp_subject.h). */
+void signer_entry_fill(const Carepass__V1__VerifiedRecord *rec, int64_t issued_at, const cp_subject_t *subject,
                        Carepass__V1__PassportEntry *pe);
 /* Build the canonical PassportEntry for a verified record, sign it and pack the
  * SignedEntry into a malloc'd buffer. */
 int signer_entry_build(const cp_signkey_t *key, const Carepass__V1__VerifiedRecord *rec, int64_t issued_at,
-                       uint8_t **out, size_t *outlen, char *err, size_t errlen) CP_WUR;
+                       const cp_subject_t *subject, uint8_t **out, size_t *outlen, char *err, size_t errlen) CP_WUR;
 
 /* A batch in the signing pipeline (signer_batch.c). */
 typedef struct signer_batch signer_batch_t;
@@ -47,6 +50,8 @@ typedef struct signer_batch signer_batch_t;
 /* The service (one per process; signer_new / signer_destroy). */
 typedef struct signer {
   cp_signkey_t key;            // register signing key (name = log origin)
+  int entry_format;            // ENTRY_FORMAT: 1 (pseudonym) or 2 (subject commitment)
+  cp_subject_store_t *subjects; // the subject key store (format 2, or when it exists); NULL = none
   reg_log_t *log;              // the register shard (writer)
   signer_index_t *index;       // idempotency index over the register
   reg_keyspan_t *keys;         // key history of the register (from its key entries)

@@ -41,6 +41,8 @@ typedef struct {
   bool dup_in_batch;                   // dup of an item of this batch (index known after append)
   bool dup_inflight;                   // dup of an item of the held batch (index known after its append)
   bool announce;                       // Redis holds its committed state: its result may be published
+  bool has_subject;                    // format 2: subject made at dedupe (main thread: the store is not thread-safe)
+  cp_subject_t subject;
   uint64_t index;                      // register index (known after append); UINT64_MAX = not answered
 } item_t;
 
@@ -183,6 +185,10 @@ static void dedupe(signer_t *s, signer_batch_t *b, const signer_batch_t *held) {
     } else {
       it->sign = true;
       signer_index_put(b->seen, ev->provider_id, ev->provider_event_id, i);
+      if (s->entry_format == 2 && s->subjects != NULL) {
+        cp_subject_store_new(s->subjects, ev->worker_pseudonym.data, &it->subject);
+        it->has_subject = true;
+      }
       continue;
     }
     b->ndup++;
@@ -196,7 +202,8 @@ static void *sign_batch(void *arg) {
     item_t *it = &b->items[i];
     if (!it->sign) continue;
     char err[CP_ERRLEN];
-    if (signer_entry_build(b->key, it->rec, b->issued_at, &it->entry, &it->len, err, sizeof err) != 0) {
+    if (signer_entry_build(b->key, it->rec, b->issued_at, it->has_subject ? &it->subject : NULL, &it->entry,
+                           &it->len, err, sizeof err) != 0) {
       it->entry = NULL;
       it->sign_err = cp_strdup(err);
     }
@@ -246,6 +253,12 @@ static int commit(signer_t *s, signer_batch_t *b) {
   uint64_t first = reg_size(s->log);
   if (nnew > 0) {
     char err[CP_ERRLEN];
+    /* the subjects' slots and worker keys are durable before any entry that needs them is */
+    if (s->subjects != NULL && cp_subject_store_flush(s->subjects, err, sizeof err) != 0) {
+      cp_log_error("subject key store not written; batch not appended", CP_KV_STR("error", err),
+                   CP_KV_INT("count", nnew), CP_KV_END);
+      goto out;
+    }
     if (reg_append(s->log, ents, lens, nnew, &first, err, sizeof err) != 0) {
       /* nothing was committed: the events stay pending in Redis and come back by redrive */
       cp_log_error("register append failed", CP_KV_STR("error", err), CP_KV_INT("count", nnew), CP_KV_END);

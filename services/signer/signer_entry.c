@@ -18,13 +18,23 @@ Carepass__V1__PassportEntry *signer_entry_decode(const uint8_t *buf, size_t len,
   return pe;
 }
 
-void signer_entry_fill(const Carepass__V1__VerifiedRecord *rec, int64_t issued_at,
+void signer_entry_fill(const Carepass__V1__VerifiedRecord *rec, int64_t issued_at, const cp_subject_t *subject,
                        Carepass__V1__PassportEntry *pe) {
   const Carepass__V1__PendingEvent *ev = rec->event;
   assert(ev != NULL);
   carepass__v1__passport_entry__init(pe);
-  pe->version = 1;
-  pe->worker_pseudonym = ev->worker_pseudonym;
+  if (subject != NULL) {
+    pe->version = 2;
+    pe->subject.data = (uint8_t *)subject->subject;
+    pe->subject.len = sizeof subject->subject;
+    pe->subject_slot.data = (uint8_t *)subject->slot;
+    pe->subject_slot.len = sizeof subject->slot;
+    pe->sealed_opening.data = (uint8_t *)subject->sealed;
+    pe->sealed_opening.len = sizeof subject->sealed;
+  } else {
+    pe->version = 1;
+    pe->worker_pseudonym = ev->worker_pseudonym;
+  }
   pe->qualification_code = ev->qualification_code;
   pe->provider_id = ev->provider_id;
   pe->assessor_id = ev->assessor_id;
@@ -39,8 +49,8 @@ void signer_entry_fill(const Carepass__V1__VerifiedRecord *rec, int64_t issued_a
 }
 
 int signer_entry_build(const cp_signkey_t *key, const Carepass__V1__VerifiedRecord *rec, int64_t issued_at,
-                       uint8_t **out, size_t *outlen, char *err, size_t errlen) {
+                       const cp_subject_t *subject, uint8_t **out, size_t *outlen, char *err, size_t errlen) {
   Carepass__V1__PassportEntry pe;
-  signer_entry_fill(rec, issued_at, &pe);
+  signer_entry_fill(rec, issued_at, subject, &pe);
   return reg_entry_sign(key, &pe, out, outlen, err, errlen);
 }

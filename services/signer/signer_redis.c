@@ -125,6 +125,7 @@ void signer_redis_apply(signer_t *s) {
   if (!ensure_redis(s)) return;
   uint64_t size = reg_size(s->log);
   proj_t *proj = proj_new(PROJ_LIVE, NULL, cp_today());
+  proj_set_subjects(proj, s->subjects);
   cp_redis_pipe_t *pipe = cp_redis_pipe_new();
   while (s->applied < size) {
     uint64_t to = size - s->applied > CHUNK ? s->applied + CHUNK : size;

@@ -2,6 +2,7 @@
 #include "signer.h"
 
 #include <libgen.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,21 @@ static int signer_open(signer_t *s, char *err, size_t errlen) {
   free(kdir);
   if (rc != 0) return -1;
   if (cp_signkey_load(keypath, cp_cfg_str(CP_OPT_LOG_ORIGIN), true, &s->key, err, errlen) != 0) return -1;
+  /* the subject key store: made for format 2; opened whenever it exists (format-2 entries the
+   * register already holds are projected through it) */
+  s->entry_format = (int)cp_cfg_int(CP_OPT_ENTRY_FORMAT);
+  const char *sk = cp_cfg_str(CP_OPT_SUBJECT_KEYS);
+  struct stat skst;
+  if (s->entry_format == 2 || stat(sk, &skst) == 0) {
+    char *skdir = cp_strdup(sk);
+    rc = cp_mkdirs(dirname(skdir), 0700, err, errlen);
+    free(skdir);
+    if (rc != 0) return -1;
+    if (cp_subject_store_open(sk, s->entry_format == 2, &s->subjects, err, errlen) != 0) return -1;
+    cp_log_info("subject key store open", CP_KV_STR("dir", sk), CP_KV_INT("entry_format", s->entry_format),
+                CP_KV_INT("workers", (int64_t)cp_subject_store_workers(s->subjects)),
+                CP_KV_INT("slots", (int64_t)cp_subject_store_slots(s->subjects)), CP_KV_END);
+  }
   if (reg_open(dir, &s->key, &s->log, err, errlen) != 0) return -1;
   int64_t t0 = cp_mono_ms();
   s->index = signer_index_new();
@@ -123,6 +139,7 @@ void signer_destroy(signer_t **sp) {
   signer_index_destroy(&s->index);
   free(s->keys);
   reg_close(&s->log);
+  cp_subject_store_close(&s->subjects);
   cp_signkey_wipe(&s->key);
   free(s);
   *sp = NULL;

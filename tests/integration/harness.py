@@ -326,6 +326,7 @@ class CarepassSystem:
             "CAREPASS_INTAKE_CURVE_KEY": str(self.keys_dir / "intake.curve"),
             "CAREPASS_PSEUDONYM_SECRET": str(self.keys_dir / "pseudonym.secret"),
             "CAREPASS_SIGNING_KEY": str(self.keys_dir / "signer.key"),
+            "CAREPASS_SUBJECT_KEYS": str(self.keys_dir / "subject-keys"),
             "CAREPASS_NOTIFY_SIGNING_KEY": str(self.keys_dir / "notify.key"),
             "CAREPASS_SIGNER_BIND": f"tcp://127.0.0.1:{self.signer_port}",
             "CAREPASS_SIGNER_ENDPOINTS": f"tcp://127.0.0.1:{self.signer_port}",

@@ -17,6 +17,7 @@
 #include "cp_outbox.h"
 #include "cp_projection.h"
 #include "cp_redis.h"
+#include "cp_subject.h"
 #include "redis_server.h"
 
 #define TIMEOUT_MS 2000
@@ -253,6 +254,81 @@ static void test_live_record_and_revocation(void **state) {
   cp_redis_destroy(&r);
 }
 
+/* Format 2: the worker comes from the subject key store; the worker index gains each entry's r
+ * (which opens its subject); without the store, or once the worker left (shredded), the entry is
+ * projected without a worker -- its event state only. */
+static void test_format_2_subjects(void **state) {
+  srv_t *s = *state;
+  cp_redis_t *r = connect_to(s);
+  char dir[64], err[CP_ERRLEN] = "";
+  snprintf(dir, sizeof dir, "/tmp/cp-test-proj-subj-XXXXXX");
+  assert_non_null(mkdtemp(dir));
+  char sdir[128];
+  snprintf(sdir, sizeof sdir, "%s/subject-keys", dir);
+  cp_subject_store_t *st = NULL;
+  assert_int_equal(cp_subject_store_open(sdir, true, &st, err, sizeof err), 0);
+  entry_t log[3];
+  cp_subject_t subj[3];
+  mk(&log[0], CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_KEY, "", "", "");
+  log[0].pe.worker_pseudonym.len = 0;
+  for (int i = 1; i < 3; i++) {
+    mk(&log[i], CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_RECORD, "PRV-0001", i == 1 ? "s1" : "s2", "RF-FIRE");
+    cp_subject_store_new(st, worker_a, &subj[i]);
+    log[i].pe.version = 2;
+    log[i].pe.worker_pseudonym.len = 0;
+    log[i].pe.worker_pseudonym.data = NULL;
+    log[i].pe.subject.data = subj[i].subject;
+    log[i].pe.subject.len = sizeof subj[i].subject;
+    log[i].pe.subject_slot.data = subj[i].slot;
+    log[i].pe.subject_slot.len = sizeof subj[i].slot;
+    log[i].pe.sealed_opening.data = subj[i].sealed;
+    log[i].pe.sealed_opening.len = sizeof subj[i].sealed;
+  }
+  assert_int_equal(cp_subject_store_flush(st, err, sizeof err), 0);
+  cp_key_t w, ev;
+
+  /* without the store: event states, no worker */
+  proj_t *p = proj_new(PROJ_LIVE, NULL, TODAY);
+  apply(r, p, log, 0, 3);
+  expect_field(r, cp_key_event(&ev, "PRV-0001", "s1"), "state", "committed");
+  assert_int_equal(count_of(r, "EXISTS %s", cp_key_w_entries(&w, hex_a)), 0);
+  freeReplyObject(cp_redis_cmd(r, "FLUSHALL"));
+
+  /* with it: the worker's index and the r of each entry, which opens its subject */
+  proj_set_subjects(p, st);
+  apply(r, p, log, 0, 3);
+  assert_int_equal(count_of(r, "LLEN %s", cp_key_w_entries(&w, hex_a)), 2);
+  for (int i = 1; i < 3; i++) {
+    redisReply *x = cp_redis_cmd(r, "HGET %s %d", cp_key_w_openings(&w, hex_a), i);
+    assert_non_null(x);
+    assert_int_equal(x->type, REDIS_REPLY_STRING);
+    cp_opening_t op;
+    memcpy(op.pseudonym, worker_a, sizeof op.pseudonym);
+    assert_int_equal(sodium_hex2bin(op.r, sizeof op.r, x->str, x->len, NULL, NULL, NULL), 0);
+    assert_true(cp_subject_opens(subj[i].subject, &op));
+    freeReplyObject(x);
+  }
+  char *notices = outbox_notices(r);   /* the notices carry the opened worker (fan-out needs it) */
+  assert_string_equal(notices, "record.committed@1 record.committed@2");
+  free(notices);
+  freeReplyObject(cp_redis_cmd(r, "FLUSHALL"));
+
+  /* the worker leaves: their entries project without a worker from then on */
+  size_t removed = 0;
+  assert_int_equal(cp_subject_store_shred(st, worker_a, &removed, err, sizeof err), 0);
+  assert_int_equal(removed, 2);
+  apply(r, p, log, 0, 3);
+  expect_field(r, cp_key_event(&ev, "PRV-0001", "s2"), "state", "committed");
+  assert_int_equal(count_of(r, "EXISTS %s", cp_key_w_entries(&w, hex_a)), 0);
+  assert_int_equal(count_of(r, "EXISTS %s", cp_key_w_openings(&w, hex_a)), 0);
+  proj_destroy(&p);
+  cp_subject_store_close(&st);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  assert_int_equal(system(cmd), 0);
+  cp_redis_destroy(&r);
+}
+
 /* Replay: the Care Certificate held, withdrawn by a revoked standard before its own revocation (a
  * late withdrawal record), then that revocation; digests rebuilt; replaying over the built state
  * changes nothing. */
@@ -441,6 +517,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_replay_award_state, setup, teardown),
       cmocka_unit_test_setup_teardown(test_withdraw_award_once, setup, teardown),
       cmocka_unit_test_setup_teardown(test_expiry_schedule, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_format_2_subjects, setup, teardown),
       cmocka_unit_test(test_award_ids),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

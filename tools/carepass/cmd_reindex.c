@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "carepass/v1/internal.pb-c.h"
@@ -26,6 +27,7 @@ typedef struct {
   cp_redis_t *r;                 // Redis
   cp_redis_pipe_t *pipe;         // commands queued for Redis
   proj_t *proj;                  // the projection (replay)
+  cp_subject_store_t *subjects;  // opens format-2 entries (NULL when there is no store)
   reg_log_t *log;                // the register (walked)
   reg_log_t *look;               // a second handle for look-ups during the walk (its tile cache is its own)
   cat_catalogue_t *cat;          // catalogue (Care Certificate standards -> award)
@@ -161,6 +163,15 @@ int cmd_reindex(int argc, char **argv) {
   uint64_t size = reg_size(x.log);
   x.pipe = cp_redis_pipe_new();
   x.proj = proj_new(PROJ_REPLAY, x.cat, cp_today());
+  /* format-2 entries open through the subject key store, when there is one (read, never made) */
+  struct stat skst;
+  if (stat(cp_cfg_str(CP_OPT_SUBJECT_KEYS), &skst) == 0) {
+    if (cp_subject_store_open(cp_cfg_str(CP_OPT_SUBJECT_KEYS), false, &x.subjects, err, sizeof err) != 0) {
+      cli_error("reindex", "%s", err);
+      goto out;
+    }
+    proj_set_subjects(x.proj, x.subjects);
+  }
   if (size > 0 && reg_foreach_entry(x.log, 0, size, walk_fn, &x, err, sizeof err) != 0) {
     (void)flush(&x);
     cli_error("reindex", "%s", x.err[0] ? x.err : err);
@@ -183,6 +194,7 @@ int cmd_reindex(int argc, char **argv) {
 out:
   free(x.spans);
   proj_destroy(&x.proj);
+  cp_subject_store_close(&x.subjects);
   cp_redis_pipe_destroy(&x.pipe);
   cp_redis_destroy(&x.r);
   reg_close(&x.log);
