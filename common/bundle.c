@@ -227,10 +227,36 @@ void cp_passport_add(cp_passport_t *b, cp_proof_kind_t kind, cp_tlog_proof_t *p)
   memset(p, 0, sizeof *p);
 }
 
+void cp_passport_add_opening(cp_passport_t *b, uint64_t index, const uint8_t r[32]) {
+  if (b->nopen == b->capopen) {
+    b->capopen = b->capopen ? b->capopen * 2 : 16;
+    b->openings = cp_xrealloc(b->openings, b->capopen * sizeof *b->openings);
+  }
+  b->openings[b->nopen].index = index;
+  memcpy(b->openings[b->nopen].r, r, 32);
+  b->nopen++;
+  b->open_sorted = false;
+}
+
+static int by_index(const void *a, const void *b) {
+  uint64_t x = ((const cp_passport_opening_t *)a)->index, y = ((const cp_passport_opening_t *)b)->index;
+  return x < y ? -1 : x > y;
+}
+
+const cp_passport_opening_t *cp_passport_opening(cp_passport_t *b, uint64_t index) {
+  if (!b->open_sorted) {
+    if (b->nopen > 1) qsort(b->openings, b->nopen, sizeof *b->openings, by_index);
+    b->open_sorted = true;
+  }
+  cp_passport_opening_t key = {.index = index};
+  return b->nopen ? bsearch(&key, b->openings, b->nopen, sizeof *b->openings, by_index) : NULL;
+}
+
 void cp_passport_clear(cp_passport_t *b) {
   if (b == NULL) return;
   for (size_t i = 0; i < b->n; i++) cp_tlog_proof_clear(&b->items[i].proof);
   free(b->items);
+  free(b->openings);
   free(b->checkpoint);
   memset(b, 0, sizeof *b);
 }
@@ -246,7 +272,7 @@ int cp_passport_format(const cp_passport_t *b, char **out, size_t *outlen, char 
   if (!hex64_ok(b->worker, strlen(b->worker))) return cp_err(err, errlen, "worker pseudonym is not 64 hex digits");
   sbuf_t s = {0};
   char line[160];
-  sb_str(&s, CP_PASSPORT_HEADER "\n");
+  sb_str(&s, b->nopen > 0 ? CP_PASSPORT_HEADER_V2 "\n" : CP_PASSPORT_HEADER "\n");
   snprintf(line, sizeof line, "worker %s\ncheckpoint %zu\n", b->worker, b->checkpoint_len);
   sb_str(&s, line);
   sb_put(&s, b->checkpoint, b->checkpoint_len);
@@ -261,6 +287,12 @@ int cp_passport_format(const cp_passport_t *b, char **out, size_t *outlen, char 
     sb_str(&s, line);
     sb_put(&s, pt, pl);
     free(pt);
+  }
+  for (size_t i = 0; i < b->nopen; i++) {
+    char hex[65];
+    cp_hex(b->openings[i].r, 32, hex);
+    snprintf(line, sizeof line, "opening %" PRIu64 " %s\n", b->openings[i].index, hex);
+    sb_str(&s, line);
   }
   sb_str(&s, "end\n");
   *out = s.buf;
@@ -289,8 +321,10 @@ int cp_passport_parse(const char *text, size_t len, cp_passport_t *b, char *err,
   size_t blklen;
   if (len > CP_BUNDLE_MAX) return cp_err(err, errlen, "passport bundle is larger than %u bytes", CP_BUNDLE_MAX);
   if (!next_line(text, len, &pos, &ln, &n) || n != strlen(CP_PASSPORT_HEADER) ||
-      memcmp(ln, CP_PASSPORT_HEADER, n) != 0)
-    return cp_err(err, errlen, "not a passport bundle: the first line must be \"" CP_PASSPORT_HEADER "\"");
+      (memcmp(ln, CP_PASSPORT_HEADER, n) != 0 && memcmp(ln, CP_PASSPORT_HEADER_V2, n) != 0))
+    return cp_err(err, errlen, "not a passport bundle: the first line must be \"" CP_PASSPORT_HEADER "\" or \""
+                  CP_PASSPORT_HEADER_V2 "\"");
+  bool v2 = memcmp(ln, CP_PASSPORT_HEADER_V2, n) == 0;
   if (!next_line(text, len, &pos, &ln, &n) || n < 7 || memcmp(ln, "worker ", 7) != 0 || !hex64_ok(ln + 7, n - 7))
     return cp_err(err, errlen, "passport bundle: second line must be \"worker <64 hex digits>\"");
   memcpy(b->worker, ln + 7, 64);
@@ -314,6 +348,23 @@ int cp_passport_parse(const char *text, size_t len, cp_passport_t *b, char *err,
       goto err;
     }
     if (n == 3 && memcmp(ln, "end", 3) == 0) break;
+    if (v2 && n > 8 && memcmp(ln, "opening ", 8) == 0) {
+      const char *sp = memchr(ln + 8, ' ', n - 8);
+      uint64_t index;
+      uint8_t r[32];
+      if (sp == NULL || parse_u64(ln + 8, (size_t)(sp - (ln + 8)), &index) != 0 ||
+          !hex64_ok(sp + 1, n - (size_t)(sp + 1 - ln)) ||
+          sodium_hex2bin(r, sizeof r, sp + 1, 64, NULL, NULL, NULL) != 0) {
+        cp_err(err, errlen, "passport bundle: an opening line must be \"opening <index> <64 hex digits>\"");
+        goto err;
+      }
+      if (b->nopen >= CP_BUNDLE_ITEMS_MAX) {
+        cp_err(err, errlen, "passport bundle has more than %d openings", CP_BUNDLE_ITEMS_MAX);
+        goto err;
+      }
+      cp_passport_add_opening(b, index, r);
+      continue;
+    }
     cp_proof_kind_t kind;
     size_t prefix;
     if (n > 10 && memcmp(ln, "proof key ", 10) == 0) kind = CP_PROOF_KEY, prefix = 10;
@@ -345,6 +396,12 @@ int cp_passport_parse(const char *text, size_t len, cp_passport_t *b, char *err,
     cp_err(err, errlen, "passport bundle has data after its \"end\" line");
     goto err;
   }
+  (void)cp_passport_opening(b, 0);   /* sorts them */
+  for (size_t i = 1; i < b->nopen; i++)
+    if (b->openings[i].index == b->openings[i - 1].index) {
+      cp_err(err, errlen, "passport bundle: entry %" PRIu64 " has two openings", b->openings[i].index);
+      goto err;
+    }
   return 0;
 err:
   cp_passport_clear(b);

@@ -30,6 +30,15 @@
  *      <N bytes: a tlog-proof as in 1.>
  *      end
  *
+ *    carepass-passport/v2 is the same with, before "end", one line per entry of
+ *    register format 2 (cp_subject.h), the opening that shows it is the worker's:
+ *
+ *      opening <index> <64 hex: r>      the entry's subject is BLAKE2b-256(domain ||
+ *                                       worker pseudonym || r)
+ *
+ *    A writer uses v2 only when there are openings, so a format-1 passport is
+ *    byte-for-byte what it was.
+ *
  *    Lines end with "\n"; every <N> is the exact byte count of the block that
  *    follows the header line; after a block comes the next header line. Each
  *    embedded tlog-proof is a complete file on its own, and its checkpoint must be
@@ -43,6 +52,7 @@
 
 #define CP_TLOG_PROOF_HEADER "c2sp.org/tlog-proof@v1"
 #define CP_PASSPORT_HEADER "carepass-passport/v1"
+#define CP_PASSPORT_HEADER_V2 "carepass-passport/v2"
 #define CP_BUNDLE_MAX (64u * 1024 * 1024)  /* largest bundle file read */
 #define CP_BUNDLE_ITEMS_MAX 100000         /* most proofs in one passport bundle */
 
@@ -69,6 +79,12 @@ typedef struct {
   cp_tlog_proof_t proof;  // the proof (its checkpoint equals the bundle's)
 } cp_passport_item_t;
 
+/* The opening of a format-2 entry: its index and the r of its subject commitment. */
+typedef struct {
+  uint64_t index;
+  uint8_t r[32];
+} cp_passport_opening_t;
+
 /* A passport bundle. */
 typedef struct {
   char worker[2 * 32 + 1];    // worker pseudonym, hex
@@ -77,6 +93,9 @@ typedef struct {
   cp_passport_item_t *items;  // proofs, in file order
   size_t n;                   // items in use
   size_t cap;                 // items allocated
+  cp_passport_opening_t *openings;  // v2: openings of format-2 entries, in file order
+  size_t nopen, capopen;
+  bool open_sorted;                 // openings sorted by index (cp_passport_opening sorts them)
 } cp_passport_t;
 
 /* ---- tlog-proof ---------------------------------------------------------- */
@@ -104,11 +123,15 @@ int cp_tlog_proof_check(const cp_tlog_proof_t *p, uint64_t size, const uint8_t r
 void cp_passport_init(cp_passport_t *b, const char *worker_hex, const char *checkpoint, size_t len);
 /* Append a proof; takes ownership of what *p holds (and zeroes *p). */
 void cp_passport_add(cp_passport_t *b, cp_proof_kind_t kind, cp_tlog_proof_t *p);
-/* Write the bundle in the carepass-passport/v1 format (malloc'd, NUL-terminated). */
+/* Add the opening of the format-2 entry at index. */
+void cp_passport_add_opening(cp_passport_t *b, uint64_t index, const uint8_t r[32]);
+/* The opening of index, or NULL (sorts the openings once: O(log n) a look-up). */
+const cp_passport_opening_t *cp_passport_opening(cp_passport_t *b, uint64_t index);
+/* Write the bundle in the carepass-passport/v1 format, v2 when it has openings (malloc'd, NUL-terminated). */
 int cp_passport_format(const cp_passport_t *b, char **out, size_t *outlen, char *err,
                        size_t errlen) CP_WUR;
-/* Parse a carepass-passport/v1 text; checks that every embedded proof's
- * checkpoint equals the bundle's. Free with cp_passport_clear. */
+/* Parse a carepass-passport/v1 or v2 text; checks that every embedded proof's
+ * checkpoint equals the bundle's, and that no index has two openings. Free with cp_passport_clear. */
 int cp_passport_parse(const char *text, size_t len, cp_passport_t *b, char *err, size_t errlen) CP_WUR;
 void cp_passport_clear(cp_passport_t *b);
 

@@ -42,6 +42,7 @@
 #include "cp_keys.h"
 #include "cp_log.h"
 #include "cp_regkeys.h"
+#include "cp_subject.h"
 
 #define ENTRIES_MAX 100000     /* most register indexes read for one worker */
 #define EMPLOYER_MAX 200       /* longest employer label (self-declared: gw_json_label) */
@@ -68,6 +69,8 @@ typedef struct {
   size_t nscope;           // entries in scope
   gw_cconn_t *cc;          // batched check: the batch connection the view is written on (else NULL:
                            // this thread's view connection, gw_check_view_send)
+  uint8_t (*r)[CP_SUBJECT_R_BYTES];  // format 2: the r opening ent[i] (from cp:w:{hex}:r)
+  bool *has_r;             // r[i] is known
 } pp_t;
 
 static void pp_clear(pp_t *p) {
@@ -76,6 +79,8 @@ static void pp_clear(pp_t *p) {
   free(p->ent);
   free(p->rev);
   free(p->scope);
+  free(p->r);
+  free(p->has_r);
   memset(p, 0, sizeof *p);
 }
 
@@ -91,14 +96,25 @@ static bool in_scope(const pp_t *p, size_t i) {
   return gw_scope_has(p->scope, p->nscope, p->idx[i]);
 }
 
-/* Does the entry name this worker? (the Redis index is derived state: trust the register) */
+/* Does the entry name this worker? (the Redis index is derived state: trust the register) Format 2:
+ * its subject must open to the code's worker with the r the worker's index holds for it. */
 static bool is_workers(const pp_t *p, size_t i) {
   const Carepass__V1__PassportEntry *pe = p->ent[i].pe;
   char hex[2 * CP_PSEUDONYM_BYTES + 1];
+  if (pe != NULL && pe->version >= 2) {
+    cp_opening_t op;
+    if (p->has_r == NULL || !p->has_r[i] || pe->subject.len != CP_SUBJECT_BYTES ||
+        sodium_hex2bin(op.pseudonym, sizeof op.pseudonym, p->sc.worker, strlen(p->sc.worker), NULL, NULL, NULL) != 0)
+      return false;
+    memcpy(op.r, p->r[i], sizeof op.r);
+    return cp_subject_opens(pe->subject.data, &op);
+  }
   if (pe == NULL || pe->worker_pseudonym.len != CP_PSEUDONYM_BYTES) return false;
   cp_hex(pe->worker_pseudonym.data, CP_PSEUDONYM_BYTES, hex);
   return strcmp(hex, p->sc.worker) == 0;
 }
+
+static int pp_openings(gw_req_t *req, pp_t *p);
 
 /* Read the body and the employer label. 0, or -1 replied. */
 static int pp_parse(gw_req_t *req, pp_t *p) {
@@ -142,6 +158,7 @@ static int pp_index(gw_req_t *req, pp_t *p, const redisReply *l) {
     gw_reply_unavailable(req, "the register");
     return -1;
   }
+  if (pp_openings(req, p) != 0) return -1;
   /* revocations (authentic ones only) point back at the worker's earlier entries; the earliest wins */
   for (size_t i = 0; i < p->n; i++) p->rev[i] = -1;
   for (size_t i = 0; i < p->n; i++) {
@@ -154,6 +171,37 @@ static int pp_index(gw_req_t *req, pp_t *p, const redisReply *l) {
           (p->rev[j] < 0 || p->ent[p->rev[j]].pe->issued_at > pe->issued_at))
         p->rev[j] = (long)i;
   }
+  return 0;
+}
+
+/* Format-2 entries: the r of each, from the worker's index (one HGETALL, only when there is such
+ * an entry). 0, or -1 replied. */
+static int pp_openings(gw_req_t *req, pp_t *p) {
+  bool any = false;
+  for (size_t i = 0; i < p->n && !any; i++) any = p->ent[i].pe != NULL && p->ent[i].pe->version >= 2;
+  if (!any) return 0;
+  cp_redis_t *r = gw_redis(req);
+  cp_key_t key;
+  redisReply *h = r != NULL ? cp_redis_cmd(r, "HGETALL %s", cp_key_w_openings(&key, p->sc.worker)) : NULL;
+  if (h == NULL || h->type != REDIS_REPLY_ARRAY) {
+    if (h != NULL) freeReplyObject(h);
+    gw_reply_unavailable(req, "the passport index");
+    return -1;
+  }
+  p->r = cp_xcalloc(p->n + 1, sizeof *p->r);
+  p->has_r = cp_xcalloc(p->n + 1, sizeof *p->has_r);
+  for (size_t k = 0; k + 1 < h->elements; k += 2) {
+    const redisReply *f = h->element[k], *v = h->element[k + 1];
+    char *end = NULL;
+    if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
+    uint64_t idx = strtoull(f->str, &end, 10);
+    if (end == f->str || *end != '\0') continue;
+    const uint64_t *at = bsearch(&idx, p->idx, p->n, sizeof *p->idx, cmp_u64);
+    if (at == NULL) continue;
+    size_t i = (size_t)(at - p->idx);
+    p->has_r[i] = sodium_hex2bin(p->r[i], sizeof p->r[i], v->str, v->len, NULL, NULL, NULL) == 0;
+  }
+  freeReplyObject(h);
   return 0;
 }
 
@@ -397,24 +445,27 @@ static void record_view(gw_req_t *req, const pp_t *p, size_t nrec, const char *k
 static void reply_bundle(gw_req_t *req, pp_t *p) {
   /* records in scope, and the revocations of those records */
   uint64_t *sel = cp_xcalloc(p->n + 1, sizeof *sel);
+  const uint8_t **rs = cp_xcalloc(p->n + 1, sizeof *rs);   /* the openings of exactly what is shown */
   size_t ns = 0, nrec = 0;
   for (size_t i = 0; i < p->n; i++) {
     const Carepass__V1__PassportEntry *pe = p->ent[i].pe;
     if (pe == NULL || !is_workers(p, i)) continue;
+    bool shown = false;
     if (in_scope(p, i)) {
-      sel[ns++] = p->idx[i];
+      shown = true;
       nrec++;
     } else if (pe->entry_type == ET_REVOCATION) {
-      for (size_t j = 0; j < i; j++)
-        if (p->idx[j] == pe->revokes_index && in_scope(p, j)) {
-          sel[ns++] = p->idx[i];
-          break;
-        }
+      for (size_t j = 0; j < i && !shown; j++) shown = p->idx[j] == pe->revokes_index && in_scope(p, j);
     }
+    if (!shown) continue;
+    rs[ns] = p->has_r != NULL && p->has_r[i] ? p->r[i] : NULL;
+    sel[ns++] = p->idx[i];
   }
   char *text = NULL, err[CP_ERRLEN];
   size_t len = 0;
-  if (gw_check_bundle(req->gw, p->sc.worker, sel, ns, &text, &len, err, sizeof err) != 0) {
+  int brc = gw_check_bundle(req->gw, p->sc.worker, sel, (const uint8_t *const *)rs, ns, &text, &len, err, sizeof err);
+  free(rs);
+  if (brc != 0) {
     free(sel);
     cp_log_warn("check: bundle failed", CP_KV_STR("error", err), CP_KV_END);
     gw_reply_unavailable(req, "the register");

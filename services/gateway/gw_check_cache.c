@@ -243,8 +243,8 @@ int gw_check_entries(gw_t *gw, const uint64_t *indexes, size_t n, gw_centry_t *o
   return cp_err(err, errlen, "unreachable");
 }
 
-int gw_check_bundle(gw_t *gw, const char *worker_hex, const uint64_t *indexes, size_t n, char **out,
-                    size_t *outlen, char *err, size_t errlen) {
+int gw_check_bundle(gw_t *gw, const char *worker_hex, const uint64_t *indexes, const uint8_t *const *openings,
+                    size_t n, char **out, size_t *outlen, char *err, size_t errlen) {
   reg_log_t *log = cc_acquire(gw, true, err, errlen);
   if (log == NULL) return -1;
   int rc = -1;
@@ -265,6 +265,7 @@ int gw_check_bundle(gw_t *gw, const char *worker_hex, const uint64_t *indexes, s
     if (indexes[i] >= size) continue;
     if (cp_tlog_proof_from_log(log, indexes[i], &p, err, errlen) != 0) goto out;
     cp_passport_add(&b, CP_PROOF_ENTRY, &p);
+    if (openings != NULL && openings[i] != NULL) cp_passport_add_opening(&b, indexes[i], openings[i]);
   }
   rc = cp_passport_format(&b, out, outlen, err, errlen);
 out:

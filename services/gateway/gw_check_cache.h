@@ -31,8 +31,9 @@ int gw_check_entries(gw_t *gw, const uint64_t *indexes, size_t n, gw_centry_t *o
                      char *err, size_t errlen) CP_WUR;
 
 /* The passport bundle (common/cp_bundle.h) of worker_hex holding the key entries of the register
- * and the given entries, all against the current checkpoint. *out is malloc'd. */
-int gw_check_bundle(gw_t *gw, const char *worker_hex, const uint64_t *indexes, size_t n, char **out,
-                    size_t *outlen, char *err, size_t errlen) CP_WUR;
+ * and the given entries, all against the current checkpoint, with openings[i] (the r of a
+ * format-2 entry; NULL for none) of each given entry. *out is malloc'd. */
+int gw_check_bundle(gw_t *gw, const char *worker_hex, const uint64_t *indexes, const uint8_t *const *openings,
+                    size_t n, char **out, size_t *outlen, char *err, size_t errlen) CP_WUR;
 
 #endif

@@ -134,3 +134,120 @@ def test_format_2_register_links_nothing_and_reindex_rebuilds(system):
     pe4 = dict(entries(system))[i4]
     assert pe4.version == 2 and open_sealed(pe4, store_keys(system))[0] == pa
     assert i4 in worker_state(system, pa.hex())[0]
+
+
+# ---- the employer's side: a scoped check, its bundle, offline verify, the public log ------------
+
+def http_request(system, method, path, body=None, token=None):
+    import http.client
+    import json
+    c = http.client.HTTPConnection("127.0.0.1", system.gateway_port, timeout=30)
+    try:
+        h = {"Content-Type": "application/json"}
+        if token:
+            h["Authorization"] = f"Bearer {token}"
+        c.request(method, path, body=json.dumps(body).encode() if body is not None else None, headers=h)
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+def public_entries(system):
+    """Every entry as anyone reads it: through the gateway's public /log/ (tiles, not files)."""
+    st, note = http_request(system, "GET", "/log/checkpoint")
+    assert st == 200
+    size = int(note.split(b"\n")[1])
+    out = []
+    for n in range((size + 255) // 256):
+        full = n < size // 256
+        assert n < 1000   # a small test log: tile paths of one element
+        path = "/log/tile/entries/%03d" % n
+        if not full:
+            path += ".p/%d" % (size % 256)
+        st, data = http_request(system, "GET", path)
+        assert st == 200, path
+        pos = 0
+        while pos < len(data):
+            ln = int.from_bytes(data[pos:pos + 2], "big")
+            se = system.register_pb.SignedEntry.FromString(data[pos + 2:pos + 2 + ln])
+            out.append(system.register_pb.PassportEntry.FromString(se.entry))
+            pos += 2 + ln
+    return out
+
+
+DOB = "1990-04-12"
+
+
+@pytest.mark.carepass(extra_env={"CAREPASS_ENTRY_FORMAT": "2"},
+                      services=("bus", "intake", "verify", "signer", "notify", "gateway"))
+def test_format_2_scoped_check_bundle_and_offline_verify(system, tmp_path):
+    import json
+    rep = system.submit([event("s-%d" % i, ni_number=NI_A, qualification_code=q, completion_date="2026-05-0%d" % (i + 1))
+                         for i, q in enumerate(("RF-FIRE", "RF-SAFEG", "RF-HS"))]
+                        + [event("o-1", ni_number=NI_B, qualification_code="RF-FIRE")])
+    assert all(x.outcome == system.pb.OUTCOME_COMMITTED for x in rep.replies), rep
+    idx = {x.provider_event_id: x.entry_index for x in rep.replies}
+    tok = system.run_cli(["worker-token", NI_A, "--days", "2"], check=True).stdout.strip()
+    st, b = http_request(system, "POST", "/v1/share-codes", {"date_of_birth": DOB, "entries": [idx["s-1"]]}, tok)
+    assert st == 201, b
+    code = json.loads(b)["code"]
+
+    # the check: the one record in scope, authentic (the gateway opened it with the worker's r)
+    st, b = http_request(system, "POST", "/v1/check", {"share_code": code, "date_of_birth": DOB})
+    assert st == 200, b
+    p = json.loads(b)
+    assert [r["index"] for r in p["records"]] == [idx["s-1"]]
+    assert p["verification"]["authentic"] is True, p["verification"]
+
+    # the bundle carries the opening of that entry only, and verifies offline
+    st, bundle = http_request(system, "POST", "/v1/check/bundle", {"share_code": code, "date_of_birth": DOB})
+    assert st == 200, bundle
+    lines = bundle.split(b"\n")
+    assert lines[0] == b"carepass-passport/v2"
+    openings = [l for l in lines if l.startswith(b"opening ")]
+    assert len(openings) == 1 and openings[0].split(b" ")[1] == str(idx["s-1"]).encode()
+    f = tmp_path / "check.carepass"
+    f.write_bytes(bundle)
+    vkey = system.register_dir / "vkey"
+    ok = system.run_cli(["verify", str(f), "--vkey", str(vkey)])
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+
+    # hostile bundles: a wrong opening, none, and one for an entry the bundle does not hold
+    rhex = openings[0].split(b" ")[2]
+    bad_r = bundle.replace(rhex, (b"0" if rhex[:1] != b"0" else b"1") + rhex[1:])
+    none = bundle.replace(openings[0] + b"\n", b"")
+    extra = bundle.replace(b"\nend\n", b"\nopening 999999 " + rhex + b"\nend\n")
+    for name, text, why in (("bad_r", bad_r, "does not open to the bundle's worker"),
+                            ("none", none, "no opening for this entry"),
+                            ("extra", extra, "which it does not hold")):
+        g = tmp_path / f"{name}.carepass"
+        g.write_bytes(text)
+        out = system.run_cli(["verify", str(g), "--vkey", str(vkey)])
+        assert out.returncode != 0 and why in out.stdout, (name, out.stdout)
+
+    # the worker's own passport bundle: every entry, each with its opening
+    pf = tmp_path / "passport.carepass"
+    system.run_cli(["passport", NI_A, "--out", str(pf)], check=True)
+    text = pf.read_bytes()
+    assert text.startswith(b"carepass-passport/v2\n") and text.count(b"\nopening ") == 3
+    out = system.run_cli(["verify", str(pf), "--vkey", str(vkey)])
+    assert out.returncode == 0, out.stdout + out.stderr
+
+    # the attack of issue 11: with what the check gave (the worker's pseudonym, one opening), the
+    # public log shows nothing else of the worker -- not before, and not after the code is
+    # withdrawn and new records are made
+    worker = [l for l in lines if l.startswith(b"worker ")][0].split(b" ")[1].decode()
+    pseud = bytes.fromhex(worker)
+    st, b = http_request(system, "GET", "/v1/share-codes", token=tok)
+    cid = json.loads(b)["share_codes"][0]["id"]
+    assert http_request(system, "DELETE", f"/v1/share-codes/{cid}", token=tok)[0] in (200, 204)
+    rep = system.submit([event("s-new", ni_number=NI_A, qualification_code="RF-EDI")])
+    assert rep.replies[0].outcome == system.pb.OUTCOME_COMMITTED
+    known_r = bytes.fromhex(rhex.decode())
+    for i, pe in enumerate(public_entries(system)):
+        raw = pe.SerializeToString()
+        assert pseud not in raw and worker.encode() not in raw
+        if pe.subject:   # only the shared entry opens with what the employer holds
+            opens = hashlib.blake2b(SUBJECT_DOMAIN + pseud + known_r, digest_size=32).digest() == pe.subject
+            assert opens == (i == idx["s-1"]), i

@@ -15,6 +15,7 @@
 #include "cp_redis.h"
 #include "cp_register.h"
 #include "cp_regkeys.h"
+#include "cp_subject.h"
 
 #define PASSPORT_MAX_ENTRIES 100000 /* most index entries read for one worker */
 
@@ -28,6 +29,8 @@ typedef struct {
   bool revoked;                     // a later revocation entry names this index
   uint64_t revoked_by;              // index of that revocation
   char revoke_reason[64];           // its reason code
+  bool has_r;                       // format 2: the opening's r from the worker's index (cp:w:{hex}:r)
+  uint8_t r[CP_SUBJECT_R_BYTES];
 } pp_row_t;
 
 /* What the run needs: the register, its verifier key and the signed tree head. */
@@ -52,7 +55,8 @@ static void help(FILE *out) {
           "revocation entry). Exit status 1 if any check failed.\n\n"
           "  --vkey FILE   the register's verifier key (note vkey format);\n"
           "                default <REGISTER_DIR>/vkey\n"
-          "  --out FILE    also write the passport bundle (carepass-passport/v1: the\n"
+          "  --out FILE    also write the passport bundle (carepass-passport/v1, or v2\n"
+          "                with the openings of format-2 entries: the\n"
           "                checkpoint, the register's key entries and a tlog-proof of\n"
           "                every entry of the worker) for `carepass verify` offline\n");
 }
@@ -100,9 +104,16 @@ static void check_entry(pp_ctx_t *c, pp_row_t *row) {
     snprintf(row->problem, sizeof row->problem, "not a PassportEntry: %s", err);
     goto out;
   }
-  if (row->pe->worker_pseudonym.len != CP_PSEUDONYM_BYTES ||
-      memcmp(row->pe->worker_pseudonym.data, c->pseudonym, CP_PSEUDONYM_BYTES) != 0)
+  if (row->pe->version >= 2) {   /* format 2: the opening from the worker's index must open it */
+    cp_opening_t op;
+    memcpy(op.pseudonym, c->pseudonym, CP_PSEUDONYM_BYTES);
+    memcpy(op.r, row->r, sizeof op.r);
+    if (!row->has_r || row->pe->subject.len != CP_SUBJECT_BYTES || !cp_subject_opens(row->pe->subject.data, &op))
+      snprintf(row->problem, sizeof row->problem, "entry does not open to this worker (Redis index is wrong)");
+  } else if (row->pe->worker_pseudonym.len != CP_PSEUDONYM_BYTES ||
+             memcmp(row->pe->worker_pseudonym.data, c->pseudonym, CP_PSEUDONYM_BYTES) != 0) {
     snprintf(row->problem, sizeof row->problem, "entry belongs to another worker (Redis index is wrong)");
+  }
 out:
   if (se != NULL) protobuf_c_message_free_unpacked(&se->base, NULL);
   free(buf);
@@ -142,8 +153,24 @@ static int load_indexes(const char *hex, pp_row_t **rows, size_t *nrows) {
     (*rows)[(*nrows)++].index = v;
   }
   freeReplyObject(rep);
-  cp_redis_destroy(&r);
   qsort(*rows, *nrows, sizeof **rows, cmp_row);
+  /* the openings of format-2 entries (index -> hex r) */
+  rep = cp_redis_cmd(r, "HGETALL %s", cp_key_w_openings(&key, hex));
+  if (rep != NULL && rep->type == REDIS_REPLY_ARRAY) {
+    for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+      const redisReply *k = rep->element[i], *v = rep->element[i + 1];
+      char *end = NULL;
+      if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
+      unsigned long long idx = strtoull(k->str, &end, 10);
+      if (end == k->str || *end != '\0') continue;
+      pp_row_t want = {.index = idx};
+      pp_row_t *row = bsearch(&want, *rows, *nrows, sizeof **rows, cmp_row);
+      if (row != NULL && sodium_hex2bin(row->r, sizeof row->r, v->str, v->len, NULL, NULL, NULL) == 0)
+        row->has_r = true;
+    }
+  }
+  if (rep != NULL) freeReplyObject(rep);
+  cp_redis_destroy(&r);
   size_t k = 0;
   for (size_t i = 0; i < *nrows; i++)
     if (k == 0 || (*rows)[k - 1].index != (*rows)[i].index) (*rows)[k++] = (*rows)[i];
@@ -226,6 +253,8 @@ static int write_bundle(pp_ctx_t *c, const pp_row_t *rows, size_t nrows, const c
       goto out;
     }
     cp_passport_add(&b, i < nkeys ? CP_PROOF_KEY : CP_PROOF_ENTRY, &p);
+    if (i >= nkeys && rows[i - nkeys].has_r && rows[i - nkeys].pe != NULL && rows[i - nkeys].pe->version >= 2)
+      cp_passport_add_opening(&b, index, rows[i - nkeys].r);
   }
   if (cp_passport_format(&b, &text, &len, err, sizeof err) != 0) {
     cli_error("passport", "%s", err);

@@ -14,6 +14,7 @@
 #include "cp_config.h"
 #include "cp_dates.h"
 #include "cp_regkeys.h"
+#include "cp_subject.h"
 #include "cp_register.h"
 
 /* Outcome of one check. */
@@ -209,7 +210,58 @@ static const char *entry_kind(const Carepass__V1__PassportEntry *pe) {
 }
 
 /* Signature (key valid at the index) and inclusion of one proof. */
-static void check_row(v_run_t *r, v_row_t *row, const reg_keyspan_t *spans, size_t n, const char *worker) {
+/* Is a worker entry the bundle's worker's? Format 1 names the pseudonym; format 2 must open to it
+ * with the bundle's opening for that index (no opening: nothing shows it). Failures only. */
+static void check_worker(v_run_t *r, const v_row_t *row, const char *worker, cp_passport_t *bundle) {
+  const Carepass__V1__PassportEntry *pe = row->pe;
+  uint64_t index = row->p->index;
+  if (pe->entry_type == CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_KEY) {
+    line(r, V_FAILED, "entry %" PRIu64 " worker|the entry names no worker", index);
+  } else if (pe->version >= 2) {
+    const cp_passport_opening_t *o = cp_passport_opening(bundle, index);
+    cp_opening_t op;
+    if (o == NULL) {
+      line(r, V_FAILED, "entry %" PRIu64 " worker|the bundle carries no opening for this entry, so nothing shows "
+           "it is the worker's", index);
+    } else if (sodium_hex2bin(op.pseudonym, sizeof op.pseudonym, worker, strlen(worker), NULL, NULL, NULL) != 0 ||
+               (memcpy(op.r, o->r, sizeof op.r), pe->subject.len != CP_SUBJECT_BYTES) ||
+               !cp_subject_opens(pe->subject.data, &op)) {
+      line(r, V_FAILED, "entry %" PRIu64 " worker|the entry's subject does not open to the bundle's worker "
+           "(another worker's entry, or a wrong opening)", index);
+    }
+  } else if (pe->worker_pseudonym.len != 32) {
+    line(r, V_FAILED, "entry %" PRIu64 " worker|the entry names no worker", index);
+  } else {
+    char hex[65];
+    cp_hex(pe->worker_pseudonym.data, 32, hex);
+    if (strcmp(hex, worker) != 0)
+      line(r, V_FAILED, "entry %" PRIu64 " worker|the entry belongs to another worker than the bundle's", index);
+  }
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Every opening must be for a worker entry the bundle holds: an opening of anything else claims
+ * an entry the bundle does not show. */
+static void check_openings(v_run_t *r, const v_row_t *rows, size_t nrows, const cp_passport_t *b) {
+  if (b->nopen == 0) return;
+  uint64_t *have = cp_xcalloc(nrows ? nrows : 1, sizeof *have);
+  size_t nh = 0;
+  for (size_t i = 0; i < nrows; i++)
+    if (!rows[i].key) have[nh++] = rows[i].p->index;
+  qsort(have, nh, sizeof *have, cmp_u64);
+  for (size_t i = 0; i < b->nopen; i++)
+    if (bsearch(&b->openings[i].index, have, nh, sizeof *have, cmp_u64) == NULL)
+      line(r, V_FAILED, "bundle format|the bundle carries an opening for entry %" PRIu64 ", which it does not hold",
+           b->openings[i].index);
+  free(have);
+}
+
+static void check_row(v_run_t *r, v_row_t *row, const reg_keyspan_t *spans, size_t n, const char *worker,
+                      cp_passport_t *bundle) {
   const cp_tlog_proof_t *p = row->p;
   const char *what = row->key ? "key entry" : "entry";
   char err[CP_ERRLEN];
@@ -249,15 +301,7 @@ static void check_row(v_run_t *r, v_row_t *row, const reg_keyspan_t *spans, size
   } else {
     line(r, V_FAILED, "%s %" PRIu64 " inclusion|%s", what, p->index, row->incl_err);
   }
-  if (!row->key && worker != NULL && row->pe != NULL &&
-      (row->pe->worker_pseudonym.len != 32 || row->pe->entry_type == CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_KEY)) {
-    line(r, V_FAILED, "entry %" PRIu64 " worker|the entry names no worker", p->index);
-  } else if (!row->key && worker != NULL && row->pe != NULL) {
-    char hex[65];
-    cp_hex(row->pe->worker_pseudonym.data, 32, hex);
-    if (strcmp(hex, worker) != 0)
-      line(r, V_FAILED, "entry %" PRIu64 " worker|the entry belongs to another worker than the bundle's", p->index);
-  }
+  if (!row->key && worker != NULL && row->pe != NULL) check_worker(r, row, worker, bundle);
 }
 
 /* Validity of one record on the date; appends the statement sentence to st. */
@@ -389,14 +433,16 @@ int cmd_verify(int argc, char **argv) {
     cli_error("verify", "%s", err);
     goto out;
   }
-  passport = len >= strlen(CP_PASSPORT_HEADER) && memcmp(text, CP_PASSPORT_HEADER, strlen(CP_PASSPORT_HEADER)) == 0;
+  passport = len >= strlen(CP_PASSPORT_HEADER) && (memcmp(text, CP_PASSPORT_HEADER, strlen(CP_PASSPORT_HEADER)) == 0 ||
+                                                   memcmp(text, CP_PASSPORT_HEADER_V2, strlen(CP_PASSPORT_HEADER_V2)) == 0);
   if (passport) {
     if (cp_passport_parse((char *)text, len, &b, err, sizeof err) != 0) {
       line(&r, V_FAILED, "bundle format|%s", err);
       goto out;
     }
-    line(&r, V_PASSED, "bundle format|passport bundle (" CP_PASSPORT_HEADER ") for worker %.8s, %zu proof(s)",
-         b.worker, b.n);
+    line(&r, V_PASSED, "bundle format|passport bundle (%s) for worker %.8s, %zu proof(s)%s",
+         b.nopen ? CP_PASSPORT_HEADER_V2 : CP_PASSPORT_HEADER, b.worker, b.n,
+         b.nopen ? ", with openings of its format-2 entries" : "");
   } else {
     if (cp_tlog_proof_parse((char *)text, len, &single, err, sizeof err) != 0) {
       line(&r, V_FAILED, "bundle format|%s", err);
@@ -420,8 +466,9 @@ int cmd_verify(int argc, char **argv) {
     rows[i].p = &b.items[i].proof;
     rows[i].key = b.items[i].kind == CP_PROOF_KEY;
     rows[i].revoked_by = -1;
-    check_row(&r, &rows[i], spans, nspans, passport ? b.worker : NULL);
+    check_row(&r, &rows[i], spans, nspans, passport ? b.worker : NULL, &b);
   }
+  check_openings(&r, rows, nrows, &b);
   /* revocations present in the bundle (only authentic ones count) */
   for (size_t i = 0; i < nrows; i++) {
     const Carepass__V1__PassportEntry *pe = rows[i].pe;
