@@ -9,6 +9,7 @@ read straight from the store's files as an auditor of the operator would.
 """
 
 import hashlib
+import signal
 from collections import Counter
 
 import nacl.bindings
@@ -251,3 +252,59 @@ def test_format_2_scoped_check_bundle_and_offline_verify(system, tmp_path):
         if pe.subject:   # only the shared entry opens with what the employer holds
             opens = hashlib.blake2b(SUBJECT_DOMAIN + pseud + known_r, digest_size=32).digest() == pe.subject
             assert opens == (i == idx["s-1"]), i
+
+
+@pytest.mark.carepass(extra_env={"CAREPASS_ENTRY_FORMAT": "2"},
+                      services=("bus", "intake", "verify", "signer", "notify", "gateway"))
+def test_leaving_shreds_the_link(system):
+    import json
+    rep = system.submit([event("l-1", ni_number=NI_A, qualification_code="RF-FIRE", completion_date="2026-06-01"),
+                         event("l-2", ni_number=NI_A, qualification_code="RF-SAFEG", completion_date="2026-06-02"),
+                         event("k-1", ni_number=NI_B, qualification_code="RF-FIRE", completion_date="2026-06-03")])
+    assert all(x.outcome == system.pb.OUTCOME_COMMITTED for x in rep.replies), rep
+    idx = {x.provider_event_id: x.entry_index for x in rep.replies}
+    pa, pb_ = pseudonym(system, NI_A), pseudonym(system, NI_B)
+    tok = system.run_cli(["worker-token", NI_A, "--days", "2"], check=True).stdout.strip()
+    st, b = http_request(system, "POST", "/v1/share-codes", {"date_of_birth": DOB}, tok)
+    assert st == 201, b
+    code = json.loads(b)["code"]
+    slots_before = store_keys(system)
+    a_slots = {pe.subject_slot for i, pe in entries(system) if i in (idx["l-1"], idx["l-2"])}
+    assert a_slots <= set(slots_before)
+
+    # the store has one writer: not while the signer runs
+    busy = system.run_cli(["leave", NI_A])
+    assert busy.returncode != 0 and "stop the shard's signer" in busy.stderr, busy.stderr
+    system.kill("signer", signal.SIGTERM)
+    system.wait_exit("signer")
+    out = system.run_cli(["leave", NI_A], check=True)
+    assert "2 entries can no longer be opened or linked" in out.stdout, out.stdout
+    assert NI_A not in out.stdout + out.stderr
+
+    # gone from the store's files (nobody can open or link them), and from Redis
+    after = store_keys(system)
+    assert not (a_slots & set(after)) and len(after) == len(slots_before) - 2
+    with system.redis() as r:
+        assert r.keys("cp:w:{%s}:*" % pa.hex()) == []
+        assert r.cmd("EXISTS", "cp:exp:{%d}" % idx["l-1"]) == 0
+        assert r.keys("cp:w:{%s}:*" % pb_.hex()) != []
+    st, b = http_request(system, "POST", "/v1/check", {"share_code": code, "date_of_birth": DOB})
+    assert st != 200
+
+    # the register is untouched and still audits; reindex rebuilds B, and nothing of A
+    system.start_service("signer")
+    system.wait_healthy("signer")
+    audit = system.run_cli(["audit", str(system.register_dir), "--vkey", str(system.register_dir / "vkey")])
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    with system.redis() as r:
+        r.cmd("FLUSHALL")
+    system.run_cli(["reindex"], check=True)
+    with system.redis() as r:
+        assert r.keys("cp:w:{%s}:*" % pa.hex()) == []
+        assert [int(x) for x in r.lrange("cp:w:{%s}:entries" % pb_.hex())] == [idx["k-1"]]
+        assert r.hget("cp:ev:{PRV-0001:l-1}", "state") == b"committed"   # the record is still valid
+    # the worker can come back: a new record gets a new key; the old entries stay unlinkable
+    rep = system.submit([event("l-3", ni_number=NI_A, qualification_code="RF-HS", completion_date="2026-06-04")])
+    assert rep.replies[0].outcome == system.pb.OUTCOME_COMMITTED
+    with system.redis() as r:
+        assert [int(x) for x in r.lrange("cp:w:{%s}:entries" % pa.hex())] == [rep.replies[0].entry_index]

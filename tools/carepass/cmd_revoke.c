@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -19,6 +20,7 @@
 #include "cp_redis.h"
 #include "cp_regkeys.h"
 #include "cp_register.h"
+#include "cp_subject.h"
 #include "cp_zmq.h"
 
 #define CMD "revoke"
@@ -96,6 +98,7 @@ typedef struct {
   int32_t only_type;               // index mode: entry type of the wanted index (-1 unseen)
   char *err;                       // error text
   size_t errlen;                   // its size
+  cp_subject_store_t *subjects;    // opens format-2 entries' workers (NULL: no store)
 } scan_t;
 
 static void add_target(scan_t *sc, uint64_t index, const Carepass__V1__PassportEntry *pe) {
@@ -104,7 +107,16 @@ static void add_target(scan_t *sc, uint64_t index, const Carepass__V1__PassportE
   target_t *t = &sc->t[sc->nt++];
   memset(t, 0, sizeof *t);
   t->index = index;
-  if (pe->worker_pseudonym.len == 32) memcpy(t->pseudonym, pe->worker_pseudonym.data, 32);
+  cp_opening_t op;
+  if (pe->worker_pseudonym.len == 32) {
+    memcpy(t->pseudonym, pe->worker_pseudonym.data, 32);
+  } else if (pe->version >= 2 && sc->subjects != NULL &&
+             cp_subject_store_open_entry(sc->subjects, pe->subject.data, pe->subject.len, pe->subject_slot.data,
+                                         pe->subject_slot.len, pe->sealed_opening.data, pe->sealed_opening.len,
+                                         &op) == CP_SUBJECT_OK) {
+    memcpy(t->pseudonym, op.pseudonym, 32);   /* the revocation's own subject is this worker's */
+    sodium_memzero(&op, sizeof op);
+  }   /* else a worker who left: the revocation names no one (zero pseudonym) */
   t->qualification = cp_strdup(pe->qualification_code);
   t->provider_id = cp_strdup(pe->provider_id);
   t->event_id = cp_strdup(pe->provider_event_id);
@@ -306,7 +318,7 @@ int cmd_revoke(int argc, char **argv) {
     cli_error(CMD, "give either INDEX, or --provider ID with --from YYYY-MM-DD (try --help)");
     return CLI_EXIT_USAGE;
   }
-  scan_t sc = {UINT64_MAX, provider, 0, NULL, 0, NULL, 0, -1, NULL, 0};
+  scan_t sc = {UINT64_MAX, provider, 0, NULL, 0, NULL, 0, -1, NULL, 0, NULL};
   if (index_s != NULL) {
     char *end = NULL;
     if (index_s[0] < '0' || index_s[0] > '9' || (sc.only = strtoull(index_s, &end, 10), *end != '\0') ||
@@ -331,6 +343,12 @@ int cmd_revoke(int argc, char **argv) {
   sc.err = serr;
   sc.errlen = sizeof serr;
   if (reg_open(dir, NULL, &log, err, sizeof err) != 0) {
+    cli_error(CMD, "%s", err);
+    goto out;
+  }
+  struct stat skst;
+  if (stat(cp_cfg_str(CP_OPT_SUBJECT_KEYS), &skst) == 0 &&
+      cp_subject_store_open(cp_cfg_str(CP_OPT_SUBJECT_KEYS), false, &sc.subjects, err, sizeof err) != 0) {
     cli_error(CMD, "%s", err);
     goto out;
   }
@@ -436,6 +454,7 @@ out:
   cp_zmq_close(&sock);
   if (zctx != NULL) zmq_ctx_term(zctx);
   cp_redis_destroy(&redis);
+  cp_subject_store_close(&sc.subjects);
   reg_close(&log);
   return rc;
 }
