@@ -4,6 +4,7 @@ entries, awards and revocations straight from the register (register_check.py) t
 worker's Redis index."""
 
 from register_check import Register
+from subject_check import worker_of
 
 REVOCATION = 2      # register.proto ENTRY_TYPE_REVOCATION
 DERIVED_AWARD = 3   # register.proto ENTRY_TYPE_DERIVED_AWARD
@@ -19,7 +20,7 @@ def committed(system, evs):
 
 def pseudonym_of(system, index):
     """The worker pseudonym (hex) of register entry `index`."""
-    return Register(system.register_dir).passport_entry(index, system.register_pb).worker_pseudonym.hex()
+    return worker_of(system, Register(system.register_dir).passport_entry(index, system.register_pb)).hex()
 
 
 def certify(system, standards, first_id):

@@ -42,6 +42,8 @@ def derived_keys(system):
         for k in r.keys("cp:w:*"):
             if k.endswith(":entries"):
                 snap[k] = sorted(int(x) for x in r.lrange(k))
+            elif k.endswith(":r"):   # format 2: the openings of the worker's entries
+                snap[k] = r.hgetall(k)
             else:
                 snap[k] = sorted(r.cmd("SMEMBERS", k))
         for k in r.keys("cp:ev:*"):

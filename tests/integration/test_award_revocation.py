@@ -16,6 +16,7 @@ import pytest
 from award_helpers import awards, certify, committed, entries, pseudonym_of, revocations_of
 from harness import event
 from register_check import Register
+from subject_check import worker_of
 
 NI = "JG103759A"
 
@@ -34,7 +35,7 @@ def standard(i, eid=None):
 def test_revoking_a_standard_revokes_the_care_certificate_and_redoing_it_reissues(system):
     idx = committed(system, [standard(i) for i in range(1, 17)])
     reg = Register(system.register_dir)
-    pseudo = reg.passport_entry(idx["ar-01"], system.register_pb).worker_pseudonym.hex()
+    pseudo = worker_of(system, reg.passport_entry(idx["ar-01"], system.register_pb)).hex()
     system.wait_for(lambda: len(awards(system, pseudo)) == 1, what="the Care Certificate")
     (cc_index, cc), = awards(system, pseudo)
     assert (cc.provider_id, cc.provider_event_id) == ("carepass", f"award:CC:{pseudo[:16]}")
@@ -49,7 +50,7 @@ def test_revoking_a_standard_revokes_the_care_certificate_and_redoing_it_reissue
     (crev_index, crev), = revocations_of(system, pseudo, cc_index)
     assert crev.reason_code == "REQUIREMENT_REVOKED"
     assert (crev.provider_id, crev.provider_event_id) == ("carepass", f"award-revoke:CC:{pseudo[:16]}:0")
-    assert crev.worker_pseudonym.hex() == pseudo
+    assert worker_of(system, crev).hex() == pseudo
     assert crev_index > rev.entry_index
     reg = Register(system.register_dir)
     assert reg.verify_checkpoint() and reg.verify_entry(crev_index, system.register_pb)

@@ -84,6 +84,9 @@ def blocks(data):
         head = data[pos:end]
         if head == b"end":
             return out
+        if head.startswith(b"opening "):   # v2: an opening line, no block
+            pos = end + 1
+            continue
         n = int(head.split()[-1])
         out.append((head, data[end + 1:end + 1 + n], end + 1))
         pos = end + 1 + n

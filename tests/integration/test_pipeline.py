@@ -17,6 +17,7 @@ import zmq
 
 from harness import SOURCE_DIR, CarepassSystem, event
 from register_check import Register
+from subject_check import worker_of
 from webhook_receiver import WebhookReceiver
 
 DATA = SOURCE_DIR / "data"
@@ -123,16 +124,16 @@ def test_good_event_becomes_signed_entry_in_checkpointed_tree(system):
     # level-0 tile hashes are the leaf hashes
     assert reg.level0_tile_hashes(0)[: reg.size] == reg.leaves()[:256]
     pe = reg.passport_entry(r.entry_index, system.register_pb)
-    assert pe.version == 1
+    assert pe.version == 2 and pe.worker_pseudonym == b""   # format 2, the default: no pseudonym
     assert pe.qualification_code == "RF-FIRE"
     assert pe.provider_id == "PRV-0001"
     assert pe.completion_date == "2025-03-03"
     assert pe.valid_until == "2026-03-03", "annual refresher valid for 12 months"
     assert pe.entry_type == system.register_pb.ENTRY_TYPE_RECORD
-    assert len(pe.worker_pseudonym) == 32
+    assert len(worker_of(system, pe)) == 32
     assert bytes(pe.evidence_hash) == bytes.fromhex("11" * 32)
     # the worker index points at it
-    assert r.entry_index in worker_indexes(system, pe.worker_pseudonym.hex())
+    assert r.entry_index in worker_indexes(system, worker_of(system, pe).hex())
     with system.redis() as rd:
         assert rd.hget("cp:ev:{PRV-0001:good-1}", "state") == b"committed"
 
@@ -189,8 +190,8 @@ def test_sixteenth_standard_yields_the_care_certificate(system):
                      completion_date="2025-02-01", assessor_id="ASR-1") for i in range(1, 16)]
     rep = system.submit(first15)
     assert all(r.outcome == system.pb.OUTCOME_COMMITTED for r in rep.replies), rep
-    pseudo = register(system).passport_entry(rep.replies[0].entry_index, system.register_pb) \
-        .worker_pseudonym.hex()
+    pseudo = worker_of(system, register(system).passport_entry(rep.replies[0].entry_index, system.register_pb)).hex()
+
     codes = lambda: [register(system).passport_entry(i, system.register_pb).qualification_code  # noqa: E731
                      for i in worker_indexes(system, pseudo)]
     assert "CC" not in codes()

@@ -6,6 +6,7 @@ import subprocess
 
 from harness import event
 from register_check import ENTRY_TYPE_KEY, Register
+from subject_check import worker_of
 
 OPERATOR = "carepass-operator"
 REVOCATION = 2
@@ -66,7 +67,7 @@ def test_operator_revocation_by_index(system):
     assert rev.entry_type == REVOCATION and rev.revokes_index == target
     assert rev.reason_code == "ISSUED_IN_ERROR"
     assert (rev.provider_id, rev.provider_event_id) == (OPERATOR, f"op-revoke-{target}")
-    assert rev.worker_pseudonym == rec.worker_pseudonym
+    assert worker_of(system, rev) == worker_of(system, rec)
     assert reg.verify_entry_history(rev_index, pb)
 
     # derived state: the revoked record's event hash and the worker's index
@@ -76,7 +77,7 @@ def test_operator_revocation_by_index(system):
         assert ev["revoked_at"] == str(rev.issued_at).encode(), ev
         assert ev["revoked_by"] == f"op-revoke-{target}".encode()
         assert "revoked_index" not in red.hgetall("cp:ev:{PRV-0001:op-2}")
-        w = [int(x) for x in red.lrange(f"cp:w:{{{rec.worker_pseudonym.hex()}}}:entries")]
+        w = [int(x) for x in red.lrange(f"cp:w:{{{worker_of(system, rec).hex()}}}:entries")]
         assert rev_index in w and target in w
 
     # was it valid on date X: before the revocation yes, from its day on no

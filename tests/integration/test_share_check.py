@@ -318,7 +318,8 @@ def test_bundle_verifies_offline(gw, tmp_path):
     reset_limits(gw)
     c = make_code(gw, worker_token(gw, NI_B), DOB_B)
     st, h, b = check(gw, c["code"], DOB_B, path="/v1/check/bundle")
-    assert st == 200 and b.startswith(b"carepass-passport/v1\n"), b[:200]
+    # format-2 entries (the default): the bundle carries their openings
+    assert st == 200 and b.startswith(b"carepass-passport/v2\n") and b"\nopening " in b, b[:200]
     assert "attachment" in h["content-disposition"] and h["cache-control"] == "no-store"
     f = tmp_path / "passport.carepass"
     f.write_bytes(b)
@@ -327,7 +328,7 @@ def test_bundle_verifies_offline(gw, tmp_path):
     assert "VERIFIED: 0 check(s) failed" in r.stdout
     # the same through POST /v1/check format=bundle
     st, _, b2 = check(gw, c["code"], DOB_B, format="bundle")
-    assert st == 200 and b2.startswith(b"carepass-passport/v1\n")
+    assert st == 200 and b2.startswith(b"carepass-passport/v2\n")
     st, _, b3 = check(gw, c["code"], DOB_B, format="pdf")
     assert st == 400 and err_code(b3) == "INVALID_FIELD"
     # a tampered bundle fails offline

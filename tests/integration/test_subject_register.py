@@ -12,11 +12,11 @@ import hashlib
 import signal
 from collections import Counter
 
-import nacl.bindings
 import pytest
 
 from harness import event
 from register_check import Register
+from subject_check import open_sealed, store_keys
 
 NI_A, NI_B = "AB123456C", "JG103759A"
 SUBJECT_DOMAIN = b"carepass/subject/v1\n"
@@ -27,26 +27,6 @@ RECORD, REVOCATION, KEY = 1, 2, 4
 def pseudonym(system, ni):
     secret = bytes.fromhex((system.keys_dir / "pseudonym.secret").read_text().strip())
     return hashlib.blake2b(b"carepass/worker/v1\n" + ni.encode(), digest_size=32, key=secret).digest()
-
-
-def store_keys(system):
-    """slot -> worker key, from the subject key store's files (cp_subject.h)."""
-    d = system.keys_dir / "subject-keys"
-    w = (d / "workers").read_bytes()
-    s = (d / "slots").read_bytes()
-    wm, sm = b"carepass-subject-workers/v1\n", b"carepass-subject-slots/v1\n"
-    assert w.startswith(wm) and s.startswith(sm)
-    w, s = w[len(wm):], s[len(sm):]
-    keys = {w[i:i + 16]: w[i + 16:i + 48] for i in range(0, len(w), 48)}
-    return {s[i:i + 16]: keys[s[i + 16:i + 32]] for i in range(0, len(s), 32)}
-
-
-def open_sealed(pe, slots):
-    key = slots[pe.subject_slot]
-    nonce, ct = pe.sealed_opening[:24], pe.sealed_opening[24:]
-    plain = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(
-        ct, OPENING_DOMAIN + pe.subject + pe.subject_slot, nonce, key)
-    return plain[:32], plain[32:]
 
 
 def entries(system):
@@ -308,3 +288,27 @@ def test_leaving_shreds_the_link(system):
     assert rep.replies[0].outcome == system.pb.OUTCOME_COMMITTED
     with system.redis() as r:
         assert [int(x) for x in r.lrange("cp:w:{%s}:entries" % pa.hex())] == [rep.replies[0].entry_index]
+
+
+@pytest.mark.carepass(extra_env={"CAREPASS_ENTRY_FORMAT": "1"},
+                      services=("bus", "intake", "verify", "signer", "notify", "gateway"))
+def test_format_1_is_still_written_and_read(system, tmp_path):
+    """A register not yet migrated: format 1 entries, v1 bundles, the same checks."""
+    import json
+    rep = system.submit([event("v1-1", ni_number=NI_A, qualification_code="RF-FIRE", completion_date="2026-06-01")])
+    assert rep.replies[0].outcome == system.pb.OUTCOME_COMMITTED
+    i = rep.replies[0].entry_index
+    pe = dict(entries(system))[i]
+    assert pe.version == 1 and pe.worker_pseudonym == pseudonym(system, NI_A) and pe.subject == b""
+    assert not (system.keys_dir / "subject-keys").exists()   # no store is made for format 1
+    tok = system.run_cli(["worker-token", NI_A, "--days", "2"], check=True).stdout.strip()
+    st, b = http_request(system, "POST", "/v1/share-codes", {"date_of_birth": DOB}, tok)
+    code = json.loads(b)["code"]
+    st, b = http_request(system, "POST", "/v1/check", {"share_code": code, "date_of_birth": DOB})
+    assert st == 200 and json.loads(b)["verification"]["authentic"] is True
+    st, bundle = http_request(system, "POST", "/v1/check/bundle", {"share_code": code, "date_of_birth": DOB})
+    assert st == 200 and bundle.startswith(b"carepass-passport/v1\n") and b"\nopening " not in bundle
+    f = tmp_path / "v1.carepass"
+    f.write_bytes(bundle)
+    out = system.run_cli(["verify", str(f), "--vkey", str(system.register_dir / "vkey")])
+    assert out.returncode == 0, out.stdout
