@@ -312,3 +312,62 @@ def test_format_1_is_still_written_and_read(system, tmp_path):
     f.write_bytes(bundle)
     out = system.run_cli(["verify", str(f), "--vkey", str(system.register_dir / "vkey")])
     assert out.returncode == 0, out.stdout
+
+
+@pytest.mark.carepass(extra_env={"CAREPASS_ENTRY_FORMAT": "1"})
+def test_migrate_a_format_1_register(system, tmp_path):
+    """carepass migrate: today's format-1 register rewritten as format 2 under a new origin; the
+    old one audits as before; reindex on the new one rebuilds every worker's index."""
+    rep = system.submit([event("m-1", ni_number=NI_A, qualification_code="RF-FIRE", completion_date="2026-06-01"),
+                         event("m-2", ni_number=NI_A, qualification_code="RF-SAFEG", completion_date="2026-06-02"),
+                         event("n-1", ni_number=NI_B, qualification_code="RF-FIRE", completion_date="2026-06-03")])
+    assert all(x.outcome == system.pb.OUTCOME_COMMITTED for x in rep.replies), rep
+    rev = system.submit([event("m-2r", ni_number=NI_A, qualification_code="RF-SAFEG", completion_date="2026-06-02",
+                               kind="revocation", revokes_event_id="m-2", revocation_reason="ISSUED_IN_ERROR")])
+    assert rev.replies[0].outcome == system.pb.OUTCOME_COMMITTED
+    old = entries(system)
+    assert all(pe.version == 1 for _, pe in old)
+    system.kill("signer", signal.SIGTERM)
+    system.wait_exit("signer")
+    new_dir = tmp_path / "register-v2"
+    new_key = system.keys_dir / "signer-v2.key"
+    out = system.run_cli(["migrate", "--to", new_dir, "--origin", "carepass.local/register-v2", "--key", new_key],
+                         check=True)
+    assert "migrated 4 entries" in out.stdout, out.stdout
+    # the old register is as it was, and still audits
+    assert entries(system) == old
+    a = system.run_cli(["audit", system.register_dir, "--vkey", system.register_dir / "vkey"])
+    assert a.returncode == 0, a.stdout + a.stderr
+    # the new one: format 2, every record at a known place, the revocation pointing at its target
+    reg = Register(new_dir)
+    assert reg.verify_checkpoint() and reg.root() == reg.checkpoint_root and reg.origin == "carepass.local/register-v2"
+    new = [(i, reg.passport_entry(i, system.register_pb)) for i in range(reg.size)]
+    by_event = {pe.provider_event_id: (i, pe) for i, pe in new if pe.entry_type != KEY}
+    assert set(by_event) == {"m-1", "m-2", "n-1", "m-2r"}
+    slots = store_keys(system)
+    for eid, (i, pe) in by_event.items():
+        assert pe.version == 2 and pe.worker_pseudonym == b""
+        want = pseudonym(system, NI_B if eid == "n-1" else NI_A)
+        assert open_sealed(pe, slots)[0] == want
+    assert by_event["m-2r"][1].revokes_index == by_event["m-2"][0]
+    assert b"carepass.local/register" in (new_dir / "migrated-from").read_bytes()
+    a = system.run_cli(["audit", new_dir, "--vkey", new_dir / "vkey"])
+    assert a.returncode == 0, a.stdout + a.stderr
+    # Redis rebuilt from the new register: each worker's entries at their new indexes
+    env = {"CAREPASS_REGISTER_DIR": new_dir, "CAREPASS_LOG_ORIGIN": "carepass.local/register-v2",
+           "CAREPASS_SIGNING_KEY": new_key}
+    with system.redis() as r:
+        r.cmd("FLUSHALL")
+    system.run_cli(["reindex"], env=env, check=True)
+    li, rs = worker_state(system, pseudonym(system, NI_A).hex())
+    assert sorted(li) == sorted(by_event[e][0] for e in ("m-1", "m-2", "m-2r")) and sorted(rs) == sorted(li)
+    pf = tmp_path / "a.carepass"
+    system.run_cli(["passport", NI_A, "--out", pf], env=env, check=True)
+    v = system.run_cli(["verify", pf, "--vkey", new_dir / "vkey"], env=env)
+    # every signature, inclusion and opening passes; the one failure is the revoked record's
+    assert "NOT VERIFIED: 1 check(s) failed" in v.stdout, v.stdout
+    assert f"entry {by_event['m-2'][0]} revocation: failed" in v.stdout
+    assert " worker: failed" not in v.stdout and "signature: failed" not in v.stdout
+    # a second migration into the same place is refused, as is reusing the origin
+    again = system.run_cli(["migrate", "--to", new_dir, "--origin", "x.example/r", "--key", new_key])
+    assert again.returncode == 2 and "exists" in again.stderr

@@ -26,6 +26,7 @@ int cmd_passport(int argc, char **argv);
 int cmd_revoke(int argc, char **argv);
 int cmd_rotate_key(int argc, char **argv);
 int cmd_leave(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
 int cmd_proof(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_audit(int argc, char **argv);

@@ -26,6 +26,7 @@ static const cli_command_t commands[] = {
   {"verify", cmd_verify, "check a tlog-proof or passport bundle offline and print a verification statement"},
   {"audit", cmd_audit, "re-hash a whole register (directory or URL): tiles, signatures, checkpoint, consistency"},
   {"reindex", cmd_reindex, "rebuild every derived Redis key from the register alone"},
+  {"migrate", cmd_migrate, "rewrite a format-1 register as format 2 under a new origin (signer stopped)"},
   {"leave", cmd_leave, "a worker leaves the register (signer stopped): their key is shredded, their entries unlinkable"},
   {"webhooks", cmd_webhooks, "webhook dead letters: list them (dead) or send them again (replay ID|--all)"},
   {"provider-token", cmd_provider_token, "print an HTTP API token (cpp_...) for a provider in the registry"},
