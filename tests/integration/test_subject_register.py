@@ -371,3 +371,27 @@ def test_migrate_a_format_1_register(system, tmp_path):
     # a second migration into the same place is refused, as is reusing the origin
     again = system.run_cli(["migrate", "--to", new_dir, "--origin", "x.example/r", "--key", new_key])
     assert again.returncode == 2 and "exists" in again.stderr
+
+
+@pytest.mark.carepass(extra_env={"CAREPASS_ENTRY_FORMAT": "1"})
+def test_a_register_of_both_formats(system, tmp_path):
+    """A signer switched to format 2 on a format-1 register without migrating: both are read, the
+    passport verifies, and leaving says which entries still name the worker."""
+    one = system.submit([event("x-1", ni_number=NI_A, qualification_code="RF-FIRE", completion_date="2026-06-01")])
+    assert one.replies[0].outcome == system.pb.OUTCOME_COMMITTED
+    system.restart("signer", extra_env={"CAREPASS_ENTRY_FORMAT": "2"})
+    two = system.submit([event("x-2", ni_number=NI_A, qualification_code="RF-SAFEG", completion_date="2026-06-02")])
+    assert two.replies[0].outcome == system.pb.OUTCOME_COMMITTED
+    got = dict(entries(system))
+    assert got[one.replies[0].entry_index].version == 1 and got[two.replies[0].entry_index].version == 2
+    pf = tmp_path / "mixed.carepass"
+    out = system.run_cli(["passport", NI_A, "--out", pf], check=True)
+    assert "every signature and inclusion proof checked ok" in out.stdout, out.stdout
+    text = pf.read_bytes()
+    assert text.count(b"\nopening ") == 1   # the format-2 entry only
+    v = system.run_cli(["verify", pf, "--vkey", system.register_dir / "vkey"])
+    assert v.returncode == 0, v.stdout
+    system.kill("signer", signal.SIGTERM)
+    system.wait_exit("signer")
+    left = system.run_cli(["leave", NI_A], check=True)
+    assert "1 entries can no longer be opened" in left.stdout and "1 format-1 entries still name" in left.stdout, left.stdout
