@@ -4,6 +4,7 @@
 #define CP_CLI_H
 
 #include <stdio.h>
+#include "cp_roles.h"
 #include "cp_util.h"
 #include "carepass/v1/event.pb-c.h"
 
@@ -12,7 +13,16 @@ enum {
   CLI_EXIT_OK = 0,       // done (submit: every event answered, even if some were rejected)
   CLI_EXIT_FAIL = 1,     // the work failed (transport, file, check failed)
   CLI_EXIT_USAGE = 2,    // bad command line or configuration
+  CLI_EXIT_NOT_READY = 3, // verify/passport --role: every check passed, but not ready for the role
 };
+
+/* Print the readiness of records for role on day (cli_role.c): the verdict, each requirement with
+ * the record that meets it or what is missing, expired or pending, and the rule's basis. */
+#include "cp_roles.h"
+void cli_role_print(FILE *out, const cat_catalogue_t *cat, const role_t *role, const role_record_t *recs, size_t n,
+                    int32_t day, int32_t started, role_answer_t *answer);
+/* Load data/roles.json (CAREPASS_ROLES) against cat and find id; NULL with the reason printed. */
+roles_t *cli_roles_load(const char *cmd, const cat_catalogue_t *cat, const char *id, const role_t **role);
 
 /* Reason code for an input line that could not be parsed (local to the CLI). */
 #define CLI_R_MALFORMED_LINE "MALFORMED_LINE"

@@ -37,6 +37,7 @@ typedef struct {
   char sig_err[CP_ERRLEN];             // why the signature check failed
   char incl_err[CP_ERRLEN];            // why the inclusion check failed
   long revoked_by;                     // index into the rows of the revocation naming it, -1 = none
+  bool worker_bad;                     // the entry is not shown to be the bundle's worker's
 } v_row_t;
 
 /* The whole run. */
@@ -52,7 +53,7 @@ typedef struct {
 
 static void help(FILE *out) {
   fprintf(out,
-          "usage: carepass verify FILE --vkey VKEY [--at YYYY-MM-DD]\n\n"
+          "usage: carepass verify FILE --vkey VKEY [--at YYYY-MM-DD] [--role ROLE [--started YYYY-MM-DD]]\n\n"
           "Check offline (no network, no Redis) a tlog-proof (c2sp.org/tlog-proof@v1,\n"
           "from `carepass proof`) or a passport bundle (carepass-passport/v1, from\n"
           "`carepass passport --out`): the checkpoint signature (by VKEY or a key the\n"
@@ -63,7 +64,14 @@ static void help(FILE *out) {
           "statement. Exit status 0 only when no check failed.\n\n"
           "  --vkey VKEY   the register's verifier key: a file holding it, or the note\n"
           "                vkey text itself (<name>+<8 hex>+<base64>)\n"
-          "  --at DATE     judge validity on DATE (default today; CAREPASS_TODAY)\n");
+          "  --at DATE     judge validity on DATE (default today; CAREPASS_TODAY)\n"
+          "  --role ROLE   also say whether the authentic, valid records are enough for a\n"
+          "                role of the Care Workforce Pathway ($CAREPASS_ROLES, e.g.\n"
+          "                care-worker, registered-manager): ready, ready until the first\n"
+          "                expiry, or not ready with what is missing or expired (exit 3\n"
+          "                when every check passed but the worker is not ready)\n"
+          "  --started DATE  the worker is a new starter in the role since DATE: what the\n"
+          "                role allows a grace period for may still be pending\n");
 }
 
 static void line(v_run_t *r, v_result_t res, const char *fmt, ...) CP_PRINTF(3, 4);
@@ -212,7 +220,8 @@ static const char *entry_kind(const Carepass__V1__PassportEntry *pe) {
 /* Signature (key valid at the index) and inclusion of one proof. */
 /* Is a worker entry the bundle's worker's? Format 1 names the pseudonym; format 2 must open to it
  * with the bundle's opening for that index (no opening: nothing shows it). Failures only. */
-static void check_worker(v_run_t *r, const v_row_t *row, const char *worker, cp_passport_t *bundle) {
+static void check_worker(v_run_t *r, v_row_t *row, const char *worker, cp_passport_t *bundle) {
+  int failed = r->failed;
   const Carepass__V1__PassportEntry *pe = row->pe;
   uint64_t index = row->p->index;
   if (pe->entry_type == CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_KEY) {
@@ -237,6 +246,29 @@ static void check_worker(v_run_t *r, const v_row_t *row, const char *worker, cp_
     if (strcmp(hex, worker) != 0)
       line(r, V_FAILED, "entry %" PRIu64 " worker|the entry belongs to another worker than the bundle's", index);
   }
+  row->worker_bad = r->failed != failed;
+}
+
+/* The records readiness may count: authentic (signature, inclusion, trusted checkpoint), the
+ * bundle's worker's, records or awards; revoked from their revocation's day. */
+static size_t role_records(const v_run_t *r, const v_row_t *rows, size_t nrows, role_record_t *out) {
+  size_t n = 0;
+  for (size_t i = 0; i < nrows; i++) {
+    const v_row_t *row = &rows[i];
+    const Carepass__V1__PassportEntry *pe = row->pe;
+    int32_t c, v;
+    if (row->key || pe == NULL || !row->sig_ok || !row->incl_ok || !r->cp_trusted || row->worker_bad ||
+        (pe->entry_type != CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_RECORD &&
+         pe->entry_type != CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_DERIVED_AWARD) ||
+        cp_date_parse(pe->completion_date, &c) != 0)
+      continue;
+    if (pe->valid_until[0] == '\0') v = ROLE_NEVER;
+    else if (cp_date_parse(pe->valid_until, &v) != 0) continue;
+    const Carepass__V1__PassportEntry *rev = row->revoked_by >= 0 ? rows[row->revoked_by].pe : NULL;
+    int32_t rfrom = rev != NULL ? (int32_t)((rev->issued_at < 0 ? 0 : rev->issued_at) / 86400) : ROLE_NEVER;
+    out[n++] = (role_record_t){pe->qualification_code, c, v, rfrom, row->p->index};
+  }
+  return n;
 }
 
 static int cmp_u64(const void *a, const void *b) {
@@ -374,11 +406,13 @@ static void check_validity(v_run_t *r, v_row_t *rows, size_t nrows, size_t i, bo
 }
 
 int cmd_verify(int argc, char **argv) {
-  const char *file = NULL, *vkey_arg = NULL, *at = NULL;
+  const char *file = NULL, *vkey_arg = NULL, *at = NULL, *role_id = NULL, *started_s = NULL;
   for (int i = 1; i < argc; i++) {
     if (cli_is_help(argv[i])) { help(stdout); return CLI_EXIT_OK; }
     if (strcmp(argv[i], "--vkey") == 0 && i + 1 < argc) vkey_arg = argv[++i];
     else if (strcmp(argv[i], "--at") == 0 && i + 1 < argc) at = argv[++i];
+    else if (strcmp(argv[i], "--role") == 0 && i + 1 < argc) role_id = argv[++i];
+    else if (strcmp(argv[i], "--started") == 0 && i + 1 < argc) started_s = argv[++i];
     else if (argv[i][0] != '-' && file == NULL) file = argv[i];
     else {
       cli_error("verify", "unexpected argument \"%s\"", argv[i]);
@@ -404,6 +438,11 @@ int cmd_verify(int argc, char **argv) {
     day = cp_today();
   }
   cp_date_format(day, date);
+  int32_t started = -1;
+  if (started_s != NULL && (role_id == NULL || cp_date_parse(started_s, &started) != 0)) {
+    cli_error("verify", "--started needs --role and a real date YYYY-MM-DD");
+    return CLI_EXIT_USAGE;
+  }
 
   if (load_vkey(vkey_arg, vkey, sizeof vkey, err, sizeof err) != 0) {
     cli_error("verify", "%s", err);
@@ -413,6 +452,12 @@ int cmd_verify(int argc, char **argv) {
   cat_catalogue_t *cat = NULL;
   if (cat_load(cp_cfg_str(CP_OPT_CATALOGUE), &cat, err, sizeof err) != 0)
     cat = NULL;
+  const role_t *role = NULL;
+  roles_t *roles = NULL;
+  if (role_id != NULL && (roles = cli_roles_load("verify", cat, role_id, &role)) == NULL) {
+    cat_destroy(&cat);
+    return CLI_EXIT_USAGE;
+  }
 
   int rc = CLI_EXIT_FAIL;
   uint8_t *text = NULL;
@@ -503,6 +548,15 @@ int cmd_verify(int argc, char **argv) {
   printf("%s: %d check(s) failed, %d not established.\n", r.failed ? "NOT VERIFIED" : "VERIFIED", r.failed,
          r.not_established);
   rc = r.failed ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+  if (role != NULL && passport) {
+    role_record_t *recs = cp_xcalloc(nrows + 1, sizeof *recs);
+    role_answer_t answer;
+    cli_role_print(stdout, cat, role, recs, role_records(&r, rows, nrows, recs), day, started, &answer);
+    free(recs);
+    if (rc == CLI_EXIT_OK && answer.verdict == ROLE_NOT_READY) rc = CLI_EXIT_NOT_READY;
+  } else if (role != NULL) {
+    printf("\nReadiness: not established (a single-entry proof is not the worker's whole passport)\n");
+  }
 out:
   if (r.failed && rc == CLI_EXIT_FAIL && rows == NULL) printf("NOT VERIFIED: %d check(s) failed.\n", r.failed);
   if (st != NULL) fclose(st);
@@ -514,6 +568,7 @@ out:
   cp_passport_clear(&b);
   cp_tlog_proof_clear(&single);
   free(text);
+  roles_destroy(&roles);
   cat_destroy(&cat);
   return rc;
 }
