@@ -47,6 +47,13 @@ def test_verify_says_whether_the_worker_is_ready(system, tmp_path):
     # a registered manager needs the Level 5 diploma
     out = verify(system, f, "--role", "registered-manager", "--at", "2026-06-01")
     assert out.returncode == 3 and "missing  Level 5 Diploma" in out.stdout
+    # the operator's view says the same from the register (today set to 2026-06-01)
+    day = {"CAREPASS_TODAY": "2026-06-01"}
+    out = system.run_cli(["passport", NI, "--role", "care-worker"], env=day)
+    assert out.returncode == 0 and "Readiness for Care or support worker (care-worker) on 2026-06-01: " \
+        "READY UNTIL 2027-02-01" in out.stdout, out.stdout
+    out = system.run_cli(["passport", NI, "--role", "registered-manager"], env=day)
+    assert out.returncode == 3 and "missing  Level 5 Diploma" in out.stdout
     # an unknown role, and --started without --role, are usage errors
     out = verify(system, f, "--role", "astronaut")
     assert out.returncode == 2 and "care-worker" in out.stderr

@@ -29,6 +29,7 @@ typedef struct {
   bool revoked;                     // a later revocation entry names this index
   uint64_t revoked_by;              // index of that revocation
   char revoke_reason[64];           // its reason code
+  int64_t revoked_at;               // its issued_at (unix seconds)
   bool has_r;                       // format 2: the opening's r from the worker's index (cp:w:{hex}:r)
   uint8_t r[CP_SUBJECT_R_BYTES];
 } pp_row_t;
@@ -47,7 +48,7 @@ typedef struct {
 
 static void help(FILE *out) {
   fprintf(out,
-          "usage: carepass passport NI_NUMBER [--vkey FILE] [--out FILE]\n\n"
+          "usage: carepass passport NI_NUMBER [--vkey FILE] [--out FILE] [--role ROLE [--started DATE]]\n\n"
           "Show the worker's passport: every register entry listed for the worker in\n"
           "Redis, read from the register ($CAREPASS_REGISTER_DIR), with its Ed25519\n"
           "signature checked and its inclusion in the current signed checkpoint proved.\n"
@@ -58,7 +59,11 @@ static void help(FILE *out) {
           "  --out FILE    also write the passport bundle (carepass-passport/v1, or v2\n"
           "                with the openings of format-2 entries: the\n"
           "                checkpoint, the register's key entries and a tlog-proof of\n"
-          "                every entry of the worker) for `carepass verify` offline\n");
+          "                every entry of the worker) for `carepass verify` offline\n"
+          "  --role ROLE   also say whether the worker is ready today for a role of the\n"
+          "                Care Workforce Pathway ($CAREPASS_ROLES); exit 3 when every\n"
+          "                check passed but they are not\n"
+          "  --started DATE  a new starter in the role since DATE (its grace period)\n");
 }
 
 /* Read, decode and check entry row->index. */
@@ -291,11 +296,13 @@ static void status_text(const pp_row_t *row, int32_t today, char *out, size_t ou
 }
 
 int cmd_passport(int argc, char **argv) {
-  const char *ni = NULL, *vkey_path = NULL, *out_path = NULL;
+  const char *ni = NULL, *vkey_path = NULL, *out_path = NULL, *role_id = NULL, *started_s = NULL;
   for (int i = 1; i < argc; i++) {
     if (cli_is_help(argv[i])) { help(stdout); return CLI_EXIT_OK; }
     if (strcmp(argv[i], "--vkey") == 0 && i + 1 < argc) vkey_path = argv[++i];
     else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) out_path = argv[++i];
+    else if (strcmp(argv[i], "--role") == 0 && i + 1 < argc) role_id = argv[++i];
+    else if (strcmp(argv[i], "--started") == 0 && i + 1 < argc) started_s = argv[++i];
     else if (argv[i][0] != '-' && ni == NULL) ni = argv[i];
     else {
       /* never echo what might be an NI number */
@@ -310,6 +317,13 @@ int cmd_passport(int argc, char **argv) {
     return CLI_EXIT_USAGE;
   }
   if (cli_config("passport") != 0) return CLI_EXIT_USAGE;
+  int32_t started = -1;
+  if (started_s != NULL && (role_id == NULL || cp_date_parse(started_s, &started) != 0)) {
+    cli_error("passport", "--started needs --role and a real date YYYY-MM-DD");
+    return CLI_EXIT_USAGE;
+  }
+  roles_t *roles = NULL;
+  const role_t *role = NULL;
 
   int rc = CLI_EXIT_FAIL;
   pp_ctx_t c = {0};
@@ -335,6 +349,10 @@ int cmd_passport(int argc, char **argv) {
     cli_error("passport", "catalogue (titles will be missing): %s", err);
     cat = NULL;
   }
+  if (role_id != NULL && (roles = cli_roles_load("passport", cat, role_id, &role)) == NULL) {
+    rc = CLI_EXIT_USAGE;
+    goto out;
+  }
   if (load_indexes(hex, &rows, &nrows) != 0) goto out;
   printf("Passport for worker %.8s\n", hex);
   if (nrows == 0 && out_path == NULL) {
@@ -356,6 +374,7 @@ int cmd_passport(int argc, char **argv) {
       if (rows[j].index == pe->revokes_index && rows[j].index < rows[i].index) {
         rows[j].revoked = true;
         rows[j].revoked_by = rows[i].index;
+        rows[j].revoked_at = pe->issued_at;
         snprintf(rows[j].revoke_reason, sizeof rows[j].revoke_reason, "%s", pe->reason_code);
       }
   }
@@ -384,7 +403,28 @@ int cmd_passport(int argc, char **argv) {
   printf("\n%zu entries; %s\n", nrows, all_ok ? "every signature and inclusion proof checked ok"
                                                : "SOME CHECKS FAILED");
   rc = all_ok ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+  if (role != NULL) {   /* the worker's authentic records or awards count */
+    role_record_t *recs = cp_xcalloc(nrows + 1, sizeof *recs);
+    size_t n = 0;
+    for (size_t i = 0; i < nrows; i++) {
+      const Carepass__V1__PassportEntry *pe = rows[i].pe;
+      int32_t cday, vday = ROLE_NEVER;
+      if (pe == NULL || !rows[i].sig_ok || !rows[i].incl_ok || rows[i].problem[0] ||
+          (pe->entry_type != CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_RECORD &&
+           pe->entry_type != CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_DERIVED_AWARD) ||
+          cp_date_parse(pe->completion_date, &cday) != 0 ||
+          (pe->valid_until[0] != '\0' && cp_date_parse(pe->valid_until, &vday) != 0))
+        continue;
+      int32_t rfrom = rows[i].revoked ? (int32_t)((rows[i].revoked_at < 0 ? 0 : rows[i].revoked_at) / 86400) : ROLE_NEVER;
+      recs[n++] = (role_record_t){pe->qualification_code, cday, vday, rfrom, rows[i].index};
+    }
+    role_answer_t answer;
+    cli_role_print(stdout, cat, role, recs, n, today, started, &answer);
+    free(recs);
+    if (rc == CLI_EXIT_OK && answer.verdict == ROLE_NOT_READY) rc = CLI_EXIT_NOT_READY;
+  }
 out:
+  roles_destroy(&roles);
   for (size_t i = 0; i < nrows; i++)
     if (rows[i].pe != NULL) protobuf_c_message_free_unpacked(&rows[i].pe->base, NULL);
   free(rows);
