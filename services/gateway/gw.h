@@ -51,6 +51,7 @@
 #include <microhttpd.h>
 
 #include "cp_catalogue.h"
+#include "cp_roles.h"
 #include "cp_cidr.h"
 #include "cp_crypto.h"
 #include "cp_redis.h"
@@ -165,6 +166,7 @@ struct gw {
   struct MHD_Daemon *ops;                  // the operator listener (/metrics, /healthz; gw_ops.c), NULL = off
   prov_registry_t *providers;              // provider registry (read-only)
   cat_catalogue_t *catalogue;              // qualification catalogue (read-only)
+  roles_t *roles;                          // Care Workforce Pathway roles (ROLES; read-only)
   unsigned char token_secret[CP_SECRET_BYTES];     // TOKEN_SECRET: MAC key of cpp_/cpw_ tokens (wiped)
   unsigned char pseudonym_secret[CP_SECRET_BYTES]; // PSEUDONYM_SECRET: worker pseudonyms (wiped)
   unsigned char share_code_secret[CP_SECRET_BYTES]; // SHARE_CODE_SECRET: keys share-code hashes (wiped)

@@ -69,6 +69,8 @@ typedef struct {
   size_t nscope;           // entries in scope
   gw_cconn_t *cc;          // batched check: the batch connection the view is written on (else NULL:
                            // this thread's view connection, gw_check_view_send)
+  const role_t *role;      // "role": readiness for this pathway role (NULL = not asked)
+  int32_t started;         // "started": a new starter in the role since this day (-1 = not)
   uint8_t (*r)[CP_SUBJECT_R_BYTES];  // format 2: the r opening ent[i] (from cp:w:{hex}:r)
   bool *has_r;             // r[i] is known
 } pp_t;
@@ -124,7 +126,72 @@ static int pp_parse(gw_req_t *req, pp_t *p) {
   p->employer = "";
   p->ua = gw_header(req, MHD_HTTP_HEADER_USER_AGENT);
   if (gw_json_label(req, p->body, "employer", EMPLOYER_MAX, &p->employer) != 0) return -1;
+  const char *role = NULL, *started = NULL;
+  p->started = -1;
+  if (gw_json_str(req, p->body, "role", false, ROLE_ID_MAX, &role) != 0 ||
+      gw_json_str(req, p->body, "started", false, 10, &started) != 0)
+    return -1;
+  if (role != NULL && (p->role = roles_find(req->gw->roles, role)) == NULL) {
+    char list[512] = "";
+    for (size_t i = 0; i < roles_count(req->gw->roles); i++)
+      snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", roles_at(req->gw->roles, i)->id);
+    gw_reply_error(req, 400, GW_E_INVALID_FIELD, "role must be one of the Care Workforce Pathway roles: %s", list);
+    return -1;
+  }
+  if (started != NULL && (p->role == NULL || cp_date_parse(started, &p->started) != 0)) {
+    gw_reply_error(req, 400, GW_E_INVALID_FIELD, "started must be a date YYYY-MM-DD, given with a role");
+    return -1;
+  }
   return 0;
+}
+
+/* "readiness": for the role asked about, from the records the code shows that are genuine. */
+static void readiness_json(const pp_t *p, int32_t today, gw_jw_t *w) {
+  role_record_t *recs = cp_xcalloc(p->n + 1, sizeof *recs);
+  size_t n = 0;
+  for (size_t i = 0; i < p->n; i++) {
+    const Carepass__V1__PassportEntry *pe = p->ent[i].pe;
+    int32_t c, v = ROLE_NEVER;
+    if (!in_scope(p, i) || !is_workers(p, i) || !p->ent[i].sig_ok || !p->ent[i].incl_ok ||
+        cp_date_parse(pe->completion_date, &c) != 0 ||
+        (pe->valid_until[0] != '\0' && cp_date_parse(pe->valid_until, &v) != 0))
+      continue;
+    const Carepass__V1__PassportEntry *rev = p->rev[i] >= 0 ? p->ent[p->rev[i]].pe : NULL;
+    int32_t rfrom = rev != NULL ? (int32_t)((rev->issued_at < 0 ? 0 : rev->issued_at) / 86400) : ROLE_NEVER;
+    recs[n++] = (role_record_t){pe->qualification_code, c, v, rfrom, p->idx[i]};
+  }
+  role_answer_t a;
+  role_readiness(p->role, recs, n, today, p->started, &a);
+  char d[11];
+  static const char *const verdict[] = {"ready", "ready_until", "not_ready"};
+  gw_jw_kstr(w, ",\"readiness\":{\"role\":", p->role->id);
+  gw_jw_kstr(w, ",\"title\":", p->role->title);
+  gw_jw_kstr(w, ",\"verdict\":", verdict[a.verdict]);
+  if (a.verdict == ROLE_READY_UNTIL) {
+    cp_date_format(a.until, d);
+    gw_jw_kstr(w, ",\"until\":", d);
+  } else {
+    gw_jw_raw(w, ",\"until\":null");
+  }
+  gw_jw_raw(w, ",\"requirements\":[");
+  for (size_t k = 0; k < a.nreq; k++) {
+    const role_req_result_t *r = &a.req[k];
+    gw_jw_kstr(w, k ? ",{\"why\":" : "{\"why\":", p->role->req[k].why);
+    gw_jw_kstr(w, ",\"state\":", role_req_state_name(r->state));
+    if (r->by != NULL) {
+      gw_jw_raw(w, ",\"index\":");
+      gw_jw_u64(w, r->by->index);
+      gw_jw_kstr(w, ",\"code\":", r->by->code);
+      if (r->by->valid_until != ROLE_NEVER) {
+        cp_date_format(r->by->valid_until, d);
+        gw_jw_kstr(w, ",\"valid_until\":", d);
+      }
+    }
+    gw_jw_raw(w, r->expiring ? ",\"expiring\":true}" : ",\"expiring\":false}");
+  }
+  gw_jw_kstr(w, "],\"basis\":", p->role->source);
+  gw_jw_raw(w, "}");
+  free(recs);
 }
 
 /* With the code opened (p->sc) and the worker's index read (l, still the caller's; NULL or not an
@@ -493,6 +560,7 @@ static void reply_passport(gw_req_t *req, pp_t *p) {
   gw_jw_t w;
   gw_jw_init(&w, 2048 + 1024 * (p->n < 64 ? p->n : 64)); /* grows when needed */
   gw_jw_kstr(&w, "{\"checked_on\":", today);
+  if (p->role != NULL) readiness_json(p, today_d, &w);   /* the employer's question first */
   gw_jw_kstr(&w, ",\"share_code\":{\"id\":", p->sc.id);
   gw_jw_kstr(&w, ",\"expires_at\":", exp_at);
   gw_jw_raw(&w, p->sc.subs ? ",\"allow_subscriptions\":true}" : ",\"allow_subscriptions\":false}");

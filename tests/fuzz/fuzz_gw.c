@@ -75,6 +75,8 @@ void fuzz_gw_init(void) {
   if (prov_load(path, &gw.providers, err, sizeof err) != 0) abort();
   fuzz_source_path(path, sizeof path, "data/catalogue.json");
   if (cat_load(path, &gw.catalogue, err, sizeof err) != 0) abort();
+  fuzz_source_path(path, sizeof path, "data/roles.json");
+  if (roles_load(path, gw.catalogue, &gw.roles, err, sizeof err) != 0) abort();
   memset(gw.token_secret, 0x5a, sizeof gw.token_secret);
   memset(gw.pseudonym_secret, 0xa5, sizeof gw.pseudonym_secret);
   memset(gw.share_code_secret, 0x3c, sizeof gw.share_code_secret);
