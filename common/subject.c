@@ -266,8 +266,20 @@ int cp_subject_store_open(const char *dir, bool create, cp_subject_store_t **out
   *out = NULL;
   if (strlen(dir) >= sizeof ((cp_subject_store_t *)0)->dir)
     return fail(err, errlen, "subject key store: directory name too long: %.64s", dir);
-  if (create && mkdir(dir, 0700) != 0 && errno != EEXIST)
+  if (create && mkdir(dir, 0700) == 0) {   /* made now: its entry in the parent must be durable too */
+    char parent[600];
+    snprintf(parent, sizeof parent, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    if (slash == parent) slash[1] = '\0';
+    else if (slash != NULL) *slash = '\0';
+    else snprintf(parent, sizeof parent, ".");
+    int d = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    bool ok = d >= 0 && fsync(d) == 0;
+    if (d >= 0) close(d);
+    if (!ok) return fail(err, errlen, "subject key store: cannot sync the directory holding %s", dir);
+  } else if (create && errno != EEXIST) {
     return fail(err, errlen, "subject key store: cannot create %s: %s", dir, strerror(errno));
+  }
   cp_subject_store_t *s = cp_xcalloc(1, sizeof *s);
   snprintf(s->dir, sizeof s->dir, "%s", dir);
   s->fd_workers = s->fd_slots = -1;
@@ -290,6 +302,18 @@ int cp_subject_store_open(const char *dir, bool create, cp_subject_store_t **out
     free(w);
     cp_subject_store_close(&s);
     return -1;
+  }
+  if (create) {   /* new files: their directory entries must be durable before any entry needs them */
+    int d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (d < 0 || fsync(d) != 0) {
+      if (d >= 0) close(d);
+      if (w) sodium_memzero(w, nw * WORKER_REC);
+      free(w);
+      free(sl);
+      cp_subject_store_close(&s);
+      return fail(err, errlen, "subject key store: cannot sync %s: %s", dir, strerror(errno));
+    }
+    close(d);
   }
   for (size_t i = 0; i < nw; i++) {
     uint32_t dup;
