@@ -88,10 +88,14 @@ cp_subject_status_t cp_subject_unseal(const uint8_t key[CP_SUBJECT_KEY_BYTES], c
 
 typedef struct cp_subject_store cp_subject_store_t;
 
-/* Open the store in dir (created, with a new store.secret, when create is true and it does not
- * exist). Reads every record into memory; cuts a torn tail. Refuses a secret readable by
- * group/other. */
-int cp_subject_store_open(const char *dir, bool create, cp_subject_store_t **out, char *err,
+/* Open the store in dir and read every record into memory. flags: CP_SUBJECT_CREATE makes it
+ * (with a new store.secret) when it does not exist; CP_SUBJECT_WRITER opens it for the store's
+ * one writer (the signer, or a command run with the signer stopped), which cuts a torn tail and
+ * may flush and shred. A reader (no flag) changes nothing on disk: a tail being written now is
+ * not read, and flush/shred are refused. Refuses files readable by group/other. */
+#define CP_SUBJECT_CREATE 1u
+#define CP_SUBJECT_WRITER 2u
+int cp_subject_store_open(const char *dir, unsigned flags, cp_subject_store_t **out, char *err,
                           size_t errlen) CP_WUR;
 void cp_subject_store_close(cp_subject_store_t **s);
 

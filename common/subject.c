@@ -169,6 +169,7 @@ struct cp_subject_store {
   size_t nslots, capslots, flushed_slots;
   table_t by_wkid, by_slot;
   int fd_workers, fd_slots;
+  bool writer;             // may flush and shred (a reader never changes the files)
 };
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) CP_PRINTF(3, 4);
@@ -222,7 +223,7 @@ static int open_records(const cp_subject_store_t *s, const char *name, const cha
                         bool create, uint8_t **data, size_t *n, char *err, size_t errlen) {
   char path[600];
   path_of(s, name, path, sizeof path);
-  int fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
+  int fd = open(path, (s->writer ? O_RDWR | O_APPEND : O_RDONLY) | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
   if (fd < 0) return fail(err, errlen, "subject key store: cannot open %s: %s", path, strerror(errno));
   struct stat st;
   if (fstat(fd, &st) != 0 || (st.st_mode & 077) != 0) {
@@ -231,7 +232,7 @@ static int open_records(const cp_subject_store_t *s, const char *name, const cha
   }
   size_t mlen = strlen(magic);
   if (st.st_size == 0) {
-    if (write(fd, magic, mlen) != (ssize_t)mlen || fsync(fd) != 0) {
+    if (s->writer && (write(fd, magic, mlen) != (ssize_t)mlen || fsync(fd) != 0)) {
       close(fd);
       return fail(err, errlen, "subject key store: cannot write %s: %s", path, strerror(errno));
     }
@@ -247,7 +248,7 @@ static int open_records(const cp_subject_store_t *s, const char *name, const cha
     return fail(err, errlen, "subject key store: %s is not a %s file", path, magic);
   }
   size_t body = size - mlen;
-  if (body % rec != 0) {   /* a record torn by a crash: never flushed, so never used */
+  if (body % rec != 0 && s->writer) {   /* a record torn by a crash: never flushed, so never used */
     if (ftruncate(fd, (off_t)(mlen + body / rec * rec)) != 0 || fsync(fd) != 0) {
       free(buf);
       close(fd);
@@ -262,7 +263,8 @@ static int open_records(const cp_subject_store_t *s, const char *name, const cha
   return fd;
 }
 
-int cp_subject_store_open(const char *dir, bool create, cp_subject_store_t **out, char *err, size_t errlen) {
+int cp_subject_store_open(const char *dir, unsigned flags, cp_subject_store_t **out, char *err, size_t errlen) {
+  bool create = (flags & CP_SUBJECT_CREATE) != 0, writer = create || (flags & CP_SUBJECT_WRITER) != 0;
   *out = NULL;
   if (strlen(dir) >= sizeof ((cp_subject_store_t *)0)->dir)
     return fail(err, errlen, "subject key store: directory name too long: %.64s", dir);
@@ -283,6 +285,7 @@ int cp_subject_store_open(const char *dir, bool create, cp_subject_store_t **out
   cp_subject_store_t *s = cp_xcalloc(1, sizeof *s);
   snprintf(s->dir, sizeof s->dir, "%s", dir);
   s->fd_workers = s->fd_slots = -1;
+  s->writer = writer;
   char path[600];
   path_of(s, "store.secret", path, sizeof path);
   if (cp_secret_load(path, create, s->secret, err, errlen) != 0) {
@@ -385,6 +388,8 @@ static int write_all(int fd, const uint8_t *buf, size_t len) {
 }
 
 int cp_subject_store_flush(cp_subject_store_t *s, char *err, size_t errlen) {
+  if (!s->writer && (s->nworkers > s->flushed_workers || s->nslots > s->flushed_slots))
+    return fail(err, errlen, "subject key store %s is open for reading only", s->dir);
   /* workers first: a durable slot never names a worker whose key is not durable */
   if (s->nworkers > s->flushed_workers) {
     size_t n = s->nworkers - s->flushed_workers;
@@ -460,6 +465,7 @@ static int rewrite(cp_subject_store_t *s, const char *name, const char *magic, c
 int cp_subject_store_shred(cp_subject_store_t *s, const uint8_t pseudonym[CP_PSEUDONYM_BYTES], size_t *slots_removed,
                            char *err, size_t errlen) {
   *slots_removed = 0;
+  if (!s->writer) return fail(err, errlen, "subject key store %s is open for reading only", s->dir);
   if (cp_subject_store_flush(s, err, errlen) != 0) return -1;
   uint8_t wkid[CP_SUBJECT_WKID_BYTES];
   wkid_of(s, pseudonym, wkid);

@@ -71,7 +71,7 @@ static int signer_open(signer_t *s, char *err, size_t errlen) {
     rc = cp_mkdirs(dirname(skdir), 0700, err, errlen);
     free(skdir);
     if (rc != 0) return -1;
-    if (cp_subject_store_open(sk, s->entry_format == 2, &s->subjects, err, errlen) != 0) return -1;
+    if (cp_subject_store_open(sk, CP_SUBJECT_WRITER | (s->entry_format == 2 ? CP_SUBJECT_CREATE : 0u), &s->subjects, err, errlen) != 0) return -1;
     cp_log_info("subject key store open", CP_KV_STR("dir", sk), CP_KV_INT("entry_format", s->entry_format),
                 CP_KV_INT("workers", (int64_t)cp_subject_store_workers(s->subjects)),
                 CP_KV_INT("slots", (int64_t)cp_subject_store_slots(s->subjects)), CP_KV_END);

@@ -266,7 +266,7 @@ static void test_format_2_subjects(void **state) {
   char sdir[128];
   snprintf(sdir, sizeof sdir, "%s/subject-keys", dir);
   cp_subject_store_t *st = NULL;
-  assert_int_equal(cp_subject_store_open(sdir, true, &st, err, sizeof err), 0);
+  assert_int_equal(cp_subject_store_open(sdir, CP_SUBJECT_CREATE | CP_SUBJECT_WRITER, &st, err, sizeof err), 0);
   entry_t log[3];
   cp_subject_t subj[3];
   mk(&log[0], CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_KEY, "", "", "");

@@ -104,7 +104,7 @@ static void test_store_durable_and_unlinkable(void **state) {
   char d[128], err[256] = "";
   store_dir(d, sizeof d, "store1");
   cp_subject_store_t *st = NULL;
-  assert_int_equal(cp_subject_store_open(d, true, &st, err, sizeof err), 0);
+  assert_int_equal(cp_subject_store_open(d, CP_SUBJECT_CREATE | CP_SUBJECT_WRITER, &st, err, sizeof err), 0);
   uint8_t a[CP_PSEUDONYM_BYTES], b[CP_PSEUDONYM_BYTES];
   memset(a, 0xA1, sizeof a);
   memset(b, 0xB2, sizeof b);
@@ -128,7 +128,7 @@ static void test_store_durable_and_unlinkable(void **state) {
   cp_subject_store_close(&st);
 
   /* reopened from its files: the same, without the unflushed slot */
-  assert_int_equal(cp_subject_store_open(d, false, &st, err, sizeof err), 0);
+  assert_int_equal(cp_subject_store_open(d, CP_SUBJECT_WRITER, &st, err, sizeof err), 0);
   assert_int_equal(cp_subject_store_workers(st), 2);
   assert_int_equal(cp_subject_store_slots(st), 3);
   assert_int_equal(cp_subject_store_open_entry(st, b1.subject, 32, b1.slot, 16, b1.sealed, sizeof b1.sealed, &op),
@@ -147,7 +147,7 @@ static void test_store_torn_tail_and_mode(void **state) {
   char d[128], p[256], err[256] = "";
   store_dir(d, sizeof d, "store2");
   cp_subject_store_t *st = NULL;
-  assert_int_equal(cp_subject_store_open(d, true, &st, err, sizeof err), 0);
+  assert_int_equal(cp_subject_store_open(d, CP_SUBJECT_CREATE | CP_SUBJECT_WRITER, &st, err, sizeof err), 0);
   uint8_t a[CP_PSEUDONYM_BYTES];
   memset(a, 0x5A, sizeof a);
   cp_subject_t e;
@@ -160,14 +160,31 @@ static void test_store_torn_tail_and_mode(void **state) {
   assert_non_null(f);
   fwrite("torn!", 1, 5, f);   /* a crash in the middle of an append */
   fclose(f);
-  assert_int_equal(cp_subject_store_open(d, false, &st, err, sizeof err), 0);
+  assert_int_equal(cp_subject_store_open(d, CP_SUBJECT_WRITER, &st, err, sizeof err), 0);
   assert_int_equal(cp_subject_store_slots(st), 1);
   cp_subject_store_close(&st);
-  assert_int_equal(file_size(d, "slots"), good);   /* the torn tail was cut */
+  assert_int_equal(file_size(d, "slots"), good);   /* the writer cut the torn tail */
+  /* a reader (reindex, revoke) never changes the files: a tail being written is left alone */
+  f = fopen(p, "ab");
+  fwrite("half", 1, 4, f);
+  fclose(f);
+  assert_int_equal(cp_subject_store_open(d, 0, &st, err, sizeof err), 0);
+  assert_int_equal(cp_subject_store_slots(st), 1);
+  cp_subject_t more;
+  cp_subject_store_new(st, a, &more);
+  assert_int_equal(cp_subject_store_flush(st, err, sizeof err), -1);
+  assert_non_null(strstr(err, "reading only"));
+  size_t removed;
+  assert_int_equal(cp_subject_store_shred(st, a, &removed, err, sizeof err), -1);
+  cp_subject_store_close(&st);
+  assert_int_equal(file_size(d, "slots"), good + 4);
+  assert_int_equal(cp_subject_store_open(d, CP_SUBJECT_WRITER, &st, err, sizeof err), 0);
+  cp_subject_store_close(&st);
+  assert_int_equal(file_size(d, "slots"), good);
   /* a key file others can read is refused */
   snprintf(p, sizeof p, "%s/workers", d);
   assert_int_equal(chmod(p, 0644), 0);
-  assert_int_equal(cp_subject_store_open(d, false, &st, err, sizeof err), -1);
+  assert_int_equal(cp_subject_store_open(d, CP_SUBJECT_WRITER, &st, err, sizeof err), -1);
   assert_non_null(strstr(err, "0600"));
   assert_null(st);
   assert_int_equal(chmod(p, 0600), 0);
@@ -176,11 +193,11 @@ static void test_store_torn_tail_and_mode(void **state) {
   f = fopen(p, "wb");
   fputs("something else\n", f);
   fclose(f);
-  assert_int_equal(cp_subject_store_open(d, false, &st, err, sizeof err), -1);
+  assert_int_equal(cp_subject_store_open(d, CP_SUBJECT_WRITER, &st, err, sizeof err), -1);
   assert_non_null(strstr(err, "not a"));
   /* no store where none was made, without create */
   store_dir(d, sizeof d, "absent");
-  assert_int_equal(cp_subject_store_open(d, false, &st, err, sizeof err), -1);
+  assert_int_equal(cp_subject_store_open(d, CP_SUBJECT_WRITER, &st, err, sizeof err), -1);
 }
 
 static bool file_contains(const char *d, const char *name, const uint8_t *needle, size_t n) {
@@ -201,7 +218,7 @@ static void test_shred(void **state) {
   char d[128], err[256] = "";
   store_dir(d, sizeof d, "store3");
   cp_subject_store_t *st = NULL;
-  assert_int_equal(cp_subject_store_open(d, true, &st, err, sizeof err), 0);
+  assert_int_equal(cp_subject_store_open(d, CP_SUBJECT_CREATE | CP_SUBJECT_WRITER, &st, err, sizeof err), 0);
   uint8_t a[CP_PSEUDONYM_BYTES], b[CP_PSEUDONYM_BYTES];
   memset(a, 0x0A, sizeof a);
   memset(b, 0x0B, sizeof b);
@@ -224,7 +241,7 @@ static void test_shred(void **state) {
   assert_false(file_contains(d, "slots", a2.slot, sizeof a2.slot));
   assert_true(file_contains(d, "slots", b1.slot, sizeof b1.slot));
   cp_subject_store_close(&st);
-  assert_int_equal(cp_subject_store_open(d, false, &st, err, sizeof err), 0);
+  assert_int_equal(cp_subject_store_open(d, CP_SUBJECT_WRITER, &st, err, sizeof err), 0);
   assert_int_equal(cp_subject_store_workers(st), 1);
   assert_int_equal(cp_subject_store_slots(st), 1);
   assert_int_equal(cp_subject_store_open_entry(st, a2.subject, 32, a2.slot, 16, a2.sealed, sizeof a2.sealed, &op),
@@ -251,7 +268,7 @@ static void test_store_many(void **state) {
   char d[128], err[256] = "";
   store_dir(d, sizeof d, "store4");
   cp_subject_store_t *st = NULL;
-  assert_int_equal(cp_subject_store_open(d, true, &st, err, sizeof err), 0);
+  assert_int_equal(cp_subject_store_open(d, CP_SUBJECT_CREATE | CP_SUBJECT_WRITER, &st, err, sizeof err), 0);
   enum { W = 700, E = 3 };
   static cp_subject_t ents[W * E];
   for (int i = 0; i < W * E; i++) {
@@ -261,7 +278,7 @@ static void test_store_many(void **state) {
   }
   assert_int_equal(cp_subject_store_flush(st, err, sizeof err), 0);
   cp_subject_store_close(&st);
-  assert_int_equal(cp_subject_store_open(d, false, &st, err, sizeof err), 0);
+  assert_int_equal(cp_subject_store_open(d, CP_SUBJECT_WRITER, &st, err, sizeof err), 0);
   assert_int_equal(cp_subject_store_workers(st), W);
   assert_int_equal(cp_subject_store_slots(st), W * E);
   for (int i = 0; i < W * E; i++) {

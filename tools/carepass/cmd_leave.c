@@ -145,7 +145,7 @@ int cmd_leave(int argc, char **argv) {
   struct stat skst;
   size_t unlinked = 0;
   if (stat(cp_cfg_str(CP_OPT_SUBJECT_KEYS), &skst) == 0) {
-    if (cp_subject_store_open(cp_cfg_str(CP_OPT_SUBJECT_KEYS), false, &st, err, sizeof err) != 0 ||
+    if (cp_subject_store_open(cp_cfg_str(CP_OPT_SUBJECT_KEYS), CP_SUBJECT_WRITER, &st, err, sizeof err) != 0 ||
         cp_subject_store_shred(st, pseudonym, &unlinked, err, sizeof err) != 0) {
       cli_error(CMD, "subject key store: %s", err);
       goto out;

@@ -191,7 +191,7 @@ int cmd_migrate(int argc, char **argv) {
     cli_error(CMD, "new register: %s", err);
     goto out;
   }
-  if (cp_subject_store_open(cp_cfg_str(CP_OPT_SUBJECT_KEYS), true, &m.subjects, err, sizeof err) != 0) {
+  if (cp_subject_store_open(cp_cfg_str(CP_OPT_SUBJECT_KEYS), CP_SUBJECT_CREATE | CP_SUBJECT_WRITER, &m.subjects, err, sizeof err) != 0) {
     cli_error(CMD, "%s", err);
     goto out;
   }

@@ -166,7 +166,7 @@ int cmd_reindex(int argc, char **argv) {
   /* format-2 entries open through the subject key store, when there is one (read, never made) */
   struct stat skst;
   if (stat(cp_cfg_str(CP_OPT_SUBJECT_KEYS), &skst) == 0) {
-    if (cp_subject_store_open(cp_cfg_str(CP_OPT_SUBJECT_KEYS), false, &x.subjects, err, sizeof err) != 0) {
+    if (cp_subject_store_open(cp_cfg_str(CP_OPT_SUBJECT_KEYS), 0, &x.subjects, err, sizeof err) != 0) {
       cli_error("reindex", "%s", err);
       goto out;
     }

@@ -348,7 +348,7 @@ int cmd_revoke(int argc, char **argv) {
   }
   struct stat skst;
   if (stat(cp_cfg_str(CP_OPT_SUBJECT_KEYS), &skst) == 0 &&
-      cp_subject_store_open(cp_cfg_str(CP_OPT_SUBJECT_KEYS), false, &sc.subjects, err, sizeof err) != 0) {
+      cp_subject_store_open(cp_cfg_str(CP_OPT_SUBJECT_KEYS), 0, &sc.subjects, err, sizeof err) != 0) {
     cli_error(CMD, "%s", err);
     goto out;
   }
