@@ -25,6 +25,7 @@
 
 #include <stdint.h>
 
+#include "carepass/v1/register.pb-c.h"
 #include "cp_catalogue.h"
 #include "cp_util.h"
 
@@ -98,6 +99,12 @@ typedef struct {
   role_req_result_t req[ROLE_REQ_MAX];    // per requirement of the role, in its order
   size_t nreq;
 } role_answer_t;
+
+/* A register entry as readiness sees it: a record or derived award with real dates; revoked from
+ * the day of revocation's issued_at (NULL: not revoked). False for anything else. The strings
+ * point into pe. */
+bool role_record_of(const Carepass__V1__PassportEntry *pe, const Carepass__V1__PassportEntry *revocation,
+                    uint64_t index, role_record_t *out);
 
 /* The answer for role on day; started is the day the worker started in the role (for the grace
  * period), or -1 when they are not a new starter. */

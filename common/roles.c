@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cp_dates.h"
 #include "cp_json.h"
 
 struct roles {
@@ -146,6 +147,20 @@ const role_t *roles_find(const roles_t *r, const char *id) {
 
 size_t roles_count(const roles_t *r) { return r->n; }
 const role_t *roles_at(const roles_t *r, size_t i) { return i < r->n ? &r->r[i] : NULL; }
+
+bool role_record_of(const Carepass__V1__PassportEntry *pe, const Carepass__V1__PassportEntry *revocation,
+                    uint64_t index, role_record_t *out) {
+  int32_t c, v = ROLE_NEVER;
+  if (pe == NULL || (pe->entry_type != CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_RECORD &&
+                     pe->entry_type != CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_DERIVED_AWARD) ||
+      pe->completion_date == NULL || cp_date_parse(pe->completion_date, &c) != 0 ||
+      (pe->valid_until != NULL && pe->valid_until[0] != '\0' && cp_date_parse(pe->valid_until, &v) != 0))
+    return false;
+  int32_t rfrom = ROLE_NEVER;
+  if (revocation != NULL) rfrom = (int32_t)((revocation->issued_at < 0 ? 0 : revocation->issued_at) / 86400);
+  *out = (role_record_t){pe->qualification_code, c, v, rfrom, index};
+  return true;
+}
 
 static bool code_in(const role_req_t *q, const char *code) {
   for (size_t i = 0; code != NULL && i < q->ncodes; i++)

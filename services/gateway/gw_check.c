@@ -150,15 +150,9 @@ static void readiness_json(const pp_t *p, int32_t today, gw_jw_t *w) {
   role_record_t *recs = cp_xcalloc(p->n + 1, sizeof *recs);
   size_t n = 0;
   for (size_t i = 0; i < p->n; i++) {
-    const Carepass__V1__PassportEntry *pe = p->ent[i].pe;
-    int32_t c, v = ROLE_NEVER;
-    if (!in_scope(p, i) || !is_workers(p, i) || !p->ent[i].sig_ok || !p->ent[i].incl_ok ||
-        cp_date_parse(pe->completion_date, &c) != 0 ||
-        (pe->valid_until[0] != '\0' && cp_date_parse(pe->valid_until, &v) != 0))
-      continue;
+    if (!in_scope(p, i) || !is_workers(p, i) || !p->ent[i].sig_ok || !p->ent[i].incl_ok) continue;
     const Carepass__V1__PassportEntry *rev = p->rev[i] >= 0 ? p->ent[p->rev[i]].pe : NULL;
-    int32_t rfrom = rev != NULL ? (int32_t)((rev->issued_at < 0 ? 0 : rev->issued_at) / 86400) : ROLE_NEVER;
-    recs[n++] = (role_record_t){pe->qualification_code, c, v, rfrom, p->idx[i]};
+    if (role_record_of(p->ent[i].pe, rev, p->idx[i], &recs[n])) n++;
   }
   role_answer_t a;
   role_readiness(p->role, recs, n, today, p->started, &a);

@@ -230,6 +230,32 @@ static void test_expiring_within_90_days(void **state) {
   assert_string_equal(role_req_state_name(ROLE_REQ_PENDING), "pending");
 }
 
+static void test_record_of_an_entry(void **state) {
+  (void)state;
+  Carepass__V1__PassportEntry pe = CAREPASS__V1__PASSPORT_ENTRY__INIT, rev = CAREPASS__V1__PASSPORT_ENTRY__INIT;
+  pe.entry_type = CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_RECORD;
+  pe.qualification_code = (char *)"RF-FIRE";
+  pe.completion_date = (char *)"2026-01-10";
+  pe.valid_until = (char *)"2027-01-10";
+  role_record_t r;
+  assert_true(role_record_of(&pe, NULL, 7, &r));
+  int32_t c, v;
+  assert_int_equal(cp_date_parse("2026-01-10", &c), 0);
+  assert_int_equal(cp_date_parse("2027-01-10", &v), 0);
+  assert_true(r.completed == c && r.valid_until == v && r.revoked_from == ROLE_NEVER && r.index == 7);
+  rev.issued_at = (int64_t)(c + 30) * 86400 + 3600;   /* revoked in the morning of day c+30 */
+  assert_true(role_record_of(&pe, &rev, 7, &r));
+  assert_int_equal(r.revoked_from, c + 30);
+  pe.valid_until = (char *)"";
+  assert_true(role_record_of(&pe, NULL, 7, &r) && r.valid_until == ROLE_NEVER);
+  pe.completion_date = (char *)"2026-02-30";
+  assert_false(role_record_of(&pe, NULL, 7, &r));
+  pe.completion_date = (char *)"2026-01-10";
+  pe.entry_type = CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_REVOCATION;
+  assert_false(role_record_of(&pe, NULL, 7, &r));
+  assert_false(role_record_of(NULL, NULL, 7, &r));
+}
+
 static void expect_refused(const char *json, const char *needle) {
   char path[] = "/tmp/cp-test-roles-XXXXXX";
   int fd = mkstemp(path);
@@ -279,6 +305,7 @@ int main(void) {
       cmocka_unit_test(test_alternatives),
       cmocka_unit_test(test_grace_period),
       cmocka_unit_test(test_expiring_within_90_days),
+      cmocka_unit_test(test_record_of_an_entry),
       cmocka_unit_test(test_bad_files_are_refused),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

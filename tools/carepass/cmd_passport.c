@@ -407,16 +407,10 @@ int cmd_passport(int argc, char **argv) {
     role_record_t *recs = cp_xcalloc(nrows + 1, sizeof *recs);
     size_t n = 0;
     for (size_t i = 0; i < nrows; i++) {
-      const Carepass__V1__PassportEntry *pe = rows[i].pe;
-      int32_t cday, vday = ROLE_NEVER;
-      if (pe == NULL || !rows[i].sig_ok || !rows[i].incl_ok || rows[i].problem[0] ||
-          (pe->entry_type != CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_RECORD &&
-           pe->entry_type != CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_DERIVED_AWARD) ||
-          cp_date_parse(pe->completion_date, &cday) != 0 ||
-          (pe->valid_until[0] != '\0' && cp_date_parse(pe->valid_until, &vday) != 0))
-        continue;
-      int32_t rfrom = rows[i].revoked ? (int32_t)((rows[i].revoked_at < 0 ? 0 : rows[i].revoked_at) / 86400) : ROLE_NEVER;
-      recs[n++] = (role_record_t){pe->qualification_code, cday, vday, rfrom, rows[i].index};
+      if (!rows[i].sig_ok || !rows[i].incl_ok || rows[i].problem[0]) continue;
+      Carepass__V1__PassportEntry rev = CAREPASS__V1__PASSPORT_ENTRY__INIT;   /* only its issued_at is read */
+      rev.issued_at = rows[i].revoked_at;
+      if (role_record_of(rows[i].pe, rows[i].revoked ? &rev : NULL, rows[i].index, &recs[n])) n++;
     }
     role_answer_t answer;
     cli_role_print(stdout, cat, role, recs, n, today, started, &answer);

@@ -255,18 +255,9 @@ static size_t role_records(const v_run_t *r, const v_row_t *rows, size_t nrows, 
   size_t n = 0;
   for (size_t i = 0; i < nrows; i++) {
     const v_row_t *row = &rows[i];
-    const Carepass__V1__PassportEntry *pe = row->pe;
-    int32_t c, v;
-    if (row->key || pe == NULL || !row->sig_ok || !row->incl_ok || !r->cp_trusted || row->worker_bad ||
-        (pe->entry_type != CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_RECORD &&
-         pe->entry_type != CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_DERIVED_AWARD) ||
-        cp_date_parse(pe->completion_date, &c) != 0)
-      continue;
-    if (pe->valid_until[0] == '\0') v = ROLE_NEVER;
-    else if (cp_date_parse(pe->valid_until, &v) != 0) continue;
+    if (row->key || !row->sig_ok || !row->incl_ok || !r->cp_trusted || row->worker_bad) continue;
     const Carepass__V1__PassportEntry *rev = row->revoked_by >= 0 ? rows[row->revoked_by].pe : NULL;
-    int32_t rfrom = rev != NULL ? (int32_t)((rev->issued_at < 0 ? 0 : rev->issued_at) / 86400) : ROLE_NEVER;
-    out[n++] = (role_record_t){pe->qualification_code, c, v, rfrom, row->p->index};
+    if (role_record_of(row->pe, rev, row->p->index, &out[n])) n++;
   }
   return n;
 }
