@@ -675,7 +675,7 @@ static void cjob_finish(gw_cjob_t *j, redisReply *extra, gw_cconn_t *cc) {
     gw_sc_reply_limited(req, j->probe.ttl, "for this share code");
     break;
   case GW_SC_NO_MATCH: /* the reservations made in the lookup are the failure's count */
-    gw_sc_reply_no_match(req);
+    gw_sc_reply_no_match(req, &j->probe);
     break;
   case GW_SC_OPENED: {
     const redisReply *l = j->entries != NULL ? j->entries : extra; /* both freed below or by cjob_destroy */

@@ -64,6 +64,7 @@
 #define GW_RL_WINDOW_S 900          /* 15 minutes */
 #define GW_RL_PER_IP 10             /* failed checks per client address per window */
 #define GW_RL_PER_CODE 5            /* failed checks per code per window */
+#define GW_RL_WARN_AT 2             /* a failed check warns when this many tries or fewer are left */
 
 /* Stable error codes of the share-code features. */
 #define GW_E_SHARE_CODE_NOT_FOUND "SHARE_CODE_NOT_FOUND" /* 404 wrong code, wrong date of birth, withdrawn or expired: one answer */
@@ -129,6 +130,8 @@ typedef struct {
   const char *release[2];            // after judge: counters whose reservation is given back (ipkey/codekey)
   int nrelease;                      // how many of release[] are set
   long long ttl;                     // after a LIMITED verdict: seconds until the counter that refused expires
+  int left;                          // after NO_MATCH: failed tries left before a lock (of the code or the address)
+  bool left_code;                    // ... and whether the code's limit is the nearer one (else the address's)
 } gw_sc_probe_t;
 typedef enum {
   GW_SC_OPENED = 0,      // code and date of birth match, code live: *sc filled
@@ -151,7 +154,9 @@ void gw_sc_release_argv(const char *key, const char *argv[GW_RL_RELEASE_ARGC]);
 /* The 429 (ttl: seconds left on the counter that refused; <= 0 = the whole window) and the 404 of
  * a failed open. */
 void gw_sc_reply_limited(gw_req_t *req, long long ttl, const char *what);
-void gw_sc_reply_no_match(gw_req_t *req);
+/* 404 for a failed check, warning when a lock is near ("2 more failed tries before ... locked for
+ * 15 minutes"): the count is the same whether or not the code exists, so it tells nothing. */
+void gw_sc_reply_no_match(gw_req_t *req, const gw_sc_probe_t *p);
 /* Which worker a code hash named when this thread last opened it ("" = no guess): a per-thread
  * hint that decides whether to read that worker's index in the same pipeline as the code. */
 const char *gw_sc_hint_get(const char *code_hash);

@@ -71,10 +71,17 @@ void gw_sc_reply_limited(gw_req_t *req, long long ttl, const char *what) {
   gw_reply_header(req, MHD_HTTP_HEADER_RETRY_AFTER, v);
 }
 
-void gw_sc_reply_no_match(gw_req_t *req) {
+void gw_sc_reply_no_match(gw_req_t *req, const gw_sc_probe_t *p) {
+  const char *what = p->left_code ? "this share code" : "checking from your address";
+  char warn[160] = "";
+  if (p->left == 0)
+    snprintf(warn, sizeof warn, " That was the last try: %s is now locked for %d minutes.", what, GW_RL_WINDOW_S / 60);
+  else if (p->left <= GW_RL_WARN_AT)
+    snprintf(warn, sizeof warn, " %d more failed %s before %s is locked for %d minutes.", p->left,
+             p->left == 1 ? "try" : "tries", what, GW_RL_WINDOW_S / 60);
   gw_reply_error(req, 404, GW_E_SHARE_CODE_NOT_FOUND,
                  "no passport matches that share code and date of birth (the code may also have been "
-                 "withdrawn or have expired)");
+                 "withdrawn or have expired).%s", warn);
 }
 
 /* Which worker a code hash named when this thread last opened it (direct-mapped, per thread so no
@@ -161,8 +168,15 @@ gw_sc_verdict_t gw_sc_probe_judge(gw_sc_probe_t *p, const redisReply *ipres, con
   bool match = sodium_memcmp(p->dh, want, 32) == 0;
   int64_t expires = exp != NULL ? strtoll(exp, NULL, 10) : 0;
   if (!found || !match || expires <= (int64_t)time(NULL) || strlen(worker) != 2 * CP_PSEUDONYM_BYTES ||
-      strlen(id) >= sizeof sc->id)
-    return GW_SC_NO_MATCH; /* the reservations stay: they are the failure's count */
+      strlen(id) >= sizeof sc->id) {
+    /* the reservations stay: they are the failure's count; say how near a lock is */
+    long long ipn = ipres->element[1]->integer, coden = coderes->element[1]->integer;
+    long long ipleft = GW_RL_PER_IP - ipn, codeleft = GW_RL_PER_CODE - coden;
+    p->left_code = codeleft <= ipleft;
+    p->left = (int)(p->left_code ? codeleft : ipleft);
+    if (p->left < 0) p->left = 0;
+    return GW_SC_NO_MATCH;
+  }
   p->release[0] = p->ipkey, p->release[1] = p->codekey, p->nrelease = 2;
   snprintf(sc->worker, sizeof sc->worker, "%s", worker);
   snprintf(sc->id, sizeof sc->id, "%s", id);
@@ -235,7 +249,7 @@ int gw_sc_open_entries(gw_req_t *req, json_t *body, gw_sc_t *sc, cp_redis_pipe_t
   }
   if (v == GW_SC_NO_MATCH) {
     cp_redis_pipe_destroy(&pipe);
-    gw_sc_reply_no_match(req);
+    gw_sc_reply_no_match(req, &p);
     return -1;
   }
   if (entries != NULL) {

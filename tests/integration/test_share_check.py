@@ -233,10 +233,17 @@ def test_brute_force_hits_the_limits(gw):
     reset_limits(gw)
     tok = worker_token(gw, NI_B)
     c = make_code(gw, tok, DOB_B)
-    # per code: 5 failures, then even the right date of birth is refused for a while
+    # per code: 5 failures, then even the right date of birth is refused for a while; the last
+    # tries before the lock say so
+    warnings = []
     for i in range(5):
-        st, _, _ = check(gw, c["code"], f"1970-01-{i + 1:02d}")
+        st, _, b = check(gw, c["code"], f"1970-01-{i + 1:02d}")
         assert st == 404
+        warnings.append(jbody(b)["error"]["message"])
+    assert "more failed" not in warnings[0] + warnings[1]
+    assert "2 more failed tries before this share code is locked for 15 minutes" in warnings[2]
+    assert "1 more failed try before this share code is locked" in warnings[3]
+    assert "That was the last try: this share code is now locked for 15 minutes" in warnings[4]
     st, h, b = check(gw, c["code"], DOB_B)
     assert st == 429 and err_code(b) == "RATE_LIMITED", b
     assert 0 < int(h["retry-after"]) <= 900
