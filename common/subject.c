@@ -327,7 +327,7 @@ int cp_subject_store_open(const char *dir, unsigned flags, cp_subject_store_t **
   for (size_t i = 0; i < ns; i++) {
     const uint8_t *rec = sl + i * SLOT_REC;
     uint32_t worker;
-    /* a slot of a worker without a key: left by a shred interrupted between the two files */
+    /* a slot naming a worker whose key is not in the file links nothing: dropped */
     if (table_get(&s->by_wkid, rec + CP_SUBJECT_SLOT_BYTES, &worker)) add_slot(s, rec, worker);
   }
   if (w) sodium_memzero(w, nw * WORKER_REC);
