@@ -21,6 +21,13 @@ enum {
 #include "cp_roles.h"
 void cli_role_print(FILE *out, const cat_catalogue_t *cat, const role_t *role, const role_record_t *recs, size_t n,
                     int32_t day, int32_t started, role_answer_t *answer);
+/* The worker's keyed pseudonym from an NI number (normalised; keyed with PSEUDONYM_SECRET; the
+ * number is never echoed). CLI_EXIT_OK, or the exit status with the reason printed. */
+int cli_worker_pseudonym(const char *cmd, const char *ni, unsigned char out[32]) CP_WUR;
+/* Open the subject key store (SUBJECT_KEYS) when it exists, flags as cp_subject_store_open; 0 with
+ * *st NULL when there is none (a format-1 register); -1 with the reason printed. */
+#include "cp_subject.h"
+int cli_subjects_open(const char *cmd, unsigned flags, cp_subject_store_t **st) CP_WUR;
 /* Load data/roles.json (CAREPASS_ROLES) against cat and find id; NULL with the reason printed. */
 roles_t *cli_roles_load(const char *cmd, const cat_catalogue_t *cat, const char *id, const role_t **role);
 

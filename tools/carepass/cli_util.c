@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/stat.h>
+
 #include "cp_config.h"
 #include <sodium.h>
 
@@ -69,4 +71,35 @@ int cli_read_z85_key(const char *path, char out[41], char *err, size_t errlen) {
   sodium_memzero(buf, len);
   free(buf);
   return rc;
+}
+
+int cli_worker_pseudonym(const char *cmd, const char *ni, unsigned char out[CP_PSEUDONYM_BYTES]) {
+  char norm[10], err[CP_ERRLEN];
+  unsigned char secret[CP_SECRET_BYTES];
+  if (cp_ni_normalise(ni, norm) != 0) {
+    cli_error(cmd, "that is not a valid National Insurance number (two letters, six digits, A-D)");
+    return CLI_EXIT_USAGE;
+  }
+  int rc = CLI_EXIT_OK;
+  if (cp_secret_load(cp_cfg_str(CP_OPT_PSEUDONYM_SECRET), false, secret, err, sizeof err) != 0) {
+    cli_error(cmd, "pseudonym secret: %s", err);
+    rc = CLI_EXIT_FAIL;
+  } else {
+    cp_pseudonym(secret, norm, out);
+  }
+  sodium_memzero(secret, sizeof secret);
+  sodium_memzero(norm, sizeof norm);
+  return rc;
+}
+
+int cli_subjects_open(const char *cmd, unsigned flags, cp_subject_store_t **st) {
+  char err[CP_ERRLEN];
+  struct stat sb;
+  *st = NULL;
+  if (stat(cp_cfg_str(CP_OPT_SUBJECT_KEYS), &sb) != 0) return 0;   /* no store: format 1 only */
+  if (cp_subject_store_open(cp_cfg_str(CP_OPT_SUBJECT_KEYS), flags, st, err, sizeof err) != 0) {
+    cli_error(cmd, "%s", err);
+    return -1;
+  }
+  return 0;
 }

@@ -113,8 +113,8 @@ int cmd_leave(int argc, char **argv) {
     return CLI_EXIT_USAGE;
   }
   if (cli_config(CMD) != 0) return CLI_EXIT_USAGE;
-  char err[CP_ERRLEN], norm[10], hex[2 * CP_PSEUDONYM_BYTES + 1];
-  unsigned char secret[CP_SECRET_BYTES], pseudonym[CP_PSEUDONYM_BYTES];
+  char err[CP_ERRLEN], hex[2 * CP_PSEUDONYM_BYTES + 1];
+  unsigned char pseudonym[CP_PSEUDONYM_BYTES];
   int rc = CLI_EXIT_FAIL;
   cp_signkey_t key;
   memset(&key, 0, sizeof key);
@@ -123,15 +123,8 @@ int cmd_leave(int argc, char **argv) {
   cp_redis_t *r = NULL;
   uint64_t *entries = NULL;
   size_t nentries = 0;
-  if (cp_ni_normalise(ni, norm) != 0) {
-    cli_error(CMD, "that is not a valid National Insurance number (two letters, six digits, A-D)");
-    return CLI_EXIT_USAGE;
-  }
-  if (cp_secret_load(cp_cfg_str(CP_OPT_PSEUDONYM_SECRET), false, secret, err, sizeof err) != 0) {
-    cli_error(CMD, "pseudonym secret: %s", err);
-    goto out;
-  }
-  cp_pseudonym(secret, norm, pseudonym);
+  int prc = cli_worker_pseudonym(CMD, ni, pseudonym);
+  if (prc != CLI_EXIT_OK) return prc;
   cp_hex(pseudonym, CP_PSEUDONYM_BYTES, hex);
   /* the register lock: the signer (the store's writer) must be stopped */
   if (cp_signkey_load(cp_cfg_str(CP_OPT_SIGNING_KEY), cp_cfg_str(CP_OPT_LOG_ORIGIN), false, &key, err, sizeof err) != 0) {
@@ -142,14 +135,11 @@ int cmd_leave(int argc, char **argv) {
     cli_error(CMD, "%s%s", err, strstr(err, "locked") ? " (stop the shard's signer first)" : "");
     goto out;
   }
-  struct stat skst;
   size_t unlinked = 0;
-  if (stat(cp_cfg_str(CP_OPT_SUBJECT_KEYS), &skst) == 0) {
-    if (cp_subject_store_open(cp_cfg_str(CP_OPT_SUBJECT_KEYS), CP_SUBJECT_WRITER, &st, err, sizeof err) != 0 ||
-        cp_subject_store_shred(st, pseudonym, &unlinked, err, sizeof err) != 0) {
-      cli_error(CMD, "subject key store: %s", err);
-      goto out;
-    }
+  if (cli_subjects_open(CMD, CP_SUBJECT_WRITER, &st) != 0) goto out;
+  if (st != NULL && cp_subject_store_shred(st, pseudonym, &unlinked, err, sizeof err) != 0) {
+    cli_error(CMD, "%s", err);
+    goto out;
   }
   r = cp_redis_new(cp_cfg_str(CP_OPT_REDIS_HOST), (int)cp_cfg_int(CP_OPT_REDIS_PORT),
                    (int)cp_cfg_int(CP_OPT_REDIS_TIMEOUT_MS), err, sizeof err);
@@ -177,8 +167,6 @@ int cmd_leave(int argc, char **argv) {
   printf("\n");
   rc = CLI_EXIT_OK;
 out:
-  sodium_memzero(norm, sizeof norm);
-  sodium_memzero(secret, sizeof secret);
   sodium_memzero(pseudonym, sizeof pseudonym);
   free(entries);
   cp_redis_destroy(&r);

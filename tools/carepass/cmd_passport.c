@@ -330,19 +330,9 @@ int cmd_passport(int argc, char **argv) {
   pp_row_t *rows = NULL;
   size_t nrows = 0;
   cat_catalogue_t *cat = NULL;
-  char err[CP_ERRLEN], norm[10], hex[2 * CP_PSEUDONYM_BYTES + 1];
-  unsigned char secret[CP_SECRET_BYTES];
-  if (cp_ni_normalise(ni, norm) != 0) {
-    cli_error("passport", "that is not a valid National Insurance number (two letters, six digits, A-D)");
-    return CLI_EXIT_USAGE;
-  }
-  if (cp_secret_load(cp_cfg_str(CP_OPT_PSEUDONYM_SECRET), false, secret, err, sizeof err) != 0) {
-    cli_error("passport", "pseudonym secret: %s", err);
-    return CLI_EXIT_FAIL;
-  }
-  cp_pseudonym(secret, norm, c.pseudonym);
-  sodium_memzero(secret, sizeof secret);
-  sodium_memzero(norm, sizeof norm);
+  char err[CP_ERRLEN], hex[2 * CP_PSEUDONYM_BYTES + 1];
+  int prc = cli_worker_pseudonym("passport", ni, c.pseudonym);
+  if (prc != CLI_EXIT_OK) return prc;
   cp_hex(c.pseudonym, CP_PSEUDONYM_BYTES, hex);
 
   if (cat_load(cp_cfg_str(CP_OPT_CATALOGUE), &cat, err, sizeof err) != 0) {

@@ -164,14 +164,8 @@ int cmd_reindex(int argc, char **argv) {
   x.pipe = cp_redis_pipe_new();
   x.proj = proj_new(PROJ_REPLAY, x.cat, cp_today());
   /* format-2 entries open through the subject key store, when there is one (read, never made) */
-  struct stat skst;
-  if (stat(cp_cfg_str(CP_OPT_SUBJECT_KEYS), &skst) == 0) {
-    if (cp_subject_store_open(cp_cfg_str(CP_OPT_SUBJECT_KEYS), 0, &x.subjects, err, sizeof err) != 0) {
-      cli_error("reindex", "%s", err);
-      goto out;
-    }
-    proj_set_subjects(x.proj, x.subjects);
-  }
+  if (cli_subjects_open("reindex", 0, &x.subjects) != 0) goto out;
+  proj_set_subjects(x.proj, x.subjects);
   if (size > 0 && reg_foreach_entry(x.log, 0, size, walk_fn, &x, err, sizeof err) != 0) {
     (void)flush(&x);
     cli_error("reindex", "%s", x.err[0] ? x.err : err);

@@ -346,12 +346,7 @@ int cmd_revoke(int argc, char **argv) {
     cli_error(CMD, "%s", err);
     goto out;
   }
-  struct stat skst;
-  if (stat(cp_cfg_str(CP_OPT_SUBJECT_KEYS), &skst) == 0 &&
-      cp_subject_store_open(cp_cfg_str(CP_OPT_SUBJECT_KEYS), 0, &sc.subjects, err, sizeof err) != 0) {
-    cli_error(CMD, "%s", err);
-    goto out;
-  }
+  if (cli_subjects_open(CMD, 0, &sc.subjects) != 0) goto out;
   if (sc.only != UINT64_MAX && sc.only >= reg_size(log)) {
     cli_error(CMD, "index %" PRIu64 " is not in the register (size %" PRIu64 ")", sc.only, reg_size(log));
     goto out;

@@ -62,20 +62,10 @@ int cmd_worker_token(int argc, char **argv) {
     return CLI_EXIT_USAGE;
   }
   if (cli_config("worker-token") != 0) return CLI_EXIT_USAGE;
-  char err[CP_ERRLEN], norm[10], hex[2 * CP_PSEUDONYM_BYTES + 1], token[CP_TOKEN_MAX], id[CP_TOKEN_ID_HEX];
+  char err[CP_ERRLEN], hex[2 * CP_PSEUDONYM_BYTES + 1], token[CP_TOKEN_MAX], id[CP_TOKEN_ID_HEX];
   unsigned char secret[CP_SECRET_BYTES], pseudonym[CP_PSEUDONYM_BYTES];
-  if (cp_ni_normalise(ni, norm) != 0) {
-    cli_error("worker-token", "that is not a valid National Insurance number (two letters, six digits, A-D)");
-    return CLI_EXIT_USAGE;
-  }
-  if (cp_secret_load(cp_cfg_str(CP_OPT_PSEUDONYM_SECRET), false, secret, err, sizeof err) != 0) {
-    cli_error("worker-token", "pseudonym secret: %s", err);
-    sodium_memzero(norm, sizeof norm);
-    return CLI_EXIT_FAIL;
-  }
-  cp_pseudonym(secret, norm, pseudonym);
-  sodium_memzero(secret, sizeof secret);
-  sodium_memzero(norm, sizeof norm);
+  int prc = cli_worker_pseudonym("worker-token", ni, pseudonym);
+  if (prc != CLI_EXIT_OK) return prc;
   cp_hex(pseudonym, CP_PSEUDONYM_BYTES, hex);
   if (cp_secret_load(cp_cfg_str(CP_OPT_TOKEN_SECRET), true, secret, err, sizeof err) != 0) {
     cli_error("worker-token", "token secret: %s", err);
