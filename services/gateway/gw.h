@@ -34,7 +34,8 @@
  *     {"POST", "/v1/share-codes", GW_EXACT, GW_AUTH_WORKER, 0, gw_share_create, "share_create"},
  *
  * and gw_routes.c includes that header and puts the macro in the table. Exact rows should come before prefix rows of the same
- * path family; the first match wins.
+ * path family; the first match wins. Every row is described in services/gateway/web/openapi.json
+ * (served at GET /v1/openapi.json; tests/unit/test_gw_openapi.c fails on a row it lacks).
  *
  * Errors: every error is JSON {"error": {"code": "STABLE_CODE", "message": "a sentence"}}
  * with the right status (gw_reply_error). Codes used by the core are GW_E_* below; a

@@ -58,9 +58,9 @@ static bool method_matches(const gw_route_t *r, const char *method) {
   return strcmp(method, "HEAD") == 0 && strcmp(r->method, "GET") == 0;
 }
 
-/* Is row r served on this listener? The operator listener serves only /metrics and /healthz;
+/* Is row r served on this listener (gw_dispatch.h)? The operator listener serves only /metrics and /healthz;
  * the public one everything but /metrics (live counters are rate-limit feedback for an attacker). */
-static bool route_listed(const gw_route_t *r, bool operator_port) {
+bool gw_route_listed(const gw_route_t *r, bool operator_port) {
   bool metrics = strcmp(r->name, "metrics") == 0;
   if (operator_port) return metrics || strcmp(r->name, "healthz") == 0;
   return !metrics;
@@ -73,7 +73,7 @@ static const gw_route_t *route_find(const char *path, const char *method, bool o
   allow[0] = '\0';
   for (size_t i = 0; i < gw_routes_len; i++) {
     const gw_route_t *r = &gw_routes[i];
-    if (!route_listed(r, operator_port) || !path_matches(r, path)) continue;
+    if (!gw_route_listed(r, operator_port) || !path_matches(r, path)) continue;
     if (method_matches(r, method)) return r;
     *path_known = true;
     if (strstr(allow, r->method) == NULL) {

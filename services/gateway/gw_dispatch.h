@@ -16,6 +16,10 @@ enum MHD_Result gw_dispatch_ops(void *cls, struct MHD_Connection *conn, const ch
                                 void **con_cls);
 void gw_dispatch_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                            enum MHD_RequestTerminationCode toe);
+/* Is route row r served on this listener (the operator listener: only /metrics and /healthz; the
+ * public one: everything but /metrics)? The OpenAPI document says the same per operation
+ * ("x-carepass-listeners"), checked by tests/unit/test_gw_openapi.c. */
+bool gw_route_listed(const gw_route_t *r, bool operator_port);
 size_t gw_unescape(void *cls, struct MHD_Connection *conn, char *s);
 void gw_mhd_log(void *cls, const char *fmt, va_list ap);
 

@@ -4,6 +4,7 @@
 
 #include "gw_check_routes.h"
 #include "gw_core_routes.h"
+#include "gw_openapi_routes.h"
 #include "gw_page_routes.h"
 #include "gw_share_routes.h"
 #include "gw_subscribe_routes.h"
@@ -11,6 +12,7 @@
 
 const gw_route_t gw_routes[] = {
   GW_CORE_ROUTES
+  GW_OPENAPI_ROUTES
   GW_SHARE_ROUTES
   GW_CHECK_ROUTES
   GW_WORKER_ROUTES

@@ -2,6 +2,7 @@
 
 import pytest
 
+import api_contract
 from harness import CarepassSystem
 from webhook_receiver import WebhookReceiver
 
@@ -49,5 +50,17 @@ def receivers():
 
 
 def pytest_configure(config):
+    api_contract.install()
     config.addinivalue_line("markers", "carepass(**kwargs): options for the `system` fixture "
                             "(CarepassSystem keyword arguments)")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Every recorded gateway response checked against the OpenAPI document (api_contract.py);
+    a response it does not describe fails the run."""
+    tr = session.config.pluginmanager.get_plugin("terminalreporter")
+    if tr is not None:
+        tr.ensure_newline()
+    bad = api_contract.check(lambda line: tr.write_line(line) if tr else print(line))
+    if bad and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

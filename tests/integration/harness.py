@@ -52,6 +52,8 @@ if _PB_PATH not in sys.path:
 
 import zmq  # noqa: E402  (python3-zmq)
 
+import api_contract  # noqa: E402  (gateway responses checked against openapi.json)
+
 try:  # noqa: E402
     from carepass.v1 import event_pb2, internal_pb2, register_pb2  # type: ignore
 except ImportError as exc:  # pragma: no cover - a build problem, explained clearly
@@ -309,6 +311,8 @@ class CarepassSystem:
         self.gateway_port = free_port()
         self.gateway_url = f"http://127.0.0.1:{self.gateway_port}"
         self.metrics_port = free_port()   # the gateway's operator listener (/metrics)
+        api_contract.watch_port(self.gateway_port)   # its responses are checked against openapi.json
+        api_contract.watch_port(self.metrics_port, "operator")
         self.bus = {name: f"tcp://127.0.0.1:{free_port()}" for name in (
             "VERIFY_IN", "VERIFY_OUT", "RESULTS_IN", "RESULTS_OUT")}
         self.intake_endpoint = f"tcp://127.0.0.1:{self.intake_port}"

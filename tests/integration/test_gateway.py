@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from harness import CarepassSystem, event
+from harness import SOURCE_DIR, CarepassSystem, event
 
 TIMEOUT_S = 2          # CAREPASS_GATEWAY_TIMEOUT_S for this module (slowloris test)
 MAX_BODY = 65536       # CAREPASS_GATEWAY_MAX_BODY for this module (413 test)
@@ -131,6 +131,17 @@ def test_metrics(gw):
     assert request(gw, "GET", "/healthz", port=gw.metrics_port)[0] == 200
     st, _, body = request(gw, "GET", "/v1/vkey", port=gw.metrics_port)
     assert st == 404 and error_code(body) == "ROUTE_NOT_FOUND"
+
+
+def test_openapi_document_is_served(gw):
+    """GET /v1/openapi.json serves the document in the repository, byte for byte, as JSON; every
+    other response of these tests is checked against it (api_contract.py)."""
+    st, h, body = request(gw, "GET", "/v1/openapi.json")
+    assert st == 200 and h["content-type"] == "application/json"
+    src = (SOURCE_DIR / "services" / "gateway" / "web" / "openapi.json").read_bytes()
+    assert body == src
+    doc = json.loads(body)
+    assert doc["openapi"] == "3.1.0" and "/v1/check" in doc["paths"]
 
 
 def test_unknown_route_and_wrong_method(gw):
