@@ -15,12 +15,25 @@ directory), then:
   4. runs the raw signing figure again; prints figures and ratios;
   5. stops everything and removes the temporary directory.
 
+Open loop (--open-loop RATES, e.g. 1000,5000,10000): after the closed-loop phases, for each
+rate R a fixed schedule of small ack=committed requests (sizes drawn uniformly from
+--request-size, default 1-50 events, as real providers send) is offered at R events/s for
+--duration seconds (evenly spaced, or --arrivals poisson), whatever the system does: a request
+is sent at its scheduled time, or at once if the generator is behind, and every event's
+submit->committed latency is measured from its *scheduled* time (which corrects coordinated
+omission: a stall delays the requests behind it and is counted in their latency). Reported per
+rate: offered and achieved committed events/s, p50/p99/p99.9/max latency per event, CPU
+microseconds per committed event of every process, Redis commands per event (INFO
+commandstats), peak RSS of every process (VmHWM) and whether it grew during the run.
+
 Events are fictional: distinct valid-format NI numbers made up here, qualification
 codes from data/catalogue.json that PRV-0001 is approved for on the completion date.
 Loopback only; every wait is bounded (--max-seconds overall, --batch-timeout per batch).
 
 Run (after building):
   /usr/bin/python3 bench/bench_pipeline.py --build-dir build [--events 20000] [--connections 4]
+  /usr/bin/python3 bench/bench_pipeline.py --build-dir build --phases committed \
+      --open-loop 1000,5000,10000 --duration 60
 """
 
 import argparse
@@ -58,6 +71,15 @@ def parse_args():
                    help="requests outstanding per connection (default 2)")
     p.add_argument("--phases", default="accepted,committed",
                    help="which ack levels to run, in order (default accepted,committed)")
+    p.add_argument("--open-loop", default="",
+                   help="offered rates in events/s for open-loop runs, e.g. 1000,5000,10000 (default none)")
+    p.add_argument("--duration", type=float, default=60.0,
+                   help="seconds each open-loop rate is offered (default 60)")
+    p.add_argument("--request-size", default="1-50",
+                   help="events per open-loop request, MIN-MAX drawn uniformly (default 1-50)")
+    p.add_argument("--arrivals", choices=("even", "poisson"), default="even",
+                   help="open-loop request spacing (default even)")
+    p.add_argument("--seed", type=int, default=1, help="random seed of the open-loop schedule")
     p.add_argument("--sign-seconds", type=float, default=2.0,
                    help="seconds for each raw signing measurement (default 2)")
     p.add_argument("--batch-timeout", type=float, default=180.0,
@@ -76,9 +98,21 @@ def parse_args():
             p.error(f"--{name} must be at least 1")
     if a.events > 900000:
         p.error("--events must be at most 900000 (NI numbers per prefix run out)")
-    a.phases = [x.strip() for x in a.phases.split(",") if x.strip()]
-    if not a.phases or any(x not in ("accepted", "committed") for x in a.phases):
-        p.error("--phases takes accepted and/or committed")
+    a.phases = [x.strip() for x in a.phases.split(",") if x.strip() and x.strip() != "none"]
+    if any(x not in ("accepted", "committed") for x in a.phases):
+        p.error("--phases takes accepted and/or committed (or none)")
+    try:
+        a.open_loop = [int(x) for x in a.open_loop.split(",") if x.strip()]
+        lo, hi = (int(x) for x in a.request_size.split("-", 1))
+    except ValueError:
+        p.error("--open-loop takes whole rates separated by commas; --request-size MIN-MAX")
+    if any(r < 1 or r > 200000 for r in a.open_loop) or not 1 <= lo <= hi <= 500:
+        p.error("open-loop rates must be 1..200000 events/s, request sizes 1..500")
+    a.request_size = (lo, hi)
+    if not a.phases and not a.open_loop:
+        p.error("nothing to run: give --phases or --open-loop")
+    if a.duration <= 0 or a.duration > 3600:
+        p.error("--duration must be in (0, 3600] seconds")
     return a
 
 
@@ -274,6 +308,186 @@ def run_phase(system, ack, requests, connections, inflight, batch_timeout, max_s
     }
 
 
+# ---- open loop --------------------------------------------------------------
+
+def build_schedule(pb, tag, first, rate, duration, sizes, arrivals, seed, codes, completion):
+    """The open-loop offer: [(scheduled offset s, request id, bytes, events)], prebuilt so the
+    generator's own serialisation cost stays out of the clock. Sizes are uniform in sizes."""
+    import random
+    rnd = random.Random(seed)
+    out, t, i, k = [], 0.0, first, 0
+    mean = (sizes[0] + sizes[1]) / 2.0
+    gap = mean / rate                                 # mean seconds between requests
+    while t < duration:
+        n = rnd.randint(sizes[0], sizes[1])
+        req = pb.SubmitRequest()
+        req.ack = pb.ACK_LEVEL_COMMITTED
+        req.request_id = f"{tag}-{k}"
+        for j in range(i, i + n):
+            ev = req.events.add()
+            ev.provider_event_id = f"bench-{tag}-{j:08d}"
+            ev.ni_number = fake_ni(j)
+            ev.qualification_code = codes[j % len(codes)]
+            ev.completion_date = completion
+            ev.assessor_id = f"ASR-0001-{j % 1000:03d}"
+            ev.evidence_hash = hashlib.sha256(ev.provider_event_id.encode()).digest()
+        out.append((t, req.request_id, req.SerializeToString(), n))
+        i += n
+        k += 1
+        t += rnd.expovariate(1.0 / gap) if arrivals == "poisson" else gap
+    return out, i
+
+
+class OpenTally:
+    """Per-event latencies (scheduled send -> committed reply) and outcomes (thread-safe)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.lat = []             # (latency s, events) per reply
+        self.committed = 0        # events answered committed
+        self.other = {}           # other outcomes -> count
+        self.errors = []          # request-level errors / timeouts
+        self.behind_max = 0.0     # how late the generator sent a request at worst (s)
+
+    def add(self, pb, rep, latency):
+        with self.lock:
+            if rep.error_code:
+                self.errors.append(f"{rep.request_id}: {rep.error_code} {rep.error_message}")
+            n = 0
+            for r in rep.replies:
+                if r.outcome == pb.OUTCOME_COMMITTED:
+                    n += 1
+                else:
+                    name = pb.Outcome.Name(r.outcome)
+                    self.other[name] = self.other.get(name, 0) + 1
+            self.committed += n
+            self.lat.append((latency, n))
+
+
+def open_worker(system, schedule, t0, tally, timeout):
+    """One DEALER: send each request at t0 + its offset (at once when behind), read replies."""
+    pb = system.pb
+    sock = system.dealer(harness.DEFAULT_PROVIDER)
+    pending = {}                      # request id -> scheduled absolute time
+    k = 0
+    end = t0 + (schedule[-1][0] if schedule else 0) + timeout
+    try:
+        while k < len(schedule) or pending:
+            now = time.monotonic()
+            while k < len(schedule) and t0 + schedule[k][0] <= now:
+                off, rid, data, _ = schedule[k]
+                sock.send(data)
+                pending[rid] = t0 + off
+                tally.behind_max = max(tally.behind_max, now - (t0 + off))
+                k += 1
+            if now > end:
+                tally.errors.append(f"{len(pending)} requests unanswered after the run")
+                return
+            nxt = t0 + schedule[k][0] if k < len(schedule) else end
+            wait_ms = max(0, int((nxt - time.monotonic()) * 1000))
+            while sock.poll(wait_ms):
+                rep = pb.SubmitReply()
+                rep.ParseFromString(sock.recv())
+                at = time.monotonic()
+                sched = pending.pop(rep.request_id, None)
+                if sched is not None:
+                    tally.add(pb, rep, at - sched)
+                wait_ms = 0
+    finally:
+        sock.close(linger=0)
+
+
+def redis_info(system):
+    """(total commands processed, {command: calls}) from INFO commandstats."""
+    with system.redis() as r:
+        text = r.cmd("INFO", "commandstats")
+    if isinstance(text, bytes):
+        text = text.decode()
+    calls = {}
+    for line in str(text).splitlines():
+        if line.startswith("cmdstat_"):
+            name, rest = line[len("cmdstat_"):].split(":", 1)
+            kv = dict(x.split("=", 1) for x in rest.split(","))
+            calls[name] = int(kv.get("calls", 0))
+    return sum(calls.values()), calls
+
+
+def peak_rss_kb(system):
+    """{process: (VmHWM kB, VmRSS kB)} of every service and redis-server."""
+    procs = dict(system.procs)
+    if system.redis_proc is not None:
+        procs["redis"] = system.redis_proc
+    out = {}
+    for name, proc in procs.items():
+        try:
+            with open(f"/proc/{proc.pid}/status") as f:
+                st = dict(line.split(":", 1) for line in f if ":" in line)
+            out[name] = (int(st["VmHWM"].split()[0]), int(st["VmRSS"].split()[0]))
+        except (OSError, KeyError, ValueError):
+            pass
+    return out
+
+
+def percentile(weighted, q):
+    """The q-quantile (0..1) of [(value, weight)] sorted by value."""
+    total = sum(w for _, w in weighted)
+    if total == 0:
+        return None
+    want, acc = q * total, 0
+    for v, w in weighted:
+        acc += w
+        if acc >= want:
+            return v
+    return weighted[-1][0]
+
+
+def run_open(system, rate, schedule, connections, timeout):
+    """Offer `schedule` over `connections` DEALERs; figures of one open-loop rate."""
+    n_events = sum(x[3] for x in schedule)
+    cpu0, (cmd0, _), rss0 = cpu_seconds(system), redis_info(system), peak_rss_kb(system)
+    tally = OpenTally()
+    t0 = time.monotonic() + 0.2
+    shares = [schedule[i::connections] for i in range(connections)]
+    threads = [threading.Thread(target=open_worker, args=(system, sh, t0, tally, timeout), daemon=True)
+               for sh in shares if sh]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=timeout + (schedule[-1][0] if schedule else 0) + 30)
+    elapsed = time.monotonic() - t0
+    cpu1, (cmd1, _), rss1 = cpu_seconds(system), redis_info(system), peak_rss_kb(system)
+    lat = sorted(tally.lat)
+    done = max(tally.committed, 1)
+    return {
+        "rate": rate, "events": n_events, "requests": len(schedule),
+        "offered_per_s": n_events / schedule[-1][0] if len(schedule) > 1 and schedule[-1][0] > 0 else rate,
+        "committed": tally.committed, "committed_per_s": tally.committed / elapsed if elapsed > 0 else 0.0,
+        "other": tally.other, "errors": tally.errors[:5], "n_errors": len(tally.errors),
+        "behind_max_s": tally.behind_max,
+        "p50_s": percentile(lat, 0.50), "p99_s": percentile(lat, 0.99), "p999_s": percentile(lat, 0.999),
+        "max_s": lat[-1][0] if lat else None,
+        "cpu_us_per_event": {k: round((cpu1[k] - cpu0.get(k, 0.0)) * 1e6 / done, 1) for k in cpu1},
+        "redis_cmds_per_event": round((cmd1 - cmd0) / done, 2),
+        "rss_kb": {k: {"peak": v[0], "start": rss0.get(k, (0, 0))[1], "end": v[1]} for k, v in rss1.items()},
+    }
+
+
+def print_open(r, sign):
+    f = lambda x: f"{x * 1000:.1f} ms" if x is not None else "-"   # noqa: E731
+    print(f"  open loop {r['rate']:,} events/s offered ({r['requests']} requests, {r['events']} events): "
+          f"{r['committed_per_s']:,.0f} committed/s ({r['committed_per_s'] / sign:.3f} of raw sign)")
+    print(f"    submit->committed per event: p50 {f(r['p50_s'])}, p99 {f(r['p99_s'])}, "
+          f"p99.9 {f(r['p999_s'])}, max {f(r['max_s'])}; generator at most {f(r['behind_max_s'])} behind")
+    if r["other"] or r["n_errors"]:
+        print(f"    other outcomes {r['other']}; {r['n_errors']} errors {r['errors']}")
+    print("    CPU us per committed event: " + ", ".join(
+        f"{k} {v:.1f}" for k, v in sorted(r["cpu_us_per_event"].items(), key=lambda kv: -kv[1])))
+    print(f"    Redis commands per committed event: {r['redis_cmds_per_event']:.2f}")
+    print("    RSS MB start/end/peak: " + ", ".join(
+        f"{k} {v['start'] / 1024:.0f}/{v['end'] / 1024:.0f}/{v['peak'] / 1024:.0f}"
+        for k, v in sorted(r["rss_kb"].items())))
+
+
 def raw_sign_rate(build_dir, seconds):
     """Raw crypto_sign_detached rate from bench_register --sign-only (signatures/s)."""
     exe = Path(build_dir) / "bench" / "bench_register"
@@ -305,12 +519,21 @@ def main():
                                    completion)
     warm = build_requests(pb, "warm", len(a.phases) * a.events, min(a.batch, 100), a.batch,
                           "committed", codes, completion)
+    schedules = {}
+    nxt = (len(a.phases) + 1) * a.events + 1000
+    for k, rate in enumerate(a.open_loop):
+        schedules[rate], nxt = build_schedule(pb, f"ol{rate}", nxt, rate, a.duration, a.request_size,
+                                              a.arrivals, a.seed + k, codes, completion)
+    if a.open_loop:
+        print(f"  open-loop schedules built: " + ", ".join(
+            f"{r}/s {len(sch)} requests" for r, sch in schedules.items()), flush=True)
 
     sign_before = raw_sign_rate(build_dir, a.sign_seconds)
     print(f"  raw Ed25519 signing (before): {sign_before:,.0f} sig/s", flush=True)
 
     tmp = tempfile.mkdtemp(prefix="cp-bench-pipeline-", dir=a.dir)
     results = []
+    open_results = []
     system = None
     ok = False
     try:
@@ -334,6 +557,11 @@ def main():
             for e in r["errors"]:
                 print(f"    error: {e}", flush=True)
         ok = all(r["n_errors"] == 0 and r["in_register"] >= r["events"] for r in results)
+        open_results = []
+        for rate in a.open_loop:
+            o = run_open(system, rate, schedules[rate], a.connections, a.batch_timeout)
+            open_results.append(o)
+            ok = ok and o["n_errors"] == 0 and o["committed"] == o["events"]
     finally:
         if system is not None:
             system.stop(show_logs=not ok)
@@ -363,9 +591,11 @@ def main():
         print("    CPU seconds per 10k events: " + ", ".join(
             f"{k} {v * 10000 / max(r['events'], 1):.2f}"
             for k, v in sorted(r["cpu_s"].items(), key=lambda kv: -kv[1])))
+    for o in open_results:
+        print_open(o, sign)
     if a.json:
         print(json.dumps({"sign_per_s": sign, "sign_before": sign_before,
-                          "sign_after": sign_after, "phases": results,
+                          "sign_after": sign_after, "phases": results, "open_loop": open_results,
                           "args": {k: v for k, v in vars(a).items()}}))
     if not ok:
         print("bench_pipeline: FAILED (see errors above)", file=sys.stderr)
