@@ -31,6 +31,14 @@ int cli_subjects_open(const char *cmd, unsigned flags, cp_subject_store_t **st) 
 /* Load data/roles.json (CAREPASS_ROLES) against cat and find id; NULL with the reason printed. */
 roles_t *cli_roles_load(const char *cmd, const cat_catalogue_t *cat, const char *id, const role_t **role);
 
+/* Write the authentic records recs[0..n) of a verified passport (role_record_t, cmd_verify.c) as an
+ * ASC-WDS training bulk-upload file (common/cp_ascwds.h) to the file out, for workplace
+ * estid and worker workerid; revoked records (whenever revoked), qualifications and codes without
+ * a checked category are left out and named on stderr. CLI_EXIT_OK or the exit status, reason
+ * printed. */
+int cli_ascwds_write(const char *out, const char *estid, const char *workerid, const cat_catalogue_t *cat,
+                     const role_record_t *recs, size_t n, const char *origin) CP_WUR;
+
 /* Reason code for an input line that could not be parsed (local to the CLI). */
 #define CLI_R_MALFORMED_LINE "MALFORMED_LINE"
 

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "carepass/v1/register.pb-c.h"
+#include "cp_ascwds.h"
 #include "cp_bundle.h"
 #include "cp_catalogue.h"
 #include "cp_codec.h"
@@ -71,7 +72,14 @@ static void help(FILE *out) {
           "                expiry, or not ready with what is missing or expired (exit 3\n"
           "                when every check passed but the worker is not ready)\n"
           "  --started DATE  the worker is a new starter in the role since DATE: what the\n"
-          "                role allows a grace period for may still be pending\n");
+          "                role allows a grace period for may still be pending\n"
+          "  --asc-wds OUT --establishment ID --worker-id ID\n"
+          "                also write the verified passport's training as an ASC-WDS training\n"
+          "                bulk-upload file (LOCALESTID, UNIQUEWORKERID, CATEGORY, DESCRIPTION,\n"
+          "                DATECOMPLETED, EXPIRYDATE, ACCREDITED, NOTES) to the file OUT, with\n"
+          "                the workplace's and worker's ids as ASC-WDS knows them; revoked records,\n"
+          "                qualifications and codes without a checked category\n"
+          "                ($CAREPASS_ASCWDS_CATEGORIES) are left out and named on stderr\n");
 }
 
 static void line(v_run_t *r, v_result_t res, const char *fmt, ...) CP_PRINTF(3, 4);
@@ -398,12 +406,16 @@ static void check_validity(v_run_t *r, v_row_t *rows, size_t nrows, size_t i, bo
 
 int cmd_verify(int argc, char **argv) {
   const char *file = NULL, *vkey_arg = NULL, *at = NULL, *role_id = NULL, *started_s = NULL;
+  const char *ascwds = NULL, *estid = NULL, *workerid = NULL;
   for (int i = 1; i < argc; i++) {
     if (cli_is_help(argv[i])) { help(stdout); return CLI_EXIT_OK; }
     if (strcmp(argv[i], "--vkey") == 0 && i + 1 < argc) vkey_arg = argv[++i];
     else if (strcmp(argv[i], "--at") == 0 && i + 1 < argc) at = argv[++i];
     else if (strcmp(argv[i], "--role") == 0 && i + 1 < argc) role_id = argv[++i];
     else if (strcmp(argv[i], "--started") == 0 && i + 1 < argc) started_s = argv[++i];
+    else if (strcmp(argv[i], "--asc-wds") == 0 && i + 1 < argc) ascwds = argv[++i];
+    else if (strcmp(argv[i], "--establishment") == 0 && i + 1 < argc) estid = argv[++i];
+    else if (strcmp(argv[i], "--worker-id") == 0 && i + 1 < argc) workerid = argv[++i];
     else if (argv[i][0] != '-' && file == NULL) file = argv[i];
     else {
       cli_error("verify", "unexpected argument \"%s\"", argv[i]);
@@ -414,6 +426,20 @@ int cmd_verify(int argc, char **argv) {
   if (file == NULL || vkey_arg == NULL) {
     cli_error("verify", "FILE and --vkey VKEY are required");
     help(stderr);
+    return CLI_EXIT_USAGE;
+  }
+  if ((ascwds != NULL) != (estid != NULL) || (ascwds != NULL) != (workerid != NULL)) {
+    cli_error("verify", "--asc-wds OUT needs --establishment ID and --worker-id ID (the workplace's and the "
+              "worker's ids in ASC-WDS), and they need it");
+    return CLI_EXIT_USAGE;
+  }
+  if (ascwds != NULL && (strcmp(ascwds, "-") == 0 || ascwds[0] == '\0')) {
+    cli_error("verify", "--asc-wds takes a file name (the report goes to standard output)");
+    return CLI_EXIT_USAGE;
+  }
+  if (ascwds != NULL && (!ascwds_id_ok(estid) || !ascwds_id_ok(workerid))) {
+    cli_error("verify", "--establishment and --worker-id must be 1 to %d printable characters without commas or "
+              "quotes", ASCWDS_ID_MAX);
     return CLI_EXIT_USAGE;
   }
   if (cli_config("verify") != 0) return CLI_EXIT_USAGE;   /* CAREPASS_TODAY, CAREPASS_CATALOGUE */
@@ -547,6 +573,21 @@ int cmd_verify(int argc, char **argv) {
     if (rc == CLI_EXIT_OK && answer.verdict == ROLE_NOT_READY) rc = CLI_EXIT_NOT_READY;
   } else if (role != NULL) {
     printf("\nReadiness: not established (a single-entry proof is not the worker's whole passport)\n");
+  }
+  if (ascwds != NULL) {
+    if (!passport || r.failed) {
+      cli_error("verify", "no ASC-WDS file written: %s", !passport ? "a single-entry proof is not a passport"
+                                                                    : "the bundle did not verify");
+      if (rc == CLI_EXIT_OK) rc = CLI_EXIT_FAIL;
+    } else {
+      role_record_t *recs = cp_xcalloc(nrows + 1, sizeof *recs);
+      char origin[128];   /* the checkpoint's first line: the register's origin */
+      size_t ol = strcspn(b.checkpoint, "\n");
+      snprintf(origin, sizeof origin, "%.*s", (int)(ol < sizeof origin ? ol : sizeof origin - 1), b.checkpoint);
+      int arc = cli_ascwds_write(ascwds, estid, workerid, cat, recs, role_records(&r, rows, nrows, recs), origin);
+      free(recs);
+      if (arc != CLI_EXIT_OK) rc = arc;
+    }
   }
 out:
   if (r.failed && rc == CLI_EXIT_FAIL && rows == NULL) printf("NOT VERIFIED: %d check(s) failed.\n", r.failed);
