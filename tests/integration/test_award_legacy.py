@@ -188,3 +188,26 @@ def test_a_legacy_late_withdrawal_from_before_the_upgrade_is_finished(system):
     reindex_rebuilds_the_same(system, passes=1)
     reissued_keyed(system, hexp, cc_index)
     reindex_rebuilds_the_same(system, passes=1)
+
+
+def test_an_operator_revocation_of_a_legacy_award_withdraws_it(system):
+    """`carepass revoke` of the legacy award itself: verify takes the legacy id as this worker's
+    award (its hex16 is the worker's), so the award is withdrawn and its generation moves on, as
+    reindex rebuilds it; completing the set again issues a keyed generation 1."""
+    hexp, ev = certified_the_old_way(system)
+    send_to_signer(system, ev)
+    system.wait_for(lambda: len(awards(system, hexp)) == 1, what="the legacy award committed")
+    (cc_index, _), = awards(system, hexp)
+    r = system.run_cli(["revoke", str(cc_index), "--reason", "ISSUED_IN_ERROR"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    (_, rev), = revocations_of(system, hexp, cc_index)
+    assert (rev.provider_id, rev.reason_code) == ("carepass-operator", "ISSUED_IN_ERROR")
+    with system.redis() as red:
+        assert red.cmd("SISMEMBER", f"cp:w:{{{hexp}}}:awards", "CC") == 0
+        assert red.cmd("HGET", f"cp:w:{{{hexp}}}:award_gen", "CC") == b"1"
+    reindex_rebuilds_the_same(system)
+    # the set completes again (standard 5 revoked and redone): generation 1, keyed
+    committed(system, [revoke_standard_5()])
+    assert len(revocations_of(system, hexp, cc_index)) == 1   # the award was no longer held
+    reissued_keyed(system, hexp, cc_index)
+    reindex_rebuilds_the_same(system)
