@@ -109,9 +109,13 @@ int verify_batch(verify_t *v, verify_item_t *items, size_t n, int32_t today) CP_
 int verify_awards_record(verify_t *v, verify_item_t *items, size_t n) CP_WUR;
 /* verify_awards.c: after stage_write, for passing revocations of a code a derived award requires:
  * take the code out of the worker's set and, when that award was issued and is committed, mark
- * the item to withdraw it too (item->award_revoke). When it was issued but is not committed yet,
- * withdraw it in Redis and record the late withdrawal in cp:award_wd (verify_withdraw.c sends the
- * award's revocation once it commits). -1 on Redis failure. */
+ * the item to withdraw it too (item->award_revoke). The award is named by the id it has
+ * (item->award_revoke_id): cp:w:{hex}:award_gen "<code>:last" when that is of the generation
+ * withdrawn, else the legacy id of an award issued before keyed ids (proj_award_id_at). When it was
+ * issued but is not committed yet, withdraw it in Redis and record the late withdrawal, with that
+ * id, in cp:award_wd (verify_withdraw.c sends the award's revocation once it commits). An
+ * operator's revocation of an award itself withdraws it when its id, of either style, is the
+ * worker's (proj_award_ref_is_of). -1 on Redis failure. */
 int verify_awards_revoke(verify_t *v, verify_item_t *items, size_t n) CP_WUR;
 /* verify_withdraw.c: one look at the late award withdrawals recorded in cp:award_wd (awards withdrawn
  * by verify_awards_revoke while not yet committed): an award now committed gets its revocation sent
