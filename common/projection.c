@@ -228,7 +228,7 @@ bool proj_award_ref_is_of(const proj_award_ref_t *ref, const unsigned char secre
   if (ref->style == PROJ_AWARD_LEGACY) {
     char hex[2 * CP_PSEUDONYM_BYTES + 1];
     cp_hex(pseudonym, CP_PSEUDONYM_BYTES, hex);
-    return strncmp(hex, ref->tag, 16) == 0 && ref->tag[16] == '\0';
+    return ref->tag[16] == '\0' && sodium_memcmp(hex, ref->tag, 16) == 0;   /* tag holds >= 17 bytes */
   }
   uint8_t want[PROJ_AWARD_TAG_BYTES], got[PROJ_AWARD_TAG_BYTES];
   size_t bin = 0;
