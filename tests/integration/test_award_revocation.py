@@ -282,6 +282,8 @@ def _withdraw_award_before_it_commits(system):
     with system.redis() as red:
         assert red.hget(akey, "state") == b"accepted"   # still not on the register
         assert red.hget(akey, "revoked_by") == award_revoke_id(award_id(system, pseudo)).encode()
+        # the record names the award by its id, for verify_withdraw.c to revoke
+        assert red.hget("cp:award_wd", field) == f"0 2025-02-01 {award_id(system, pseudo)}".encode()
         assert red.cmd("SISMEMBER", f"cp:w:{{{pseudo}}}:awards", "CC") == 0
         assert red.cmd("HGET", f"cp:w:{{{pseudo}}}:award_gen", "CC") == b"1"
     return pseudo
