@@ -62,6 +62,10 @@ CP_OPT(REDRIVE_AFTER_MS, INT, "30000", 100, 86400000, CP_SVC_INTAKE | CP_SVC_GAT
 CP_OPT(PSEUDONYM_SECRET, STR, "var/keys/pseudonym.secret", 1, 4096, CP_SVC_INTAKE | CP_SVC_CLI | CP_SVC_GATEWAY, CP_V_PATH,
        "deployment secret for worker pseudonyms (created at first start, 0600)")
 
+/* verify */
+CP_OPT(AWARD_TAG_SECRET, STR, "var/keys/award-tag.secret", 1, 4096, CP_SVC_VERIFY, CP_V_PATH,
+       "deployment secret that keys the tag in derived-award event ids, so no one can find a worker's awards from a pseudonym (created at first start, 0600; verify replicas share it)")
+
 /* catalogue and registry */
 CP_OPT(ROLES, STR, "data/roles.json", 1, 4096, CP_SVC_CLI | CP_SVC_GATEWAY, CP_V_PATH,
        "the Care Workforce Pathway roles and what each requires (data/roles.json)")

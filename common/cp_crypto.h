@@ -42,7 +42,8 @@ void cp_sign_entry(const cp_signkey_t *key, const uint8_t *entry, size_t len, un
 bool cp_verify_entry(const unsigned char pk[32], const uint8_t *entry, size_t len, const unsigned char sig[64]);
 
 /* A 32-byte deployment secret (pseudonym key) in a 0600 file holding hex;
- * created when missing and create is true. */
+ * created when missing and create is true. Creation is race-free: when several processes
+ * create it at once, one file wins and every caller gets its secret. */
 int cp_secret_load(const char *path, bool create, unsigned char secret[CP_SECRET_BYTES],
                    char *err, size_t errlen) CP_WUR;
 

@@ -18,10 +18,17 @@
  *  cp:w:{<pseudonym hex>}:awards  SET   derived award codes currently held (verify; a code leaves
  *                                       the set when the award is revoked)
  *  cp:w:{<pseudonym hex>}:award_gen HASH award code -> generation: 0 for the first award, +1 each time
- *                                       it is revoked; award ids are award:<code>:<hex16>[:g<N>] (verify)
+ *                                       it is revoked (verify); and "<code>:last" -> the event id of the
+ *                                       last award issued for the code (verify's issue script, and the
+ *                                       replay of a keyed award entry), which a withdrawal names when it
+ *                                       is of the generation withdrawn; absent for awards issued before
+ *                                       keyed ids, whose legacy id award:<code>:<hex16>[:g<N>] is used
+ *                                       instead (award ids: cp_projection.h)
  *  cp:award_wd                   HASH  late award withdrawals (verify, services/verify/verify_withdraw.c):
  *                                       field "<award code>:<gen>:<pseudonym hex>" -> "<unix ms the award's
- *                                       revocation was last sent, 0 = not yet> <revocation's date>", for an
+ *                                       revocation was last sent, 0 = not yet> <revocation's date> <the
+ *                                       award's event id>" (no id in records from before keyed award ids:
+ *                                       the legacy id then), for an
  *                                       award withdrawn (a required standard revoked) before it committed;
  *                                       verify sends the award's revocation once it commits, then HDELs it.
  *                                       verify writes it with single-key commands (Cluster-safe); reindex

@@ -48,21 +48,72 @@
 
 #include "carepass/v1/register.pb-c.h"
 #include "cp_catalogue.h"
+#include "cp_crypto.h"
 #include "cp_redis.h"
 #include "cp_subject.h"
 
 #define PROJ_AWARD_PROVIDER "carepass"             /* provider id of derived awards and their revocations */
 #define PROJ_OPERATOR_PROVIDER "carepass-operator" /* provider id of operator revocations (carepass revoke) */
 
-#define PROJ_AWARD_ID_MAX 96   /* room for an award or award-revocation event id */
+#define PROJ_AWARD_ID_MAX 128   /* room for an award or award-revocation event id (the signer takes 128) */
+#define PROJ_AWARD_TAG_BYTES 16  /* the keyed tag of an award id: 16 bytes, 32 hex */
+#define PROJ_AWARD_TAG_DOMAIN "carepass/award/v1\n"   /* what the tag's BLAKE2b message starts with */
 
-/* The event id of generation gen of a worker's derived award: "award:<code>:<hex16>", then
- * ":g<gen>" after the first; and of its revocation: "award-revoke:<code>:<hex16>:<gen>". */
-void proj_award_id(const char *code, const char *pseudonym_hex, uint64_t gen, char out[PROJ_AWARD_ID_MAX]);
-void proj_award_revoke_id(const char *code, const char *pseudonym_hex, uint64_t gen, char out[PROJ_AWARD_ID_MAX]);
+/* Derived award event ids, in two styles (the privacy section of README.md says what each links):
+ *   keyed  (what verify issues now)   "award:<code>:k<32 hex tag>", then ":g<gen>" for gen > 0,
+ *          tag = BLAKE2b-128 (crypto_generichash) keyed with verify's AWARD_TAG_SECRET over
+ *          PROJ_AWARD_TAG_DOMAIN || code || "\n" || 32-byte pseudonym || gen (8 bytes big-endian):
+ *          no one without the secret can compute or recognise it from the pseudonym, and each
+ *          generation has its own tag;
+ *   legacy (awards issued before it, still on registers) "award:<code>:<first 16 hex of the
+ *          pseudonym>", then ":g<gen>".
+ * Only issuing uses the keyed style; everything after that uses the id the award has (its event,
+ * cp:w:{hex}:award_gen <code>:last, the third token of a cp:award_wd value), falling back to the
+ * legacy id where an award from before the upgrade left none. A revocation's id follows from the
+ * award's id alone (proj_award_revoke_id), in both styles. */
 
-/* Split an award event id "award:<code>:<hex16>[:g<gen>]"; false when it is not one. */
-bool proj_award_id_parse(const char *id, char code[CAT_CODE_MAX], char hex16[17], uint64_t *gen);
+/* The keyed tag of generation gen of the award `code` of the worker with this pseudonym. */
+void proj_award_tag(const unsigned char secret[CP_SECRET_BYTES], const char *code,
+                    const uint8_t pseudonym[CP_PSEUDONYM_BYTES], uint64_t gen,
+                    uint8_t tag[PROJ_AWARD_TAG_BYTES]);
+/* The keyed award id (what verify issues). */
+void proj_award_id(const unsigned char secret[CP_SECRET_BYTES], const char *code,
+                   const uint8_t pseudonym[CP_PSEUDONYM_BYTES], uint64_t gen, char out[PROJ_AWARD_ID_MAX]);
+/* The legacy award id of the worker pseudonym_hex (an award issued before keyed ids). */
+void proj_award_id_legacy(const char *code, const char *pseudonym_hex, uint64_t gen, char out[PROJ_AWARD_ID_MAX]);
+/* The id of the revocation of award award_id, one rule for both styles: strip "award:" and any
+ * ":g<n>" suffix, then "award-revoke:" + that + ":" + gen ("award:CC:k<tag>:g2" ->
+ * "award-revoke:CC:k<tag>:2"; the legacy ids' revocations come out as they always were). The
+ * replay's Lua mirror is standard_revoked's revoke_id in projection.c. False when award_id is not
+ * an award id (out is then ""). */
+bool proj_award_revoke_id(const char *award_id, char out[PROJ_AWARD_ID_MAX]);
+
+typedef enum {
+  PROJ_AWARD_LEGACY,   // "award:<code>:<hex16>[:g<gen>]"
+  PROJ_AWARD_KEYED,    // "award:<code>:k<32 hex>[:g<gen>]"
+} proj_award_style_t;
+
+/* An award id, parsed. */
+typedef struct {
+  char code[CAT_CODE_MAX];                 // the award's qualification code
+  proj_award_style_t style;                // which of the two styles
+  char tag[2 * PROJ_AWARD_TAG_BYTES + 1];  // legacy: the 16 pseudonym hex; keyed: the 32 tag hex
+  uint64_t gen;                            // the generation (0 for an id without ":g<n>")
+} proj_award_ref_t;
+
+/* The id generation gen of the worker's award `code` has: `known` (the award's id as recorded:
+ * "<code>:last" of cp:w:{hex}:award_gen, the third token of a cp:award_wd value; NULL or "" when
+ * none) when it is an id of that code and generation, else the legacy id (an award issued before
+ * keyed ids, for which nothing was recorded). The replay's Lua mirror is in standard_revoked. */
+void proj_award_id_at(const char *code, const char *pseudonym_hex, const char *known, uint64_t gen,
+                      char out[PROJ_AWARD_ID_MAX]);
+
+/* Split an award event id of either style; false when it is not one. */
+bool proj_award_id_parse(const char *id, proj_award_ref_t *out);
+/* Is the parsed award this worker's: a legacy id whose hex16 is the pseudonym's first 16 hex, or a
+ * keyed id whose tag is the worker's tag for the parsed code and generation (constant time)? */
+bool proj_award_ref_is_of(const proj_award_ref_t *ref, const unsigned char secret[CP_SECRET_BYTES],
+                          const uint8_t pseudonym[CP_PSEUDONYM_BYTES]);
 
 typedef enum {
   PROJ_LIVE,     // the signer, after a durable batch: intake and verify wrote the rest already

@@ -34,6 +34,13 @@ void *cp_xrealloc(void *ptr, size_t n);
  * mode is the permission of the new file (e.g. 0600 for keys). */
 int cp_write_file_atomic(const char *path, const void *buf, size_t len, int mode,
                          char *err, size_t errlen) CP_WUR;
+/* Create a whole file only if no file has that name yet, race-free between processes: the
+ * content goes to a temp file, fsynced, then link()ed to path (which fails with EEXIST where
+ * rename would replace), the temp unlinked and the directory fsynced. Whoever links first wins;
+ * a reader never sees a partial file. 0 = created, 1 = path existed already (left as it is),
+ * -1 = error (err set). mode as for cp_write_file_atomic. */
+int cp_write_file_exclusive(const char *path, const void *buf, size_t len, int mode,
+                            char *err, size_t errlen) CP_WUR;
 /* Read a whole file (at most max bytes) into a malloc'd buffer (NUL-terminated). */
 int cp_read_file(const char *path, size_t max, uint8_t **out, size_t *outlen,
                  char *err, size_t errlen) CP_WUR;

@@ -284,31 +284,43 @@ bool cp_verify_entry(const unsigned char pk[32], const uint8_t *entry, size_t le
 
 /* ---- deployment secret --------------------------------------------------- */
 
+/* Read the secret of an existing file (checked by key_file_state first). */
+static int secret_read(const char *path, unsigned char secret[CP_SECRET_BYTES], char *err, size_t errlen) {
+  char *text = NULL;
+  size_t bin = 0;
+  if (read_key_text(path, &text, err, errlen) != 0) return -1;
+  int rc = 0;
+  if (strlen(text) != 2 * CP_SECRET_BYTES ||
+      sodium_hex2bin(secret, CP_SECRET_BYTES, text, strlen(text), NULL, &bin, NULL) != 0 ||
+      bin != CP_SECRET_BYTES)
+    rc = cp_err(err, errlen, "%s must hold %d hex digits", path, 2 * CP_SECRET_BYTES);
+  free_secret_text(&text);
+  if (rc != 0) sodium_memzero(secret, CP_SECRET_BYTES);
+  return rc;
+}
+
+/* Creation is exclusive (cp_write_file_exclusive: temp file, fsync, link): replicas that start
+ * at once over one key directory may each make a secret, but only the first link wins and the
+ * others read the winner's, so they never end up with different secrets. */
 int cp_secret_load(const char *path, bool create, unsigned char secret[CP_SECRET_BYTES], char *err,
                    size_t errlen) {
   int st = key_file_state(path, err, errlen);
   if (st < 0) return -1;
-  if (st == 1) {
-    char *text = NULL;
-    size_t bin = 0;
-    if (read_key_text(path, &text, err, errlen) != 0) return -1;
-    int rc = 0;
-    if (strlen(text) != 2 * CP_SECRET_BYTES ||
-        sodium_hex2bin(secret, CP_SECRET_BYTES, text, strlen(text), NULL, &bin, NULL) != 0 ||
-        bin != CP_SECRET_BYTES)
-      rc = cp_err(err, errlen, "%s must hold %d hex digits", path, 2 * CP_SECRET_BYTES);
-    free_secret_text(&text);
-    if (rc != 0) sodium_memzero(secret, CP_SECRET_BYTES);
-    return rc;
-  }
+  if (st == 1) return secret_read(path, secret, err, errlen);
   if (!create) return cp_err(err, errlen, "%s: no such secret file", path);
   if (make_parent(path, err, errlen) != 0) return -1;
   char hex[2 * CP_SECRET_BYTES + 2];
   randombytes_buf(secret, CP_SECRET_BYTES);
   cp_hex(secret, CP_SECRET_BYTES, hex);
   hex[2 * CP_SECRET_BYTES] = '\n';
-  int rc = cp_write_file_atomic(path, hex, 2 * CP_SECRET_BYTES + 1, 0600, err, errlen);
+  int rc = cp_write_file_exclusive(path, hex, 2 * CP_SECRET_BYTES + 1, 0600, err, errlen);
   sodium_memzero(hex, sizeof hex);
+  if (rc == 1) {   /* another process made it first: theirs is the secret */
+    sodium_memzero(secret, CP_SECRET_BYTES);
+    int won = key_file_state(path, err, errlen);
+    if (won == 1) rc = secret_read(path, secret, err, errlen);
+    else rc = won < 0 ? -1 : cp_err(err, errlen, "%s: made by another process, then gone", path);
+  }
   if (rc != 0) sodium_memzero(secret, CP_SECRET_BYTES);
   return rc;
 }

@@ -1,6 +1,8 @@
 /* projection.c -- a committed register entry applied to the derived Redis state (see cp_projection.h). */
 #include "cp_projection.h"
 
+#include <assert.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,31 +43,48 @@ static cp_redis_script_t withdraw_award = CP_REDIS_SCRIPT("withdraw award", 2,
 /* A derived award entry: held again, at the generation of its id. The generation is written only
  * when present already (a replay over built state: the revocations after it in the walk raise it
  * again), so a first award that was never withdrawn leaves no generation, as verify leaves it.
- * KEYS[1] cp:w:{hex}:awards, KEYS[2] cp:w:{hex}:award_gen; ARGV[1] code, ARGV[2] generation. */
+ * A keyed award's id becomes the code's "<code>:last" field, as verify's issue script writes it
+ * (services/verify/verify_awards.c issue_award), so that a later revocation names the id the award
+ * has; a legacy award (ARGV[3] "") writes none, as the verify that issued it wrote none, and every
+ * reader falls back to the legacy id for it.
+ * KEYS[1] cp:w:{hex}:awards, KEYS[2] cp:w:{hex}:award_gen; ARGV[1] code, ARGV[2] generation,
+ * ARGV[3] the award's id when keyed, else "". */
 static cp_redis_script_t award_held = CP_REDIS_SCRIPT("award held", 2,
     "redis.call('SADD', KEYS[1], ARGV[1]) "
     "if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) end "
+    "if ARGV[3] ~= '' then redis.call('HSET', KEYS[2], ARGV[1] .. ':last', ARGV[3]) end "
     "return 0");
 
 /* A revoked standard withdraws the award it counts towards when that award is held at this point
  * of the walk, as verify does (verify_awards_revoke): out of the awards set, generation +1, the
  * award's event marked revoked_by its revocation's id, and, until the award's own revocation comes
  * later in the walk (which deletes it), a late-withdrawal record in cp:award_wd, from which verify
- * sends that revocation (services/verify/verify_withdraw.c).
+ * sends that revocation (services/verify/verify_withdraw.c), its value "0 <date> <award id>".
+ * The award is the one of generation g: "<code>:last" when that is of generation g (a keyed award),
+ * else the legacy id (an award from before keyed ids has no "<code>:last"). revoke_id is the Lua
+ * mirror of proj_award_revoke_id (strip "award:" and any ":g<n>", then "award-revoke:" .. that ..
+ * ":" .. gen); the legacy id's ":g<gen>" suffix is added as award_id_of does.
  * KEYS[1] cp:w:{hex}:awards, KEYS[2] cp:w:{hex}:award_gen, KEYS[3] cp:award_wd; ARGV[1] award code,
- * ARGV[2] pseudonym hex, ARGV[3] the revocation's date, ARGV[4] the cp:ev key of the award's
- * generation 0 and ARGV[5] its revocation's id without the generation (the generation is known
- * only here: its suffix is added as proj_award_id / proj_award_revoke_id do). The award_wd hash
- * and the award's event are not in KEYS: not yet Cluster-ready (see cp_keys.h). */
+ * ARGV[2] pseudonym hex, ARGV[3] the revocation's date, ARGV[4] the cp:ev key of an award event
+ * with an empty id (the id goes before its closing brace), ARGV[5] the legacy id of generation 0.
+ * The award_wd hash and the award's event are not in KEYS: not yet Cluster-ready (see cp_keys.h). */
 static cp_redis_script_t standard_revoked = CP_REDIS_SCRIPT("standard revoked", 3,
+    "local function revoke_id(id, g) "
+    "  local rest = string.gsub(string.sub(id, 7), ':g%d+$', '') "
+    "  return 'award-revoke:' .. rest .. ':' .. tostring(g) "
+    "end "
     "if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 0 end "
     "local g = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0') "
     "redis.call('SREM', KEYS[1], ARGV[1]) "
     "redis.call('HSET', KEYS[2], ARGV[1], tostring(g + 1)) "
-    "local ev = ARGV[4] "
-    "if g > 0 then ev = string.sub(ev, 1, -2) .. ':g' .. tostring(g) .. '}' end "
-    "redis.call('HSETNX', ev, 'revoked_by', ARGV[5] .. tostring(g)) "
-    "redis.call('HSETNX', KEYS[3], ARGV[1] .. ':' .. tostring(g) .. ':' .. ARGV[2], '0 ' .. ARGV[3]) "
+    "local id = redis.call('HGET', KEYS[2], ARGV[1] .. ':last') "
+    "if not id or tonumber(string.match(id, ':g(%d+)$') or '0') ~= g then "
+    "  id = ARGV[5] "
+    "  if g > 0 then id = id .. ':g' .. tostring(g) end "
+    "end "
+    "local ev = string.sub(ARGV[4], 1, -2) .. id .. '}' "
+    "redis.call('HSETNX', ev, 'revoked_by', revoke_id(id, g)) "
+    "redis.call('HSETNX', KEYS[3], ARGV[1] .. ':' .. tostring(g) .. ':' .. ARGV[2], '0 ' .. ARGV[3] .. ' ' .. id) "
     "return 1");
 
 /* A record's expiry schedule, created once: nothing when its hash exists (scheduled, advanced by
@@ -101,45 +120,122 @@ int32_t proj_exp_threshold(int32_t valid_until, int stage) {
   return before > 0 ? valid_until - before : valid_until + 1;
 }
 
-void proj_award_id(const char *code, const char *hex, uint64_t gen, char out[PROJ_AWARD_ID_MAX]) {
-  if (gen == 0)
-    snprintf(out, PROJ_AWARD_ID_MAX, "award:%s:%.16s", code, hex);
-  else
-    snprintf(out, PROJ_AWARD_ID_MAX, "award:%s:%.16s:g%" PRIu64, code, hex, gen);
+void proj_award_tag(const unsigned char secret[CP_SECRET_BYTES], const char *code,
+                    const uint8_t pseudonym[CP_PSEUDONYM_BYTES], uint64_t gen, uint8_t tag[PROJ_AWARD_TAG_BYTES]) {
+  static const char domain[] = PROJ_AWARD_TAG_DOMAIN;
+  uint8_t be[8];
+  for (int i = 0; i < 8; i++) be[i] = (uint8_t)(gen >> (56 - 8 * i));
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, secret, CP_SECRET_BYTES, PROJ_AWARD_TAG_BYTES);
+  crypto_generichash_update(&st, (const unsigned char *)domain, sizeof domain - 1);
+  crypto_generichash_update(&st, (const unsigned char *)code, strlen(code));
+  crypto_generichash_update(&st, (const unsigned char *)"\n", 1);
+  crypto_generichash_update(&st, pseudonym, CP_PSEUDONYM_BYTES);
+  crypto_generichash_update(&st, be, sizeof be);
+  crypto_generichash_final(&st, tag, PROJ_AWARD_TAG_BYTES);
+  sodium_memzero(&st, sizeof st);   /* the state holds the keyed pad */
 }
 
-void proj_award_revoke_id(const char *code, const char *hex, uint64_t gen, char out[PROJ_AWARD_ID_MAX]) {
-  snprintf(out, PROJ_AWARD_ID_MAX, "award-revoke:%s:%.16s:%" PRIu64, code, hex, gen);
+/* "award:<code>:<tag>" then ":g<gen>" for gen > 0, whichever the style of tag. */
+static void award_id_of(const char *code, const char *tag, uint64_t gen, char out[PROJ_AWARD_ID_MAX]) {
+  int n = gen == 0 ? snprintf(out, PROJ_AWARD_ID_MAX, "award:%s:%s", code, tag)
+                   : snprintf(out, PROJ_AWARD_ID_MAX, "award:%s:%s:g%" PRIu64, code, tag, gen);
+  assert(n > 0 && n < PROJ_AWARD_ID_MAX);   /* catalogue codes are shorter than CAT_CODE_MAX */
+  (void)n;
 }
 
-/* Split an award event id "award:<code>:<hex16>[:g<gen>]"; false when it is not one. */
-bool proj_award_id_parse(const char *id, char code[CAT_CODE_MAX], char hex16[17], uint64_t *gen) {
-  static const char prefix[] = "award:";
-  if (strncmp(id, prefix, sizeof prefix - 1) != 0)
+void proj_award_id(const unsigned char secret[CP_SECRET_BYTES], const char *code,
+                   const uint8_t pseudonym[CP_PSEUDONYM_BYTES], uint64_t gen, char out[PROJ_AWARD_ID_MAX]) {
+  uint8_t tag[PROJ_AWARD_TAG_BYTES];
+  char t[2 + 2 * PROJ_AWARD_TAG_BYTES] = "k";
+  proj_award_tag(secret, code, pseudonym, gen, tag);
+  cp_hex(tag, sizeof tag, t + 1);
+  award_id_of(code, t, gen, out);
+}
+
+void proj_award_id_legacy(const char *code, const char *hex, uint64_t gen, char out[PROJ_AWARD_ID_MAX]) {
+  char t[17];
+  snprintf(t, sizeof t, "%.16s", hex);
+  award_id_of(code, t, gen, out);
+}
+
+/* The mirror of this rule in Lua is revoke_id in the standard_revoked script above. */
+bool proj_award_revoke_id(const char *award_id, char out[PROJ_AWARD_ID_MAX]) {
+  proj_award_ref_t ref;
+  out[0] = '\0';
+  if (!proj_award_id_parse(award_id, &ref)) return false;
+  int n = snprintf(out, PROJ_AWARD_ID_MAX, "award-revoke:%s:%s%s:%" PRIu64, ref.code,
+                   ref.style == PROJ_AWARD_KEYED ? "k" : "", ref.tag, ref.gen);
+  if (n <= 0 || n >= PROJ_AWARD_ID_MAX) {
+    out[0] = '\0';
     return false;
+  }
+  return true;
+}
+
+void proj_award_id_at(const char *code, const char *hex, const char *known, uint64_t gen,
+                      char out[PROJ_AWARD_ID_MAX]) {
+  proj_award_ref_t ref;
+  if (known != NULL && proj_award_id_parse(known, &ref) && ref.gen == gen && strcmp(ref.code, code) == 0 &&
+      strlen(known) < PROJ_AWARD_ID_MAX)
+    snprintf(out, PROJ_AWARD_ID_MAX, "%s", known);
+  else
+    proj_award_id_legacy(code, hex, gen, out);
+}
+
+static bool lower_hex(const char *h, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f'))) return false;
+  return true;
+}
+
+bool proj_award_id_parse(const char *id, proj_award_ref_t *out) {
+  static const char prefix[] = "award:";
+  memset(out, 0, sizeof *out);
+  if (id == NULL || strncmp(id, prefix, sizeof prefix - 1) != 0) return false;
   const char *c = id + sizeof prefix - 1;
   const char *colon = strchr(c, ':');
-  if (colon == NULL || colon == c || (size_t)(colon - c) >= CAT_CODE_MAX)
-    return false;
-  memcpy(code, c, (size_t)(colon - c));
-  code[colon - c] = '\0';
+  if (colon == NULL || colon == c || (size_t)(colon - c) >= CAT_CODE_MAX) return false;
+  memcpy(out->code, c, (size_t)(colon - c));
+  out->code[colon - c] = '\0';
   const char *h = colon + 1;
-  for (int i = 0; i < 16; i++)
-    if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f')))
-      return false;
-  memcpy(hex16, h, 16);
-  hex16[16] = '\0';
-  *gen = 0;
-  if (h[16] == '\0')
-    return true;
-  if (h[16] != ':' || h[17] != 'g' || h[18] < '1' || h[18] > '9')
-    return false;
+  size_t taglen = 16;
+  out->style = PROJ_AWARD_LEGACY;
+  if (h[0] == 'k') {   /* a legacy tag is hex, so never starts with 'k' */
+    out->style = PROJ_AWARD_KEYED;
+    taglen = 2 * PROJ_AWARD_TAG_BYTES;
+    h++;
+  }
+  if (strnlen(h, taglen) < taglen || !lower_hex(h, taglen)) return false;
+  memcpy(out->tag, h, taglen);
+  out->tag[taglen] = '\0';
+  const char *rest = h + taglen;
+  if (rest[0] == '\0') return true;
+  /* ":g<gen>", gen > 0 in decimal without a leading zero (gen 0 has no suffix) */
+  if (rest[0] != ':' || rest[1] != 'g' || rest[2] < '1' || rest[2] > '9') return false;
+  for (const char *d = rest + 2; *d; d++)
+    if (*d < '0' || *d > '9') return false;
+  errno = 0;
   char *end = NULL;
-  unsigned long long g = strtoull(h + 18, &end, 10);
-  if (end == NULL || *end != '\0')
-    return false;
-  *gen = (uint64_t)g;
+  unsigned long long g = strtoull(rest + 2, &end, 10);
+  if (errno != 0 || end == NULL || *end != '\0') return false;
+  out->gen = (uint64_t)g;
   return true;
+}
+
+bool proj_award_ref_is_of(const proj_award_ref_t *ref, const unsigned char secret[CP_SECRET_BYTES],
+                          const uint8_t pseudonym[CP_PSEUDONYM_BYTES]) {
+  if (ref->style == PROJ_AWARD_LEGACY) {
+    char hex[2 * CP_PSEUDONYM_BYTES + 1];
+    cp_hex(pseudonym, CP_PSEUDONYM_BYTES, hex);
+    return ref->tag[16] == '\0' && sodium_memcmp(hex, ref->tag, 16) == 0;   /* tag holds >= 17 bytes */
+  }
+  uint8_t want[PROJ_AWARD_TAG_BYTES], got[PROJ_AWARD_TAG_BYTES];
+  size_t bin = 0;
+  if (sodium_hex2bin(got, sizeof got, ref->tag, strlen(ref->tag), NULL, &bin, NULL) != 0 || bin != sizeof got)
+    return false;
+  proj_award_tag(secret, ref->code, pseudonym, ref->gen, want);
+  return sodium_memcmp(want, got, sizeof want) == 0;
 }
 
 proj_t *proj_new(proj_mode_t mode, const cat_catalogue_t *cat, int32_t today) {
@@ -177,9 +273,8 @@ static const cat_qual_t *award_of(const proj_t *p, const Carepass__V1__PassportE
 
 /* The generation in an award id (0 when it is not one). */
 static uint64_t award_gen_of(const char *event_id) {
-  char code[CAT_CODE_MAX], hex16[17];
-  uint64_t gen = 0;
-  return proj_award_id_parse(event_id, code, hex16, &gen) ? gen : 0;
+  proj_award_ref_t ref;
+  return proj_award_id_parse(event_id, &ref) ? ref.gen : 0;
 }
 
 void proj_event_committed(cp_redis_pipe_t *pipe, const char *provider_id, const char *event_id, uint64_t index) {
@@ -279,13 +374,11 @@ static void queue_award_undo(const proj_t *p, cp_redis_pipe_t *pipe, const Carep
   const cat_qual_t *aw = award_of(p, target);
   if (aw != NULL) {
     (void)cp_redis_pipe_cmd(pipe, "SREM %s %s", cp_key_w_cc(&k1, hex), target->qualification_code);
-    char id0[PROJ_AWARD_ID_MAX], rid[PROJ_AWARD_ID_MAX];
-    proj_award_id(aw->code, hex, 0, id0);
-    proj_award_revoke_id(aw->code, hex, 0, rid);
-    rid[strlen(rid) - 1] = '\0';   /* "...:0" -> "...:", the script appends the generation */
+    char legacy0[PROJ_AWARD_ID_MAX];
+    proj_award_id_legacy(aw->code, hex, 0, legacy0);
     const char *argv[] = {cp_key_w_awards(&k1, hex), cp_key_w_award_gen(&k2, hex), cp_key_award_wd(), aw->code, hex,
                           rev->completion_date != NULL ? rev->completion_date : "",
-                          cp_key_event(&k3, PROJ_AWARD_PROVIDER, id0), rid};
+                          cp_key_event(&k3, PROJ_AWARD_PROVIDER, ""), legacy0};
     (void)cp_redis_pipe_script(pipe, &standard_revoked, 8, argv, NULL);
   } else if (IS(target, DERIVED_AWARD)) {
     uint64_t gen = award_gen_of(target->provider_event_id);
@@ -303,9 +396,13 @@ static void queue_award_state(const proj_t *p, cp_redis_pipe_t *pipe, const char
     proj_standard_held(pipe, evkey, hex, pe->qualification_code);
   } else if (IS(pe, DERIVED_AWARD) && hex[0]) {
     char gen[24];
-    snprintf(gen, sizeof gen, "%" PRIu64, award_gen_of(pe->provider_event_id));
-    const char *argv[] = {cp_key_w_awards(&k1, hex), cp_key_w_award_gen(&k2, hex), pe->qualification_code, gen};
-    (void)cp_redis_pipe_script(pipe, &award_held, 4, argv, NULL);
+    proj_award_ref_t ref;
+    bool keyed = proj_award_id_parse(pe->provider_event_id, &ref) && ref.style == PROJ_AWARD_KEYED &&
+                 strcmp(ref.code, pe->qualification_code) == 0;
+    snprintf(gen, sizeof gen, "%" PRIu64, ref.gen);   /* 0 when not an award id (parse clears ref) */
+    const char *argv[] = {cp_key_w_awards(&k1, hex), cp_key_w_award_gen(&k2, hex), pe->qualification_code, gen,
+                          keyed ? pe->provider_event_id : ""};
+    (void)cp_redis_pipe_script(pipe, &award_held, 5, argv, NULL);
   } else if (IS(pe, REVOCATION) && target != NULL) {
     queue_award_undo(p, pipe, pe, target);
   }

@@ -80,21 +80,20 @@ static char *dir_of(const char *path) {
   return d;
 }
 
-int cp_write_file_atomic(const char *path, const void *buf, size_t len, int mode,
-                         char *err, size_t errlen) {
-  int rc = -1, fd = -1, dfd = -1;
-  char *dir = dir_of(path);
+/* A unique temp name beside path (per process and per call, so threads writing the same file
+ * never share one); malloc'd. */
+static char *temp_name(const char *path) {
+  static atomic_uint seq;
   size_t tlen = strlen(path) + 32;
   char *tmp = cp_xmalloc(tlen);
-  /* unique per process and per call, so threads writing the same file never share a temp */
-  static atomic_uint seq;
   snprintf(tmp, tlen, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&seq, 1));
+  return tmp;
+}
 
-  fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) {
-    cp_err(err, errlen, "open %s: %s", tmp, strerror(errno));
-    goto err;
-  }
+/* Write buf to a new file tmp with exactly mode, fsynced and closed; on failure tmp is removed. */
+static int write_temp(const char *tmp, const void *buf, size_t len, int mode, char *err, size_t errlen) {
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) return cp_err(err, errlen, "open %s: %s", tmp, strerror(errno));
   if (fchmod(fd, (mode_t)mode) != 0) { /* umask may have narrowed (or we want exact) */
     cp_err(err, errlen, "chmod %s: %s", tmp, strerror(errno));
     goto err;
@@ -115,30 +114,56 @@ int cp_write_file_atomic(const char *path, const void *buf, size_t len, int mode
     cp_err(err, errlen, "fsync %s: %s", tmp, strerror(errno));
     goto err;
   }
-  if (close(fd) != 0) {
-    fd = -1;
+  int cr = close(fd);
+  fd = -1;
+  if (cr != 0) {
     cp_err(err, errlen, "close %s: %s", tmp, strerror(errno));
     goto err;
   }
-  fd = -1;
-  if (rename(tmp, path) != 0) {
-    cp_err(err, errlen, "rename %s to %s: %s", tmp, path, strerror(errno));
-    goto err;
-  }
-  dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0 || fsync(dfd) != 0) {
-    cp_err(err, errlen, "fsync directory %s: %s", dir, strerror(errno));
-    goto done; /* the file is in place; report the failed directory sync */
-  }
-  rc = 0;
-  goto done;
+  return 0;
 err:
   if (fd >= 0) close(fd);
   unlink(tmp);
-done:
+  return -1;
+}
+
+/* fsync the directory of path, so a rename or link into it is durable. */
+static int sync_dir_of(const char *path, char *err, size_t errlen) {
+  char *dir = dir_of(path);
+  int rc = 0;
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0 || fsync(dfd) != 0) rc = cp_err(err, errlen, "fsync directory %s: %s", dir, strerror(errno));
   if (dfd >= 0) close(dfd);
-  free(tmp);
   free(dir);
+  return rc;
+}
+
+int cp_write_file_atomic(const char *path, const void *buf, size_t len, int mode,
+                         char *err, size_t errlen) {
+  char *tmp = temp_name(path);
+  int rc = write_temp(tmp, buf, len, mode, err, errlen);
+  if (rc == 0 && rename(tmp, path) != 0) {
+    rc = cp_err(err, errlen, "rename %s to %s: %s", tmp, path, strerror(errno));
+    unlink(tmp);
+  }
+  /* a failed directory sync is reported, though the file is in place */
+  if (rc == 0) rc = sync_dir_of(path, err, errlen);
+  free(tmp);
+  return rc;
+}
+
+int cp_write_file_exclusive(const char *path, const void *buf, size_t len, int mode,
+                            char *err, size_t errlen) {
+  char *tmp = temp_name(path);
+  int rc = write_temp(tmp, buf, len, mode, err, errlen);
+  if (rc == 0) {
+    if (link(tmp, path) != 0) {
+      rc = errno == EEXIST ? 1 : cp_err(err, errlen, "link %s to %s: %s", tmp, path, strerror(errno));
+    }
+    unlink(tmp);   /* path (if it is ours) keeps the inode */
+  }
+  if (rc == 0) rc = sync_dir_of(path, err, errlen);
+  free(tmp);
   return rc;
 }
 

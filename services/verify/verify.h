@@ -14,7 +14,7 @@
 #define VERIFY_KEY_MAX 192                /* room for cp:ev:{<provider>:<event id>} */
 #define VERIFY_AWARD_PROVIDER "carepass"  /* provider id of derived awards */
 #define VERIFY_AWARD_REVOKE_REASON "REQUIREMENT_REVOKED" /* reason of an award revoked with its requirement */
-#define VERIFY_AWARD_ID_MAX 96            /* room for an award or award-revocation event id */
+#define VERIFY_AWARD_ID_MAX 128           /* room for an award or award-revocation event id (PROJ_AWARD_ID_MAX) */
 #define VERIFY_CRASH_AWARD_CLAIMED "verify.award_claimed" /* test crash point (see verify_awards.c) */
 #define VERIFY_AWARD_WD_TICK_MS 1000      /* how often verify looks at late award withdrawals (cp:award_wd) */
 #define VERIFY_AWARD_WD_RESEND_MS 5000    /* a late award revocation not yet committed is re-sent after this */
@@ -64,6 +64,7 @@ typedef struct {
   const cat_qual_t *award_revoke;   // revocation: derived award it withdraws too (NULL if none)
   uint64_t award_revoke_gen;        // generation of the withdrawn award
   uint64_t award_revoke_index;      // register index of the withdrawn award
+  char award_revoke_id[VERIFY_AWARD_ID_MAX]; // the withdrawn award's event id, as it was issued (either style)
 } verify_item_t;
 
 /* The running service (verify_new / verify_destroy). */
@@ -83,6 +84,7 @@ typedef struct verify {
   int64_t last_counts;          // monotonic ms of the last periodic counts line
   uint64_t logged_received;     // counts.received when it was written
   int64_t last_wd;              // monotonic ms of the last late-withdrawal tick
+  unsigned char award_secret[CP_SECRET_BYTES]; // AWARD_TAG_SECRET: keys award ids' tags (wiped by verify_destroy)
 } verify_t;
 
 /* verify_loop.c: make verify over a loaded catalogue and provider registry (it takes both:
@@ -107,38 +109,45 @@ int verify_batch(verify_t *v, verify_item_t *items, size_t n, int32_t today) CP_
 int verify_awards_record(verify_t *v, verify_item_t *items, size_t n) CP_WUR;
 /* verify_awards.c: after stage_write, for passing revocations of a code a derived award requires:
  * take the code out of the worker's set and, when that award was issued and is committed, mark
- * the item to withdraw it too (item->award_revoke). When it was issued but is not committed yet,
- * withdraw it in Redis and record the late withdrawal in cp:award_wd (verify_withdraw.c sends the
- * award's revocation once it commits). -1 on Redis failure. */
+ * the item to withdraw it too (item->award_revoke). The award is named by the id it has
+ * (item->award_revoke_id): cp:w:{hex}:award_gen "<code>:last" when that is of the generation
+ * withdrawn, else the legacy id of an award issued before keyed ids (proj_award_id_at). When it was
+ * issued but is not committed yet, withdraw it in Redis and record the late withdrawal, with that
+ * id, in cp:award_wd (verify_withdraw.c sends the award's revocation once it commits). An
+ * operator's revocation of an award itself withdraws it when its id, of either style, is the
+ * worker's (proj_award_ref_is_of). -1 on Redis failure. */
 int verify_awards_revoke(verify_t *v, verify_item_t *items, size_t n) CP_WUR;
 /* verify_withdraw.c: one look at the late award withdrawals recorded in cp:award_wd (awards withdrawn
  * by verify_awards_revoke while not yet committed): an award now committed gets its revocation sent
- * (id "award-revoke:<code>:<hex16>:<gen>", reason REQUIREMENT_REVOKED; re-sent every
- * VERIFY_AWARD_WD_RESEND_MS until committed); the record goes once that revocation is committed, or
- * when the award will not reach the register (rejected / unknown) or was revoked by another entry.
- * Called every VERIFY_AWARD_WD_TICK_MS. -1 on Redis failure (nothing lost: the next tick retries). */
+ * (the award's id from the record's third token, or the legacy id for a record written before award
+ * ids were keyed; the revocation's id by proj_award_revoke_id; reason REQUIREMENT_REVOKED; re-sent
+ * every VERIFY_AWARD_WD_RESEND_MS until committed); the record goes once that revocation is
+ * committed, or when the award will not reach the register (rejected / unknown) or was revoked by
+ * another entry. Called every VERIFY_AWARD_WD_TICK_MS. -1 on Redis failure (nothing lost: the next
+ * tick retries). */
 int verify_awards_withdraw_tick(verify_t *v) CP_WUR;
 /* verify_awards.c: for items that are a pending derived award re-sent by intake's redrive
  * (item->award_redrive): pass it to the signer when the worker still holds the award at that
  * generation (or it was withdrawn before it committed: it still goes onto the register, and its
  * revocation follows, see verify_withdraw.c) and the standard that completed it is committed; wait
- * (drop) while that standard is not; reject it when the award is no longer held. -1 on Redis failure. */
+ * (drop) while that standard is not; reject it when the award is no longer held, or when its id is
+ * not an award id of this worker (proj_award_ref_is_of: either id style). -1 on Redis failure. */
 int verify_awards_redrive(verify_t *v, verify_item_t *items, size_t n) CP_WUR;
-/* The event ids of generation `gen` of a derived award of the worker `hex` (pseudonym hex):
- * "award:<code>:<hex16>[:g<gen>]" and its withdrawal "award-revoke:<code>:<hex16>:<gen>". */
-void verify_award_ids(const char *code, const char *hex, uint64_t gen, char award_id[VERIFY_AWARD_ID_MAX],
-                      char revoke_id[VERIFY_AWARD_ID_MAX]);
-/* Build the derived award's PendingEvent for the worker of `src` (award provider "carepass",
- * event id "award:<code>:<first 16 hex of pseudonym>", then ":g<gen>" for gen > 0).
- * Strings point into `idbuf`. */
-void verify_award_event(const Carepass__V1__PendingEvent *src, const cat_qual_t *award, uint64_t gen,
-                        char idbuf[VERIFY_AWARD_ID_MAX], Carepass__V1__PendingEvent *out);
-/* Build the PendingEvent withdrawing generation `gen` of `award` for the worker of `src`
- * (provider "carepass", event id "award-revoke:<code>:<hex16>:<gen>", reason REQUIREMENT_REVOKED).
- * Strings point into `idbuf` and `revbuf`. */
-void verify_award_revocation_event(const Carepass__V1__PendingEvent *src, const cat_qual_t *award,
-                                   uint64_t gen, char idbuf[VERIFY_AWARD_ID_MAX],
-                                   char revbuf[VERIFY_AWARD_ID_MAX], Carepass__V1__PendingEvent *out);
+/* Build the derived award's PendingEvent for the worker of `src`: provider "carepass", event id the
+ * keyed "award:<code>:k<32 hex tag>", then ":g<gen>" for gen > 0 (proj_award_id, keyed with
+ * `secret`, verify's AWARD_TAG_SECRET). Only issuing makes a new id; everything after refers to the
+ * id the award has. Strings point into `idbuf`. */
+void verify_award_event(const unsigned char secret[CP_SECRET_BYTES], const Carepass__V1__PendingEvent *src,
+                        const cat_qual_t *award, uint64_t gen, char idbuf[VERIFY_AWARD_ID_MAX],
+                        Carepass__V1__PendingEvent *out);
+/* Build the PendingEvent withdrawing the award with event id `award_id` (either style) for the
+ * worker of `src`: provider "carepass", event id proj_award_revoke_id(award_id) (for example
+ * "award-revoke:<code>:k<tag>:<gen>", or "award-revoke:<code>:<hex16>:<gen>" for a legacy award),
+ * reason REQUIREMENT_REVOKED. Strings point into `idbuf` and `revbuf`. -1 when award_id is not an
+ * award id of `award`. */
+int verify_award_revocation_event(const Carepass__V1__PendingEvent *src, const cat_qual_t *award,
+                                  const char *award_id, char idbuf[VERIFY_AWARD_ID_MAX],
+                                  char revbuf[VERIFY_AWARD_ID_MAX], Carepass__V1__PendingEvent *out) CP_WUR;
 
 /* verify_send.c: messages out. All return 0, or -1 when stopping before the send completed. */
 size_t verify_shard_of(const ProtobufCBinaryData *pseudonym, size_t nshards);

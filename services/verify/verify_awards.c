@@ -21,7 +21,8 @@
  * Revoking a required standard withdraws the award (verify_awards_revoke): the code leaves
  * cp:w:{hex}:cc, the award code leaves cp:w:{hex}:awards and the award's generation
  * (HASH cp:w:{hex}:award_gen) goes up by one, so completing the standard again issues a new
- * award under a new event id ("award:CC:<hex16>:g<gen>"). This holds for provider revocations
+ * award under a new event id ("award:CC:k<tag>:g<gen>", the tag keyed per generation, see
+ * cp_projection.h). This holds for provider revocations
  * and for operator revocations (`carepass revoke`, provider "carepass-operator"), which come
  * through verify too. An operator revocation of the award itself withdraws it the same way.
  *
@@ -40,7 +41,18 @@
  * between is covered: the standard's revocation is not sent before the record is written, so its
  * redrive comes back here and writes the record again (HSETNX, idempotent). `carepass reindex`
  * rebuilds the same record from the register (an award, then a revocation of a standard it
- * requires, without the award's revocation), see tools/carepass/cmd_reindex.c. */
+ * requires, without the award's revocation), see tools/carepass/cmd_reindex.c.
+ *
+ * Award ids: issuing makes the keyed id (proj_award_id, AWARD_TAG_SECRET); every later reference
+ * uses the id the award has, because awards issued before keyed ids carry the legacy
+ * "award:<code>:<hex16>[:g<gen>]" and stay on the register. issue_award records the id in
+ * cp:w:{hex}:award_gen "<code>:last" (the replay's award_held writes the same, common/projection.c);
+ * a withdrawal of generation g takes "<code>:last" when it is of generation g, else the legacy id
+ * (proj_award_id_at: an award from before the upgrade left no "<code>:last"), and writes that id
+ * into the late-withdrawal record (third token). A revocation's id follows from the award's id by
+ * one rule (proj_award_revoke_id). A redriven or revoked award id is taken as this worker's only
+ * when proj_award_ref_is_of says so (legacy: its hex16 is the pseudonym's; keyed: its tag is the
+ * worker's keyed tag for that code and generation). */
 #include "verify.h"
 #include "cp_crash.h"
 #include "cp_codec.h"
@@ -84,7 +96,9 @@ static const cat_qual_t *award_candidate(const verify_t *v, const verify_item_t 
 /* Issue an award once. KEYS[1] cp:w:{hex}:awards, KEYS[2] cp:w:{hex}:award_gen, KEYS[3] the award's
  * cp:ev key, KEYS[4] cp:pending; ARGV[1] award code, ARGV[2] the generation the caller read,
  * ARGV[3] the award's PendingEvent bytes, ARGV[4] now (unix ms), ARGV[5] redrive time,
- * ARGV[6] pending member "carepass:<award id>", ARGV[7] the completing standard's cp:ev key.
+ * ARGV[6] pending member "carepass:<award id>", ARGV[7] the completing standard's cp:ev key,
+ * ARGV[8] the award id, which becomes "<code>:last" in KEYS[2] (the id a withdrawal of this
+ * generation names; the replay's award_held writes it too, so live and rebuilt state match).
  * 1 = issued (send it), 0 = not for this caller: held already, or the generation moved on (a
  * revocation withdrew it meanwhile, so the set is not complete any more). An award id already
  * committed is only put back in the set (it is on the register). Like intake's claim, it
@@ -93,6 +107,7 @@ static cp_redis_script_t issue_award = CP_REDIS_SCRIPT("issue award", 4,
     "local g = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0') "
     "if g ~= tonumber(ARGV[2]) then return 0 end "
     "if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end "
+    "redis.call('HSET', KEYS[2], ARGV[1] .. ':last', ARGV[8]) "
     "if redis.call('HGET', KEYS[3], 'state') == 'committed' then return 0 end "
     "redis.call('HDEL', KEYS[3], 'reason', 'msg') "
     "redis.call('HSET', KEYS[3], 'state', 'accepted', 'pending', ARGV[3], 't', ARGV[4], 'src', ARGV[7]) "
@@ -169,7 +184,7 @@ int verify_awards_record(verify_t *v, verify_item_t *items, size_t n) {
     Carepass__V1__PendingEvent aev;
     char id[VERIFY_AWARD_ID_MAX], g[24];
     cp_key_t akey, gkey, evkey, member;
-    verify_award_event(items[i].ev, cand[i], gen[i], id, &aev);
+    verify_award_event(v->award_secret, items[i].ev, cand[i], gen[i], id, &aev);
     uint8_t *packed = NULL;
     size_t plen = 0;
     if (cp_pb_pack(&aev.base, &packed, &plen) != 0)
@@ -178,7 +193,7 @@ int verify_awards_record(verify_t *v, verify_item_t *items, size_t n) {
     const char *argv[] = {cp_key_w_awards(&akey, hex), cp_key_w_award_gen(&gkey, hex),
                           cp_key_event(&evkey, VERIFY_AWARD_PROVIDER, id), cp_key_pending(), cand[i]->code, g,
                           (const char *)packed, now_s, due_s,
-                          cp_key_pending_member(&member, VERIFY_AWARD_PROVIDER, id), items[i].key};
+                          cp_key_pending_member(&member, VERIFY_AWARD_PROVIDER, id), items[i].key, id};
     size_t len[CP_ARRAY_LEN(argv)];
     for (size_t a = 0; a < CP_ARRAY_LEN(argv); a++)
       len[a] = a == 6 ? plen : strlen(argv[a]);   /* argv[6] is binary */
@@ -211,23 +226,7 @@ out:
   return rc;
 }
 
-/* The award's event id for generation `gen`, and the event id withdrawing it (cp_projection.h). */
-static void award_id(const char *code, const char *hex, uint64_t gen, char idbuf[VERIFY_AWARD_ID_MAX]) {
-  proj_award_id(code, hex, gen, idbuf);
-}
-
-static void award_revoke_id(const char *code, const char *hex, uint64_t gen, char idbuf[VERIFY_AWARD_ID_MAX]) {
-  proj_award_revoke_id(code, hex, gen, idbuf);
-}
-
 _Static_assert(VERIFY_AWARD_ID_MAX == PROJ_AWARD_ID_MAX, "one size for award ids");
-
-void verify_award_ids(const char *code, const char *hex, uint64_t gen, char award_id_out[VERIFY_AWARD_ID_MAX],
-                      char revoke_id_out[VERIFY_AWARD_ID_MAX]) {
-  assert(code != NULL && hex != NULL);
-  award_id(code, hex, gen, award_id_out);
-  award_revoke_id(code, hex, gen, revoke_id_out);
-}
 
 /* What an award's events have in common: carepass's provider id, the event id idbuf, the worker
  * and date of the standard src (the award dates from the standard that completed the set). */
@@ -246,28 +245,28 @@ static void award_event_init(const Carepass__V1__PendingEvent *src, const cat_qu
   out->reply_to = (char *)"";
 }
 
-void verify_award_event(const Carepass__V1__PendingEvent *src, const cat_qual_t *award, uint64_t gen,
-                        char idbuf[VERIFY_AWARD_ID_MAX], Carepass__V1__PendingEvent *out) {
-  assert(src != NULL && award != NULL && out != NULL);
-  char hex[2 * CP_PSEUDONYM_BYTES + 1] = "";
-  if (!pseudonym_hex(src, hex))
-    assert(!"award for an event without a pseudonym");
-  award_id(award->code, hex, gen, idbuf);
+void verify_award_event(const unsigned char secret[CP_SECRET_BYTES], const Carepass__V1__PendingEvent *src,
+                        const cat_qual_t *award, uint64_t gen, char idbuf[VERIFY_AWARD_ID_MAX],
+                        Carepass__V1__PendingEvent *out) {
+  assert(secret != NULL && src != NULL && award != NULL && out != NULL);
+  assert(src->worker_pseudonym.len == CP_PSEUDONYM_BYTES && src->worker_pseudonym.data != NULL);
+  proj_award_id(secret, award->code, src->worker_pseudonym.data, gen, idbuf);
   award_event_init(src, award, idbuf, CAREPASS__V1__EVENT_KIND__EVENT_KIND_COMPLETION, out);
 }
 
-void verify_award_revocation_event(const Carepass__V1__PendingEvent *src, const cat_qual_t *award,
-                                   uint64_t gen, char idbuf[VERIFY_AWARD_ID_MAX],
-                                   char revbuf[VERIFY_AWARD_ID_MAX], Carepass__V1__PendingEvent *out) {
-  assert(src != NULL && award != NULL && out != NULL);
-  char hex[2 * CP_PSEUDONYM_BYTES + 1] = "";
-  if (!pseudonym_hex(src, hex))
-    assert(!"award revocation for an event without a pseudonym");
-  award_revoke_id(award->code, hex, gen, idbuf);
-  award_id(award->code, hex, gen, revbuf);
+int verify_award_revocation_event(const Carepass__V1__PendingEvent *src, const cat_qual_t *award,
+                                  const char *award_id, char idbuf[VERIFY_AWARD_ID_MAX],
+                                  char revbuf[VERIFY_AWARD_ID_MAX], Carepass__V1__PendingEvent *out) {
+  assert(src != NULL && award != NULL && award_id != NULL && out != NULL);
+  proj_award_ref_t ref;
+  if (!proj_award_id_parse(award_id, &ref) || strcmp(ref.code, award->code) != 0 ||
+      strlen(award_id) >= VERIFY_AWARD_ID_MAX || !proj_award_revoke_id(award_id, idbuf))
+    return -1;
+  snprintf(revbuf, VERIFY_AWARD_ID_MAX, "%s", award_id);
   award_event_init(src, award, idbuf, CAREPASS__V1__EVENT_KIND__EVENT_KIND_REVOCATION, out);
   out->revokes_event_id = revbuf;
   out->revocation_reason = (char *)VERIFY_AWARD_REVOKE_REASON;
+  return 0;
 }
 
 /* The code of the record a revocation withdraws: as verify stored it when it passed the record,
@@ -287,31 +286,44 @@ static const cat_qual_t *revoke_candidate(const verify_t *v, const verify_item_t
   return na > 0 ? aw[0] : NULL;
 }
 
-/* Queue the two reads of a worker's award: held (SISMEMBER of the awards set) and its generation
- * (HGET of the generation hash). */
+/* Queue the reads of a worker's award: held (SISMEMBER of the awards set), and its generation and
+ * the id of the last award issued for the code (HMGET of the generation hash: <code>, <code>:last;
+ * read by award_gen_reply). */
 static void queue_award_state(cp_redis_pipe_t *p, const char *hex, const char *code, cp_redis_handle_t *held,
                               cp_redis_handle_t *gen) {
   cp_key_t key;
   *held = cp_redis_pipe_cmd(p, "SISMEMBER %s %s", cp_key_w_awards(&key, hex), code);
-  *gen = cp_redis_pipe_cmd(p, "HGET %s %s", cp_key_w_award_gen(&key, hex), code);
+  *gen = cp_redis_pipe_cmd(p, "HMGET %s %s %s:last", cp_key_w_award_gen(&key, hex), code, code);
+}
+
+/* The generation (0 when unset) and the "<code>:last" id ("" when unset: no award issued since
+ * keyed ids, or an odd value) of queue_award_state's HMGET reply. */
+static uint64_t award_gen_reply(const redisReply *r, char last[VERIFY_AWARD_ID_MAX]) {
+  const redisReply *a = cp_redis_reply_array(r, 2);
+  last[0] = '\0';
+  if (a == NULL)
+    return 0;
+  if (!cp_redis_reply_copy(a->element[1], last, VERIFY_AWARD_ID_MAX))
+    last[0] = '\0';
+  return cp_redis_reply_u64(a->element[0]);
 }
 
 /* Passing revocations of a derived award itself (an operator's `carepass revoke` of the award's
  * index): the award leaves the worker's set and its generation moves past the revoked one, as
  * `carepass reindex` rebuilds it, so the award can be earned again under a new id. */
 static int withdraw_revoked_awards(verify_t *v, const verify_item_t *items, size_t n) {
-  char hex[2 * CP_PSEUDONYM_BYTES + 1], tprov[64], code[CAT_CODE_MAX], hex16[17];
+  char hex[2 * CP_PSEUDONYM_BYTES + 1], tprov[64];
   cp_redis_pipe_t *p = cp_redis_pipe_new();
   for (size_t i = 0; i < n; i++) {
     const verify_item_t *it = &items[i];
     const char *tevent;
-    uint64_t gen;
+    proj_award_ref_t ref;
     if (it->state != VITEM_PASS || it->entry_type != CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_REVOCATION ||
         !verify_revocation_target(it->ev, tprov, sizeof tprov, &tevent) ||
-        strcmp(tprov, VERIFY_AWARD_PROVIDER) != 0 || !proj_award_id_parse(tevent, code, hex16, &gen) ||
-        !pseudonym_hex(it->ev, hex) || strncmp(hex, hex16, 16) != 0)
+        strcmp(tprov, VERIFY_AWARD_PROVIDER) != 0 || !proj_award_id_parse(tevent, &ref) ||
+        !pseudonym_hex(it->ev, hex) || !proj_award_ref_is_of(&ref, v->award_secret, it->ev->worker_pseudonym.data))
       continue;
-    (void)proj_withdraw_award(p, hex, code, gen);
+    (void)proj_withdraw_award(p, hex, ref.code, ref.gen);
   }
   int rc = cp_redis_pipe_exec(p, v->redis);
   cp_redis_pipe_destroy(&p);
@@ -322,7 +334,7 @@ int verify_awards_revoke(verify_t *v, verify_item_t *items, size_t n) {
   if (withdraw_revoked_awards(v, items, n) != 0)
     return -1;
   char hex[2 * CP_PSEUDONYM_BYTES + 1];
-  char id[VERIFY_AWARD_ID_MAX];
+  char id[VERIFY_AWARD_ID_MAX], last[VERIFY_AWARD_ID_MAX];
   cp_key_t key;
   const cat_qual_t *cand[VERIFY_BATCH_MAX];
   bool member[VERIFY_BATCH_MAX];
@@ -335,6 +347,7 @@ int verify_awards_revoke(verify_t *v, verify_item_t *items, size_t n) {
   /* Round 1: is the award held now, and at which generation? */
   for (size_t i = 0; i < n; i++) {
     items[i].award_revoke = NULL;
+    items[i].award_revoke_id[0] = '\0';
     cand[i] = revoke_candidate(v, &items[i]);
     if (cand[i] == NULL || !pseudonym_hex(items[i].ev, hex)) {
       cand[i] = NULL;
@@ -352,12 +365,17 @@ int verify_awards_revoke(verify_t *v, verify_item_t *items, size_t n) {
     if (cand[i] == NULL)
       continue;
     member[i] = cp_redis_reply_is_int(cp_redis_pipe_reply(p, h1[i]), 1);
-    gen[i] = cp_redis_reply_u64(cp_redis_pipe_reply(p, h2[i]));
+    gen[i] = award_gen_reply(cp_redis_pipe_reply(p, h2[i]), last);
+    /* the last award's id, until round 2 knows which generation it looks at */
+    snprintf(items[i].award_revoke_id, sizeof items[i].award_revoke_id, "%s", last);
   }
 
   /* Round 2: the award's event, and whether its withdrawal is already on the register. When the
    * award is no longer held but an earlier generation exists, this may be a redrive after the
-   * withdrawal was recorded in Redis but before it was sent: look at that generation again. */
+   * withdrawal was recorded in Redis but before it was sent: look at that generation again.
+   * The award looked at is "<code>:last" when that is of this generation, else the legacy id
+   * (proj_award_id_at): it stays in item->award_revoke_id for the rest of this function and for
+   * the revocation send_award_revocation builds. */
   cp_redis_pipe_reset(p);
   for (size_t i = 0; i < n; i++) {
     if (cand[i] == NULL)
@@ -365,9 +383,12 @@ int verify_awards_revoke(verify_t *v, verify_item_t *items, size_t n) {
     known_pseudonym_hex(items[i].ev, hex);
     if (!member[i] && gen[i] > 0)
       gen[i]--;
-    award_id(cand[i]->code, hex, gen[i], id);
-    h1[i] = cp_redis_pipe_cmd(p, "HMGET %s state index revoked_by", cp_key_event(&key, VERIFY_AWARD_PROVIDER, id));
-    award_revoke_id(cand[i]->code, hex, gen[i], id);
+    snprintf(last, sizeof last, "%s", items[i].award_revoke_id);
+    proj_award_id_at(cand[i]->code, hex, last, gen[i], items[i].award_revoke_id);
+    h1[i] = cp_redis_pipe_cmd(p, "HMGET %s state index revoked_by",
+                              cp_key_event(&key, VERIFY_AWARD_PROVIDER, items[i].award_revoke_id));
+    if (!proj_award_revoke_id(items[i].award_revoke_id, id))
+      abort();   /* proj_award_id_at only gives award ids */
     h2[i] = cp_redis_pipe_cmd(p, "HGET %s state", cp_key_event(&key, VERIFY_AWARD_PROVIDER, id));
   }
   if (cp_redis_pipe_exec(p, v->redis) != 0) {
@@ -382,8 +403,8 @@ int verify_awards_revoke(verify_t *v, verify_item_t *items, size_t n) {
       continue;
     const redisReply *a = cp_redis_reply_array(cp_redis_pipe_reply(p, h1[i]), 3);
     const redisReply *rs = cp_redis_pipe_reply(p, h2[i]);
-    known_pseudonym_hex(items[i].ev, hex);
-    award_revoke_id(cand[i]->code, hex, gen[i], id);
+    if (!proj_award_revoke_id(items[i].award_revoke_id, id))
+      abort();   /* an award id since round 2 */
     if (a == NULL)
       continue;
     const redisReply *st = a->element[0], *ix = a->element[1], *by = a->element[2];
@@ -423,10 +444,10 @@ int verify_awards_revoke(verify_t *v, verify_item_t *items, size_t n) {
     (void)cp_redis_pipe_cmd(p, "SREM %s %s", cp_key_w_cc(&key, hex), revoked_code(&items[i]));
     if (!withdraw[i])
       continue;
-    char rid[VERIFY_AWARD_ID_MAX];
-    award_id(cand[i]->code, hex, gen[i], id);
-    award_revoke_id(cand[i]->code, hex, gen[i], rid);
-    (void)cp_redis_pipe_cmd(p, "HSETNX %s revoked_by %s", cp_key_event(&key, VERIFY_AWARD_PROVIDER, id), rid);
+    if (!proj_award_revoke_id(items[i].award_revoke_id, id))
+      abort();   /* an award id since round 2 */
+    (void)cp_redis_pipe_cmd(p, "HSETNX %s revoked_by %s",
+                            cp_key_event(&key, VERIFY_AWARD_PROVIDER, items[i].award_revoke_id), id);
     (void)proj_withdraw_award(p, hex, cand[i]->code, gen[i]);
   }
   /* Last: the late withdrawals' records (after the withdrawal itself, see the header comment). */
@@ -434,15 +455,17 @@ int verify_awards_revoke(verify_t *v, verify_item_t *items, size_t n) {
     if (cand[i] == NULL || !late[i])
       continue;
     known_pseudonym_hex(items[i].ev, hex);
-    char val[64];
-    snprintf(val, sizeof val, "0 %.16s", items[i].ev->completion_date ? items[i].ev->completion_date : "");
-    (void)cp_redis_pipe_cmd(p, "HSETNX %s %s %s", cp_key_award_wd(),
-                            cp_key_award_wd_field(&key, cand[i]->code, gen[i], hex), val);
+    /* "<sent ms> <date> <award id>": the id the award has, which verify_withdraw.c revokes (the
+     * replay's standard_revoked writes the same value) */
+    char val[32 + VERIFY_AWARD_ID_MAX];
+    snprintf(val, sizeof val, "0 %.16s %s", items[i].ev->completion_date ? items[i].ev->completion_date : "",
+             items[i].award_revoke_id);
+    const char *argv[] = {"HSETNX", cp_key_award_wd(), cp_key_award_wd_field(&key, cand[i]->code, gen[i], hex), val};
+    (void)cp_redis_pipe_argv(p, (int)CP_ARRAY_LEN(argv), argv, NULL);
     if (withdraw[i]) {
       v->counts.award_late_withdrawals++;
-      award_id(cand[i]->code, hex, gen[i], id);
       cp_log_info("derived award withdrawn before it committed; its revocation follows the commit",
-                  CP_KV_STR("award", cand[i]->code), CP_KV_STR("event", id), CP_KV_END);
+                  CP_KV_STR("award", cand[i]->code), CP_KV_STR("event", items[i].award_revoke_id), CP_KV_END);
     }
   }
   if (cp_redis_pipe_exec(p, v->redis) != 0) {
@@ -463,7 +486,7 @@ static void reject_award(verify_item_t *it, const char *why) {
 }
 
 int verify_awards_redrive(verify_t *v, verify_item_t *items, size_t n) {
-  char hex[2 * CP_PSEUDONYM_BYTES + 1], code[CAT_CODE_MAX], hex16[17];
+  char hex[2 * CP_PSEUDONYM_BYTES + 1], last[VERIFY_AWARD_ID_MAX];
   const cat_qual_t *aw[VERIFY_BATCH_MAX];
   uint64_t gen[VERIFY_BATCH_MAX];
   bool held[VERIFY_BATCH_MAX];
@@ -480,12 +503,16 @@ int verify_awards_redrive(verify_t *v, verify_item_t *items, size_t n) {
     if (!it->award_redrive || it->state != VITEM_PASS)
       continue;
     const cat_qual_t *q = NULL;
-    if (!proj_award_id_parse(it->ev->provider_event_id, code, hex16, &gen[i]) ||
-        strcmp(code, it->ev->qualification_code) != 0 || (q = cat_find(v->cat, code)) == NULL ||
-        !q->derived || !pseudonym_hex(it->ev, hex) || strncmp(hex, hex16, 16) != 0) {
+    proj_award_ref_t ref;
+    /* either id style: an award issued before keyed ids may still be pending at the upgrade */
+    if (!proj_award_id_parse(it->ev->provider_event_id, &ref) ||
+        strcmp(ref.code, it->ev->qualification_code) != 0 || (q = cat_find(v->cat, ref.code)) == NULL ||
+        !q->derived || !pseudonym_hex(it->ev, hex) ||
+        !proj_award_ref_is_of(&ref, v->award_secret, it->ev->worker_pseudonym.data)) {
       reject_award(it, "not a derived award event of this worker");
       continue;
     }
+    gen[i] = ref.gen;
     aw[i] = q;
     queue_award_state(p, hex, q->code, &hm[i], &hg[i]);
     hf[i] = cp_redis_pipe_cmd(p, "HMGET %s src revoked_by", it->key);
@@ -499,17 +526,15 @@ int verify_awards_redrive(verify_t *v, verify_item_t *items, size_t n) {
   for (size_t i = 0; i < n; i++) {
     if (aw[i] == NULL)
       continue;
-    uint64_t g = cp_redis_reply_u64(cp_redis_pipe_reply(p, hg[i]));
+    uint64_t g = award_gen_reply(cp_redis_pipe_reply(p, hg[i]), last);
     const redisReply *f = cp_redis_reply_array(cp_redis_pipe_reply(p, hf[i]), 2);
     const redisReply *sr = f != NULL ? f->element[0] : NULL, *by = f != NULL ? f->element[1] : NULL;
     held[i] = cp_redis_reply_is_int(cp_redis_pipe_reply(p, hm[i]), 1) && g == gen[i];
     if (!held[i] && g > gen[i]) {
       /* withdrawn before it committed (verify_awards_revoke): it still goes onto the register,
        * and verify_withdraw.c sends its revocation after it */
-      char aid[VERIFY_AWARD_ID_MAX], rid[VERIFY_AWARD_ID_MAX];
-      known_pseudonym_hex(items[i].ev, hex);
-      verify_award_ids(aw[i]->code, hex, gen[i], aid, rid);
-      held[i] = cp_redis_reply_is_str(by, rid);
+      char rid[VERIFY_AWARD_ID_MAX];
+      held[i] = proj_award_revoke_id(items[i].ev->provider_event_id, rid) && cp_redis_reply_is_str(by, rid);
     }
     if (!cp_redis_reply_copy(sr, src[i], VERIFY_KEY_MAX))
       src[i][0] = '\0';

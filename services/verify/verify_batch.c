@@ -222,7 +222,12 @@ static int send_rejection(verify_t *v, const verify_item_t *it) {
 static int send_award_revocation(verify_t *v, const verify_item_t *it) {
   Carepass__V1__PendingEvent rev;
   char idbuf[VERIFY_AWARD_ID_MAX], revbuf[VERIFY_AWARD_ID_MAX];
-  verify_award_revocation_event(it->ev, it->award_revoke, it->award_revoke_gen, idbuf, revbuf, &rev);
+  if (verify_award_revocation_event(it->ev, it->award_revoke, it->award_revoke_id, idbuf, revbuf, &rev) != 0) {
+    /* cannot happen: verify_awards_revoke set an award id of this award (proj_award_id_at) */
+    cp_log_error("derived award revocation not sent: not an award id", CP_KV_STR("award", it->award_revoke->code),
+                 CP_KV_END);
+    return 0;
+  }
   Carepass__V1__VerifiedRecord rec = CAREPASS__V1__VERIFIED_RECORD__INIT;
   rec.event = &rev;
   rec.entry_type = CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_REVOCATION;
@@ -253,7 +258,7 @@ static int send_pass(verify_t *v, verify_item_t *it) {
   /* The standard's record went first on the same shard socket, so the award follows it. */
   Carepass__V1__PendingEvent aev;
   char idbuf[VERIFY_AWARD_ID_MAX];
-  verify_award_event(it->ev, it->award, it->award_gen, idbuf, &aev);
+  verify_award_event(v->award_secret, it->ev, it->award, it->award_gen, idbuf, &aev);
   Carepass__V1__VerifiedRecord arec = CAREPASS__V1__VERIFIED_RECORD__INIT;
   char vu[11] = "";
   int32_t day;
@@ -295,6 +300,7 @@ int verify_batch(verify_t *v, verify_item_t *items, size_t n, int32_t today) {
     items[i].award_revoke = NULL;
     items[i].award_revoke_gen = 0;
     items[i].award_revoke_index = 0;
+    items[i].award_revoke_id[0] = '\0';
     items[i].revokes_index = 0;
     items[i].revoked_code[0] = '\0';
     memset(&items[i].res, 0, sizeof items[i].res);

@@ -47,6 +47,9 @@ int verify_new(verify_t **out, cat_catalogue_t **cat, prov_registry_t **reg, cha
   v->redrive_after_ms = cp_cfg_int(CP_OPT_REDRIVE_AFTER_MS);
   int hwm = (int)cp_cfg_int(CP_OPT_BUS_HWM);
   char *list = NULL;
+  /* the award ids' key: made by the first replica to start, read by the others (cp_secret_load) */
+  if (cp_secret_load(cp_cfg_str(CP_OPT_AWARD_TAG_SECRET), true, v->award_secret, err, errlen) != 0)
+    goto err;
   v->redis = redis_connect(err, errlen);
   if (v->redis == NULL)
     goto err;
@@ -119,6 +122,7 @@ void verify_destroy(verify_t **vp) {
   free(v->items);
   prov_destroy(&v->reg);
   cat_destroy(&v->cat);
+  sodium_memzero(v->award_secret, sizeof v->award_secret);
   free(v);
   *vp = NULL;
 }

@@ -2,7 +2,10 @@
  *
  * verify_awards_revoke records in HASH cp:award_wd (see cp_keys.h) an award it withdrew while the
  * award was issued but not yet on the register: field "<code>:<gen>:<pseudonym hex>", value
- * "<unix ms last sent, 0 = never> <date of the standard's revocation>". `carepass reindex` writes
+ * "<unix ms last sent, 0 = never> <date of the standard's revocation> <the award's event id>".
+ * The id is the one the award has (keyed, or legacy for an award issued before keyed ids); a
+ * record written before the third token existed has none, and its award is the legacy one
+ * (proj_award_id_at). `carepass reindex` writes
  * the same record when the register holds an award, then a revocation of a standard it requires,
  * and no revocation of the award. Each tick looks at up to VERIFY_AWARD_WD_SCAN fields (HSCAN, the
  * cursor kept between ticks) and, per record, at the award's event and its revocation's event:
@@ -19,6 +22,7 @@
 #include "verify.h"
 #include "cp_keys.h"
 #include "cp_log.h"
+#include "cp_projection.h"
 #include "cp_util.h"
 
 #include <assert.h>
@@ -35,7 +39,7 @@ typedef struct {
   char hex[2 * CP_PSEUDONYM_BYTES + 1]; // the worker's pseudonym, hex
   uint8_t pseudonym[CP_PSEUDONYM_BYTES]; // the same, bytes
   int64_t sent_ms;                    // when its revocation was last sent (0 = never)
-  char date[24];                      // completion date for the revocation entry
+  char date[24];                      // completion date for the revocation entry ("" if none)
   char award_id[VERIFY_AWARD_ID_MAX]; // the award's event id
   char revoke_id[VERIFY_AWARD_ID_MAX]; // its revocation's event id
 } wd_rec_t;
@@ -48,9 +52,10 @@ static int hexval(char c) {
   return -1;
 }
 
-/* Parse field "<code>:<gen>:<hex>" and value "<sent ms> <date>"; false when unusable. */
+/* Parse field "<code>:<gen>:<hex>" and value "<sent ms> <date> <award id>" (the id absent in
+ * records from before it was written; the date may be empty); false when unusable. */
 static bool parse_rec(const verify_t *v, const redisReply *f, const redisReply *val, wd_rec_t *rec) {
-  char buf[64];
+  char buf[64 + VERIFY_AWARD_ID_MAX];
   memset(rec, 0, sizeof *rec);
   if (!cp_redis_reply_copy(f, rec->field, sizeof rec->field))
     return false;
@@ -85,11 +90,31 @@ static bool parse_rec(const verify_t *v, const redisReply *f, const redisReply *
     return false;
   long long sent = strtoll(buf, &end, 10);
   rec->sent_ms = (end != buf && sent > 0) ? (int64_t)sent : 0;
-  while (end != NULL && *end == ' ')
+  while (*end == ' ')
     end++;
-  snprintf(rec->date, sizeof rec->date, "%.23s", end != NULL ? end : "");
-  verify_award_ids(rec->award->code, rec->hex, rec->gen, rec->award_id, rec->revoke_id);
-  return true;
+  /* "<date> <award id>", "<date>" (a record from before the id), or "<award id>" (no date): the
+   * id is the last token, and no date starts with "award:" */
+  char id[VERIFY_AWARD_ID_MAX] = "";
+  char *sp = strrchr(end, ' ');
+  char *tok = sp != NULL ? sp + 1 : end;
+  if (strncmp(tok, "award:", 6) == 0) {
+    if (strlen(tok) >= sizeof id)
+      return false;
+    memcpy(id, tok, strlen(tok) + 1);
+    *tok = '\0';   /* what is before it is the date */
+  }
+  size_t dl = strlen(end);
+  while (dl > 0 && end[dl - 1] == ' ')
+    end[--dl] = '\0';
+  snprintf(rec->date, sizeof rec->date, "%.23s", end);
+  if (id[0] != '\0') {   /* it must be this record's award: its code, generation and worker */
+    proj_award_ref_t ref;
+    if (!proj_award_id_parse(id, &ref) || ref.gen != rec->gen || strcmp(ref.code, rec->award->code) != 0 ||
+        !proj_award_ref_is_of(&ref, v->award_secret, rec->pseudonym))
+      return false;
+  }
+  proj_award_id_at(rec->award->code, rec->hex, id, rec->gen, rec->award_id);
+  return proj_award_revoke_id(rec->award_id, rec->revoke_id);
 }
 
 /* Record that the revocation of `field` was sent at `val`, only while the record is still there (a
@@ -105,7 +130,8 @@ static int send_late_revocation(verify_t *v, const wd_rec_t *rec, uint64_t index
   src.completion_date = (char *)rec->date;
   Carepass__V1__PendingEvent rev;
   char idbuf[VERIFY_AWARD_ID_MAX], revbuf[VERIFY_AWARD_ID_MAX];
-  verify_award_revocation_event(&src, rec->award, rec->gen, idbuf, revbuf, &rev);
+  if (verify_award_revocation_event(&src, rec->award, rec->award_id, idbuf, revbuf, &rev) != 0)
+    return 0;   /* cannot happen: parse_rec made rec->award_id an id of rec->award */
   Carepass__V1__VerifiedRecord vr = CAREPASS__V1__VERIFIED_RECORD__INIT;
   vr.event = &rev;
   vr.entry_type = CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_REVOCATION;
@@ -220,8 +246,8 @@ int verify_awards_withdraw_tick(verify_t *v) {
     if (act[i] == WD_DONE) {
       (void)cp_redis_pipe_cmd(p, "HDEL %s %s", cp_key_award_wd(), recs[i].field);
     } else if (act[i] == WD_SEND && sent[i]) {
-      char val[64];
-      snprintf(val, sizeof val, "%" PRId64 " %s", now, recs[i].date);
+      char val[64 + VERIFY_AWARD_ID_MAX];   /* the award id kept, so a later tick revokes the same award */
+      snprintf(val, sizeof val, "%" PRId64 " %s %s", now, recs[i].date, recs[i].award_id);
       const char *argv[] = {cp_key_award_wd(), recs[i].field, val};
       (void)cp_redis_pipe_script(p, &touch_record, 3, argv, NULL);
     }

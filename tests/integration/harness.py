@@ -329,6 +329,7 @@ class CarepassSystem:
             "CAREPASS_INTAKE_ENDPOINT": self.intake_endpoint,
             "CAREPASS_INTAKE_CURVE_KEY": str(self.keys_dir / "intake.curve"),
             "CAREPASS_PSEUDONYM_SECRET": str(self.keys_dir / "pseudonym.secret"),
+            "CAREPASS_AWARD_TAG_SECRET": str(self.keys_dir / "award-tag.secret"),
             "CAREPASS_SIGNING_KEY": str(self.keys_dir / "signer.key"),
             "CAREPASS_SUBJECT_KEYS": str(self.keys_dir / "subject-keys"),
             "CAREPASS_NOTIFY_SIGNING_KEY": str(self.keys_dir / "notify.key"),

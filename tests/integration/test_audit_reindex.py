@@ -42,7 +42,9 @@ def derived_keys(system):
         for k in r.keys("cp:w:*"):
             if k.endswith(":entries"):
                 snap[k] = sorted(int(x) for x in r.lrange(k))
-            elif k.endswith(":r"):   # format 2: the openings of the worker's entries
+            elif k.endswith(":r") or k.endswith(":award_gen"):
+                # hashes: format 2's openings of the worker's entries; an award's generation and
+                # the id of the last one issued ("<code>:last", written with every new award)
                 snap[k] = r.hgetall(k)
             else:
                 snap[k] = sorted(r.cmd("SMEMBERS", k))

@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from award_helpers import awards, certify, committed, entries, pseudonym_of, revocations_of
+from award_helpers import (award_id, award_key, award_revoke_id, awards, certify, committed, entries,
+                           pseudonym_of, revocations_of)
 from harness import event
 from register_check import Register
 from subject_check import worker_of
@@ -38,7 +39,7 @@ def test_revoking_a_standard_revokes_the_care_certificate_and_redoing_it_reissue
     pseudo = worker_of(system, reg.passport_entry(idx["ar-01"], system.register_pb)).hex()
     system.wait_for(lambda: len(awards(system, pseudo)) == 1, what="the Care Certificate")
     (cc_index, cc), = awards(system, pseudo)
-    assert (cc.provider_id, cc.provider_event_id) == ("carepass", f"award:CC:{pseudo[:16]}")
+    assert (cc.provider_id, cc.provider_event_id) == ("carepass", award_id(system, pseudo))
 
     # the provider withdraws standard 5
     rev = system.submit([event("ar-05-revoke", ni_number=NI, qualification_code="CC-STD-05",
@@ -49,7 +50,7 @@ def test_revoking_a_standard_revokes_the_care_certificate_and_redoing_it_reissue
     system.wait_for(lambda: revocations_of(system, pseudo, cc_index), what="the award's revocation")
     (crev_index, crev), = revocations_of(system, pseudo, cc_index)
     assert crev.reason_code == "REQUIREMENT_REVOKED"
-    assert (crev.provider_id, crev.provider_event_id) == ("carepass", f"award-revoke:CC:{pseudo[:16]}:0")
+    assert (crev.provider_id, crev.provider_event_id) == ("carepass", award_revoke_id(award_id(system, pseudo)))
     assert worker_of(system, crev).hex() == pseudo
     assert crev_index > rev.entry_index
     reg = Register(system.register_dir)
@@ -59,8 +60,8 @@ def test_revoking_a_standard_revokes_the_care_certificate_and_redoing_it_reissue
         assert r.cmd("SISMEMBER", f"cp:w:{{{pseudo}}}:awards", "CC") == 0
         assert r.cmd("SISMEMBER", f"cp:w:{{{pseudo}}}:cc", "CC-STD-05") == 0
         assert r.cmd("SISMEMBER", f"cp:w:{{{pseudo}}}:cc", "CC-STD-06") == 1
-        assert r.hget(f"cp:ev:{{carepass:award:CC:{pseudo[:16]}}}", "revoked_by") == \
-            f"award-revoke:CC:{pseudo[:16]}:0".encode()
+        assert r.hget(award_key(system, pseudo), "revoked_by") == \
+            award_revoke_id(award_id(system, pseudo)).encode()
 
     pp = system.run_cli(["passport", NI])
     assert pp.returncode == 0, pp.stdout + pp.stderr
@@ -84,7 +85,7 @@ def test_revoking_a_standard_revokes_the_care_certificate_and_redoing_it_reissue
     system.wait_for(lambda: len(awards(system, pseudo)) == 2, what="the re-issued Care Certificate")
     (_, _), (cc2_index, cc2) = awards(system, pseudo)
     assert cc2_index > crev_index
-    assert (cc2.provider_id, cc2.provider_event_id) == ("carepass", f"award:CC:{pseudo[:16]}:g1")
+    assert (cc2.provider_id, cc2.provider_event_id) == ("carepass", award_id(system, pseudo, 1))
     assert not revocations_of(system, pseudo, cc2_index)
 
     # and revoking a standard again withdraws that one under a new revocation id
@@ -93,7 +94,7 @@ def test_revoking_a_standard_revokes_the_care_certificate_and_redoing_it_reissue
                              revokes_event_id="ar-09", revocation_reason="FRAUD")])
     system.wait_for(lambda: revocations_of(system, pseudo, cc2_index), what="the second award's revocation")
     (_, crev2), = revocations_of(system, pseudo, cc2_index)
-    assert crev2.provider_event_id == f"award-revoke:CC:{pseudo[:16]}:1"
+    assert crev2.provider_event_id == award_revoke_id(award_id(system, pseudo, 1))
     assert crev2.reason_code == "REQUIREMENT_REVOKED"
     assert len(awards(system, pseudo)) == 2
 
@@ -128,7 +129,7 @@ def test_revoking_a_standard_before_the_award_only_forgets_the_standard(system):
     committed(system, [standard(3, "ar-03-redo")])
     system.wait_for(lambda: len(awards(system, pseudo)) == 1, what="the Care Certificate")
     (_, cc), = awards(system, pseudo)
-    assert cc.provider_event_id == f"award:CC:{pseudo[:16]}"
+    assert cc.provider_event_id == award_id(system, pseudo)
 
 
 def test_the_revoked_records_own_code_counts_not_the_code_the_revocation_names(system):
@@ -169,7 +170,7 @@ def test_operator_revocation_of_a_standard_withdraws_the_care_certificate(system
     system.wait_for(lambda: revocations_of(system, pseudo, cc_index), what="the award's revocation")
     (crev_index, crev), = revocations_of(system, pseudo, cc_index)
     assert crev.reason_code == "REQUIREMENT_REVOKED" and crev_index > op_index
-    assert (crev.provider_id, crev.provider_event_id) == ("carepass", f"award-revoke:CC:{pseudo[:16]}:0")
+    assert (crev.provider_id, crev.provider_event_id) == ("carepass", award_revoke_id(award_id(system, pseudo)))
     (_, op), = revocations_of(system, pseudo, idx["ar-05"])
     assert (op.provider_id, op.provider_event_id, op.reason_code) == \
         ("carepass-operator", f"op-revoke-{idx['ar-05']}", "FRAUD")
@@ -194,7 +195,7 @@ def test_operator_revocation_of_a_standard_withdraws_the_care_certificate(system
     committed(system, [standard(5, "ar-05-redo")])
     system.wait_for(lambda: len(awards(system, pseudo)) == 2, what="the re-issued Care Certificate")
     (_, _), (cc2_index, cc2) = awards(system, pseudo)
-    assert cc2.provider_event_id == f"award:CC:{pseudo[:16]}:g1" and cc2_index > crev_index
+    assert cc2.provider_event_id == award_id(system, pseudo, 1) and cc2_index > crev_index
     pp = system.run_cli(["passport", NI])
     assert re.search(rf"^{cc2_index}\s+CC\s.*\s2025-02-01\s+-\s+valid\s", pp.stdout, re.M), pp.stdout
 
@@ -228,17 +229,17 @@ def test_award_survives_verify_killed_between_claim_and_send(system):
         assert len(keys) == 1
         k0 = keys[0].decode() if isinstance(keys[0], bytes) else keys[0]
         pseudo = k0.split("{")[1].split("}")[0]
-        award_key = f"cp:ev:{{carepass:award:CC:{pseudo[:16]}}}"
-        assert red.hget(award_key, "state") == b"accepted"   # claimed, never sent
+        akey = award_key(system, pseudo)
+        assert red.hget(akey, "state") == b"accepted"   # claimed, never sent
     system.restart("verify")
 
     def all_committed():
         with system.redis() as red:
             return all(red.hget(f"cp:ev:{{PRV-0001:ar-{i:02d}}}", "state") == b"committed"
-                       for i in range(1, 17)) and red.hget(award_key, "state") == b"committed"
+                       for i in range(1, 17)) and red.hget(akey, "state") == b"committed"
     system.wait_for(all_committed, timeout=30, what="the standards and the award committed")
     (cc_index, cc), = awards(system, pseudo)
-    assert cc.provider_event_id == f"award:CC:{pseudo[:16]}"
+    assert cc.provider_event_id == award_id(system, pseudo)
     std_index = max(int(_hget(system, f"cp:ev:{{PRV-0001:ar-{i:02d}}}", "index")) for i in range(1, 17))
     assert cc_index > std_index
     system.wait_for(lambda: system.redis().cmd("ZCARD", "cp:pending") == 0, what="nothing pending")
@@ -267,10 +268,10 @@ def _withdraw_award_before_it_commits(system):
     once verify recorded the late withdrawal. The signer is left stopped."""
     idx = committed(system, [standard(i) for i in range(1, 16)])
     pseudo = pseudonym_of(system, idx["ar-01"])
-    award_key = f"cp:ev:{{carepass:award:CC:{pseudo[:16]}}}"
+    akey = award_key(system, pseudo)
     system.kill("signer", signal.SIGSTOP)
     _accepted(system, [standard(16)])
-    system.wait_for(lambda: _hget(system, award_key, "state") == b"accepted",
+    system.wait_for(lambda: _hget(system, akey, "state") == b"accepted",
                     what="the award issued into the signer's queue")
     _accepted(system, [event("ar-05-revoke", ni_number=NI, qualification_code="CC-STD-05",
                              completion_date="2025-02-01", kind="revocation",
@@ -279,8 +280,10 @@ def _withdraw_award_before_it_commits(system):
     system.wait_for(lambda: system.redis().cmd("HKEYS", "cp:award_wd") == [field],
                     what="the late withdrawal recorded")
     with system.redis() as red:
-        assert red.hget(award_key, "state") == b"accepted"   # still not on the register
-        assert red.hget(award_key, "revoked_by") == f"award-revoke:CC:{pseudo[:16]}:0".encode()
+        assert red.hget(akey, "state") == b"accepted"   # still not on the register
+        assert red.hget(akey, "revoked_by") == award_revoke_id(award_id(system, pseudo)).encode()
+        # the record names the award by its id, for verify_withdraw.c to revoke
+        assert red.hget("cp:award_wd", field) == f"0 2025-02-01 {award_id(system, pseudo)}".encode()
         assert red.cmd("SISMEMBER", f"cp:w:{{{pseudo}}}:awards", "CC") == 0
         assert red.cmd("HGET", f"cp:w:{{{pseudo}}}:award_gen", "CC") == b"1"
     return pseudo
@@ -292,10 +295,10 @@ def _assert_award_and_its_revocation(system, pseudo):
         return len(aw) == 1 and revocations_of(system, pseudo, aw[0][0])
     system.wait_for(done, timeout=30, what="the award and its revocation on the register")
     (cc_index, cc), = awards(system, pseudo)
-    assert cc.provider_event_id == f"award:CC:{pseudo[:16]}"
+    assert cc.provider_event_id == award_id(system, pseudo)
     (crev_index, crev), = revocations_of(system, pseudo, cc_index)
     assert crev.reason_code == "REQUIREMENT_REVOKED"
-    assert (crev.provider_id, crev.provider_event_id) == ("carepass", f"award-revoke:CC:{pseudo[:16]}:0")
+    assert (crev.provider_id, crev.provider_event_id) == ("carepass", award_revoke_id(award_id(system, pseudo)))
     assert crev_index > cc_index
     reg = Register(system.register_dir)
     assert reg.verify_checkpoint() and reg.verify_entry(crev_index, system.register_pb)
@@ -321,8 +324,8 @@ def test_standard_revoked_while_the_award_is_not_yet_committed_revokes_it_after_
     _assert_award_and_its_revocation(system, pseudo)
     assert "derived award revoked after it committed" in system.log_text("verify")
     with system.redis() as red:
-        assert red.hget(f"cp:ev:{{carepass:award:CC:{pseudo[:16]}}}", "revoked_by") == \
-            f"award-revoke:CC:{pseudo[:16]}:0".encode()
+        assert red.hget(award_key(system, pseudo), "revoked_by") == \
+            award_revoke_id(award_id(system, pseudo)).encode()
 
     # Redis rebuilt from the register alone: the same award state
     before = _award_progress(system, pseudo)
@@ -337,7 +340,7 @@ def test_standard_revoked_while_the_award_is_not_yet_committed_revokes_it_after_
     committed(system, [standard(5, "ar-05-redo")])
     system.wait_for(lambda: len(awards(system, pseudo)) == 2, what="the re-issued Care Certificate")
     (_, _), (cc2_index, cc2) = awards(system, pseudo)
-    assert cc2.provider_event_id == f"award:CC:{pseudo[:16]}:g1"
+    assert cc2.provider_event_id == award_id(system, pseudo, 1)
     assert not revocations_of(system, pseudo, cc2_index)
 
 
@@ -352,8 +355,8 @@ def test_reindex_in_the_gap_records_the_late_withdrawal_and_verify_finishes_it(s
     finally:
         system.kill("signer", signal.SIGCONT)
     try:
-        award_key = f"cp:ev:{{carepass:award:CC:{pseudo[:16]}}}"
-        system.wait_for(lambda: _hget(system, award_key, "state") == b"committed" and
+        akey = award_key(system, pseudo)
+        system.wait_for(lambda: _hget(system, akey, "state") == b"committed" and
                         _hget(system, "cp:ev:{PRV-0001:ar-05-revoke}", "state") == b"committed",
                         timeout=30, what="the award and the standard's revocation committed")
         (cc_index, _), = awards(system, pseudo)
@@ -377,13 +380,13 @@ def test_award_withdrawn_before_it_was_ever_sent_is_redriven_then_revoked(system
     and its revocation follows, exactly once."""
     idx = committed(system, [standard(i) for i in range(1, 16)])
     pseudo = pseudonym_of(system, idx["ar-01"])
-    award_key = f"cp:ev:{{carepass:award:CC:{pseudo[:16]}}}"
+    akey = award_key(system, pseudo)
     system.restart("verify", extra_env={"CAREPASS_TEST_CRASH_POINT": "verify.award_claimed:1"})
     system.kill("signer", signal.SIGSTOP)
     try:
         _accepted(system, [standard(16)])
         system.wait_for(lambda: not system.running("verify"), what="verify killed at the crash point")
-        assert _hget(system, award_key, "state") == b"accepted"
+        assert _hget(system, akey, "state") == b"accepted"
         system.restart("verify")
         _accepted(system, [event("ar-05-revoke", ni_number=NI, qualification_code="CC-STD-05",
                                  completion_date="2025-02-01", kind="revocation",
@@ -391,7 +394,7 @@ def test_award_withdrawn_before_it_was_ever_sent_is_redriven_then_revoked(system
         system.wait_for(lambda: system.redis().cmd("HKEYS", "cp:award_wd") == [f"CC:0:{pseudo}".encode()],
                         what="the late withdrawal recorded")
         time.sleep(2.5)   # a redrive or two of the award while the standard it needs is not committed
-        assert _hget(system, award_key, "state") == b"accepted"
+        assert _hget(system, akey, "state") == b"accepted"
     finally:
         system.kill("signer", signal.SIGCONT)
     _assert_award_and_its_revocation(system, pseudo)

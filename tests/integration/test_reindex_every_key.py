@@ -8,7 +8,7 @@ them, except what the register cannot hold (NOT_REBUILT below, each with the rea
 import re
 import signal
 
-from award_helpers import awards, certify, committed, pseudonym_of, revocations_of
+from award_helpers import award_id, award_key, awards, certify, committed, pseudonym_of, revocations_of
 from harness import event
 from test_audit_reindex import submit_samples
 
@@ -165,12 +165,18 @@ def varied_run(system):
                     int(system.redis().get("cp:reg:{0}:indexed")) ==
                     int((system.register_dir / "checkpoint").read_text().split("\n")[1]),
                     what="Redis indexed up to the register's size")
+    return pseudo
 
 
 def test_reindex_rebuilds_every_key_the_live_services_wrote(system):
-    varied_run(system)
+    pseudo = varied_run(system)
     live = read_every_key(system)
     before = rebuildable(live)
+    # the three Care Certificates carry keyed ids, one tag per generation (computed here apart from
+    # carepass), and the last is the code's "<code>:last", which the replay must rebuild too
+    assert [pe.provider_event_id for _, pe in awards(system, pseudo)] == \
+        [award_id(system, pseudo, g) for g in range(3)]
+    assert before[f"cp:w:{{{pseudo}}}:award_gen"][1]["CC:last"] == award_id(system, pseudo, 2).encode()
     # the run touched every family the projection owns
     for family in (":entries", ":cc", ":awards", ":award_gen", "cp:ev:{carepass:award:",
                    "cp:ev:{carepass-operator:", "cp:reg:{0}:indexed", "cp:exp:{", EXP_DUE):
@@ -216,9 +222,9 @@ def test_reindex_rebuilds_a_late_withdrawal_in_the_gap_and_after_it(system):
         system.kill("verify", signal.SIGSTOP)   # the gap: verify does not finish it yet
     finally:
         system.kill("signer", signal.SIGCONT)
-    award_key = f"cp:ev:{{carepass:award:CC:{pseudo[:16]}}}"
+    akey = award_key(system, pseudo)
     try:
-        system.wait_for(lambda: system.redis().hget(award_key, "state") == b"committed" and
+        system.wait_for(lambda: system.redis().hget(akey, "state") == b"committed" and
                         system.redis().hget("cp:ev:{PRV-0001:ar-05-revoke}", "state") == b"committed",
                         timeout=30, what="the award and the standard's revocation committed")
         size = int((system.register_dir / "checkpoint").read_text().split("\n")[1])
@@ -226,6 +232,9 @@ def test_reindex_rebuilds_a_late_withdrawal_in_the_gap_and_after_it(system):
                         what="Redis indexed up to the register's size")
         gap = compare_after_reindex(system)
         assert gap["cp:award_wd"][1], "the late withdrawal is in the state compared"
+        # its value names the award by the id it has (keyed), as verify and the replay write it
+        assert gap["cp:award_wd"][1] == {f"CC:0:{pseudo}":
+                                         f"0 2025-02-01 {award_id(system, pseudo)}".encode()}, gap["cp:award_wd"]
     finally:
         system.kill("verify", signal.SIGCONT)
     system.wait_for(lambda: system.redis().cmd("HLEN", "cp:award_wd") == 0, timeout=30,

@@ -14,6 +14,7 @@ from collections import Counter
 
 import pytest
 
+from award_helpers import award_id, award_revoke_id, committed
 from harness import event
 from register_check import Register
 from subject_check import open_sealed, store_keys
@@ -21,7 +22,7 @@ from subject_check import open_sealed, store_keys
 NI_A, NI_B = "AB123456C", "JG103759A"
 SUBJECT_DOMAIN = b"carepass/subject/v1\n"
 OPENING_DOMAIN = b"carepass/opening/v1\n"
-RECORD, REVOCATION, KEY = 1, 2, 4
+RECORD, REVOCATION, DERIVED_AWARD, KEY = 1, 2, 3, 4
 
 
 def pseudonym(system, ni):
@@ -395,3 +396,39 @@ def test_a_register_of_both_formats(system, tmp_path):
     system.wait_exit("signer")
     left = system.run_cli(["leave", NI_A], check=True)
     assert "1 entries can no longer be opened" in left.stdout and "1 format-1 entries still name" in left.stdout, left.stdout
+
+
+@pytest.mark.carepass(extra_env={"CAREPASS_ENTRY_FORMAT": "2"})
+def test_format_2_award_ids_do_not_name_the_worker(system):
+    """carepass's own derived awards (the Care Certificate) and their revocations carry keyed event
+    ids: none contains any 16-hex piece of the worker's pseudonym (which an employer given one
+    opening learns), and the award's generations do not share a tag."""
+    def std(i, eid=None):
+        return event(eid or f"aw-{i:02d}", ni_number=NI_A, qualification_code=f"CC-STD-{i:02d}",
+                     completion_date="2025-02-01", assessor_id="ASR-1")
+
+    def carepass_entries():
+        return [(i, pe) for i, pe in entries(system) if pe.provider_id == "carepass"]
+
+    committed(system, [std(i) for i in range(1, 17)])
+    system.wait_for(lambda: len(carepass_entries()) == 1, what="the Care Certificate")
+    committed(system, [event("aw-05-revoke", ni_number=NI_A, qualification_code="CC-STD-05",
+                             completion_date="2025-02-01", kind="revocation", revokes_event_id="aw-05",
+                             revocation_reason="ISSUED_IN_ERROR")])
+    system.wait_for(lambda: len(carepass_entries()) == 2, what="the award's revocation")
+    committed(system, [std(5, "aw-05-redo")])
+    system.wait_for(lambda: len(carepass_entries()) == 3, what="the re-issued Care Certificate")
+
+    hexp = pseudonym(system, NI_A).hex()
+    pieces = {hexp[k:k + 16] for k in range(len(hexp) - 15)}
+    got = carepass_entries()
+    for _, pe in got:
+        assert pe.version == 2 and not pe.worker_pseudonym, pe
+        assert not any(piece in pe.provider_event_id for piece in pieces), pe.provider_event_id
+    aw = [pe.provider_event_id for _, pe in got if pe.entry_type == DERIVED_AWARD]
+    revs = [pe.provider_event_id for _, pe in got if pe.entry_type == REVOCATION]
+    assert aw == [award_id(system, hexp, 0), award_id(system, hexp, 1)]
+    assert revs == [award_revoke_id(aw[0])]
+    tag0, tag1 = aw[0].split(":")[2], aw[1].split(":")[2]
+    assert tag0.startswith("k") and tag1.startswith("k") and len(tag0) == len(tag1) == 33
+    assert tag0 != tag1 and not aw[1].startswith(aw[0])   # generations share no prefix but the code

@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <zmq.h>
@@ -250,6 +252,84 @@ static void test_secret_file(void **state) {
   assert_int_equal(cp_secret_load(path, true, s2, err, sizeof err), -1);
 }
 
+/* cp_write_file_exclusive: the first writer's content stays; no temp file is left behind. */
+static void test_write_exclusive(void **state) {
+  (void)state;
+  char path[128], err[CP_ERRLEN] = "";
+  path_in(path, sizeof path, "excl/first");
+  assert_int_equal(cp_mkdirs(dir, 0700, err, sizeof err), 0);
+  char sub[128];
+  path_in(sub, sizeof sub, "excl");
+  assert_int_equal(cp_mkdirs(sub, 0700, err, sizeof err), 0);
+  assert_int_equal(cp_write_file_exclusive(path, "one\n", 4, 0600, err, sizeof err), 0);
+  assert_int_equal(cp_write_file_exclusive(path, "two\n", 4, 0600, err, sizeof err), 1);
+  char *text = slurp(path);
+  assert_string_equal(text, "one\n");
+  free(text);
+  assert_int_equal(file_mode(path), 0600);
+  DIR *d = opendir(sub);
+  assert_non_null(d);
+  int n = 0;
+  for (struct dirent *e; (e = readdir(d)) != NULL;)
+    n += e->d_name[0] != '.';
+  closedir(d);
+  assert_int_equal(n, 1);   /* only "first": the temp files are gone */
+  path_in(path, sizeof path, "no-such-dir/x");
+  assert_int_equal(cp_write_file_exclusive(path, "x", 1, 0600, err, sizeof err), -1);
+}
+
+/* Replicas starting at once over one key directory: every process creating the same missing
+ * secret at the same moment gets the same secret, the one in the file. */
+#define RACERS 8
+static void test_secret_creation_race(void **state) {
+  (void)state;
+  for (int round = 0; round < 20; round++) {
+    char path[128];
+    snprintf(path, sizeof path, "%s/race/%d/award-tag.secret", dir, round);
+    int go[2], out[2];
+    assert_int_equal(pipe(go), 0);
+    assert_int_equal(pipe(out), 0);
+    pid_t kids[RACERS];
+    for (int k = 0; k < RACERS; k++) {
+      kids[k] = fork();
+      assert_true(kids[k] >= 0);
+      if (kids[k] == 0) {   /* a replica: wait for the start, create-or-load, report what it got */
+        char c, err[CP_ERRLEN];
+        unsigned char rec[1 + CP_SECRET_BYTES] = {0};
+        close(go[1]);
+        if (read(go[0], &c, 1) < 0) _exit(3);   /* EOF when the parent closes: all start together */
+        rec[0] = cp_secret_load(path, true, rec + 1, err, sizeof err) == 0 ? 1 : 0;
+        _exit(write(out[1], rec, sizeof rec) == (ssize_t)sizeof rec ? 0 : 4);
+      }
+    }
+    close(go[0]);
+    close(go[1]);
+    close(out[1]);
+    unsigned char got[RACERS][1 + CP_SECRET_BYTES];
+    for (int k = 0; k < RACERS; k++) {
+      size_t have = 0;
+      while (have < sizeof got[k]) {
+        ssize_t r = read(out[0], got[k] + have, sizeof got[k] - have);
+        assert_true(r > 0);
+        have += (size_t)r;
+      }
+    }
+    close(out[0]);
+    for (int k = 0; k < RACERS; k++) {
+      int st = 0;
+      assert_int_equal(waitpid(kids[k], &st, 0), kids[k]);
+      assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    unsigned char file[CP_SECRET_BYTES];
+    char err[CP_ERRLEN];
+    assert_int_equal(cp_secret_load(path, false, file, err, sizeof err), 0);
+    for (int k = 0; k < RACERS; k++) {
+      assert_int_equal(got[k][0], 1);
+      assert_memory_equal(got[k] + 1, file, CP_SECRET_BYTES);
+    }
+  }
+}
+
 static void test_curve_keys(void **state) {
   (void)state;
   char path[128], pubpath[140], err[CP_ERRLEN] = "";
@@ -320,6 +400,8 @@ int main(void) {
     cmocka_unit_test(test_vkey),
     cmocka_unit_test(test_pseudonym),
     cmocka_unit_test(test_secret_file),
+    cmocka_unit_test(test_write_exclusive),
+    cmocka_unit_test(test_secret_creation_race),
     cmocka_unit_test(test_curve_keys),
     cmocka_unit_test(test_base64),
   };

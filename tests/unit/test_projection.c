@@ -329,25 +329,39 @@ static void test_format_2_subjects(void **state) {
   cp_redis_destroy(&r);
 }
 
+static const unsigned char tag_secret[CP_SECRET_BYTES] = {
+    0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
+    16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31};   /* bytes 0..31 */
+
+/* The award id of generation gen for worker a: keyed (with tag_secret) or legacy. */
+static void award_id_a(bool keyed, uint64_t gen, char out[PROJ_AWARD_ID_MAX]) {
+  if (keyed) proj_award_id(tag_secret, "CC", worker_a, gen, out);
+  else proj_award_id_legacy("CC", hex_a, gen, out);
+}
+
 /* Replay: the Care Certificate held, withdrawn by a revoked standard before its own revocation (a
- * late withdrawal record), then that revocation; digests rebuilt; replaying over the built state
- * changes nothing. */
-static void test_replay_award_state(void **state) {
+ * late withdrawal record naming the award's id), then that revocation; the standard redone and the
+ * award of generation 1, withdrawn by another revoked standard; digests rebuilt; replaying over the
+ * built state changes nothing. keyed0 / keyed1: the style of generation 0's and 1's award ids
+ * (legacy, legacy = a register from before keyed ids; legacy, keyed = an upgrade in between; keyed,
+ * keyed = now). The revocations' ids come from the award's id by the one rule, in the Lua mirror. */
+static void replay_award_state(void **state, bool keyed0, bool keyed1) {
   srv_t *s = *state;
   cp_redis_t *r = connect_to(s);
   cat_catalogue_t *cat = catalogue();
-  entry_t log[20];
+  entry_t log[24];
   size_t n = 0;
-  char id[64], code[64];
+  char id[PROJ_AWARD_ID_MAX], aw0[PROJ_AWARD_ID_MAX], aw1[PROJ_AWARD_ID_MAX], wd[PROJ_AWARD_ID_MAX + 32];
   static char codes[16][16];
   for (int i = 1; i <= 16; i++) {
     snprintf(id, sizeof id, "s%02d", i);
     snprintf(codes[i - 1], sizeof codes[i - 1], "CC-STD-%02d", i);
     mk(&log[n++], CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_RECORD, "PRV-0001", id, codes[i - 1]);
   }
-  snprintf(code, sizeof code, "award:CC:%.16s", hex_a);
-  mk(&log[n++], CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_DERIVED_AWARD, PROJ_AWARD_PROVIDER, code, "CC");   /* 16 */
-  mk(&log[n], CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_REVOCATION, "PRV-0001", "s05-rev", "CC-STD-05");       /* 17 */
+  award_id_a(keyed0, 0, aw0);
+  award_id_a(keyed1, 1, aw1);
+  mk(&log[n++], CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_DERIVED_AWARD, PROJ_AWARD_PROVIDER, aw0, "CC");   /* 16 */
+  mk(&log[n], CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_REVOCATION, "PRV-0001", "s05-rev", "CC-STD-05");     /* 17 */
   log[n].pe.revokes_index = 4;
   log[n++].pe.reason_code = (char *)"ISSUED_IN_ERROR";
   proj_t *p = proj_new(PROJ_REPLAY, cat, TODAY);
@@ -357,26 +371,50 @@ static void test_replay_award_state(void **state) {
   assert_int_equal(count_of(r, "SCARD %s", cp_key_w_cc(&k, hex_a)), 15);
   assert_int_equal(count_of(r, "SCARD %s", cp_key_w_awards(&k, hex_a)), 0);
   expect_field(r, cp_key_w_award_gen(&k, hex_a), "CC", "1");
+  /* a keyed award's id is the code's last (as verify's issue script writes it); a legacy one none */
+  expect_field(r, cp_key_w_award_gen(&k, hex_a), "CC:last", keyed0 ? aw0 : NULL);
   cp_key_award_wd_field(&f, "CC", 0, hex_a);
-  expect_field(r, cp_key_award_wd(), f.s, "0 2025-02-01");   /* verify sends the award's revocation */
-  snprintf(id, sizeof id, "award-revoke:CC:%.16s:0", hex_a);
-  expect_field(r, cp_key_event(&k, PROJ_AWARD_PROVIDER, code), "revoked_by", id);   /* as verify marks it */
+  snprintf(wd, sizeof wd, "0 2025-02-01 %s", aw0);
+  expect_field(r, cp_key_award_wd(), f.s, wd);   /* verify sends the award's revocation */
+  assert_true(proj_award_revoke_id(aw0, id));
+  if (!keyed0) {   /* the legacy id's revocation id is the one old registers hold */
+    char old[PROJ_AWARD_ID_MAX];
+    snprintf(old, sizeof old, "award-revoke:CC:%.16s:0", hex_a);
+    assert_string_equal(id, old);
+  }
+  expect_field(r, cp_key_event(&k, PROJ_AWARD_PROVIDER, aw0), "revoked_by", id);   /* as verify marks it */
   expect_field(r, cp_key_event(&k, "PRV-0001", "s05"), "qcode", "CC-STD-05");
   char *digest = hget(r, cp_key_event(&k, "PRV-0001", "s01"), "digest");
   assert_non_null(digest);
   assert_int_equal(strlen(digest), 64);
   free(digest);
-  expect_field(r, cp_key_event(&k, PROJ_AWARD_PROVIDER, code), "digest", NULL);   /* not through intake */
+  expect_field(r, cp_key_event(&k, PROJ_AWARD_PROVIDER, aw0), "digest", NULL);   /* not through intake */
 
   /* the award's own revocation comes: the late withdrawal is finished, the generation stays */
-  snprintf(id, sizeof id, "award-revoke:CC:%.16s:0", hex_a);
   mk(&log[n], CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_REVOCATION, PROJ_AWARD_PROVIDER, id, "CC");            /* 18 */
   log[n++].pe.revokes_index = 16;
   apply(r, p, log, n - 1, n);
   expect_field(r, cp_key_award_wd(), f.s, NULL);
   expect_field(r, cp_key_w_award_gen(&k, hex_a), "CC", "1");
-  expect_field(r, cp_key_event(&k, PROJ_AWARD_PROVIDER, code), "revoked_by", id);
+  expect_field(r, cp_key_event(&k, PROJ_AWARD_PROVIDER, aw0), "revoked_by", id);
   expect_field(r, cp_key_event(&k, PROJ_AWARD_PROVIDER, id), "digest", NULL);
+
+  /* standard 5 redone, the award of generation 1, then standard 6 revoked: generation 1 withdrawn
+   * under the id it has */
+  mk(&log[n++], CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_RECORD, "PRV-0001", "s05-redo", "CC-STD-05");      /* 19 */
+  mk(&log[n++], CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_DERIVED_AWARD, PROJ_AWARD_PROVIDER, aw1, "CC");  /* 20 */
+  mk(&log[n], CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_REVOCATION, "PRV-0001", "s06-rev", "CC-STD-06");     /* 21 */
+  log[n].pe.revokes_index = 5;
+  log[n++].pe.reason_code = (char *)"FRAUD";
+  apply(r, p, log, n - 3, n);
+  expect_field(r, cp_key_w_award_gen(&k, hex_a), "CC", "2");
+  expect_field(r, cp_key_w_award_gen(&k, hex_a), "CC:last", keyed1 ? aw1 : keyed0 ? aw0 : NULL);
+  assert_true(proj_award_revoke_id(aw1, id));
+  expect_field(r, cp_key_event(&k, PROJ_AWARD_PROVIDER, aw1), "revoked_by", id);
+  assert_non_null(strstr(id, ":1"));
+  cp_key_award_wd_field(&f, "CC", 1, hex_a);
+  snprintf(wd, sizeof wd, "0 2025-02-01 %s", aw1);
+  expect_field(r, cp_key_award_wd(), f.s, wd);
 
   /* the whole log again over that state, and from nothing: the same state */
   char *built = dump(r);
@@ -394,6 +432,10 @@ static void test_replay_award_state(void **state) {
   cat_destroy(&cat);
   cp_redis_destroy(&r);
 }
+
+static void test_replay_award_state_legacy(void **state) { replay_award_state(state, false, false); }
+static void test_replay_award_state_upgraded(void **state) { replay_award_state(state, false, true); }
+static void test_replay_award_state_keyed(void **state) { replay_award_state(state, true, true); }
 
 /* Applying entries [0, n) of log again leaves every key and value as it was. */
 static void apply_changes_nothing(cp_redis_t *r, proj_t *p, entry_t *log, size_t n) {
@@ -482,26 +524,91 @@ static void test_withdraw_award_once(void **state) {
   cp_redis_destroy(&r);
 }
 
-/* Award event ids: built and parsed by one module, for verify and the projection. */
+/* Award event ids: built and parsed by one module, for verify and the projection; both styles. */
 static void test_award_ids(void **state) {
   (void)state;
-  char id[PROJ_AWARD_ID_MAX], code[CAT_CODE_MAX], hex16[17];
-  uint64_t gen = 99;
-  proj_award_id("CC", hex_a, 0, id);
+  char id[PROJ_AWARD_ID_MAX], rid[PROJ_AWARD_ID_MAX];
+  proj_award_ref_t ref;
+  uint8_t other[CP_PSEUDONYM_BYTES];
+  memset(other, 0x5a, sizeof other);
+
+  /* legacy: built, parsed, its revocation id as old registers hold it */
+  proj_award_id_legacy("CC", hex_a, 0, id);
   assert_string_equal(id, "award:CC:a5a5a5a5a5a5a5a5");
-  assert_true(proj_award_id_parse(id, code, hex16, &gen));
-  assert_string_equal(code, "CC");
-  assert_string_equal(hex16, "a5a5a5a5a5a5a5a5");
-  assert_int_equal(gen, 0);
-  proj_award_id("CC", hex_a, 3, id);
+  assert_true(proj_award_id_parse(id, &ref));
+  assert_string_equal(ref.code, "CC");
+  assert_int_equal(ref.style, PROJ_AWARD_LEGACY);
+  assert_string_equal(ref.tag, "a5a5a5a5a5a5a5a5");
+  assert_int_equal(ref.gen, 0);
+  assert_true(proj_award_ref_is_of(&ref, tag_secret, worker_a));     /* right worker */
+  assert_false(proj_award_ref_is_of(&ref, tag_secret, other));       /* wrong worker */
+  assert_true(proj_award_revoke_id(id, rid));
+  assert_string_equal(rid, "award-revoke:CC:a5a5a5a5a5a5a5a5:0");
+  proj_award_id_legacy("CC", hex_a, 3, id);
   assert_string_equal(id, "award:CC:a5a5a5a5a5a5a5a5:g3");
-  assert_true(proj_award_id_parse(id, code, hex16, &gen));
-  assert_int_equal(gen, 3);
-  proj_award_revoke_id("CC", hex_a, 3, id);
-  assert_string_equal(id, "award-revoke:CC:a5a5a5a5a5a5a5a5:3");
-  assert_false(proj_award_id_parse(id, code, hex16, &gen));
-  assert_false(proj_award_id_parse("award:CC:a5a5a5a5a5a5a5a5:g0", code, hex16, &gen));
-  assert_false(proj_award_id_parse("award:CC:A5a5a5a5a5a5a5a5", code, hex16, &gen));
+  assert_true(proj_award_id_parse(id, &ref));
+  assert_int_equal(ref.gen, 3);
+  assert_true(proj_award_revoke_id(id, rid));
+  assert_string_equal(rid, "award-revoke:CC:a5a5a5a5a5a5a5a5:3");
+
+  /* keyed: BLAKE2b-128 keyed with the secret over "carepass/award/v1\n" CC "\n" pseudonym gen(8 BE);
+   * the vectors were computed apart from carepass (Python nacl.hash.blake2b) */
+  proj_award_id(tag_secret, "CC", worker_a, 0, id);
+  assert_string_equal(id, "award:CC:kf34d3f2561a5986f8d23f19e966b90d7");
+  assert_null(strstr(id, "a5a5"));   /* nothing of the pseudonym */
+  assert_true(proj_award_id_parse(id, &ref));
+  assert_string_equal(ref.code, "CC");
+  assert_int_equal(ref.style, PROJ_AWARD_KEYED);
+  assert_string_equal(ref.tag, "f34d3f2561a5986f8d23f19e966b90d7");
+  assert_int_equal(ref.gen, 0);
+  assert_true(proj_award_ref_is_of(&ref, tag_secret, worker_a));     /* right worker */
+  assert_false(proj_award_ref_is_of(&ref, tag_secret, other));       /* wrong worker */
+  unsigned char wrong_secret[CP_SECRET_BYTES];
+  memcpy(wrong_secret, tag_secret, sizeof wrong_secret);
+  wrong_secret[0] ^= 1;
+  assert_false(proj_award_ref_is_of(&ref, wrong_secret, worker_a));  /* another deployment's key */
+  assert_true(proj_award_revoke_id(id, rid));
+  assert_string_equal(rid, "award-revoke:CC:kf34d3f2561a5986f8d23f19e966b90d7:0");
+  proj_award_id(tag_secret, "CC", worker_a, 1, id);
+  assert_string_equal(id, "award:CC:k2f2d47ae2b8af696fdc3e7df341dfc83:g1");   /* its own tag per generation */
+  proj_award_id(tag_secret, "CC", worker_a, 3, id);
+  assert_string_equal(id, "award:CC:ke3f89275821ac492f47968660e9f21df:g3");
+  assert_true(proj_award_id_parse(id, &ref));
+  assert_int_equal(ref.gen, 3);
+  assert_true(proj_award_ref_is_of(&ref, tag_secret, worker_a));
+  assert_true(proj_award_revoke_id(id, rid));
+  assert_string_equal(rid, "award-revoke:CC:ke3f89275821ac492f47968660e9f21df:3");
+  /* wrong generation: generation 0's tag with a ":g3" suffix is not this worker's award */
+  assert_true(proj_award_id_parse("award:CC:kf34d3f2561a5986f8d23f19e966b90d7:g3", &ref));
+  assert_false(proj_award_ref_is_of(&ref, tag_secret, worker_a));
+
+  /* which id an award of a generation has: the recorded one when it is of that generation */
+  char at[PROJ_AWARD_ID_MAX];
+  proj_award_id(tag_secret, "CC", worker_a, 1, id);
+  proj_award_id_at("CC", hex_a, id, 1, at);
+  assert_string_equal(at, id);
+  proj_award_id_at("CC", hex_a, id, 2, at);   /* recorded for another generation: legacy */
+  assert_string_equal(at, "award:CC:a5a5a5a5a5a5a5a5:g2");
+  proj_award_id_at("CC", hex_a, NULL, 0, at);
+  assert_string_equal(at, "award:CC:a5a5a5a5a5a5a5a5");
+  proj_award_id_at("CC", hex_a, "", 0, at);
+  assert_string_equal(at, "award:CC:a5a5a5a5a5a5a5a5");
+  proj_award_id_at("RF", hex_a, id, 1, at);   /* another code's */
+  assert_string_equal(at, "award:RF:a5a5a5a5a5a5a5a5:g1");
+
+  /* not award ids */
+  const char *bad[] = {"award-revoke:CC:a5a5a5a5a5a5a5a5:3", "award:CC:a5a5a5a5a5a5a5a5:g0",
+                       "award:CC:A5a5a5a5a5a5a5a5", "award:CC:a5a5a5a5a5a5a5a", "award:CC:a5a5a5a5a5a5a5a5x",
+                       "award:CC:kf34d3f2561a5986f8d23f19e966b90d", "award:CC:kf34d3f2561a5986f8d23f19e966b90d7:g",
+                       "award:CC:kf34d3f2561a5986f8d23f19e966b90d7:g1x", "award:CC:k", "award::a5a5a5a5a5a5a5a5",
+                       "award:CC:kf34d3f2561a5986f8d23f19e966b90d7:g99999999999999999999999", "award:CC",
+                       "PRV-0001:x", ""};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    assert_false(proj_award_id_parse(bad[i], &ref));
+    assert_false(proj_award_revoke_id(bad[i], rid));
+    assert_string_equal(rid, "");
+  }
+  assert_false(proj_award_id_parse(NULL, &ref));
 }
 
 int main(void) {
@@ -514,7 +621,9 @@ int main(void) {
   cp_hex(worker_a, sizeof worker_a, hex_a);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_live_record_and_revocation, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_replay_award_state, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_replay_award_state_legacy, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_replay_award_state_upgraded, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_replay_award_state_keyed, setup, teardown),
       cmocka_unit_test_setup_teardown(test_withdraw_award_once, setup, teardown),
       cmocka_unit_test_setup_teardown(test_expiry_schedule, setup, teardown),
       cmocka_unit_test_setup_teardown(test_format_2_subjects, setup, teardown),

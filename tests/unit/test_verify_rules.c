@@ -218,9 +218,14 @@ static void test_award_event(void **state) {
   src.reply_to = "intake-1";
   Carepass__V1__PendingEvent out;
   char id[VERIFY_AWARD_ID_MAX];
-  verify_award_event(&src, cat_find(cat, "CC"), 0, id, &out);
+  unsigned char secret[CP_SECRET_BYTES];
+  for (int i = 0; i < CP_SECRET_BYTES; i++)
+    secret[i] = (unsigned char)i;
+  verify_award_event(secret, &src, cat_find(cat, "CC"), 0, id, &out);
   assert_string_equal(out.provider_id, "carepass");
-  assert_string_equal(out.provider_event_id, "award:CC:a0a1a2a3a4a5a6a7");
+  /* keyed: BLAKE2b-128 with the secret, computed apart from carepass (Python nacl.hash.blake2b) */
+  assert_string_equal(out.provider_event_id, "award:CC:k1bc13671918af3b29f29f66c47ec2578");
+  assert_null(strstr(out.provider_event_id, "a0a1a2a3"));   /* no pseudonym prefix any more */
   assert_string_equal(out.qualification_code, "CC");
   assert_string_equal(out.completion_date, "2025-06-20");
   assert_string_equal(out.assessor_id, "");
@@ -236,21 +241,51 @@ static void test_award_event(void **state) {
   rec.valid_until = "";
   assert_true(protobuf_c_message_get_packed_size(&rec.base) > 40);
 
-  /* a re-issued award (after a withdrawal) gets a new event id per generation */
-  verify_award_event(&src, cat_find(cat, "CC"), 2, id, &out);
-  assert_string_equal(out.provider_event_id, "award:CC:a0a1a2a3a4a5a6a7:g2");
+  /* a re-issued award (after a withdrawal) gets a new event id per generation, with its own tag */
+  char id2[VERIFY_AWARD_ID_MAX];
+  verify_award_event(secret, &src, cat_find(cat, "CC"), 2, id2, &out);
+  assert_string_equal(out.provider_event_id, "award:CC:k2f49494a8178f0daa3266dc91b7aaa25:g2");
+  assert_memory_not_equal(id + 10, id2 + 10, 32);
 
-  /* withdrawing generation 2: a revocation of that award, routed like the standard */
+  /* withdrawing generation 2: a revocation of the award's own id, routed like the standard */
   char rid[VERIFY_AWARD_ID_MAX], rev[VERIFY_AWARD_ID_MAX];
-  verify_award_revocation_event(&src, cat_find(cat, "CC"), 2, rid, rev, &out);
+  assert_int_equal(verify_award_revocation_event(&src, cat_find(cat, "CC"), id2, rid, rev, &out), 0);
   assert_string_equal(out.provider_id, "carepass");
-  assert_string_equal(out.provider_event_id, "award-revoke:CC:a0a1a2a3a4a5a6a7:2");
-  assert_string_equal(out.revokes_event_id, "award:CC:a0a1a2a3a4a5a6a7:g2");
+  assert_string_equal(out.provider_event_id, "award-revoke:CC:k2f49494a8178f0daa3266dc91b7aaa25:2");
+  assert_string_equal(out.revokes_event_id, "award:CC:k2f49494a8178f0daa3266dc91b7aaa25:g2");
   assert_string_equal(out.revocation_reason, "REQUIREMENT_REVOKED");
   assert_int_equal(out.kind, CAREPASS__V1__EVENT_KIND__EVENT_KIND_REVOCATION);
   assert_int_equal(verify_shard_of(&out.worker_pseudonym, 5), verify_shard_of(&src.worker_pseudonym, 5));
-  verify_award_revocation_event(&src, cat_find(cat, "CC"), 0, rid, rev, &out);
-  assert_string_equal(out.revokes_event_id, "award:CC:a0a1a2a3a4a5a6a7");
+  assert_int_equal(verify_award_revocation_event(&src, cat_find(cat, "CC"), id, rid, rev, &out), 0);
+  assert_string_equal(out.revokes_event_id, "award:CC:k1bc13671918af3b29f29f66c47ec2578");
+  assert_string_equal(out.provider_event_id, "award-revoke:CC:k1bc13671918af3b29f29f66c47ec2578:0");
+
+  /* an award issued before keyed ids keeps its legacy id, and its revocation the old id */
+  assert_int_equal(verify_award_revocation_event(&src, cat_find(cat, "CC"), "award:CC:a0a1a2a3a4a5a6a7:g2", rid,
+                                                 rev, &out), 0);
+  assert_string_equal(out.provider_event_id, "award-revoke:CC:a0a1a2a3a4a5a6a7:2");
+  assert_string_equal(out.revokes_event_id, "award:CC:a0a1a2a3a4a5a6a7:g2");
+  assert_int_equal(verify_award_revocation_event(&src, cat_find(cat, "CC"), "award:CC:a0a1a2a3a4a5a6a7", rid, rev,
+                                                 &out), 0);
+  assert_string_equal(out.provider_event_id, "award-revoke:CC:a0a1a2a3a4a5a6a7:0");
+
+  /* which worker an award id is of, in both styles */
+  proj_award_ref_t ref;
+  uint8_t q[32];
+  memset(q, 0x11, sizeof q);
+  assert_true(proj_award_id_parse(id2, &ref));
+  assert_true(proj_award_ref_is_of(&ref, secret, p));    /* right worker */
+  assert_false(proj_award_ref_is_of(&ref, secret, q));   /* wrong worker */
+  assert_true(proj_award_id_parse("award:CC:k2f49494a8178f0daa3266dc91b7aaa25:g1", &ref));
+  assert_false(proj_award_ref_is_of(&ref, secret, p));   /* wrong generation */
+  assert_true(proj_award_id_parse("award:CC:a0a1a2a3a4a5a6a7:g2", &ref));
+  assert_true(proj_award_ref_is_of(&ref, secret, p));    /* legacy, this worker */
+  assert_false(proj_award_ref_is_of(&ref, secret, q));   /* legacy, another worker */
+
+  /* not an award id, or another award's: refused, not a crash */
+  assert_int_equal(verify_award_revocation_event(&src, cat_find(cat, "CC"), "PRV-0005:w1", rid, rev, &out), -1);
+  assert_int_equal(verify_award_revocation_event(&src, cat_find(cat, "CC"), "award:RF:a0a1a2a3a4a5a6a7", rid, rev,
+                                                 &out), -1);
 }
 
 int main(void) {
