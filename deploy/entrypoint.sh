@@ -13,8 +13,9 @@
 # own key pairs and send only the public key). The secrets that more than one
 # container reads (the pseudonym secret: intake and gateway; the token secret:
 # every gateway replica and `carepass provider-token`) are made here too, under
-# the setup lock: a service that made a missing one itself could race another
-# container making a different one. Services make their own keys.
+# the setup lock, so first start happens in one place (a service that finds one
+# missing creates it exclusively too: cp_secret_load links a finished file into
+# place, so containers starting at once still agree). Services make their own keys.
 #
 # Peers: services reach bus, redis and signer by name. Where the container
 # network has no DNS (podman with CNI but without the dnsname plugin), each of

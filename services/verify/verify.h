@@ -62,7 +62,6 @@ typedef struct {
   const cat_qual_t *award;          // derived award this event completes (NULL if none)
   uint64_t award_gen;               // generation of that award (0 first, +1 per revocation)
   const cat_qual_t *award_revoke;   // revocation: derived award it withdraws too (NULL if none)
-  uint64_t award_revoke_gen;        // generation of the withdrawn award
   uint64_t award_revoke_index;      // register index of the withdrawn award
   char award_revoke_id[VERIFY_AWARD_ID_MAX]; // the withdrawn award's event id, as it was issued (either style)
 } verify_item_t;

@@ -429,7 +429,6 @@ int verify_awards_revoke(verify_t *v, verify_item_t *items, size_t n) {
     if ((member[i] && (by_none || by_us)) || (!member[i] && by_us)) {
       withdraw[i] = member[i];
       items[i].award_revoke = cand[i];
-      items[i].award_revoke_gen = gen[i];
       items[i].award_revoke_index = index;
     }
   }

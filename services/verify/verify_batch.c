@@ -298,7 +298,6 @@ int verify_batch(verify_t *v, verify_item_t *items, size_t n, int32_t today) {
     items[i].award_redrive = false;
     items[i].target_key[0] = '\0';
     items[i].award_revoke = NULL;
-    items[i].award_revoke_gen = 0;
     items[i].award_revoke_index = 0;
     items[i].award_revoke_id[0] = '\0';
     items[i].revokes_index = 0;
