@@ -216,6 +216,22 @@ def test_format_2_scoped_check_bundle_and_offline_verify(system, tmp_path):
     out = system.run_cli(["verify", str(pf), "--vkey", str(vkey)])
     assert out.returncode == 0, out.stdout + out.stderr
 
+    # a bundle that mixes two subjects: worker B's entry, with B's own true opening, spliced into
+    # A's passport (same checkpoint): every signature and proof holds, yet it is not A's entry
+    pb_ = tmp_path / "passport-b.carepass"
+    system.run_cli(["passport", NI_B, "--out", str(pb_)], check=True)
+    a_items, a_open = bundle_parts(text)
+    b_items, b_open = bundle_parts(pb_.read_bytes())
+    b_entry = [blk for blk in b_items if blk.startswith(b"proof entry ")]
+    assert len(b_entry) == 1 and len(b_open) == 1
+    mixed = a_items[0] + b"".join(a_items[1:] + b_entry) + b"".join(a_open + b_open) + b"end\n"
+    g = tmp_path / "mixed.carepass"
+    g.write_bytes(mixed)
+    out = system.run_cli(["verify", str(g), "--vkey", str(vkey)])
+    assert out.returncode != 0 and f"entry {idx['o-1']} worker: failed" in out.stdout, out.stdout
+    assert "does not open to the bundle's worker" in out.stdout and "NOT VERIFIED" in out.stdout
+    assert out.stdout.count("worker: failed") == 1   # A's own entries still open to A
+
     # the attack of issue 11: with what the check gave (the worker's pseudonym, one opening), the
     # public log shows nothing else of the worker -- not before, and not after the code is
     # withdrawn and new records are made
@@ -233,6 +249,34 @@ def test_format_2_scoped_check_bundle_and_offline_verify(system, tmp_path):
         if pe.subject:   # only the shared entry opens with what the employer holds
             opens = hashlib.blake2b(SUBJECT_DOMAIN + pseud + known_r, digest_size=32).digest() == pe.subject
             assert opens == (i == idx["s-1"]), i
+
+
+def bundle_parts(text):
+    """A carepass-passport/v2 bundle as (blocks, opening lines): blocks[0] is everything up to and
+    with the checkpoint block, then one "proof ..." header and its bytes each."""
+    blocks, openings, at = [], [], 0
+    def line():
+        nonlocal at
+        end = text.index(b"\n", at) + 1
+        ln, at = text[at:end], end
+        return ln
+    head = line() + line()                       # version, worker
+    ln = line()                                  # checkpoint <N>
+    n = int(ln.split(b" ")[1])
+    head += ln + text[at:at + n]
+    at += n
+    blocks.append(head)
+    while True:
+        ln = line()
+        if ln.startswith(b"proof "):
+            n = int(ln.split(b" ")[2])
+            blocks.append(ln + text[at:at + n])
+            at += n
+        elif ln.startswith(b"opening "):
+            openings.append(ln)
+        else:
+            assert ln == b"end\n", ln
+            return blocks, openings
 
 
 @pytest.mark.carepass(extra_env={"CAREPASS_ENTRY_FORMAT": "2"},
