@@ -100,7 +100,9 @@ int cp_subject_store_open(const char *dir, unsigned flags, cp_subject_store_t **
 void cp_subject_store_close(cp_subject_store_t **s);
 
 /* The subject of a new entry of this worker: fresh r and slot, the worker's key (made when the
- * worker has none), sealed. The new records are pending until cp_subject_store_flush. */
+ * worker has none), sealed. The new records are pending until cp_subject_store_flush. The zero
+ * pseudonym names no one (`carepass revoke` of an entry whose worker left): it gets a subject that
+ * nobody can open and nothing in the store. */
 void cp_subject_store_new(cp_subject_store_t *s, const uint8_t pseudonym[CP_PSEUDONYM_BYTES],
                           cp_subject_t *out);
 /* Append and fsync the pending records. 0, or -1 with err (nothing is then known durable: the

@@ -354,7 +354,27 @@ void cp_subject_store_close(cp_subject_store_t **sp) {
   *sp = NULL;
 }
 
+/* An entry that names no worker (the zero pseudonym: a revocation of a worker who left): a subject
+ * nobody can open -- a random pseudonym and r, sealed under a key that is wiped at once, with a
+ * slot the store never holds -- so such entries neither share a worker key in the store nor
+ * gather under one "worker" in a reindex. */
+static void anonymous_subject(cp_subject_t *out) {
+  uint8_t key[CP_SUBJECT_KEY_BYTES], slot[CP_SUBJECT_SLOT_BYTES];
+  cp_opening_t op;
+  crypto_aead_xchacha20poly1305_ietf_keygen(key);
+  randombytes_buf(slot, sizeof slot);
+  randombytes_buf(op.pseudonym, sizeof op.pseudonym);
+  randombytes_buf(op.r, sizeof op.r);
+  cp_subject_seal(key, &op, slot, out);
+  sodium_memzero(key, sizeof key);
+  sodium_memzero(&op, sizeof op);
+}
+
 void cp_subject_store_new(cp_subject_store_t *s, const uint8_t pseudonym[CP_PSEUDONYM_BYTES], cp_subject_t *out) {
+  if (sodium_is_zero(pseudonym, CP_PSEUDONYM_BYTES)) {
+    anonymous_subject(out);
+    return;
+  }
   uint8_t wkid[CP_SUBJECT_WKID_BYTES];
   wkid_of(s, pseudonym, wkid);
   uint32_t worker;

@@ -333,6 +333,20 @@ def test_leaving_shreds_the_link(system):
     assert rep.replies[0].outcome == system.pb.OUTCOME_COMMITTED
     with system.redis() as r:
         assert [int(x) for x in r.lrange("cp:w:{%s}:entries" % pa.hex())] == [rep.replies[0].entry_index]
+    # an operator revocation of an entry of the worker who left names no one: its subject opens for
+    # nobody (nothing new in the store), and no "worker" gathers such revocations in Redis
+    n_keys = len(store_keys(system))
+    out = system.run_cli(["revoke", str(idx["l-2"]), "--reason", "ISSUED_IN_ERROR"])
+    assert out.returncode == 0, out.stdout + out.stderr
+    rev_index = int(out.stdout.split(f"entry {idx['l-2']} revoked by entry ")[1].split()[0])
+    pe = dict(entries(system))[rev_index]
+    assert pe.entry_type == REVOCATION and pe.revokes_index == idx["l-2"] and len(pe.subject) == 32
+    assert not pe.worker_pseudonym and pe.subject_slot not in store_keys(system)
+    assert len(store_keys(system)) == n_keys       # nothing new in the store
+    zero = "00" * 32
+    with system.redis() as r:
+        assert r.keys("cp:w:{%s}:*" % zero) == []
+        assert r.hget("cp:ev:{PRV-0001:l-2}", "revoked_by") is not None
 
 
 @pytest.mark.carepass(extra_env={"CAREPASS_ENTRY_FORMAT": "1"},
