@@ -162,7 +162,7 @@ static int parse_store(const char *path, const char *text, cp_whsec_store_t **ou
   char line[LINE_MAX_BYTES];
   size_t lineno = 0;
   for (const char *p = text; *p;) {
-    size_t ll = strcspn(p, "\n");
+    size_t raw = strcspn(p, "\n"), ll = raw;   /* raw: where the next line starts; ll: trimmed */
     lineno++;
     if (ll >= sizeof line) {
       cp_err(err, errlen, "%s line %zu: longer than %d bytes", path, lineno, LINE_MAX_BYTES - 1);
@@ -188,7 +188,7 @@ static int parse_store(const char *path, const char *text, cp_whsec_store_t **ou
       store_add(st, &e);
       sodium_memzero(&e, sizeof e);
     }
-    p += ll;
+    p += raw;
     if (*p == '\n') p++;
   }
   sodium_memzero(line, sizeof line);
