@@ -33,6 +33,7 @@ from pathlib import Path
 import pytest
 
 from harness import CarepassSystem, event
+from webhook_receiver import WebhookReceiver, verify_v1
 
 SERVICES = ("bus", "intake", "verify", "signer", "notify", "gateway")
 HERE = Path(__file__).resolve().parent
@@ -85,7 +86,6 @@ def request(s, method, path, body=None, token=None):
 
 @pytest.fixture(scope="module")
 def rx():
-    from webhook_receiver import WebhookReceiver
     made = {name: WebhookReceiver().start() for name in ("provider", "employer")}
     yield made
     for r in made.values():
@@ -181,6 +181,9 @@ def test_provider_and_subscriber_deliveries_verify_with_the_reference_library(sy
     assert all(sw_verify(secret, preqs)), "the provider's notices verify with standardwebhooks"
     assert all(sw_verify(sub["secret"], ereqs)), "the subscriber's record.revoked verifies with standardwebhooks"
     assert all(prx.verify(q) for q in preqs) and all(erx.verify(q) for q in ereqs), "v1a verifies too"
+    # and Python's hmac, written apart from both, agrees
+    assert all(verify_v1(secret, q.headers, q.body, now=q.at) for q in preqs)
+    assert all(verify_v1(sub["secret"], q.headers, q.body, now=q.at) for q in ereqs)
     assert ereqs[0].json()["type"] == "record.revoked"
     assert ereqs[0].json()["data"]["entry_index"] == first.entry_index
     # each endpoint's secret is its own
