@@ -101,6 +101,10 @@ CP_OPT(SIGNER_BATCH_WAIT_MS, INT, "5", 0, 1000, CP_SVC_SIGNER, CP_V_DURATION,
 /* notify */
 CP_OPT(NOTIFY_SIGNING_KEY, STR, "var/keys/notify.key", 1, 4096, CP_SVC_NOTIFY | CP_SVC_CLI | CP_SVC_GATEWAY, CP_V_PATH,
        "Ed25519 webhook signing key file (created at first start, 0600)")
+CP_OPT(WEBHOOK_SECRETS, STR, "var/keys/webhook-secrets", 1, 4096, CP_SVC_NOTIFY | CP_SVC_CLI, CP_V_PATH,
+       "training providers' webhook secrets (whsec_, the v1 HMAC signature), one 0600 file written by carepass webhook-secret; notify re-reads it when it changes (missing = none: v1a only)")
+CP_OPT(WEBHOOK_SECRET_OVERLAP_S, INT, "86400", 0, 2592000, CP_SVC_CLI | CP_SVC_GATEWAY, CP_V_DURATION,
+       "after a webhook secret is rotated (carepass webhook-secret --rotate, POST /v1/subscriptions/<id>/secret) the previous one still signs for this long")
 CP_OPT(WEBHOOK_ALLOW_HOSTS, STR, "", 0, 4096, CP_SVC_INTAKE | CP_SVC_VERIFY | CP_SVC_NOTIFY | CP_SVC_CLI | CP_SVC_GATEWAY, CP_V_ALLOW_LIST,
        "internal webhook destinations allowed beside public addresses: host names and address ranges, e.g. \"hooks.internal,10.20.0.0/16\" (empty = public addresses only)")
 CP_OPT(NOTIFY_OUTBOX_LEASE_MS, INT, "30000", 500, 3600000, CP_SVC_NOTIFY, CP_V_DURATION,

@@ -77,6 +77,9 @@ export CAREPASS_AWARD_TAG_SECRET=${CAREPASS_AWARD_TAG_SECRET:-$VAR/keys/award-ta
 export CAREPASS_SIGNING_KEY=${CAREPASS_SIGNING_KEY:-$VAR/keys/signer.key}
 export CAREPASS_SUBJECT_KEYS=${CAREPASS_SUBJECT_KEYS:-$VAR/keys/subject-keys}
 export CAREPASS_NOTIFY_SIGNING_KEY=${CAREPASS_NOTIFY_SIGNING_KEY:-$VAR/keys/notify.key}
+# providers' webhook secrets (carepass webhook-secret); the sample providers have no webhook_url,
+# so the demo makes none
+export CAREPASS_WEBHOOK_SECRETS=${CAREPASS_WEBHOOK_SECRETS:-$VAR/keys/webhook-secrets}
 export CAREPASS_REGISTER_DIR=${CAREPASS_REGISTER_DIR:-$VAR/register}
 export CAREPASS_CATALOGUE=${CAREPASS_CATALOGUE:-$ROOT/data/catalogue.json}
 export CAREPASS_ROLES=${CAREPASS_ROLES:-$ROOT/data/roles.json}

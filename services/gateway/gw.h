@@ -141,6 +141,7 @@ typedef struct {
   int few_connections;      // GATEWAY_FEW_CONNECTIONS: below this many an address may use the reserved share
   int subs_per_code;        // GATEWAY_SUBS_PER_CODE: live subscriptions per share code
   int subs_per_worker;      // GATEWAY_SUBS_PER_WORKER: live subscriptions per worker
+  int64_t secret_overlap_s; // WEBHOOK_SECRET_OVERLAP_S: a rotated subscription secret still signs this long
   cp_cidr_list_t trusted;   // GATEWAY_TRUSTED_PROXIES
   bool forwarded_rfc7239;   // GATEWAY_FORWARDED_HEADER is "forwarded" (else "x-forwarded-for")
   char metrics_host[256];   // GATEWAY_METRICS_BIND host ("" = no operator listener)

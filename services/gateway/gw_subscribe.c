@@ -4,12 +4,20 @@
  * POST /v1/subscriptions {"share_code", "date_of_birth", "url": "https://..." (<= 2048),
  *                         "employer": "label" (<= 200), "events": ["record.revoked", "record.expiring",
  *                         "record.expired"] (optional, default all three)}
- *   -> 201 {"id": "sub_<32 hex>", "expires_at", "expires", "events": [...]}: the subscription ends
- *      with the share code (or when the worker withdraws the code).
+ *   -> 201 {"id": "sub_<32 hex>", "secret": "whsec_<base64 of 32 random bytes>", "expires_at", "expires",
+ *      "events": [...]}: the subscription ends with the share code (or when the worker withdraws the
+ *      code). The secret keys the "v1," HMAC-SHA256 signature of every webhook of the subscription
+ *      (Standard Webhooks); it is shown in this reply only, and stored in the subscription's hash.
+ *   -> 200, the same fields without "secret", with "existing": true and a "message" saying how to get
+ *      a new secret, when this URL already has a live subscription made with this share code (one per
+ *      URL per code: a retry never makes a second).
  * DELETE /v1/subscriptions/<id> -> 200 {"deleted": id}; 404 NOT_FOUND. The id is a 128-bit random
  *   capability: whoever holds it may unsubscribe.
- *   -> 200, the same fields and "existing": true, when this URL already has a live subscription made
- *      with this share code (one per URL per code: a retry never makes a second).
+ * POST /v1/subscriptions/<id>/secret -> 200 {"id", "secret": "whsec_...", "previous_valid_until"}: a new
+ *   secret, shown once; the one it replaces still signs (a second "v1," signature) until
+ *   previous_valid_until (ISO-8601 UTC; WEBHOOK_SECRET_OVERLAP_S from now; null when the subscription
+ *   had no secret). A second rotation within the overlap drops the oldest. 404 NOT_FOUND when no live
+ *   subscription has that id (unknown, deleted or expired). The id is the capability, as for DELETE.
  * Errors: those of gw_share_open.c, 403 SUBSCRIPTIONS_NOT_ALLOWED, 400 INVALID_FIELD (events),
  * 400 URL_REFUSED (common/url_check.c), 409 SUBSCRIPTION_LIMIT (GATEWAY_SUBS_PER_CODE live ones made
  * with this code, or GATEWAY_SUBS_PER_WORKER about this worker), 503 UNAVAILABLE. */
@@ -17,15 +25,19 @@
 #include "gw_http.h"
 #include "gw_subscribe_routes.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
+#include <sodium.h>
+
 #include "cp_keys.h"
 #include "cp_log.h"
 #include "cp_url_check.h"
+#include "cp_whsec.h"
 
 #define URL_MAX 2048
 #define EMPLOYER_MAX 200
@@ -175,17 +187,29 @@ static void undo(cp_redis_t *r, const gw_sc_t *sc, const char *id, const char *u
   cp_redis_pipe_destroy(&p);
 }
 
-static void reply_subscription(gw_req_t *req, int status, const char *id, long long expires, json_t *events,
-                               bool existing) {
-  char exp_at[32];
-  time_t t = (time_t)expires;
+static void iso_utc(long long unix_s, char out[32]) {
+  time_t t = (time_t)unix_s;
   struct tm tm;
   gmtime_r(&t, &tm);
-  strftime(exp_at, sizeof exp_at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* secret: the new subscription's (201), or NULL for the existing one (200). */
+static void reply_subscription(gw_req_t *req, int status, const char *id, const char *secret, long long expires,
+                               json_t *events, bool existing) {
+  char exp_at[32];
+  iso_utc(expires, exp_at);
   json_t *o = json_pack("{s:s,s:s,s:I,s:O}", "id", id, "expires_at", exp_at, "expires", (json_int_t)expires,
                         "events", events);
-  if (existing && o != NULL) json_object_set_new(o, "existing", json_true());
+  if (o != NULL && secret != NULL) json_object_set_new(o, "secret", json_string(secret));
+  if (existing && o != NULL) {
+    json_object_set_new(o, "existing", json_true());
+    json_object_set_new(o, "message",
+                        json_string("this URL already has this subscription; its webhook secret was shown only "
+                                    "when it was made: POST /v1/subscriptions/<id>/secret makes a new one"));
+  }
   gw_reply_json(req, status, o);
+  if (secret != NULL) gw_reply_header(req, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 }
 
 /* The subscription already made for this URL under this code, answered again (200, "existing"). */
@@ -203,7 +227,7 @@ static void reply_existing(gw_req_t *req, cp_redis_t *r, const char *id) {
   snprintf(evs, sizeof evs, "%s", h->element[1]->str);
   for (char *save = NULL, *t = strtok_r(evs, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save))
     json_array_append_new(events, json_string(t));
-  reply_subscription(req, 200, id, strtoll(h->element[0]->str, NULL, 10), events, true);
+  reply_subscription(req, 200, id, NULL, strtoll(h->element[0]->str, NULL, 10), events, true);
   json_decref(events);
   freeReplyObject(h);
 }
@@ -235,12 +259,16 @@ static void make_subscription(gw_req_t *req, cp_redis_t *r, const gw_sc_t *sc, c
     return;
   }
   cp_key_t k;
+  char secret[CP_WHSEC_SIZE];
   const char *key = cp_key_sub(&k, id);
   snprintf(sexp, sizeof sexp, "%lld", (long long)sc->expires);
   snprintf(snow, sizeof snow, "%lld", (long long)time(NULL));
+  cp_whsec_new(secret);
   cp_redis_pipe_t *pipe = cp_redis_pipe_new();
-  cp_redis_pipe_cmd(pipe, "HSET %s url %s worker %s employer %s share_code %s expires_at %s events %s entries %s created %s",
-                    key, url, sc->worker, employer, sc->id, sexp, evs, sc->scope, snow);
+  cp_redis_pipe_cmd(pipe,
+                    "HSET %s url %s worker %s employer %s share_code %s expires_at %s events %s entries %s created %s "
+                    "secret %s",
+                    key, url, sc->worker, employer, sc->id, sexp, evs, sc->scope, snow, secret);
   cp_redis_pipe_cmd(pipe, "EXPIREAT %s %lld", key, until);
   bool ok = cp_redis_pipe_exec(pipe, r) == 0 && cp_redis_pipe_check(pipe, "subscription", NULL, 0) == 0;
   cp_redis_pipe_destroy(&pipe);
@@ -250,6 +278,7 @@ static void make_subscription(gw_req_t *req, cp_redis_t *r, const gw_sc_t *sc, c
     w = worker_reserve(r, sc->worker, id, cfg->subs_per_worker);
   }
   if (w != 1) {
+    sodium_memzero(secret, sizeof secret);
     undo(r, sc, id, url, false);
     if (w == 0)
       gw_reply_error(req, 409, GW_E_SUBS_LIMIT,
@@ -265,13 +294,15 @@ static void make_subscription(gw_req_t *req, cp_redis_t *r, const gw_sc_t *sc, c
   bool answered = alive != NULL && alive->type == REDIS_REPLY_INTEGER;
   if (alive != NULL) freeReplyObject(alive);
   if (!live) {
+    sodium_memzero(secret, sizeof secret);
     undo(r, sc, id, url, true);
     if (answered) gw_reply_error(req, 404, GW_E_SHARE_CODE_NOT_FOUND, "the share code was withdrawn");
     else gw_reply_unavailable(req, "the subscription store");
     return;
   }
   cp_log_info("subscription created", CP_KV_STR("id", id), CP_KV_STR("share_code_id", sc->id), CP_KV_END);
-  reply_subscription(req, 201, id, (long long)sc->expires, events, false);
+  reply_subscription(req, 201, id, secret, (long long)sc->expires, events, false);
+  sodium_memzero(secret, sizeof secret);
 }
 
 void gw_subscribe_post(gw_req_t *req) {
@@ -307,13 +338,17 @@ out:
   json_decref(body);
 }
 
-void gw_subscribe_delete(gw_req_t *req) {
-  const char *id = req->rest;
-  size_t n = strlen(id);
+/* Is id[0..n) the form of a subscription id ("sub_" and [a-z0-9_])? */
+static bool sub_id_form(const char *id, size_t n) {
   bool ok = n > 4 && n < SUB_ID_MAX && strncmp(id, "sub_", 4) == 0;
   for (size_t i = 0; ok && i < n; i++)
     ok = (id[i] >= 'a' && id[i] <= 'z') || (id[i] >= '0' && id[i] <= '9') || id[i] == '_';
-  if (!ok) {
+  return ok;
+}
+
+void gw_subscribe_delete(gw_req_t *req) {
+  const char *id = req->rest;
+  if (!sub_id_form(id, strlen(id))) {
     gw_reply_error(req, 404, GW_E_NOT_FOUND, "no subscription has that id");
     return;
   }
@@ -350,4 +385,78 @@ void gw_subscribe_delete(gw_req_t *req) {
     return;
   }
   gw_reply_json(req, 200, json_pack("{s:s}", "deleted", id));
+}
+
+/* ---- a new secret for a subscription ----------------------------------------------------------
+ * KEYS[1] the subscription hash. ARGV: the new secret, now (unix s), the overlap (s). A live
+ * subscription (url set, expires_at in the future) gets the new secret; the one it had becomes
+ * prev_secret until now + overlap. Returns -2 when there is no live subscription, -1 when it had no
+ * secret (made before secrets were), else the previous secret's valid-until time. */
+#define ROTATE_LUA \
+  "local h = redis.call('HMGET', KEYS[1], 'url', 'expires_at', 'secret')\n" \
+  "local now = tonumber(ARGV[2])\n" \
+  "if not h[1] or h[1] == '' or tonumber(h[2] or '0') <= now then return -2 end\n" \
+  "local old = h[3]\n" \
+  "redis.call('HSET', KEYS[1], 'secret', ARGV[1])\n" \
+  "if not old or old == '' then\n" \
+  "  redis.call('HDEL', KEYS[1], 'prev_secret', 'prev_until')\n" \
+  "  return -1\n" \
+  "end\n" \
+  "local untl = now + tonumber(ARGV[3])\n" \
+  "redis.call('HSET', KEYS[1], 'prev_secret', old, 'prev_until', untl)\n" \
+  "return untl\n"
+static cp_redis_script_t rotate_script = CP_REDIS_SCRIPT("rotate a subscription's webhook secret", 1, ROTATE_LUA);
+
+void gw_subscribe_rotate(gw_req_t *req) {
+  const char *rest = req->rest, *slash = strchr(rest, '/');
+  if (slash == NULL || strcmp(slash, "/secret") != 0) {
+    gw_reply_error(req, 404, GW_E_ROUTE_NOT_FOUND,
+                   "no such route: POST /v1/subscriptions/<id>/secret makes a new webhook secret");
+    return;
+  }
+  char id[SUB_ID_MAX];
+  size_t n = (size_t)(slash - rest);
+  if (!sub_id_form(rest, n)) {
+    gw_reply_error(req, 404, GW_E_NOT_FOUND, "no live subscription has that id");
+    return;
+  }
+  memcpy(id, rest, n);
+  id[n] = '\0';
+  cp_redis_t *r = gw_redis(req);
+  if (r == NULL) {
+    gw_reply_unavailable(req, "the subscription store");
+    return;
+  }
+  char secret[CP_WHSEC_SIZE], snow[24], sover[24];
+  long long now = (long long)time(NULL);
+  snprintf(snow, sizeof snow, "%lld", now);
+  snprintf(sover, sizeof sover, "%lld", (long long)req->gw->cfg.secret_overlap_s);
+  cp_whsec_new(secret);
+  cp_key_t k;
+  const char *argv[] = {cp_key_sub(&k, id), secret, snow, sover};
+  redisReply *rep = cp_redis_eval(r, &rotate_script, 4, argv, NULL);
+  long long until = rep != NULL && rep->type == REDIS_REPLY_INTEGER ? rep->integer : LLONG_MIN;
+  if (rep != NULL) freeReplyObject(rep);
+  if (until == LLONG_MIN) {
+    sodium_memzero(secret, sizeof secret);
+    gw_reply_unavailable(req, "the subscription store");
+    return;
+  }
+  if (until == -2) {
+    sodium_memzero(secret, sizeof secret);
+    gw_reply_error(req, 404, GW_E_NOT_FOUND,
+                   "no live subscription has that id (it was deleted, or it ended with its share code)");
+    return;
+  }
+  json_t *o = json_pack("{s:s,s:s}", "id", id, "secret", secret);
+  sodium_memzero(secret, sizeof secret);
+  if (o != NULL) {
+    char at[32];
+    iso_utc(until, at);
+    json_object_set_new(o, "previous_valid_until", until >= 0 ? json_string(at) : json_null());
+  }
+  cp_log_info("subscription webhook secret rotated", CP_KV_STR("id", id), CP_KV_INT("previous_valid_until", until),
+              CP_KV_END);
+  gw_reply_json(req, 200, o);
+  gw_reply_header(req, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 }

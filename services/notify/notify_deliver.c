@@ -35,6 +35,8 @@ struct nt_deliverer {
   size_t busy;                // slots in use
   long timeout_ms;            // whole-transfer timeout
   const cp_signkey_t *key;    // signing key (owned by the caller)
+  nt_secrets_fn secrets;      // the recipient's v1 secrets of an attempt (NULL = v1a only)
+  void *secrets_arg;          // passed to secrets
   nt_ep_load_t *loads;        // scratch for nt_deliverer_loads (nslots entries)
 };
 
@@ -119,6 +121,11 @@ void nt_deliverer_destroy(nt_deliverer_t **dp) {
   *dp = NULL;
 }
 
+void nt_deliverer_set_secrets(nt_deliverer_t *d, nt_secrets_fn fn, void *arg) {
+  d->secrets = fn;
+  d->secrets_arg = arg;
+}
+
 size_t nt_deliverer_room(const nt_deliverer_t *d) { return d->nslots - d->busy; }
 size_t nt_deliverer_inflight(const nt_deliverer_t *d) { return d->busy; }
 
@@ -145,7 +152,7 @@ int nt_deliverer_ep_inflight(const nt_deliverer_t *d, const char *ep) {
 
 static struct curl_slist *add_header(struct curl_slist *list, const char *name, const char *value,
                                      bool *ok) {
-  char line[256];
+  char line[64 + NT_SIG_HDR_SIZE];   /* the longest header is webhook-signature */
   /* "Name:" with no value removes a header curl would add on its own. */
   int n = value[0] ? snprintf(line, sizeof line, "%s: %s", name, value)
                    : snprintf(line, sizeof line, "%s:", name);
@@ -180,10 +187,15 @@ int nt_deliverer_start(nt_deliverer_t *d, nt_claimed_t *c, char *err, size_t err
   s->url_refused = cp_url_check(s->c.url, cp_url_allow_config(), &where, s->why, sizeof s->why) != 0;
   s->host_allowed = !s->url_refused && cp_url_host_allowed(where.host, cp_url_allow_config());
 
+  /* Signed at this attempt's time (Standard Webhooks: the attempt's timestamp, not the event's). */
   char ts[24], sig[NT_SIG_HDR_SIZE];
   int64_t now_s = cp_now_ms() / 1000;
   snprintf(ts, sizeof ts, "%lld", (long long)now_s);
-  if (nt_sign(d->key, s->c.id, now_s, s->c.body, strlen(s->c.body), sig, sizeof sig) < 0) {
+  nt_secrets_t secrets = {.n = 0};
+  if (d->secrets) d->secrets(d->secrets_arg, &s->c, now_s, &secrets);
+  int signed_rc = nt_sign_header(d->key, &secrets, s->c.id, now_s, s->c.body, strlen(s->c.body), sig, sizeof sig);
+  nt_secrets_wipe(&secrets);
+  if (signed_rc < 0) {
     cp_err(err, errlen, "signing %s failed", s->c.id);
     goto err;
   }

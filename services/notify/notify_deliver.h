@@ -22,6 +22,10 @@ typedef void (*nt_result_fn)(const nt_result_t *res, void *arg);
 
 nt_deliverer_t *nt_deliverer_new(const cp_signkey_t *key, int concurrency, long timeout_ms,
                                  char *err, size_t errlen);
+/* Where each attempt's v1 secrets come from: fn(arg, delivery, now_s, out) fills out (n = 0 = none,
+ * v1a only); the deliverer wipes them once the header is built. Without it: v1a only. */
+typedef void (*nt_secrets_fn)(void *arg, const nt_claimed_t *c, int64_t now_s, nt_secrets_t *out);
+void nt_deliverer_set_secrets(nt_deliverer_t *d, nt_secrets_fn fn, void *arg);
 void nt_deliverer_destroy(nt_deliverer_t **d);
 /* Free slots for new transfers. */
 size_t nt_deliverer_room(const nt_deliverer_t *d);

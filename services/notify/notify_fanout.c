@@ -77,21 +77,22 @@ static const char *str_or(const redisReply *e, const char *dflt) {
   return e && e->type == REDIS_REPLY_STRING ? e->str : dflt;
 }
 
-/* Create many deliveries. KEYS[1] due zset. ARGV[1] unix ms (created and due), then 7 per
- * delivery: id, url, body, type, provider, endpoint (host:port), the delivery's key (built by
+/* Create many deliveries. KEYS[1] due zset. ARGV[1] unix ms (created and due), then 8 per
+ * delivery: id, url, body, type, provider, endpoint (host:port), recipient ("provider:<id>",
+ * "sub:<id>", "worker": whose webhook secret signs it), the delivery's key (built by
  * cp_key_nt_delivery; an argument, so that the script has a fixed number of keys). An id that exists already is left alone (that is
  * the de-duplication). Returns one integer per delivery: 1 = created, 0 = existed. */
 static const char CREATE_MANY_LUA[] =
   "local now = ARGV[1]\n"
   "local out = {}\n"
-  "for b = 2, #ARGV - 6, 7 do\n"
-  "  local k = ARGV[b + 6]\n"
+  "for b = 2, #ARGV - 7, 8 do\n"
+  "  local k = ARGV[b + 7]\n"
   "  if redis.call('EXISTS', k) == 1 then\n"
   "    out[#out + 1] = 0\n"
   "  else\n"
   "    redis.call('HSET', k, 'state', 'pending', 'url', ARGV[b + 1], 'body', ARGV[b + 2],"
   " 'type', ARGV[b + 3], 'provider', ARGV[b + 4], 'attempts', 0, 'created', now,"
-  " 'last_status', 0, 'ep', ARGV[b + 5])\n"
+  " 'last_status', 0, 'ep', ARGV[b + 5], 'to', ARGV[b + 6])\n"
   "    redis.call('ZADD', KEYS[1], now, ARGV[b])\n"
   "    out[#out + 1] = 1\n"
   "  end\n"
@@ -109,6 +110,7 @@ typedef struct {
   char *body;               // JSON body
   char *type;               // event type
   char *provider;           // provider id
+  char *to;                 // recipient ("provider:<id>", "sub:<id>", "worker", "" = unknown)
   int tag;                  // the caller's label (statistics)
   bool created;             // after the run: new (true) or already known (false)
 } plan_dlv_t;
@@ -170,6 +172,7 @@ void nt_plan_destroy(nt_plan_t **pp) {
     free(p->dlv[i].body);
     free(p->dlv[i].type);
     free(p->dlv[i].provider);
+    free(p->dlv[i].to);
   }
   for (size_t i = 0; i < p->nev; i++) free_event(&p->ev[i].ev);
   free(p->dlv);
@@ -183,7 +186,7 @@ void nt_plan_destroy(nt_plan_t **pp) {
 }
 
 size_t nt_plan_delivery(nt_plan_t *p, const char *id, const char *url, const char *body,
-                        const char *type, const char *provider, int tag) {
+                        const char *type, const char *provider, const char *to, int tag) {
   if (p->ndlv == p->dlvcap) {
     p->dlvcap = p->dlvcap ? 2 * p->dlvcap : 64;
     p->dlv = cp_xrealloc(p->dlv, p->dlvcap * sizeof *p->dlv);
@@ -195,6 +198,7 @@ size_t nt_plan_delivery(nt_plan_t *p, const char *id, const char *url, const cha
   d->body = cp_strdup(body);
   d->type = cp_strdup(nz(type));
   d->provider = cp_strdup(nz(provider));
+  d->to = cp_strdup(nz(to));
   d->tag = tag;
   return p->ndlv++;
 }
@@ -206,7 +210,7 @@ static void plan_fanout_delivery(nt_plan_t *p, const nt_record_event_t *ev, cons
   nt_fanout_id(ev->type, recipient, ev->entry_index, ev->stage, id);
   char *body = fanout_body(ev, sub_id, now_ms);
   if (!body) return;   /* cannot happen with checked strings; nothing sensible to send */
-  nt_plan_delivery(p, id, url, body, ev->type, nz(ev->provider), tag);
+  nt_plan_delivery(p, id, url, body, ev->type, nz(ev->provider), recipient, tag);
   free(body);
 }
 
@@ -363,6 +367,7 @@ static void queue_creates(nt_plan_t *p) {
       cp_redis_pipe_arg(p->create, d->type);
       cp_redis_pipe_arg(p->create, d->provider);
       cp_redis_pipe_arg(p->create, ep);
+      cp_redis_pipe_arg(p->create, d->to);
       cp_key_t key;
       cp_redis_pipe_arg(p->create, cp_key_nt_delivery(&key, d->id));
     }
@@ -443,7 +448,9 @@ int nt_delivery_create(cp_redis_t *r, const char *id, const char *url, const cha
                        bool *created, char *err, size_t errlen) {
   *created = false;
   nt_plan_t *p = nt_plan_new();
-  size_t i = nt_plan_delivery(p, id, url, body, type, provider, 0);
+  char to[PROV_ID_MAX + 16];
+  snprintf(to, sizeof to, "provider:%s", nz(provider));
+  size_t i = nt_plan_delivery(p, id, url, body, type, provider, to, 0);
   int rc = nt_plan_run(p, r, now_ms, err, errlen);
   if (rc == 0) *created = nt_plan_created(p, i);
   nt_plan_destroy(&p);

@@ -35,7 +35,7 @@ struct prov_registry;
 int nt_fanout(cp_redis_t *r, const struct prov_registry *providers, const nt_record_event_t *ev,
               bool skip_provider, int64_t now_ms, size_t *created, char *err, size_t errlen) CP_WUR;
 
-/* Store one delivery if its id is new (a plan of one). *created = true when new, false when
+/* Store one delivery to the provider's webhook if its id is new (a plan of one). *created = true when new, false when
  * the id already existed. -1 on Redis error. */
 int nt_delivery_create(cp_redis_t *r, const char *id, const char *url, const char *body,
                        const char *type, const char *provider, int64_t now_ms,
@@ -51,10 +51,11 @@ typedef struct nt_plan nt_plan_t;
 
 nt_plan_t *nt_plan_new(void);
 void nt_plan_destroy(nt_plan_t **p);
-/* A delivery with a known id (strings copied). tag labels it for nt_plan_count_created.
+/* A delivery with a known id (strings copied). to names the recipient whose webhook secret signs
+ * it: "provider:<id>", "sub:<sub id>" or "worker". tag labels it for nt_plan_count_created.
  * Returns its index for nt_plan_created. */
 size_t nt_plan_delivery(nt_plan_t *p, const char *id, const char *url, const char *body,
-                        const char *type, const char *provider, int tag);
+                        const char *type, const char *provider, const char *to, int tag);
 /* A record event: what nt_fanout does for one (the provider's delivery is planned at
  * once; subscribers and the worker's webhook are read during the run). */
 void nt_plan_event(nt_plan_t *p, const struct prov_registry *providers, const nt_record_event_t *ev,

@@ -11,6 +11,9 @@
  *        attempts  attempts started so far (incremented when a replica claims it)
  *        created   unix ms the delivery was created (or last replayed from the dead letters)
  *        ep        "host:port" of url (per-endpoint concurrency limit in the claim)
+ *        to        recipient, whose webhook secret signs it ("v1,"): provider:<provider id>
+ *                  (secret store, CAREPASS_WEBHOOK_SECRETS), sub:<sub id> (its hash, read at
+ *                  each claim), worker (none: v1a only); absent on deliveries made before it
  *        last_status  HTTP status of the last attempt (0 = no HTTP answer)
  *        dead_at   unix ms it was moved to the dead-letter list
  *      A delivered hash keeps only state=delivered and expires after
@@ -46,7 +49,10 @@
  *                                        share_code (share code id), expires_at (unix s),
  *                                        events ("record.revoked,record.expiring,record.expired";
  *                                        empty = all), entries (comma list of register
- *                                        indexes the share code covers; empty = all), created
+ *                                        indexes the share code covers; empty = all), created,
+ *                                        secret (whsec_, made with the subscription),
+ *                                        prev_secret + prev_until (unix s): the secret before the
+ *                                        last rotation, which still signs until then
  *  cp:w:{<pseudonym hex>}:profile  HASH  optional field webhook_url: the worker's own webhook
  *  <sub id> = "sub_" + 32 lowercase hex. A missing or expired hash = unsubscribed.
  *

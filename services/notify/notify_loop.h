@@ -16,6 +16,7 @@
 #include "notify_deliver.h"
 #include "notify_retry.h"
 #include "notify_sched.h"
+#include "notify_secrets.h"
 #include "notify_service.h"
 #include "carepass/v1/internal.pb-c.h"
 
@@ -44,6 +45,7 @@ typedef struct {
 struct nt_service {
   cp_signkey_t key;            // webhook signing key
   prov_registry_t *providers;  // provider registry (webhook URLs)
+  nt_secrets_src_t *secrets;   // the recipients' webhook secrets (v1 signatures)
   cp_redis_t *redis;           // Redis connection
   nt_deliverer_t *dlv;         // libcurl multi deliverer
   nt_sched_t *sched;           // claimed deliveries waiting for a slot of their endpoint

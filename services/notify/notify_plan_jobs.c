@@ -35,7 +35,9 @@ static size_t plan_provider_delivery(nt_service_t *s, nt_plan_t *plan, const Car
                 CP_KV_STR("provider", job->provider_id), CP_KV_END);
     return SIZE_MAX;
   }
-  size_t idx = nt_plan_delivery(plan, id, p->webhook_url, body, job->type, job->provider_id, TAG_PROVIDER);
+  char to[PROV_ID_MAX + 16];
+  snprintf(to, sizeof to, "provider:%s", p->id);
+  size_t idx = nt_plan_delivery(plan, id, p->webhook_url, body, job->type, job->provider_id, to, TAG_PROVIDER);
   free(body);
   return idx;
 }

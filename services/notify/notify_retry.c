@@ -3,25 +3,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 #include "notify_retry.h"
 #include "notify_keys.h"
 #include "notify_sign.h"
 
 /* Claim: KEYS[1] due zset. ARGV: now ms, lease ms, max, a delivery key (key_of), per-endpoint cap
- * (0 = none), scan limit, then pairs of endpoint, load. An endpoint takes ids while
+ * (0 = none), scan limit, a subscription key (key_of), then pairs of endpoint, load. An endpoint takes ids while
  * its load (plus what this claim took) is below the cap; the caller's load may be
  * negative to let an endpoint take more (deliveries it will queue locally).
  * Returns a flat array: first an integer, 1 when more may be due right now (max
  * reached, scan limit reached, or ids left because their endpoint was full), then
- * id, attempts, url, body, type, provider, created per claimed delivery. Ids whose
- * hash is gone or no longer pending are dropped from the schedule. */
+ * id, attempts, url, body, type, provider, created, to, and for a subscription's delivery
+ * (to = "sub:<id>") its secret, prev_secret and prev_until as they are now (so a rotation applies
+ * to every attempt from then on; "" when the subscription is gone or has none), per claimed
+ * delivery. Ids whose hash is gone or no longer pending are dropped from the schedule. Reading
+ * cp:sub:{id} from here crosses hash slots, as key_of does (notify_keys.h): one Redis. */
 static const char CLAIM_LUA[] = NT_LUA_KEY_OF
   "local now = tonumber(ARGV[1])\n"
   "local max = tonumber(ARGV[3])\n"
   "local cap = tonumber(ARGV[5])\n"
   "local scan = tonumber(ARGV[6])\n"
   "local load = {}\n"
-  "for i = 7, #ARGV - 1, 2 do load[ARGV[i]] = tonumber(ARGV[i + 1]) end\n"
+  "for i = 8, #ARGV - 1, 2 do load[ARGV[i]] = tonumber(ARGV[i + 1]) end\n"
   "local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, scan)\n"
   "local more = #ids >= scan and 1 or 0\n"
   "local out = {0}\n"
@@ -38,10 +42,16 @@ static const char CLAIM_LUA[] = NT_LUA_KEY_OF
   "      n = n + 1\n"
   "      redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), id)\n"
   "      local a = redis.call('HINCRBY', k, 'attempts', 1)\n"
-  "      local f = redis.call('HMGET', k, 'url', 'body', 'type', 'provider', 'created')\n"
+  "      local f = redis.call('HMGET', k, 'url', 'body', 'type', 'provider', 'created', 'to')\n"
   "      out[#out + 1] = id\n"
   "      out[#out + 1] = tostring(a)\n"
-  "      for i = 1, 5 do out[#out + 1] = f[i] or '' end\n"
+  "      for i = 1, 6 do out[#out + 1] = f[i] or '' end\n"
+  "      local sec = {false, false, false}\n"
+  "      local to = f[6] or ''\n"
+  "      if string.sub(to, 1, 4) == 'sub:' then\n"
+  "        sec = redis.call('HMGET', key_of(ARGV[7], string.sub(to, 5)), 'secret', 'prev_secret', 'prev_until')\n"
+  "      end\n"
+  "      for i = 1, 3 do out[#out + 1] = sec[i] or '' end\n"
   "    else\n"
   "      more = 1\n"
   "    end\n"
@@ -52,7 +62,7 @@ static const char CLAIM_LUA[] = NT_LUA_KEY_OF
   "out[1] = more\n"
   "return out\n";
 
-#define CLAIM_FIELDS 7   /* strings per claimed delivery in the claim reply */
+#define CLAIM_FIELDS 11  /* strings per claimed delivery in the claim reply */
 
 /* Outcomes of many attempts at once. KEYS[1] due zset, KEYS[2] dead list. ARGV[1] tombstone
  * ttl (s), then 5 per mark: op, id, status, t, the delivery's key (built by cp_key_nt_delivery;
@@ -111,7 +121,7 @@ void nt_claimed_free(nt_claimed_t *c) {
   if (!c) return;
   free(c->url);
   free(c->body);
-  memset(c, 0, sizeof *c);
+  sodium_memzero(c, sizeof *c);   /* the subscription's secrets */
 }
 
 size_t nt_marks_calls(size_t n) { return (n + MARKS_PER_CALL - 1) / MARKS_PER_CALL; }
@@ -163,6 +173,7 @@ cp_redis_handle_t nt_claim_append(cp_redis_pipe_t *p, int64_t now_ms, int64_t le
   cp_redis_pipe_arg(p, cp_key_nt_delivery(&sample, "msg_"));
   cp_redis_pipe_argf(p, "%d", per_endpoint > 0 ? per_endpoint : 0);
   cp_redis_pipe_argf(p, "%zu", nscan);
+  cp_redis_pipe_arg(p, cp_key_sub(&sample, "sub_"));
   for (size_t i = 0; i < nloads; i++) {
     cp_redis_pipe_arg(p, loads[i].endpoint);
     cp_redis_pipe_argf(p, "%d", loads[i].inflight);
@@ -195,6 +206,11 @@ int nt_claim_parse(const redisReply *rep, size_t max, nt_claimed_t *out, size_t 
     snprintf(c->type, sizeof c->type, "%s", e[4]->str);
     snprintf(c->provider, sizeof c->provider, "%s", e[5]->str);
     c->created_ms = strtoll(e[6]->str, NULL, 10);
+    snprintf(c->to, sizeof c->to, "%s", e[7]->str);
+    /* a secret that does not fit is not one: left empty, the delivery is signed v1a only */
+    if (e[8]->len < sizeof c->secret) memcpy(c->secret, e[8]->str, e[8]->len + 1);
+    if (e[9]->len < sizeof c->prev_secret) memcpy(c->prev_secret, e[9]->str, e[9]->len + 1);
+    c->prev_until = strtoll(e[10]->str, NULL, 10);
     (*n)++;
   }
   return 0;

@@ -9,6 +9,8 @@
 #include "notify_jobs.h"
 #include "notify_sign.h"
 
+#define NT_TO_MAX 80     /* longest recipient label ("sub:" + a subscription id) + NUL */
+
 /* One claimed delivery (owned by the caller; free with nt_claimed_free). */
 typedef struct {
   char id[NT_ID_SIZE];   // webhook-id
@@ -18,8 +20,13 @@ typedef struct {
   char type[NT_TYPE_MAX + 1]; // event type (for the log line)
   char provider[64];     // provider id (for the log line)
   int64_t created_ms;    // unix ms the delivery was created (retry window)
+  char to[NT_TO_MAX];    // recipient: "provider:<id>", "sub:<sub id>", "worker" ("" = stored before v1)
+  char secret[CP_WHSEC_SIZE];      // a subscription's current whsec_ secret ("" = none; wiped on free)
+  char prev_secret[CP_WHSEC_SIZE]; // its previous one during an overlap ("" = none; wiped on free)
+  int64_t prev_until;    // unix s until which prev_secret still signs
 } nt_claimed_t;
 
+/* Frees and wipes (the secrets). */
 void nt_claimed_free(nt_claimed_t *c);
 
 /* Atomically take up to max due deliveries (score <= now), re-score them to

@@ -40,6 +40,7 @@ int nt_service_new(nt_service_t **out, char *err, size_t errlen) {
   if (cp_signkey_load(key_path, "carepass-notify", true, &s->key, err, errlen) < 0) goto err;
   if (write_pubkey(key_path, s->key.pk, err, errlen) < 0) goto err;
   if (prov_load(cp_cfg_str(CP_OPT_PROVIDERS), &s->providers, err, errlen) < 0) goto err;
+  if (nt_secrets_src_new(cp_cfg_str(CP_OPT_WEBHOOK_SECRETS), s->providers, &s->secrets, err, errlen) < 0) goto err;
 
   s->max_attempts = (int)cp_cfg_int(CP_OPT_WEBHOOK_MAX_ATTEMPTS);
   s->retry_window_ms = cp_cfg_int(CP_OPT_WEBHOOK_RETRY_WINDOW_S) * 1000;
@@ -62,6 +63,7 @@ int nt_service_new(nt_service_t **out, char *err, size_t errlen) {
   if (!s->redis) goto err;
   s->dlv = nt_deliverer_new(&s->key, (int)cp_cfg_int(CP_OPT_WEBHOOK_CONCURRENCY), timeout_ms, err, errlen);
   if (!s->dlv) goto err;
+  nt_deliverer_set_secrets(s->dlv, nt_secrets_for, s->secrets);
   /* started by then, an attempt ends (timeout) a second before the lease does */
   s->sched = nt_sched_new(s->dlv, s->per_endpoint, s->lease_ms - timeout_ms - 1000, nt_outcomes_release, s);
   nt_sched_set_breaker(s->sched, (int)cp_cfg_int(CP_OPT_WEBHOOK_BREAKER_FAILS), cp_cfg_int(CP_OPT_WEBHOOK_BREAKER_PARK_MS));
@@ -90,6 +92,7 @@ void nt_service_destroy(nt_service_t **sp) {
   free(s->sent);
   nt_deliverer_destroy(&s->dlv);
   cp_redis_destroy(&s->redis);
+  nt_secrets_src_destroy(&s->secrets);   /* borrows the registry */
   prov_destroy(&s->providers);
   cp_signkey_wipe(&s->key);
   free(s);
@@ -132,6 +135,7 @@ int nt_service_turn(nt_service_t *s, int timeout_ms) {
   if (nt_deliverer_run(s->dlv, fds, wait_fds(s, fds), wait, nt_outcomes_on_result, s) < 0)
     cp_log_error("curl multi failed", CP_KV_END);
   nt_outcomes_collect(s);
+  nt_secrets_src_refresh(s->secrets);   /* a rotated secret signs from the next attempt on */
   s->more_jobs = nt_outbox_turn(s);
   nt_expiry_scan_turn(s);
   nt_sched_start(s->sched);     /* refill free slots from the local queue, no Redis */

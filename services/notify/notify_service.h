@@ -1,5 +1,6 @@
 /* notify_service.h -- the notify service: NotifyJobs from the bus become Standard Webhooks
- * deliveries (Ed25519 "v1a" signatures) kept in Redis (notify_keys.h), delivered with libcurl,
+ * deliveries kept in Redis (notify_keys.h), signed at each attempt with "v1," HMAC-SHA256 under the
+ * recipient's whsec_ secret(s) (notify_secrets.c) and "v1a," Ed25519, delivered with libcurl,
  * retried with exponential backoff and jitter for up to WEBHOOK_RETRY_WINDOW_S (3 days),
  * then dead-lettered; record.revoked/expiring/expired also go to subscribed employers.
  *
@@ -9,6 +10,7 @@
  *   notify_sched.c       per-endpoint scheduling: the local queue and endpoint limits
  *   notify_outcomes.c    outcome batching: outcomes and the next claim in one round trip
  *   notify_expiry_scan.c the periodic expiry scan
+ *   notify_secrets.c     each recipient's webhook secrets (the providers' store, followed on disk)
  *
  * Round trips (the service is mostly waiting on Redis otherwise): the jobs taken in one
  * loop turn (up to 256) are stored as one plan in three pipelined round trips whatever

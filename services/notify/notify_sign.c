@@ -1,4 +1,5 @@
-/* notify_sign.c -- webhook ids, Standard Webhooks Ed25519 ("v1a") signatures and retry backoff. */
+/* notify_sign.c -- webhook ids, Standard Webhooks signatures (HMAC-SHA256 "v1", Ed25519 "v1a")
+ * and retry backoff. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,16 +62,22 @@ static unsigned char *signed_content(const char *id, int64_t timestamp, const ch
   return m;
 }
 
+_Static_assert(3 + sodium_base64_ENCODED_LEN(crypto_auth_hmacsha256_BYTES, sodium_base64_VARIANT_ORIGINAL) ==
+                   NT_V1_SIG_LEN + 1, "NT_V1_SIG_LEN is v1, + base64 of an HMAC-SHA256");
+_Static_assert(4 + sodium_base64_ENCODED_LEN(crypto_sign_BYTES, sodium_base64_VARIANT_ORIGINAL) ==
+                   NT_V1A_SIG_LEN + 1, "NT_V1A_SIG_LEN is v1a, + base64 of an Ed25519 signature");
+_Static_assert(NT_SECRETS_MAX * (NT_V1_SIG_LEN + 1) + NT_V1A_SIG_LEN + 1 <= NT_SIG_HDR_SIZE,
+               "NT_SIG_HDR_SIZE holds every signature of one delivery");
+
 int nt_sign(const cp_signkey_t *key, const char *id, int64_t timestamp,
             const char *body, size_t bodylen, char *out, size_t outlen) {
   unsigned char sig[crypto_sign_BYTES];
   size_t mlen;
+  if (outlen < NT_V1A_SIG_LEN + 1) return -1;
   unsigned char *m = signed_content(id, timestamp, body, bodylen, &mlen);
   if (!m) return -1;
   crypto_sign_detached(sig, NULL, m, mlen, key->sk);
   free(m);
-  if (outlen < 4 + sodium_base64_ENCODED_LEN(sizeof sig, sodium_base64_VARIANT_ORIGINAL))
-    return -1;
   memcpy(out, "v1a,", 4);
   sodium_bin2base64(out + 4, outlen - 4, sig, sizeof sig, sodium_base64_VARIANT_ORIGINAL);
   return 0;
@@ -98,6 +105,63 @@ bool nt_verify(const unsigned char pk[32], const char *id, int64_t timestamp,
     p = end;
   }
   free(m);
+  return ok;
+}
+
+/* HMAC-SHA256 of "<id>.<timestamp>.<body>" keyed with the secret's bytes (streamed: no copy of
+ * the body). -1 when id and timestamp do not fit. */
+static int hmac_v1(const cp_whsec_key_t *secret, const char *id, int64_t timestamp, const char *body,
+                   size_t bodylen, unsigned char mac[crypto_auth_hmacsha256_BYTES]) {
+  char prefix[NT_ID_SIZE + 32];
+  int n = snprintf(prefix, sizeof prefix, "%s.%lld.", id, (long long)timestamp);
+  if (n < 0 || (size_t)n >= sizeof prefix) return -1;
+  crypto_auth_hmacsha256_state st;
+  crypto_auth_hmacsha256_init(&st, secret->key, secret->len);
+  crypto_auth_hmacsha256_update(&st, (const unsigned char *)prefix, (unsigned long long)n);
+  if (bodylen) crypto_auth_hmacsha256_update(&st, (const unsigned char *)body, bodylen);
+  crypto_auth_hmacsha256_final(&st, mac);
+  sodium_memzero(&st, sizeof st);   /* the state holds the padded key */
+  return 0;
+}
+
+int nt_sign_v1(const cp_whsec_key_t *secret, const char *id, int64_t timestamp,
+               const char *body, size_t bodylen, char *out, size_t outlen) {
+  unsigned char mac[crypto_auth_hmacsha256_BYTES];
+  if (outlen < NT_V1_SIG_LEN + 1 || secret->len == 0) return -1;
+  if (hmac_v1(secret, id, timestamp, body, bodylen, mac) != 0) return -1;
+  memcpy(out, "v1,", 3);
+  sodium_bin2base64(out + 3, outlen - 3, mac, sizeof mac, sodium_base64_VARIANT_ORIGINAL);
+  return 0;
+}
+
+void nt_secrets_wipe(nt_secrets_t *s) {
+  if (s) sodium_memzero(s, sizeof *s);
+}
+
+int nt_sign_header(const cp_signkey_t *key, const nt_secrets_t *secrets, const char *id, int64_t timestamp,
+                   const char *body, size_t bodylen, char *out, size_t outlen) {
+  size_t used = 0;
+  if (outlen < NT_SIG_HDR_SIZE) return -1;
+  for (size_t i = 0; secrets && i < secrets->n && i < NT_SECRETS_MAX; i++) {
+    if (nt_sign_v1(&secrets->key[i], id, timestamp, body, bodylen, out + used, outlen - used) != 0) return -1;
+    used += NT_V1_SIG_LEN;
+    out[used++] = ' ';
+  }
+  return nt_sign(key, id, timestamp, body, bodylen, out + used, outlen - used);
+}
+
+bool nt_verify_v1(const cp_whsec_key_t *secret, const char *id, int64_t timestamp,
+                  const char *body, size_t bodylen, const char *sig_header) {
+  char want[NT_V1_SIG_LEN + 1];
+  bool ok = false;
+  if (nt_sign_v1(secret, id, timestamp, body, bodylen, want, sizeof want) != 0) return false;
+  for (const char *p = sig_header; p && *p && !ok;) {
+    while (*p == ' ') p++;
+    const char *end = strchr(p, ' ');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    if (len == NT_V1_SIG_LEN && sodium_memcmp(p, want, NT_V1_SIG_LEN) == 0) ok = true;
+    p = end;
+  }
   return ok;
 }
 

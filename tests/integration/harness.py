@@ -333,6 +333,7 @@ class CarepassSystem:
             "CAREPASS_SIGNING_KEY": str(self.keys_dir / "signer.key"),
             "CAREPASS_SUBJECT_KEYS": str(self.keys_dir / "subject-keys"),
             "CAREPASS_NOTIFY_SIGNING_KEY": str(self.keys_dir / "notify.key"),
+            "CAREPASS_WEBHOOK_SECRETS": str(self.keys_dir / "webhook-secrets"),
             "CAREPASS_SIGNER_BIND": f"tcp://127.0.0.1:{self.signer_port}",
             "CAREPASS_SIGNER_ENDPOINTS": f"tcp://127.0.0.1:{self.signer_port}",
             "CAREPASS_REGISTER_DIR": str(self.register_dir),

@@ -1,7 +1,8 @@
 """webhook_receiver.py -- a small threaded HTTP receiver for Standard Webhooks in tests.
 
 Records every request, can answer an error status for the first N requests, and
-verifies "v1a" Ed25519 signatures (Standard Webhooks) with python3-nacl.
+verifies "v1a" Ed25519 signatures (Standard Webhooks) with python3-nacl, and "v1"
+HMAC-SHA256 signatures with an endpoint's whsec_ secret (verify_v1, Python's hmac).
 
     with WebhookReceiver() as rx:           # listens on 127.0.0.1:<free port>
         rx.fail_next(2, status=500)         # the next two requests get 500
@@ -12,6 +13,8 @@ verifies "v1a" Ed25519 signatures (Standard Webhooks) with python3-nacl.
 """
 
 import base64
+import hashlib
+import hmac
 import http.server
 import json
 import threading
@@ -83,6 +86,25 @@ def verify_signature(public_key, headers, body, now=None, tolerance=TOLERANCE_S)
         except (nacl.exceptions.BadSignatureError, ValueError):
             continue
     return False
+
+
+def verify_v1(secret, headers, body, now=None, tolerance=TOLERANCE_S):
+    """True when one of the "v1," signatures in webhook-signature is HMAC-SHA256, keyed with the
+    bytes of the "whsec_<base64>" secret, over "<webhook-id>.<webhook-timestamp>.<body>" (compared
+    in constant time) and the timestamp is within tolerance: the Standard Webhooks symmetric scheme,
+    written here independently of carepass and of the reference libraries."""
+    msg_id, ts, sigs = headers.get("webhook-id"), headers.get("webhook-timestamp"), headers.get("webhook-signature")
+    if not msg_id or not ts or not sigs or not secret.startswith("whsec_"):
+        return False
+    try:
+        if abs((time.time() if now is None else now) - int(ts)) > tolerance:
+            return False
+        key = base64.b64decode(secret[len("whsec_"):], validate=True)
+    except ValueError:
+        return False
+    want = b"v1," + base64.b64encode(hmac.new(key, msg_id.encode() + b"." + ts.encode() + b"." + body,
+                                              hashlib.sha256).digest())
+    return any(hmac.compare_digest(item.encode(), want) for item in sigs.split(" "))
 
 
 class WebhookReceiver:

@@ -1,4 +1,5 @@
-/* test_notify_sign.c -- webhook ids, Standard Webhooks v1a signatures, backoff bounds and
+/* test_notify_sign.c -- webhook ids, Standard Webhooks v1 (HMAC-SHA256, against the reference
+ * libraries' published vector) and v1a signatures and the header of both, backoff bounds and
  * the webhook body. Includes the notify sources directly (the notify logic is not in
  * libcarepass), as Core Lightning's run-*.c tests do. */
 #include <stdarg.h>
@@ -86,6 +87,118 @@ static void test_sign_verifies(void **state) {
   char tiny[16];
   assert_int_equal(nt_sign(&k, id, 1, body, strlen(body), tiny, sizeof tiny), -1);
   cp_signkey_wipe(&k);
+}
+
+
+/* The Standard Webhooks reference vector: the libraries' own signing test (standard-webhooks,
+ * libraries/go/webhook_test.go TestWebhookSign, the same in every sibling library). */
+#define SW_SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+#define SW_ID "msg_p5jXN8AQM9LWM0D4loKWxJek"
+#define SW_TS 1614265330
+#define SW_BODY "{\"test\": 2432232314}"
+#define SW_SIG "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+static void test_v1_reference_vector(void **state) {
+  (void)state;
+  cp_whsec_key_t k;
+  char err[CP_ERRLEN], sig[NT_V1_SIG_LEN + 1];
+  assert_int_equal(cp_whsec_parse(SW_SECRET, &k, err, sizeof err), 0);
+  assert_int_equal(k.len, 24);
+  assert_int_equal(nt_sign_v1(&k, SW_ID, SW_TS, SW_BODY, strlen(SW_BODY), sig, sizeof sig), 0);
+  assert_string_equal(sig, SW_SIG);
+  assert_int_equal(strlen(sig), NT_V1_SIG_LEN);
+  /* nt_verify_v1 finds it among others, and refuses a change to any part */
+  assert_true(nt_verify_v1(&k, SW_ID, SW_TS, SW_BODY, strlen(SW_BODY), "v1a,AAAA " SW_SIG " v2,x"));
+  assert_false(nt_verify_v1(&k, SW_ID, SW_TS + 1, SW_BODY, strlen(SW_BODY), SW_SIG));
+  assert_false(nt_verify_v1(&k, "msg_p5jXN8AQM9LWM0D4loKWxJeK", SW_TS, SW_BODY, strlen(SW_BODY), SW_SIG));
+  assert_false(nt_verify_v1(&k, SW_ID, SW_TS, "{\"test\": 2432232315}", strlen(SW_BODY), SW_SIG));
+  assert_false(nt_verify_v1(&k, SW_ID, SW_TS, SW_BODY, strlen(SW_BODY), "v1,g0hM9SsE"));
+  /* too small an output buffer is refused */
+  assert_int_equal(nt_sign_v1(&k, SW_ID, SW_TS, SW_BODY, strlen(SW_BODY), sig, NT_V1_SIG_LEN), -1);
+  cp_whsec_key_wipe(&k);
+  for (size_t i = 0; i < sizeof k; i++) assert_int_equal(((unsigned char *)&k)[i], 0);
+}
+
+/* The header: v1 with each secret (current first), then v1a, space-separated, within NT_SIG_HDR_SIZE. */
+static void test_signature_header(void **state) {
+  (void)state;
+  cp_signkey_t key = test_key();
+  nt_secrets_t sec;
+  char err[CP_ERRLEN], hdr[NT_SIG_HDR_SIZE], cur[CP_WHSEC_SIZE], prev[CP_WHSEC_SIZE];
+  const char *id = "msg_0123456789abcdef0123456789abcdef", *body = "{\"type\":\"record.revoked\"}";
+  memset(&sec, 0, sizeof sec);
+  /* no secret: v1a alone, as before */
+  assert_int_equal(nt_sign_header(&key, &sec, id, 1795000000, body, strlen(body), hdr, sizeof hdr), 0);
+  assert_memory_equal(hdr, "v1a,", 4);
+  assert_int_equal(strlen(hdr), NT_V1A_SIG_LEN);
+  /* the longest secrets (64 bytes) and two of them still fit */
+  unsigned char raw[CP_WHSEC_MAX_BYTES];
+  memset(raw, 0x5a, sizeof raw);
+  memcpy(cur, "whsec_", 6);
+  sodium_bin2base64(cur + 6, sizeof cur - 6, raw, sizeof raw, sodium_base64_VARIANT_ORIGINAL);
+  cp_whsec_new(prev);
+  assert_int_equal(cp_whsec_parse(cur, &sec.key[0], err, sizeof err), 0);
+  assert_int_equal(sec.key[0].len, CP_WHSEC_MAX_BYTES);
+  assert_int_equal(cp_whsec_parse(prev, &sec.key[1], err, sizeof err), 0);
+  assert_int_equal(sec.key[1].len, CP_WHSEC_BYTES);
+  sec.n = 2;
+  assert_int_equal(nt_sign_header(&key, &sec, id, 1795000000, body, strlen(body), hdr, sizeof hdr), 0);
+  assert_int_equal(strlen(hdr), 2 * (NT_V1_SIG_LEN + 1) + NT_V1A_SIG_LEN);
+  assert_memory_equal(hdr, "v1,", 3);
+  assert_int_equal(hdr[NT_V1_SIG_LEN], ' ');
+  assert_memory_equal(hdr + NT_V1_SIG_LEN + 1, "v1,", 3);
+  assert_memory_equal(hdr + 2 * (NT_V1_SIG_LEN + 1), "v1a,", 4);
+  char one[NT_V1_SIG_LEN + 1];
+  assert_int_equal(nt_sign_v1(&sec.key[0], id, 1795000000, body, strlen(body), one, sizeof one), 0);
+  assert_memory_equal(hdr, one, NT_V1_SIG_LEN);                       /* current first */
+  assert_true(nt_verify_v1(&sec.key[0], id, 1795000000, body, strlen(body), hdr));
+  assert_true(nt_verify_v1(&sec.key[1], id, 1795000000, body, strlen(body), hdr));
+  assert_true(nt_verify(key.pk, id, 1795000000, body, strlen(body), hdr));
+  /* an independent HMAC (libsodium's one-shot) agrees with the streamed one */
+  unsigned char mac[crypto_auth_hmacsha256_BYTES];
+  char content[256], b64[64];
+  int n = snprintf(content, sizeof content, "%s.%d.%s", id, 1795000000, body);
+  crypto_auth_hmacsha256_state st;
+  crypto_auth_hmacsha256_init(&st, sec.key[1].key, sec.key[1].len);
+  crypto_auth_hmacsha256_update(&st, (unsigned char *)content, (unsigned long long)n);
+  crypto_auth_hmacsha256_final(&st, mac);
+  sodium_bin2base64(b64, sizeof b64, mac, sizeof mac, sodium_base64_VARIANT_ORIGINAL);
+  assert_memory_equal(hdr + NT_V1_SIG_LEN + 1 + 3, b64, strlen(b64));
+  /* a buffer below NT_SIG_HDR_SIZE is refused */
+  assert_int_equal(nt_sign_header(&key, &sec, id, 1, body, strlen(body), hdr, NT_SIG_HDR_SIZE - 1), -1);
+  nt_secrets_wipe(&sec);
+  assert_int_equal(sec.n, 0);
+  cp_signkey_wipe(&key);
+}
+
+/* Secrets are parsed with their bounds: prefix, padded base64, 24..64 bytes; errors never quote them. */
+static void test_whsec_parse_bounds(void **state) {
+  (void)state;
+  cp_whsec_key_t k;
+  char err[CP_ERRLEN], s[256];
+  unsigned char raw[100];
+  memset(raw, 1, sizeof raw);
+  for (size_t len = 0; len <= 70; len++) {
+    memcpy(s, "whsec_", 6);
+    sodium_bin2base64(s + 6, sizeof s - 6, raw, len, sodium_base64_VARIANT_ORIGINAL);
+    int rc = cp_whsec_parse(s, &k, err, sizeof err);
+    assert_int_equal(rc, len >= CP_WHSEC_MIN_BYTES && len <= CP_WHSEC_MAX_BYTES ? 0 : -1);
+    if (rc == 0) assert_int_equal(k.len, len);
+    else if (len > 0) assert_null(strstr(err, s + 6));
+  }
+  assert_int_equal(cp_whsec_parse("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", &k, err, sizeof err), -1);   /* no prefix */
+  assert_int_equal(cp_whsec_parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw!", &k, err, sizeof err), -1);
+  assert_int_equal(cp_whsec_parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw ", &k, err, sizeof err), -1);
+  assert_int_equal(cp_whsec_parse("whsec_", &k, err, sizeof err), -1);
+  assert_int_equal(cp_whsec_parse(NULL, &k, err, sizeof err), -1);
+  /* made ones: 32 bytes, different each time */
+  char a[CP_WHSEC_SIZE], b[CP_WHSEC_SIZE];
+  cp_whsec_new(a);
+  cp_whsec_new(b);
+  assert_string_not_equal(a, b);
+  assert_int_equal(cp_whsec_parse(a, &k, err, sizeof err), 0);
+  assert_int_equal(k.len, CP_WHSEC_BYTES);
+  cp_whsec_key_wipe(&k);
 }
 
 static void test_pubkey_format(void **state) {
@@ -182,6 +295,9 @@ int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_delivery_id),
     cmocka_unit_test(test_sign_verifies),
+    cmocka_unit_test(test_v1_reference_vector),
+    cmocka_unit_test(test_signature_header),
+    cmocka_unit_test(test_whsec_parse_bounds),
     cmocka_unit_test(test_pubkey_format),
     cmocka_unit_test(test_backoff_bounds),
     cmocka_unit_test(test_job_body_and_check),

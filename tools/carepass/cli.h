@@ -57,6 +57,7 @@ int cmd_verify(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_reindex(int argc, char **argv);
 int cmd_webhooks(int argc, char **argv);
+int cmd_webhook_secret(int argc, char **argv);
 int cmd_provider_token(int argc, char **argv);
 int cmd_worker_token(int argc, char **argv);
 int cmd_token(int argc, char **argv);

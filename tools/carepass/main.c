@@ -28,6 +28,7 @@ static const cli_command_t commands[] = {
   {"reindex", cmd_reindex, "rebuild every derived Redis key from the register alone"},
   {"migrate", cmd_migrate, "rewrite a format-1 register as format 2 under a new origin (signer stopped)"},
   {"leave", cmd_leave, "a worker leaves the register (signer stopped): their key is shredded, their entries unlinkable"},
+  {"webhook-secret", cmd_webhook_secret, "make or rotate a training provider's webhook secret (whsec_, Standard Webhooks v1)"},
   {"webhooks", cmd_webhooks, "webhook dead letters: list them (dead) or send them again (replay ID|--all)"},
   {"provider-token", cmd_provider_token, "print an HTTP API token (cpp_...) for a provider in the registry"},
   {"worker-token", cmd_worker_token, "print a worker's HTTP token (cpw_...) for share codes and views"},
