@@ -273,9 +273,18 @@ static void test_store_many(void **state) {
   static cp_subject_t ents[W * E];
   for (int i = 0; i < W * E; i++) {
     uint8_t p[CP_PSEUDONYM_BYTES] = {0};
-    memcpy(p, &(int){i % W}, sizeof(int));
+    memcpy(p, &(int){i % W + 1}, sizeof(int));   /* + 1: the zero pseudonym names no one */
     cp_subject_store_new(st, p, &ents[i]);
   }
+  /* an entry naming no one: a subject nobody opens, nothing in the store */
+  cp_subject_t anon;
+  uint8_t zero[CP_PSEUDONYM_BYTES] = {0};
+  cp_subject_store_new(st, zero, &anon);
+  cp_opening_t none;
+  assert_int_equal(cp_subject_store_open_entry(st, anon.subject, 32, anon.slot, 16, anon.sealed,
+                                               CP_SUBJECT_SEALED_BYTES, &none), CP_SUBJECT_UNKNOWN_SLOT);
+  assert_int_equal(cp_subject_store_workers(st), W);
+  assert_int_equal(cp_subject_store_slots(st), W * E);
   assert_int_equal(cp_subject_store_flush(st, err, sizeof err), 0);
   cp_subject_store_close(&st);
   assert_int_equal(cp_subject_store_open(d, CP_SUBJECT_WRITER, &st, err, sizeof err), 0);
@@ -287,7 +296,7 @@ static void test_store_many(void **state) {
                                                  CP_SUBJECT_SEALED_BYTES, &op), CP_SUBJECT_OK);
     int w;
     memcpy(&w, op.pseudonym, sizeof w);
-    assert_int_equal(w, i % W);
+    assert_int_equal(w, i % W + 1);
   }
   cp_subject_store_close(&st);
 }
