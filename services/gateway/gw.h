@@ -106,6 +106,9 @@ typedef enum {
 } gw_auth_t;
 
 typedef void (*gw_handler_fn)(gw_req_t *req);
+/* Renders an error for a request answered as an HTML page (the employer's form, POST /check):
+ * called by gw_reply_error instead of writing JSON, with the same status, code and message. */
+typedef void (*gw_error_page_fn)(gw_req_t *req, int status, const char *code, const char *message, void *arg);
 
 /* One row of the route table. */
 typedef struct {
@@ -207,6 +210,8 @@ struct gw_req {
   struct MHD_Response *resp;        // the response
   const char *error_code;           // stable code when the reply is an error (for metrics), else NULL
   bool suspended;                   // internal: the handler handed the request to a helper thread
+  gw_error_page_fn error_page;      // set by an HTML handler: gw_reply_error renders through it (NULL = JSON)
+  void *error_page_arg;             // its argument (the handler's form; must outlive the reply)
   struct gw_conn *conn_state;       // internal: the dispatcher's per-request state
 };
 
