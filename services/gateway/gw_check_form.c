@@ -110,6 +110,8 @@ static int form_read(const char *body, size_t len, gw_check_form_t *f, bool *bun
       s->seen = true;
       const char *v = eq < end ? body + eq + 1 : body + end;
       int vrc = form_decode(v, (size_t)(body + end - v), s->dst, s->cap);
+      /* shown back on the page: plain UTF-8 text only (the employer's label says more, below) */
+      if (vrc == 0 && s->field != GW_FF_EMPLOYER && gw_label_check(s->dst, strlen(s->dst), s->cap) != CP_OK) vrc = -1;
       if (vrc != 0) {
         s->dst[0] = '\0'; /* never shown back half-read */
         gw_check_form_error(f, s->field, "%s is %s", s->label,

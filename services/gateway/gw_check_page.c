@@ -509,22 +509,31 @@ static void verdict(gw_jw_t *w, const gw_check_model_t *m, gw_jw_t *title) {
     size_t wl = strlen(why);
     if (wl > 0 && why[wl - 1] == '.') why[wl - 1] = '\0'; /* no full stop: more follows */
     gw_html_text(w, why);
+    /* which record: named only when the requirement accepts more than one kind */
+    bool name = by != NULL && m->role->req[k].ncodes > 1;
     if (r->state == ROLE_REQ_MET && by != NULL) {
-      gw_jw_raw(w, ": ");
-      gw_html_text(w, by->title);
+      if (name) {
+        gw_jw_raw(w, ": ");
+        gw_html_text(w, by->title);
+      }
       if (by->valid_until[0]) {
         gw_html_date(by->valid_until, d);
-        gw_html_fmt(w, ", valid until %s", d);
+        gw_html_fmt(w, "%s valid until %s", name ? "," : ":", d);
+      } else if (!name) {
+        gw_jw_raw(w, ": does not expire");
       }
     } else if (r->state == ROLE_REQ_EXPIRED && by != NULL) {
-      gw_jw_raw(w, ": ");
-      gw_html_text(w, by->title);
+      if (name) {
+        gw_jw_raw(w, ": ");
+        gw_html_text(w, by->title);
+      }
+      gw_jw_raw(w, name ? "," : ":");
       if (by->status == REG_STATUS_REVOKED && by->rev_code != NULL) {
         gw_html_date(by->rev_date, d);
-        gw_html_fmt(w, ", revoked on %s", d);
+        gw_html_fmt(w, " revoked on %s", d);
       } else {
         day_after(by->valid_until, d);
-        gw_html_fmt(w, ", expired on %s", d);
+        gw_html_fmt(w, " expired on %s", d);
       }
     } else if (r->state == ROLE_REQ_MISSING) {
       gw_jw_raw(w, ": no record shared");
@@ -557,8 +566,8 @@ int gw_check_page_result(gw_req_t *req, const gw_check_model_t *m, const gw_chec
   gw_jw_raw(&w, "<div id=\"result\">\n");
   verdict(&w, m, &title);
   if (m->partial)
-    gw_html_fmt(&w, "<p class=\"inset\" id=\"partial\">The care worker chose to share %zu of their records with this "
-                    "code. They may hold others that are not shown here.</p>\n", m->nrec);
+    gw_html_fmt(&w, "<p class=\"inset\" id=\"partial\">The care worker shared %zu of their records with this code. "
+                    "They may hold others that are not shown here.</p>\n", m->nrec);
   if (!m->authentic)
     gw_jw_raw(&w, "<p class=\"inset inset-bad\" id=\"not-authentic\">Some records could not be shown to be genuine. "
                   "Do not rely on them.</p>\n");
