@@ -12,6 +12,7 @@
 
 #include <ctype.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -557,8 +558,28 @@ static const char *host_of(gw_req_t *req) {
   return h;
 }
 
+/* The passport bundle, for `carepass verify` offline: the same check again, posted (the code and
+ * the date of birth travel in the body, as they came, never in a URL). */
+static void bundle_form(gw_jw_t *w, const gw_check_form_t *f) {
+  static const struct { const char *name; size_t off; } h[] = {
+    {"share_code", offsetof(gw_check_form_t, code)}, {"dob_day", offsetof(gw_check_form_t, day)},
+    {"dob_month", offsetof(gw_check_form_t, month)}, {"dob_year", offsetof(gw_check_form_t, year)},
+    {"employer", offsetof(gw_check_form_t, employer)},
+  };
+  gw_jw_raw(w, "<h2 id=\"bundle-title\">Keep a copy you can check yourself</h2>\n<p>The passport bundle holds every "
+               "record shown here with the register&#39;s proofs. Anyone can check it offline with <span "
+               "class=\"code\">carepass verify FILE --vkey KEY</span>, using the register key published at <a "
+               "href=\"/v1/vkey\">/v1/vkey</a>.</p>\n<form method=\"post\" action=\"/check\" id=\"bundle-form\">\n");
+  for (size_t i = 0; i < CP_ARRAY_LEN(h); i++) {
+    gw_html_fmt(w, "<input type=\"hidden\" name=\"%s\" value=\"", h[i].name);
+    gw_html_text(w, (const char *)f + h[i].off);
+    gw_jw_raw(w, "\">\n");
+  }
+  gw_jw_raw(w, "<input type=\"hidden\" name=\"action\" value=\"bundle\">\n<button class=\"button button-secondary\" "
+               "id=\"download-button\" type=\"submit\">Download the passport bundle</button>\n</form>\n");
+}
+
 int gw_check_page_result(gw_req_t *req, const gw_check_model_t *m, const gw_check_form_t *f) {
-  (void)f;
   gw_jw_t w, title;
   gw_jw_init(&w, 16384 + 1024 * m->nrec);
   gw_jw_init(&title, 256);
@@ -610,8 +631,9 @@ int gw_check_page_result(gw_req_t *req, const gw_check_model_t *m, const gw_chec
   gw_html_date(exiso, d);
   gw_html_fmt(&w, "</span>, which works until %s.</p>\n", d);
   gw_jw_raw(&w, "<div class=\"no-print actions\">\n<p>To keep a copy for the staff file, print this page or save it "
-                "as a PDF from your browser&#39;s Print menu.</p>\n"
-                "<p><a class=\"button button-secondary\" href=\"/\" id=\"check-another\">Check another passport</a>"
+                "as a PDF from your browser&#39;s Print menu.</p>\n");
+  if (f != NULL) bundle_form(&w, f);
+  gw_jw_raw(&w, "<p><a class=\"button button-secondary\" href=\"/\" id=\"check-another\">Check another passport</a>"
                 "</p>\n</div>\n</div>\n");
   gw_jw_raw(&title, " - Check result - carepass");
   int rc = 0;
