@@ -13,7 +13,8 @@
  *                "status": "valid" | "expired" | "revoked" | "not yet valid",
  *                "revocation": {"index", "reason_code", "reason", "date"} (when revoked),
  *                "checks": {"signature", "inclusion", "revocation", "expiry"}: "passed" | "failed" |
- *                          "not established",
+ *                          "not established" (expiry: on the record's own dates, whatever its
+ *                          revocation -- see record_facts),
  *                "statement": "a sentence in plain words"}],
  *   "verification": {"signature", "inclusion", "revocation", "expiry", "authentic": bool,
  *                    "statement": "..."}}
@@ -24,6 +25,9 @@
  * POST /v1/check answering JSON is queued on the event loop it arrived on (gw_check_batch.c), which
  * opens many employers' codes in one Redis pipeline and runs the steps gw_check_jobs below; bundles
  * (and a bad "format", still checked after the code as it always was) are answered at once.
+ * The employer's HTML form (POST /check, gw_check_form.c) comes in through check_submit too, with a
+ * body made from the form: the same steps, answered by gw_check_page.c (reply_page hands it the
+ * same facts, record_facts and readiness_compute, that the JSON is written from).
  * Errors: see gw_share_open.c; 503 UNAVAILABLE when Redis or the register cannot be read. */
 #include "gw_check.h"
 #include "gw_http.h"

@@ -139,7 +139,10 @@ static void check_dob(gw_check_form_t *f, char iso[16]) {
   trim(f->day), trim(f->month), trim(f->year);
   bool d = f->day[0] != '\0', m = f->month[0] != '\0', y = f->year[0] != '\0';
   for (size_t i = 0; i < f->nerr; i++)
-    if (f->err[i].field == GW_FF_DOB) return; /* a part could not be read: said already */
+    if (f->err[i].field == GW_FF_DOB) { /* a part could not be read: said already */
+      f->bad_day = f->bad_month = f->bad_year = true;
+      return;
+    }
   if (!d && !m && !y) {
     f->bad_day = f->bad_month = f->bad_year = true;
     gw_check_form_error(f, GW_FF_DOB, "Enter their date of birth");
@@ -208,7 +211,7 @@ void gw_check_form_post(gw_req_t *req) {
                                        "like ABC-DEF-GHJ");
   sodium_memzero(code, sizeof code);
   check_dob(f, iso);
-  if (f->role[0] != '\0' && roles_find(req->gw->roles, f->role) == NULL) {
+  if (f->role[0] != '\0' && (req->gw->roles == NULL || roles_find(req->gw->roles, f->role) == NULL)) {
     f->role[0] = '\0';
     gw_check_form_error(f, GW_FF_ROLE, "Select a role from the list, or no particular role");
   }
