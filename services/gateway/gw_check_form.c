@@ -5,9 +5,9 @@
  * that passes becomes the body of a POST /v1/check and goes through the same check as the API
  * (gw_check_submit_form): the same rate limits, warnings and errors, answered as pages.
  *
- * Nothing personal is put in a URL: the form posts its body, and GET / never reads or echoes a
- * query (a share_code or date of birth in one, from an old bookmark or a hand-made link, is
- * ignored). Nothing from the form is logged. */
+ * Nothing personal is put in a URL: the form posts its body, and GET / never echoes a query (a
+ * share_code or date of birth in one, from an old copy of the page or a hand-made link, gets a
+ * 303 to the bare "/", so it leaves the address bar). Nothing from the form is logged. */
 #include "gw_check.h"
 #include "gw_check_page.h"
 #include "gw_check_routes.h"
@@ -25,7 +25,21 @@
 #define FORM_TYPE "application/x-www-form-urlencoded"
 #define FORM_NAME_MAX 16   /* longest field name read */
 
-void gw_check_form_get(gw_req_t *req) { gw_check_page_form(req, 200, NULL); }
+/* What a form without method="post" (an old copy of the page) would have put in the query. */
+static const char *const QUERY_FIELDS[] = {"share_code", "dob_day", "dob_month", "dob_year", "date_of_birth"};
+
+void gw_check_form_get(gw_req_t *req) {
+  for (size_t i = 0; i < CP_ARRAY_LEN(QUERY_FIELDS); i++)
+    if (gw_query(req, QUERY_FIELDS[i]) != NULL) { /* never read or echoed: out of the address bar */
+      static const char moved[] = "<!DOCTYPE html><title>carepass</title><a href=\"/\">Check a passport</a>\n";
+      gw_reply_bytes(req, 303, "text/html; charset=utf-8", moved, sizeof moved - 1);
+      gw_reply_header(req, MHD_HTTP_HEADER_LOCATION, "/");
+      gw_reply_header(req, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+      gw_reply_header(req, "Referrer-Policy", "no-referrer");
+      return;
+    }
+  gw_check_page_form(req, 200, NULL);
+}
 
 static int hexval(char c) {
   if (c >= '0' && c <= '9') return c - '0';

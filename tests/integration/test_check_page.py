@@ -473,8 +473,10 @@ def test_form_post_limits_and_urls(system):
     assert "script-src 'self'" in h["content-security-policy"] and "unsafe-inline" not in h["content-security-policy"]
     assert b"<script>" not in b and b"style=" not in b                 # no inline script or style
     # a share code and a date of birth arriving in a query are never echoed
-    st, _, b = http_req(system, "GET", "/?share_code=KLM-NPQ-RTU&dob_day=14&dob_month=7&dob_year=1961")
-    assert st == 200 and b"KLM-NPQ-RTU" not in b and b"1961" not in b
+    st, h, b = http_req(system, "GET", "/?share_code=KLM-NPQ-RTU&dob_day=14&dob_month=7&dob_year=1961")
+    assert st == 303 and h["location"] == "/" and b"KLM-NPQ-RTU" not in b and b"1961" not in b
+    st, _, b = http_req(system, "GET", "/?lang=en")     # any other query: just the page
+    assert st == 200 and b'action="/check"' in b
     # the form's result is never cached; the body limit is explicit
     code = make_code(system, NI_READY, DOB_READY)
     st, h, b = form_post(system, {"share_code": code, "dob_day": "27", "dob_month": "3", "dob_year": "1985",
