@@ -209,7 +209,8 @@ void gw_check_form_post(gw_req_t *req) {
     goto out;
   }
   if (form_read(req->body != NULL ? req->body : "", req->body_len, f, &bundle) != 0) {
-    memset(f->code, 0, sizeof f->code); /* a form that cannot be read is not shown back */
+    /* a form that cannot be read is not shown back */
+    f->code[0] = f->day[0] = f->month[0] = f->year[0] = f->role[0] = f->employer[0] = '\0';
     gw_check_page_form(req, 400, f);
     goto out;
   }
