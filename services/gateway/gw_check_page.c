@@ -204,6 +204,14 @@ void gw_check_page_error(gw_req_t *req, int status, const char *code, const char
     snprintf(msg, sizeof msg, "The passport could not be checked just now. Try again in a minute.");
   else
     sentence(message, msg, sizeof msg);
+  /* the API counts the wait in seconds (Retry-After has them too); people read minutes */
+  char *wait = strstr(msg, "try again in ");
+  long long secs = 0;
+  if (strcmp(code, GW_E_RATE_LIMITED) == 0 && wait != NULL && sscanf(wait, "try again in %lld seconds", &secs) == 1 &&
+      secs > 0) {
+    long long mins = (secs + 59) / 60;
+    snprintf(wait, sizeof msg - (size_t)(wait - msg), "try again in %lld %s.", mins, mins == 1 ? "minute" : "minutes");
+  }
   if (f == NULL) {
     gw_check_form_t none;
     memset(&none, 0, sizeof none);

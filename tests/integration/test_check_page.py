@@ -346,7 +346,8 @@ def check_state(d, name):
     elif name == "locked-code":
         assert title.startswith("Error: ")
         summary = d.find_element(By.ID, "error-summary")
-        assert "Too many failed share-code checks for this share code" in summary.text, summary.text
+        assert "Too many failed share-code checks for this share code; try again in 15 minutes." in summary.text, \
+            summary.text
     # nothing personal in the address bar, ever
     assert "share_code" not in d.current_url and "dob" not in d.current_url
     assert "<script>" not in src.split("</head>")[1]
