@@ -589,7 +589,7 @@ static void bundle_form(gw_jw_t *w, const gw_check_form_t *f) {
 
 int gw_check_page_result(gw_req_t *req, const gw_check_model_t *m, const gw_check_form_t *f) {
   gw_jw_t w, title;
-  gw_jw_init(&w, 16384 + 1024 * m->nrec);
+  gw_jw_init(&w, 16384 + 1536 * (m->nrec < 64 ? m->nrec : 64)); /* grows when needed */
   gw_jw_init(&title, 256);
   char d[GW_HTML_DATE_MAX];
   gw_jw_raw(&w, "<div id=\"result\">\n");
