@@ -38,9 +38,9 @@
  *
  * Errors: every error is JSON {"error": {"code": "STABLE_CODE", "message": "a sentence"}}
  * with the right status (gw_reply_error), except on a request whose handler set
- * req->error_page (the employer's HTML form): the same error is rendered as a page. Codes used by the core are GW_E_* below; a
- * feature may use its own stable codes (upper snake case) and should list them in its
- * file's top comment.
+ * req->error_page (the employer's HTML form): the same error is rendered as a page. Codes
+ * used by the core are GW_E_* below; a feature may use its own stable codes (upper snake
+ * case) and should list them in its file's top comment.
  */
 #ifndef GW_H
 #define GW_H

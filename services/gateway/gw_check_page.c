@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "cp_dates.h"
+#include "cp_log.h"
 
 #define PAGE_TITLE "Check a care worker&#39;s skills passport - carepass"
 
@@ -646,6 +647,7 @@ int gw_check_page_result(gw_req_t *req, const gw_check_model_t *m, const gw_chec
   gw_jw_raw(&title, " - Check result - carepass");
   int rc = 0;
   if (w.bad || title.bad) { /* a signed entry that is not UTF-8: the signer refuses those, so a bug */
+    cp_log_error("check page: a record is not UTF-8 text", CP_KV_STR("code_id", m->code_id), CP_KV_END);
     gw_reply_error(req, 500, GW_E_INTERNAL, "the passport could not be shown; the operators have been told");
     rc = -1;
   } else {

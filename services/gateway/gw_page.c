@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cp_log.h"
+
 /* Script and styles only from this origin, fetch only to it, no framing, no plugins. */
 #define GW_PAGE_CSP "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; " \
                     "img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -65,6 +67,8 @@ void gw_page_reply(gw_req_t *req, int status, const char *title_html, gw_jw_t *m
   const char *t = a != NULL ? strstr((const char *)a->data, SLOT_TITLE) : NULL;
   const char *m = t != NULL ? strstr(t, SLOT_MAIN) : NULL;
   if (m == NULL || main_html->bad) { /* a layout without its slots, or text that is not UTF-8: a bug */
+    cp_log_error("page not shown", CP_KV_STR("why", m == NULL ? "the layout has no slots" : "text that is not UTF-8"),
+                 CP_KV_STR("route", req->route != NULL ? req->route->name : "-"), CP_KV_END);
     gw_reply_error(req, 500, GW_E_INTERNAL, "the page could not be shown; the operators have been told");
     return;
   }
