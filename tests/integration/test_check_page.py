@@ -387,6 +387,7 @@ def test_every_state_axe_screenshot_and_reflow(system, browser):
 
 
 def test_print_stylesheet_unfolds_and_hides_the_form(system, browser):
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
     state_ready(browser, system)
     browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
     try:
@@ -397,8 +398,12 @@ def test_print_stylesheet_unfolds_and_hides_the_form(system, browser):
         assert not visible(browser, browser.find_element(By.ID, "check-another"))
         assert visible(browser, browser.find_element(By.ID, "checked-line"))
         assert not browser.find_elements(By.ID, "check-form")
+        shot(browser, ARTEFACTS / "ready-print.png")
         pdf = browser.execute_cdp_cmd("Page.printToPDF", {})
-        assert len(pdf["data"]) > 1000
+        import base64
+        data = base64.b64decode(pdf["data"])
+        assert data.startswith(b"%PDF")
+        (ARTEFACTS / "ready-print.pdf").write_bytes(data)   # what a manager keeps for the staff file
     finally:
         browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
 
