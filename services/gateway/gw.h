@@ -38,9 +38,10 @@
  * (served at GET /v1/openapi.json; tests/unit/test_gw_openapi.c fails on a row it lacks).
  *
  * Errors: every error is JSON {"error": {"code": "STABLE_CODE", "message": "a sentence"}}
- * with the right status (gw_reply_error). Codes used by the core are GW_E_* below; a
- * feature may use its own stable codes (upper snake case) and should list them in its
- * file's top comment.
+ * with the right status (gw_reply_error), except on a request whose handler set
+ * req->error_page (the employer's HTML form): the same error is rendered as a page. Codes
+ * used by the core are GW_E_* below; a feature may use its own stable codes (upper snake
+ * case) and should list them in its file's top comment.
  */
 #ifndef GW_H
 #define GW_H
@@ -107,6 +108,9 @@ typedef enum {
 } gw_auth_t;
 
 typedef void (*gw_handler_fn)(gw_req_t *req);
+/* Renders an error for a request answered as an HTML page (the employer's form, POST /check):
+ * called by gw_reply_error instead of writing JSON, with the same status, code and message. */
+typedef void (*gw_error_page_fn)(gw_req_t *req, int status, const char *code, const char *message, void *arg);
 
 /* One row of the route table. */
 typedef struct {
@@ -209,6 +213,8 @@ struct gw_req {
   struct MHD_Response *resp;        // the response
   const char *error_code;           // stable code when the reply is an error (for metrics), else NULL
   bool suspended;                   // internal: the handler handed the request to a helper thread
+  gw_error_page_fn error_page;      // set by an HTML handler: gw_reply_error renders through it (NULL = JSON)
+  void *error_page_arg;             // its argument (the handler's form; must outlive the reply)
   struct gw_conn *conn_state;       // internal: the dispatcher's per-request state
 };
 

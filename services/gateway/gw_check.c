@@ -13,7 +13,8 @@
  *                "status": "valid" | "expired" | "revoked" | "not yet valid",
  *                "revocation": {"index", "reason_code", "reason", "date"} (when revoked),
  *                "checks": {"signature", "inclusion", "revocation", "expiry"}: "passed" | "failed" |
- *                          "not established",
+ *                          "not established" (expiry: on the record's own dates, whatever its
+ *                          revocation -- see record_facts),
  *                "statement": "a sentence in plain words"}],
  *   "verification": {"signature", "inclusion", "revocation", "expiry", "authentic": bool,
  *                    "statement": "..."}}
@@ -24,11 +25,16 @@
  * POST /v1/check answering JSON is queued on the event loop it arrived on (gw_check_batch.c), which
  * opens many employers' codes in one Redis pipeline and runs the steps gw_check_jobs below; bundles
  * (and a bad "format", still checked after the code as it always was) are answered at once.
+ * The employer's HTML form (POST /check, gw_check_form.c) comes in through check_submit too, with a
+ * body made from the form: the same steps, answered by gw_check_page.c (reply_page hands it the
+ * same facts, record_facts and readiness_compute, that the JSON is written from).
  * Errors: see gw_share_open.c; 503 UNAVAILABLE when Redis or the register cannot be read. */
 #include "gw_check.h"
 #include "gw_http.h"
 #include "gw_check_cache.h"
 #include "gw_check_json.h"
+#include "gw_check_model.h"
+#include "gw_check_page.h"
 #include "gw_check_routes.h"
 #include "gw_check_views.h"
 #include "gw_share.h"
@@ -73,10 +79,13 @@ typedef struct {
   int32_t started;         // "started": a new starter in the role since this day (-1 = not)
   uint8_t (*r)[CP_SUBJECT_R_BYTES];  // format 2: the r opening ent[i] (from cp:w:{hex}:r)
   bool *has_r;             // r[i] is known
+  gw_check_form_t *form;   // a check from the employer's HTML form (POST /check): answered as a page,
+                           // errors through req->error_page (NULL = the JSON API); owned here
 } pp_t;
 
 static void pp_clear(pp_t *p) {
   json_decref(p->body);
+  gw_check_form_destroy(&p->form);
   free(p->idx);
   free(p->ent);
   free(p->rev);
@@ -118,11 +127,10 @@ static bool is_workers(const pp_t *p, size_t i) {
 
 static int pp_openings(gw_req_t *req, pp_t *p);
 
-/* Read the body and the employer label. 0, or -1 replied. */
-static int pp_parse(gw_req_t *req, pp_t *p) {
+/* Read the fields of body (taken over: p->body) and the employer label. 0, or -1 replied. */
+static int pp_parse_body(gw_req_t *req, pp_t *p, json_t *body) {
   memset(p, 0, sizeof *p);
-  p->body = gw_body_json(req, JSON_OBJECT);
-  if (p->body == NULL) return -1;
+  p->body = body;
   p->employer = "";
   p->ua = gw_header(req, MHD_HTTP_HEADER_USER_AGENT);
   if (gw_json_label(req, p->body, "employer", EMPLOYER_MAX, &p->employer) != 0) return -1;
@@ -145,8 +153,16 @@ static int pp_parse(gw_req_t *req, pp_t *p) {
   return 0;
 }
 
-/* "readiness": for the role asked about, from the records the code shows that are genuine. */
-static void readiness_json(const pp_t *p, int32_t today, gw_jw_t *w) {
+/* Read the JSON body and its fields. 0, or -1 replied. */
+static int pp_parse(gw_req_t *req, pp_t *p) {
+  memset(p, 0, sizeof *p);
+  json_t *body = gw_body_json(req, JSON_OBJECT);
+  return body == NULL ? -1 : pp_parse_body(req, p, body);
+}
+
+/* The readiness answer for p->role on today, from the records the code shows that are genuine
+ * (the records counted: *recs, the caller frees; a->req[].by points into it). */
+static void readiness_compute(const pp_t *p, int32_t today, role_record_t **recs_out, role_answer_t *a) {
   role_record_t *recs = cp_xcalloc(p->n + 1, sizeof *recs);
   size_t n = 0;
   for (size_t i = 0; i < p->n; i++) {
@@ -154,8 +170,15 @@ static void readiness_json(const pp_t *p, int32_t today, gw_jw_t *w) {
     const Carepass__V1__PassportEntry *rev = p->rev[i] >= 0 ? p->ent[p->rev[i]].pe : NULL;
     if (role_record_of(p->ent[i].pe, rev, p->idx[i], &recs[n])) n++;
   }
+  role_readiness(p->role, recs, n, today, p->started, a);
+  *recs_out = recs;
+}
+
+/* "readiness": for the role asked about, from the records the code shows that are genuine. */
+static void readiness_json(const pp_t *p, int32_t today, gw_jw_t *w) {
+  role_record_t *recs = NULL;
   role_answer_t a;
-  role_readiness(p->role, recs, n, today, p->started, &a);
+  readiness_compute(p, today, &recs, &a);
   char d[11];
   static const char *const verdict[] = {"ready", "ready_until", "not_ready"};
   gw_jw_kstr(w, ",\"readiness\":{\"role\":", p->role->id);
@@ -371,26 +394,56 @@ static void rc_store(rc_slot_t *s, const pp_t *p, size_t i, int32_t today, const
   s->today = today;
 }
 
+/* What the check found about one record: the facts both the JSON reply and the page are made of. */
+typedef struct {
+  const Carepass__V1__PassportEntry *pe;   // the record
+  const Carepass__V1__PassportEntry *rev;  // its revocation (NULL = not revoked)
+  reg_status_t st;                         // its status today (reg_record_status, the one rule)
+  const cat_qual_t *q;                     // its catalogue entry (NULL = unknown code)
+  const prov_t *pv;                        // its provider (NULL = not in the registry)
+  const char *title;                       // q's title, else the code
+  const char *c_sig, *c_incl, *c_rev, *c_exp; // the four checks: PASSED / FAILED / NOT_EST
+  const char *status;                      // the status word of the API
+  char rday[11];                           // the revocation's day ("" = not revoked)
+} rec_facts_t;
+
+/* The facts of ent[i] on today. checks.expiry is judged on the record's own dates (completion
+ * and valid_until), whatever its revocation: a revoked record whose valid_until has passed fails
+ * it, one still within its dates passes it (and fails the revocation check). Before, expiry was
+ * derived from the single status, so a revoked and lapsed record said expiry "passed". */
+static void record_facts(const gw_t *gw, const pp_t *p, size_t i, const char *today, rec_facts_t *f) {
+  const gw_centry_t *e = &p->ent[i];
+  f->pe = e->pe;
+  f->rev = p->rev[i] >= 0 ? p->ent[p->rev[i]].pe : NULL;
+  f->st = reg_record_status(f->pe, f->rev, today);
+  f->q = gw->catalogue != NULL ? cat_find(gw->catalogue, f->pe->qualification_code) : NULL;
+  f->pv = gw->providers != NULL ? prov_find(gw->providers, f->pe->provider_id) : NULL;
+  f->title = f->q != NULL ? f->q->title : f->pe->qualification_code;
+  reg_status_t dates = reg_record_status(f->pe, NULL, today); /* the dates alone */
+  f->c_sig = e->sig_ok ? PASSED : FAILED;
+  f->c_incl = e->incl_ok ? PASSED : (e->beyond ? NOT_EST : FAILED);
+  f->c_rev = f->st == REG_STATUS_REVOKED ? FAILED : PASSED;
+  f->c_exp = (dates == REG_STATUS_EXPIRED || dates == REG_STATUS_NOT_YET || dates == REG_STATUS_BAD_DATE)
+                 ? FAILED : PASSED;
+  reg_status_t st = f->st;
+  f->status = st == REG_STATUS_VALID ? "valid" : st == REG_STATUS_EXPIRED ? "expired"
+              : st == REG_STATUS_REVOKED ? "revoked" : st == REG_STATUS_NOT_YET ? "not yet valid"
+              : "invalid dates";
+  f->rday[0] = '\0';
+  if (f->rev != NULL) cp_date_format((int32_t)((f->rev->issued_at < 0 ? 0 : f->rev->issued_at) / 86400), f->rday);
+}
+
 /* Append one record's JSON (from the loop's cache when it holds it); updates the overall results. */
 static void record_json(gw_req_t *req, const pp_t *p, size_t i, const char *today, int32_t today_d,
                         gw_jw_t *w, const char *ov[4], int counts[5]) {
-  gw_t *gw = req->gw;
   const gw_centry_t *e = &p->ent[i];
-  const Carepass__V1__PassportEntry *pe = e->pe;
-  const Carepass__V1__PassportEntry *rev = p->rev[i] >= 0 ? p->ent[p->rev[i]].pe : NULL;
-  reg_status_t st = reg_record_status(pe, rev, today);
-  const cat_qual_t *q = gw->catalogue != NULL ? cat_find(gw->catalogue, pe->qualification_code) : NULL;
-  const prov_t *pv = gw->providers != NULL ? prov_find(gw->providers, pe->provider_id) : NULL;
-  const char *title = q != NULL ? q->title : pe->qualification_code;
-
-  const char *c_sig = e->sig_ok ? PASSED : FAILED;
-  const char *c_incl = e->incl_ok ? PASSED : (e->beyond ? NOT_EST : FAILED);
-  const char *c_rev = st == REG_STATUS_REVOKED ? FAILED : PASSED;
-  const char *c_exp = (st == REG_STATUS_EXPIRED || st == REG_STATUS_NOT_YET || st == REG_STATUS_BAD_DATE)
-                          ? FAILED : PASSED;
-  const char *status = st == REG_STATUS_VALID ? "valid" : st == REG_STATUS_EXPIRED ? "expired"
-                       : st == REG_STATUS_REVOKED ? "revoked" : st == REG_STATUS_NOT_YET ? "not yet valid"
-                       : "invalid dates";
+  rec_facts_t f;
+  record_facts(req->gw, p, i, today, &f);
+  const Carepass__V1__PassportEntry *pe = f.pe, *rev = f.rev;
+  reg_status_t st = f.st;
+  const prov_t *pv = f.pv;
+  const char *title = f.title, *c_sig = f.c_sig, *c_incl = f.c_incl, *c_rev = f.c_rev, *c_exp = f.c_exp;
+  const char *status = f.status;
   ov[0] = worst(ov[0], c_sig);
   ov[1] = worst(ov[1], c_incl);
   ov[2] = worst(ov[2], c_rev);
@@ -405,12 +458,15 @@ static void record_json(gw_req_t *req, const pp_t *p, size_t i, const char *toda
   }
   size_t start = w->len;
 
-  char rday[11] = "";
-  if (rev != NULL) cp_date_format((int32_t)((rev->issued_at < 0 ? 0 : rev->issued_at) / 86400), rday);
+  const char *rday = f.rday;
   bool authentic = e->sig_ok && e->incl_ok;
   char stmt[768];
   int k;
-  if (authentic)
+  if (authentic && st == REG_STATUS_REVOKED) /* a revoked record is never called genuine */
+    k = snprintf(stmt, sizeof stmt, "This record is signed by the register's key and included in the register's "
+                 "signed checkpoint of %llu entries, but it was revoked: do not rely on it. ",
+                 (unsigned long long)p->cp.size);
+  else if (authentic)
     k = snprintf(stmt, sizeof stmt, "This record is genuine: it is signed by the register's key and included in the "
                  "register's signed checkpoint of %llu entries. ", (unsigned long long)p->cp.size);
   else
@@ -581,8 +637,11 @@ static void reply_passport(gw_req_t *req, pp_t *p) {
     snprintf(stmt, sizeof stmt,
              "%s On %s, %d %s valid, %d expired, %d revoked%s%s. Checked against the register's signed checkpoint "
              "of %llu entries%s%s.",
-             authentic ? (nrec == 1 ? "The record is genuine." : "Every record is genuine.")
-                       : "Some records could NOT be shown to be genuine; do not rely on them.",
+             !authentic ? "Some records could NOT be shown to be genuine; do not rely on them."
+             : counts[2] > 0 ? (nrec == 1 ? "The record is signed and in the register, but it was revoked."
+                                          : "Every record is signed and in the register; the revoked ones must not "
+                                            "be relied on.")
+             : (nrec == 1 ? "The record is genuine." : "Every record is genuine."),
              today, counts[0], counts[0] == 1 ? "is" : "are", counts[1], counts[2],
              counts[3] ? ", and some are not valid yet" : "", counts[4] ? ", and some have malformed dates" : "",
              (unsigned long long)p->cp.size, p->cp.origin[0] ? " of " : "", p->cp.origin);
@@ -604,6 +663,65 @@ static void reply_passport(gw_req_t *req, pp_t *p) {
   char *text = gw_jw_take(&w, &len);
   gw_reply_take(req, 200, "application/json", text, len);
   gw_reply_header(req, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+}
+
+/* The employer's form (POST /check): the same passport as reply_passport, as facts for the page. */
+static void reply_page(gw_req_t *req, pp_t *p) {
+  gw_check_model_t m;
+  memset(&m, 0, sizeof m);
+  m.today_d = cp_today();
+  cp_date_format(m.today_d, m.today);
+  m.code_id = p->sc.id;
+  m.code_expires = p->sc.expires;
+  m.partial = p->nscope > 0;
+  m.origin = p->cp.origin;
+  m.cp_size = p->cp.size;
+  m.rec = cp_xcalloc(p->n + 1, sizeof *m.rec);
+  m.authentic = true;
+  for (size_t i = 0; i < p->n; i++) {
+    if (!in_scope(p, i) || !is_workers(p, i)) continue;
+    rec_facts_t f;
+    record_facts(req->gw, p, i, m.today, &f);
+    gw_mrec_t *r = &m.rec[m.nrec++];
+    r->index = p->idx[i];
+    r->award = f.pe->entry_type == ET_AWARD;
+    r->code = f.pe->qualification_code;
+    r->title = f.title;
+    r->kind = f.q != NULL ? f.q->kind : "";
+    r->provider_id = f.pe->provider_id;
+    r->provider_name = f.pv != NULL ? f.pv->name : f.pe->provider_id;
+    r->completion_date = f.pe->completion_date;
+    r->valid_until = f.pe->valid_until;
+    r->status = f.st;
+    r->status_text = f.status;
+    int32_t vu;
+    r->expiring = f.st == REG_STATUS_VALID && f.pe->valid_until[0] && cp_date_parse(f.pe->valid_until, &vu) == 0 &&
+                  vu - m.today_d <= ROLE_EXPIRING_DAYS;
+    if (f.rev != NULL && f.st == REG_STATUS_REVOKED) {
+      r->rev_code = f.rev->reason_code;
+      snprintf(r->rev_date, sizeof r->rev_date, "%s", f.rday);
+      r->rev_index = p->idx[p->rev[i]];
+    }
+    r->c_sig = f.c_sig, r->c_incl = f.c_incl, r->c_rev = f.c_rev, r->c_exp = f.c_exp;
+    r->authentic = p->ent[i].sig_ok && p->ent[i].incl_ok;
+    r->problem = r->authentic ? "" : p->ent[i].problem;
+    if (!r->authentic) m.authentic = false;
+    m.counts[f.st == REG_STATUS_VALID ? 0 : f.st == REG_STATUS_EXPIRED ? 1 : f.st == REG_STATUS_REVOKED ? 2
+             : f.st == REG_STATUS_NOT_YET ? 3 : 4]++;
+  }
+  if (p->role != NULL) {
+    m.role = p->role;
+    readiness_compute(p, m.today_d, &m.role_recs, &m.answer);
+  }
+  if (gw_check_page_result(req, &m, p->form) == 0) record_view(req, p, m.nrec, "check");
+  free(m.rec);
+  free(m.role_recs);
+}
+
+/* Answer an opened check: as a page for the form, else as JSON. */
+static void reply_check(gw_req_t *req, pp_t *p) {
+  if (p->form != NULL) reply_page(req, p);
+  else reply_passport(req, p);
 }
 
 /* One check queued on its loop (gw_check_batch.c). */
@@ -680,7 +798,7 @@ static void cjob_finish(gw_cjob_t *j, redisReply *extra, gw_cconn_t *cc) {
   case GW_SC_OPENED: {
     const redisReply *l = j->entries != NULL ? j->entries : extra; /* both freed below or by cjob_destroy */
     j->p.cc = cc;
-    if (pp_index(req, &j->p, l) == 0) reply_passport(req, &j->p);
+    if (pp_index(req, &j->p, l) == 0) reply_check(req, &j->p);
     break;
   }
   }
@@ -692,6 +810,8 @@ static void cjob_fail(gw_cjob_t *j) { gw_reply_unavailable(j->req, "the share-co
 static void cjob_destroy(gw_cjob_t **jp) {
   gw_cjob_t *j = *jp;
   if (j == NULL) return;
+  j->req->error_page = NULL; /* its argument, the form, is freed with the job */
+  j->req->error_page_arg = NULL;
   gw_sc_probe_clear(&j->probe);
   if (j->entries != NULL) freeReplyObject(j->entries);
   pp_clear(&j->p);
@@ -710,10 +830,22 @@ static void cjob_done(gw_cjob_t **jp) {
 const gw_cjob_ops_t gw_check_jobs = {
     .lookup = cjob_lookup, .judge = cjob_judge, .finish = cjob_finish, .fail = cjob_fail, .done = cjob_done};
 
-void gw_check_post(gw_req_t *req) {
+/* A check of body (taken over) for the JSON API (form NULL) or the employer's form (form taken
+ * over: errors and the answer are pages). One path for both: the same fields, the same batched
+ * open, the same checks. */
+static void check_submit(gw_req_t *req, json_t *body, gw_check_form_t **form) {
   gw_cjob_t *j = cp_xcalloc(1, sizeof *j);
   j->req = req;
-  if (pp_parse(req, &j->p) != 0) goto out;
+  if (form != NULL && *form != NULL) {
+    req->error_page = gw_check_page_error;
+    req->error_page_arg = *form;
+  }
+  int prc = pp_parse_body(req, &j->p, body); /* sets p (memset): the form is attached after */
+  if (form != NULL) {
+    j->p.form = *form;
+    *form = NULL;
+  }
+  if (prc != 0) goto out;
   json_t *f = json_object_get(j->p.body, "format");
   if (f == NULL || (json_is_string(f) && strcmp(json_string_value(f), "json") == 0)) {
     /* the common case: queue it on this loop, which opens the code in one pipeline with the other
@@ -731,11 +863,18 @@ void gw_check_post(gw_req_t *req) {
   const char *fmt = NULL;
   if (pp_open(req, p) != 0 || gw_json_str(req, p->body, "format", false, 16, &fmt) != 0) goto out;
   if (fmt != NULL && strcmp(fmt, "bundle") == 0) reply_bundle(req, p);
-  else if (fmt == NULL || strcmp(fmt, "json") == 0) reply_passport(req, p);
+  else if (fmt == NULL || strcmp(fmt, "json") == 0) reply_check(req, p);
   else gw_reply_error(req, 400, GW_E_INVALID_FIELD, "format must be \"json\" or \"bundle\"");
 out:
   cjob_destroy(&j);
 }
+
+void gw_check_post(gw_req_t *req) {
+  json_t *body = gw_body_json(req, JSON_OBJECT);
+  if (body != NULL) check_submit(req, body, NULL);
+}
+
+void gw_check_submit_form(gw_req_t *req, json_t *body, gw_check_form_t **form) { check_submit(req, body, form); }
 
 void gw_check_bundle_post(gw_req_t *req) {
   pp_t p;

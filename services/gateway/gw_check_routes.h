@@ -6,9 +6,17 @@
 
 void gw_check_post(gw_req_t *req);
 void gw_check_bundle_post(gw_req_t *req);
+void gw_check_form_get(gw_req_t *req);   /* gw_check_form.c */
+void gw_check_form_post(gw_req_t *req);  /* gw_check_form.c */
 
 #define GW_CHECK_ROUTES \
   {"POST", "/v1/check", GW_EXACT, GW_AUTH_NONE, 4096, gw_check_post, "check"}, \
-  {"POST", "/v1/check/bundle", GW_EXACT, GW_AUTH_NONE, 4096, gw_check_bundle_post, "check_bundle"},
+  {"POST", "/v1/check/bundle", GW_EXACT, GW_AUTH_NONE, 4096, gw_check_bundle_post, "check_bundle"}, \
+  {"GET", "/", GW_EXACT, GW_AUTH_NONE, 0, gw_check_form_get, "page"}, \
+  {"POST", "/check", GW_EXACT, GW_AUTH_NONE, GW_FORM_BODY_MAX, gw_check_form_post, "check_form"},
+
+/* The form's body (application/x-www-form-urlencoded): five short fields; a browser sends well
+ * under 1 KB even for a 200-byte organisation name in another script (each byte as %XX). */
+#define GW_FORM_BODY_MAX 2048
 
 #endif

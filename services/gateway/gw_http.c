@@ -289,6 +289,15 @@ void gw_reply_error(gw_req_t *req, int status, const char *code, const char *fmt
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
   printable_utf8(msg);
+  if (req->error_page != NULL) { /* an HTML form's request: the same error, as a page */
+    gw_error_page_fn page = req->error_page;
+    req->error_page = NULL; /* once: a page that fails falls back to JSON */
+    page(req, status, code, msg, req->error_page_arg);
+    if (req->resp != NULL) {
+      req->error_code = code;
+      return;
+    }
+  }
   json_t *err = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
   if (!reply_json(req, status, err)) return;
   req->error_code = code;

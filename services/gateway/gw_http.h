@@ -52,7 +52,8 @@ int gw_json_label(gw_req_t *req, json_t *obj, const char *field, size_t max_len,
 
 /* JSON body (takes the reference: json_decref is done here), Content-Type application/json. */
 void gw_reply_json(gw_req_t *req, int status, json_t *body);
-/* {"error": {"code": code, "message": sentence}} with status. code is a stable code (GW_E_* or the
+/* {"error": {"code": code, "message": sentence}} with status (or, when req->error_page is set, the
+ * page it renders with the same status, code and sentence). code is a stable code (GW_E_* or the
  * feature's own); the sentence must hold no personal data. */
 void gw_reply_error(gw_req_t *req, int status, const char *code, const char *fmt, ...)
     CP_PRINTF(4, 5);

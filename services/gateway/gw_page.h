@@ -5,6 +5,9 @@
 
 #include <stddef.h>
 
+#include "gw.h"
+#include "gw_check_json.h"
+
 /* One embedded file. */
 typedef struct {
   const char *name;            // file name in services/gateway/web, e.g. "app.js"
@@ -14,5 +17,10 @@ typedef struct {
 
 extern const gw_asset_t gw_page_assets[];
 extern const size_t gw_page_assets_len;
+
+/* Reply with a page: the layout (web/index.html) with title_html (escaped already) in <title>
+ * and main_html in <main>; text/html, the page CSP, Cache-Control no-store. A main_html that is
+ * not UTF-8 (bad) gets a 500 instead. */
+void gw_page_reply(gw_req_t *req, int status, const char *title_html, gw_jw_t *main_html);
 
 #endif

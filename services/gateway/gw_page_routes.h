@@ -4,11 +4,9 @@
 
 #include "gw.h"
 
-void gw_page_index(gw_req_t *req);
 void gw_page_static(gw_req_t *req);
 
 #define GW_PAGE_ROUTES \
-  {"GET", "/", GW_EXACT, GW_AUTH_NONE, 0, gw_page_index, "page"}, \
   {"GET", "/static/", GW_PREFIX, GW_AUTH_NONE, 0, gw_page_static, "page_static"},
 
 #endif

@@ -69,10 +69,13 @@ put('corpus/gw_events/seed-committed', b'\x06' + json.dumps([evs[0]]).encode())
 put('corpus/gw_events/seed-kind-int', b'\x00' + json.dumps([dict(evs[1], kind=2, evidence_hash='')]).encode())
 put('corpus/gw_events/seed-empty-array', b'\x01[]')
 
-# POST /v1/check bodies: a byte (odd = /v1/check/bundle), then the body
+# POST /v1/check bodies: a byte (bit 1 = the form, POST /check; else odd = /v1/check/bundle), then the body
 put('corpus/gw_check/seed-check', b'\x00' + json.dumps(
     {"share_code": "ABC-DEF-GHJ", "date_of_birth": "1990-04-12", "employer": "Oak House Care"}).encode())
 put('corpus/gw_check/seed-bundle', b'\x01' + json.dumps({"share_code": "ABCDEFGHJ", "date_of_birth": "1990-04-12"}).encode())
+put('corpus/gw_check/seed-form', b'\x02' + b'share_code=ABC-DEF-GHJ&dob_day=12&dob_month=4&dob_year=1990'
+    b'&role=care-worker&employer=Oak+%3Cb%3ETree%3C%2Fb%3E')
+put('corpus/gw_check/seed-form-bad', b'\x02' + b'share_code=%ff%00&dob_day=%&dob_month=99&dob_year=&role=x&role=y')
 put('corpus/gw_check/seed-format', b'\x00' + json.dumps(
     {"share_code": "ABC-DEF-GHJ", "date_of_birth": "1990-04-12", "format": "bundle", "employer": "\u202eevil"}).encode())
 

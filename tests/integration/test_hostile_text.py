@@ -7,11 +7,16 @@ replies (which Python parses strictly) never echo the invalid bytes.
 Python's protobuf will not put invalid UTF-8 into a string field, so the hostile requests are
 made as a hostile client would: a valid request is packed and a marker in it is overwritten
 with bytes of the same length.
+
+The employer's check page (POST /check, rendered on the server) escapes every value it shows:
+what was typed into the form (shown back after an error), the employer's label, and what comes
+from the registries (a provider name with markup in it).
 """
 
 import http.client
 import json
 import time
+import urllib.parse
 
 import pytest
 
@@ -19,12 +24,16 @@ from harness import CarepassSystem, event, to_pb_event
 from register_check import Register
 
 SERVICES = ("bus", "intake", "verify", "signer", "notify", "gateway")
+# a provider name with markup: the registry is the operator's, but the page must not trust it
+HOSTILE_NAME = 'Acme <script>alert("prov")</script> & <img src=x onerror=alert(1)> \'Ltd\''
+HOSTILE = '"><script>alert(1)</script><svg onload=alert(2)>&amp;'
 
 
 @pytest.fixture(scope="module")
 def sys_(tmp_path_factory):
     s = CarepassSystem(tmp_path_factory.mktemp("hostile-text"), services=SERVICES,
-                       extra_env={"CAREPASS_ACK_TIMEOUT_MS": 20000})
+                       extra_env={"CAREPASS_ACK_TIMEOUT_MS": 20000},
+                       providers={"PRV-0001": {"name": HOSTILE_NAME}})
     s.token = s.provider_token()
     try:
         yield s
@@ -167,3 +176,67 @@ def test_http_invalid_utf8_and_nul_are_rejected(sys_, ctype):
     commit_marker(s, f"ht-after-http-{tag}")
     assert register_size(s) == before + 1
     all_entries_parse(s)
+
+
+def form(s, fields, ctype="application/x-www-form-urlencoded"):
+    c = http.client.HTTPConnection("127.0.0.1", s.gateway_port, timeout=30)
+    try:
+        c.request("POST", "/check", body=urllib.parse.urlencode(fields).encode(), headers={"Content-Type": ctype})
+        r = c.getresponse()
+        return r.status, r.read().decode("utf-8")
+    finally:
+        c.close()
+
+
+def assert_no_markup(page, *values):
+    """None of the hostile values appears raw: every < and " of them is escaped."""
+    for v in values:
+        for bad in ("<script>alert", "<svg onload", "<img src=x", 'alert("prov")</script>'):
+            if bad in v:
+                assert bad not in page, (bad, page[:2000])
+
+
+def test_check_page_escapes_everything_it_shows(sys_):
+    s = sys_
+    ni = "AB123456C"
+    commit_marker(s, "ht-page")   # a record of PRV-0001 (the hostile name) for the worker
+    tok = s.run_cli(["worker-token", ni], check=True).stdout.strip()
+    c = http.client.HTTPConnection("127.0.0.1", s.gateway_port, timeout=30)
+    c.request("POST", "/v1/share-codes", body=json.dumps({"date_of_birth": "1980-01-02"}),
+              headers={"Authorization": f"Bearer {tok}", "Content-Type": "application/json"})
+    code = json.loads(c.getresponse().read())["code"]
+    c.close()
+    # an error: every field shown back as typed, escaped
+    st, page = form(s, {"share_code": HOSTILE[:30], "dob_day": "<b>", "dob_month": '"1', "dob_year": "<i>",
+                        "role": HOSTILE, "employer": HOSTILE})
+    assert st == 400 and "<title>Error: " in page
+    assert_no_markup(page, HOSTILE)
+    assert "&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;&lt;svg onload=alert(2)&gt;&amp;amp;" in page
+    assert 'value="&lt;b&gt;"' in page and 'value="&quot;1"' in page and "<b>" not in page
+    assert 'value="astronaut"' not in page and HOSTILE not in page   # an unknown role is not shown back
+    # a bidi control in the label: refused, and not shown back
+    st, page = form(s, {"share_code": code, "dob_day": "2", "dob_month": "1", "dob_year": "1980",
+                        "employer": "Oak\u202eTree" + HOSTILE})
+    assert st == 400 and "\u202e" not in page
+    assert_no_markup(page, HOSTILE)
+    # the result: the provider's hostile name and the employer's label, escaped
+    st, page = form(s, {"share_code": code, "dob_day": "2", "dob_month": "1", "dob_year": "1980", "employer": HOSTILE})
+    assert st == 200, page[:2000]
+    assert_no_markup(page, HOSTILE, HOSTILE_NAME)
+    assert "Acme &lt;script&gt;alert(&quot;prov&quot;)&lt;/script&gt; &amp; &lt;img src=x onerror=alert(1)&gt; " \
+           "&#39;Ltd&#39;" in page
+    # the worker sees the label as it was given (it is their view's JSON, not HTML)
+    c = http.client.HTTPConnection("127.0.0.1", s.gateway_port, timeout=30)
+    c.request("GET", "/v1/views", headers={"Authorization": f"Bearer {tok}"})
+    views = json.loads(c.getresponse().read())["views"]
+    c.close()
+    assert views[0]["employer"] == HOSTILE
+    # text that is not UTF-8 never reaches a page
+    c = http.client.HTTPConnection("127.0.0.1", s.gateway_port, timeout=30)
+    c.request("POST", "/check", body=b"share_code=%ff%fe&dob_day=1&dob_month=1&dob_year=1980&employer=%c3%28",
+              headers={"Content-Type": "application/x-www-form-urlencoded"})
+    r = c.getresponse()
+    body = r.read()
+    c.close()
+    assert r.status == 400
+    body.decode("utf-8")   # raises if the page carries the invalid bytes
