@@ -141,6 +141,10 @@ CP_OPT(GATEWAY_MAX_BODY, INT, "1048576", 1024, 67108864, CP_SVC_GATEWAY, CP_V_NO
        "largest request body in bytes; bigger gets 413 BODY_TOO_LARGE")
 CP_OPT(GATEWAY_TIMEOUT_S, INT, "30", 1, 3600, CP_SVC_GATEWAY, CP_V_DURATION,
        "a connection idle (or sending this slowly) this long is closed (slowloris)")
+CP_OPT(GATEWAY_CHECK_FAILS_PER_ADDRESS, INT, "60", 1, 100000, CP_SVC_GATEWAY, CP_V_NONE,
+       "failed share-code checks from one client address per 15 minutes before it is refused (429): high enough for an office of managers behind one address, see README \"Rate limits\"")
+CP_OPT(GATEWAY_CHECK_FAILS_PER_CODE, INT, "5", 1, 100, CP_SVC_GATEWAY, CP_V_NONE,
+       "failed checks naming one share code per 15 minutes, from any address, before the code is locked (429): the defence against date-of-birth guessing")
 CP_OPT(GATEWAY_PER_IP_LIMIT, INT, "64", 0, 100000, CP_SVC_GATEWAY, CP_V_NONE,
        "concurrent connections from one client address (0 = no limit)")
 CP_OPT(GATEWAY_MAX_CONNECTIONS, INT, "1024", 1, 100000, CP_SVC_GATEWAY, CP_V_NONE,

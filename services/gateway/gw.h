@@ -143,6 +143,8 @@ typedef struct {
   int min_body_rate;        // GATEWAY_MIN_BODY_RATE: bytes/s a body must average after head_timeout_s (0 = off)
   int reserved_pct;         // GATEWAY_RESERVED_PCT: share of max_connections kept for addresses with few connections
   int few_connections;      // GATEWAY_FEW_CONNECTIONS: below this many an address may use the reserved share
+  int fails_per_address;    // GATEWAY_CHECK_FAILS_PER_ADDRESS: failed checks per client address per window
+  int fails_per_code;       // GATEWAY_CHECK_FAILS_PER_CODE: failed checks naming one code per window
   int subs_per_code;        // GATEWAY_SUBS_PER_CODE: live subscriptions per share code
   int subs_per_worker;      // GATEWAY_SUBS_PER_WORKER: live subscriptions per worker
   int64_t secret_overlap_s; // WEBHOOK_SECRET_OVERLAP_S: a rotated subscription secret still signs this long

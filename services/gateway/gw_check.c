@@ -746,9 +746,9 @@ static void append_lrange(redisContext *c, const char *worker) {
 static int cjob_lookup(gw_cjob_t *j, redisContext *c) {
   char bufs[2][24];
   const char *argv[GW_RL_RESERVE_ARGC];
-  gw_sc_reserve_argv(j->probe.ipkey, GW_RL_PER_IP, bufs, argv);
+  gw_sc_reserve_argv(j->probe.ipkey, j->probe.limit_ip, bufs, argv);
   gw_redis_cmd(c, GW_RL_RESERVE_ARGC, argv);
-  gw_sc_reserve_argv(j->probe.codekey, GW_RL_PER_CODE, bufs, argv);
+  gw_sc_reserve_argv(j->probe.codekey, j->probe.limit_code, bufs, argv);
   gw_redis_cmd(c, GW_RL_RESERVE_ARGC, argv);
   gw_redis_cmd(c, 2, (const char *[]){"HGETALL", j->probe.sckey});
   snprintf(j->hinted, sizeof j->hinted, "%s", gw_sc_hint_get(j->probe.code_hash));
@@ -785,6 +785,13 @@ static int cjob_judge(gw_cjob_t *j, redisReply **rep, redisContext *c) {
 static void cjob_finish(gw_cjob_t *j, redisReply *extra, gw_cconn_t *cc) {
   gw_req_t *req = j->req;
   for (int i = 0; i < j->probe.nrelease; i++) gw_cconn_release(cc, j->probe.release[i]);
+  if (j->verdict != GW_SC_OPENED) {   /* a failed or locked try on a code that exists: its worker sees it */
+    gw_jw_t w;
+    cp_key_t key;
+    gw_jw_init(&w, 256);
+    if (gw_sc_attempt_view(req, &j->probe, j->verdict, &key, &w)) gw_cconn_view(cc, key.s, w.s, NULL);
+    gw_jw_free(&w);
+  }
   switch (j->verdict) {
   case GW_SC_LIMITED_IP:
     gw_sc_reply_limited(req, j->probe.ttl, "from your address");

@@ -102,12 +102,12 @@ void gw_redis_cmd(redisContext *c, int argc, const char *const *argv) {
 
 int gw_view_append(redisContext *c, const char *views_key, const char *view_json, const char *code_id) {
   char last[24], ttl[24];
-  cp_key_t sck;
-  const char *sckey = cp_key_scid(&sck, code_id);
   gw_redis_cmd(c, 3, (const char *[]){"LPUSH", views_key, view_json});
   gw_redis_cmd(c, 4, (const char *[]){"LTRIM", views_key, "0", u2s(GW_VIEWS_KEEP - 1, last)});
   gw_redis_cmd(c, 3, (const char *[]){"EXPIRE", views_key, u2s(GW_VIEWS_TTL_S, ttl)});
-  gw_redis_cmd(c, 4, (const char *[]){"HINCRBY", sckey, "views", "1"});
+  if (code_id == NULL) return 3;   /* a failed or locked try: shown to the worker, not a view of the code */
+  cp_key_t sck;
+  gw_redis_cmd(c, 4, (const char *[]){"HINCRBY", cp_key_scid(&sck, code_id), "views", "1"});
   return 4;
 }
 

@@ -34,7 +34,8 @@ typedef struct {
 #define GW_CMD_ARGS_MAX 8
 void gw_redis_cmd(redisContext *c, int argc, const char *const *argv);
 /* Append the commands that record one view (LPUSH the JSON view onto views_key, LTRIM, EXPIRE,
- * HINCRBY the code's count); returns how many (their replies are the caller's to read). */
+ * HINCRBY the code's count -- not when code_id is NULL: a failed or locked try, gw_share.h);
+ * returns how many (their replies are the caller's to read). */
 int gw_view_append(redisContext *c, const char *views_key, const char *view_json, const char *code_id);
 /* Append one view (4 commands) / the release of one failed-check reservation (1 command,
  * gw_sc_release_argv) on the loop's connection, without waiting: their replies are read (an error

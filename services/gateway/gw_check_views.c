@@ -90,7 +90,8 @@ void gw_check_view_send(gw_t *gw, const char *views_key, const char *view_json, 
     while (!done)
       if (redisBufferWrite(v->c, &done) != REDIS_OK) break;
     if (done) return;
-    cp_log_warn("check: view not recorded", CP_KV_STR("id", code_id), CP_KV_STR("error", v->c->errstr), CP_KV_END);
+    cp_log_warn("check: view not recorded", CP_KV_STR("id", code_id != NULL ? code_id : "(a failed try)"),
+                CP_KV_STR("error", v->c->errstr), CP_KV_END);
     vconn_drop(v);
   }
 }

@@ -53,6 +53,8 @@ static int load_config(gw_config_t *cfg, char *err, size_t errlen) {
   cfg->min_body_rate = (int)cp_cfg_int(CP_OPT_GATEWAY_MIN_BODY_RATE);
   cfg->reserved_pct = (int)cp_cfg_int(CP_OPT_GATEWAY_RESERVED_PCT);
   cfg->few_connections = (int)cp_cfg_int(CP_OPT_GATEWAY_FEW_CONNECTIONS);
+  cfg->fails_per_address = (int)cp_cfg_int(CP_OPT_GATEWAY_CHECK_FAILS_PER_ADDRESS);
+  cfg->fails_per_code = (int)cp_cfg_int(CP_OPT_GATEWAY_CHECK_FAILS_PER_CODE);
   cfg->subs_per_code = (int)cp_cfg_int(CP_OPT_GATEWAY_SUBS_PER_CODE);
   cfg->subs_per_worker = (int)cp_cfg_int(CP_OPT_GATEWAY_SUBS_PER_WORKER);
   cfg->secret_overlap_s = cp_cfg_int(CP_OPT_WEBHOOK_SECRET_OVERLAP_S);

@@ -40,6 +40,8 @@
 #define GW_SHARE_H
 
 #include "gw.h"
+#include "gw_check_json.h"
+#include "cp_keys.h"
 
 /* Share code alphabet: A-Z and 2-9 without the look-alikes 0/O, 1/I, 2/Z and 5/S: 28 symbols.
  * 9 symbols drawn uniformly (randombytes_uniform): 9 * log2(28) = 43.27 bits of entropy. */
@@ -60,10 +62,25 @@
  * code gives both back (a right answer is not a guess). The per-code limit is the defence against
  * date-of-birth guessing: it holds whatever addresses the guesses come from; the per-address limit
  * slows one client trying many codes. Behind a proxy the address is the one the trusted proxy
- * reports (CAREPASS_GATEWAY_TRUSTED_PROXIES), so one client's lockout is never everyone's. */
+ * reports (CAREPASS_GATEWAY_TRUSTED_PROXIES), so one client's lockout is never everyone's.
+ *
+ * The numbers (config GATEWAY_CHECK_FAILS_PER_CODE, default 5, and GATEWAY_CHECK_FAILS_PER_ADDRESS,
+ * default 60, per GW_RL_WINDOW_S): a code holds 43 bits and a date of birth some 22,000 plausible
+ * values, so 5 guesses per 15 minutes at one code give a date-of-birth guesser 480 a day, 1 in 46
+ * of one code's dates a day at best -- and the worker sees each failed and locked try (below). A
+ * client trying many codes needs one that exists first: with two million live codes a guess hits
+ * one with probability 2e6 / 28^9 = 1.9e-7, and then its date of birth with about 1/22,000, so 60
+ * failures per 15 minutes from one address succeed about once in 1.6e7 days. The per-address
+ * ceiling only slows such scanning, so it can be high enough that forty managers behind one
+ * office address, each mistyping twice, are never refused; the per-code limit is the one that
+ * protects a worker, and it does not depend on the address at all.
+ *
+ * Failed and locked tries are shown to the worker: when a check names a code that exists and
+ * fails (wrong date of birth) or is refused (a limit), a view of kind "failed" or "locked" (time,
+ * code id, client address; records 0) is added to the worker's views, written without waiting for
+ * Redis (gw_check_view_send / gw_cconn_attempt), so the answer's timing does not tell whether the
+ * code exists. */
 #define GW_RL_WINDOW_S 900          /* 15 minutes */
-#define GW_RL_PER_IP 10             /* failed checks per client address per window */
-#define GW_RL_PER_CODE 5            /* failed checks per code per window */
 #define GW_RL_WARN_AT 2             /* a failed check warns when this many tries or fewer are left */
 
 /* Stable error codes of the share-code features. */
@@ -132,6 +149,10 @@ typedef struct {
   long long ttl;                     // after a LIMITED verdict: seconds until the counter that refused expires
   int left;                          // after NO_MATCH: failed tries left before a lock (of the code or the address)
   bool left_code;                    // ... and whether the code's limit is the nearer one (else the address's)
+  long limit_ip;                     // failed checks allowed per address (GATEWAY_CHECK_FAILS_PER_ADDRESS)
+  long limit_code;                   // failed checks allowed per code (GATEWAY_CHECK_FAILS_PER_CODE)
+  char attempt_worker[2 * CP_PSEUDONYM_BYTES + 1]; // after a failure on a code that exists: its worker ("" otherwise)
+  char attempt_code_id[GW_SC_ID_MAX];              // ... and the code's id
 } gw_sc_probe_t;
 typedef enum {
   GW_SC_OPENED = 0,      // code and date of birth match, code live: *sc filled
@@ -143,6 +164,11 @@ int gw_sc_probe_init(gw_req_t *req, json_t *body, gw_sc_probe_t *p) CP_WUR;
 gw_sc_verdict_t gw_sc_probe_judge(gw_sc_probe_t *p, const redisReply *ipcount, const redisReply *codecount,
                                   const redisReply *hash, gw_sc_t *sc);
 void gw_sc_probe_clear(gw_sc_probe_t *p);
+/* After a verdict other than OPENED on a code that exists: the worker's views key and, in w, the
+ * view of kind "failed" (NO_MATCH) or "locked" (LIMITED_*) to record without waiting; false when
+ * there is nothing to record (the code does not exist, or it opened). */
+bool gw_sc_attempt_view(const gw_req_t *req, const gw_sc_probe_t *p, gw_sc_verdict_t v, cp_key_t *views_key,
+                        gw_jw_t *w);
 /* The argv of the reservation of key (EVAL, the script's source, 1, key, limit, window: 6 entries,
  * pointing into bufs and key) and of giving one back (EVAL, source, 1, key: 4 entries). EVAL with
  * the source rather than EVALSHA: the batch connection is raw hiredis that loads no scripts, and

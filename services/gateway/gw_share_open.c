@@ -12,6 +12,7 @@
  * hash named last time, so a withdrawn code or a new entry is seen at once. */
 #include "gw_share.h"
 #include "gw_http.h"
+#include "gw_check_views.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,6 +135,8 @@ int gw_sc_probe_init(gw_req_t *req, json_t *body, gw_sc_probe_t *p) {
   /* hashed whether or not the code exists: the same work either way */
   gw_sc_dob_hash(req->gw, p->h, dob, p->dh);
   cp_key_t k;
+  p->limit_ip = req->gw->cfg.fails_per_address;
+  p->limit_code = req->gw->cfg.fails_per_code;
   snprintf(p->ipkey, sizeof p->ipkey, "%s", cp_key_rl_ip(&k, req->client_ip));
   snprintf(p->codekey, sizeof p->codekey, "%s", cp_key_rl_code(&k, p->code_hash));
   snprintf(p->sckey, sizeof p->sckey, "%s", cp_key_sc(&k, p->code_hash));
@@ -142,6 +145,32 @@ int gw_sc_probe_init(gw_req_t *req, json_t *body, gw_sc_probe_t *p) {
 
 void gw_sc_probe_clear(gw_sc_probe_t *p) { sodium_memzero(p->dh, sizeof p->dh); }
 
+/* Whose code this try named, when it exists (read before the verdict: a failed or locked try on it
+ * is shown to its worker). */
+static void note_attempt(gw_sc_probe_t *p, const redisReply *hash) {
+  const char *worker = cp_redis_hfield(hash, "worker"), *id = cp_redis_hfield(hash, "id");
+  p->attempt_worker[0] = p->attempt_code_id[0] = '\0';
+  if (worker == NULL || id == NULL || strlen(worker) != 2 * CP_PSEUDONYM_BYTES || strlen(id) >= sizeof p->attempt_code_id)
+    return;
+  snprintf(p->attempt_worker, sizeof p->attempt_worker, "%s", worker);
+  snprintf(p->attempt_code_id, sizeof p->attempt_code_id, "%s", id);
+}
+
+bool gw_sc_attempt_view(const gw_req_t *req, const gw_sc_probe_t *p, gw_sc_verdict_t v, cp_key_t *views_key,
+                        gw_jw_t *w) {
+  if (v == GW_SC_OPENED || p->attempt_worker[0] == '\0') return false;
+  gw_jw_raw(w, "{\"at\":");
+  gw_jw_i64(w, (int64_t)time(NULL));
+  gw_jw_kstr(w, ",\"code_id\":", p->attempt_code_id);
+  gw_jw_kstr(w, ",\"kind\":", v == GW_SC_NO_MATCH ? "failed" : "locked");
+  gw_jw_raw(w, ",\"employer\":\"\"");
+  gw_jw_kstr(w, ",\"client\":{\"ip\":", req->client_ip);
+  gw_jw_raw(w, "},\"records\":0}");
+  if (w->bad) return false;
+  cp_key_w_views(views_key, p->attempt_worker);
+  return true;
+}
+
 gw_sc_verdict_t gw_sc_probe_judge(gw_sc_probe_t *p, const redisReply *ipres, const redisReply *coderes,
                                   const redisReply *hash, gw_sc_t *sc) {
   memset(sc, 0, sizeof *sc);
@@ -149,6 +178,7 @@ gw_sc_verdict_t gw_sc_probe_judge(gw_sc_probe_t *p, const redisReply *ipres, con
   long long ipttl, codettl;
   int ipok = reserved(ipres, &ipttl), codeok = reserved(coderes, &codettl);
   p->nrelease = 0;
+  note_attempt(p, hash);
   if (ipok != 1 || codeok != 1) { /* refused: the reservation that was made is given back */
     if (ipok == 1) p->release[p->nrelease++] = p->ipkey;
     if (codeok == 1) p->release[p->nrelease++] = p->codekey;
@@ -171,13 +201,14 @@ gw_sc_verdict_t gw_sc_probe_judge(gw_sc_probe_t *p, const redisReply *ipres, con
       strlen(id) >= sizeof sc->id) {
     /* the reservations stay: they are the failure's count; say how near a lock is */
     long long ipn = ipres->element[1]->integer, coden = coderes->element[1]->integer;
-    long long ipleft = GW_RL_PER_IP - ipn, codeleft = GW_RL_PER_CODE - coden;
+    long long ipleft = p->limit_ip - ipn, codeleft = p->limit_code - coden;
     p->left_code = codeleft <= ipleft;
     p->left = (int)(p->left_code ? codeleft : ipleft);
     if (p->left < 0) p->left = 0;
     return GW_SC_NO_MATCH;
   }
   p->release[0] = p->ipkey, p->release[1] = p->codekey, p->nrelease = 2;
+  p->attempt_worker[0] = p->attempt_code_id[0] = '\0';   /* opened: a view, not a failed try */
   snprintf(sc->worker, sizeof sc->worker, "%s", worker);
   snprintf(sc->id, sizeof sc->id, "%s", id);
   const char *scope = cp_redis_hfield(hash, "scope"), *subs = cp_redis_hfield(hash, "subs"), *created = cp_redis_hfield(hash, "created");
@@ -202,6 +233,15 @@ static void release(cp_redis_t *r, const gw_sc_probe_t *p) {
   }
 }
 
+/* A failed or locked try on a code that exists, shown to its worker: written without waiting. */
+static void record_attempt(gw_req_t *req, const gw_sc_probe_t *p, gw_sc_verdict_t v) {
+  gw_jw_t w;
+  cp_key_t key;
+  gw_jw_init(&w, 256);
+  if (gw_sc_attempt_view(req, p, v, &key, &w)) gw_check_view_send(req->gw, key.s, w.s, NULL);
+  gw_jw_free(&w);
+}
+
 int gw_sc_open(gw_req_t *req, json_t *body, gw_sc_t *sc) { return gw_sc_open_entries(req, body, sc, NULL, NULL, 0); }
 
 int gw_sc_open_entries(gw_req_t *req, json_t *body, gw_sc_t *sc, cp_redis_pipe_t **held, const redisReply **entries,
@@ -218,9 +258,9 @@ int gw_sc_open_entries(gw_req_t *req, json_t *body, gw_sc_t *sc, cp_redis_pipe_t
   }
   cp_redis_pipe_t *pipe = cp_redis_pipe_new();
   char lim[24];
-  snprintf(lim, sizeof lim, "%d", GW_RL_PER_IP);
+  snprintf(lim, sizeof lim, "%ld", p.limit_ip);
   cp_redis_handle_t hip = cp_redis_pipe_script(pipe, &rl_reserve_script, 3, (const char *[]){p.ipkey, lim, win_s()}, NULL);
-  snprintf(lim, sizeof lim, "%d", GW_RL_PER_CODE);
+  snprintf(lim, sizeof lim, "%ld", p.limit_code);
   cp_redis_handle_t hcode = cp_redis_pipe_script(pipe, &rl_reserve_script, 3, (const char *[]){p.codekey, lim, win_s()}, NULL);
   cp_redis_handle_t hsc = cp_redis_pipe_cmd(pipe, "HGETALL %s", p.sckey);
   cp_redis_handle_t hent = {0, 0};
@@ -242,6 +282,7 @@ int gw_sc_open_entries(gw_req_t *req, json_t *body, gw_sc_t *sc, cp_redis_pipe_t
                                         cp_redis_pipe_reply(pipe, hsc), sc);
   gw_sc_probe_clear(&p);
   release(r, &p);
+  record_attempt(req, &p, v);
   if (v == GW_SC_LIMITED_IP || v == GW_SC_LIMITED_CODE) {
     cp_redis_pipe_destroy(&pipe);
     gw_sc_reply_limited(req, p.ttl, v == GW_SC_LIMITED_IP ? "from your address" : "for this share code");

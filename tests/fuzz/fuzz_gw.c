@@ -43,6 +43,8 @@ static void fill_config(gw_config_t *cfg) {
   cfg->min_body_rate = (int)cp_cfg_int(CP_OPT_GATEWAY_MIN_BODY_RATE);
   cfg->reserved_pct = (int)cp_cfg_int(CP_OPT_GATEWAY_RESERVED_PCT);
   cfg->few_connections = (int)cp_cfg_int(CP_OPT_GATEWAY_FEW_CONNECTIONS);
+  cfg->fails_per_address = (int)cp_cfg_int(CP_OPT_GATEWAY_CHECK_FAILS_PER_ADDRESS);
+  cfg->fails_per_code = (int)cp_cfg_int(CP_OPT_GATEWAY_CHECK_FAILS_PER_CODE);
   cfg->subs_per_code = (int)cp_cfg_int(CP_OPT_GATEWAY_SUBS_PER_CODE);
   cfg->subs_per_worker = (int)cp_cfg_int(CP_OPT_GATEWAY_SUBS_PER_WORKER);
   cfg->max_batch = (size_t)cp_cfg_int(CP_OPT_MAX_BATCH);

@@ -42,6 +42,8 @@ def gw(tmp_path_factory):
                                   "CAREPASS_GATEWAY_MIN_BODY_RATE": MIN_BODY_RATE,
                                   "CAREPASS_GATEWAY_TIMEOUT_S": 60,
                                   "CAREPASS_GATEWAY_PER_IP_LIMIT": 16,
+                                  # a small failed-check ceiling per address, reached quickly here
+                                  "CAREPASS_GATEWAY_CHECK_FAILS_PER_ADDRESS": 10,
                                   "CAREPASS_ACK_TIMEOUT_MS": 15000})
     try:
         yield s
@@ -189,7 +191,7 @@ def test_client_address_from_trusted_proxy_only(gw):
 
 def test_lockout_is_per_client_behind_the_proxy(gw):
     reset_limits(gw)
-    for i in range(10):  # GW_RL_PER_IP failures from one client, each on another code
+    for i in range(10):  # CHECK_FAILS_PER_ADDRESS (10 here) failures from one client, each on another code
         assert bad_check(gw, code=nth_code(1000 + i), xff="9.9.9.9")[0] == 404
     st, h, b = bad_check(gw, code=nth_code(2000), xff="9.9.9.9")
     assert st == 429 and err_code(b) == "RATE_LIMITED" and "address" in json.loads(b)["error"]["message"]
@@ -200,7 +202,7 @@ def test_lockout_is_per_client_behind_the_proxy(gw):
 def test_per_code_limit_holds_across_addresses(gw, worker):
     reset_limits(gw)
     c = make_code(gw, worker, DOB)
-    for i in range(5):  # GW_RL_PER_CODE guesses, each from another address
+    for i in range(5):  # CHECK_FAILS_PER_CODE (5) guesses, each from another address
         assert bad_check(gw, code=c["code"], dob=f"1970-01-{i + 1:02d}", xff=f"192.0.2.{i + 1}")[0] == 404
     st, _, b = bad_check(gw, code=c["code"], dob=DOB, xff="192.0.2.99")
     assert st == 429 and "share code" in json.loads(b)["error"]["message"]

@@ -37,7 +37,9 @@ def gw(tmp_path_factory):
     d = tmp_path_factory.mktemp("share")
     today_file = d / "today"
     s = CarepassSystem(d / "sys", services=SERVICES,
-                       extra_env={"CAREPASS_TODAY_FILE": str(today_file), "CAREPASS_ACK_TIMEOUT_MS": 15000})
+                       extra_env={"CAREPASS_TODAY_FILE": str(today_file), "CAREPASS_ACK_TIMEOUT_MS": 15000,
+                                  # a small per-address ceiling, so that the tests reach it quickly
+                                  "CAREPASS_GATEWAY_CHECK_FAILS_PER_ADDRESS": 10})
     s.today_file = today_file
     try:
         yield s
@@ -247,6 +249,14 @@ def test_brute_force_hits_the_limits(gw):
     st, h, b = check(gw, c["code"], DOB_B)
     assert st == 429 and err_code(b) == "RATE_LIMITED", b
     assert 0 < int(h["retry-after"]) <= 900
+    # the worker sees every try on their code: five failed, then one refused while locked (no
+    # records shown, the address it came from); the codes that do not exist are nobody's to see
+    st, _, b = request(gw, "GET", "/v1/views", token=tok)
+    tries = [v for v in jbody(b)["views"] if v["code_id"] == c["id"]]
+    assert [v["kind"] for v in tries] == ["locked"] + ["failed"] * 5, tries
+    assert all(v["records"] == 0 and v["client"]["ip"] == "127.0.0.1" for v in tries)
+    st, _, b = request(gw, "GET", "/v1/share-codes", token=tok)
+    assert [x["views"] for x in jbody(b)["share_codes"] if x["id"] == c["id"]] == [0]   # not views of it
     # per address: 10 failures in all (5 above + 5 more codes), then everything from it is refused
     other = make_code(gw, tok, DOB_B)
     for i in range(5):
@@ -460,3 +470,21 @@ def test_subscription_caps_and_one_per_url(tmp_path):
         st, j = sub(two["code"], "http://127.0.0.1:9/two/after-expiry")
         assert st == 201, j
         assert first["id"].encode() not in r.cmd("SMEMBERS", f"cp:w:{{{worker}}}:subs")
+
+
+def test_an_office_behind_one_address_is_not_locked_out(tmp_path):
+    """With the default per-address ceiling (GATEWAY_CHECK_FAILS_PER_ADDRESS, 60 per 15 minutes),
+    forty managers behind one office address who each mistype once do not lock that address out:
+    the 41st check, typed right, opens. The per-code limit still locks one code after 5."""
+    with CarepassSystem(tmp_path, services=("bus", "verify", "signer", "gateway")) as s:
+        tok = worker_token(s, NI_C)
+        good = make_code(s, tok, DOB_C)
+        for i in range(40):
+            st, _, _ = check(s, f"ABC-{'DEFGHJKLMN'[i // 10]}EF-GH{'ABCDEFGHJK'[i % 10]}", DOB_C)
+            assert st == 404, i
+        st, _, b = check(s, good["code"], DOB_C)
+        assert st == 200, b
+        locked = make_code(s, tok, DOB_C)
+        for i in range(5):
+            assert check(s, locked["code"], f"1970-02-{i + 1:02d}")[0] == 404
+        assert check(s, locked["code"], DOB_C)[0] == 429
