@@ -4,12 +4,14 @@
  *
  * POST body {"date_of_birth": "YYYY-MM-DD" (required), "valid_days": 1..90 (default 30),
  *            "entries": [register indexes of the worker's own entries] (default: every record),
- *            "allow_subscriptions": bool (default false)}
+ *            "allow_subscriptions": bool (default false),
+ *            "label": the worker's own name for it, e.g. "Sunrise Care interview" (optional, at most
+ *                     GW_SC_LABEL_MAX bytes of printable text; kept with the code, never logged)}
  *   -> 201 {"code": "ABC-DEF-GHJ", "id": "sc_...", "created_at", "expires_at" (ISO 8601 UTC),
- *           "expires" (unix s), "scope": "all" | [indexes], "allow_subscriptions": bool}
+ *           "expires" (unix s), "scope": "all" | [indexes], "allow_subscriptions": bool, "label"}
  *   The code is shown this once: only its keyed hash is stored (key scheme in gw_share.h).
  * GET -> 200 {"share_codes": [{"id", "created_at", "expires_at", "expires", "scope",
- *                              "allow_subscriptions", "views"}]}   (never the code or its hash)
+ *                              "allow_subscriptions", "views", "label"}]}   (never the code or its hash)
  * DELETE /v1/share-codes/<id> -> 200 {"withdrawn": id, "subscriptions_removed": n}; 404 NOT_FOUND
  *   when the worker has no such live code.
  * Errors: 400 MALFORMED_JSON / MISSING_FIELD / INVALID_FIELD, 400 NOT_YOUR_RECORD,
@@ -109,15 +111,17 @@ err:
 void gw_share_create(gw_req_t *req) {
   json_t *body = gw_body_json(req, JSON_OBJECT);
   if (body == NULL) return;
-  const char *dob = NULL;
+  const char *dob = NULL, *label = NULL;
   long long days = GW_SC_DAYS_DEFAULT;
   bool subs = false;
   char scope[GW_SC_SCOPE_MAX];
   int32_t dob_day;
   if (gw_json_str(req, body, "date_of_birth", true, 32, &dob) != 0 ||
       gw_json_int(req, body, "valid_days", false, 1, GW_SC_DAYS_MAX, &days) != 0 ||
-      gw_json_bool(req, body, "allow_subscriptions", false, &subs) != 0)
+      gw_json_bool(req, body, "allow_subscriptions", false, &subs) != 0 ||
+      gw_json_label(req, body, "label", GW_SC_LABEL_MAX, &label) != 0)
     goto out;
+  if (label == NULL) label = "";
   if (cp_date_parse(dob, &dob_day) != 0 || dob_day > cp_today()) {
     gw_reply_error(req, 400, GW_E_INVALID_FIELD, "date_of_birth must be a real past date YYYY-MM-DD");
     goto out;
@@ -177,8 +181,8 @@ void gw_share_create(gw_req_t *req) {
   cp_redis_handle_t hset = cp_redis_pipe_cmd(pipe, "HSET %s worker %s dob %s id %s scope %s subs %s created %s expires %s",
                                              sckey, req->subject, dhex, id, scope, sv, snow, sexp);
   cp_redis_pipe_cmd(pipe, "EXPIREAT %s %s", sckey, sexp);
-  cp_redis_pipe_cmd(pipe, "HSET %s code %s worker %s scope %s subs %s created %s expires %s views 0", idkey, hex,
-                    req->subject, scope, sv, snow, sexp);
+  cp_redis_pipe_cmd(pipe, "HSET %s code %s worker %s scope %s subs %s created %s expires %s views 0 label %s", idkey,
+                    hex, req->subject, scope, sv, snow, sexp, label);
   cp_redis_pipe_cmd(pipe, "EXPIREAT %s %s", idkey, sexp);
   cp_redis_pipe_cmd(pipe, "SADD %s %s", wkey, id);
   cp_redis_pipe_cmd(pipe, "EXPIRE %s %d NX", wkey, (GW_SC_DAYS_MAX + 1) * 86400);
@@ -198,9 +202,9 @@ void gw_share_create(gw_req_t *req) {
   sodium_memzero(code, sizeof code);
   iso_time(now, created_at);
   iso_time(expires, expires_at);
-  json_t *res = json_pack("{s:s,s:s,s:s,s:s,s:I,s:o,s:b}", "code", shown, "id", id, "created_at", created_at,
-                          "expires_at", expires_at, "expires", (json_int_t)expires, "scope", scope_json(scope),
-                          "allow_subscriptions", subs);
+  json_t *res = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:o,s:b}", "code", shown, "id", id, "label", label,
+                          "created_at", created_at, "expires_at", expires_at, "expires", (json_int_t)expires,
+                          "scope", scope_json(scope), "allow_subscriptions", subs);
   sodium_memzero(shown, sizeof shown);
   gw_reply_json(req, 201, res);
   cp_log_info("share code created", CP_KV_STR("id", id), CP_KV_INT("days", days), CP_KV_END);
@@ -248,11 +252,13 @@ void gw_share_list(gw_req_t *req) {
         continue;
       }
       const char *cr = cp_redis_hfield(code, "created"), *views = cp_redis_hfield(code, "views"), *s = cp_redis_hfield(code, "subs");
+      const char *lab = cp_redis_hfield(code, "label");   /* none on codes made before labels */
       int64_t e = strtoll(exp, NULL, 10), c = cr ? strtoll(cr, NULL, 10) : 0;
       char ea[32], ca[32];
       iso_time(e, ea);
       iso_time(c, ca);
-      json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:I,s:o,s:b,s:I}", "id", ids->element[i]->str,
+      json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s,s:I,s:o,s:b,s:I}", "id", ids->element[i]->str,
+                                            "label", lab != NULL ? lab : "",
                                             "created_at", ca, "expires_at", ea, "expires", (json_int_t)e,
                                             "scope", scope_json(cp_redis_hfield(code, "scope")), "allow_subscriptions",
                                             s != NULL && strcmp(s, "1") == 0, "views",

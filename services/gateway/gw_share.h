@@ -14,7 +14,8 @@
  *        subs      "1" when employers may subscribe to changes, else "0"
  *        created   unix s                       expires   unix s
  *  cp:scid:{<id>}              HASH   the same code seen by its id (worker list / withdraw), same TTL:
- *        code (code hash hex), worker, scope, subs, created, expires, views (count of views)
+ *        code (code hash hex), worker, scope, subs, created, expires, views (count of views),
+ *        label (the worker's own name for the code; self-declared, shown only to the worker)
  *  cp:scid:{<id>}:subs         SET    subscription ids made with this code (TTL = validity + 1 day);
  *                                     withdrawing the code deletes them
  *  cp:w:{<pseudonym hex>}:sc   SET    the worker's share-code ids (ids whose cp:scid is gone are
@@ -52,6 +53,7 @@
 #define GW_SC_DAYS_DEFAULT 30       /* validity when not given */
 #define GW_SC_SCOPE_MAX 2048        /* longest scope list text */
 #define GW_SC_PER_WORKER_MAX 100    /* live codes per worker */
+#define GW_SC_LABEL_MAX 100         /* the worker's own label of a code (bytes) */
 #define GW_VIEWS_KEEP 1000          /* views kept per worker */
 #define GW_VIEWS_TTL_S (180 * 86400) /* views list lives this long after the last view */
 

@@ -138,7 +138,15 @@ def test_worker_codes_create_list_withdraw(gw):
     listed = jbody(b)["share_codes"]
     mine = [x for x in listed if x["id"] == c["id"]]
     assert len(mine) == 1 and mine[0]["views"] == 0 and "code" not in mine[0]
-    assert set(mine[0]) == {"id", "created_at", "expires_at", "expires", "scope", "allow_subscriptions", "views"}
+    assert set(mine[0]) == {"id", "label", "created_at", "expires_at", "expires", "scope", "allow_subscriptions",
+                            "views"}
+    assert mine[0]["label"] == ""
+    # the worker's own label for a code, shown back in the list only to them
+    lab = make_code(gw, tok, DOB_A, label="Sunrise Care interview \u2013 Tuesday")
+    assert lab["label"] == "Sunrise Care interview \u2013 Tuesday"
+    st, _, b = request(gw, "GET", "/v1/share-codes", token=tok)
+    assert [x["label"] for x in jbody(b)["share_codes"] if x["id"] == lab["id"]] == [lab["label"]]
+    assert request(gw, "DELETE", f"/v1/share-codes/{lab['id']}", token=tok)[0] == 200
 
     # bad input
     for body, code in (({"date_of_birth": DOB_A, "valid_days": 91}, "INVALID_FIELD"),
@@ -146,7 +154,10 @@ def test_worker_codes_create_list_withdraw(gw):
                        ({"date_of_birth": "1985-02-30"}, "INVALID_FIELD"),
                        ({"valid_days": 5}, "MISSING_FIELD"),
                        ({"date_of_birth": DOB_A, "entries": [999999]}, "NOT_YOUR_RECORD"),
-                       ({"date_of_birth": DOB_A, "entries": "all"}, "INVALID_FIELD")):
+                       ({"date_of_birth": DOB_A, "entries": "all"}, "INVALID_FIELD"),
+                       ({"date_of_birth": DOB_A, "label": "x" * 101}, "LABEL_TOO_LONG"),
+                       ({"date_of_birth": DOB_A, "label": "a\u202eb"}, "LABEL_BIDI_CONTROL"),
+                       ({"date_of_birth": DOB_A, "label": 7}, "INVALID_FIELD")):
         st, _, b = request(gw, "POST", "/v1/share-codes", body, token=tok)
         assert st == 400 and err_code(b) == code, (body, b)
     st, _, b = request(gw, "POST", "/v1/share-codes", b"{nope", token=tok)
