@@ -81,6 +81,7 @@ typedef struct {
   bool *has_r;             // r[i] is known
   gw_check_form_t *form;   // a check from the employer's HTML form (POST /check): answered as a page,
                            // errors through req->error_page (NULL = the JSON API); owned here
+  bool own;                // the worker's own passport (GET /v1/passport): no share code, no view
 } pp_t;
 
 static void pp_clear(pp_t *p) {
@@ -611,9 +612,11 @@ static void reply_passport(gw_req_t *req, pp_t *p) {
   gw_jw_init(&w, 2048 + 1024 * (p->n < 64 ? p->n : 64)); /* grows when needed */
   gw_jw_kstr(&w, "{\"checked_on\":", today);
   if (p->role != NULL) readiness_json(p, today_d, &w);   /* the employer's question first */
-  gw_jw_kstr(&w, ",\"share_code\":{\"id\":", p->sc.id);
-  gw_jw_kstr(&w, ",\"expires_at\":", exp_at);
-  gw_jw_raw(&w, p->sc.subs ? ",\"allow_subscriptions\":true}" : ",\"allow_subscriptions\":false}");
+  if (!p->own) {
+    gw_jw_kstr(&w, ",\"share_code\":{\"id\":", p->sc.id);
+    gw_jw_kstr(&w, ",\"expires_at\":", exp_at);
+    gw_jw_raw(&w, p->sc.subs ? ",\"allow_subscriptions\":true}" : ",\"allow_subscriptions\":false}");
+  }
   gw_jw_kstr(&w, ",\"checkpoint\":{\"origin\":", p->cp.origin);
   gw_jw_raw(&w, ",\"size\":");
   gw_jw_u64(&w, p->cp.size);
@@ -632,7 +635,7 @@ static void reply_passport(gw_req_t *req, pp_t *p) {
   bool authentic = ov[0] == PASSED && ov[1] == PASSED;
   char stmt[640];
   if (nrec == 0)
-    snprintf(stmt, sizeof stmt, "This share code shows no records.");
+    snprintf(stmt, sizeof stmt, p->own ? "Your passport holds no records yet." : "This share code shows no records.");
   else
     snprintf(stmt, sizeof stmt,
              "%s On %s, %d %s valid, %d expired, %d revoked%s%s. Checked against the register's signed checkpoint "
@@ -658,7 +661,7 @@ static void reply_passport(gw_req_t *req, pp_t *p) {
     gw_reply_error(req, 500, GW_E_INTERNAL, "the passport could not be shown; the operators have been told");
     return;
   }
-  record_view(req, p, nrec, "check");
+  if (!p->own) record_view(req, p, nrec, "check");   /* a worker looking at their own is no view */
   size_t len = 0;
   char *text = gw_jw_take(&w, &len);
   gw_reply_take(req, 200, "application/json", text, len);
@@ -886,5 +889,38 @@ void gw_check_submit_form(gw_req_t *req, json_t *body, gw_check_form_t **form) {
 void gw_check_bundle_post(gw_req_t *req) {
   pp_t p;
   if (pp_load(req, &p) == 0) reply_bundle(req, &p);
+  pp_clear(&p);
+}
+
+/* GET /v1/passport[?role=ROLE] (worker token): the worker's own passport exactly as an employer
+ * would see it through a code that shares everything -- every record with its index, title,
+ * status and checks, and readiness for a role of the pathway when asked -- so that a worker can
+ * choose what to share by name. No share code, and no view is recorded. Errors: 400 INVALID_QUERY
+ * (an unknown role), 401 (token), 503 UNAVAILABLE. */
+void gw_check_own_get(gw_req_t *req) {
+  pp_t p;
+  memset(&p, 0, sizeof p);
+  p.own = true;
+  p.employer = "";
+  p.started = -1;
+  const char *role = gw_query(req, "role");
+  if (role != NULL && (req->gw->roles == NULL || (p.role = roles_find(req->gw->roles, role)) == NULL)) {
+    gw_reply_error(req, 400, GW_E_INVALID_QUERY, "role must be one of the Care Workforce Pathway roles (see data/roles.json)");
+    return;
+  }
+  if (strlen(req->subject) != 2 * CP_PSEUDONYM_BYTES) {   /* a worker token names a pseudonym */
+    gw_reply_error(req, 401, GW_E_INVALID_TOKEN, "this token does not name a worker");
+    return;
+  }
+  memcpy(p.sc.worker, req->subject, 2 * CP_PSEUDONYM_BYTES + 1);
+  cp_redis_t *r = gw_redis(req);
+  if (r == NULL) {
+    gw_reply_unavailable(req, "the passport index");
+    return;
+  }
+  cp_key_t key;
+  redisReply *own = cp_redis_cmd(r, "LRANGE %s 0 %d", cp_key_w_entries(&key, p.sc.worker), ENTRIES_MAX - 1);
+  if (pp_index(req, &p, own) == 0) reply_passport(req, &p);
+  if (own != NULL) freeReplyObject(own);
   pp_clear(&p);
 }

@@ -499,3 +499,35 @@ def test_an_office_behind_one_address_is_not_locked_out(tmp_path):
         for i in range(5):
             assert check(s, locked["code"], f"1970-02-{i + 1:02d}")[0] == 404
         assert check(s, locked["code"], DOB_C)[0] == 429
+
+
+def test_the_worker_sees_their_own_passport(gw):
+    """GET /v1/passport: the worker's own records with titles and indexes, as an employer would see
+    them, so a code can be scoped by name; readiness for a role when asked; no view recorded."""
+    NI_OWN, DOB_OWN = "HJ246802B", "1979-11-23"   # a worker no other test of the module uses
+    tok = worker_token(gw, NI_OWN)
+    idx = commit(gw, [event("own-1", ni_number=NI_OWN, qualification_code="RF-FIRE", completion_date=day(-20)),
+                      event("own-2", ni_number=NI_OWN, qualification_code="RF-SAFEG", completion_date=day(-10))])
+    st, h, b = request(gw, "GET", "/v1/passport", token=tok)
+    assert st == 200, b
+    p = jbody(b)
+    assert "share_code" not in p and h["cache-control"] == "no-store"
+    titles = {r["index"]: r["title"] for r in p["records"]}
+    assert titles[idx["own-1"]] == "Fire safety (annual refresher)"
+    assert titles[idx["own-2"]].startswith("Safeguarding adults")
+    assert p["verification"]["authentic"] is True
+    # choose by name what to share: the fire safety record only
+    fire = next(i for i, t in titles.items() if t.startswith("Fire safety"))
+    c = make_code(gw, tok, DOB_OWN, entries=[fire])
+    st, _, b = check(gw, c["code"], DOB_OWN)
+    assert st == 200 and [r["index"] for r in jbody(b)["records"]] == [fire], b
+    # readiness for a role; an unknown role is a 400
+    st, _, b = request(gw, "GET", "/v1/passport?role=care-worker", token=tok)
+    assert st == 200 and jbody(b)["readiness"]["verdict"] == "not_ready", b
+    st, _, b = request(gw, "GET", "/v1/passport?role=astronaut", token=tok)
+    assert st == 400 and err_code(b) == "INVALID_QUERY"
+    # only with a worker token; and looking at one's own passport is not a view
+    assert request(gw, "GET", "/v1/passport")[0] == 401
+    assert request(gw, "GET", "/v1/passport", token=gw.provider_token())[0] == 401
+    st, _, b = request(gw, "GET", "/v1/views", token=tok)
+    assert [v["kind"] for v in jbody(b)["views"]] == ["check"]
