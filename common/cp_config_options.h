@@ -27,6 +27,14 @@ CP_OPT(REDIS_PORT, INT, "6379", 1, 65535, CP_CONFIG_REDIS_USERS, CP_V_PORT,
        "Redis port")
 CP_OPT(REDIS_TIMEOUT_MS, INT, "2000", 10, 60000, CP_CONFIG_REDIS_USERS, CP_V_DURATION,
        "Redis connect and command timeout in milliseconds")
+CP_OPT(REDIS_SENTINELS, STR, "", 0, 1023, CP_CONFIG_REDIS_USERS, CP_V_NONE,
+       "Redis Sentinel addresses host:port,host:port: the primary is asked of them at every (re)connect, so a failover is followed (empty = REDIS_HOST:REDIS_PORT)")
+CP_OPT(REDIS_MASTER_NAME, STR, "carepass", 1, 127, CP_CONFIG_REDIS_USERS, CP_V_NONE,
+       "the name the sentinels monitor the primary under (with REDIS_SENTINELS)")
+CP_OPT(REDIS_MIN_REPLICAS, INT, "0", 0, 16, CP_CONFIG_REDIS_USERS, CP_V_NONE,
+       "an accepted ack is given only once the event's claim has reached this many replicas (WAIT); 0 = the primary alone")
+CP_OPT(REDIS_REPLICA_TIMEOUT_MS, INT, "1000", 10, 60000, CP_CONFIG_REDIS_USERS, CP_V_DURATION,
+       "how long a claim waits for REDIS_MIN_REPLICAS replicas before the batch is answered unavailable (resend)")
 
 /* the bus: queues are zmq_proxy pairs; the bus binds both ends, services connect */
 CP_OPT(BUS_VERIFY_IN, STR, "tcp://127.0.0.1:5601", 1, 255, CP_SVC_BUS | CP_SVC_INTAKE | CP_SVC_GATEWAY | CP_SVC_CLI, CP_V_ZMQ_ENDPOINT,

@@ -32,8 +32,29 @@ void cp_redis_destroy(cp_redis_t **r);
 redisReply *cp_redis_cmd(cp_redis_t *r, const char *fmt, ...);
 redisReply *cp_redis_cmd_argv(cp_redis_t *r, int argc, const char **argv, const size_t *argvlen);
 
-/* Reconnect now (e.g. after a failed pipeline); 0 on success. */
+/* Reconnect now (e.g. after a failed pipeline); 0 on success. With Sentinel (cp_redis_settings)
+ * the primary is looked up again first, and a server that is not the primary is refused. */
 int cp_redis_reconnect(cp_redis_t *r) CP_WUR;
+/* Where r is connected (the primary Sentinel named at the last connect, or the configured host). */
+const char *cp_redis_host(const cp_redis_t *r);
+int cp_redis_port(const cp_redis_t *r);
+
+/* ---- where the primary is (redis_sentinel.c) ------------------------------------------- */
+
+/* Set once at start-up, before any thread: the sentinels ("host:port,..."; "" = none: use the
+ * configured host), the monitored primary's name, and how many replicas a durable write
+ * (an accepted event's claim) must reach, waited for at most replica_timeout_ms (0 = none). */
+void cp_redis_settings(const char *sentinels, const char *name, int min_replicas, int replica_timeout_ms);
+bool cp_redis_sentinel_on(void);
+int cp_redis_min_replicas(void);
+int cp_redis_replica_timeout_ms(void);
+/* The primary's address: host:port as given without Sentinel, else the first sentinel that
+ * answers. 0, or -1 with err. For connections made outside this layer (raw hiredis). */
+int cp_redis_locate(const char *host, int port, char *out_host, size_t hostlen, int *out_port, char *err,
+                    size_t errlen) CP_WUR;
+/* Is c's server the primary (ROLE master)? A connection made after cp_redis_locate checks it when
+ * Sentinel is on: a demoted primary must not take writes. */
+bool cp_redis_is_primary(redisContext *c);
 const char *cp_redis_errstr(const cp_redis_t *r);
 
 /* ---- scripts (redis_script.c) ---------------------------------------------------------- */

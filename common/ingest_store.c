@@ -85,11 +85,25 @@ int ing_store_claim(cp_redis_t *r, int64_t redrive_after_ms, int64_t outbox_max,
   cp_redis_handle_t *h = cp_xcalloc(n, sizeof *h);
   int rc = -1;
   queue_claims(p, redrive_after_ms, outbox_max, provider, reqs, n, h);
+  /* With REDIS_MIN_REPLICAS, in the same round trip: wait until the claims have reached that many
+   * replicas, so an accepted ack survives the primary's loss (Sentinel promotes a replica). */
+  int want = cp_redis_min_replicas();
+  cp_redis_handle_t hw = {0, 0};
+  if (want > 0) hw = cp_redis_pipe_cmd(p, "WAIT %d %d", want, cp_redis_replica_timeout_ms());
   /* The claim is idempotent, so a failed pipeline can be run again after a reconnect (the layer
    * loads the script on a new connection, and reruns a NOSCRIPT with its source). */
   if (cp_redis_pipe_exec(p, r) != 0 && (cp_redis_reconnect(r) != 0 || cp_redis_pipe_exec(p, r) != 0)) {
     cp_log_warn("redis unavailable", CP_KV_STR("error", cp_redis_errstr(r)), CP_KV_END);
     goto out;
+  }
+  if (want > 0) {
+    const redisReply *w = cp_redis_pipe_reply(p, hw);
+    long long got = w != NULL && w->type == REDIS_REPLY_INTEGER ? w->integer : -1;
+    if (got < want) {   /* stored on the primary only: not yet an ack; the provider resends */
+      cp_log_warn("redis: claims not on enough replicas; the batch is answered unavailable",
+                  CP_KV_INT("replicas", got < 0 ? 0 : got), CP_KV_INT("wanted", want), CP_KV_END);
+      goto out;
+    }
   }
   for (size_t i = 0; i < n; i++) memset(&out[i], 0, sizeof out[i]);
   const char *bad = "wrong shape";

@@ -29,6 +29,14 @@ int cp_redis_reconnect(cp_redis_t *r) {
     redisFree(r->c);
     r->c = NULL;
   }
+  char host[256];
+  int port = r->port;
+  if (cp_redis_locate(r->cfg_host, r->cfg_port, host, sizeof host, &port, r->errstr, sizeof r->errstr) != 0) return -1;
+  if (strcmp(host, r->host) != 0) {
+    free(r->host);
+    r->host = cp_strdup(host);
+  }
+  r->port = port;
   redisContext *c = redisConnectWithTimeout(r->host, r->port, ms_tv(r->timeout_ms));
   if (c == NULL) {
     snprintf(r->errstr, sizeof r->errstr, "redis %s:%d connect: out of memory", r->host, r->port);
@@ -46,9 +54,17 @@ int cp_redis_reconnect(cp_redis_t *r) {
     return -1;
   }
   (void)redisEnableKeepAlive(c); /* best effort: detects dead peers on idle connections */
+  if (cp_redis_sentinel_on() && !cp_redis_is_primary(c)) {   /* a failover not finished yet */
+    snprintf(r->errstr, sizeof r->errstr, "redis %s:%d is not the primary (a failover is in progress)", r->host, r->port);
+    redisFree(c);
+    return -1;
+  }
   r->c = c;
   return 0;
 }
+
+const char *cp_redis_host(const cp_redis_t *r) { return r->host; }
+int cp_redis_port(const cp_redis_t *r) { return r->port; }
 
 int cpr_ensure(cp_redis_t *r) { return r->c != NULL ? 0 : cp_redis_reconnect(r); }
 
@@ -56,6 +72,8 @@ cp_redis_t *cp_redis_new(const char *host, int port, int timeout_ms, char *err, 
   cp_redis_t *r = cp_xcalloc(1, sizeof *r);
   r->host = cp_strdup(host);
   r->port = port;
+  r->cfg_host = cp_strdup(host);
+  r->cfg_port = port;
   r->timeout_ms = timeout_ms > 0 ? timeout_ms : 2000;
   if (cp_redis_reconnect(r) != 0) {
     cp_err(err, errlen, "%s", r->errstr);
@@ -70,6 +88,7 @@ void cp_redis_destroy(cp_redis_t **rp) {
   cp_redis_t *r = *rp;
   if (r->c != NULL) redisFree(r->c);
   free(r->host);
+  free(r->cfg_host);
   free(r->loaded);
   free(r);
   *rp = NULL;

@@ -6,8 +6,10 @@
 
 struct cp_redis {
   redisContext *c;     // live connection, NULL after a failure until reconnected
-  char *host;          // server host
-  int port;            // server port
+  char *host;          // server host connected to (the primary Sentinel named, or cfg_host)
+  int port;            // server port connected to
+  char *cfg_host;      // the configured host (used as is without Sentinel)
+  int cfg_port;        // the configured port
   int timeout_ms;      // connect and command timeout
   const cp_redis_script_t **loaded;  // scripts loaded on this connection (forgotten on reconnect)
   size_t nloaded;      // entries in loaded

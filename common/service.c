@@ -4,6 +4,7 @@
 #include "cp_crypto.h"
 #include "cp_dates.h"
 #include "cp_log.h"
+#include "cp_redis.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -69,6 +70,9 @@ int cp_service_init(int argc, char **argv, const char *name, unsigned service,
     return -1;
   }
   cp_log_init(name, cp_cfg_str(CP_OPT_LOG_LEVEL));   /* the table checked the level and TODAY */
+  if (service & CP_CONFIG_REDIS_USERS)
+    cp_redis_settings(cp_cfg_str(CP_OPT_REDIS_SENTINELS), cp_cfg_str(CP_OPT_REDIS_MASTER_NAME),
+                      (int)cp_cfg_int(CP_OPT_REDIS_MIN_REPLICAS), (int)cp_cfg_int(CP_OPT_REDIS_REPLICA_TIMEOUT_MS));
   if (cp_crypto_init() != 0) {
     cp_log_error("libsodium failed to initialise", CP_KV_END);
     *exit_code = 1;

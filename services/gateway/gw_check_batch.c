@@ -13,6 +13,7 @@
 
 #include "cp_keys.h"
 #include "cp_log.h"
+#include "cp_redis.h"
 
 #define BATCH_MAX 512  /* most checks sent in one pipeline (the rest wait for the next) */
 #define RUN_ROUNDS 64  /* most batches in one gw_checkq_run (then the loop looks at its stop flag) */
@@ -45,7 +46,18 @@ static int cc_connect(const gw_checkq_t *q, gw_cconn_t *cc) {
   if (cc->c != NULL) return 0;
   int ms = q->timeout_ms;
   struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-  cc->c = redisConnectWithTimeout(q->redis_host, q->redis_port, tv);
+  char host[256], err[CP_ERRLEN];
+  int port;
+  if (cp_redis_locate(q->redis_host, q->redis_port, host, sizeof host, &port, err, sizeof err) != 0) {
+    cp_log_warn("check: redis unavailable", CP_KV_STR("error", err), CP_KV_END);
+    return -1;
+  }
+  cc->c = redisConnectWithTimeout(host, port, tv);
+  if (cc->c != NULL && !cc->c->err && cp_redis_sentinel_on() && !cp_redis_is_primary(cc->c)) {
+    cp_log_warn("check: redis is not the primary yet (a failover is in progress)", CP_KV_END);
+    cc_drop(cc);
+    return -1;
+  }
   if (cc->c == NULL || cc->c->err) {
     cp_log_warn("check: redis unavailable", CP_KV_STR("error", cc->c != NULL ? cc->c->errstr : "out of memory"),
                 CP_KV_END);

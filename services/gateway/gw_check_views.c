@@ -69,7 +69,18 @@ static vconn_t *vconn_get(gw_t *gw) {
   if (v->c == NULL) {
     int ms = gw->cfg.redis_timeout_ms;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    v->c = redisConnectWithTimeout(gw->cfg.redis_host, gw->cfg.redis_port, tv);
+    char host[256], err[CP_ERRLEN];
+    int port;
+    if (cp_redis_locate(gw->cfg.redis_host, gw->cfg.redis_port, host, sizeof host, &port, err, sizeof err) != 0) {
+      cp_log_warn("check: view not recorded: redis unavailable", CP_KV_STR("error", err), CP_KV_END);
+      return NULL;
+    }
+    v->c = redisConnectWithTimeout(host, port, tv);
+    if (v->c != NULL && !v->c->err && cp_redis_sentinel_on() && !cp_redis_is_primary(v->c)) {
+      cp_log_warn("check: view not recorded: redis is not the primary yet", CP_KV_END);
+      vconn_drop(v);
+      return NULL;
+    }
     if (v->c == NULL || v->c->err) {
       cp_log_warn("check: view not recorded: redis unavailable",
                   CP_KV_STR("error", v->c != NULL ? v->c->errstr : "out of memory"), CP_KV_END);

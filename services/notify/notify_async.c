@@ -79,7 +79,8 @@ int nt_aredis_send(nt_aredis_t *a, cp_redis_pipe_t *p, cp_redis_t *r, char *err,
   if (cp_redis_pipe_load_scripts(p, r, err, errlen) < 0) return -1;   /* once per process, blocking */
   if (!a->c) {
     errno = 0;
-    a->c = redisConnectNonBlock(a->host, a->port);
+    /* where the blocking connection r is: the primary Sentinel named at its last connect */
+    a->c = redisConnectNonBlock(cp_redis_host(r), cp_redis_port(r));
     if (!a->c || a->c->err) return fail(a, err, errlen, "connect");
   }
   if (cp_redis_pipe_append_to(p, a->c) < 0) return fail(a, err, errlen, "append");

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "cp_config.h"
+#include "cp_redis.h"
 #include <sodium.h>
 
 void cli_error(const char *cmd, const char *fmt, ...) {
@@ -29,6 +30,8 @@ int cli_config(const char *cmd) {
     cli_error(cmd, "configuration: %s", err);
     return -1;
   }
+  cp_redis_settings(cp_cfg_str(CP_OPT_REDIS_SENTINELS), cp_cfg_str(CP_OPT_REDIS_MASTER_NAME),
+                    (int)cp_cfg_int(CP_OPT_REDIS_MIN_REPLICAS), (int)cp_cfg_int(CP_OPT_REDIS_REPLICA_TIMEOUT_MS));
   return 0;
 }
 
