@@ -794,10 +794,8 @@ static void cjob_finish(gw_cjob_t *j, redisReply *extra, gw_cconn_t *cc) {
   }
   switch (j->verdict) {
   case GW_SC_LIMITED_IP:
-    gw_sc_reply_limited(req, j->probe.ttl, "from your address");
-    break;
   case GW_SC_LIMITED_CODE:
-    gw_sc_reply_limited(req, j->probe.ttl, "for this share code");
+    gw_sc_reply_limited(req, j->probe.ttl, gw_sc_limited_what(&j->probe, j->verdict));
     break;
   case GW_SC_NO_MATCH: /* the reservations made in the lookup are the failure's count */
     gw_sc_reply_no_match(req, &j->probe);
