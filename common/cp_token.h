@@ -1,6 +1,6 @@
 /* cp_token.h -- bearer tokens MAC'd with a deployment secret (CAREPASS_TOKEN_SECRET): provider API
- * tokens ("cpp_..."), worker tokens ("cpw_...") and employer API tokens ("cpe_..."), each with a random id that a revocation list
- * (CAREPASS_REVOKED_TOKENS, one id per line) can name.
+ * tokens ("cpp_..."), worker tokens ("cpw_...") and employer API tokens ("cpe_..."), each with a
+ * random id that a revocation list (CAREPASS_REVOKED_TOKENS, one id per line) can name.
  *
  * token = prefix || base64url-nopad(payload || tag)
  *   prefix   "cpp_" (CP_TOKEN_PROVIDER), "cpw_" (CP_TOKEN_WORKER) or "cpe_" (CP_TOKEN_EMPLOYER)
@@ -10,8 +10,9 @@
  *            BLAKE2b(key = secret, "carepass/token/v1") -- the secret itself is never the MAC key
  * The subject is printable ASCII (0x21..0x7e), 1..CP_TOKEN_SUBJECT_MAX bytes: a provider id, a
  * worker pseudonym in hex, or an employer id (data/employers.json). The prefix is inside the MAC,
- * so a token of one kind cannot be turned into another by changing its prefix. It is readable by whoever holds the token (not encrypted):
- * never put personal data in a subject. Checking is constant time (crypto_auth_verify).
+ * so a token of one kind cannot be turned into another by changing its prefix. The subject is
+ * readable by whoever holds the token (not encrypted): never put personal data in a subject.
+ * Checking is constant time (crypto_auth_verify).
  *
  * Version 0x01 tokens (no id, provider tokens of up to 10 years) are refused as MALFORMED: they
  * cannot be revoked one by one, so accepting them until expiry would keep exactly the
@@ -19,8 +20,8 @@
  *
  * Lifetimes are bounded when a token is checked, not only when it is made: a genuine token whose
  * expiry lies further ahead than CP_TOKEN_PROVIDER_MAX_S / CP_TOKEN_WORKER_MAX_S /
- * CP_TOKEN_EMPLOYER_MAX_S (plus
- * CP_TOKEN_SKEW_S) is refused (CP_TOKEN_TOO_LONG), whatever tool made it.
+ * CP_TOKEN_EMPLOYER_MAX_S (plus CP_TOKEN_SKEW_S) is refused (CP_TOKEN_TOO_LONG), whatever tool
+ * made it.
  *
  * Revocation list file: text, one token id (32 lowercase hex) per line, '#' comment lines and
  * blank lines ignored; no personal data (ids are random). Written whole and crash-safely (temp

@@ -1,6 +1,7 @@
 /* gw_share_open.c -- an employer opens a share code with the worker's date of birth: failed-check
- * limits per client address (per employer for an authenticated one) and per code (Redis counters, an attempt reserved atomically before it
- * is judged: gw_share.h), one constant-time compare, one answer for every kind of mismatch. Errors: 400 MISSING_FIELD / INVALID_FIELD, 404 SHARE_CODE_NOT_FOUND,
+ * limits per client address (per employer for an authenticated one: gw_sc_probe_init picks the
+ * counter) and per code (Redis counters, an attempt reserved atomically before it is judged:
+ * gw_share.h), one constant-time compare, one answer for every kind of mismatch. Errors: 400 MISSING_FIELD / INVALID_FIELD, 404 SHARE_CODE_NOT_FOUND,
  * 429 RATE_LIMITED (+ Retry-After), 503 UNAVAILABLE.
  *
  * One round trip: the two reservations, the code's hash and -- when this thread has opened the same
