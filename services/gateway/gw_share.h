@@ -139,6 +139,12 @@ int gw_scope_parse(const char *scope, uint64_t **out, size_t *n) CP_WUR;
 /* Is index in the sorted scope (n == 0 means every record)? */
 bool gw_scope_has(const uint64_t *scope, size_t n, uint64_t index);
 
+/* gw_share_open.c: the employer label of a check or subscription (field "employer", at most
+ * max_len bytes): what the body says (self-declared, printable: gw_json_label), or for an
+ * authenticated employer its registered name -- a different self-declared one is 400
+ * INVALID_FIELD, never an override. 0 with *out (into body or the registry), or -1 replied. */
+int gw_employer_label(gw_req_t *req, json_t *body, size_t max_len, const char **out) CP_WUR;
+
 /* gw_share_open.c: read share_code and date_of_birth from an employer's JSON body, apply the
  * failed-check limits and open the code. 0: *sc filled. -1: a reply was made (400 for a
  * malformed field, 404 SHARE_CODE_NOT_FOUND for a wrong code or date of birth -- the same answer

@@ -73,6 +73,19 @@ void gw_sc_reply_limited(gw_req_t *req, long long ttl, const char *what) {
   gw_reply_header(req, MHD_HTTP_HEADER_RETRY_AFTER, v);
 }
 
+int gw_employer_label(gw_req_t *req, json_t *body, size_t max_len, const char **out) {
+  if (gw_json_label(req, body, "employer", max_len, out) != 0) return -1; /* self-declared: printable text */
+  if (req->employer == NULL) return 0;
+  if ((*out)[0] != '\0' && strcmp(*out, req->employer->name) != 0) {
+    gw_reply_error(req, 400, GW_E_INVALID_FIELD,
+                   "employer: with an employer credential the label is your registered name (%s); leave it out",
+                   req->employer->name);
+    return -1;
+  }
+  *out = req->employer->name;
+  return 0;
+}
+
 const char *gw_sc_limited_what(const gw_sc_probe_t *p, gw_sc_verdict_t v) {
   if (v == GW_SC_LIMITED_CODE) return "for this share code";
   return p->per_employer ? "with your employer account" : "from your address";
@@ -175,7 +188,9 @@ bool gw_sc_attempt_view(const gw_req_t *req, const gw_sc_probe_t *p, gw_sc_verdi
   gw_jw_i64(w, (int64_t)time(NULL));
   gw_jw_kstr(w, ",\"code_id\":", p->attempt_code_id);
   gw_jw_kstr(w, ",\"kind\":", v == GW_SC_NO_MATCH ? "failed" : "locked");
-  gw_jw_raw(w, ",\"employer\":\"\"");
+  /* a registered employer is named (its registered name and id); an anonymous try is nobody's */
+  gw_jw_kstr(w, ",\"employer\":", req->employer != NULL ? req->employer->name : "");
+  if (req->employer != NULL) gw_jw_kstr(w, ",\"employer_id\":", req->employer->id);
   gw_jw_kstr(w, ",\"client\":{\"ip\":", req->client_ip);
   gw_jw_raw(w, "},\"records\":0}");
   if (w->bad) return false;

@@ -385,17 +385,8 @@ void gw_subscribe_post(gw_req_t *req) {
   char evs[128];
   gw_sc_t sc;
   if (gw_json_str(req, body, "url", true, URL_MAX, &url) != 0 ||
-      gw_json_label(req, body, "employer", EMPLOYER_MAX, &employer) != 0) /* self-declared: printable text */
+      gw_employer_label(req, body, EMPLOYER_MAX, &employer) != 0) /* a registered employer: its registered name */
     goto out;
-  if (req->employer != NULL) { /* a registered employer is known by its registered name */
-    if (employer[0] != '\0' && strcmp(employer, req->employer->name) != 0) {
-      gw_reply_error(req, 400, GW_E_INVALID_FIELD,
-                     "employer: with an employer credential the label is your registered name (%s); leave it out",
-                     req->employer->name);
-      goto out;
-    }
-    employer = req->employer->name;
-  }
   cp_url_t where;
   char why[300];
   if (cp_url_check(url, cp_url_allow_config(), &where, why, sizeof why) != 0) {

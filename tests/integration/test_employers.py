@@ -271,6 +271,40 @@ def test_employer_ceiling_is_per_employer_and_the_code_lock_holds(gw):
     reset_limits(gw)
 
 
+def test_worker_sees_the_registered_employer(gw):
+    reset_limits(gw)
+    a = employer_token(gw, "EMP-0001")
+    wtok = worker_token(gw)
+    st, _, b = request(gw, "POST", "/v1/share-codes", {"date_of_birth": DOB_A}, token=wtok)
+    assert st == 201, b
+    code = json.loads(b)
+    SEEN.extend([code["code"], code["code"].replace("-", "")])
+    check = {"share_code": code["code"], "date_of_birth": DOB_A}
+    # a self-declared label may not stand in for the registered name on a check either
+    st, _, b = request(gw, "POST", "/v1/check", dict(check, employer="Somebody Else"), token=a)
+    assert st == 400 and err_code(b) == "INVALID_FIELD", b
+    st, _, b = request(gw, "POST", "/v1/check", check, token=a)
+    assert st == 200, b
+    st, _, b = request(gw, "POST", "/v1/check", dict(check, date_of_birth="1970-01-01"), token=a)
+    assert st == 404, b
+    st, _, b = request(gw, "POST", "/v1/check", dict(check, employer="Corner Shop Care"))
+    assert st == 200, b
+
+    def views():
+        st, _, b = request(gw, "GET", "/v1/views", token=wtok)
+        assert st == 200, b
+        return [v for v in json.loads(b)["views"] if v["code_id"] == code["id"]]
+    got = gw.wait_for(lambda: (lambda v: v if len(v) == 3 else None)(views()), what="three views")
+    anon, failed, seen = got   # newest first
+    assert anon["employer"] == "Corner Shop Care" and "employer_id" not in anon
+    assert anon["self_declared"] == ["employer", "client.user_agent"]
+    for v in (failed, seen):
+        assert v["employer"] == "Willowbrook Care Home (SAMPLE - fictional)" and v["employer_id"] == "EMP-0001", v
+        assert v["self_declared"] == ["client.user_agent"], v
+    assert failed["kind"] == "failed" and failed["records"] == 0
+    assert seen["kind"] == "check" and seen["records"] >= 1
+
+
 def test_no_token_secret_or_code_in_logs(gw):
     # runs last in this module: everything above has been logged by now
     text = "".join(gw.log_text(s) for s in SERVICES)
