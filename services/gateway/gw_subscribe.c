@@ -30,10 +30,11 @@
  *   previous_valid_until (ISO-8601 UTC; WEBHOOK_SECRET_OVERLAP_S from now; null when the subscription
  *   had no secret). A second rotation within the overlap drops the oldest. 404 NOT_FOUND when no live
  *   subscription has that id (unknown, deleted or expired). The id is the capability, as for DELETE.
- * Errors: those of gw_share_open.c and gw_auth.c, 403 SUBSCRIPTIONS_NOT_ALLOWED, 400 INVALID_FIELD (events),
- * 400 URL_REFUSED (common/url_check.c), 409 SUBSCRIPTION_LIMIT (GATEWAY_SUBS_PER_CODE live ones made
- * with this code, or GATEWAY_SUBS_PER_WORKER about this worker, or GW_SUBS_PER_EMPLOYER_MAX of this
- * employer), 409 SUBSCRIPTION_URL_TAKEN, 503 UNAVAILABLE. */
+ * Errors: those of gw_share_open.c and gw_auth.c, 403 SUBSCRIPTIONS_NOT_ALLOWED, 400 INVALID_FIELD
+ * (events, a label other than the registered name), 400 URL_REFUSED (common/url_check.c), 409
+ * SUBSCRIPTION_LIMIT (GATEWAY_SUBS_PER_CODE live ones made with this code, or GATEWAY_SUBS_PER_WORKER
+ * about this worker, or GW_SUBS_PER_EMPLOYER_MAX of this employer), 409 SUBSCRIPTION_URL_TAKEN, 503
+ * UNAVAILABLE. */
 #include "gw_share.h"
 #include "gw_http.h"
 #include "gw_subscribe_routes.h"
