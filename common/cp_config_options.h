@@ -83,6 +83,8 @@ CP_OPT(CATALOGUE, STR, "data/catalogue.json", 1, 4096, CP_SVC_VERIFY | CP_SVC_CL
        "qualification catalogue file")
 CP_OPT(PROVIDERS, STR, "data/providers.json", 1, 4096, CP_SVC_INTAKE | CP_SVC_VERIFY | CP_SVC_NOTIFY | CP_SVC_CLI | CP_SVC_GATEWAY, CP_V_PATH,
        "provider registry file")
+CP_OPT(EMPLOYERS, STR, "data/employers.json", 1, 4096, CP_SVC_CLI | CP_SVC_GATEWAY, CP_V_PATH,
+       "employer registry file: who may hold an employer token (cpe_...), own subscriptions and the per-employer failed-check ceiling")
 
 /* signer */
 CP_OPT(SIGNER_ENDPOINTS, STR, "tcp://127.0.0.1:5610", 1, 4096, CP_SVC_VERIFY | CP_SVC_CLI, CP_V_ZMQ_ENDPOINTS,
@@ -153,6 +155,8 @@ CP_OPT(GATEWAY_CHECK_FAILS_PER_ADDRESS, INT, "60", 1, 100000, CP_SVC_GATEWAY, CP
        "failed share-code checks from one client address per 15 minutes before it is refused (429): high enough for an office of managers behind one address, see README \"Rate limits\"")
 CP_OPT(GATEWAY_CHECK_FAILS_PER_CODE, INT, "5", 1, 100, CP_SVC_GATEWAY, CP_V_NONE,
        "failed checks naming one share code per 15 minutes, from any address, before the code is locked (429): the defence against date-of-birth guessing")
+CP_OPT(GATEWAY_CHECK_FAILS_PER_EMPLOYER, INT, "200", 1, 100000, CP_SVC_GATEWAY, CP_V_NONE,
+       "failed share-code checks per 15 minutes of one authenticated employer (Bearer cpe_...), counted per employer instead of per address; the per-code limit still holds, see README \"Rate limits\"")
 CP_OPT(GATEWAY_PER_IP_LIMIT, INT, "64", 0, 100000, CP_SVC_GATEWAY, CP_V_NONE,
        "concurrent connections from one client address (0 = no limit)")
 CP_OPT(GATEWAY_MAX_CONNECTIONS, INT, "1024", 1, 100000, CP_SVC_GATEWAY, CP_V_NONE,

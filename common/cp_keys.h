@@ -126,6 +126,9 @@ const char *cp_key_w_sc(cp_key_t *k, const char *pseudonym_hex);
 const char *cp_key_w_views(cp_key_t *k, const char *pseudonym_hex);
 const char *cp_key_rl_ip(cp_key_t *k, const char *client_address);
 const char *cp_key_rl_code(cp_key_t *k, const char *code_hash_hex);
+/* gateway: a registered employer's failed-check counter and its live subscriptions. */
+const char *cp_key_rl_emp(cp_key_t *k, const char *employer_id);
+const char *cp_key_emp_subs(cp_key_t *k, const char *employer_id);
 
 /* The formats the builders use (keys.c). Only for callers not yet moved to the builders
  * (notify, the gateway, and scripts that name a key pattern): new code calls a builder. */

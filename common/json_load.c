@@ -2,7 +2,10 @@
 #include "cp_json.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <string.h>
+
+#include "cp_url_check.h"
 
 json_t *cp_json_load_list(const char *path, const char *field, bool nonempty, json_t **arr,
                           char *err, size_t errlen) {
@@ -45,5 +48,45 @@ int cp_json_check_fields(const json_t *e, const char *const *known, size_t nknow
     if (!found)
       return cp_err(err, errlen, "%s: unknown field \"%s\"", where, key);
   }
+  return 0;
+}
+
+int cp_json_opt_string(const json_t *e, const char *name, char *dst, size_t max, const char *where, char *err,
+                       size_t errlen) {
+  const json_t *v = json_object_get(e, name);
+  if (v == NULL) {
+    dst[0] = '\0';
+    return 0;
+  }
+  if (!json_is_string(v))
+    return cp_err(err, errlen, "%s: field \"%s\" must be a string", where, name);
+  if (json_string_length(v) >= max)
+    return cp_err(err, errlen, "%s: field \"%s\" is longer than %zu bytes", where, name, max - 1);
+  if (strlen(json_string_value(v)) != json_string_length(v))
+    return cp_err(err, errlen, "%s: field \"%s\" contains a NUL character", where, name);
+  snprintf(dst, max, "%s", json_string_value(v));
+  return 0;
+}
+
+bool cp_json_id_valid(const char *s, size_t max) {
+  size_t n = strlen(s);
+  if (n == 0 || n >= max)
+    return false;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+          c == '_'))
+      return false;
+  }
+  return true;
+}
+
+int cp_json_url_check(const char *url, const char *field, const char *where, char *err, size_t errlen) {
+  if (url[0] == '\0')
+    return 0;
+  cp_url_t u;
+  char why[300];
+  if (cp_url_check(url, cp_url_allow_config(), &u, why, sizeof why) != 0)
+    return cp_err(err, errlen, "%s: field \"%s\": %s", where, field, why);
   return 0;
 }

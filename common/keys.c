@@ -64,3 +64,5 @@ const char *cp_key_w_sc(cp_key_t *k, const char *hex) { return build(k, "cp:w:{%
 const char *cp_key_w_views(cp_key_t *k, const char *hex) { return build(k, "cp:w:{%s}:views", hex); }
 const char *cp_key_rl_ip(cp_key_t *k, const char *addr) { return build(k, "cp:rl:ip:{%s}", addr); }
 const char *cp_key_rl_code(cp_key_t *k, const char *hash) { return build(k, "cp:rl:code:{%s}", hash); }
+const char *cp_key_rl_emp(cp_key_t *k, const char *id) { return build(k, "cp:rl:emp:{%s}", id); }
+const char *cp_key_emp_subs(cp_key_t *k, const char *id) { return build(k, "cp:emp:{%s}:subs", id); }

@@ -2,7 +2,6 @@
 #include "cp_catalogue.h"
 #include "cp_dates.h"
 #include "cp_json.h"
-#include "cp_url_check.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -27,20 +26,6 @@ static const char *const prov_fields[] = {
 };
 
 static const char *const approval_fields[] = {"code", "from", "to"};
-
-/* A provider id: 1..PROV_ID_MAX-1 characters of [A-Za-z0-9._-]. */
-static bool id_valid(const char *s) {
-  size_t n = strlen(s);
-  if (n == 0 || n >= PROV_ID_MAX)
-    return false;
-  for (size_t i = 0; i < n; i++) {
-    char c = s[i];
-    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-          c == '-' || c == '.' || c == '_'))
-      return false;
-  }
-  return true;
-}
 
 /* An approval pattern: a code of [A-Z0-9._-], optionally ending in '*' ("*" alone = everything). */
 static bool pattern_valid(const char *s) {
@@ -105,24 +90,6 @@ void prov_destroy(prov_registry_t **reg) {
   *reg = NULL;
 }
 
-/* Read optional string field `name` of e (absent = ""), at most max-1 bytes. */
-static int opt_string(json_t *e, const char *name, char *dst, size_t max, const char *where,
-                      char *err, size_t errlen) {
-  json_t *v = json_object_get(e, name);
-  if (v == NULL) {
-    dst[0] = '\0';
-    return 0;
-  }
-  if (!json_is_string(v))
-    return cp_err(err, errlen, "%s: field \"%s\" must be a string", where, name);
-  if (json_string_length(v) >= max)
-    return cp_err(err, errlen, "%s: field \"%s\" is longer than %zu bytes", where, name, max - 1);
-  if (strlen(json_string_value(v)) != json_string_length(v))
-    return cp_err(err, errlen, "%s: field \"%s\" contains a NUL character", where, name);
-  snprintf(dst, max, "%s", json_string_value(v));
-  return 0;
-}
-
 static int approval_parse(json_t *a, prov_approval_t *ap, const char *where, char *err, size_t errlen) {
   if (cp_json_check_fields(a, approval_fields, CP_ARRAY_LEN(approval_fields), where, err, errlen) != 0)
     return -1;
@@ -152,7 +119,7 @@ static int prov_parse(json_t *e, prov_t *p, const char *where, char *err, size_t
   if (cp_json_check_fields(e, prov_fields, CP_ARRAY_LEN(prov_fields), where, err, errlen) != 0)
     return -1;
   json_t *v = json_object_get(e, "id");
-  if (!json_is_string(v) || !id_valid(json_string_value(v)))
+  if (!json_is_string(v) || !cp_json_id_valid(json_string_value(v), PROV_ID_MAX))
     return cp_err(err, errlen, "%s: field \"id\" must be 1..%d characters of A-Z a-z 0-9 . _ -",
                   where, PROV_ID_MAX - 1);
   if (strcmp(json_string_value(v), PROV_RESERVED_ID) == 0)
@@ -164,7 +131,7 @@ static int prov_parse(json_t *e, prov_t *p, const char *where, char *err, size_t
   snprintf(p->id, sizeof p->id, "%s", json_string_value(v));
   snprintf(w, sizeof w, "%s (id \"%s\")", where, p->id);
 
-  if (opt_string(e, "name", p->name, sizeof p->name, w, err, errlen) != 0)
+  if (cp_json_opt_string(e, "name", p->name, sizeof p->name, w, err, errlen) != 0)
     return -1;
   if (p->name[0] == '\0')
     return cp_err(err, errlen, "%s: field \"name\" is missing or empty", w);
@@ -176,14 +143,10 @@ static int prov_parse(json_t *e, prov_t *p, const char *where, char *err, size_t
       return cp_err(err, errlen, "%s: field \"curve_public_key\" %s", w, why);
     snprintf(p->curve_key, sizeof p->curve_key, "%s", json_string_value(v));
   }
-  if (opt_string(e, "webhook_url", p->webhook_url, sizeof p->webhook_url, w, err, errlen) != 0)
+  if (cp_json_opt_string(e, "webhook_url", p->webhook_url, sizeof p->webhook_url, w, err, errlen) != 0)
     return -1;
-  if (p->webhook_url[0] != '\0') {
-    cp_url_t u;
-    char uw[300];
-    if (cp_url_check(p->webhook_url, cp_url_allow_config(), &u, uw, sizeof uw) != 0)
-      return cp_err(err, errlen, "%s: field \"webhook_url\": %s", w, uw);
-  }
+  if (cp_json_url_check(p->webhook_url, "webhook_url", w, err, errlen) != 0)
+    return -1;
 
   json_t *arr = json_object_get(e, "approvals");
   if (arr != NULL && !json_is_array(arr))

@@ -1,6 +1,7 @@
-/* token.c -- MAC'd bearer tokens with a random id (cpp_ provider, cpw_ worker); see cp_token.h. */
+/* token.c -- MAC'd bearer tokens with a random id (cpp_ provider, cpw_ worker, cpe_ employer); see cp_token.h. */
 #include "cp_token.h"
 
+#include <assert.h>
 #include <string.h>
 
 #define TOKEN_VERSION 2    /* 1 (no id) is refused: see cp_token.h */
@@ -10,8 +11,32 @@
 #define TOKEN_PAYLOAD_MAX (TOKEN_HEAD + CP_TOKEN_SUBJECT_MAX)
 #define TOKEN_RAW_MAX (TOKEN_PAYLOAD_MAX + crypto_auth_BYTES)
 
+/* Each kind's prefix and longest lifetime, indexed by cp_token_kind_t. */
+static const struct {
+  const char *prefix;  // the token's first TOKEN_PREFIX_LEN characters
+  int64_t max_s;       // longest lifetime a checker accepts (plus CP_TOKEN_SKEW_S)
+} kinds[CP_TOKEN_KINDS] = {
+  [CP_TOKEN_PROVIDER] = {"cpp_", CP_TOKEN_PROVIDER_MAX_S},
+  [CP_TOKEN_WORKER] = {"cpw_", CP_TOKEN_WORKER_MAX_S},
+  [CP_TOKEN_EMPLOYER] = {"cpe_", CP_TOKEN_EMPLOYER_MAX_S},
+};
+
 static const char *prefix_of(cp_token_kind_t kind) {
-  return kind == CP_TOKEN_WORKER ? "cpw_" : "cpp_";
+  assert(kind >= 0 && kind < CP_TOKEN_KINDS);
+  return kinds[kind].prefix;
+}
+
+int cp_token_kind_of(const char *token, cp_token_kind_t *kind) {
+  for (int k = 0; token != NULL && k < CP_TOKEN_KINDS; k++)
+    if (strncmp(token, kinds[k].prefix, TOKEN_PREFIX_LEN) == 0) {
+      *kind = (cp_token_kind_t)k;
+      return 0;
+    }
+  return -1;
+}
+
+const char *cp_token_kind_name(cp_token_kind_t kind) {
+  return kind == CP_TOKEN_WORKER ? "worker" : kind == CP_TOKEN_EMPLOYER ? "employer" : "provider";
 }
 
 /* The MAC key: BLAKE2b keyed with the secret over the domain string. */
@@ -71,10 +96,10 @@ cp_token_status_t cp_token_check(const unsigned char secret[CP_SECRET_BYTES], cp
   size_t tlen = strnlen(token, CP_TOKEN_MAX);
   if (tlen >= CP_TOKEN_MAX || tlen <= TOKEN_PREFIX_LEN) return CP_TOKEN_MALFORMED;
   const char *prefix = prefix_of(kind);
-  const char *other = prefix_of(kind == CP_TOKEN_WORKER ? CP_TOKEN_PROVIDER : CP_TOKEN_WORKER);
+  cp_token_kind_t other;
   /* the prefix is public (it names the kind), so an ordinary comparison is fine here */
   if (memcmp(token, prefix, TOKEN_PREFIX_LEN) != 0)
-    return memcmp(token, other, TOKEN_PREFIX_LEN) == 0 ? CP_TOKEN_WRONG_KIND : CP_TOKEN_MALFORMED;
+    return cp_token_kind_of(token, &other) == 0 ? CP_TOKEN_WRONG_KIND : CP_TOKEN_MALFORMED;
   uint8_t raw[TOKEN_RAW_MAX + 4];
   size_t len = 0;
   const char *end = NULL;
@@ -107,7 +132,7 @@ cp_token_status_t cp_token_check(const unsigned char secret[CP_SECRET_BYTES], cp
   }
   if (expiry > INT64_MAX) return CP_TOKEN_TOO_LONG;
   if ((int64_t)expiry <= now_unix) return CP_TOKEN_EXPIRED;
-  int64_t max = kind == CP_TOKEN_WORKER ? CP_TOKEN_WORKER_MAX_S : CP_TOKEN_PROVIDER_MAX_S;
+  int64_t max = kinds[kind].max_s;
   if ((int64_t)expiry - now_unix > max + CP_TOKEN_SKEW_S) return CP_TOKEN_TOO_LONG;
   return CP_TOKEN_OK;
 }

@@ -85,6 +85,7 @@ export CAREPASS_CATALOGUE=${CAREPASS_CATALOGUE:-$ROOT/data/catalogue.json}
 export CAREPASS_ROLES=${CAREPASS_ROLES:-$ROOT/data/roles.json}
 export CAREPASS_ASCWDS_CATEGORIES=${CAREPASS_ASCWDS_CATEGORIES:-$ROOT/data/asc-wds-categories.json}
 export CAREPASS_PROVIDERS="$VAR/providers.json"
+export CAREPASS_EMPLOYERS=${CAREPASS_EMPLOYERS:-$ROOT/data/employers.json}
 export CAREPASS_TOKEN_SECRET=${CAREPASS_TOKEN_SECRET:-$VAR/keys/token.secret}
 export CAREPASS_SHARE_CODE_SECRET=${CAREPASS_SHARE_CODE_SECRET:-$VAR/keys/share-code.secret}
 export CAREPASS_REVOKED_TOKENS=${CAREPASS_REVOKED_TOKENS:-$VAR/keys/revoked-tokens}

@@ -12,9 +12,12 @@
  *      other methods only gets 405 METHOD_NOT_ALLOWED with an Allow header; a path that
  *      matches nothing gets 404 ROUTE_NOT_FOUND;
  *   2. checks the credential of the row's auth kind (Authorization: Bearer <token>):
- *      GW_AUTH_PROVIDER "cpp_..." (provider in the registry) or GW_AUTH_WORKER "cpw_...";
- *      the token's subject goes into req->subject. Failures: 401 UNAUTHENTICATED /
- *      INVALID_TOKEN / TOKEN_EXPIRED, 403 PROVIDER_UNKNOWN (see gw_auth.c);
+ *      GW_AUTH_PROVIDER "cpp_..." (provider in the registry), GW_AUTH_WORKER "cpw_...",
+ *      GW_AUTH_EMPLOYER "cpe_..." (employer in the employer registry) or GW_AUTH_EMPLOYER_OPT
+ *      (no Authorization header = anonymous; one that is given must be a good "cpe_...");
+ *      the token's subject goes into req->subject (and the employer into req->employer).
+ *      Failures: 401 UNAUTHENTICATED / INVALID_TOKEN / TOKEN_EXPIRED / TOKEN_REVOKED,
+ *      403 PROVIDER_UNKNOWN / EMPLOYER_UNKNOWN (see gw_auth.c);
  *   3. reads the body (POST/PUT/PATCH/DELETE) into req->body, NUL-terminated, up to the
  *      row's max_body (0 = GATEWAY_MAX_BODY); bigger gets 413 BODY_TOO_LARGE;
  *   4. calls the handler, which MUST answer with exactly one gw_reply_* call (a handler
@@ -53,6 +56,7 @@
 #include <microhttpd.h>
 
 #include "cp_catalogue.h"
+#include "cp_employers.h"
 #include "cp_roles.h"
 #include "cp_cidr.h"
 #include "cp_crypto.h"
@@ -77,6 +81,7 @@
 #define GW_E_TOKEN_EXPIRED "TOKEN_EXPIRED"           /* 401 */
 #define GW_E_TOKEN_REVOKED "TOKEN_REVOKED"           /* 401 the token's id is on CAREPASS_REVOKED_TOKENS */
 #define GW_E_PROVIDER_UNKNOWN "PROVIDER_UNKNOWN"     /* 403 provider token for a provider not in the registry */
+#define GW_E_EMPLOYER_UNKNOWN "EMPLOYER_UNKNOWN"     /* 403 employer token for an employer not in the employer registry */
 #define GW_E_RATE_LIMITED "RATE_LIMITED"             /* 429 (+ Retry-After) */
 #define GW_E_UNAVAILABLE "UNAVAILABLE"               /* 503 Redis or the bus is down; retry later */
 #define GW_E_INTERNAL "INTERNAL"                     /* 500 */
@@ -86,7 +91,7 @@
 #define GW_E_TOO_MANY_CONNECTIONS "TOO_MANY_CONNECTIONS" /* 429 a proxied client has GATEWAY_PER_IP_LIMIT requests open */
 #define GW_E_INVALID_LABEL "INVALID_LABEL"          /* 400 a self-declared label has control, bidi or unprintable characters */
 
-#define GW_SUBJECT_MAX 128   /* authenticated subject (provider id, worker pseudonym hex) incl. NUL */
+#define GW_SUBJECT_MAX 128   /* authenticated subject (provider id, worker pseudonym hex, employer id) incl. NUL */
 #define GW_IP_MAX 64         /* textual client address incl. NUL */
 
 typedef struct gw gw_t;
@@ -105,6 +110,8 @@ typedef enum {
   GW_AUTH_NONE = 0,   // public (handlers may still rate-limit by client address)
   GW_AUTH_PROVIDER,   // Bearer cpp_... token of a provider in the registry; subject = provider id
   GW_AUTH_WORKER,     // Bearer cpw_... token; subject = what the worker token names
+  GW_AUTH_EMPLOYER,   // Bearer cpe_... token of an employer in the employer registry; subject = employer id
+  GW_AUTH_EMPLOYER_OPT, // as GW_AUTH_EMPLOYER when an Authorization header is sent; anonymous without one
 } gw_auth_t;
 
 typedef void (*gw_handler_fn)(gw_req_t *req);
@@ -145,6 +152,7 @@ typedef struct {
   int few_connections;      // GATEWAY_FEW_CONNECTIONS: below this many an address may use the reserved share
   int fails_per_address;    // GATEWAY_CHECK_FAILS_PER_ADDRESS: failed checks per client address per window
   int fails_per_code;       // GATEWAY_CHECK_FAILS_PER_CODE: failed checks naming one code per window
+  int fails_per_employer;   // GATEWAY_CHECK_FAILS_PER_EMPLOYER: failed checks of one authenticated employer per window
   int subs_per_code;        // GATEWAY_SUBS_PER_CODE: live subscriptions per share code
   int subs_per_worker;      // GATEWAY_SUBS_PER_WORKER: live subscriptions per worker
   int64_t secret_overlap_s; // WEBHOOK_SECRET_OVERLAP_S: a rotated subscription secret still signs this long
@@ -173,9 +181,10 @@ struct gw {
   struct gw_loops *loops;                  // the event loops, each with its HTTP daemon (gw_loop.c)
   struct MHD_Daemon *ops;                  // the operator listener (/metrics, /healthz; gw_ops.c), NULL = off
   prov_registry_t *providers;              // provider registry (read-only)
+  emp_registry_t *employers;               // employer registry (EMPLOYERS; read-only)
   cat_catalogue_t *catalogue;              // qualification catalogue (read-only)
   roles_t *roles;                          // Care Workforce Pathway roles (ROLES; read-only)
-  unsigned char token_secret[CP_SECRET_BYTES];     // TOKEN_SECRET: MAC key of cpp_/cpw_ tokens (wiped)
+  unsigned char token_secret[CP_SECRET_BYTES];     // TOKEN_SECRET: MAC key of cpp_/cpw_/cpe_ tokens (wiped)
   unsigned char pseudonym_secret[CP_SECRET_BYTES]; // PSEUDONYM_SECRET: worker pseudonyms (wiped)
   unsigned char share_code_secret[CP_SECRET_BYTES]; // SHARE_CODE_SECRET: keys share-code hashes (wiped)
   cp_token_revlist_t *revoked;             // REVOKED_TOKENS, re-read when the file changes (thread safe)
@@ -205,7 +214,8 @@ struct gw_req {
   const char *rest;                 // GW_PREFIX: the path after the prefix ("" for GW_EXACT)
   char *body;                       // request body, NUL-terminated (NULL when none); owned by the dispatcher
   size_t body_len;                  // its length
-  char subject[GW_SUBJECT_MAX];     // authenticated subject ("" for GW_AUTH_NONE)
+  char subject[GW_SUBJECT_MAX];     // authenticated subject ("" for GW_AUTH_NONE and an anonymous GW_AUTH_EMPLOYER_OPT)
+  const emp_t *employer;            // the authenticated employer (in gw->employers), NULL when none
   int64_t token_expiry;             // expiry (unix s) of the credential, 0 for GW_AUTH_NONE
   char client_ip[GW_IP_MAX];        // client address as text (no port): the peer, or what a trusted proxy says (gw_proxy.c)
   bool operator_port;               // arrived on the operator listener (GATEWAY_METRICS_BIND)

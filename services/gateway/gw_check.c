@@ -64,7 +64,7 @@ static const char *PASSED = "passed", *FAILED = "failed", *NOT_EST = "not establ
 typedef struct {
   json_t *body;            // request body
   gw_sc_t sc;              // the opened share code
-  const char *employer;    // employer label ("" when not given); points into body
+  const char *employer;    // employer label ("" when not given): into body, or the registered name (gw_employer_label)
   const char *ua;          // User-Agent header or NULL (lives as long as req)
   uint64_t *idx;           // the worker's register indexes, ascending
   size_t n;                // how many
@@ -134,7 +134,7 @@ static int pp_parse_body(gw_req_t *req, pp_t *p, json_t *body) {
   p->body = body;
   p->employer = "";
   p->ua = gw_header(req, MHD_HTTP_HEADER_USER_AGENT);
-  if (gw_json_label(req, p->body, "employer", EMPLOYER_MAX, &p->employer) != 0) return -1;
+  if (gw_employer_label(req, p->body, EMPLOYER_MAX, &p->employer) != 0) return -1;
   const char *role = NULL, *started = NULL;
   p->started = -1;
   if (gw_json_str(req, p->body, "role", false, ROLE_ID_MAX, &role) != 0 ||
@@ -546,6 +546,7 @@ static void record_view(gw_req_t *req, const pp_t *p, size_t nrec, const char *k
   gw_jw_kstr(&w, ",\"code_id\":", p->sc.id);
   gw_jw_kstr(&w, ",\"kind\":", kind);
   gw_jw_kstr(&w, ",\"employer\":", p->employer);
+  if (req->employer != NULL) gw_jw_kstr(&w, ",\"employer_id\":", req->employer->id); /* checked: its token */
   gw_jw_kstr(&w, ",\"client\":{\"ip\":", req->client_ip);
   if (ua_ok) gw_jw_kstr(&w, ",\"user_agent\":", uab); /* else left out */
   gw_jw_raw(&w, "},\"records\":");
@@ -797,10 +798,8 @@ static void cjob_finish(gw_cjob_t *j, redisReply *extra, gw_cconn_t *cc) {
   }
   switch (j->verdict) {
   case GW_SC_LIMITED_IP:
-    gw_sc_reply_limited(req, j->probe.ttl, "from your address");
-    break;
   case GW_SC_LIMITED_CODE:
-    gw_sc_reply_limited(req, j->probe.ttl, "for this share code");
+    gw_sc_reply_limited(req, j->probe.ttl, gw_sc_limited_what(&j->probe, j->verdict));
     break;
   case GW_SC_NO_MATCH: /* the reservations made in the lookup are the failure's count */
     gw_sc_reply_no_match(req, &j->probe);

@@ -11,8 +11,8 @@ void gw_check_form_post(gw_req_t *req);  /* gw_check_form.c */
 void gw_check_own_get(gw_req_t *req);    /* the worker's own passport */
 
 #define GW_CHECK_ROUTES \
-  {"POST", "/v1/check", GW_EXACT, GW_AUTH_NONE, 4096, gw_check_post, "check"}, \
-  {"POST", "/v1/check/bundle", GW_EXACT, GW_AUTH_NONE, 4096, gw_check_bundle_post, "check_bundle"}, \
+  {"POST", "/v1/check", GW_EXACT, GW_AUTH_EMPLOYER_OPT, 4096, gw_check_post, "check"}, \
+  {"POST", "/v1/check/bundle", GW_EXACT, GW_AUTH_EMPLOYER_OPT, 4096, gw_check_bundle_post, "check_bundle"}, \
   {"GET", "/", GW_EXACT, GW_AUTH_NONE, 0, gw_check_form_get, "page"}, \
   {"POST", "/check", GW_EXACT, GW_AUTH_NONE, GW_FORM_BODY_MAX, gw_check_form_post, "check_form"}, \
   {"GET", "/v1/passport", GW_EXACT, GW_AUTH_WORKER, 0, gw_check_own_get, "passport"},

@@ -55,6 +55,7 @@ static int load_config(gw_config_t *cfg, char *err, size_t errlen) {
   cfg->few_connections = (int)cp_cfg_int(CP_OPT_GATEWAY_FEW_CONNECTIONS);
   cfg->fails_per_address = (int)cp_cfg_int(CP_OPT_GATEWAY_CHECK_FAILS_PER_ADDRESS);
   cfg->fails_per_code = (int)cp_cfg_int(CP_OPT_GATEWAY_CHECK_FAILS_PER_CODE);
+  cfg->fails_per_employer = (int)cp_cfg_int(CP_OPT_GATEWAY_CHECK_FAILS_PER_EMPLOYER);
   cfg->subs_per_code = (int)cp_cfg_int(CP_OPT_GATEWAY_SUBS_PER_CODE);
   cfg->subs_per_worker = (int)cp_cfg_int(CP_OPT_GATEWAY_SUBS_PER_WORKER);
   cfg->secret_overlap_s = cp_cfg_int(CP_OPT_WEBHOOK_SECRET_OVERLAP_S);
@@ -87,6 +88,7 @@ int gw_new(gw_t **out, char *err, size_t errlen) {
   gw->metrics = gw_metrics_new();
   if (load_config(&gw->cfg, err, errlen) != 0) goto err;
   if (prov_load(cp_cfg_str(CP_OPT_PROVIDERS), &gw->providers, err, errlen) != 0) goto err;
+  if (emp_load(cp_cfg_str(CP_OPT_EMPLOYERS), &gw->employers, err, errlen) != 0) goto err;
   if (cat_load(cp_cfg_str(CP_OPT_CATALOGUE), &gw->catalogue, err, errlen) != 0) goto err;
   if (roles_load(cp_cfg_str(CP_OPT_ROLES), gw->catalogue, &gw->roles, err, errlen) != 0) goto err;
   if (cp_secret_load(cp_cfg_str(CP_OPT_TOKEN_SECRET), true, gw->token_secret, err, errlen) != 0) goto err;
@@ -159,6 +161,7 @@ void gw_destroy(gw_t **gwp) {
   free(gw->redis_all);
   reg_close(&gw->reg);
   prov_destroy(&gw->providers);
+  emp_destroy(&gw->employers);
   roles_destroy(&gw->roles);
   cat_destroy(&gw->catalogue);
   gw_metrics_destroy(&gw->metrics);

@@ -27,6 +27,10 @@
  *  cp:rl:ip:{<client address>}      STRING failed share-code checks from that address, plus checks
  *                                     being judged now (reserved by gw_rl_reserve_script, EXPIRE NX)
  *  cp:rl:code:{<code hash hex>}     STRING the same for checks naming that code (whether or not it exists)
+ *  cp:rl:emp:{<employer id>}        STRING the same for an authenticated employer's checks (instead of
+ *                                     its address's counter)
+ *  cp:emp:{<employer id>}:subs      SET    the employer's subscription ids (GET /v1/subscriptions); TTL =
+ *                                     the latest of theirs; ids whose cp:sub is gone are pruned when read
  *  cp:sub:{<sub id>}, cp:w:{<pseudonym hex>}:subs   employer subscriptions, in the format notify
  *                                     reads (services/notify/notify_keys.h)
  *
@@ -56,6 +60,7 @@
 #define GW_SC_LABEL_MAX 100         /* the worker's own label of a code (bytes) */
 #define GW_VIEWS_KEEP 1000          /* views kept per worker */
 #define GW_VIEWS_TTL_S (180 * 86400) /* views list lives this long after the last view */
+#define GW_SUBS_PER_EMPLOYER_MAX 10000 /* live subscriptions of one registered employer (what GET /v1/subscriptions lists) */
 
 /* Failed-check limits (Redis counters): per client address and per code, in a fixed window.
  * Each check reserves one attempt on both counters (one atomic script per counter: refused at the
@@ -77,6 +82,20 @@
  * office address, each mistyping twice, are never refused; the per-code limit is the one that
  * protects a worker, and it does not depend on the address at all.
  *
+ * An authenticated employer (Bearer cpe_..., optional on POST /v1/check and /v1/check/bundle)
+ * reserves on its own counter cp:rl:emp:{id} (GATEWAY_CHECK_FAILS_PER_EMPLOYER, default 200 per
+ * window) instead of its address's: a registered care group checking from one head office is
+ * known and can be cut off by revoking its token, so its failures are charged to it, not to
+ * whoever shares its address (and they do not use up the address's 60 either). 200 is about three
+ * times the address ceiling: room for a recruitment day of a large group (hundreds of checks, a few
+ * percent mistyped), and still at most about 1 success in 5e6 days for someone scanning codes with
+ * a stolen token -- who is then one revocation away from nothing. The per-code counter is
+ * reserved exactly as for everyone (GATEWAY_CHECK_FAILS_PER_CODE): an employer account buys no
+ * extra guesses at any one worker's date of birth. The reservation is the same one command in the
+ * same place of the pipeline either way (gw_sc_probe_init picks the key), before the date of birth
+ * is judged, so neither the answer nor its timing depends on whether the code exists. An invalid
+ * employer credential is refused (401) before any of this: it is never counted as anonymous.
+ *
  * Failed and locked tries are shown to the worker: when a check names a code that exists and
  * fails (wrong date of birth) or is refused (a limit), a view of kind "failed" or "locked" (time,
  * code id, client address; records 0) is added to the worker's views, written without waiting for
@@ -92,6 +111,7 @@
 #define GW_E_URL_REFUSED "URL_REFUSED" /* 400 a webhook URL carepass will not send to (form or address: cp_url_check.h) */
 #define GW_E_SUBS_LIMIT "SUBSCRIPTION_LIMIT" /* 409 the share code or the worker has as many subscriptions as allowed */
 #define GW_E_SUBS_NOT_ALLOWED "SUBSCRIPTIONS_NOT_ALLOWED" /* 403 the share code does not allow subscriptions */
+#define GW_E_SUBS_URL_TAKEN "SUBSCRIPTION_URL_TAKEN" /* 409 the URL has a subscription under the code made by someone else */
 
 /* A share code opened by an employer (code and date of birth matched). */
 typedef struct {
@@ -121,6 +141,12 @@ int gw_scope_parse(const char *scope, uint64_t **out, size_t *n) CP_WUR;
 /* Is index in the sorted scope (n == 0 means every record)? */
 bool gw_scope_has(const uint64_t *scope, size_t n, uint64_t index);
 
+/* gw_share_open.c: the employer label of a check or subscription (field "employer", at most
+ * max_len bytes): what the body says (self-declared, printable: gw_json_label), or for an
+ * authenticated employer its registered name -- a different self-declared one is 400
+ * INVALID_FIELD, never an override. 0 with *out (into body or the registry), or -1 replied. */
+int gw_employer_label(gw_req_t *req, json_t *body, size_t max_len, const char **out) CP_WUR;
+
 /* gw_share_open.c: read share_code and date_of_birth from an employer's JSON body, apply the
  * failed-check limits and open the code. 0: *sc filled. -1: a reply was made (400 for a
  * malformed field, 404 SHARE_CODE_NOT_FOUND for a wrong code or date of birth -- the same answer
@@ -143,7 +169,7 @@ typedef struct {
   uint8_t h[32];                     // code hash
   uint8_t dh[32];                    // date-of-birth hash bound to the code (wiped by gw_sc_probe_clear)
   char code_hash[2 * 32 + 1];        // h as hex
-  char ipkey[GW_IP_MAX + 32];        // cp:rl:ip:{client address}
+  char ipkey[GW_IP_MAX + 32];        // cp:rl:ip:{client address}, or cp:rl:emp:{employer id} (per_employer)
   char codekey[128];                 // cp:rl:code:{code hash}
   char sckey[128];                   // cp:sc:{code hash}
   const char *release[2];            // after judge: counters whose reservation is given back (ipkey/codekey)
@@ -151,14 +177,15 @@ typedef struct {
   long long ttl;                     // after a LIMITED verdict: seconds until the counter that refused expires
   int left;                          // after NO_MATCH: failed tries left before a lock (of the code or the address)
   bool left_code;                    // ... and whether the code's limit is the nearer one (else the address's)
-  long limit_ip;                     // failed checks allowed per address (GATEWAY_CHECK_FAILS_PER_ADDRESS)
+  long limit_ip;                     // failed checks allowed on ipkey (GATEWAY_CHECK_FAILS_PER_ADDRESS or _PER_EMPLOYER)
+  bool per_employer;                 // ipkey is the authenticated employer's counter, not the address's
   long limit_code;                   // failed checks allowed per code (GATEWAY_CHECK_FAILS_PER_CODE)
   char attempt_worker[2 * CP_PSEUDONYM_BYTES + 1]; // after a failure on a code that exists: its worker ("" otherwise)
   char attempt_code_id[GW_SC_ID_MAX];              // ... and the code's id
 } gw_sc_probe_t;
 typedef enum {
   GW_SC_OPENED = 0,      // code and date of birth match, code live: *sc filled
-  GW_SC_LIMITED_IP,      // the client address has too many failed checks (429)
+  GW_SC_LIMITED_IP,      // the client address (or the authenticated employer) has too many failed checks (429)
   GW_SC_LIMITED_CODE,    // the code has too many failed checks (429)
   GW_SC_NO_MATCH,        // wrong code, wrong date of birth, withdrawn or expired (404; count a failure)
 } gw_sc_verdict_t;
@@ -182,6 +209,9 @@ void gw_sc_release_argv(const char *key, const char *argv[GW_RL_RELEASE_ARGC]);
 /* The 429 (ttl: seconds left on the counter that refused; <= 0 = the whole window) and the 404 of
  * a failed open. */
 void gw_sc_reply_limited(gw_req_t *req, long long ttl, const char *what);
+/* What a 429 of verdict v names: "from your address", "with your employer account" or "for this
+ * share code". */
+const char *gw_sc_limited_what(const gw_sc_probe_t *p, gw_sc_verdict_t v);
 /* 404 for a failed check, warning when a lock is near ("2 more failed tries before ... locked for
  * 15 minutes"): the count is the same whether or not the code exists, so it tells nothing. */
 void gw_sc_reply_no_match(gw_req_t *req, const gw_sc_probe_t *p);

@@ -1,6 +1,7 @@
 /* gw_share_open.c -- an employer opens a share code with the worker's date of birth: failed-check
- * limits per client address and per code (Redis counters, an attempt reserved atomically before it
- * is judged: gw_share.h), one constant-time compare, one answer for every kind of mismatch. Errors: 400 MISSING_FIELD / INVALID_FIELD, 404 SHARE_CODE_NOT_FOUND,
+ * limits per client address (per employer for an authenticated one: gw_sc_probe_init picks the
+ * counter) and per code (Redis counters, an attempt reserved atomically before it is judged:
+ * gw_share.h), one constant-time compare, one answer for every kind of mismatch. Errors: 400 MISSING_FIELD / INVALID_FIELD, 404 SHARE_CODE_NOT_FOUND,
  * 429 RATE_LIMITED (+ Retry-After), 503 UNAVAILABLE.
  *
  * One round trip: the two reservations, the code's hash and -- when this thread has opened the same
@@ -72,8 +73,28 @@ void gw_sc_reply_limited(gw_req_t *req, long long ttl, const char *what) {
   gw_reply_header(req, MHD_HTTP_HEADER_RETRY_AFTER, v);
 }
 
+int gw_employer_label(gw_req_t *req, json_t *body, size_t max_len, const char **out) {
+  if (gw_json_label(req, body, "employer", max_len, out) != 0) return -1; /* self-declared: printable text */
+  if (req->employer == NULL) return 0;
+  if ((*out)[0] != '\0' && strcmp(*out, req->employer->name) != 0) {
+    gw_reply_error(req, 400, GW_E_INVALID_FIELD,
+                   "employer: with an employer credential the label is your registered name (%s); leave it out",
+                   req->employer->name);
+    return -1;
+  }
+  *out = req->employer->name;
+  return 0;
+}
+
+const char *gw_sc_limited_what(const gw_sc_probe_t *p, gw_sc_verdict_t v) {
+  if (v == GW_SC_LIMITED_CODE) return "for this share code";
+  return p->per_employer ? "with your employer account" : "from your address";
+}
+
 void gw_sc_reply_no_match(gw_req_t *req, const gw_sc_probe_t *p) {
-  const char *what = p->left_code ? "this share code" : "checking from your address";
+  const char *what = p->left_code                ? "this share code"
+                     : p->per_employer            ? "checking with your employer account"
+                                                  : "checking from your address";
   char warn[160] = "";
   if (p->left == 0)
     snprintf(warn, sizeof warn, " That was the last try: %s is now locked for %d minutes.", what, GW_RL_WINDOW_S / 60);
@@ -135,9 +156,13 @@ int gw_sc_probe_init(gw_req_t *req, json_t *body, gw_sc_probe_t *p) {
   /* hashed whether or not the code exists: the same work either way */
   gw_sc_dob_hash(req->gw, p->h, dob, p->dh);
   cp_key_t k;
-  p->limit_ip = req->gw->cfg.fails_per_address;
+  /* the first counter: the authenticated employer's, else the client address's (the same one
+   * reservation either way, so nothing about the code changes the work; gw_share.h) */
+  p->per_employer = req->employer != NULL;
+  p->limit_ip = p->per_employer ? req->gw->cfg.fails_per_employer : req->gw->cfg.fails_per_address;
   p->limit_code = req->gw->cfg.fails_per_code;
-  snprintf(p->ipkey, sizeof p->ipkey, "%s", cp_key_rl_ip(&k, req->client_ip));
+  snprintf(p->ipkey, sizeof p->ipkey, "%s",
+           p->per_employer ? cp_key_rl_emp(&k, req->employer->id) : cp_key_rl_ip(&k, req->client_ip));
   snprintf(p->codekey, sizeof p->codekey, "%s", cp_key_rl_code(&k, p->code_hash));
   snprintf(p->sckey, sizeof p->sckey, "%s", cp_key_sc(&k, p->code_hash));
   return 0;
@@ -163,7 +188,9 @@ bool gw_sc_attempt_view(const gw_req_t *req, const gw_sc_probe_t *p, gw_sc_verdi
   gw_jw_i64(w, (int64_t)time(NULL));
   gw_jw_kstr(w, ",\"code_id\":", p->attempt_code_id);
   gw_jw_kstr(w, ",\"kind\":", v == GW_SC_NO_MATCH ? "failed" : "locked");
-  gw_jw_raw(w, ",\"employer\":\"\"");
+  /* a registered employer is named (its registered name and id); an anonymous try is nobody's */
+  gw_jw_kstr(w, ",\"employer\":", req->employer != NULL ? req->employer->name : "");
+  if (req->employer != NULL) gw_jw_kstr(w, ",\"employer_id\":", req->employer->id);
   gw_jw_kstr(w, ",\"client\":{\"ip\":", req->client_ip);
   gw_jw_raw(w, "},\"records\":0}");
   if (w->bad) return false;
@@ -285,7 +312,7 @@ int gw_sc_open_entries(gw_req_t *req, json_t *body, gw_sc_t *sc, cp_redis_pipe_t
   record_attempt(req, &p, v);
   if (v == GW_SC_LIMITED_IP || v == GW_SC_LIMITED_CODE) {
     cp_redis_pipe_destroy(&pipe);
-    gw_sc_reply_limited(req, p.ttl, v == GW_SC_LIMITED_IP ? "from your address" : "for this share code");
+    gw_sc_reply_limited(req, p.ttl, gw_sc_limited_what(&p, v));
     return -1;
   }
   if (v == GW_SC_NO_MATCH) {

@@ -11,20 +11,35 @@
  *   -> 200, the same fields without "secret", with "existing": true and a "message" saying how to get
  *      a new secret, when this URL already has a live subscription made with this share code (one per
  *      URL per code: a retry never makes a second).
- * DELETE /v1/subscriptions/<id> -> 200 {"deleted": id}; 404 NOT_FOUND. The id is a 128-bit random
- *   capability: whoever holds it may unsubscribe.
+ * DELETE /v1/subscriptions/<id> -> 200 {"deleted": id}; 404 NOT_FOUND. The id of an anonymous
+ *   subscription is a 128-bit random capability: whoever holds it may unsubscribe.
+ *
+ * Owned subscriptions. POST /v1/subscriptions with an employer credential (Bearer cpe_..., optional:
+ * GW_AUTH_EMPLOYER_OPT) records the employer's id in the subscription ("employer_id") and in the
+ * employer's set cp:emp:{id}:subs (at most GW_SUBS_PER_EMPLOYER_MAX live ones: 409
+ * SUBSCRIPTION_LIMIT); its label is the registered name (a self-declared "employer" that differs is
+ * 400 INVALID_FIELD). GET /v1/subscriptions (employer credential required) lists that employer's
+ * live subscriptions: {"subscriptions": [{"id", "events", "expires_at", "expires", "url",
+ * "share_code_id"}]} -- never a share code, a date of birth, a worker or a secret. DELETE and POST
+ * .../secret of an owned subscription need its owner's credential, and a credential reaches only
+ * its own: anyone else (another employer, or no credential) gets the 404 NOT_FOUND of an unknown
+ * id, so an id tells nothing about whose it is. A URL that already has a subscription under the
+ * code made by someone else is 409 SUBSCRIPTION_URL_TAKEN (its id is not shown).
  * POST /v1/subscriptions/<id>/secret -> 200 {"id", "secret": "whsec_...", "previous_valid_until"}: a new
  *   secret, shown once; the one it replaces still signs (a second "v1," signature) until
  *   previous_valid_until (ISO-8601 UTC; WEBHOOK_SECRET_OVERLAP_S from now; null when the subscription
  *   had no secret). A second rotation within the overlap drops the oldest. 404 NOT_FOUND when no live
  *   subscription has that id (unknown, deleted or expired). The id is the capability, as for DELETE.
- * Errors: those of gw_share_open.c, 403 SUBSCRIPTIONS_NOT_ALLOWED, 400 INVALID_FIELD (events),
- * 400 URL_REFUSED (common/url_check.c), 409 SUBSCRIPTION_LIMIT (GATEWAY_SUBS_PER_CODE live ones made
- * with this code, or GATEWAY_SUBS_PER_WORKER about this worker), 503 UNAVAILABLE. */
+ * Errors: those of gw_share_open.c and gw_auth.c, 403 SUBSCRIPTIONS_NOT_ALLOWED, 400 INVALID_FIELD
+ * (events, a label other than the registered name), 400 URL_REFUSED (common/url_check.c), 409
+ * SUBSCRIPTION_LIMIT (GATEWAY_SUBS_PER_CODE live ones made with this code, or GATEWAY_SUBS_PER_WORKER
+ * about this worker, or GW_SUBS_PER_EMPLOYER_MAX of this employer), 409 SUBSCRIPTION_URL_TAKEN, 503
+ * UNAVAILABLE. */
 #include "gw_share.h"
 #include "gw_http.h"
 #include "gw_subscribe_routes.h"
 
+#include <assert.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +59,15 @@
 #define SUB_ID_MAX 64
 
 static const char *const EVENTS[] = {"record.revoked", "record.expiring", "record.expired"};
+
+/* Who a request acts as for subscriptions: the authenticated employer's id, "" when anonymous. The
+ * one rule of ownership: a subscription is reached only by a request whose owner is its
+ * "employer_id" ("" for an anonymous subscription). */
+static const char *owner_of(const gw_req_t *req) { return req->employer != NULL ? req->employer->id : ""; }
+static bool owns(const gw_req_t *req, const redisReply *employer_id) {
+  const char *had = employer_id != NULL && employer_id->type == REDIS_REPLY_STRING ? employer_id->str : "";
+  return strcmp(had, owner_of(req)) == 0;
+}
 
 /* The events list as "a,b,c"; -1 = replied. */
 static int read_events(gw_req_t *req, json_t *body, char *out, size_t outlen, json_t **list) {
@@ -107,6 +131,15 @@ static int read_events(gw_req_t *req, json_t *body, char *out, size_t outlen, js
   "if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end\n" \
   "redis.call('SADD', KEYS[1], ARGV[1])\n" \
   "return 1\n"
+/* The employer's set (KEYS[1]): refused at ARGV[2]; else the id is added and the set lives at least
+ * until ARGV[3] (the latest end of its subscriptions). */
+#define EMPLOYER_RESERVE_LUA \
+  "if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end\n" \
+  "redis.call('SADD', KEYS[1], ARGV[1])\n" \
+  "if redis.call('EXPIRETIME', KEYS[1]) < tonumber(ARGV[3]) then redis.call('EXPIREAT', KEYS[1], ARGV[3]) end\n" \
+  "return 1\n"
+static cp_redis_script_t employer_reserve_script =
+    CP_REDIS_SCRIPT("reserve a subscription of an employer", 1, EMPLOYER_RESERVE_LUA);
 static cp_redis_script_t code_reserve_script = CP_REDIS_SCRIPT("reserve a subscription on a share code", 3, CODE_RESERVE_LUA);
 static cp_redis_script_t worker_reserve_script = CP_REDIS_SCRIPT("reserve a subscription on a worker", 1, WORKER_RESERVE_LUA);
 
@@ -146,10 +179,24 @@ static int worker_reserve(cp_redis_t *r, const char *worker, const char *id, int
   return rc;
 }
 
-/* Remove from the worker's set the ids whose subscription hash is gone (expired or deleted). */
-static void worker_prune(cp_redis_t *r, const char *worker) {
+/* Step 3b, an owned subscription: 1 reserved, 0 at the limit, -1 Redis failed. */
+static int employer_reserve(cp_redis_t *r, const char *employer, const char *id, long long until) {
   cp_key_t k;
-  redisReply *m = cp_redis_cmd(r, "SMEMBERS %s", cp_key_w_subs(&k, worker));
+  char scap[16], suntil[24];
+  snprintf(scap, sizeof scap, "%d", GW_SUBS_PER_EMPLOYER_MAX);
+  snprintf(suntil, sizeof suntil, "%lld", until);
+  const char *argv[] = {cp_key_emp_subs(&k, employer), id, scap, suntil};
+  redisReply *rep = cp_redis_eval(r, &employer_reserve_script, 4, argv, NULL);
+  int rc = rep != NULL && rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : -1;
+  if (rep != NULL) freeReplyObject(rep);
+  return rc;
+}
+
+/* Remove from a set of subscription ids (a worker's or an employer's) the ids whose subscription
+ * hash is gone (expired or deleted). */
+static void set_prune(cp_redis_t *r, const char *setkey) {
+  cp_key_t k;
+  redisReply *m = cp_redis_cmd(r, "SMEMBERS %s", setkey);
   if (m == NULL || m->type != REDIS_REPLY_ARRAY || m->elements == 0) {
     if (m != NULL) freeReplyObject(m);
     return;
@@ -163,7 +210,7 @@ static void worker_prune(cp_redis_t *r, const char *worker) {
     for (size_t i = 0; i < m->elements; i++) {
       const redisReply *e = cp_redis_pipe_reply(p, h[i]);
       if (e != NULL && e->type == REDIS_REPLY_INTEGER && e->integer == 0) {
-        cp_redis_pipe_cmd(del, "SREM %s %s", cp_key_w_subs(&k, worker), m->element[i]->str);
+        cp_redis_pipe_cmd(del, "SREM %s %s", setkey, m->element[i]->str);
         n++;
       }
     }
@@ -176,9 +223,11 @@ static void worker_prune(cp_redis_t *r, const char *worker) {
 }
 
 /* Undo steps 1-3 for id (best effort: what is left expires with the code). */
-static void undo(cp_redis_t *r, const gw_sc_t *sc, const char *id, const char *url, bool in_worker_set) {
+static void undo(cp_redis_t *r, const gw_sc_t *sc, const char *id, const char *url, bool in_worker_set,
+                 const char *employer) {
   cp_key_t k;
   cp_redis_pipe_t *p = cp_redis_pipe_new();
+  if (employer[0] != '\0') cp_redis_pipe_cmd(p, "SREM %s %s", cp_key_emp_subs(&k, employer), id);
   cp_redis_pipe_cmd(p, "DEL %s", cp_key_sub(&k, id));
   cp_redis_pipe_cmd(p, "SREM %s %s", cp_key_scid_subs(&k, sc->id), id);
   cp_redis_pipe_cmd(p, "HDEL %s %s", cp_key_scid_sub_urls(&k, sc->id), url);
@@ -215,11 +264,17 @@ static void reply_subscription(gw_req_t *req, int status, const char *id, const 
 /* The subscription already made for this URL under this code, answered again (200, "existing"). */
 static void reply_existing(gw_req_t *req, cp_redis_t *r, const char *id) {
   cp_key_t k;
-  redisReply *h = cp_redis_cmd(r, "HMGET %s expires_at events", cp_key_sub(&k, id));
-  if (h == NULL || h->type != REDIS_REPLY_ARRAY || h->elements != 2 || h->element[0]->type != REDIS_REPLY_STRING ||
+  redisReply *h = cp_redis_cmd(r, "HMGET %s expires_at events employer_id", cp_key_sub(&k, id));
+  if (h == NULL || h->type != REDIS_REPLY_ARRAY || h->elements != 3 || h->element[0]->type != REDIS_REPLY_STRING ||
       h->element[1]->type != REDIS_REPLY_STRING) {
     if (h != NULL) freeReplyObject(h);
     gw_reply_unavailable(req, "the subscription store");
+    return;
+  }
+  if (!owns(req, h->element[2])) { /* someone else's: neither its id nor whose it is is shown */
+    freeReplyObject(h);
+    gw_reply_error(req, 409, GW_E_SUBS_URL_TAKEN,
+                   "this URL already has a subscription made with this share code by someone else; use another URL");
     return;
   }
   json_t *events = json_array();
@@ -235,6 +290,7 @@ static void reply_existing(gw_req_t *req, cp_redis_t *r, const char *id) {
 static void make_subscription(gw_req_t *req, cp_redis_t *r, const gw_sc_t *sc, const char *url,
                               const char *employer, const char *evs, json_t *events) {
   const gw_config_t *cfg = &req->gw->cfg;
+  const char *owner = owner_of(req);
   char id[SUB_ID_MAX], sexp[24], snow[24], dup[SUB_ID_MAX] = "";
   gw_random_id("sub_", 16, id, sizeof id);
   long long until = (long long)sc->expires + 86400;
@@ -267,23 +323,40 @@ static void make_subscription(gw_req_t *req, cp_redis_t *r, const gw_sc_t *sc, c
   cp_redis_pipe_t *pipe = cp_redis_pipe_new();
   cp_redis_pipe_cmd(pipe,
                     "HSET %s url %s worker %s employer %s share_code %s expires_at %s events %s entries %s created %s "
-                    "secret %s",
-                    key, url, sc->worker, employer, sc->id, sexp, evs, sc->scope, snow, secret);
+                    "secret %s employer_id %s",
+                    key, url, sc->worker, employer, sc->id, sexp, evs, sc->scope, snow, secret, owner);
   cp_redis_pipe_cmd(pipe, "EXPIREAT %s %lld", key, until);
   bool ok = cp_redis_pipe_exec(pipe, r) == 0 && cp_redis_pipe_check(pipe, "subscription", NULL, 0) == 0;
   cp_redis_pipe_destroy(&pipe);
   int w = ok ? worker_reserve(r, sc->worker, id, cfg->subs_per_worker) : -1;
   if (w == 0) {
-    worker_prune(r, sc->worker);
+    set_prune(r, cp_key_w_subs(&k, sc->worker));
     w = worker_reserve(r, sc->worker, id, cfg->subs_per_worker);
   }
   if (w != 1) {
     sodium_memzero(secret, sizeof secret);
-    undo(r, sc, id, url, false);
+    undo(r, sc, id, url, false, "");
     if (w == 0)
       gw_reply_error(req, 409, GW_E_SUBS_LIMIT,
                      "this worker already has %d subscriptions, the most allowed; delete one you no longer need",
                      cfg->subs_per_worker);
+    else
+      gw_reply_unavailable(req, "the subscription store");
+    return;
+  }
+  int e = owner[0] != '\0' ? employer_reserve(r, owner, id, until) : 1;
+  if (e == 0) {
+    set_prune(r, cp_key_emp_subs(&k, owner));
+    e = employer_reserve(r, owner, id, until);
+  }
+  if (e != 1) {
+    sodium_memzero(secret, sizeof secret);
+    undo(r, sc, id, url, true, "");
+    if (e == 0)
+      gw_reply_error(req, 409, GW_E_SUBS_LIMIT,
+                     "your employer account already has %d live subscriptions, the most allowed; delete one you no "
+                     "longer need (GET /v1/subscriptions lists them)",
+                     GW_SUBS_PER_EMPLOYER_MAX);
     else
       gw_reply_unavailable(req, "the subscription store");
     return;
@@ -295,12 +368,13 @@ static void make_subscription(gw_req_t *req, cp_redis_t *r, const gw_sc_t *sc, c
   if (alive != NULL) freeReplyObject(alive);
   if (!live) {
     sodium_memzero(secret, sizeof secret);
-    undo(r, sc, id, url, true);
+    undo(r, sc, id, url, true, owner);
     if (answered) gw_reply_error(req, 404, GW_E_SHARE_CODE_NOT_FOUND, "the share code was withdrawn");
     else gw_reply_unavailable(req, "the subscription store");
     return;
   }
-  cp_log_info("subscription created", CP_KV_STR("id", id), CP_KV_STR("share_code_id", sc->id), CP_KV_END);
+  cp_log_info("subscription created", CP_KV_STR("id", id), CP_KV_STR("share_code_id", sc->id),
+              CP_KV_STR("employer_id", owner), CP_KV_END);
   reply_subscription(req, 201, id, secret, (long long)sc->expires, events, false);
   sodium_memzero(secret, sizeof secret);
 }
@@ -312,7 +386,7 @@ void gw_subscribe_post(gw_req_t *req) {
   char evs[128];
   gw_sc_t sc;
   if (gw_json_str(req, body, "url", true, URL_MAX, &url) != 0 ||
-      gw_json_label(req, body, "employer", EMPLOYER_MAX, &employer) != 0) /* self-declared: printable text */
+      gw_employer_label(req, body, EMPLOYER_MAX, &employer) != 0) /* a registered employer: its registered name */
     goto out;
   cp_url_t where;
   char why[300];
@@ -358,13 +432,13 @@ void gw_subscribe_delete(gw_req_t *req) {
     return;
   }
   cp_key_t k;
-  redisReply *h = cp_redis_cmd(r, "HMGET %s worker share_code url", cp_key_sub(&k, id));
-  if (h == NULL || h->type != REDIS_REPLY_ARRAY || h->elements != 3) {
+  redisReply *h = cp_redis_cmd(r, "HMGET %s worker share_code url employer_id", cp_key_sub(&k, id));
+  if (h == NULL || h->type != REDIS_REPLY_ARRAY || h->elements != 4) {
     if (h != NULL) freeReplyObject(h);
     gw_reply_unavailable(req, "the subscription store");
     return;
   }
-  if (h->element[0]->type != REDIS_REPLY_STRING) {
+  if (h->element[0]->type != REDIS_REPLY_STRING || !owns(req, h->element[3])) { /* someone else's: as unknown */
     freeReplyObject(h);
     gw_reply_error(req, 404, GW_E_NOT_FOUND, "no subscription has that id");
     return;
@@ -372,6 +446,7 @@ void gw_subscribe_delete(gw_req_t *req) {
   cp_redis_pipe_t *pipe = cp_redis_pipe_new();
   cp_redis_pipe_cmd(pipe, "DEL %s", cp_key_sub(&k, id));
   cp_redis_pipe_cmd(pipe, "SREM %s %s", cp_key_w_subs(&k, h->element[0]->str), id);
+  if (req->employer != NULL) cp_redis_pipe_cmd(pipe, "SREM %s %s", cp_key_emp_subs(&k, req->employer->id), id);
   if (h->element[1]->type == REDIS_REPLY_STRING) {
     cp_redis_pipe_cmd(pipe, "SREM %s %s", cp_key_scid_subs(&k, h->element[1]->str), id);
     if (h->element[2]->type == REDIS_REPLY_STRING)
@@ -388,14 +463,16 @@ void gw_subscribe_delete(gw_req_t *req) {
 }
 
 /* ---- a new secret for a subscription ----------------------------------------------------------
- * KEYS[1] the subscription hash. ARGV: the new secret, now (unix s), the overlap (s). A live
- * subscription (url set, expires_at in the future) gets the new secret; the one it had becomes
+ * KEYS[1] the subscription hash. ARGV: the new secret, now (unix s), the overlap (s), the caller's
+ * owner id ("" = anonymous). A live subscription (url set, expires_at in the future) of that owner
+ * gets the new secret (someone else's is answered as no subscription); the one it had becomes
  * prev_secret until now + overlap. Returns -2 when there is no live subscription, -1 when it had no
  * secret (made before secrets were), else the previous secret's valid-until time. */
 #define ROTATE_LUA \
-  "local h = redis.call('HMGET', KEYS[1], 'url', 'expires_at', 'secret')\n" \
+  "local h = redis.call('HMGET', KEYS[1], 'url', 'expires_at', 'secret', 'employer_id')\n" \
   "local now = tonumber(ARGV[2])\n" \
   "if not h[1] or h[1] == '' or tonumber(h[2] or '0') <= now then return -2 end\n" \
+  "if (h[4] or '') ~= ARGV[4] then return -2 end\n" \
   "local old = h[3]\n" \
   "redis.call('HSET', KEYS[1], 'secret', ARGV[1])\n" \
   "if not old or old == '' then\n" \
@@ -433,8 +510,8 @@ void gw_subscribe_rotate(gw_req_t *req) {
   snprintf(sover, sizeof sover, "%lld", (long long)req->gw->cfg.secret_overlap_s);
   cp_whsec_new(secret);
   cp_key_t k;
-  const char *argv[] = {cp_key_sub(&k, id), secret, snow, sover};
-  redisReply *rep = cp_redis_eval(r, &rotate_script, 4, argv, NULL);
+  const char *argv[] = {cp_key_sub(&k, id), secret, snow, sover, owner_of(req)};
+  redisReply *rep = cp_redis_eval(r, &rotate_script, 5, argv, NULL);
   long long until = rep != NULL && rep->type == REDIS_REPLY_INTEGER ? rep->integer : LLONG_MIN;
   if (rep != NULL) freeReplyObject(rep);
   if (until == LLONG_MIN) {
@@ -458,5 +535,67 @@ void gw_subscribe_rotate(gw_req_t *req) {
   cp_log_info("subscription webhook secret rotated", CP_KV_STR("id", id), CP_KV_INT("previous_valid_until", until),
               CP_KV_END);
   gw_reply_json(req, 200, o);
+  gw_reply_header(req, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+}
+
+/* ---- an employer's own subscriptions ---------------------------------------------------------
+ * The ids in cp:emp:{id}:subs, each read back from its hash in one pipeline; a hash that is gone,
+ * ended or (defensively) not the employer's is left out, and gone ones are pruned from the set. */
+void gw_subscribe_list(gw_req_t *req) {
+  assert(req->employer != NULL); /* GW_AUTH_EMPLOYER */
+  cp_redis_t *r = gw_redis(req);
+  if (r == NULL) {
+    gw_reply_unavailable(req, "the subscription store");
+    return;
+  }
+  cp_key_t k, sk;
+  cp_key_emp_subs(&sk, req->employer->id);
+  redisReply *m = cp_redis_cmd(r, "SMEMBERS %s", sk.s);
+  if (m == NULL || m->type != REDIS_REPLY_ARRAY) {
+    if (m != NULL) freeReplyObject(m);
+    gw_reply_unavailable(req, "the subscription store");
+    return;
+  }
+  cp_redis_pipe_t *p = cp_redis_pipe_new();
+  cp_redis_handle_t *h = cp_xcalloc(m->elements > 0 ? m->elements : 1, sizeof *h);
+  for (size_t i = 0; i < m->elements; i++)
+    h[i] = cp_redis_pipe_cmd(p, "HMGET %s url events expires_at share_code employer_id",
+                             cp_key_sub(&k, m->element[i]->str));
+  json_t *list = json_array();
+  size_t gone = 0;
+  int rc = m->elements > 0 ? cp_redis_pipe_exec(p, r) : 0;
+  long long now = (long long)time(NULL);
+  for (size_t i = 0; rc == 0 && i < m->elements; i++) {
+    const redisReply *e = cp_redis_pipe_reply(p, h[i]);
+    if (e == NULL || e->type != REDIS_REPLY_ARRAY || e->elements != 5) continue;
+    bool have = true;
+    for (size_t f = 0; f < 5; f++) have = have && e->element[f]->type == REDIS_REPLY_STRING;
+    if (!have) {
+      gone++;
+      continue;
+    }
+    long long expires = strtoll(e->element[2]->str, NULL, 10);
+    if (expires <= now || strcmp(e->element[4]->str, req->employer->id) != 0) continue;
+    char at[32];
+    iso_utc(expires, at);
+    json_t *events = json_array();
+    char evs[128];
+    snprintf(evs, sizeof evs, "%s", e->element[1]->str);
+    for (char *save = NULL, *t = strtok_r(evs, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save))
+      json_array_append_new(events, json_string(t));
+    json_array_append_new(list, json_pack("{s:s,s:o,s:s,s:I,s:s,s:s}", "id", m->element[i]->str, "events", events,
+                                          "expires_at", at, "expires", (json_int_t)expires, "url", e->element[0]->str,
+                                          "share_code_id", e->element[3]->str));
+  }
+  free(h);
+  cp_redis_pipe_destroy(&p);
+  freeReplyObject(m);
+  if (rc != 0) {
+    json_decref(list);
+    gw_reply_unavailable(req, "the subscription store");
+    return;
+  }
+  if (gone > 0) set_prune(r, sk.s);
+  gw_reply_json(req, 200, json_pack("{s:o}", "subscriptions", list));
   gw_reply_header(req, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 }

@@ -7,10 +7,12 @@
 void gw_subscribe_post(gw_req_t *req);
 void gw_subscribe_delete(gw_req_t *req);
 void gw_subscribe_rotate(gw_req_t *req);
+void gw_subscribe_list(gw_req_t *req);
 
 #define GW_SUBSCRIBE_ROUTES \
-  {"POST", "/v1/subscriptions", GW_EXACT, GW_AUTH_NONE, 8192, gw_subscribe_post, "subscribe"}, \
-  {"POST", "/v1/subscriptions/", GW_PREFIX, GW_AUTH_NONE, 1024, gw_subscribe_rotate, "subscription_secret"}, \
-  {"DELETE", "/v1/subscriptions/", GW_PREFIX, GW_AUTH_NONE, 1024, gw_subscribe_delete, "unsubscribe"},
+  {"POST", "/v1/subscriptions", GW_EXACT, GW_AUTH_EMPLOYER_OPT, 8192, gw_subscribe_post, "subscribe"}, \
+  {"GET", "/v1/subscriptions", GW_EXACT, GW_AUTH_EMPLOYER, 0, gw_subscribe_list, "subscriptions_list"}, \
+  {"POST", "/v1/subscriptions/", GW_PREFIX, GW_AUTH_EMPLOYER_OPT, 1024, gw_subscribe_rotate, "subscription_secret"}, \
+  {"DELETE", "/v1/subscriptions/", GW_PREFIX, GW_AUTH_EMPLOYER_OPT, 1024, gw_subscribe_delete, "unsubscribe"},
 
 #endif

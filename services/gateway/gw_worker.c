@@ -1,8 +1,10 @@
 /* gw_worker.c -- GET /v1/views: who viewed the worker's passport and when (worker token).
  * ?limit=1..1000 (default 100) -> 200 {"views": [{"at": ISO 8601, "code_id": "sc_...",
  * "employer": "label", "client": {"ip", "user_agent"}, "records": n,
- * "self_declared": ["employer", "client.user_agent"] (the fields the employer chose, checked by
- * nobody: show them as such)}, ...]} newest first.
+ * "employer_id": "EMP-0001" (only when a registered employer checked with its token: then the
+ * employer label is its registered name), "self_declared": ["employer", "client.user_agent"] (the
+ * fields the employer chose, checked by nobody: show them as such; without "employer" when
+ * employer_id is there)}, ...]} newest first.
  * Errors: 400 INVALID_QUERY, 401 (token), 503 UNAVAILABLE. */
 #include "gw_share.h"
 #include "gw_http.h"
@@ -55,8 +57,11 @@ void gw_views_get(gw_req_t *req) {
       strftime(s, sizeof s, "%Y-%m-%dT%H:%M:%SZ", &tm);
       json_object_set_new(v, "at", json_string(s));
     }
-    /* the employer label and the user agent are what the employer said, checked by nobody */
-    json_object_set_new(v, "self_declared", json_pack("[s,s]", "employer", "client.user_agent"));
+    /* the user agent is what the employer said, checked by nobody; so is the label, unless a
+     * registered employer's token named it (employer_id) */
+    json_object_set_new(v, "self_declared", json_is_string(json_object_get(v, "employer_id"))
+                                                ? json_pack("[s]", "client.user_agent")
+                                                : json_pack("[s,s]", "employer", "client.user_agent"));
     json_array_append_new(views, v);
   }
   freeReplyObject(l);

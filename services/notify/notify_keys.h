@@ -52,7 +52,9 @@
  *                                        indexes the share code covers; empty = all), created,
  *                                        secret (whsec_, made with the subscription),
  *                                        prev_secret + prev_until (unix s): the secret before the
- *                                        last rotation, which still signs until then
+ *                                        last rotation, which still signs until then,
+ *                                        employer_id (the registered employer that owns it, ""
+ *                                        or absent = anonymous; the gateway's, notify ignores it)
  *  cp:w:{<pseudonym hex>}:profile  HASH  optional field webhook_url: the worker's own webhook
  *  <sub id> = "sub_" + 32 lowercase hex. A missing or expired hash = unsubscribed.
  *

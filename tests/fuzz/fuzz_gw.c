@@ -28,7 +28,7 @@
 
 static gw_t gw;
 static struct MHD_Daemon *daemon_;
-static char provider_token[CP_TOKEN_MAX], worker_token[CP_TOKEN_MAX];
+static char provider_token[CP_TOKEN_MAX], worker_token[CP_TOKEN_MAX], employer_token[CP_TOKEN_MAX];
 
 static void fill_config(gw_config_t *cfg) {
   snprintf(cfg->bind_host, sizeof cfg->bind_host, "127.0.0.1");
@@ -45,6 +45,7 @@ static void fill_config(gw_config_t *cfg) {
   cfg->few_connections = (int)cp_cfg_int(CP_OPT_GATEWAY_FEW_CONNECTIONS);
   cfg->fails_per_address = (int)cp_cfg_int(CP_OPT_GATEWAY_CHECK_FAILS_PER_ADDRESS);
   cfg->fails_per_code = (int)cp_cfg_int(CP_OPT_GATEWAY_CHECK_FAILS_PER_CODE);
+  cfg->fails_per_employer = (int)cp_cfg_int(CP_OPT_GATEWAY_CHECK_FAILS_PER_EMPLOYER);
   cfg->subs_per_code = (int)cp_cfg_int(CP_OPT_GATEWAY_SUBS_PER_CODE);
   cfg->subs_per_worker = (int)cp_cfg_int(CP_OPT_GATEWAY_SUBS_PER_WORKER);
   cfg->max_batch = (size_t)cp_cfg_int(CP_OPT_MAX_BATCH);
@@ -75,6 +76,8 @@ void fuzz_gw_init(void) {
   fill_config(&gw.cfg);
   fuzz_source_path(path, sizeof path, "data/providers.json");
   if (prov_load(path, &gw.providers, err, sizeof err) != 0) abort();
+  fuzz_source_path(path, sizeof path, "data/employers.json");
+  if (emp_load(path, &gw.employers, err, sizeof err) != 0) abort();
   fuzz_source_path(path, sizeof path, "data/catalogue.json");
   if (cat_load(path, &gw.catalogue, err, sizeof err) != 0) abort();
   fuzz_source_path(path, sizeof path, "data/roles.json");
@@ -94,7 +97,9 @@ void fuzz_gw_init(void) {
                     sizeof provider_token, NULL) != 0 ||
       cp_token_make(gw.token_secret, CP_TOKEN_WORKER,
                     "1111111111111111111111111111111111111111111111111111111111111111", now + 3600, worker_token,
-                    sizeof worker_token, NULL) != 0)
+                    sizeof worker_token, NULL) != 0 ||
+      cp_token_make(gw.token_secret, CP_TOKEN_EMPLOYER, "EMP-0001", now + 86400, employer_token,
+                    sizeof employer_token, NULL) != 0)
     abort();
   daemon_ = MHD_start_daemon(
       MHD_USE_NO_LISTEN_SOCKET | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, gw_dispatch, &gw,
@@ -109,12 +114,12 @@ void fuzz_gw_init(void) {
 
 /* Copy req into out with the token placeholders replaced; returns the length. */
 static size_t substitute(const uint8_t *req, size_t len, uint8_t *out, size_t cap) {
-  static const char *const marks[] = {"@PROVIDER_TOKEN@", "@WORKER_TOKEN@"};
-  const char *const toks[] = {provider_token, worker_token};
+  static const char *const marks[] = {"@PROVIDER_TOKEN@", "@WORKER_TOKEN@", "@EMPLOYER_TOKEN@"};
+  const char *const toks[] = {provider_token, worker_token, employer_token};
   size_t o = 0;
   for (size_t i = 0; i < len && o < cap;) {
     bool done = false;
-    for (size_t k = 0; k < 2 && !done; k++) {
+    for (size_t k = 0; k < sizeof marks / sizeof marks[0] && !done; k++) {
       size_t ml = strlen(marks[k]), tl = strlen(toks[k]);
       if (len - i >= ml && memcmp(req + i, marks[k], ml) == 0 && cap - o >= tl) {
         memcpy(out + o, toks[k], tl);

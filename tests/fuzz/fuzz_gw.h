@@ -13,8 +13,8 @@
 
 /* Start the gateway once (aborts when it cannot). */
 void fuzz_gw_init(void);
-/* Send one request's raw bytes; "@PROVIDER_TOKEN@" and "@WORKER_TOKEN@" in them are replaced by
- * live tokens (so seeds never expire). Returns the HTTP status of the first answer, 0 if none. */
+/* Send one request's raw bytes; "@PROVIDER_TOKEN@", "@WORKER_TOKEN@" and "@EMPLOYER_TOKEN@"
+ * (EMP-0001) in them are replaced by live tokens (so seeds never expire). Returns the HTTP status of the first answer, 0 if none. */
 int fuzz_gw_send(const uint8_t *req, size_t len);
 /* POST body to path (query included) with content_type (NULL: none) and a provider token when
  * provider is true; returns the status. */

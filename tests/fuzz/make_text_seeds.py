@@ -119,6 +119,12 @@ put('corpus/providers/seed-small', json.dumps({"version": 1, "providers": [
      "approvals": [{"code": "RF-*", "from": "2015-01-01", "to": "2030-12-31"}]}]}))
 put('corpus/providers/seed-bad-url', json.dumps({"version": 1, "providers": [
     {"id": "PRV-9", "name": "n", "curve_public_key": "", "webhook_url": "http://169.254.169.254/", "approvals": []}]}))
+put('corpus/employers/seed-sample', open(DATA + 'employers.json', 'rb').read())
+put('corpus/employers/seed-bad-cqc', json.dumps({"version": 1, "employers": [
+    {"id": "EMP-9", "name": "n", "cqc_location_id": "1-12x", "webhook_url": "https://hooks.example.com/x"}]}))
+put('corpus/gw_request/seed-employer', 'GET /v1/subscriptions HTTP/1.1\r\n' + H + 'Authorization: Bearer @EMPLOYER_TOKEN@\r\n\r\n'
+    'DELETE /v1/subscriptions/sub_00 HTTP/1.1\r\n' + H + 'Authorization: Bearer @EMPLOYER_TOKEN@\r\nContent-Length: 0\r\n\r\n'
+    'POST /v1/check HTTP/1.1\r\n' + H + 'Authorization: Bearer cpe_AAAA\r\nContent-Length: 2\r\n\r\n{}')
 put('corpus/catalogue/seed-sample', open(DATA + 'catalogue.json', 'rb').read())
 put('corpus/catalogue/seed-small', json.dumps({"version": 1, "qualifications": [
     {"code": "RF-X", "title": "t", "kind": "refresher", "assessed": False, "refresh_months": 12, "derived": False},

@@ -341,6 +341,7 @@ class CarepassSystem:
             "CAREPASS_ROLES": str(self.source_dir / "data" / "roles.json"),
             "CAREPASS_ASCWDS_CATEGORIES": str(self.source_dir / "data" / "asc-wds-categories.json"),
             "CAREPASS_PROVIDERS": str(self.providers_file),
+            "CAREPASS_EMPLOYERS": str(self.source_dir / "data" / "employers.json"),
             "CAREPASS_GATEWAY_BIND": f"127.0.0.1:{self.gateway_port}",
             "CAREPASS_GATEWAY_METRICS_BIND": f"127.0.0.1:{self.metrics_port}",
             "CAREPASS_TOKEN_SECRET": str(self.keys_dir / "token.secret"),

@@ -81,6 +81,14 @@ static bool needs_scheme(json_t *op, const char *scheme) {
   return false;
 }
 
+/* Whether the operation's credential is optional: its security lists the empty requirement {}. */
+static bool security_optional(json_t *op) {
+  size_t i;
+  json_t *req;
+  json_array_foreach(json_object_get(op, "security"), i, req) if (json_is_object(req) && json_object_size(req) == 0) return true;
+  return false;
+}
+
 /* Every route is in the document, with its listeners and credential. */
 static void test_every_route_documented(void **state) {
   (void)state;
@@ -103,7 +111,10 @@ static void test_every_route_documented(void **state) {
       missing++;
     }
     bool prov = needs_scheme(op, "providerToken"), work = needs_scheme(op, "workerToken");
-    if (prov != (r->auth == GW_AUTH_PROVIDER) || work != (r->auth == GW_AUTH_WORKER)) {
+    bool emp = needs_scheme(op, "employerToken"), opt = security_optional(op);
+    bool emp_route = r->auth == GW_AUTH_EMPLOYER || r->auth == GW_AUTH_EMPLOYER_OPT;
+    if (prov != (r->auth == GW_AUTH_PROVIDER) || work != (r->auth == GW_AUTH_WORKER) || emp != emp_route ||
+        (emp_route && opt != (r->auth == GW_AUTH_EMPLOYER_OPT))) {
       fprintf(stderr, "route %s %s: the security of %s disagrees with the route's credential\n", r->method, r->path,
               path);
       missing++;

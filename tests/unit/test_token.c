@@ -108,6 +108,45 @@ static void test_lifetime_bounds(void **state) {
   assert_int_equal(cp_token_check(secret, CP_TOKEN_WORKER, tok, &info, NOW), CP_TOKEN_TOO_LONG);
 }
 
+/* The employer kind: its own prefix, inside the MAC (a prefix swapped to another kind's is refused),
+ * a year's lifetime at most, and the kind of any token read from its prefix. */
+static void test_employer_kind(void **state) {
+  (void)state;
+  char tok[CP_TOKEN_MAX], id[CP_TOKEN_ID_HEX];
+  cp_token_info_t info;
+  assert_int_equal(cp_token_make(secret, CP_TOKEN_EMPLOYER, "EMP-0001", NOW + 86400, tok, sizeof tok, id), 0);
+  assert_memory_equal(tok, "cpe_", 4);
+  assert_int_equal(cp_token_check(secret, CP_TOKEN_EMPLOYER, tok, &info, NOW), CP_TOKEN_OK);
+  assert_string_equal(info.subject, "EMP-0001");
+  assert_string_equal(info.id_hex, id);
+  assert_int_equal(cp_token_check(secret, CP_TOKEN_PROVIDER, tok, &info, NOW), CP_TOKEN_WRONG_KIND);
+  assert_int_equal(cp_token_check(secret, CP_TOKEN_WORKER, tok, &info, NOW), CP_TOKEN_WRONG_KIND);
+  cp_token_kind_t k;
+  assert_int_equal(cp_token_kind_of(tok, &k), 0);
+  assert_int_equal(k, CP_TOKEN_EMPLOYER);
+  assert_string_equal(cp_token_kind_name(k), "employer");
+  assert_int_equal(cp_token_kind_of("cpw_x", &k), 0);
+  assert_int_equal(k, CP_TOKEN_WORKER);
+  assert_int_equal(cp_token_kind_of("cpx_x", &k), -1);
+  assert_int_equal(cp_token_kind_of(NULL, &k), -1);
+  /* the same body under another kind's prefix: the MAC covers the prefix */
+  char swapped[CP_TOKEN_MAX];
+  strcpy(swapped, tok);
+  memcpy(swapped, "cpp_", 4);
+  assert_int_equal(cp_token_check(secret, CP_TOKEN_PROVIDER, swapped, &info, NOW), CP_TOKEN_BAD_MAC);
+  char ptok[CP_TOKEN_MAX];
+  assert_int_equal(cp_token_make(secret, CP_TOKEN_PROVIDER, "EMP-0001", NOW + 86400, ptok, sizeof ptok, NULL), 0);
+  memcpy(ptok, "cpe_", 4);
+  assert_int_equal(cp_token_check(secret, CP_TOKEN_EMPLOYER, ptok, &info, NOW), CP_TOKEN_BAD_MAC);
+  /* lifetime: a year, like a provider's */
+  assert_int_equal(cp_token_make(secret, CP_TOKEN_EMPLOYER, "EMP-0001", NOW + CP_TOKEN_EMPLOYER_MAX_S, tok, sizeof tok, NULL), 0);
+  assert_int_equal(cp_token_check(secret, CP_TOKEN_EMPLOYER, tok, &info, NOW), CP_TOKEN_OK);
+  assert_int_equal(cp_token_make(secret, CP_TOKEN_EMPLOYER, "EMP-0001", NOW + 2 * CP_TOKEN_EMPLOYER_MAX_S, tok, sizeof tok, NULL), 0);
+  assert_int_equal(cp_token_check(secret, CP_TOKEN_EMPLOYER, tok, &info, NOW), CP_TOKEN_TOO_LONG);
+  assert_int_equal(cp_token_make(secret, CP_TOKEN_EMPLOYER, "EMP-0001", NOW, tok, sizeof tok, NULL), 0);
+  assert_int_equal(cp_token_check(secret, CP_TOKEN_EMPLOYER, tok, &info, NOW), CP_TOKEN_EXPIRED);
+}
+
 /* A genuine version-1 token (the old layout, no id) is refused as MALFORMED. */
 static void test_version1_refused(void **state) {
   (void)state;
@@ -219,6 +258,7 @@ int main(void) {
     cmocka_unit_test(test_round_trip),
     cmocka_unit_test(test_refusals),
     cmocka_unit_test(test_lifetime_bounds),
+    cmocka_unit_test(test_employer_kind),
     cmocka_unit_test(test_version1_refused),
     cmocka_unit_test(test_id_parse),
     cmocka_unit_test(test_revocation_list),

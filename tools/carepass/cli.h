@@ -60,6 +60,7 @@ int cmd_webhooks(int argc, char **argv);
 int cmd_webhook_secret(int argc, char **argv);
 int cmd_provider_token(int argc, char **argv);
 int cmd_worker_token(int argc, char **argv);
+int cmd_employer_token(int argc, char **argv);
 int cmd_token(int argc, char **argv);
 
 /* ---- proofs and offline verification (cmd_proof.c, cmd_verify.c) ---- */
@@ -78,6 +79,13 @@ bool cli_is_help(const char *arg);
 int cli_config(const char *cmd) CP_WUR;
 /* Parse a decimal in [min, max]; 0 / -1. */
 int cli_parse_long(const char *s, long min, long max, long *out) CP_WUR;
+/* Make a token of kind for subject valid for lifetime_s from now with the deployment secret
+ * ($CAREPASS_TOKEN_SECRET, created if missing), print it on stdout and its id and expiry on
+ * stderr ("token id: ..."), and wipe it: the one way provider-token and employer-token issue a
+ * token. CLI_EXIT_OK, or the exit status with the reason printed (the subject is the caller's
+ * checked registry id, so it may be named). */
+#include "cp_token.h"
+int cli_token_print(const char *cmd, cp_token_kind_t kind, const char *subject, int64_t lifetime_s) CP_WUR;
 /* Read the first Z85 CurveZMQ key (40 chars of the Z85 alphabet) found in the
  * file at path: a ".pub" file, or a key-pair file written by cp_curve_load (its
  * public key is the first one). */

@@ -6,10 +6,12 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sys/stat.h>
 
 #include "cp_config.h"
+#include "cp_crypto.h"
 #include "cp_redis.h"
 #include <sodium.h>
 
@@ -105,4 +107,26 @@ int cli_subjects_open(const char *cmd, unsigned flags, cp_subject_store_t **st) 
     return -1;
   }
   return 0;
+}
+
+int cli_token_print(const char *cmd, cp_token_kind_t kind, const char *subject, int64_t lifetime_s) {
+  char err[CP_ERRLEN];
+  unsigned char secret[CP_SECRET_BYTES];
+  if (cp_secret_load(cp_cfg_str(CP_OPT_TOKEN_SECRET), true, secret, err, sizeof err) != 0) {
+    cli_error(cmd, "%s", err);
+    return CLI_EXIT_FAIL;
+  }
+  char token[CP_TOKEN_MAX], id[CP_TOKEN_ID_HEX];
+  int64_t expiry = (int64_t)time(NULL) + lifetime_s;
+  int rc = cp_token_make(secret, kind, subject, expiry, token, sizeof token, id);
+  sodium_memzero(secret, sizeof secret);
+  if (rc != 0) {
+    cli_error(cmd, "%s id %s cannot be put in a token (1 to %d printable characters)", cp_token_kind_name(kind),
+              subject, CP_TOKEN_SUBJECT_MAX);
+    return CLI_EXIT_FAIL;
+  }
+  fprintf(stderr, "token id: %s (expires %lld)\n", id, (long long)expiry);
+  printf("%s\n", token);
+  sodium_memzero(token, sizeof token);
+  return CLI_EXIT_OK;
 }

@@ -3,11 +3,9 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "cp_catalogue.h"
 #include "cp_config.h"
-#include "cp_crypto.h"
 #include "cp_token.h"
 
 #define DEFAULT_DAYS 90
@@ -64,22 +62,5 @@ int cmd_provider_token(int argc, char **argv) {
     cli_error("provider-token", "provider %s is not in the registry %s", provider, cp_cfg_str(CP_OPT_PROVIDERS));
     return CLI_EXIT_FAIL;
   }
-  unsigned char secret[CP_SECRET_BYTES];
-  if (cp_secret_load(cp_cfg_str(CP_OPT_TOKEN_SECRET), true, secret, err, sizeof err) != 0) {
-    cli_error("provider-token", "%s", err);
-    return CLI_EXIT_FAIL;
-  }
-  char token[CP_TOKEN_MAX], id[CP_TOKEN_ID_HEX];
-  int64_t expiry = (int64_t)time(NULL) + (int64_t)days * 86400;
-  int rc = cp_token_make(secret, CP_TOKEN_PROVIDER, provider, expiry, token, sizeof token, id);
-  sodium_memzero(secret, sizeof secret);
-  if (rc != 0) {
-    cli_error("provider-token", "provider id %s cannot be put in a token (1 to %d printable characters)",
-              provider, CP_TOKEN_SUBJECT_MAX);
-    return CLI_EXIT_FAIL;
-  }
-  fprintf(stderr, "token id: %s (expires %lld)\n", id, (long long)expiry);
-  printf("%s\n", token);
-  sodium_memzero(token, sizeof token);
-  return CLI_EXIT_OK;
+  return cli_token_print("provider-token", CP_TOKEN_PROVIDER, provider, days * 86400);
 }

@@ -15,8 +15,8 @@ static void help(FILE *out) {
           "       carepass token id TOKEN\n\n"
           "revoke  add a token id (32 hex digits, printed on stderr when the token was made) to the\n"
           "        revocation list $CAREPASS_REVOKED_TOKENS (created if missing, 0600; written\n"
-          "        whole: temp file, fsync, rename, directory fsync). Given a whole token (cpp_...\n"
-          "        or cpw_...), its id is read from it (it must be genuine: $CAREPASS_TOKEN_SECRET).\n"
+          "        whole: temp file, fsync, rename, directory fsync). Given a whole token (cpp_...,\n"
+          "        cpw_... or cpe_...), its id is read from it (it must be genuine: $CAREPASS_TOKEN_SECRET).\n"
           "        A running gateway re-reads the list when it changes: the token is refused\n"
           "        (401 TOKEN_REVOKED) from its next request on, without a restart.\n"
           "id      print a genuine token's id, kind and expiry (unix seconds).\n"
@@ -31,7 +31,8 @@ static int token_info(const char *tok, cp_token_info_t *info, const char **kind_
     cli_error("token", "token secret: %s", err);
     return CLI_EXIT_FAIL;
   }
-  cp_token_kind_t kind = strncmp(tok, "cpw_", 4) == 0 ? CP_TOKEN_WORKER : CP_TOKEN_PROVIDER;
+  cp_token_kind_t kind = CP_TOKEN_PROVIDER;
+  if (cp_token_kind_of(tok, &kind) != 0) kind = CP_TOKEN_PROVIDER; /* then cp_token_check says MALFORMED */
   cp_token_status_t st = cp_token_check(secret, kind, tok, info, (int64_t)time(NULL));
   sodium_memzero(secret, sizeof secret);
   /* an expired or over-long token is still genuine: its id can be shown and revoked */
@@ -39,7 +40,7 @@ static int token_info(const char *tok, cp_token_info_t *info, const char **kind_
     cli_error("token", "%s", cp_token_status_text(st)); /* never echo the token */
     return CLI_EXIT_FAIL;
   }
-  *kind_out = kind == CP_TOKEN_WORKER ? "worker" : "provider";
+  *kind_out = cp_token_kind_name(kind);
   return CLI_EXIT_OK;
 }
 
@@ -53,13 +54,14 @@ int cmd_token(int argc, char **argv) {
   }
   if (cli_config("token") != 0) return CLI_EXIT_USAGE;
   const char *arg = argv[2];
-  bool whole = strncmp(arg, "cpp_", 4) == 0 || strncmp(arg, "cpw_", 4) == 0;
+  cp_token_kind_t whole_kind;
+  bool whole = cp_token_kind_of(arg, &whole_kind) == 0;
   cp_token_info_t info;
   memset(&info, 0, sizeof info);
   const char *kind = "";
   if (strcmp(argv[1], "id") == 0) {
     if (!whole) {
-      cli_error("token", "`token id` takes a whole token (cpp_... or cpw_...)");
+      cli_error("token", "`token id` takes a whole token (cpp_..., cpw_... or cpe_...)");
       return CLI_EXIT_USAGE;
     }
     int rc = token_info(arg, &info, &kind);
@@ -76,7 +78,7 @@ int cmd_token(int argc, char **argv) {
   } else {
     uint8_t bin[CP_TOKEN_ID_BYTES];
     if (cp_token_id_parse(arg, bin) != 0) {
-      cli_error("token", "not a token id (32 hex digits) or a token (cpp_... or cpw_...)");
+      cli_error("token", "not a token id (32 hex digits) or a token (cpp_..., cpw_... or cpe_...)");
       return CLI_EXIT_USAGE;
     }
     cp_hex(bin, CP_TOKEN_ID_BYTES, id); /* lowercase, as the list stores it */

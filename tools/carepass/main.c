@@ -31,6 +31,7 @@ static const cli_command_t commands[] = {
   {"webhook-secret", cmd_webhook_secret, "make or rotate a training provider's webhook secret (whsec_, Standard Webhooks v1)"},
   {"webhooks", cmd_webhooks, "webhook dead letters: list them (dead) or send them again (replay ID|--all)"},
   {"provider-token", cmd_provider_token, "print an HTTP API token (cpp_...) for a provider in the registry"},
+  {"employer-token", cmd_employer_token, "print an HTTP API token (cpe_...) for an employer in the registry"},
   {"worker-token", cmd_worker_token, "print a worker's HTTP token (cpw_...) for share codes and views"},
   {"token", cmd_token, "revoke one API token by its id (revoke ID|TOKEN), or show a token's id"},
 };
