@@ -167,6 +167,8 @@ CP_OPT(GATEWAY_SUBS_PER_CODE, INT, "5", 1, 1000, CP_SVC_GATEWAY, CP_V_NONE,
        "most live subscriptions made with one share code (409 SUBSCRIPTION_LIMIT past it)")
 CP_OPT(GATEWAY_SUBS_PER_WORKER, INT, "50", 1, 100000, CP_SVC_GATEWAY, CP_V_NONE,
        "most live subscriptions about one worker, over all their share codes (409 SUBSCRIPTION_LIMIT past it)")
+CP_OPT(GATEWAY_CONSENTS_PER_WORKER, INT, "20", 1, 1000, CP_SVC_GATEWAY, CP_V_NONE,
+       "most live ongoing-access consents one worker may hold, pending ones included (409 CONSENT_LIMIT past it)")
 CP_OPT(GATEWAY_METRICS_BIND, STR, "127.0.0.1:9464", 0, 255, CP_SVC_GATEWAY, CP_V_NONE,
        "operator-only listener host:port (IPv4) serving GET /metrics and /healthz; /metrics is not served on GATEWAY_BIND; empty = off")
 CP_OPT(TOKEN_SECRET, STR, "var/keys/token.secret", 1, 4096, CP_SVC_GATEWAY | CP_SVC_CLI, CP_V_PATH,
