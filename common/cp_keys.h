@@ -66,6 +66,9 @@
  *                                       when its withdrawal commits, and by `carepass leave`
  *  cp:emp:{<employer id>}:staff   SET   consent ids of the employer's live consents (projection)
  *  cp:w:{<pseudonym hex>}:consents SET  the worker's live consent ids (projection)
+ *  cp:w:{<pseudonym hex>}:cn_req  HASH  the gateway's note of the worker's consent requests (consent
+ *                                       id -> employer), so a pending one is listed and counted;
+ *                                       transient (not rebuilt: the committed consent is cp:cn)
  *        The consent id is the hex of the consent's event id "consent:<32 hex>" (cn_<hex> in the
  *        API). Consent entries never enter cp:w:{hex}:entries, the expiry schedule or notices.
  * Not yet Cluster-ready: cp:pending, cp:{outbox}, cp:nt:due and cp:nt:dead (and cp:award_wd in `carepass

@@ -339,7 +339,7 @@ static void queue_exp_retire(cp_redis_pipe_t *pipe, uint64_t revoked_index) {
 /* The digest intake stored for an event: its PendingEvent rebuilt from the entry, hashed as intake
  * does. A revocation names its target as the provider named it (an operator: "<provider>:<event>"). */
 static void queue_digest(cp_redis_pipe_t *pipe, const char *evkey, const Carepass__V1__PassportEntry *pe,
-                         const Carepass__V1__PassportEntry *target) {
+                         const Carepass__V1__PassportEntry *target, const char *employer) {
   char revokes[2 * CP_KEY_MAX] = "";
   bool rev = IS(pe, REVOCATION);
   if (rev && target != NULL) {
@@ -356,7 +356,10 @@ static void queue_digest(cp_redis_pipe_t *pipe, const char *evkey, const Carepas
   ev.completion_date = pe->completion_date;
   ev.assessor_id = pe->assessor_id;
   ev.evidence_hash = pe->evidence_hash;
-  ev.kind = rev ? CAREPASS__V1__EVENT_KIND__EVENT_KIND_REVOCATION : CAREPASS__V1__EVENT_KIND__EVENT_KIND_COMPLETION;
+  ev.kind = rev ? CAREPASS__V1__EVENT_KIND__EVENT_KIND_REVOCATION
+        : IS(pe, CONSENT) ? CAREPASS__V1__EVENT_KIND__EVENT_KIND_CONSENT
+                          : CAREPASS__V1__EVENT_KIND__EVENT_KIND_COMPLETION;
+  ev.employer_id = (char *)(employer != NULL ? employer : "");   /* a consent's, as the gateway claimed it */
   ev.revokes_event_id = revokes;
   ev.revocation_reason = rev ? pe->reason_code : (char *)"";
   char hex[65];
@@ -517,6 +520,12 @@ void proj_entry(proj_t *p, cp_redis_pipe_t *pipe, uint64_t index, const Carepass
       (void)cp_redis_pipe_cmd(pipe, "HSET %s revoked_index %" PRIu64 " revoked_at %" PRId64, tk.s, index,
                               pe->issued_at);
     }
+    if (p->mode == PROJ_REPLAY) {   /* the claim's digest: the consent's needs its employer opened */
+      char emp[CP_SUBJECT_PAYLOAD_MAX + 1] = "";
+      cp_key_t ek;
+      if (!IS(pe, CONSENT) || consent_employer(p, raw_pe, emp))
+        queue_digest(pipe, cp_key_event(&ek, pe->provider_id, pe->provider_event_id), pe, target, emp);
+    }
     queue_consent(p, pipe, index, pe, raw_pe, target, raw_target);
     return;
   }
@@ -526,7 +535,7 @@ void proj_entry(proj_t *p, cp_redis_pipe_t *pipe, uint64_t index, const Carepass
   (void)worker_hex(pe, hex);
   proj_event_committed(pipe, pe->provider_id, pe->provider_event_id, index);
   if (p->mode == PROJ_REPLAY && !IS(pe, DERIVED_AWARD) && strcmp(pe->provider_id, PROJ_AWARD_PROVIDER) != 0)
-    queue_digest(pipe, ev.s, pe, target);
+    queue_digest(pipe, ev.s, pe, target, NULL);
   if (hex[0]) {
     char idx[24];
     snprintf(idx, sizeof idx, "%" PRIu64, index);
