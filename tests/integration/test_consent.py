@@ -178,3 +178,40 @@ def test_consent_grant_withdraw_reindex_leave(system):
         r.cmd("FLUSHALL")
     system.run_cli(["reindex"], check=True)
     assert consent_keys(system) == {}
+
+
+@pytest.mark.carepass(extra_env={"CAREPASS_ENTRY_FORMAT": "2"},
+                      services=("bus", "intake", "verify", "signer", "notify", "gateway"))
+def test_share_code_with_ongoing_access(system):
+    tb = token(system, NI_B)
+    st, b = http_request(system, "POST", "/v1/share-codes",
+                         {"date_of_birth": "1990-11-02", "ongoing_access": "EMP-0003"}, tb)
+    assert st == 201, b
+    oa = json.loads(b)["ongoing_access"]
+    assert oa["employer"] == "EMP-0003" and oa["state"] == "pending" and oa["id"].startswith("cn_")
+    wait_state(system, tb, oa["id"], "active")
+    with system.redis() as r:
+        assert r.cmd("SMEMBERS", "cp:emp:{EMP-0003}:staff") == [oa["id"][3:].encode()]
+    # the same employer again: refused, and no code is made
+    with system.redis() as r:
+        codes = r.cmd("SCARD", "cp:w:{%s}:sc" % pseudonym(system, NI_B).hex())
+    st, b = http_request(system, "POST", "/v1/share-codes",
+                         {"date_of_birth": "1990-11-02", "ongoing_access": "EMP-0003"}, tb)
+    assert st == 409 and json.loads(b)["error"]["code"] == "CONSENT_EXISTS", b
+    st, b = http_request(system, "POST", "/v1/share-codes", {"date_of_birth": "1990-11-02", "ongoing_access": "x"}, tb)
+    assert st == 400, b
+    with system.redis() as r:
+        assert r.cmd("SCARD", "cp:w:{%s}:sc" % pseudonym(system, NI_B).hex()) == codes
+
+
+@pytest.mark.carepass(extra_env={"CAREPASS_ENTRY_FORMAT": "1"},
+                      services=("bus", "intake", "verify", "signer", "notify", "gateway"))
+def test_format_1_refuses_consents(system):
+    ta = token(system, NI_A)
+    st, b = http_request(system, "POST", "/v1/consents", {"employer": EMP}, ta)
+    assert st == 202, b
+    cid = json.loads(b)["id"]
+    system.wait_for(lambda: "needs entry format 2" in system.log_text("signer"), timeout=20,
+                    what="the signer's refusal")
+    assert not [pe for _, pe in entries(system) if pe.entry_type == CONSENT]
+    wait_state(system, ta, cid, "pending")
