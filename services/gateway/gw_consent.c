@@ -18,7 +18,9 @@
  *   DELETE /v1/consents/cn_<hex> -> 202 {"id", "employer", "state": "withdrawn-pending"}
  * Errors: 400 INVALID_FIELD / MISSING_FIELD / MALFORMED_JSON, 404 NOT_FOUND (unknown, another
  * worker's, or already withdrawn: the same answer), 409 CONSENT_EXISTS (a live consent for that
- * employer), 409 CONSENT_LIMIT (GATEWAY_CONSENTS_PER_WORKER), 503 UNAVAILABLE / BUSY. */
+ * employer), 409 CONSENT_LIMIT (GATEWAY_CONSENTS_PER_WORKER), 409 CONSENT_NEEDS_FORMAT_2 (ENTRY_FORMAT=1;
+ * the signer refuses to sign one too), 409 CONSENT_PENDING (withdrawing one not yet committed,
+ * with Retry-After), 503 UNAVAILABLE / BUSY. */
 #include "gw_consent.h"
 #include "gw_consent_routes.h"
 #include "gw_http.h"
@@ -40,6 +42,7 @@
 
 #define GW_E_CONSENT_EXISTS "CONSENT_EXISTS"  /* 409 a live consent for this employer already */
 #define GW_E_CONSENT_LIMIT "CONSENT_LIMIT"    /* 409 GATEWAY_CONSENTS_PER_WORKER live consents */
+#define GW_E_CONSENT_FORMAT "CONSENT_NEEDS_FORMAT_2" /* 409 ENTRY_FORMAT=1: a consent entry would name the worker */
 #define CONSENTS_MAX 1000                     /* most consents read for one worker (the option's bound) */
 #define REQ_KEY_FMT "cp:w:{%s}:cn_req"        /* the gateway's note of requested consents */
 
@@ -190,6 +193,11 @@ int gw_consent_grant(gw_req_t *req, const char *employer, char id_out[PROJ_CONSE
   gw_t *gw = req->gw;
   if (!proj_employer_id_valid(employer)) {
     gw_reply_error(req, 400, GW_E_INVALID_FIELD, "employer must be EMP- followed by 4 to 12 digits");
+    return -1;
+  }
+  if (gw->cfg.entry_format < 2) {
+    gw_reply_error(req, 409, GW_E_CONSENT_FORMAT,
+                   "this register writes entry format 1, which would show who gave whom access; consents need format 2");
     return -1;
   }
   cp_redis_t *r = gw_redis(req);

@@ -209,9 +209,7 @@ def test_share_code_with_ongoing_access(system):
 def test_format_1_refuses_consents(system):
     ta = token(system, NI_A)
     st, b = http_request(system, "POST", "/v1/consents", {"employer": EMP}, ta)
-    assert st == 202, b
-    cid = json.loads(b)["id"]
-    system.wait_for(lambda: "needs entry format 2" in system.log_text("signer"), timeout=20,
-                    what="the signer's refusal")
+    assert st == 409 and json.loads(b)["error"]["code"] == "CONSENT_NEEDS_FORMAT_2", b
+    st, b = http_request(system, "GET", "/v1/consents", token=ta)
+    assert st == 200 and json.loads(b) == {"consents": []}
     assert not [pe for _, pe in entries(system) if pe.entry_type == CONSENT]
-    wait_state(system, ta, cid, "pending")
