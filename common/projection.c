@@ -507,10 +507,11 @@ void proj_entry(proj_t *p, cp_redis_pipe_t *pipe, uint64_t index, const Carepass
   bool has_r, target_r;
   pe = opened(p, pe, &pview, &pop, &has_r);
   target = opened(p, target, &tview, &top, &target_r);
+  bool consent_side = IS(pe, CONSENT) || strcmp(pe->provider_id, PROJ_CONSENT_PROVIDER) == 0;
   if (target != NULL && (!IS(pe, REVOCATION) || pe->revokes_index >= index ||
-                         !(IS(target, RECORD) || IS(target, DERIVED_AWARD) || IS(target, CONSENT))))
-    target = NULL;           /* only a record, award or consent below the revocation is marked */
-  if (IS(pe, CONSENT) || strcmp(pe->provider_id, PROJ_CONSENT_PROVIDER) == 0) {
+                         !(consent_side ? IS(target, CONSENT) : IS(target, RECORD) || IS(target, DERIVED_AWARD))))
+    target = NULL;           /* only a record or award (a consent, for a withdrawal) below the revocation is marked */
+  if (consent_side) {
     /* a consent and its withdrawal: their event state, the revoked marks, the consent keys */
     proj_event_committed(pipe, pe->provider_id, pe->provider_event_id, index);
     if (target != NULL && IS(target, CONSENT)) {

@@ -106,7 +106,9 @@ int gw_consent_list_of(cp_redis_t *r, const char *hex, gw_consent_t *out, size_t
       if (strcmp(cst, "committed") == 0) continue;   /* committed but not live: its worker left, or reindexing */
     }
     if (!proj_employer_id_valid(c->employer)) continue;
-    c->state = wst[0] != '\0' ? GW_CONSENT_WITHDRAWN_PENDING : committed ? GW_CONSENT_ACTIVE : GW_CONSENT_PENDING;
+    c->state = strcmp(wst, "accepted") == 0 ? GW_CONSENT_WITHDRAWN_PENDING
+               : committed                  ? GW_CONSENT_ACTIVE
+                                            : GW_CONSENT_PENDING;
     (*n)++;
   }
   rc = 0;
