@@ -99,8 +99,8 @@ CP_OPT(LOG_ORIGIN, STR, "carepass.local/register", 1, 120, CP_SVC_SIGNER | CP_SV
        "checkpoint origin line and signing key name")
 CP_OPT(SIGNING_KEY, STR, "var/keys/signer.key", 1, 4096, CP_SVC_SIGNER | CP_SVC_CLI, CP_V_PATH,
        "Ed25519 register signing key file (created at first start, 0600)")
-CP_OPT(ENTRY_FORMAT, INT, "2", 1, 2, CP_SVC_SIGNER, CP_V_NONE,
-       "register entry format the signer writes: 2 (the worker as a per-entry commitment: nothing in the public register links a worker's entries), or 1 (the worker's pseudonym in every entry; for registers not yet migrated)")
+CP_OPT(ENTRY_FORMAT, INT, "2", 1, 2, CP_SVC_SIGNER | CP_SVC_GATEWAY, CP_V_NONE,
+       "register entry format the signer writes: 2 (the worker as a per-entry commitment: nothing in the public register links a worker's entries), or 1 (the worker's pseudonym in every entry; for registers not yet migrated; the gateway then refuses consents, which need 2)")
 CP_OPT(SUBJECT_KEYS, STR, "var/keys/subject-keys", 1, 4096, CP_SVC_SIGNER | CP_SVC_CLI, CP_V_PATH,
        "subject key store directory (per-worker keys that open format-2 entries; created at first start, 0700; never served, back up with the register)")
 CP_OPT(SIGNER_BATCH_MAX, INT, "1024", 1, 65536, CP_SVC_SIGNER, CP_V_NONE,
@@ -179,6 +179,8 @@ CP_OPT(GATEWAY_SUBS_PER_CODE, INT, "5", 1, 1000, CP_SVC_GATEWAY, CP_V_NONE,
        "most live subscriptions made with one share code (409 SUBSCRIPTION_LIMIT past it)")
 CP_OPT(GATEWAY_SUBS_PER_WORKER, INT, "50", 1, 100000, CP_SVC_GATEWAY, CP_V_NONE,
        "most live subscriptions about one worker, over all their share codes (409 SUBSCRIPTION_LIMIT past it)")
+CP_OPT(GATEWAY_CONSENTS_PER_WORKER, INT, "20", 1, 1000, CP_SVC_GATEWAY, CP_V_NONE,
+       "most live ongoing-access consents one worker may hold, pending ones included (409 CONSENT_LIMIT past it)")
 CP_OPT(GATEWAY_METRICS_BIND, STR, "127.0.0.1:9464", 0, 255, CP_SVC_GATEWAY, CP_V_NONE,
        "operator-only listener host:port (IPv4) serving GET /metrics and /healthz; /metrics is not served on GATEWAY_BIND; empty = off")
 CP_OPT(TOKEN_SECRET, STR, "var/keys/token.secret", 1, 4096, CP_SVC_GATEWAY | CP_SVC_CLI, CP_V_PATH,

@@ -60,6 +60,17 @@
  *  cp:w:{<pseudonym hex>}:sc      SET   the worker's share-code ids
  *  cp:w:{<pseudonym hex>}:views   LIST  views of the worker's passport, newest first
  *  cp:rl:ip:{<address>}, cp:rl:code:{<code hash hex>}  STRING  failed-check counters (gateway)
+ *  cp:cn:{<consent id>}           HASH  one committed, live consent (projection, live and replay):
+ *                                       employer, worker (pseudonym hex), index (register index of
+ *                                       the consent entry), since (its issued_at, unix s); deleted
+ *                                       when its withdrawal commits, and by `carepass leave`
+ *  cp:emp:{<employer id>}:staff   SET   consent ids of the employer's live consents (projection)
+ *  cp:w:{<pseudonym hex>}:consents SET  the worker's live consent ids (projection)
+ *  cp:w:{<pseudonym hex>}:cn_req  HASH  the gateway's note of the worker's consent requests (consent
+ *                                       id -> employer), so a pending one is listed and counted;
+ *                                       transient (not rebuilt: the committed consent is cp:cn)
+ *        The consent id is the hex of the consent's event id "consent:<32 hex>" (cn_<hex> in the
+ *        API). Consent entries never enter cp:w:{hex}:entries, the expiry schedule or notices.
  * Not yet Cluster-ready: cp:pending, cp:{outbox}, cp:nt:due and cp:nt:dead (and cp:award_wd in `carepass
  * reindex`) are single keys that Lua scripts touch together with per-entity keys; sharding them is
  * future work.
@@ -97,6 +108,11 @@ const char *cp_key_w_openings(cp_key_t *k, const char *pseudonym_hex);
 const char *cp_key_w_cc(cp_key_t *k, const char *pseudonym_hex);
 const char *cp_key_w_awards(cp_key_t *k, const char *pseudonym_hex);
 const char *cp_key_w_award_gen(cp_key_t *k, const char *pseudonym_hex);
+
+/* Consents (ongoing access), written by the projection only. */
+const char *cp_key_consent(cp_key_t *k, const char *consent_hex);
+const char *cp_key_emp_staff(cp_key_t *k, const char *employer_id);
+const char *cp_key_w_consents(cp_key_t *k, const char *pseudonym_hex);
 
 /* Late award withdrawals and their field "<award code>:<gen>:<pseudonym hex>". */
 const char *cp_key_award_wd(void);
@@ -136,6 +152,9 @@ const char *cp_key_emp_subs(cp_key_t *k, const char *employer_id);
 #define CP_KEY_PENDING      "cp:pending"
 #define CP_KEY_W_ENTRIES_FMT "cp:w:{%s}:entries"
 #define CP_KEY_W_OPENINGS_FMT "cp:w:{%s}:r"
+#define CP_KEY_CONSENT_FMT "cp:cn:{%s}"
+#define CP_KEY_EMP_STAFF_FMT "cp:emp:{%s}:staff"
+#define CP_KEY_W_CONSENTS_FMT "cp:w:{%s}:consents"
 #define CP_KEY_W_CC_FMT     "cp:w:{%s}:cc"
 #define CP_KEY_W_AWARDS_FMT "cp:w:{%s}:awards"
 #define CP_KEY_W_AWARD_GEN_FMT "cp:w:{%s}:award_gen"

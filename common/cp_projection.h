@@ -54,6 +54,14 @@
 
 #define PROJ_AWARD_PROVIDER "carepass"             /* provider id of derived awards and their revocations */
 #define PROJ_OPERATOR_PROVIDER "carepass-operator" /* provider id of operator revocations (carepass revoke) */
+#define PROJ_CONSENT_PROVIDER "carepass-consent"   /* provider id of workers' consents and their withdrawals */
+#define PROJ_CONSENT_REASON "CONSENT_WITHDRAWN"    /* the reason code of a consent's withdrawal */
+#define PROJ_EMPLOYER_ID_MAX 16                     /* "EMP-" and at most 12 digits */
+#define PROJ_CONSENT_ID_HEX 32                      /* a consent event id is "consent:" + 32 hex (128 random bits) */
+
+/* Is id an employer id by format ("EMP-" then 4 to 12 ASCII digits)? Format only: the registry of
+ * employers is not consulted here. */
+bool proj_employer_id_valid(const char *id);
 
 #define PROJ_AWARD_ID_MAX 128   /* room for an award or award-revocation event id (the signer takes 128) */
 #define PROJ_AWARD_TAG_BYTES 16  /* the keyed tag of an award id: 16 bytes, 32 hex */

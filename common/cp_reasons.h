@@ -47,6 +47,9 @@ typedef enum {
   CP_R_LABEL_BIDI_CONTROL,     // a bidirectional control (U+202A-202E, U+2066-2069, U+200E/F, U+061C)
   /* per event: back-pressure (intake, gateway) */
   CP_R_BUSY,                   // notifications owed are at OUTBOX_MAX: not stored; resend later
+  /* consents (verify) -- added after BUSY so no code moves */
+  CP_R_INVALID_CONSENT,        // a consent event of the wrong shape (employer id, kind, withdrawal reason)
+  CP_R_RESERVED_PROVIDER,      // a consent from any provider but carepass-consent, or it sending anything else
   CP_R__COUNT
 } cp_reason_t;
 

@@ -84,6 +84,26 @@ cp_subject_status_t cp_subject_unseal(const uint8_t key[CP_SUBJECT_KEY_BYTES], c
                                       size_t subject_len, const uint8_t *slot, size_t slot_len,
                                       const uint8_t *sealed, size_t sealed_len, cp_opening_t *out);
 
+/* ---- sealed payloads (consent entries) ------------------------------------------------------
+ * A consent entry carries, beside its subject, a short payload (the employer id) that only the
+ * worker key opens: sealed_payload = nonce(24) || XChaCha20-Poly1305-IETF(K_w, payload), with
+ * associated data "carepass/payload/v1\n" || subject || slot (its own domain: a sealed opening
+ * cannot pass for a payload, nor a payload be moved to another entry). Shredding the worker key
+ * makes it unreadable with the rest of the worker's entries. */
+#define CP_SUBJECT_PAYLOAD_MAX 64   /* longest payload (an employer id is at most 16 bytes) */
+#define CP_SUBJECT_SEALED_PAYLOAD_MAX (CP_SUBJECT_NONCE_BYTES + CP_SUBJECT_PAYLOAD_MAX + CP_SUBJECT_MAC_BYTES)
+
+/* Seal len (1..CP_SUBJECT_PAYLOAD_MAX) bytes for the entry with this subject and slot; out has room
+ * for CP_SUBJECT_SEALED_PAYLOAD_MAX, *outlen is set. -1 when len is out of bounds. */
+int cp_subject_payload_seal(const uint8_t key[CP_SUBJECT_KEY_BYTES], const uint8_t subject[CP_SUBJECT_BYTES],
+                            const uint8_t slot[CP_SUBJECT_SLOT_BYTES], const uint8_t *payload, size_t len,
+                            uint8_t *out, size_t *outlen) CP_WUR;
+/* Open a sealed payload into out (room for CP_SUBJECT_PAYLOAD_MAX + 1: it is NUL-terminated). */
+cp_subject_status_t cp_subject_payload_open(const uint8_t key[CP_SUBJECT_KEY_BYTES], const uint8_t *subject,
+                                            size_t subject_len, const uint8_t *slot, size_t slot_len,
+                                            const uint8_t *sealed, size_t sealed_len, uint8_t *out,
+                                            size_t *outlen);
+
 /* ---- the store -------------------------------------------------------------------------- */
 
 typedef struct cp_subject_store cp_subject_store_t;
@@ -113,6 +133,16 @@ int cp_subject_store_flush(cp_subject_store_t *s, char *err, size_t errlen) CP_W
 cp_subject_status_t cp_subject_store_open_entry(const cp_subject_store_t *s, const uint8_t *subject,
                                                 size_t subject_len, const uint8_t *slot, size_t slot_len,
                                                 const uint8_t *sealed, size_t sealed_len, cp_opening_t *out);
+
+/* Seal a payload under the worker key of subj's slot (a subject just made by cp_subject_store_new).
+ * -1 when the slot is not the store's (the anonymous subject) or len is out of bounds. */
+int cp_subject_store_seal_payload(const cp_subject_store_t *s, const cp_subject_t *subj, const uint8_t *payload,
+                                  size_t len, uint8_t *out, size_t *outlen) CP_WUR;
+/* Open an entry's sealed payload through the store (out as for cp_subject_payload_open). */
+cp_subject_status_t cp_subject_store_open_payload(const cp_subject_store_t *s, const uint8_t *subject,
+                                                  size_t subject_len, const uint8_t *slot, size_t slot_len,
+                                                  const uint8_t *sealed, size_t sealed_len, uint8_t *out,
+                                                  size_t *outlen);
 
 /* Leaving the register: remove the worker's key and every slot of theirs from the store's files,
  * durably. *slots_removed says how many entries became unlinkable. 0, or -1 with err (the files

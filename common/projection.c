@@ -339,7 +339,7 @@ static void queue_exp_retire(cp_redis_pipe_t *pipe, uint64_t revoked_index) {
 /* The digest intake stored for an event: its PendingEvent rebuilt from the entry, hashed as intake
  * does. A revocation names its target as the provider named it (an operator: "<provider>:<event>"). */
 static void queue_digest(cp_redis_pipe_t *pipe, const char *evkey, const Carepass__V1__PassportEntry *pe,
-                         const Carepass__V1__PassportEntry *target) {
+                         const Carepass__V1__PassportEntry *target, const char *employer) {
   char revokes[2 * CP_KEY_MAX] = "";
   bool rev = IS(pe, REVOCATION);
   if (rev && target != NULL) {
@@ -356,7 +356,10 @@ static void queue_digest(cp_redis_pipe_t *pipe, const char *evkey, const Carepas
   ev.completion_date = pe->completion_date;
   ev.assessor_id = pe->assessor_id;
   ev.evidence_hash = pe->evidence_hash;
-  ev.kind = rev ? CAREPASS__V1__EVENT_KIND__EVENT_KIND_REVOCATION : CAREPASS__V1__EVENT_KIND__EVENT_KIND_COMPLETION;
+  ev.kind = rev ? CAREPASS__V1__EVENT_KIND__EVENT_KIND_REVOCATION
+        : IS(pe, CONSENT) ? CAREPASS__V1__EVENT_KIND__EVENT_KIND_CONSENT
+                          : CAREPASS__V1__EVENT_KIND__EVENT_KIND_COMPLETION;
+  ev.employer_id = (char *)(employer != NULL ? employer : "");   /* a consent's, as the gateway claimed it */
   ev.revokes_event_id = revokes;
   ev.revocation_reason = rev ? pe->reason_code : (char *)"";
   char hex[65];
@@ -447,24 +450,93 @@ static const Carepass__V1__PassportEntry *opened(const proj_t *p, const Carepass
   return view;
 }
 
+/* The consent id (32 lowercase hex) of a consent event id "consent:<32 hex>"; false otherwise. */
+static bool consent_id_of(const char *event_id, char out[PROJ_CONSENT_ID_HEX + 1]) {
+  if (event_id == NULL || strncmp(event_id, "consent:", 8) != 0 || strlen(event_id + 8) != PROJ_CONSENT_ID_HEX ||
+      !lower_hex(event_id + 8, PROJ_CONSENT_ID_HEX))
+    return false;
+  memcpy(out, event_id + 8, PROJ_CONSENT_ID_HEX + 1);
+  return true;
+}
+
+/* The employer id sealed in a consent entry, opened through the subject key store; false when it
+ * does not open (no store, the worker left, not a consent) or is not an employer id. */
+static bool consent_employer(const proj_t *p, const Carepass__V1__PassportEntry *pe,
+                             char out[CP_SUBJECT_PAYLOAD_MAX + 1]) {
+  size_t n = 0;
+  if (p->subjects == NULL || pe == NULL || !IS(pe, CONSENT) || pe->version < 2 ||
+      cp_subject_store_open_payload(p->subjects, pe->subject.data, pe->subject.len, pe->subject_slot.data,
+                                    pe->subject_slot.len, pe->sealed_payload.data, pe->sealed_payload.len,
+                                    (uint8_t *)out, &n) != CP_SUBJECT_OK ||
+      strlen(out) != n || !proj_employer_id_valid(out))
+    return false;
+  return true;
+}
+
+/* A consent entry or its withdrawal (live and replay alike): the consent's hash and the two
+ * index sets; nothing else (not the worker's entries, no expiry, no notice to a provider). pe is
+ * the opened view (its pseudonym when it opens); raw_pe / raw_target the entries as signed. */
+static void queue_consent(const proj_t *p, cp_redis_pipe_t *pipe, uint64_t index, const Carepass__V1__PassportEntry *pe,
+                          const Carepass__V1__PassportEntry *raw_pe, const Carepass__V1__PassportEntry *target,
+                          const Carepass__V1__PassportEntry *raw_target) {
+  char id[PROJ_CONSENT_ID_HEX + 1], emp[CP_SUBJECT_PAYLOAD_MAX + 1], hex[2 * CP_PSEUDONYM_BYTES + 1] = "";
+  cp_key_t ck, sk, wk;
+  if (IS(pe, CONSENT)) {
+    if (!consent_id_of(pe->provider_event_id, id) || !worker_hex(pe, hex) || !consent_employer(p, raw_pe, emp))
+      return;   /* its worker left the register: nothing to show anyone */
+    (void)cp_redis_pipe_cmd(pipe, "HSET %s employer %s worker %s index %" PRIu64 " since %" PRId64,
+                            cp_key_consent(&ck, id), emp, hex, index, pe->issued_at);
+    (void)cp_redis_pipe_cmd(pipe, "SADD %s %s", cp_key_emp_staff(&sk, emp), id);
+    (void)cp_redis_pipe_cmd(pipe, "SADD %s %s", cp_key_w_consents(&wk, hex), id);
+    return;
+  }
+  /* a withdrawal: the consent it names goes, wherever its parts are still readable */
+  if (target == NULL || !IS(target, CONSENT) || !consent_id_of(target->provider_event_id, id)) return;
+  (void)cp_redis_pipe_cmd(pipe, "DEL %s", cp_key_consent(&ck, id));
+  if (consent_employer(p, raw_target, emp)) (void)cp_redis_pipe_cmd(pipe, "SREM %s %s", cp_key_emp_staff(&sk, emp), id);
+  if (worker_hex(target, hex) || worker_hex(pe, hex))
+    (void)cp_redis_pipe_cmd(pipe, "SREM %s %s", cp_key_w_consents(&wk, hex), id);
+}
+
 void proj_entry(proj_t *p, cp_redis_pipe_t *pipe, uint64_t index, const Carepass__V1__PassportEntry *pe,
                 const Carepass__V1__PassportEntry *target) {
   if (IS(pe, KEY)) return;   /* key history: no event, no worker */
+  const Carepass__V1__PassportEntry *raw_pe = pe, *raw_target = target;
   Carepass__V1__PassportEntry pview, tview;
   cp_opening_t pop, top;
   bool has_r, target_r;
   pe = opened(p, pe, &pview, &pop, &has_r);
   target = opened(p, target, &tview, &top, &target_r);
+  bool consent_side = IS(pe, CONSENT) || strcmp(pe->provider_id, PROJ_CONSENT_PROVIDER) == 0;
   if (target != NULL && (!IS(pe, REVOCATION) || pe->revokes_index >= index ||
-                         !(IS(target, RECORD) || IS(target, DERIVED_AWARD))))
-    target = NULL;           /* only a record or award below the revocation is marked */
+                         !(consent_side ? IS(target, CONSENT) : IS(target, RECORD) || IS(target, DERIVED_AWARD))))
+    target = NULL;           /* only a record or award (a consent, for a withdrawal) below the revocation is marked */
+  if (consent_side) {
+    /* a consent and its withdrawal: their event state, the revoked marks, the consent keys */
+    proj_event_committed(pipe, pe->provider_id, pe->provider_event_id, index);
+    if (target != NULL && IS(target, CONSENT)) {
+      cp_key_t tk;
+      cp_key_event(&tk, target->provider_id, target->provider_event_id);
+      (void)cp_redis_pipe_cmd(pipe, "HSETNX %s revoked_by %s", tk.s, pe->provider_event_id);
+      (void)cp_redis_pipe_cmd(pipe, "HSET %s revoked_index %" PRIu64 " revoked_at %" PRId64, tk.s, index,
+                              pe->issued_at);
+    }
+    if (p->mode == PROJ_REPLAY) {   /* the claim's digest: the consent's needs its employer opened */
+      char emp[CP_SUBJECT_PAYLOAD_MAX + 1] = "";
+      cp_key_t ek;
+      if (!IS(pe, CONSENT) || consent_employer(p, raw_pe, emp))
+        queue_digest(pipe, cp_key_event(&ek, pe->provider_id, pe->provider_event_id), pe, target, emp);
+    }
+    queue_consent(p, pipe, index, pe, raw_pe, target, raw_target);
+    return;
+  }
   cp_key_t ev, wk;
   cp_key_event(&ev, pe->provider_id, pe->provider_event_id);
   char hex[2 * CP_PSEUDONYM_BYTES + 1] = "";
   (void)worker_hex(pe, hex);
   proj_event_committed(pipe, pe->provider_id, pe->provider_event_id, index);
   if (p->mode == PROJ_REPLAY && !IS(pe, DERIVED_AWARD) && strcmp(pe->provider_id, PROJ_AWARD_PROVIDER) != 0)
-    queue_digest(pipe, ev.s, pe, target);
+    queue_digest(pipe, ev.s, pe, target, NULL);
   if (hex[0]) {
     char idx[24];
     snprintf(idx, sizeof idx, "%" PRIu64, index);
@@ -492,4 +564,12 @@ void proj_entry(proj_t *p, cp_redis_pipe_t *pipe, uint64_t index, const Carepass
   }
   if (p->mode == PROJ_REPLAY) queue_award_state(p, pipe, ev.s, hex, pe, target);
   else queue_notice(pipe, index, pe);
+}
+
+bool proj_employer_id_valid(const char *id) {
+  if (id == NULL || strncmp(id, "EMP-", 4) != 0) return false;
+  size_t n = 0;
+  for (const char *c = id + 4; *c != '\0'; c++, n++)
+    if (*c < '0' || *c > '9' || n >= 12) return false;
+  return n >= 4;
 }

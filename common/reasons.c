@@ -47,6 +47,8 @@ static const reason_t reasons[CP_R__COUNT] = {
   R(LABEL_CONTROL_CHAR, "The label contains a control, invisible or line-separator character; send plain printable text."),
   R(LABEL_BIDI_CONTROL, "The label contains a bidirectional control character (U+202A-202E, U+2066-2069, U+200E, U+200F or U+061C), which can make text show differently from what it says; remove it."),
   R(BUSY, "carepass is holding more notifications than it can deliver right now, so this event was not stored; send it again in a few minutes (resending is safe)."),
+  R(INVALID_CONSENT, "The consent is malformed: it needs an employer id EMP- followed by 4 to 12 digits, and a withdrawal needs the reason CONSENT_WITHDRAWN."),
+  R(RESERVED_PROVIDER, "Consents are made only by carepass itself for a signed-in worker, and the consent provider id sends nothing else; a training provider cannot send one."),
 };
 
 #undef R

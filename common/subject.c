@@ -13,6 +13,7 @@
 
 #define COMMIT_DOMAIN "carepass/subject/v1\n"
 #define OPENING_DOMAIN "carepass/opening/v1\n"
+#define PAYLOAD_DOMAIN "carepass/payload/v1\n"
 #define WKID_DOMAIN "carepass/worker-key-id/v1\n"
 #define WORKERS_MAGIC "carepass-subject-workers/v1\n"
 #define SLOTS_MAGIC "carepass-subject-slots/v1\n"
@@ -89,6 +90,47 @@ cp_subject_status_t cp_subject_unseal(const uint8_t key[CP_SUBJECT_KEY_BYTES], c
   memcpy(out->r, plain + CP_PSEUDONYM_BYTES, CP_SUBJECT_R_BYTES);
   sodium_memzero(plain, sizeof plain);
   return cp_subject_opens(subject, out) ? CP_SUBJECT_OK : CP_SUBJECT_MISMATCH;
+}
+
+/* associated data of a sealed payload: its own domain || subject || slot */
+static size_t payload_ad(const uint8_t *subject, const uint8_t *slot, uint8_t *ad) {
+  size_t n = strlen(PAYLOAD_DOMAIN);
+  memcpy(ad, PAYLOAD_DOMAIN, n);
+  memcpy(ad + n, subject, CP_SUBJECT_BYTES);
+  memcpy(ad + n + CP_SUBJECT_BYTES, slot, CP_SUBJECT_SLOT_BYTES);
+  return n + CP_SUBJECT_BYTES + CP_SUBJECT_SLOT_BYTES;
+}
+
+int cp_subject_payload_seal(const uint8_t key[CP_SUBJECT_KEY_BYTES], const uint8_t subject[CP_SUBJECT_BYTES],
+                            const uint8_t slot[CP_SUBJECT_SLOT_BYTES], const uint8_t *payload, size_t len,
+                            uint8_t *out, size_t *outlen) {
+  if (len == 0 || len > CP_SUBJECT_PAYLOAD_MAX) return -1;
+  uint8_t ad[64 + CP_SUBJECT_BYTES + CP_SUBJECT_SLOT_BYTES];
+  size_t adlen = payload_ad(subject, slot, ad);
+  randombytes_buf(out, CP_SUBJECT_NONCE_BYTES);
+  unsigned long long clen = 0;
+  crypto_aead_xchacha20poly1305_ietf_encrypt(out + CP_SUBJECT_NONCE_BYTES, &clen, payload, len, ad, adlen, NULL, out,
+                                             key);
+  *outlen = CP_SUBJECT_NONCE_BYTES + (size_t)clen;
+  return 0;
+}
+
+cp_subject_status_t cp_subject_payload_open(const uint8_t key[CP_SUBJECT_KEY_BYTES], const uint8_t *subject,
+                                            size_t subject_len, const uint8_t *slot, size_t slot_len,
+                                            const uint8_t *sealed, size_t sealed_len, uint8_t *out,
+                                            size_t *outlen) {
+  if (subject_len != CP_SUBJECT_BYTES || slot_len != CP_SUBJECT_SLOT_BYTES ||
+      sealed_len <= CP_SUBJECT_NONCE_BYTES + CP_SUBJECT_MAC_BYTES || sealed_len > CP_SUBJECT_SEALED_PAYLOAD_MAX)
+    return CP_SUBJECT_MALFORMED;
+  uint8_t ad[64 + CP_SUBJECT_BYTES + CP_SUBJECT_SLOT_BYTES];
+  size_t adlen = payload_ad(subject, slot, ad);
+  unsigned long long plen = 0;
+  if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, &plen, NULL, sealed + CP_SUBJECT_NONCE_BYTES,
+                                                 sealed_len - CP_SUBJECT_NONCE_BYTES, ad, adlen, sealed, key) != 0)
+    return CP_SUBJECT_BAD_SEAL;
+  out[plen] = '\0';
+  *outlen = (size_t)plen;
+  return CP_SUBJECT_OK;
 }
 
 /* ---- the store -------------------------------------------------------------------------- */
@@ -452,6 +494,25 @@ cp_subject_status_t cp_subject_store_open_entry(const cp_subject_store_t *s, con
   if (!table_get(&s->by_slot, slot, &pos)) return CP_SUBJECT_UNKNOWN_SLOT;
   return cp_subject_unseal(s->workers[s->slots[pos].worker].key, subject, subject_len, slot, slot_len, sealed,
                            sealed_len, out);
+}
+
+int cp_subject_store_seal_payload(const cp_subject_store_t *s, const cp_subject_t *subj, const uint8_t *payload,
+                                  size_t len, uint8_t *out, size_t *outlen) {
+  uint32_t pos;
+  if (!table_get(&s->by_slot, subj->slot, &pos)) return -1;
+  return cp_subject_payload_seal(s->workers[s->slots[pos].worker].key, subj->subject, subj->slot, payload, len, out,
+                                 outlen);
+}
+
+cp_subject_status_t cp_subject_store_open_payload(const cp_subject_store_t *s, const uint8_t *subject,
+                                                  size_t subject_len, const uint8_t *slot, size_t slot_len,
+                                                  const uint8_t *sealed, size_t sealed_len, uint8_t *out,
+                                                  size_t *outlen) {
+  if (slot_len != CP_SUBJECT_SLOT_BYTES) return CP_SUBJECT_MALFORMED;
+  uint32_t pos;
+  if (!table_get(&s->by_slot, slot, &pos)) return CP_SUBJECT_UNKNOWN_SLOT;
+  return cp_subject_payload_open(s->workers[s->slots[pos].worker].key, subject, subject_len, slot, slot_len, sealed,
+                                 sealed_len, out, outlen);
 }
 
 /* Replace dir/name with magic || recs (n records of rec bytes), durably: a temporary file,

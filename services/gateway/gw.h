@@ -155,6 +155,8 @@ typedef struct {
   int fails_per_employer;   // GATEWAY_CHECK_FAILS_PER_EMPLOYER: failed checks of one authenticated employer per window
   int subs_per_code;        // GATEWAY_SUBS_PER_CODE: live subscriptions per share code
   int subs_per_worker;      // GATEWAY_SUBS_PER_WORKER: live subscriptions per worker
+  int consents_per_worker;  // GATEWAY_CONSENTS_PER_WORKER: live (and pending) consents per worker
+  int entry_format;         // ENTRY_FORMAT: 1 refuses consents (the signer would not sign them)
   int64_t secret_overlap_s; // WEBHOOK_SECRET_OVERLAP_S: a rotated subscription secret still signs this long
   cp_cidr_list_t trusted;   // GATEWAY_TRUSTED_PROXIES
   bool forwarded_rfc7239;   // GATEWAY_FORWARDED_HEADER is "forwarded" (else "x-forwarded-for")

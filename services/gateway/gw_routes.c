@@ -9,6 +9,7 @@
 #include "gw_share_routes.h"
 #include "gw_subscribe_routes.h"
 #include "gw_worker_routes.h"
+#include "gw_consent_routes.h"
 
 const gw_route_t gw_routes[] = {
   GW_CORE_ROUTES
@@ -16,6 +17,7 @@ const gw_route_t gw_routes[] = {
   GW_SHARE_ROUTES
   GW_CHECK_ROUTES
   GW_WORKER_ROUTES
+  GW_CONSENT_ROUTES
   GW_SUBSCRIBE_ROUTES
   GW_PAGE_ROUTES
 };

@@ -58,6 +58,8 @@ static int load_config(gw_config_t *cfg, char *err, size_t errlen) {
   cfg->fails_per_employer = (int)cp_cfg_int(CP_OPT_GATEWAY_CHECK_FAILS_PER_EMPLOYER);
   cfg->subs_per_code = (int)cp_cfg_int(CP_OPT_GATEWAY_SUBS_PER_CODE);
   cfg->subs_per_worker = (int)cp_cfg_int(CP_OPT_GATEWAY_SUBS_PER_WORKER);
+  cfg->consents_per_worker = (int)cp_cfg_int(CP_OPT_GATEWAY_CONSENTS_PER_WORKER);
+  cfg->entry_format = (int)cp_cfg_int(CP_OPT_ENTRY_FORMAT);
   cfg->secret_overlap_s = cp_cfg_int(CP_OPT_WEBHOOK_SECRET_OVERLAP_S);
   cfg->threads = (int)cp_cfg_int(CP_OPT_GATEWAY_THREADS);
   cfg->max_body = (size_t)cp_cfg_int(CP_OPT_GATEWAY_MAX_BODY);

@@ -6,18 +6,23 @@
  *            "entries": [register indexes of the worker's own entries] (default: every record),
  *            "allow_subscriptions": bool (default false),
  *            "label": the worker's own name for it, e.g. "Sunrise Care interview" (optional, at most
- *                     GW_SC_LABEL_MAX bytes of printable text; kept with the code, never logged)}
+ *                     GW_SC_LABEL_MAX bytes of printable text; kept with the code, never logged),
+ *            "ongoing_access": "EMP-0001" (optional: also give that employer ongoing access, a
+ *                     consent made as POST /v1/consents does, gw_consent.c, before the code)}
  *   -> 201 {"code": "ABC-DEF-GHJ", "id": "sc_...", "created_at", "expires_at" (ISO 8601 UTC),
- *           "expires" (unix s), "scope": "all" | [indexes], "allow_subscriptions": bool, "label"}
+ *           "expires" (unix s), "scope": "all" | [indexes], "allow_subscriptions": bool, "label",
+ *           "ongoing_access": {"id": "cn_...", "employer", "state": "pending"} (when asked for)}
  *   The code is shown this once: only its keyed hash is stored (key scheme in gw_share.h).
  * GET -> 200 {"share_codes": [{"id", "created_at", "expires_at", "expires", "scope",
  *                              "allow_subscriptions", "views", "label"}]}   (never the code or its hash)
  * DELETE /v1/share-codes/<id> -> 200 {"withdrawn": id, "subscriptions_removed": n}; 404 NOT_FOUND
  *   when the worker has no such live code.
  * Errors: 400 MALFORMED_JSON / MISSING_FIELD / INVALID_FIELD, 400 NOT_YOUR_RECORD,
- * 409 TOO_MANY_SHARE_CODES, 401 (token), 503 UNAVAILABLE. */
+ * 409 TOO_MANY_SHARE_CODES, 409 CONSENT_EXISTS / CONSENT_LIMIT (ongoing_access refused: no code
+ * is made), 401 (token), 503 UNAVAILABLE. */
 #include "gw_share.h"
 #include "gw_http.h"
+#include "gw_consent.h"
 #include "gw_share_routes.h"
 
 #include <stdio.h>
@@ -111,7 +116,8 @@ err:
 void gw_share_create(gw_req_t *req) {
   json_t *body = gw_body_json(req, JSON_OBJECT);
   if (body == NULL) return;
-  const char *dob = NULL, *label = NULL;
+  const char *dob = NULL, *label = NULL, *ongoing = NULL;
+  char consent_id[PROJ_CONSENT_ID_HEX + 1] = "";
   long long days = GW_SC_DAYS_DEFAULT;
   bool subs = false;
   char scope[GW_SC_SCOPE_MAX];
@@ -119,9 +125,14 @@ void gw_share_create(gw_req_t *req) {
   if (gw_json_str(req, body, "date_of_birth", true, 32, &dob) != 0 ||
       gw_json_int(req, body, "valid_days", false, 1, GW_SC_DAYS_MAX, &days) != 0 ||
       gw_json_bool(req, body, "allow_subscriptions", false, &subs) != 0 ||
-      gw_json_label(req, body, "label", GW_SC_LABEL_MAX, &label) != 0)
+      gw_json_label(req, body, "label", GW_SC_LABEL_MAX, &label) != 0 ||
+      gw_json_str(req, body, "ongoing_access", false, PROJ_EMPLOYER_ID_MAX, &ongoing) != 0)
     goto out;
   if (label == NULL) label = "";
+  if (ongoing != NULL && !proj_employer_id_valid(ongoing)) {
+    gw_reply_error(req, 400, GW_E_INVALID_FIELD, "ongoing_access must be an employer id: EMP- followed by 4 to 12 digits");
+    goto out;
+  }
   if (cp_date_parse(dob, &dob_day) != 0 || dob_day > cp_today()) {
     gw_reply_error(req, 400, GW_E_INVALID_FIELD, "date_of_birth must be a real past date YYYY-MM-DD");
     goto out;
@@ -146,6 +157,8 @@ void gw_share_create(gw_req_t *req) {
                    "you have %d share codes; withdraw some before making more", GW_SC_PER_WORKER_MAX);
     goto out;
   }
+  /* ongoing access first: a refused consent (CONSENT_EXISTS, CONSENT_LIMIT) makes no code */
+  if (ongoing != NULL && gw_consent_grant(req, ongoing, consent_id) != 0) goto out;
 
   int64_t now = (int64_t)time(NULL), expires = now + days * 86400;
   char code[GW_SC_LEN + 1], hex[65], id[GW_SC_ID_MAX];
@@ -206,6 +219,11 @@ void gw_share_create(gw_req_t *req) {
                           "created_at", created_at, "expires_at", expires_at, "expires", (json_int_t)expires,
                           "scope", scope_json(scope), "allow_subscriptions", subs);
   sodium_memzero(shown, sizeof shown);
+  if (ongoing != NULL) {
+    char cid[8 + PROJ_CONSENT_ID_HEX];
+    snprintf(cid, sizeof cid, "cn_%s", consent_id);
+    json_object_set_new(res, "ongoing_access", json_pack("{s:s,s:s,s:s}", "id", cid, "employer", ongoing, "state", "pending"));
+  }
   gw_reply_json(req, 201, res);
   cp_log_info("share code created", CP_KV_STR("id", id), CP_KV_INT("days", days), CP_KV_END);
 out:

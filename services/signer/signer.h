@@ -40,9 +40,12 @@ Carepass__V1__PassportEntry *signer_entry_decode(const uint8_t *buf, size_t len,
 void signer_entry_fill(const Carepass__V1__VerifiedRecord *rec, int64_t issued_at, const cp_subject_t *subject,
                        Carepass__V1__PassportEntry *pe);
 /* Build the canonical PassportEntry for a verified record, sign it and pack the
- * SignedEntry into a malloc'd buffer. */
+ * SignedEntry into a malloc'd buffer. A consent (ENTRY_TYPE_CONSENT) needs a subject and its
+ * sealed employer id (sealed, sealed_len: cp_subject_store_seal_payload); without them it is
+ * refused (-1 with err), as in entry format 1. Other entries pass NULL, 0. */
 int signer_entry_build(const cp_signkey_t *key, const Carepass__V1__VerifiedRecord *rec, int64_t issued_at,
-                       const cp_subject_t *subject, uint8_t **out, size_t *outlen, char *err, size_t errlen) CP_WUR;
+                       const cp_subject_t *subject, const uint8_t *sealed, size_t sealed_len, uint8_t **out,
+                       size_t *outlen, char *err, size_t errlen) CP_WUR;
 
 /* A batch in the signing pipeline (signer_batch.c). */
 typedef struct signer_batch signer_batch_t;

@@ -1,6 +1,7 @@
 /* signer_batch.c -- the signer loop, pipelined: receive verified records, drop duplicates, sign on a
  * worker thread while the batch before is appended (fsync) and announced (Redis with its notices, results). */
 #include "signer.h"
+#include "cp_projection.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -42,7 +43,9 @@ typedef struct {
   bool dup_inflight;                   // dup of an item of the held batch (index known after its append)
   bool announce;                       // Redis holds its committed state: its result may be published
   bool has_subject;                    // format 2: subject made at dedupe (main thread: the store is not thread-safe)
-  cp_subject_t subject;
+  cp_subject_t subject;                // its subject (has_subject)
+  uint8_t payload[CP_SUBJECT_SEALED_PAYLOAD_MAX]; // a consent: the employer id sealed under the worker key
+  size_t payload_len;                  // 0 = none (not a consent, or format 1: then it is refused)
   uint64_t index;                      // register index (known after append); UINT64_MAX = not answered
 } item_t;
 
@@ -69,8 +72,12 @@ static bool record_ok(const Carepass__V1__VerifiedRecord *rec, const char **why)
   if (ev->worker_pseudonym.len != CP_PSEUDONYM_BYTES) return (*why = "worker_pseudonym is not 32 bytes", false);
   if (rec->entry_type != CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_RECORD &&
       rec->entry_type != CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_REVOCATION &&
-      rec->entry_type != CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_DERIVED_AWARD)
+      rec->entry_type != CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_DERIVED_AWARD &&
+      rec->entry_type != CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_CONSENT)
     return (*why = "unknown entry_type", false);
+  if (rec->entry_type == CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_CONSENT &&
+      (strcmp(ev->provider_id, PROJ_CONSENT_PROVIDER) != 0 || !proj_employer_id_valid(ev->employer_id)))
+    return (*why = "consent of the wrong provider or employer id", false);
   return true;
 }
 
@@ -188,6 +195,10 @@ static void dedupe(signer_t *s, signer_batch_t *b, const signer_batch_t *held) {
       if (s->entry_format == 2 && s->subjects != NULL) {
         cp_subject_store_new(s->subjects, ev->worker_pseudonym.data, &it->subject);
         it->has_subject = true;
+        if (it->rec->entry_type == CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_CONSENT &&
+            cp_subject_store_seal_payload(s->subjects, &it->subject, (const uint8_t *)ev->employer_id,
+                                          strlen(ev->employer_id), it->payload, &it->payload_len) != 0)
+          it->payload_len = 0;   /* refused when signed: logged there */
       }
       continue;
     }
@@ -202,7 +213,8 @@ static void *sign_batch(void *arg) {
     item_t *it = &b->items[i];
     if (!it->sign) continue;
     char err[CP_ERRLEN];
-    if (signer_entry_build(b->key, it->rec, b->issued_at, it->has_subject ? &it->subject : NULL, &it->entry,
+    if (signer_entry_build(b->key, it->rec, b->issued_at, it->has_subject ? &it->subject : NULL,
+                           it->payload_len > 0 ? it->payload : NULL, it->payload_len, &it->entry,
                            &it->len, err, sizeof err) != 0) {
       it->entry = NULL;
       it->sign_err = cp_strdup(err);

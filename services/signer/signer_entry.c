@@ -49,8 +49,24 @@ void signer_entry_fill(const Carepass__V1__VerifiedRecord *rec, int64_t issued_a
 }
 
 int signer_entry_build(const cp_signkey_t *key, const Carepass__V1__VerifiedRecord *rec, int64_t issued_at,
-                       const cp_subject_t *subject, uint8_t **out, size_t *outlen, char *err, size_t errlen) {
+                       const cp_subject_t *subject, const uint8_t *sealed, size_t sealed_len, uint8_t **out,
+                       size_t *outlen, char *err, size_t errlen) {
   Carepass__V1__PassportEntry pe;
+  bool consent = rec->entry_type == CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_CONSENT;
+  if (consent && (subject == NULL || sealed == NULL || sealed_len == 0))
+    return cp_err(err, errlen, "a consent needs entry format 2 (CAREPASS_ENTRY_FORMAT=2): format 1 would show its "
+                  "worker and employer; not signed");
   signer_entry_fill(rec, issued_at, subject, &pe);
+  if (consent) {
+    /* the employer is in the sealed payload only; no record field of the event enters the entry */
+    pe.qualification_code = (char *)"";
+    pe.assessor_id = (char *)"";
+    pe.completion_date = (char *)"";
+    pe.valid_until = (char *)"";
+    pe.evidence_hash.data = NULL;
+    pe.evidence_hash.len = 0;
+    pe.sealed_payload.data = (uint8_t *)sealed;
+    pe.sealed_payload.len = sealed_len;
+  }
   return reg_entry_sign(key, &pe, out, outlen, err, errlen);
 }

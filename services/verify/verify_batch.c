@@ -4,6 +4,7 @@
 #include "cp_dates.h"
 #include "cp_log.h"
 #include "cp_outbox.h"
+#include "cp_projection.h"
 #include "cp_service.h"
 #include "cp_util.h"
 
@@ -41,7 +42,9 @@ static void set_reject(verify_item_t *it, cp_reason_t r, const char *fmt, ...) {
  * be committed and not revoked by another event; no provider rule applies to them. */
 static void decide_revocation(verify_item_t *it, const redisReply *target) {
   const Carepass__V1__PendingEvent *ev = it->ev;
-  if (verify_check_revocation(ev->revocation_reason, &it->res) != CP_OK) {
+  /* a consent's withdrawal has its own reason (decide_consent checked it); no provider may use it */
+  if (strcmp(ev->provider_id, PROJ_CONSENT_PROVIDER) != 0 &&
+      verify_check_revocation(ev->revocation_reason, &it->res) != CP_OK) {
     it->state = VITEM_REJECT;
     return;
   }
@@ -72,6 +75,37 @@ static void decide_revocation(verify_item_t *it, const redisReply *target) {
   it->state = VITEM_PASS;
   it->entry_type = CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_REVOCATION;
   it->revokes_index = index;
+}
+
+/* A consent event, or any event of the consent provider: only carepass-consent sends consents,
+ * and it sends nothing else: a consent (employer id by format, event id "consent:...") or the
+ * withdrawal of one of its consents (reason CONSENT_WITHDRAWN), which then follows the
+ * revocation rules. */
+static void decide_consent(verify_item_t *it, const redisReply *target) {
+  const Carepass__V1__PendingEvent *ev = it->ev;
+  if (strcmp(ev->provider_id, PROJ_CONSENT_PROVIDER) != 0) {
+    set_reject(it, CP_R_RESERVED_PROVIDER, "%s", cp_reason_text(CP_R_RESERVED_PROVIDER));
+    return;
+  }
+  if (ev->kind == CAREPASS__V1__EVENT_KIND__EVENT_KIND_CONSENT) {
+    if (!proj_employer_id_valid(ev->employer_id) || strncmp(ev->provider_event_id, "consent:", 8) != 0 ||
+        ev->qualification_code[0] != '\0') {
+      set_reject(it, CP_R_INVALID_CONSENT, "%s", cp_reason_text(CP_R_INVALID_CONSENT));
+      return;
+    }
+    it->state = VITEM_PASS;
+    it->entry_type = CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_CONSENT;
+    return;
+  }
+  if (ev->kind == CAREPASS__V1__EVENT_KIND__EVENT_KIND_REVOCATION) {
+    if (strcmp(ev->revocation_reason, PROJ_CONSENT_REASON) != 0 || strncmp(ev->revokes_event_id, "consent:", 8) != 0) {
+      set_reject(it, CP_R_INVALID_CONSENT, "%s", cp_reason_text(CP_R_INVALID_CONSENT));
+      return;
+    }
+    decide_revocation(it, target);
+    return;
+  }
+  set_reject(it, CP_R_RESERVED_PROVIDER, "%s", cp_reason_text(CP_R_RESERVED_PROVIDER));
 }
 
 /* Stage 1: one pipeline reading every event's state (and each revoked event's state). */
@@ -115,7 +149,10 @@ static int stage_read(verify_t *v, verify_item_t *items, size_t n, int32_t today
         it->stored_index = 0;
       continue;
     }
-    if (it->ev->kind == CAREPASS__V1__EVENT_KIND__EVENT_KIND_REVOCATION) {
+    if (it->ev->kind == CAREPASS__V1__EVENT_KIND__EVENT_KIND_CONSENT ||
+        strcmp(it->ev->provider_id, PROJ_CONSENT_PROVIDER) == 0) {
+      decide_consent(it, target);
+    } else if (it->ev->kind == CAREPASS__V1__EVENT_KIND__EVENT_KIND_REVOCATION) {
       decide_revocation(it, target);
     } else if (strcmp(it->ev->provider_id, VERIFY_AWARD_PROVIDER) == 0) {
       /* a derived award of ours, still pending, re-sent by the redrive: verify_awards_redrive decides */

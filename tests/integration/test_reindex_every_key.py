@@ -8,6 +8,8 @@ them, except what the register cannot hold (NOT_REBUILT below, each with the rea
 import re
 import signal
 
+import pytest
+
 from award_helpers import award_id, award_key, awards, certify, committed, pseudonym_of, revocations_of
 from harness import event
 from test_audit_reindex import submit_samples
@@ -27,6 +29,9 @@ NOT_REBUILT_KEYS = [
     # change that made them owed, acknowledged and deleted once stored); a replay owes none
     # (reindex does not notify), so it is not rebuilt
     re.compile(r"^cp:\{outbox\}$"),
+    # the gateway's note of a worker's consent requests (consent id -> employer), kept so a
+    # consent is listed while pending; the committed consent is the projection's cp:cn:{id}
+    re.compile(r"^cp:w:\{[0-9a-f]{64}\}:cn_req$"),
 ]
 # The expiry schedule is the projection's (created with the commit from the record's valid_until,
 # retired to a "revoked" tombstone by a revocation), so reindex rebuilds it, except what notify
@@ -245,3 +250,33 @@ def test_reindex_rebuilds_a_late_withdrawal_in_the_gap_and_after_it(system):
     system.wait_for(lambda: int(system.redis().get("cp:reg:{0}:indexed") or 0) == size,
                     what="Redis indexed up to the register's size")
     compare_after_reindex(system)
+
+
+@pytest.mark.carepass(services=("bus", "intake", "verify", "signer", "notify", "gateway"))
+def test_reindex_rebuilds_consents(system):
+    """Consent entries (ongoing access) and a withdrawal beside provider records: the consent
+    hashes, the staff and worker sets and the consent events' states and digests are rebuilt the
+    same."""
+    import json
+    from test_consent import http_request, wait_state
+    committed(system, [event("cn-rec", ni_number=NI, qualification_code="RF-FIRE", completion_date="2025-03-04")])
+    tok = system.run_cli(["worker-token", NI, "--days", "2"], check=True).stdout.strip()
+    tok2 = system.run_cli(["worker-token", NI2, "--days", "2"], check=True).stdout.strip()
+    ids = []
+    for t, emp in ((tok, "EMP-0001"), (tok, "EMP-0002"), (tok2, "EMP-0001")):
+        st, b = http_request(system, "POST", "/v1/consents", {"employer": emp}, t)
+        assert st == 202, b
+        ids.append((t, json.loads(b)["id"]))
+    for t, cid in ids:
+        wait_state(system, t, cid, "active")
+    st, b = http_request(system, "DELETE", f"/v1/consents/{ids[1][1]}", token=tok)
+    assert st == 202, b
+    wait_state(system, tok, ids[1][1], None)
+    size = int((system.register_dir / "checkpoint").read_text().split("\n")[1])
+    system.wait_for(lambda: int(system.redis().get("cp:reg:{0}:indexed") or 0) == size,
+                    what="Redis indexed up to the register's size")
+    before = compare_after_reindex(system)
+    assert sorted(before["cp:emp:{EMP-0001}:staff"][1]) == sorted(x[1][3:].encode() for x in (ids[0], ids[2]))
+    assert "cp:emp:{EMP-0002}:staff" not in before
+    assert sum(k.startswith("cp:cn:") for k in before) == 2
+    assert any(k.startswith("cp:ev:{carepass-consent:withdraw:") for k in before)

@@ -14,6 +14,8 @@
 #include "cp_outbox.h"
 #include "cp_zmq.h"
 #include "signer.h"
+#include "cp_projection.h"
+#include "cp_subject.h"
 
 #define WAIT_MS 10000         /* bound on any wait for a message (never a timing assertion) */
 #define BATCH_WAIT_MS 1000    /* SIGNER_BATCH_WAIT_MS: the largest the table allows */
@@ -346,12 +348,68 @@ static void test_malformed_dropped(void **state) {
   expect_result(f, "good", 1);
 }
 
+/* A consent entry: refused without a subject and a sealed employer (entry format 1); with them,
+ * version 2 with the sealed payload and none of the event's record fields. */
+static void test_consent_entry(void **state) {
+  (void)state;
+  cp_signkey_t key;
+  memset(&key, 0, sizeof key);
+  snprintf(key.name, sizeof key.name, "test.example/log");
+  crypto_sign_keypair(key.pk, key.sk);
+  uint8_t pseudo[CP_PSEUDONYM_BYTES];
+  memset(pseudo, 0x42, sizeof pseudo);
+  Carepass__V1__PendingEvent ev = CAREPASS__V1__PENDING_EVENT__INIT;
+  ev.provider_id = (char *)PROJ_CONSENT_PROVIDER;
+  ev.provider_event_id = (char *)"consent:00112233445566778899aabbccddeeff";
+  ev.worker_pseudonym.data = pseudo;
+  ev.worker_pseudonym.len = sizeof pseudo;
+  ev.kind = CAREPASS__V1__EVENT_KIND__EVENT_KIND_CONSENT;
+  ev.employer_id = (char *)"EMP-0001";
+  ev.qualification_code = (char *)"RF-FIRE";   /* never copied into a consent entry */
+  Carepass__V1__VerifiedRecord rec = CAREPASS__V1__VERIFIED_RECORD__INIT;
+  rec.event = &ev;
+  rec.entry_type = CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_CONSENT;
+  uint8_t *out = NULL;
+  size_t len = 0;
+  char err[256] = "";
+  assert_int_equal(signer_entry_build(&key, &rec, 1, NULL, NULL, 0, &out, &len, err, sizeof err), -1);
+  assert_non_null(strstr(err, "format 2"));
+  cp_subject_t subj;
+  uint8_t wkey[CP_SUBJECT_KEY_BYTES], slot[CP_SUBJECT_SLOT_BYTES], sealed[CP_SUBJECT_SEALED_PAYLOAD_MAX];
+  size_t slen = 0;
+  memset(wkey, 7, sizeof wkey);
+  memset(slot, 9, sizeof slot);
+  cp_opening_t op;
+  memcpy(op.pseudonym, pseudo, sizeof pseudo);
+  memset(op.r, 3, sizeof op.r);
+  cp_subject_seal(wkey, &op, slot, &subj);
+  assert_int_equal(cp_subject_payload_seal(wkey, subj.subject, subj.slot, (const uint8_t *)"EMP-0001", 8, sealed, &slen), 0);
+  assert_int_equal(signer_entry_build(&key, &rec, 1, &subj, sealed, slen, &out, &len, err, sizeof err), 0);
+  Carepass__V1__PassportEntry *pe = signer_entry_decode(out, len, err, sizeof err);
+  assert_non_null(pe);
+  assert_int_equal(pe->version, 2);
+  assert_int_equal(pe->entry_type, CAREPASS__V1__ENTRY_TYPE__ENTRY_TYPE_CONSENT);
+  assert_int_equal(pe->worker_pseudonym.len, 0);
+  assert_string_equal(pe->qualification_code, "");
+  assert_int_equal(pe->sealed_payload.len, slen);
+  uint8_t emp[CP_SUBJECT_PAYLOAD_MAX + 1];
+  size_t elen = 0;
+  assert_int_equal(cp_subject_payload_open(wkey, pe->subject.data, pe->subject.len, pe->subject_slot.data,
+                                           pe->subject_slot.len, pe->sealed_payload.data, pe->sealed_payload.len, emp,
+                                           &elen), CP_SUBJECT_OK);
+  assert_string_equal((char *)emp, "EMP-0001");
+  protobuf_c_message_free_unpacked(&pe->base, NULL);
+  free(out);
+  cp_signkey_wipe(&key);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_batches_up_to_max, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_batch_waits_for_more, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_duplicates, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_malformed_dropped, fx_setup, fx_teardown),
+      cmocka_unit_test(test_consent_entry),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

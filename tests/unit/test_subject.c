@@ -213,6 +213,73 @@ static bool file_contains(const char *d, const char *name, const uint8_t *needle
   return false;
 }
 
+/* A consent's sealed payload (the employer id): opens under the worker key for its own entry only. */
+static void test_payload_seal_open(void **state) {
+  (void)state;
+  char d[128], err[256] = "";
+  store_dir(d, sizeof d, "payload");
+  cp_subject_store_t *st = NULL;
+  assert_int_equal(cp_subject_store_open(d, CP_SUBJECT_CREATE | CP_SUBJECT_WRITER, &st, err, sizeof err), 0);
+  uint8_t a[CP_PSEUDONYM_BYTES], b[CP_PSEUDONYM_BYTES];
+  memset(a, 0xA1, sizeof a);
+  memset(b, 0xB2, sizeof b);
+  cp_subject_t e1, e2, eb;
+  cp_subject_store_new(st, a, &e1);
+  cp_subject_store_new(st, a, &e2);
+  cp_subject_store_new(st, b, &eb);
+  const char *emp = "EMP-0001";
+  uint8_t sp[CP_SUBJECT_SEALED_PAYLOAD_MAX], sp2[CP_SUBJECT_SEALED_PAYLOAD_MAX], out[CP_SUBJECT_PAYLOAD_MAX + 1];
+  size_t splen = 0, sp2len = 0, outlen = 0;
+  assert_int_equal(cp_subject_store_seal_payload(st, &e1, (const uint8_t *)emp, strlen(emp), sp, &splen), 0);
+  assert_int_equal(splen, CP_SUBJECT_NONCE_BYTES + strlen(emp) + CP_SUBJECT_MAC_BYTES);
+  for (size_t i = 0; i + strlen(emp) <= splen; i++) assert_memory_not_equal(sp + i, emp, strlen(emp));
+  assert_int_equal(cp_subject_store_open_payload(st, e1.subject, 32, e1.slot, 16, sp, splen, out, &outlen), CP_SUBJECT_OK);
+  assert_int_equal(outlen, strlen(emp));
+  assert_string_equal((char *)out, emp);
+  /* moved to another entry of the same worker (same key): the associated data refuses it */
+  assert_int_equal(cp_subject_store_open_payload(st, e2.subject, 32, e2.slot, 16, sp, splen, out, &outlen),
+                   CP_SUBJECT_BAD_SEAL);
+  assert_int_equal(cp_subject_store_open_payload(st, e2.subject, 32, e1.slot, 16, sp, splen, out, &outlen),
+                   CP_SUBJECT_BAD_SEAL);
+  /* under another worker's key */
+  assert_int_equal(cp_subject_store_open_payload(st, e1.subject, 32, eb.slot, 16, sp, splen, out, &outlen),
+                   CP_SUBJECT_BAD_SEAL);
+  /* a wrong key */
+  uint8_t other[CP_SUBJECT_KEY_BYTES];
+  memset(other, 7, sizeof other);
+  assert_int_equal(cp_subject_payload_open(other, e1.subject, 32, e1.slot, 16, sp, splen, out, &outlen),
+                   CP_SUBJECT_BAD_SEAL);
+  /* tampered: any byte of nonce, ciphertext or tag */
+  for (size_t i = 0; i < splen; i += 7) {
+    memcpy(sp2, sp, splen);
+    sp2[i] ^= 0x01;
+    assert_int_equal(cp_subject_store_open_payload(st, e1.subject, 32, e1.slot, 16, sp2, splen, out, &outlen),
+                     CP_SUBJECT_BAD_SEAL);
+  }
+  /* a sealed opening is not a payload (its own domain) */
+  assert_int_not_equal(cp_subject_store_open_payload(st, e1.subject, 32, e1.slot, 16, e1.sealed, sizeof e1.sealed, out,
+                                                     &outlen), CP_SUBJECT_OK);
+  /* lengths */
+  assert_int_equal(cp_subject_store_open_payload(st, e1.subject, 32, e1.slot, 16, sp, CP_SUBJECT_MAC_BYTES, out, &outlen),
+                   CP_SUBJECT_MALFORMED);
+  assert_int_equal(cp_subject_store_open_payload(st, e1.subject, 31, e1.slot, 16, sp, splen, out, &outlen),
+                   CP_SUBJECT_MALFORMED);
+  uint8_t big[CP_SUBJECT_PAYLOAD_MAX + 1];
+  memset(big, 'x', sizeof big);
+  assert_int_equal(cp_subject_store_seal_payload(st, &e1, big, sizeof big, sp2, &sp2len), -1);
+  assert_int_equal(cp_subject_store_seal_payload(st, &e1, big, 0, sp2, &sp2len), -1);
+  /* two seals of one payload differ (fresh nonce) */
+  assert_int_equal(cp_subject_store_seal_payload(st, &e1, (const uint8_t *)emp, strlen(emp), sp2, &sp2len), 0);
+  assert_memory_not_equal(sp, sp2, splen);
+  /* after the worker is shredded, nobody opens it */
+  assert_int_equal(cp_subject_store_flush(st, err, sizeof err), 0);
+  size_t removed = 0;
+  assert_int_equal(cp_subject_store_shred(st, a, &removed, err, sizeof err), 0);
+  assert_int_equal(cp_subject_store_open_payload(st, e1.subject, 32, e1.slot, 16, sp, splen, out, &outlen),
+                   CP_SUBJECT_UNKNOWN_SLOT);
+  cp_subject_store_close(&st);
+}
+
 static void test_shred(void **state) {
   (void)state;
   char d[128], err[256] = "";
@@ -307,6 +374,7 @@ int main(void) {
       cmocka_unit_test(test_seal_round_trip_and_tampering),
       cmocka_unit_test(test_store_durable_and_unlinkable),
       cmocka_unit_test(test_store_torn_tail_and_mode),
+      cmocka_unit_test(test_payload_seal_open),
       cmocka_unit_test(test_shred),
       cmocka_unit_test(test_store_many),
   };

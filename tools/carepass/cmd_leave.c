@@ -6,7 +6,8 @@
  * linked by nobody, the operator included; the entries stay in the public register, anonymous,
  * and every signature and tile still verifies), then the worker's derived Redis state is
  * deleted (their index and openings, Care Certificate progress, share codes, subscriptions,
- * views, and the expiry schedules of their entries). `carepass reindex` afterwards rebuilds
+ * views, consents (ongoing access, also out of each employer's staff set), and the expiry
+ * schedules of their entries). `carepass reindex` afterwards rebuilds
  * nothing of them. Format-1 entries name the pseudonym itself and cannot be unlinked this way:
  * the command says how many of those remain. */
 #include "cli.h"
@@ -76,6 +77,19 @@ static int forget_in_redis(cp_redis_t *r, const char *hex, uint64_t **entries, s
   for (size_t i = 0; subs != NULL && i < subs->elements; i++)
     freeReplyObject(cp_redis_cmd(r, "DEL cp:sub:{%s}", subs->element[i]->str));
   if (subs != NULL) freeReplyObject(subs);
+  /* consents (ongoing access): each consent's hash and its place in its employer's staff set */
+  redisReply *cns = cp_redis_cmd(r, "SMEMBERS %s", cp_key_w_consents(&k, hex));
+  for (size_t i = 0; cns != NULL && cns->type == REDIS_REPLY_ARRAY && i < cns->elements; i++) {
+    if (cns->element[i]->type != REDIS_REPLY_STRING) continue;
+    const char *id = cns->element[i]->str;
+    cp_key_t ck, sk;
+    redisReply *emp = cp_redis_cmd(r, "HGET %s employer", cp_key_consent(&ck, id));
+    if (emp != NULL && emp->type == REDIS_REPLY_STRING)
+      freeReplyObject(cp_redis_cmd(r, "SREM %s %s", cp_key_emp_staff(&sk, emp->str), id));
+    if (emp != NULL) freeReplyObject(emp);
+    freeReplyObject(cp_redis_cmd(r, "DEL %s", ck.s));
+  }
+  if (cns != NULL) freeReplyObject(cns);
   /* every cp:w:{hex}:* key (one hash slot: the worker's tag) */
   snprintf(pat, sizeof pat, "cp:w:{%s}:*", hex);
   char cursor[32] = "0";
