@@ -41,6 +41,7 @@
 #include "cp_projection.h"
 
 #define GW_E_CONSENT_EXISTS "CONSENT_EXISTS"  /* 409 a live consent for this employer already */
+#define GW_E_EMPLOYER_NOT_REGISTERED "EMPLOYER_NOT_REGISTERED" /* 400 ongoing access for an employer not in EMPLOYERS */
 #define GW_E_CONSENT_LIMIT "CONSENT_LIMIT"    /* 409 GATEWAY_CONSENTS_PER_WORKER live consents */
 #define GW_E_CONSENT_FORMAT "CONSENT_NEEDS_FORMAT_2" /* 409 ENTRY_FORMAT=1: a consent entry would name the worker */
 #define CONSENTS_MAX 1000                     /* most consents read for one worker (the option's bound) */
@@ -195,6 +196,12 @@ int gw_consent_grant(gw_req_t *req, const char *employer, char id_out[PROJ_CONSE
   gw_t *gw = req->gw;
   if (!proj_employer_id_valid(employer)) {
     gw_reply_error(req, 400, GW_E_INVALID_FIELD, "employer must be EMP- followed by 4 to 12 digits");
+    return -1;
+  }
+  /* only an employer of the registry (EMPLOYERS) can be given ongoing access */
+  if (req->gw->employers == NULL || emp_find(req->gw->employers, employer) == NULL) {
+    gw_reply_error(req, 400, GW_E_EMPLOYER_NOT_REGISTERED, "%s is not a registered employer; ask them for their "
+                   "carepass employer id", employer);
     return -1;
   }
   if (gw->cfg.entry_format < 2) {

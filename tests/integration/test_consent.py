@@ -87,6 +87,9 @@ def test_consent_grant_withdraw_reindex_leave(system):
     # bad input: a clear error, never a consent
     st, b = http_request(system, "POST", "/v1/consents", {"employer": "ACME"}, ta)
     assert st == 400 and json.loads(b)["error"]["code"] == "INVALID_FIELD", b
+    # only a registered employer (data/employers.json) can be given ongoing access
+    st, b = http_request(system, "POST", "/v1/consents", {"employer": "EMP-9999"}, ta)
+    assert st == 400 and json.loads(b)["error"]["code"] == "EMPLOYER_NOT_REGISTERED", b
 
     st, b = http_request(system, "POST", "/v1/consents", {"employer": EMP}, ta)
     assert st == 202, b
