@@ -617,6 +617,13 @@ static void reply_passport(gw_req_t *req, pp_t *p) {
     gw_jw_kstr(&w, ",\"share_code\":{\"id\":", p->sc.id);
     gw_jw_kstr(&w, ",\"expires_at\":", exp_at);
     gw_jw_raw(&w, p->sc.subs ? ",\"allow_subscriptions\":true}" : ",\"allow_subscriptions\":false}");
+    /* the consent given with this code, told only to its employer checking with its own token */
+    if (p->sc.consent[0] && req->employer != NULL && strcmp(req->employer->id, p->sc.consent_employer) == 0) {
+      char cid[48];
+      snprintf(cid, sizeof cid, "cn_%s", p->sc.consent);
+      gw_jw_kstr(&w, ",\"ongoing_access\":{\"consent_id\":", cid);
+      gw_jw_raw(&w, "}");
+    }
   }
   gw_jw_kstr(&w, ",\"checkpoint\":{\"origin\":", p->cp.origin);
   gw_jw_raw(&w, ",\"size\":");
@@ -922,4 +929,133 @@ void gw_check_own_get(gw_req_t *req) {
   if (pp_index(req, &p, own) == 0) reply_passport(req, &p);
   if (own != NULL) freeReplyObject(own);
   pp_clear(&p);
+}
+
+#define STAFF_MAX 2000   /* workers listed in one staff view */
+
+/* GET /v1/staff[?role=ROLE][&not_ready=1][&expiring=DAYS] (employer token): every worker who gave
+ * this employer ongoing access (a consent on the register, cp:emp:{E}:staff), each by its consent
+ * id (the employer learns which of its staff a consent is from its check: the check of a code made
+ * with ongoing access for it tells its own token the consent id), since when, and from the worker's
+ * passport as a code sharing everything would show it: how many records, how many valid, expired
+ * and revoked, the next expiry, and readiness for ROLE when asked. Filters: not_ready=1 (needs
+ * role: only those not ready), expiring=N (1..365: only those with a valid record ending within N
+ * days). A withdrawn consent is gone from the list as soon as its withdrawal is on the register.
+ * Errors: 400 INVALID_QUERY, 401/403 (credential), 503 UNAVAILABLE. */
+void gw_staff_get(gw_req_t *req) {
+  const char *role_q = gw_query(req, "role"), *nr_q = gw_query(req, "not_ready"), *ex_q = gw_query(req, "expiring");
+  const role_t *role = NULL;
+  if (role_q != NULL && (req->gw->roles == NULL || (role = roles_find(req->gw->roles, role_q)) == NULL)) {
+    gw_reply_error(req, 400, GW_E_INVALID_QUERY, "role must be one of the Care Workforce Pathway roles (see data/roles.json)");
+    return;
+  }
+  bool not_ready = nr_q != NULL && strcmp(nr_q, "1") == 0;
+  if ((nr_q != NULL && !not_ready && strcmp(nr_q, "0") != 0) || (not_ready && role == NULL)) {
+    gw_reply_error(req, 400, GW_E_INVALID_QUERY, "not_ready must be 1 or 0, and needs a role");
+    return;
+  }
+  long expiring = 0;
+  if (ex_q != NULL) {
+    char *end = NULL;
+    expiring = strtol(ex_q, &end, 10);
+    if (end == ex_q || *end != '\0' || expiring < 1 || expiring > 365) {
+      gw_reply_error(req, 400, GW_E_INVALID_QUERY, "expiring must be a number of days from 1 to 365");
+      return;
+    }
+  }
+  cp_redis_t *r = gw_redis(req);
+  cp_key_t key;
+  redisReply *ids = r != NULL ? cp_redis_cmd(r, "SMEMBERS %s", cp_key_emp_staff(&key, req->employer->id)) : NULL;
+  if (ids == NULL || ids->type != REDIS_REPLY_ARRAY) {
+    if (ids != NULL) freeReplyObject(ids);
+    gw_reply_unavailable(req, "the staff index");
+    return;
+  }
+  int32_t today_d = cp_today();
+  char today[11];
+  cp_date_format(today_d, today);
+  json_t *list = json_array();
+  size_t shown = 0;
+  for (size_t k = 0; k < ids->elements && shown < STAFF_MAX; k++) {
+    if (ids->element[k]->type != REDIS_REPLY_STRING) continue;
+    const char *cid = ids->element[k]->str;
+    redisReply *cn = cp_redis_cmd(r, "HMGET %s worker employer since", cp_key_consent(&key, cid));
+    if (cn == NULL || cn->type != REDIS_REPLY_ARRAY || cn->elements != 3 || cn->element[0]->type != REDIS_REPLY_STRING ||
+        cn->element[0]->len != 2 * CP_PSEUDONYM_BYTES || cn->element[1]->type != REDIS_REPLY_STRING ||
+        strcmp(cn->element[1]->str, req->employer->id) != 0) {   /* not this employer's: never shown */
+      if (cn != NULL) freeReplyObject(cn);
+      continue;
+    }
+    pp_t p;
+    memset(&p, 0, sizeof p);
+    p.own = true;
+    p.employer = "";
+    p.started = -1;
+    p.role = role;
+    memcpy(p.sc.worker, cn->element[0]->str, 2 * CP_PSEUDONYM_BYTES + 1);
+    long long since = cn->element[2]->type == REDIS_REPLY_STRING ? strtoll(cn->element[2]->str, NULL, 10) : 0;
+    freeReplyObject(cn);
+    redisReply *own = cp_redis_cmd(r, "LRANGE %s 0 %d", cp_key_w_entries(&key, p.sc.worker), ENTRIES_MAX - 1);
+    if (pp_index(req, &p, own) != 0) {   /* replied 503 */
+      if (own != NULL) freeReplyObject(own);
+      pp_clear(&p);
+      json_decref(list);
+      freeReplyObject(ids);
+      return;
+    }
+    if (own != NULL) freeReplyObject(own);
+    int valid = 0, expired = 0, revoked = 0, nrec = 0;
+    int32_t next = INT32_MAX;
+    char next_code[CAT_CODE_MAX] = "";
+    for (size_t i = 0; i < p.n; i++) {
+      if (!in_scope(&p, i) || !is_workers(&p, i) || !p.ent[i].sig_ok || !p.ent[i].incl_ok) continue;
+      rec_facts_t f;
+      record_facts(req->gw, &p, i, today, &f);
+      nrec++;
+      valid += f.st == REG_STATUS_VALID;
+      expired += f.st == REG_STATUS_EXPIRED;
+      revoked += f.st == REG_STATUS_REVOKED;
+      int32_t vu;
+      if (f.st == REG_STATUS_VALID && f.pe->valid_until[0] && cp_date_parse(f.pe->valid_until, &vu) == 0 && vu < next) {
+        next = vu;
+        snprintf(next_code, sizeof next_code, "%s", f.pe->qualification_code);
+      }
+    }
+    role_answer_t a;
+    memset(&a, 0, sizeof a);
+    if (role != NULL) {
+      role_record_t *recs = NULL;
+      readiness_compute(&p, today_d, &recs, &a);
+      free(recs);
+    }
+    pp_clear(&p);
+    if (not_ready && a.verdict != ROLE_NOT_READY) continue;
+    if (expiring > 0 && (next == INT32_MAX || next > today_d + expiring)) continue;
+    char since_at[32] = "", next_s[11] = "";
+    time_t t = (time_t)since;
+    struct tm tm;
+    if (since > 0 && gmtime_r(&t, &tm) != NULL) strftime(since_at, sizeof since_at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (next != INT32_MAX) cp_date_format(next, next_s);
+    char idbuf[48];
+    snprintf(idbuf, sizeof idbuf, "cn_%s", cid);
+    json_t *o = json_pack("{s:s,s:i,s:i,s:i,s:i}", "consent_id", idbuf, "records", nrec, "valid", valid, "expired",
+                          expired, "revoked", revoked);
+    if (since_at[0]) json_object_set_new(o, "since", json_string(since_at));
+    json_object_set_new(o, "next_expiry", next != INT32_MAX ? json_pack("{s:s,s:s}", "date", next_s, "code", next_code)
+                                                           : json_null());
+    if (role != NULL) {
+      static const char *const verdict[] = {"ready", "ready_until", "not_ready"};
+      char until[11] = "";
+      if (a.verdict == ROLE_READY_UNTIL) cp_date_format(a.until, until);
+      json_t *rd = json_pack("{s:s,s:s}", "role", role->id, "verdict", verdict[a.verdict]);
+      if (until[0]) json_object_set_new(rd, "until", json_string(until));   /* ready_until only */
+      json_object_set_new(o, "readiness", rd);
+    }
+    json_array_append_new(list, o);
+    shown++;
+  }
+  freeReplyObject(ids);
+  json_t *res = json_pack("{s:s,s:s,s:o}", "employer_id", req->employer->id, "checked_on", today, "staff", list);
+  gw_reply_json(req, 200, res);
+  gw_reply_header(req, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 }

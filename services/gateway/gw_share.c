@@ -191,8 +191,10 @@ void gw_share_create(gw_req_t *req) {
   idkey = cp_key_scid(&idk, id);
   const char *sv = subs ? "1" : "0";
   cp_redis_pipe_t *pipe = cp_redis_pipe_new();
-  cp_redis_handle_t hset = cp_redis_pipe_cmd(pipe, "HSET %s worker %s dob %s id %s scope %s subs %s created %s expires %s",
-                                             sckey, req->subject, dhex, id, scope, sv, snow, sexp);
+  cp_redis_handle_t hset = cp_redis_pipe_cmd(pipe, "HSET %s worker %s dob %s id %s scope %s subs %s created %s expires %s "
+                                             "consent %s consent_employer %s",
+                                             sckey, req->subject, dhex, id, scope, sv, snow, sexp,
+                                             ongoing != NULL ? consent_id : "", ongoing != NULL ? ongoing : "");
   cp_redis_pipe_cmd(pipe, "EXPIREAT %s %s", sckey, sexp);
   cp_redis_pipe_cmd(pipe, "HSET %s code %s worker %s scope %s subs %s created %s expires %s views 0 label %s", idkey,
                     hex, req->subject, scope, sv, snow, sexp, label);

@@ -13,6 +13,9 @@
  *        scope     "" = every record of the worker, else a comma list of register indexes
  *        subs      "1" when employers may subscribe to changes, else "0"
  *        created   unix s                       expires   unix s
+ *        consent, consent_employer   the ongoing-access consent made with the code ("" = none): a
+ *                  check by that employer's own token is told the consent id, so the employer
+ *                  knows which of its staff the consent in GET /v1/staff is
  *  cp:scid:{<id>}              HASH   the same code seen by its id (worker list / withdraw), same TTL:
  *        code (code hash hex), worker, scope, subs, created, expires, views (count of views),
  *        label (the worker's own name for the code; self-declared, shown only to the worker)
@@ -122,6 +125,8 @@ typedef struct {
   bool subs;                               // subscriptions allowed
   int64_t created;                         // unix s
   int64_t expires;                         // unix s
+  char consent[40];                        // the ongoing-access consent made with the code (hex, "" = none)
+  char consent_employer[24];               // ... and the employer it is for
 } gw_sc_t;
 
 /* gw_share_code.c: a fresh random code (9 symbols + NUL). */

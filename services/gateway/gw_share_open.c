@@ -239,6 +239,10 @@ gw_sc_verdict_t gw_sc_probe_judge(gw_sc_probe_t *p, const redisReply *ipres, con
   snprintf(sc->worker, sizeof sc->worker, "%s", worker);
   snprintf(sc->id, sizeof sc->id, "%s", id);
   const char *scope = cp_redis_hfield(hash, "scope"), *subs = cp_redis_hfield(hash, "subs"), *created = cp_redis_hfield(hash, "created");
+  const char *cn = cp_redis_hfield(hash, "consent"), *cne = cp_redis_hfield(hash, "consent_employer");
+  snprintf(sc->consent, sizeof sc->consent, "%s", cn != NULL && strlen(cn) < sizeof sc->consent ? cn : "");
+  snprintf(sc->consent_employer, sizeof sc->consent_employer, "%s",
+           cne != NULL && strlen(cne) < sizeof sc->consent_employer ? cne : "");
   snprintf(sc->scope, sizeof sc->scope, "%s", scope != NULL ? scope : "");
   sc->subs = subs != NULL && strcmp(subs, "1") == 0;
   sc->created = created != NULL ? strtoll(created, NULL, 10) : 0;

@@ -207,6 +207,57 @@ def test_share_code_with_ongoing_access(system):
         assert r.cmd("SCARD", "cp:w:{%s}:sc" % pseudonym(system, NI_B).hex()) == codes
 
 
+@pytest.mark.carepass(extra_env={"CAREPASS_ENTRY_FORMAT": "2"},
+                      services=("bus", "intake", "verify", "signer", "notify", "gateway"))
+def test_the_staff_view(system):
+    """GET /v1/staff: the workers who gave the employer ongoing access, each by consent id (which
+    the employer learns from its own token's check of the code made with it), with their records'
+    counts, next expiry and readiness; nobody else's; gone once withdrawn."""
+    from harness import event
+    rep = system.submit([event("st-1", ni_number=NI_B, qualification_code="RF-FIRE", completion_date="2026-05-01"),
+                         event("st-2", ni_number=NI_B, qualification_code="RF-SAFEG", completion_date="2026-05-02")])
+    assert all(r.outcome == system.pb.OUTCOME_COMMITTED for r in rep.replies), rep
+    tb = token(system, NI_B)
+    st, b = http_request(system, "POST", "/v1/share-codes", {"date_of_birth": "1990-11-02", "ongoing_access": EMP}, tb)
+    assert st == 201, b
+    code, cid = json.loads(b)["code"], json.loads(b)["ongoing_access"]["id"]
+    wait_state(system, tb, cid, "active")
+    e1 = system.run_cli(["employer-token", EMP, "--days", "30"], check=True).stdout.strip()
+    e2 = system.run_cli(["employer-token", "EMP-0002", "--days", "30"], check=True).stdout.strip()
+    # the employer's own check of the code tells it which consent this person is; another's does not
+    body = {"share_code": code, "date_of_birth": "1990-11-02"}
+    st, b = http_request(system, "POST", "/v1/check", body, e1)
+    assert st == 200 and json.loads(b)["ongoing_access"] == {"consent_id": cid}, b
+    for t in (e2, None):
+        st, b = http_request(system, "POST", "/v1/check", body, t)
+        assert st == 200 and "ongoing_access" not in json.loads(b), b
+    # the staff view
+    st, b = http_request(system, "GET", "/v1/staff?role=care-worker", token=e1)
+    assert st == 200, b
+    staff = json.loads(b)["staff"]
+    assert [x["consent_id"] for x in staff] == [cid]
+    me = staff[0]
+    assert (me["records"], me["valid"], me["expired"], me["revoked"]) == (2, 2, 0, 0), me
+    assert me["next_expiry"]["code"] == "RF-FIRE" and me["readiness"]["verdict"] == "not_ready"
+    st, b = http_request(system, "GET", "/v1/staff?role=care-worker&not_ready=1", token=e1)
+    assert [x["consent_id"] for x in json.loads(b)["staff"]] == [cid]
+    st, b = http_request(system, "GET", "/v1/staff?expiring=1", token=e1)
+    assert json.loads(b)["staff"] == []
+    # nobody else's staff: another employer sees none, a worker or no token none at all
+    st, b = http_request(system, "GET", "/v1/staff", token=e2)
+    assert st == 200 and json.loads(b)["staff"] == []
+    assert http_request(system, "GET", "/v1/staff", token=tb)[0] == 401
+    assert http_request(system, "GET", "/v1/staff")[0] == 401
+    for q in ("not_ready=1", "expiring=0", "role=astronaut"):
+        st, b = http_request(system, "GET", f"/v1/staff?{q}", token=e1)
+        assert st == 400 and json.loads(b)["error"]["code"] == "INVALID_QUERY", (q, b)
+    # withdrawn: gone at once from the staff view
+    st, b = http_request(system, "DELETE", f"/v1/consents/{cid}", token=tb)
+    assert st == 202, b
+    system.wait_for(lambda: json.loads(http_request(system, "GET", "/v1/staff", token=e1)[1])["staff"] == [],
+                    what="the withdrawn consent gone from the staff view")
+
+
 @pytest.mark.carepass(extra_env={"CAREPASS_ENTRY_FORMAT": "1"},
                       services=("bus", "intake", "verify", "signer", "notify", "gateway"))
 def test_format_1_refuses_consents(system):
