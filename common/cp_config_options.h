@@ -77,7 +77,7 @@ CP_OPT(AWARD_TAG_SECRET, STR, "var/keys/award-tag.secret", 1, 4096, CP_SVC_VERIF
 /* catalogue and registry */
 CP_OPT(ROLES, STR, "data/roles.json", 1, 4096, CP_SVC_CLI | CP_SVC_GATEWAY, CP_V_PATH,
        "the Care Workforce Pathway roles and what each requires (data/roles.json)")
-CP_OPT(ASCWDS_CATEGORIES, STR, "data/asc-wds-categories.json", 1, 4096, CP_SVC_CLI, CP_V_PATH,
+CP_OPT(ASCWDS_CATEGORIES, STR, "data/asc-wds-categories.json", 1, 4096, CP_SVC_CLI | CP_SVC_GATEWAY, CP_V_PATH,
        "carepass codes mapped to ASC-WDS training categories, for the training bulk-upload file (data/asc-wds-categories.json)")
 CP_OPT(CATALOGUE, STR, "data/catalogue.json", 1, 4096, CP_SVC_VERIFY | CP_SVC_CLI | CP_SVC_GATEWAY, CP_V_PATH,
        "qualification catalogue file")

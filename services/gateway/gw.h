@@ -56,6 +56,7 @@
 #include <microhttpd.h>
 
 #include "cp_catalogue.h"
+#include "cp_ascwds.h"
 #include "cp_employers.h"
 #include "cp_roles.h"
 #include "cp_cidr.h"
@@ -186,6 +187,7 @@ struct gw {
   emp_registry_t *employers;               // employer registry (EMPLOYERS; read-only)
   cat_catalogue_t *catalogue;              // qualification catalogue (read-only)
   roles_t *roles;                          // Care Workforce Pathway roles (ROLES; read-only)
+  ascwds_map_t *ascwds;                    // carepass codes -> ASC-WDS training categories (ASCWDS_CATEGORIES)
   unsigned char token_secret[CP_SECRET_BYTES];     // TOKEN_SECRET: MAC key of cpp_/cpw_/cpe_ tokens (wiped)
   unsigned char pseudonym_secret[CP_SECRET_BYTES]; // PSEUDONYM_SECRET: worker pseudonyms (wiped)
   unsigned char share_code_secret[CP_SECRET_BYTES]; // SHARE_CODE_SECRET: keys share-code hashes (wiped)

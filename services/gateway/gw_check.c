@@ -1059,3 +1059,107 @@ void gw_staff_get(gw_req_t *req) {
   gw_reply_json(req, 200, res);
   gw_reply_header(req, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 }
+
+#define STAFF_IDS_MAX 2000   /* worker ids in one export request */
+
+/* POST /v1/staff/asc-wds-training.csv (employer token) {"workplace_id": "<LOCALESTID>",
+ * "worker_ids": {"cn_<consent>": "<UNIQUEWORKERID>", ...}}: the training of every worker with
+ * ongoing access whose consent the employer maps to its own ASC-WDS worker id, as ASC-WDS's
+ * training bulk-upload file (common/cp_ascwds.h: the writer the offline `carepass verify
+ * --asc-wds` uses too). The ids are the employer's own and are not kept: the mapping comes with
+ * each request. Lines: authentic records of the worker that are training (cpd, refresher) with a
+ * checked ASC-WDS category and not revoked; NOTES name the register entry. A worker without a
+ * mapping, or not (or no longer) on the employer's staff, has no lines; an employer with no staff
+ * gets the header alone. Errors: 400 MALFORMED_JSON / MISSING_FIELD / INVALID_FIELD (an id ASC-WDS
+ * would not take), 401/403, 503. */
+void gw_staff_ascwds_post(gw_req_t *req) {
+  json_t *body = gw_body_json(req, JSON_OBJECT);
+  if (body == NULL) return;
+  const char *estid = NULL;
+  json_t *ids = json_object_get(body, "worker_ids");
+  if (gw_json_str(req, body, "workplace_id", true, ASCWDS_ID_MAX, &estid) != 0) goto out;
+  if (!ascwds_id_ok(estid)) {
+    gw_reply_error(req, 400, GW_E_INVALID_FIELD, "workplace_id must be 1 to %d printable characters without commas "
+                   "or quotes, as ASC-WDS knows the workplace", ASCWDS_ID_MAX);
+    goto out;
+  }
+  if (ids == NULL || !json_is_object(ids) || json_object_size(ids) > STAFF_IDS_MAX) {
+    gw_reply_error(req, 400, GW_E_INVALID_FIELD, "worker_ids must be an object of at most %d consent ids "
+                   "(cn_...) each mapped to your ASC-WDS worker id", STAFF_IDS_MAX);
+    goto out;
+  }
+  const char *k;
+  json_t *v;
+  json_object_foreach(ids, k, v) {
+    if (strncmp(k, "cn_", 3) != 0 || !json_is_string(v) || !ascwds_id_ok(json_string_value(v))) {
+      gw_reply_error(req, 400, GW_E_INVALID_FIELD, "worker_ids must map consent ids (cn_...) to ASC-WDS worker ids of "
+                     "1 to %d printable characters without commas or quotes", ASCWDS_ID_MAX);
+      goto out;
+    }
+  }
+  if (req->gw->ascwds == NULL) {
+    gw_reply_unavailable(req, "the ASC-WDS category map");
+    goto out;
+  }
+  cp_redis_t *r = gw_redis(req);
+  if (r == NULL) {
+    gw_reply_unavailable(req, "the staff index");
+    goto out;
+  }
+  char today[11];
+  cp_date_format(cp_today(), today);
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  if (f == NULL) abort();
+  fputs(ASCWDS_HEADER, f);
+  cp_key_t key;
+  json_object_foreach(ids, k, v) {
+    const char *cid = k + 3;
+    redisReply *cn = cp_redis_cmd(r, "HMGET %s worker employer", cp_key_consent(&key, cid));
+    bool mine = cn != NULL && cn->type == REDIS_REPLY_ARRAY && cn->elements == 2 &&
+                cn->element[0]->type == REDIS_REPLY_STRING && cn->element[0]->len == 2 * CP_PSEUDONYM_BYTES &&
+                cn->element[1]->type == REDIS_REPLY_STRING && strcmp(cn->element[1]->str, req->employer->id) == 0;
+    pp_t p;
+    memset(&p, 0, sizeof p);
+    p.own = true;
+    p.employer = "";
+    p.started = -1;
+    if (mine) memcpy(p.sc.worker, cn->element[0]->str, 2 * CP_PSEUDONYM_BYTES + 1);
+    if (cn != NULL) freeReplyObject(cn);
+    if (!mine) continue;   /* not on this employer's staff: nothing, as for an unknown id */
+    redisReply *own = cp_redis_cmd(r, "LRANGE %s 0 %d", cp_key_w_entries(&key, p.sc.worker), ENTRIES_MAX - 1);
+    int rc = pp_index(req, &p, own);
+    if (own != NULL) freeReplyObject(own);
+    if (rc != 0) {   /* replied 503 */
+      pp_clear(&p);
+      fclose(f);
+      free(text);
+      goto out;
+    }
+    for (size_t i = 0; i < p.n; i++) {
+      if (!in_scope(&p, i) || !is_workers(&p, i) || !p.ent[i].sig_ok || !p.ent[i].incl_ok) continue;
+      rec_facts_t rf;
+      record_facts(req->gw, &p, i, today, &rf);
+      if (rf.st == REG_STATUS_REVOKED || rf.q == NULL ||
+          (strcmp(rf.q->kind, "cpd") != 0 && strcmp(rf.q->kind, "refresher") != 0))
+        continue;
+      int cat = ascwds_category(req->gw->ascwds, rf.pe->qualification_code);
+      int32_t done, until = ASCWDS_NO_EXPIRY;
+      if (cat == 0 || cp_date_parse(rf.pe->completion_date, &done) != 0) continue;
+      if (rf.pe->valid_until[0] && cp_date_parse(rf.pe->valid_until, &until) != 0) continue;
+      char notes[256], line[ASCWDS_LINE_MAX], err[CP_ERRLEN];
+      snprintf(notes, sizeof notes, "carepass register %s, entry %llu", p.cp.origin, (unsigned long long)p.idx[i]);
+      ascwds_line_t l = {.estid = estid, .workerid = json_string_value(v), .category = cat, .description = rf.title,
+                         .completed = done, .expires = until, .accredited = ASCWDS_ACCREDITED_YES, .notes = notes};
+      if (ascwds_format(&l, line, sizeof line, err, sizeof err) > 0) fputs(line, f);
+    }
+    pp_clear(&p);
+  }
+  fclose(f);
+  gw_reply_take(req, 200, "text/csv; charset=utf-8", text, len);
+  gw_reply_header(req, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+  gw_reply_header(req, "Content-Disposition", "attachment; filename=\"asc-wds-training.csv\"");
+out:
+  json_decref(body);
+}

@@ -93,6 +93,7 @@ int gw_new(gw_t **out, char *err, size_t errlen) {
   if (emp_load(cp_cfg_str(CP_OPT_EMPLOYERS), &gw->employers, err, errlen) != 0) goto err;
   if (cat_load(cp_cfg_str(CP_OPT_CATALOGUE), &gw->catalogue, err, errlen) != 0) goto err;
   if (roles_load(cp_cfg_str(CP_OPT_ROLES), gw->catalogue, &gw->roles, err, errlen) != 0) goto err;
+  if (ascwds_load(cp_cfg_str(CP_OPT_ASCWDS_CATEGORIES), gw->catalogue, &gw->ascwds, err, errlen) != 0) goto err;
   if (cp_secret_load(cp_cfg_str(CP_OPT_TOKEN_SECRET), true, gw->token_secret, err, errlen) != 0) goto err;
   if (cp_secret_load(cp_cfg_str(CP_OPT_PSEUDONYM_SECRET), true, gw->pseudonym_secret, err, errlen) != 0) goto err;
   if (cp_secret_load(cp_cfg_str(CP_OPT_SHARE_CODE_SECRET), true, gw->share_code_secret, err, errlen) != 0) goto err;
@@ -165,6 +166,7 @@ void gw_destroy(gw_t **gwp) {
   prov_destroy(&gw->providers);
   emp_destroy(&gw->employers);
   roles_destroy(&gw->roles);
+  ascwds_destroy(&gw->ascwds);
   cat_destroy(&gw->catalogue);
   gw_metrics_destroy(&gw->metrics);
   sodium_memzero(gw->token_secret, sizeof gw->token_secret);

@@ -215,8 +215,11 @@ def test_the_staff_view(system):
     counts, next expiry and readiness; nobody else's; gone once withdrawn."""
     from harness import event
     rep = system.submit([event("st-1", ni_number=NI_B, qualification_code="RF-FIRE", completion_date="2026-05-01"),
-                         event("st-2", ni_number=NI_B, qualification_code="RF-SAFEG", completion_date="2026-05-02")])
+                         event("st-2", ni_number=NI_B, qualification_code="RF-SAFEG", completion_date="2026-05-02"),
+                         event("st-3", ni_number=NI_B, qualification_code="RF-MH", completion_date="2026-05-03",
+                               assessor_id="ASR-1")])
     assert all(r.outcome == system.pb.OUTCOME_COMMITTED for r in rep.replies), rep
+    idx_mh = [r.entry_index for r in rep.replies if r.provider_event_id == "st-3"][0]
     tb = token(system, NI_B)
     st, b = http_request(system, "POST", "/v1/share-codes", {"date_of_birth": "1990-11-02", "ongoing_access": EMP}, tb)
     assert st == 201, b
@@ -237,7 +240,7 @@ def test_the_staff_view(system):
     staff = json.loads(b)["staff"]
     assert [x["consent_id"] for x in staff] == [cid]
     me = staff[0]
-    assert (me["records"], me["valid"], me["expired"], me["revoked"]) == (2, 2, 0, 0), me
+    assert (me["records"], me["valid"], me["expired"], me["revoked"]) == (3, 3, 0, 0), me
     assert me["next_expiry"]["code"] == "RF-FIRE" and me["readiness"]["verdict"] == "not_ready"
     st, b = http_request(system, "GET", "/v1/staff?role=care-worker&not_ready=1", token=e1)
     assert [x["consent_id"] for x in json.loads(b)["staff"]] == [cid]
@@ -251,6 +254,21 @@ def test_the_staff_view(system):
     for q in ("not_ready=1", "expiring=0", "role=astronaut"):
         st, b = http_request(system, "GET", f"/v1/staff?{q}", token=e1)
         assert st == 400 and json.loads(b)["error"]["code"] == "INVALID_QUERY", (q, b)
+    # the staff's training as ASC-WDS's bulk-upload file, under the employer's own worker ids
+    from test_asc_wds_export import check_file
+    import datetime
+    exp = {"workplace_id": "SUNRISE-01", "worker_ids": {cid: "STAFF-0042"}}
+    st, b = http_request(system, "POST", "/v1/staff/asc-wds-training.csv", exp, e1)
+    assert st == 200, b
+    rows = check_file(b.decode(), datetime.date.today())
+    assert [(x["LOCALESTID"], x["UNIQUEWORKERID"], x["CATEGORY"]) for x in rows] == [("SUNRISE-01", "STAFF-0042", "15")]
+    assert f"entry {idx_mh}" in rows[0]["NOTES"]   # RF-FIRE and RF-SAFEG have no checked category: left out
+    st, b = http_request(system, "POST", "/v1/staff/asc-wds-training.csv", exp, e2)   # not e2's staff
+    assert st == 200 and check_file(b.decode(), datetime.date.today()) == []
+    st, b = http_request(system, "POST", "/v1/staff/asc-wds-training.csv",
+                         {"workplace_id": "A,B", "worker_ids": {}}, e1)
+    assert st == 400 and json.loads(b)["error"]["code"] == "INVALID_FIELD"
+    assert http_request(system, "POST", "/v1/staff/asc-wds-training.csv", exp)[0] == 401
     # withdrawn: gone at once from the staff view
     st, b = http_request(system, "DELETE", f"/v1/consents/{cid}", token=tb)
     assert st == 202, b
