@@ -145,6 +145,9 @@ const char *cp_key_rl_code(cp_key_t *k, const char *code_hash_hex);
 /* gateway: a registered employer's failed-check counter and its live subscriptions. */
 const char *cp_key_rl_emp(cp_key_t *k, const char *employer_id);
 const char *cp_key_emp_subs(cp_key_t *k, const char *employer_id);
+/* STRING cp:emp:{E}:staff_seen: unix s of the employer's last GET /v1/staff (gateway; a
+ * convenience for "changes since the last visit", expires after 400 days, not rebuilt). */
+const char *cp_key_emp_seen(cp_key_t *k, const char *employer_id);
 
 /* The formats the builders use (keys.c). Only for callers not yet moved to the builders
  * (notify, the gateway, and scripts that name a key pattern): new code calls a builder. */

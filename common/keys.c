@@ -70,3 +70,4 @@ const char *cp_key_rl_ip(cp_key_t *k, const char *addr) { return build(k, "cp:rl
 const char *cp_key_rl_code(cp_key_t *k, const char *hash) { return build(k, "cp:rl:code:{%s}", hash); }
 const char *cp_key_rl_emp(cp_key_t *k, const char *id) { return build(k, "cp:rl:emp:{%s}", id); }
 const char *cp_key_emp_subs(cp_key_t *k, const char *id) { return build(k, "cp:emp:{%s}:subs", id); }
+const char *cp_key_emp_seen(cp_key_t *k, const char *id) { return build(k, "cp:emp:{%s}:staff_seen", id); }

@@ -941,6 +941,9 @@ void gw_check_own_get(gw_req_t *req) {
  * and revoked, the next expiry, and readiness for ROLE when asked. Filters: not_ready=1 (needs
  * role: only those not ready), expiring=N (1..365: only those with a valid record ending within N
  * days). A withdrawn consent is gone from the list as soon as its withdrawal is on the register.
+ * From the second visit on, each worker has "changes" since the last visit (records new, revoked,
+ * expired since then; the visit time is cp:emp:{E}:staff_seen, transient) and the reply says
+ * when that "last_visit" was.
  * Errors: 400 INVALID_QUERY, 401/403 (credential), 503 UNAVAILABLE. */
 void gw_staff_get(gw_req_t *req) {
   const char *role_q = gw_query(req, "role"), *nr_q = gw_query(req, "not_ready"), *ex_q = gw_query(req, "expiring");
@@ -974,6 +977,15 @@ void gw_staff_get(gw_req_t *req) {
   int32_t today_d = cp_today();
   char today[11];
   cp_date_format(today_d, today);
+  /* the last visit, for "changes since": then this visit becomes the last */
+  int64_t now = (int64_t)time(NULL), seen = 0;
+  cp_key_t sk;
+  redisReply *sv = cp_redis_cmd(r, "GETSET %s %lld", cp_key_emp_seen(&sk, req->employer->id), (long long)now);
+  if (sv != NULL && sv->type == REDIS_REPLY_STRING) seen = strtoll(sv->str, NULL, 10);
+  if (sv != NULL) freeReplyObject(sv);
+  redisReply *ex = cp_redis_cmd(r, "EXPIRE %s %d", sk.s, 400 * 86400);
+  if (ex != NULL) freeReplyObject(ex);
+  int32_t seen_d = seen > 0 ? (int32_t)(seen / 86400) : 0;
   json_t *list = json_array();
   size_t shown = 0;
   for (size_t k = 0; k < ids->elements && shown < STAFF_MAX; k++) {
@@ -1004,7 +1016,7 @@ void gw_staff_get(gw_req_t *req) {
       return;
     }
     if (own != NULL) freeReplyObject(own);
-    int valid = 0, expired = 0, revoked = 0, nrec = 0;
+    int valid = 0, expired = 0, revoked = 0, nrec = 0, new_since = 0, revoked_since = 0, expired_since = 0;
     int32_t next = INT32_MAX;
     char next_code[CAT_CODE_MAX] = "";
     for (size_t i = 0; i < p.n; i++) {
@@ -1015,6 +1027,13 @@ void gw_staff_get(gw_req_t *req) {
       valid += f.st == REG_STATUS_VALID;
       expired += f.st == REG_STATUS_EXPIRED;
       revoked += f.st == REG_STATUS_REVOKED;
+      if (seen > 0) {   /* what changed since the employer last looked */
+        int32_t vd;
+        new_since += f.pe->issued_at > seen;
+        revoked_since += f.rev != NULL && f.rev->issued_at > seen;
+        expired_since += f.st == REG_STATUS_EXPIRED && f.pe->valid_until[0] &&
+                         cp_date_parse(f.pe->valid_until, &vd) == 0 && vd >= seen_d;
+      }
       int32_t vu;
       if (f.st == REG_STATUS_VALID && f.pe->valid_until[0] && cp_date_parse(f.pe->valid_until, &vu) == 0 && vu < next) {
         next = vu;
@@ -1041,6 +1060,9 @@ void gw_staff_get(gw_req_t *req) {
     json_t *o = json_pack("{s:s,s:i,s:i,s:i,s:i}", "consent_id", idbuf, "records", nrec, "valid", valid, "expired",
                           expired, "revoked", revoked);
     if (since_at[0]) json_object_set_new(o, "since", json_string(since_at));
+    if (seen > 0)
+      json_object_set_new(o, "changes", json_pack("{s:i,s:i,s:i}", "new", new_since, "revoked", revoked_since,
+                                                  "expired", expired_since));
     json_object_set_new(o, "next_expiry", next != INT32_MAX ? json_pack("{s:s,s:s}", "date", next_s, "code", next_code)
                                                            : json_null());
     if (role != NULL) {
@@ -1056,6 +1078,14 @@ void gw_staff_get(gw_req_t *req) {
   }
   freeReplyObject(ids);
   json_t *res = json_pack("{s:s,s:s,s:o}", "employer_id", req->employer->id, "checked_on", today, "staff", list);
+  if (seen > 0) {
+    char last[32];
+    time_t t = (time_t)seen;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(last, sizeof last, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    json_object_set_new(res, "last_visit", json_string(last));
+  }
   gw_reply_json(req, 200, res);
   gw_reply_header(req, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 }
