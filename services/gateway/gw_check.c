@@ -931,6 +931,38 @@ void gw_check_own_get(gw_req_t *req) {
   pp_clear(&p);
 }
 
+/* The passport of consent cid of the authenticated employer's staff, as a code sharing everything
+ * would show it (p: own view, role), loaded into p: 1; 0 when cid is not (or no longer) this
+ * employer's consent (nothing to show: as for an unknown id); -1 when the register or the index
+ * could not be read (replied 503; p cleared). *since gets the consent's time (unix s). */
+static int staff_passport(gw_req_t *req, cp_redis_t *r, const char *cid, const role_t *role, pp_t *p,
+                          long long *since) {
+  cp_key_t key;
+  memset(p, 0, sizeof *p);
+  p->own = true;
+  p->employer = "";
+  p->started = -1;
+  p->role = role;
+  redisReply *cn = cp_redis_cmd(r, "HMGET %s worker employer since", cp_key_consent(&key, cid));
+  bool mine = cn != NULL && cn->type == REDIS_REPLY_ARRAY && cn->elements == 3 &&
+              cn->element[0]->type == REDIS_REPLY_STRING && cn->element[0]->len == 2 * CP_PSEUDONYM_BYTES &&
+              cn->element[1]->type == REDIS_REPLY_STRING && strcmp(cn->element[1]->str, req->employer->id) == 0;
+  if (mine) {
+    memcpy(p->sc.worker, cn->element[0]->str, 2 * CP_PSEUDONYM_BYTES + 1);
+    *since = cn->element[2]->type == REDIS_REPLY_STRING ? strtoll(cn->element[2]->str, NULL, 10) : 0;
+  }
+  if (cn != NULL) freeReplyObject(cn);
+  if (!mine) return 0;   /* another employer's consent is never shown */
+  redisReply *own = cp_redis_cmd(r, "LRANGE %s 0 %d", cp_key_w_entries(&key, p->sc.worker), ENTRIES_MAX - 1);
+  int rc = pp_index(req, p, own);
+  if (own != NULL) freeReplyObject(own);
+  if (rc != 0) {
+    pp_clear(p);
+    return -1;
+  }
+  return 1;
+}
+
 #define STAFF_MAX 2000   /* workers listed in one staff view */
 
 /* GET /v1/staff[?role=ROLE][&not_ready=1][&expiring=DAYS] (employer token): every worker who gave
@@ -991,31 +1023,15 @@ void gw_staff_get(gw_req_t *req) {
   for (size_t k = 0; k < ids->elements && shown < STAFF_MAX; k++) {
     if (ids->element[k]->type != REDIS_REPLY_STRING) continue;
     const char *cid = ids->element[k]->str;
-    redisReply *cn = cp_redis_cmd(r, "HMGET %s worker employer since", cp_key_consent(&key, cid));
-    if (cn == NULL || cn->type != REDIS_REPLY_ARRAY || cn->elements != 3 || cn->element[0]->type != REDIS_REPLY_STRING ||
-        cn->element[0]->len != 2 * CP_PSEUDONYM_BYTES || cn->element[1]->type != REDIS_REPLY_STRING ||
-        strcmp(cn->element[1]->str, req->employer->id) != 0) {   /* not this employer's: never shown */
-      if (cn != NULL) freeReplyObject(cn);
-      continue;
-    }
     pp_t p;
-    memset(&p, 0, sizeof p);
-    p.own = true;
-    p.employer = "";
-    p.started = -1;
-    p.role = role;
-    memcpy(p.sc.worker, cn->element[0]->str, 2 * CP_PSEUDONYM_BYTES + 1);
-    long long since = cn->element[2]->type == REDIS_REPLY_STRING ? strtoll(cn->element[2]->str, NULL, 10) : 0;
-    freeReplyObject(cn);
-    redisReply *own = cp_redis_cmd(r, "LRANGE %s 0 %d", cp_key_w_entries(&key, p.sc.worker), ENTRIES_MAX - 1);
-    if (pp_index(req, &p, own) != 0) {   /* replied 503 */
-      if (own != NULL) freeReplyObject(own);
-      pp_clear(&p);
+    long long since = 0;
+    int got = staff_passport(req, r, cid, role, &p, &since);
+    if (got < 0) {   /* replied 503 */
       json_decref(list);
       freeReplyObject(ids);
       return;
     }
-    if (own != NULL) freeReplyObject(own);
+    if (got == 0) continue;
     int valid = 0, expired = 0, revoked = 0, nrec = 0, new_since = 0, revoked_since = 0, expired_since = 0;
     int32_t next = INT32_MAX;
     char next_code[CAT_CODE_MAX] = "";
@@ -1143,30 +1159,17 @@ void gw_staff_ascwds_post(gw_req_t *req) {
   FILE *f = open_memstream(&text, &len);
   if (f == NULL) abort();
   fputs(ASCWDS_HEADER, f);
-  cp_key_t key;
   json_object_foreach(ids, k, v) {
     const char *cid = k + 3;
-    redisReply *cn = cp_redis_cmd(r, "HMGET %s worker employer", cp_key_consent(&key, cid));
-    bool mine = cn != NULL && cn->type == REDIS_REPLY_ARRAY && cn->elements == 2 &&
-                cn->element[0]->type == REDIS_REPLY_STRING && cn->element[0]->len == 2 * CP_PSEUDONYM_BYTES &&
-                cn->element[1]->type == REDIS_REPLY_STRING && strcmp(cn->element[1]->str, req->employer->id) == 0;
     pp_t p;
-    memset(&p, 0, sizeof p);
-    p.own = true;
-    p.employer = "";
-    p.started = -1;
-    if (mine) memcpy(p.sc.worker, cn->element[0]->str, 2 * CP_PSEUDONYM_BYTES + 1);
-    if (cn != NULL) freeReplyObject(cn);
-    if (!mine) continue;   /* not on this employer's staff: nothing, as for an unknown id */
-    redisReply *own = cp_redis_cmd(r, "LRANGE %s 0 %d", cp_key_w_entries(&key, p.sc.worker), ENTRIES_MAX - 1);
-    int rc = pp_index(req, &p, own);
-    if (own != NULL) freeReplyObject(own);
-    if (rc != 0) {   /* replied 503 */
-      pp_clear(&p);
+    long long since = 0;
+    int got = staff_passport(req, r, cid, NULL, &p, &since);
+    if (got < 0) {   /* replied 503 */
       fclose(f);
       free(text);
       goto out;
     }
+    if (got == 0) continue;   /* not on this employer's staff: nothing, as for an unknown id */
     for (size_t i = 0; i < p.n; i++) {
       if (!in_scope(&p, i) || !is_workers(&p, i) || !p.ent[i].sig_ok || !p.ent[i].incl_ok) continue;
       rec_facts_t rf;
