@@ -113,6 +113,9 @@ const char *cp_key_w_award_gen(cp_key_t *k, const char *pseudonym_hex);
 const char *cp_key_consent(cp_key_t *k, const char *consent_hex);
 const char *cp_key_emp_staff(cp_key_t *k, const char *employer_id);
 const char *cp_key_w_consents(cp_key_t *k, const char *pseudonym_hex);
+/* HASH cp:w:{hex}:cn_req: the gateway's note of a worker's consent requests (consent hex -> employer),
+ * so a pending one is listed and counted; transient, deleted by `carepass leave`, not rebuilt. */
+const char *cp_key_w_consent_requests(cp_key_t *k, const char *hex);
 
 /* Late award withdrawals and their field "<award code>:<gen>:<pseudonym hex>". */
 const char *cp_key_award_wd(void);

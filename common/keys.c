@@ -41,6 +41,7 @@ const char *cp_key_w_award_gen(cp_key_t *k, const char *hex) { return build(k, C
 const char *cp_key_consent(cp_key_t *k, const char *hex) { return build(k, CP_KEY_CONSENT_FMT, hex); }
 const char *cp_key_emp_staff(cp_key_t *k, const char *emp) { return build(k, CP_KEY_EMP_STAFF_FMT, emp); }
 const char *cp_key_w_consents(cp_key_t *k, const char *hex) { return build(k, CP_KEY_W_CONSENTS_FMT, hex); }
+const char *cp_key_w_consent_requests(cp_key_t *k, const char *hex) { return build(k, "cp:w:{%s}:cn_req", hex); }
 
 const char *cp_key_award_wd(void) { return CP_KEY_AWARD_WD; }
 const char *cp_key_award_wd_field(cp_key_t *k, const char *code, uint64_t gen, const char *hex) {

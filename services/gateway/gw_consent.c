@@ -45,7 +45,6 @@
 #define GW_E_CONSENT_LIMIT "CONSENT_LIMIT"    /* 409 GATEWAY_CONSENTS_PER_WORKER live consents */
 #define GW_E_CONSENT_FORMAT "CONSENT_NEEDS_FORMAT_2" /* 409 ENTRY_FORMAT=1: a consent entry would name the worker */
 #define CONSENTS_MAX 1000                     /* most consents read for one worker (the option's bound) */
-#define REQ_KEY_FMT "cp:w:{%s}:cn_req"        /* the gateway's note of requested consents */
 
 /* Is s exactly 32 lowercase hex? */
 static bool hex32(const char *s) {
@@ -67,9 +66,8 @@ static void event_state(cp_redis_t *r, const char *prefix, const char *id, char 
 
 int gw_consent_list_of(cp_redis_t *r, const char *hex, gw_consent_t *out, size_t max, size_t *n) {
   *n = 0;
-  char rk[CP_KEY_MAX];
-  cp_key_t wk;
-  snprintf(rk, sizeof rk, REQ_KEY_FMT, hex);
+  cp_key_t wk, rq;
+  const char *rk = cp_key_w_consent_requests(&rq, hex);
   redisReply *req = cp_redis_cmd(r, "HGETALL %s", rk);
   redisReply *live = cp_redis_cmd(r, "SMEMBERS %s", cp_key_w_consents(&wk, hex));
   int rc = -1;
@@ -229,8 +227,9 @@ int gw_consent_grant(gw_req_t *req, const char *employer, char id_out[PROJ_CONSE
   uint8_t raw[PROJ_CONSENT_ID_HEX / 2];
   randombytes_buf(raw, sizeof raw);
   cp_hex(raw, sizeof raw, id_out);
-  char rk[CP_KEY_MAX], eid[64];
-  snprintf(rk, sizeof rk, REQ_KEY_FMT, req->subject);
+  char eid[64];
+  cp_key_t rq;
+  const char *rk = cp_key_w_consent_requests(&rq, req->subject);
   snprintf(eid, sizeof eid, "consent:%s", id_out);
   /* the note first: a consent that commits is then always listed (a note without a claim is
    * dropped by the list once the claim is known rejected or absent for long: here, at once) */
