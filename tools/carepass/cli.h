@@ -86,6 +86,11 @@ int cli_parse_long(const char *s, long min, long max, long *out) CP_WUR;
  * checked registry id, so it may be named). */
 #include "cp_token.h"
 int cli_token_print(const char *cmd, cp_token_kind_t kind, const char *subject, int64_t lifetime_s) CP_WUR;
+/* The command line of a token command "CMD ID [--days N]" (provider-token, employer-token): *id and
+ * *days (default_days unless given, 1..max_days). -1 when the caller goes on; else the exit status,
+ * with the help (help_fn) or the error printed. */
+int cli_token_args(const char *cmd, int argc, char **argv, const char *id_name, long default_days, long max_days,
+                   void (*help_fn)(FILE *out), const char **id, long *days);
 /* Read the first Z85 CurveZMQ key (40 chars of the Z85 alphabet) found in the
  * file at path: a ".pub" file, or a key-pair file written by cp_curve_load (its
  * public key is the first one). */

@@ -109,6 +109,37 @@ int cli_subjects_open(const char *cmd, unsigned flags, cp_subject_store_t **st) 
   return 0;
 }
 
+int cli_token_args(const char *cmd, int argc, char **argv, const char *id_name, long default_days, long max_days,
+                   void (*help_fn)(FILE *out), const char **id, long *days) {
+  *id = NULL;
+  *days = default_days;
+  for (int i = 1; i < argc; i++) {
+    if (cli_is_help(argv[i])) {
+      help_fn(stdout);
+      return CLI_EXIT_OK;
+    }
+    if (strcmp(argv[i], "--days") == 0 && i + 1 < argc) {
+      if (cli_parse_long(argv[++i], 1, max_days, days) != 0) {
+        cli_error(cmd, "--days must be a whole number from 1 to %ld", max_days);
+        return CLI_EXIT_USAGE;
+      }
+      continue;
+    }
+    if (argv[i][0] == '-' || *id != NULL) {
+      cli_error(cmd, "unexpected argument \"%s\"", argv[i]);
+      help_fn(stderr);
+      return CLI_EXIT_USAGE;
+    }
+    *id = argv[i];
+  }
+  if (*id == NULL) {
+    cli_error(cmd, "%s is required", id_name);
+    help_fn(stderr);
+    return CLI_EXIT_USAGE;
+  }
+  return -1;
+}
+
 int cli_token_print(const char *cmd, cp_token_kind_t kind, const char *subject, int64_t lifetime_s) {
   char err[CP_ERRLEN];
   unsigned char secret[CP_SECRET_BYTES];

@@ -31,27 +31,8 @@ static void help(FILE *out) {
 int cmd_employer_token(int argc, char **argv) {
   const char *employer = NULL;
   long days = DEFAULT_DAYS;
-  for (int i = 1; i < argc; i++) {
-    if (cli_is_help(argv[i])) { help(stdout); return CLI_EXIT_OK; }
-    if (strcmp(argv[i], "--days") == 0 && i + 1 < argc) {
-      if (cli_parse_long(argv[++i], 1, (long)MAX_DAYS, &days) != 0) {
-        cli_error("employer-token", "--days must be a whole number from 1 to %lld", (long long)MAX_DAYS);
-        return CLI_EXIT_USAGE;
-      }
-      continue;
-    }
-    if (argv[i][0] == '-' || employer != NULL) {
-      cli_error("employer-token", "unexpected argument \"%s\"", argv[i]);
-      help(stderr);
-      return CLI_EXIT_USAGE;
-    }
-    employer = argv[i];
-  }
-  if (employer == NULL) {
-    cli_error("employer-token", "EMPLOYER_ID is required");
-    help(stderr);
-    return CLI_EXIT_USAGE;
-  }
+  int rc = cli_token_args("employer-token", argc, argv, "EMPLOYER_ID", DEFAULT_DAYS, (long)MAX_DAYS, help, &employer, &days);
+  if (rc >= 0) return rc;
   if (cli_config("employer-token") != 0) return CLI_EXIT_USAGE;
   char err[CP_ERRLEN];
   emp_registry_t *reg = NULL;

@@ -28,27 +28,8 @@ static void help(FILE *out) {
 int cmd_provider_token(int argc, char **argv) {
   const char *provider = NULL;
   long days = DEFAULT_DAYS;
-  for (int i = 1; i < argc; i++) {
-    if (cli_is_help(argv[i])) { help(stdout); return CLI_EXIT_OK; }
-    if (strcmp(argv[i], "--days") == 0 && i + 1 < argc) {
-      if (cli_parse_long(argv[++i], 1, (long)MAX_DAYS, &days) != 0) {
-        cli_error("provider-token", "--days must be a whole number from 1 to %lld", (long long)MAX_DAYS);
-        return CLI_EXIT_USAGE;
-      }
-      continue;
-    }
-    if (argv[i][0] == '-' || provider != NULL) {
-      cli_error("provider-token", "unexpected argument \"%s\"", argv[i]);
-      help(stderr);
-      return CLI_EXIT_USAGE;
-    }
-    provider = argv[i];
-  }
-  if (provider == NULL) {
-    cli_error("provider-token", "PROVIDER_ID is required");
-    help(stderr);
-    return CLI_EXIT_USAGE;
-  }
+  int rc = cli_token_args("provider-token", argc, argv, "PROVIDER_ID", DEFAULT_DAYS, (long)MAX_DAYS, help, &provider, &days);
+  if (rc >= 0) return rc;
   if (cli_config("provider-token") != 0) return CLI_EXIT_USAGE;
   char err[CP_ERRLEN];
   prov_registry_t *reg = NULL;
