@@ -335,9 +335,9 @@ static const char *row_status(const gw_mrec_t *r) {
   return r->status_text;
 }
 
-/* One summary-list row for a record. */
-static void record_row(gw_jw_t *w, const gw_check_model_t *m, const gw_mrec_t *r) {
-  char d[GW_HTML_DATE_MAX];
+/* The start of a record's summary-list row: its title, status tag and status line (the caller
+ * writes the rest of the value and closes the row). */
+static void row_head(gw_jw_t *w, const gw_mrec_t *r) {
   gw_html_fmt(w, "<div class=\"summary-row record\" id=\"record-%llu\" data-index=\"%llu\" data-status=\"",
               (unsigned long long)r->index, (unsigned long long)r->index);
   gw_html_text(w, row_status(r));
@@ -347,6 +347,12 @@ static void record_row(gw_jw_t *w, const gw_check_model_t *m, const gw_mrec_t *r
   status_tag(w, r);
   gw_jw_raw(w, "\n");
   status_line(w, r);
+}
+
+/* One summary-list row for a record. */
+static void record_row(gw_jw_t *w, const gw_check_model_t *m, const gw_mrec_t *r) {
+  char d[GW_HTML_DATE_MAX];
+  row_head(w, r);
   gw_html_date(r->completion_date, d);
   gw_html_fmt(w, "<p class=\"record-meta\">Completed on %s with ", d);
   gw_html_text(w, r->provider_name);
@@ -379,15 +385,7 @@ static void care_certificate(gw_jw_t *w, const gw_check_model_t *m, const gw_t *
   gw_jw_raw(w, "<h2 id=\"care-certificate-title\">The Care Certificate</h2>\n<dl class=\"summary-list\" "
                "id=\"care-certificate\">\n");
   if (award != NULL) {
-    gw_html_fmt(w, "<div class=\"summary-row record\" id=\"record-%llu\" data-index=\"%llu\" data-status=\"",
-                (unsigned long long)award->index, (unsigned long long)award->index);
-    gw_html_text(w, row_status(award));
-    gw_jw_raw(w, "\">\n<dt class=\"summary-key\">");
-    gw_html_text(w, award->title);
-    gw_jw_raw(w, "</dt>\n<dd class=\"summary-value\">");
-    status_tag(w, award);
-    gw_jw_raw(w, "\n");
-    status_line(w, award);
+    row_head(w, award);
     gw_html_date(award->completion_date, d);
     gw_html_fmt(w, "<p class=\"record-meta\">Awarded on %s, when all %zu standards were verified</p>\n", d, total);
   } else {
